@@ -1,0 +1,32 @@
+"""The cache layer: keys, the Redis and filesystem tiers, the embedded server, IRCache.
+
+Plain asyncio; nothing here imports Textual.
+"""
+
+from .embedded import EmbeddedRedis, find_redis_server
+from .errors import EmbeddedRedisError, IRCacheError, RedisUnavailable
+from .events import CacheEvent, Counters
+from .fs_tier import FileEntry, FilesystemTier
+from .ircache import IRCache, Lookup
+from .keys import InvalidSpecName, KeySpace, cache_key, spec_hash, spec_name_from_path
+from .redis_tier import RedisTier
+
+__all__ = [
+    "CacheEvent",
+    "Counters",
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "FileEntry",
+    "FilesystemTier",
+    "IRCache",
+    "IRCacheError",
+    "InvalidSpecName",
+    "KeySpace",
+    "Lookup",
+    "RedisTier",
+    "RedisUnavailable",
+    "cache_key",
+    "find_redis_server",
+    "spec_hash",
+    "spec_name_from_path",
+]

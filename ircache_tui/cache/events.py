@@ -1,0 +1,69 @@
+"""A small event stream: what the cache did, for dashboards and counters.
+
+Subscribers are plain callables run synchronously on the event loop; they
+must be quick (a dashboard posts a message and returns). A subscriber that
+raises is logged, never allowed to break a cache call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+log = logging.getLogger("ircache")
+
+EventKind = Literal["hit", "miss", "generated", "warmed", "corrupt", "flushed", "deleted", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEvent:
+    kind: EventKind
+    spec_name: str = ""
+    cache_key: str = ""
+    tier: str = ""  # "redis", "filesystem", "generator"
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Counters:
+    redis_hits: int = 0
+    filesystem_hits: int = 0
+    misses: int = 0
+    generated: int = 0
+    errors: int = 0
+
+    @property
+    def hits(self) -> int:
+        return self.redis_hits + self.filesystem_hits
+
+
+@dataclass(slots=True)
+class EventBus:
+    counters: Counters = field(default_factory=Counters)
+    _subscribers: list[Callable[[CacheEvent], None]] = field(default_factory=list)
+
+    def subscribe(self, callback: Callable[[CacheEvent], None]) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def emit(self, event: CacheEvent) -> None:
+        c = self.counters
+        if event.kind == "hit":
+            if event.tier == "redis":
+                c.redis_hits += 1
+            else:
+                c.filesystem_hits += 1
+        elif event.kind == "miss":
+            c.misses += 1
+        elif event.kind == "generated":
+            c.generated += 1
+        elif event.kind == "error":
+            c.errors += 1
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a broken subscriber must not break the cache
+                log.exception("cache event subscriber failed")

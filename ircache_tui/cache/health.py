@@ -1,0 +1,42 @@
+"""Remembers that Redis is down, so callers skip it fast and the log says so once.
+
+While down, calls are refused without touching the network until the next
+probe time; the first call after it probes. Backoff doubles up to a cap, so a
+Redis that comes back is used again within `max_backoff` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger("ircache")
+
+
+class RedisHealth:
+    def __init__(self, label: str, *, min_backoff: float = 0.5, max_backoff: float = 2.0) -> None:
+        self.label = label
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.down = False
+        self.reason = ""
+        self._backoff = min_backoff
+        self._retry_at = 0.0
+
+    def should_skip(self) -> bool:
+        return self.down and time.monotonic() < self._retry_at
+
+    def mark_down(self, exc: BaseException) -> None:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        if not self.down:
+            log.warning("Redis unavailable at %s (%s); using the filesystem tier until it is back", self.label, reason)
+            self._backoff = self.min_backoff
+        else:
+            self._backoff = min(self._backoff * 2, self.max_backoff)
+        self.down, self.reason = True, reason
+        self._retry_at = time.monotonic() + self._backoff
+
+    def mark_up(self) -> None:
+        if self.down:
+            log.info("Redis reachable again at %s", self.label)
+        self.down, self.reason = False, ""

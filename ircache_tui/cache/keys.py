@@ -1,0 +1,138 @@
+"""Cache keys: `{spec_name}_{hash8}`, the Redis key and the file name built from it.
+
+A spec name comes from a path the caller hands us, so it is treated as
+hostile: only its last component is used, and anything that could leave the
+Redis prefix or the cache directory is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+DEFAULT_PREFIX = "ir_cache"
+HASH_LEN = 8
+MAX_SPEC_NAME_BYTES = 200  # leaves room for `_{hash8}.json` under NAME_MAX (255)
+
+# An IR key is exactly `{spec}_{8 lowercase hex}`; anything else under the
+# prefix (locks, other tools' keys) is not ours to list or delete.
+_KEY_RE = re.compile(r"^(?P<spec>.+)_(?P<hash>[0-9a-f]{8})$", re.DOTALL)
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\^])")
+
+
+class InvalidSpecName(ValueError):
+    """A spec name that cannot safely become a key or a file name."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKey:
+    spec_name: str
+    hash8: str
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.spec_name}_{self.hash8}"
+
+
+def spec_hash(spec_markdown: str) -> str:
+    """Full SHA-256 hex digest of the spec's UTF-8 text."""
+    return hashlib.sha256(spec_markdown.encode("utf-8")).hexdigest()
+
+
+def validate_spec_name(name: str) -> str:
+    """Return `name` if it is safe as a key and a file name, else raise InvalidSpecName."""
+    if not isinstance(name, str) or not name:
+        raise InvalidSpecName("spec name is empty")
+    if _FORBIDDEN.search(name):
+        raise InvalidSpecName(f"spec name {name!r} contains a path separator or control character")
+    if name in (".", ".."):
+        raise InvalidSpecName(f"spec name {name!r} is a relative path component")
+    if len(name.encode("utf-8")) > MAX_SPEC_NAME_BYTES:
+        raise InvalidSpecName(f"spec name is longer than {MAX_SPEC_NAME_BYTES} bytes")
+    return name
+
+
+def spec_name_from_path(spec_path: str) -> str:
+    """The file stem of the last path component; `../../etc/x.md` gives `x`."""
+    last = str(spec_path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    stem = PurePosixPath(last).stem if last not in (".", "..") else last
+    return validate_spec_name(stem)
+
+
+def cache_key(spec_markdown: str, spec_path: str) -> str:
+    """`{spec_name}_{hash8}` for a spec's text and path."""
+    return f"{spec_name_from_path(spec_path)}_{spec_hash(spec_markdown)[:HASH_LEN]}"
+
+
+def parse_cache_key(key: str) -> ParsedKey | None:
+    """Split a cache key into spec name and hash8, or None if it is not an IR key."""
+    m = _KEY_RE.match(key)
+    if not m:
+        return None
+    try:
+        validate_spec_name(m["spec"])
+    except InvalidSpecName:
+        return None
+    return ParsedKey(m["spec"], m["hash"])
+
+
+def glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so `text` matches only itself."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def validate_prefix(prefix: str) -> str:
+    if not prefix or _FORBIDDEN.search(prefix):
+        raise ValueError(f"invalid key prefix {prefix!r}: it must be non-empty, without separators or control characters")
+    return prefix
+
+
+class KeySpace:
+    """Maps cache keys to Redis keys under one prefix, and back."""
+
+    __slots__ = ("prefix", "_head")
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = validate_prefix(prefix)
+        self._head = f"{prefix}:"
+
+    def redis_key(self, key: str) -> str:
+        parsed = parse_cache_key(key)
+        if parsed is None:
+            raise InvalidSpecName(f"{key!r} is not a cache key of the form {{spec_name}}_{{hash8}}")
+        return self._head + key
+
+    def lock_key(self, key: str) -> str:
+        # Ends in ':lock', so it never parses as an IR key and no flush touches it.
+        return f"{self.redis_key(key)}:lock"
+
+    def cache_key_of(self, redis_key: str | bytes) -> ParsedKey | None:
+        """The parsed cache key of a Redis key, or None if it is not one of ours."""
+        if isinstance(redis_key, bytes):
+            try:
+                redis_key = redis_key.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        if not redis_key.startswith(self._head):
+            return None
+        return parse_cache_key(redis_key[len(self._head):])
+
+    def match_pattern(self, spec_name: str | None = None) -> str:
+        """A SCAN MATCH pattern: every IR key, or exactly one spec's keys.
+
+        The hash part is spelled as eight hex classes, so `ecommerce` does not
+        match `ecommerce_v2_...` on the server already; callers still filter
+        with `cache_key_of` because MATCH is a glob, not a parser.
+        """
+        hexdigit = "[0-9a-f]"
+        head = glob_escape(self._head)
+        if spec_name is None:
+            return f"{head}*_{hexdigit * HASH_LEN}"
+        return f"{head}{glob_escape(validate_spec_name(spec_name))}_{hexdigit * HASH_LEN}"
+
+    def belongs(self, redis_key: str | bytes, spec_name: str | None = None) -> bool:
+        parsed = self.cache_key_of(redis_key)
+        return parsed is not None and (spec_name is None or parsed.spec_name == spec_name)

@@ -1,0 +1,45 @@
+"""Human-readable sizes, durations and times, shared by the CLI and the dashboard."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+def human_ttl(seconds: int | None) -> str:
+    """`6d 23h`, `59m 12s`; -1 (no expiry) is `∞`, -2 or None (gone) is `—`."""
+    if seconds is None or seconds == -2:
+        return "—"
+    if seconds == -1:
+        return "∞"
+    days, rem = divmod(int(seconds), 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes, secs = divmod(rem, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def human_time(value: datetime | float | None, now: datetime | None = None) -> str:
+    """A timestamp as `YYYY-MM-DD HH:MM` UTC."""
+    if value is None:
+        return "—"
+    if not isinstance(value, datetime):
+        value = datetime.fromtimestamp(value, tz=timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,125 @@
+"""The stored entry: the ApplicationIR wrapped with where and how it was made.
+
+The same JSON bytes go to Redis and to the filesystem. A stored entry that is
+not JSON, does not validate, or carries another schema_version is a
+CorruptEntry, which every tier treats as a miss.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .model import ApplicationIR
+
+# Bump when ApplicationIR changes shape: older entries then read as misses
+# instead of being served stale.
+SCHEMA_VERSION = 1
+
+
+class CorruptEntry(Exception):
+    """A stored entry that cannot be used; `reason` is one line for the log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GeneratorInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    model: str | None = None
+
+
+class StoredEntry(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int
+    spec_name: str
+    spec_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    spec_path: str
+    generated_at: datetime
+    generator: GeneratorInfo
+    application_ir: ApplicationIR
+
+    @classmethod
+    def create(
+        cls,
+        ir: ApplicationIR,
+        *,
+        spec_name: str,
+        spec_hash: str,
+        spec_path: str,
+        generator: str,
+        model: str | None = None,
+        generated_at: datetime | None = None,
+    ) -> "StoredEntry":
+        return cls(
+            schema_version=SCHEMA_VERSION,
+            spec_name=spec_name,
+            spec_hash=spec_hash,
+            spec_path=spec_path,
+            generated_at=generated_at or datetime.now(timezone.utc),
+            generator=GeneratorInfo(name=generator, model=model),
+            application_ir=ir,
+        )
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _check(entry: StoredEntry, expect_hash8: str | None) -> StoredEntry:
+    if entry.schema_version != SCHEMA_VERSION:
+        raise CorruptEntry(f"schema_version {entry.schema_version}, expected {SCHEMA_VERSION}")
+    if expect_hash8 is not None and not entry.spec_hash.startswith(expect_hash8):
+        raise CorruptEntry(f"spec_hash {entry.spec_hash[:8]}… does not match the key's {expect_hash8}")
+    return entry
+
+
+def decode_entry(raw: bytes | str, expect_hash8: str | None = None) -> StoredEntry:
+    """Parse and validate stored bytes in one pass (pydantic's JSON parser)."""
+    try:
+        entry = StoredEntry.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"].startswith("json"):
+            raise CorruptEntry(f"not JSON: {first['msg']}") from None
+        raise CorruptEntry(_describe(exc, _loads_or_none(raw))) from None
+    return _check(entry, expect_hash8)
+
+
+def _loads_or_none(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def entry_from_dict(data: Any, expect_hash8: str | None = None) -> StoredEntry:
+    try:
+        entry = StoredEntry.model_validate(data)
+    except ValidationError as exc:
+        raise CorruptEntry(_describe(exc, data)) from None
+    return _check(entry, expect_hash8)
+
+
+def _describe(exc: ValidationError, data: Any) -> str:
+    if not isinstance(data, dict):
+        return f"invalid entry: not a JSON object but {type(data).__name__}"
+    # A different schema_version explains every other error, so say that first.
+    version = data.get("schema_version")
+    if version is None:
+        return "no schema_version"
+    if version != SCHEMA_VERSION:
+        return f"schema_version {version!r}, expected {SCHEMA_VERSION}"
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "entry"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"invalid entry: {where}: {first['msg']}{more}"

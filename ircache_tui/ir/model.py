@@ -1,0 +1,131 @@
+"""The ApplicationIR: what a spec turns into, modelled on the pipeline's IR.
+
+Every field has a default so that a partial document (an older entry, a
+sparse LLM answer) still validates where it safely can; the enums are closed
+so that nonsense does not.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", use_enum_values=True)
+
+
+class DataType(str, Enum):
+    STRING = "string"
+    INTEGER = "integer"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+    UUID = "uuid"
+    JSON = "json"
+    ENUM = "enum"
+
+
+class RelationshipType(str, Enum):
+    ONE_TO_ONE = "one_to_one"
+    ONE_TO_MANY = "one_to_many"
+    MANY_TO_ONE = "many_to_one"
+    MANY_TO_MANY = "many_to_many"
+
+
+class Attribute(_Model):
+    name: str
+    data_type: DataType = DataType.STRING
+    is_primary_key: bool = False
+    is_nullable: bool = True
+    is_unique: bool = False
+    description: str = ""
+
+
+class Relationship(_Model):
+    source_entity: str
+    target_entity: str
+    type: RelationshipType
+
+
+class Entity(_Model):
+    name: str
+    description: str = ""
+    attributes: list[Attribute] = Field(default_factory=list)
+    relationships: list[Relationship] = Field(default_factory=list)
+
+
+class DomainModel(_Model):
+    entities: list[Entity] = Field(default_factory=list)
+
+
+class Parameter(_Model):
+    name: str
+    location: str = "query"  # path, query, header, body
+    data_type: DataType = DataType.STRING
+    required: bool = False
+    description: str = ""
+
+
+class Endpoint(_Model):
+    method: str
+    path: str
+    summary: str = ""
+    auth_required: bool = False
+    parameters: list[Parameter] = Field(default_factory=list)
+
+
+class APIModel(_Model):
+    endpoints: list[Endpoint] = Field(default_factory=list)
+
+
+class Flow(_Model):
+    name: str
+    trigger: str = ""
+    steps: list[str] = Field(default_factory=list)
+
+
+class BehaviorModel(_Model):
+    flows: list[Flow] = Field(default_factory=list)
+
+
+class ValidationRule(_Model):
+    entity: str
+    attribute: str = ""
+    type: str = "custom"
+    condition: str = ""
+    error_message: str = ""
+
+
+class ValidationModel(_Model):
+    rules: list[ValidationRule] = Field(default_factory=list)
+
+
+class DatabaseConfig(_Model):
+    type: str = "postgresql"
+    name: str = ""
+
+
+class InfrastructureModel(_Model):
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+
+
+class ApplicationIR(_Model):
+    name: str
+    description: str = ""
+    version: str = "1.0.0"
+    domain_model: DomainModel = Field(default_factory=DomainModel)
+    api_model: APIModel = Field(default_factory=APIModel)
+    behavior_model: BehaviorModel = Field(default_factory=BehaviorModel)
+    validation_model: ValidationModel = Field(default_factory=ValidationModel)
+    infrastructure_model: InfrastructureModel = Field(default_factory=InfrastructureModel)
+
+    def summary(self) -> dict[str, int]:
+        """Counts an operator wants at a glance."""
+        return {
+            "entities": len(self.domain_model.entities),
+            "endpoints": len(self.api_model.endpoints),
+            "flows": len(self.behavior_model.flows),
+            "rules": len(self.validation_model.rules),
+        }

@@ -1,0 +1,83 @@
+"""Settings, built once from the environment (and command-line overrides) and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .cache.keys import DEFAULT_PREFIX, validate_prefix
+
+DEFAULT_TTL = 604_800  # 7 days
+DEFAULT_CACHE_DIR = ".cache/ir"
+GENERATOR_CHOICES = ("auto", "offline", "anthropic")
+
+
+class SettingsError(ValueError):
+    """A setting with a value we cannot use; the message names the variable."""
+
+
+def parse_ttl(value: str | int, source: str = "IR_CACHE_TTL") -> int:
+    try:
+        ttl = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{source} must be a whole number of seconds, got {value!r}") from None
+    if ttl < 0:
+        raise SettingsError(f"{source} must be 0 (caching off) or more, got {ttl}")
+    return ttl
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    #: None means "start or reuse the embedded redis-server under cache_dir".
+    redis_url: str | None = None
+    cache_dir: Path = field(default_factory=lambda: Path(DEFAULT_CACHE_DIR))
+    ttl: int = DEFAULT_TTL
+    prefix: str = DEFAULT_PREFIX
+    #: auto = Anthropic when ANTHROPIC_API_KEY is set, offline otherwise.
+    generator: str = "auto"
+    model: str | None = None
+    anthropic_api_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Environment first, then any non-None override (command-line flags)."""
+        env = os.environ if env is None else env
+        settings = cls(
+            redis_url=env.get("REDIS_URL") or None,
+            cache_dir=Path(env.get("IR_CACHE_DIR") or DEFAULT_CACHE_DIR),
+            ttl=parse_ttl(env["IR_CACHE_TTL"]) if env.get("IR_CACHE_TTL", "").strip() else DEFAULT_TTL,
+            prefix=env.get("IR_CACHE_PREFIX") or DEFAULT_PREFIX,
+            generator=(env.get("IR_GENERATOR") or "auto").lower(),
+            model=env.get("IR_MODEL") or None,
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "cache_dir" in given:
+            given["cache_dir"] = Path(str(given["cache_dir"]))
+        if "ttl" in given:
+            given["ttl"] = parse_ttl(given["ttl"], "--ttl")  # type: ignore[arg-type]
+        return replace(settings, **given).validated()
+
+    def validated(self) -> "Settings":
+        try:
+            validate_prefix(self.prefix)
+        except ValueError as exc:
+            raise SettingsError(f"IR_CACHE_PREFIX: {exc}") from None
+        if self.generator not in GENERATOR_CHOICES:
+            raise SettingsError(f"IR_GENERATOR must be one of {', '.join(GENERATOR_CHOICES)}, got {self.generator!r}")
+        if self.generator == "anthropic" and not self.anthropic_api_key:
+            raise SettingsError("IR_GENERATOR=anthropic needs ANTHROPIC_API_KEY")
+        return self
+
+    def make_generator(self):
+        """The generator these settings ask for (imports the SDK only when used)."""
+        from .ir.generators import OfflineGenerator
+
+        use_anthropic = self.generator == "anthropic" or (self.generator == "auto" and self.anthropic_api_key)
+        if use_anthropic:
+            from .ir.generators.anthropic import AnthropicGenerator
+
+            return AnthropicGenerator(model=self.model, api_key=self.anthropic_api_key)
+        return OfflineGenerator()

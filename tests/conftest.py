@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real redis-server for the session; each test starts from an empty db."""
+    with RedisServer("--notify-keyspace-events", "KEA") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    client = redis.Redis.from_url(redis_server.unix_url)
+    client.flushall()
+    client.close()
+    return redis_server.unix_url
+
+
+@pytest.fixture
+def sync_redis(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return tmp_path / "cache" / "ir"
+
+
+@pytest.fixture
+def ircache_logs(caplog):
+    caplog.set_level(logging.INFO, logger="ircache")
+    return caplog

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from ircache_tui.cache.keys import spec_hash
+from ircache_tui.ir import SCHEMA_VERSION, ApplicationIR, CorruptEntry, StoredEntry, decode_entry
+
+
+def make_entry(text="spec") -> StoredEntry:
+    return StoredEntry.create(
+        ApplicationIR(name="X"), spec_name="x", spec_hash=spec_hash(text), spec_path="x.md", generator="offline"
+    )
+
+
+def test_round_trip():
+    entry = make_entry()
+    raw = entry.to_json_bytes()
+    back = decode_entry(raw, spec_hash("spec")[:8])
+    assert back == entry
+    data = json.loads(raw)
+    assert set(data) == {
+        "schema_version", "spec_name", "spec_hash", "spec_path", "generated_at", "generator", "application_ir",
+    }
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["generator"] == {"name": "offline", "model": None}
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"{not json", "not JSON"),
+        (b"", "not JSON"),
+        (b"[1, 2]", "invalid entry"),
+    ],
+)
+def test_garbage_is_corrupt(raw, reason):
+    with pytest.raises(CorruptEntry) as err:
+        decode_entry(raw)
+    assert reason in err.value.reason
+
+
+def test_other_schema_version_is_corrupt():
+    data = make_entry().to_dict()
+    data["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(CorruptEntry, match="schema_version"):
+        decode_entry(json.dumps(data))
+    data["application_ir"] = {"totally": "different"}
+    with pytest.raises(CorruptEntry, match="schema_version"):
+        decode_entry(json.dumps(data))
+    del data["schema_version"]
+    with pytest.raises(CorruptEntry, match="no schema_version"):
+        decode_entry(json.dumps(data))
+
+
+def test_invalid_ir_is_corrupt():
+    data = make_entry().to_dict()
+    data["application_ir"]["domain_model"] = {"entities": [{"name": "A", "attributes": [{"name": "a", "data_type": "blob"}]}]}
+    with pytest.raises(CorruptEntry, match="data_type"):
+        decode_entry(json.dumps(data))
+
+
+def test_hash_must_match_key():
+    raw = make_entry().to_json_bytes()
+    with pytest.raises(CorruptEntry, match="does not match"):
+        decode_entry(raw, "00000000")
