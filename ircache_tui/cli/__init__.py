@@ -1,0 +1,1 @@
+"""Command line: the dashboard by default, headless subcommands for scripts and CI."""

@@ -1,0 +1,13 @@
+"""One module per subcommand: HELP, DESCRIPTION, add_arguments(parser), run(args, settings)."""
+
+from . import dashboard, flush, get, prune, stats, warm, watch
+
+REGISTRY = {
+    "dashboard": dashboard,
+    "stats": stats,
+    "get": get,
+    "warm": warm,
+    "flush": flush,
+    "prune": prune,
+    "watch": watch,
+}

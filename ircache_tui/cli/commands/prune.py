@@ -1,0 +1,71 @@
+"""`ircache-tui prune DIR ...`: delete entries no spec can hit any more."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from ...cache.ircache import IRCache
+from ...settings import Settings
+from ...specs import discover_specs, find_stale, prune
+from ..common import EXIT_FAILED, EXIT_OK, confirm, print_json
+from ._shared import spec_dirs
+
+HELP = "delete stale entries: older hashes of existing specs, entries of deleted specs"
+DESCRIPTION = """Compare the cache with the specs under DIR: entries of an older version of
+a spec that still exists are stale; entries of a spec that no longer exists
+are orphaned. Both are deleted from Redis and the filesystem after
+confirmation (--yes without a terminal). --dry-run only lists them.
+
+examples:
+  ircache-tui prune examples/specs --dry-run
+  ircache-tui prune examples/specs --yes --json"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="the spec directories that define what is current")
+    p.add_argument("--pattern", default="*.md", help="spec file glob (default *.md)")
+    p.add_argument("--keep-orphans", action="store_true", help="only prune older hashes of specs that exist")
+    p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--json", action="store_true", help="print JSON (what was found and what was removed)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    dirs = spec_dirs(args.dirs)
+    return asyncio.run(_run(args, settings, dirs))
+
+
+async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
+    specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir])
+    async with IRCache(settings=settings) as cache:
+        report = await find_stale(cache, specs, orphans=not args.keep_orphans)
+        removed = {"redis": 0, "filesystem": 0}
+        if report.total and not args.dry_run:
+            if not args.json:
+                _describe(report)
+            confirm(f"Delete {len(report.redis_keys)} Redis key(s) and {len(report.files)} file(s)?", args.yes)
+            removed = await prune(cache, report)
+    if args.json:
+        print_json({"found": report.as_dict(), "removed": removed, "dry_run": args.dry_run,
+                    "redis_error": report.redis_error or None})
+    else:
+        if args.dry_run or not report.total:
+            _describe(report)
+        if not args.dry_run and report.total:
+            print(f"pruned {removed['redis']} Redis key(s) and {removed['filesystem']} file(s)")
+        if report.redis_error:
+            print(f"Redis not checked: {report.redis_error}")
+    return EXIT_FAILED if report.redis_error else EXIT_OK
+
+
+def _describe(report) -> None:
+    if not report.total:
+        print("nothing stale")
+        return
+    for label, keys in (
+        ("stale in Redis", report.redis_stale), ("orphaned in Redis", report.redis_orphaned),
+        ("stale on disk", report.files_stale), ("orphaned on disk", report.files_orphaned),
+    ):
+        for key in keys:
+            print(f"{label}: {key}")

@@ -1,0 +1,107 @@
+"""Find spec files under directories and compute their cache keys.
+
+A spec that cannot be used (unreadable, not UTF-8, too large, a hostile
+name) is returned with `error` set rather than raised, so one bad file
+never stops a walk over a thousand good ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cache.keys import HASH_LEN, InvalidSpecName, spec_hash, spec_name_from_path
+
+DEFAULT_PATTERN = "*.md"
+DEFAULT_MAX_BYTES = 1024 * 1024
+IGNORED_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".cache"}
+# Editor temp and swap files: vim (.swp/.swo/~), emacs (#x#, .#x), others' .tmp/.bak
+_IGNORED_FILE_GLOBS = ("*.swp", "*.swo", "*.swx", "*~", "#*#", ".#*", "*.tmp", "*.bak", ".*.kate-swp", "4913")
+
+
+@dataclass(frozen=True, slots=True)
+class SpecFile:
+    path: Path
+    spec_name: str = ""
+    digest: str = ""
+    text: str = ""
+    error: str = ""
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.spec_name}_{self.digest[:HASH_LEN]}" if self.digest else ""
+
+    @property
+    def hash8(self) -> str:
+        return self.digest[:HASH_LEN]
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def is_ignored(path: Path, roots: list[Path] | None = None, extra_ignored: list[Path] | None = None) -> bool:
+    """True for editor temp files, VCS dirs and anything under an extra ignored dir (the cache dir)."""
+    name = path.name
+    if any(fnmatch.fnmatch(name, pattern) for pattern in _IGNORED_FILE_GLOBS):
+        return True
+    parts = set(path.parts)
+    if parts & IGNORED_DIRS:
+        return True
+    for ignored in extra_ignored or []:
+        try:
+            path.resolve().relative_to(ignored.resolve())
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def read_spec(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> SpecFile:
+    """Read and key one spec file; problems land in `error`, one line naming the reason."""
+    try:
+        name = spec_name_from_path(str(path))
+    except InvalidSpecName as exc:
+        return SpecFile(path, error=str(exc))
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return SpecFile(path, name, error=f"larger than the {max_bytes}-byte limit ({size} bytes)")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return SpecFile(path, name, error="file no longer exists")
+    except IsADirectoryError:
+        return SpecFile(path, name, error="is a directory")
+    except PermissionError:
+        return SpecFile(path, name, error="permission denied")
+    except OSError as exc:
+        return SpecFile(path, name, error=exc.strerror or str(exc))
+    if len(raw) > max_bytes:
+        return SpecFile(path, name, error=f"larger than the {max_bytes}-byte limit ({len(raw)} bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return SpecFile(path, name, error=f"not UTF-8 (byte {exc.start})")
+    return SpecFile(path, name, spec_hash(text), text)
+
+
+def discover_specs(
+    dirs: list[Path],
+    pattern: str = DEFAULT_PATTERN,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    ignored: list[Path] | None = None,
+) -> list[SpecFile]:
+    """Every spec under `dirs` (recursive), sorted by path."""
+    found: dict[Path, SpecFile] = {}
+    for root in dirs:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
+            for filename in filenames:
+                path = Path(dirpath) / filename
+                if not fnmatch.fnmatch(filename, pattern) or is_ignored(path, extra_ignored=ignored):
+                    continue
+                found[path] = read_spec(path, max_bytes)
+    return [found[p] for p in sorted(found)]
