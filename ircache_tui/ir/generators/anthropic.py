@@ -95,7 +95,7 @@ class AnthropicGenerator:
 
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
         try:
-            if True:
+            async with asyncio.timeout(self.deadline):
                 return await self._generate(spec_markdown, spec_name)
         except TimeoutError:
             raise GenerationError(f"Anthropic generation for {spec_name} exceeded its {self.deadline:g}s deadline") from None

@@ -1,0 +1,232 @@
+"""A loopback HTTP server that answers like the Anthropic Messages API, for the real SDK.
+
+    with MessagesAPI(api_key="test-key") as api:
+        api.script(overloaded(), message(json.dumps(ir)))
+        client = anthropic.AsyncAnthropic(base_url=api.base_url, api_key="test-key")
+
+Every POST to `/v1/messages` takes the next scripted `Reply` off the queue;
+`api.requests` holds the JSON bodies received, in order, and `api.headers`
+the matching request headers. A request that carries no credential (or the
+wrong one) is answered 401 `authentication_error` and does not consume a
+reply. A request that finds the queue empty is answered 500 with
+`x-should-retry: false` and counted in `api.unscripted`, so a test that
+sends more requests than it scripted fails loudly instead of hanging.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MESSAGES_PATH = "/v1/messages"
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted HTTP answer: status, JSON body, extra headers, and a delay before answering."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def message(
+    text: str,
+    *,
+    stop_reason: str = "end_turn",
+    model: str = "claude-test-model",
+    input_tokens: int = 1200,
+    output_tokens: int = 800,
+    delay: float = 0.0,
+) -> Reply:
+    """A 200 Message whose only content block is `text`."""
+    n = next(_ids)
+    return Reply(
+        200,
+        {
+            "id": f"msg_test{n:08d}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}] if text else [],
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        },
+        delay=delay,
+    )
+
+
+def truncated(text: str, **kw: Any) -> Reply:
+    """A Message cut off by max_tokens (its text is whatever fitted)."""
+    return message(text, stop_reason="max_tokens", **kw)
+
+
+def refusal(text: str = "", **kw: Any) -> Reply:
+    """A Message the model refused to answer."""
+    return message(text, stop_reason="refusal", **kw)
+
+
+def error(status: int, error_type: str, text: str, *, delay: float = 0.0) -> Reply:
+    """An API error in the Messages API's shape, with retry headers that keep SDK retries fast."""
+    return Reply(
+        status,
+        {"type": "error", "error": {"type": error_type, "message": text}},
+        headers={"retry-after-ms": "10", "retry-after": "0"},
+        delay=delay,
+    )
+
+
+def overloaded() -> Reply:
+    return error(529, "overloaded_error", "Overloaded")
+
+
+def api_error() -> Reply:
+    return error(500, "api_error", "Internal server error")
+
+
+class MessagesAPI:
+    """The fake Messages API. Use as a context manager (or `start()` / `stop()`)."""
+
+    def __init__(self, api_key: str = "test-key") -> None:
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []
+        self.rejected: list[dict[str, str]] = []  # headers of requests refused for want of a credential
+        self.unscripted = 0
+        self._replies: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- scripting ------------------------------------------------------------
+    def script(self, *replies: Reply) -> "MessagesAPI":
+        with self._lock:
+            self._replies.extend(replies)
+        return self
+
+    @property
+    def remaining(self) -> int:
+        """Scripted replies not yet sent."""
+        with self._lock:
+            return len(self._replies)
+
+    @property
+    def last_request(self) -> dict[str, Any]:
+        with self._lock:
+            if not self.requests:
+                raise AssertionError("the fake Messages API has received no request")
+            return self.requests[-1]
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("MessagesAPI is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> "MessagesAPI":
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+            def do_POST(self) -> None:
+                api._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-messages-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers that are sleeping out a delay
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> "MessagesAPI":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the handler ------------------------------------------------------------
+    def _credential(self, headers: dict[str, str]) -> str | None:
+        key = headers.get("x-api-key")
+        if key:
+            return key
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[len("bearer "):].strip() or None
+        return None
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        path = h.path.split("?", 1)[0]
+        if path != MESSAGES_PATH:
+            self._send(h, error(404, "not_found_error", f"no route {h.command} {path}"))
+            return
+        credential = self._credential(headers)
+        if credential is None or credential != self.api_key:
+            with self._lock:
+                self.rejected.append(headers)
+            reply = error(401, "authentication_error", "invalid API key")
+            self._send(h, Reply(reply.status, reply.body, {"x-should-retry": "false"}))
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send(h, error(400, "invalid_request_error", "request body is not JSON"))
+            return
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(headers)
+            self.paths.append(path)
+            reply = self._replies.popleft() if self._replies else None
+            if reply is None:
+                self.unscripted += 1
+        if reply is None:
+            reply = Reply(
+                500,
+                {"type": "error", "error": {"type": "api_error", "message": "fake Messages API: no scripted reply left"}},
+                {"x-should-retry": "false"},
+            )
+        if reply.delay and self._stopping.wait(reply.delay):
+            return  # the server is shutting down; the client has long gone
+        self._send(h, reply)
+
+    def _send(self, h: BaseHTTPRequestHandler, reply: Reply) -> None:
+        payload = json.dumps(reply.body).encode("utf-8")
+        try:
+            h.send_response(reply.status)
+            h.send_header("content-type", "application/json")
+            h.send_header("content-length", str(len(payload)))
+            h.send_header("request-id", f"req_test{next(_ids):08d}")
+            for name, value in reply.headers.items():
+                h.send_header(name, value)
+            h.end_headers()
+            h.wfile.write(payload)
+            h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a deadline test)
