@@ -230,8 +230,8 @@ class RedisTier:
         keep = [k for k in redis_keys if self.keys.belongs(k)]
         return await self._run(lambda: scan.unlink_keys(self.client, keep))
 
-    async def key_details(self, cache_keys: list[str]) -> list[tuple[int, int | None]]:
-        """(TTL, MEMORY USAGE) of each key, pipelined in one round trip."""
+    async def key_details_with_head(self, cache_keys: list[str], head_bytes: int) -> list[tuple[int, int | None, bytes]]:
+        """(TTL, MEMORY USAGE, first `head_bytes` of the value) per key, one round trip."""
         if not cache_keys:
             return []
 
@@ -241,13 +241,14 @@ class RedisTier:
                 rkey = self.keys.redis_key(key)
                 pipe.ttl(rkey)
                 pipe.memory_usage(rkey, samples=0)
+                pipe.getrange(rkey, 0, head_bytes - 1)
             return await pipe.execute(raise_on_error=False)
 
         flat = await self._run(op)
-        out: list[tuple[int, int | None]] = []
-        for ttl, size in zip(flat[::2], flat[1::2]):
-            out.append((ttl if isinstance(ttl, int) else -2, size if isinstance(size, int) else None))
-        return out
+        return [
+            (t if isinstance(t, int) else -2, m if isinstance(m, int) else None, h if isinstance(h, bytes) else b"")
+            for t, m, h in zip(flat[::3], flat[1::3], flat[2::3])
+        ]
 
     # -- cross-process lock -----------------------------------------------
     async def acquire_lock(self, cache_key: str, token: str, ttl_ms: int) -> bool:

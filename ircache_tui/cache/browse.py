@@ -1,0 +1,169 @@
+"""SCAN-paged browsing of IR keys, for the dashboard's key pane.
+
+A page holds `page_size` IR keys with their TTL, MEMORY USAGE and the
+generated_at/generator of their entry, fetched in one pipelined round trip.
+Only the page and a small carry-over are ever in memory, whatever the size
+of the keyspace: SCAN returns keys in batches, so the keys a batch returns
+beyond a full page are carried into the next page instead of being lost.
+
+Each page remembers the cursor (and carry) it started from, so "previous"
+replays exactly. A page that takes longer than `time_budget` to fill (IR
+keys are rare in a huge keyspace) is returned partial and the scan goes on
+from there on "next".
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from .keys import HASH_LEN, ParsedKey, glob_escape, parse_cache_key, validate_spec_name
+from .redis_tier import RedisTier
+
+# The envelope's metadata is serialized before the IR, so the first KiB of a
+# value is enough to show when and by what it was generated.
+_HEAD_BYTES = 1024
+_GENERATED_AT = re.compile(rb'"generated_at"\s*:\s*"([^"]+)"')
+_GENERATOR = re.compile(rb'"generator"\s*:\s*\{\s*"name"\s*:\s*"([^"]*)"\s*,\s*"model"\s*:\s*(?:"([^"]*)"|null)')
+_MAX_COUNT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    cache_key: str
+    spec_name: str
+    hash8: str
+    ttl: int  # seconds; -1 no expiry; -2 gone
+    memory: int | None
+    generated_at: str | None
+    generator: str | None
+    fetched_at: float  # time.monotonic() when ttl was read, for a live countdown
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    number: int  # 1-based
+    rows: list[KeyRow]
+    complete: bool  # the scan reached the end of the keyspace with this page
+    partial: bool  # the time budget ran out before the page was full
+    scanned: int  # IR keys seen so far in this scan, up to the end of this page
+
+
+@dataclass(slots=True)
+class _Start:
+    cursor: int
+    carry: list[ParsedKey] = field(default_factory=list)
+    scanned_before: int = 0
+    scan_done: bool = False  # the scan already reached its end; only the carry is left
+
+
+def filter_pattern(prefix: str, text: str | None) -> tuple[str | None, str | None]:
+    """(spec_name, match) for the `/` filter: a plain name is an exact spec,
+    text with glob characters is a pattern over `{spec}_{hash8}` under the prefix."""
+    if not text:
+        return None, None
+    if any(c in text for c in "*?["):
+        return None, f"{glob_escape(prefix)}:{text}"
+    return validate_spec_name(text), None
+
+
+class KeyBrowser:
+    def __init__(self, redis: RedisTier, page_size: int = 100, *, time_budget: float = 0.5) -> None:
+        self.redis = redis
+        self.page_size = max(1, page_size)
+        self.time_budget = time_budget
+        self.spec_name: str | None = None
+        self.match: str | None = None
+        self._history: list[_Start] = [_Start(0)]
+        self._index = 0  # page shown = _history[_index]
+        self._next: _Start | None = None  # where the following page starts, None when complete
+        self.page: Page | None = None
+
+    def set_filter(self, text: str | None) -> None:
+        self.spec_name, self.match = filter_pattern(self.redis.keys.prefix, text)
+        self._history, self._index, self._next = [_Start(0)], 0, None
+
+    @property
+    def filter_text(self) -> str:
+        return self.spec_name or (self.match.split(":", 1)[1] if self.match else "")
+
+    @property
+    def has_next(self) -> bool:
+        return self._next is not None
+
+    @property
+    def has_prev(self) -> bool:
+        return self._index > 0
+
+    async def first(self) -> Page:
+        self._index = 0
+        return await self._load()
+
+    async def reload(self) -> Page:
+        return await self._load()
+
+    async def next(self) -> Page:
+        if self._next is None:
+            return self.page or await self._load()
+        if self._index + 1 < len(self._history):
+            self._history[self._index + 1] = self._next
+        else:
+            self._history.append(self._next)
+        self._index += 1
+        return await self._load()
+
+    async def prev(self) -> Page:
+        if self._index > 0:
+            self._index -= 1
+        return await self._load()
+
+    async def _load(self) -> Page:
+        start = self._history[self._index]
+        keys = list(start.carry)
+        cursor, done = start.cursor, start.scan_done
+        started = time.monotonic()
+        count = self.page_size
+        while len(keys) < self.page_size and not done:
+            cursor, found = await self.redis.scan_ir_page(cursor, count, self.spec_name, self.match)
+            keys.extend(found)
+            if cursor == 0:
+                done = True  # SCAN returns cursor 0 exactly once: at the end
+            elif time.monotonic() - started > self.time_budget:
+                break
+            elif len(found) < self.page_size // 4:  # sparse keyspace: ask for bigger batches
+                count = min(count * 2, _MAX_COUNT)
+        page_keys, carry = keys[: self.page_size], keys[self.page_size :]
+        scanned = start.scanned_before + len(page_keys)
+        complete = done and not carry
+        self._next = None if complete else _Start(cursor, carry, scanned, done)
+        rows = await self._details(page_keys)
+        self.page = Page(self._index + 1, rows, complete, not done and len(page_keys) < self.page_size, scanned)
+        return self.page
+
+    async def row_for(self, cache_key: str) -> KeyRow | None:
+        """Fresh details of one key (after a live change); None if it is gone or not an IR key."""
+        parsed = parse_cache_key(cache_key)
+        if parsed is None:
+            return None
+        rows = await self._details([parsed])
+        return rows[0] if rows and rows[0].ttl != -2 else None
+
+    async def _details(self, keys: list[ParsedKey]) -> list[KeyRow]:
+        if not keys:
+            return []
+        heads = await self.redis.key_details_with_head([k.cache_key for k in keys], _HEAD_BYTES)
+        now = time.monotonic()
+        rows = []
+        for parsed, (ttl, memory, head) in zip(keys, heads):
+            generated_at = generator = None
+            if head:
+                if m := _GENERATED_AT.search(head):
+                    generated_at = m.group(1).decode(errors="replace")
+                if m := _GENERATOR.search(head):
+                    name = m.group(1).decode(errors="replace")
+                    model = m.group(2).decode(errors="replace") if m.group(2) else None
+                    generator = f"{name} ({model})" if model else name
+            rows.append(KeyRow(parsed.cache_key, parsed.spec_name, parsed.hash8[:HASH_LEN], ttl, memory,
+                               generated_at, generator, now))
+        return rows

@@ -1,0 +1,786 @@
+"""The dashboard App: panes, bindings, and the handlers that own every state change.
+
+Workers (Redis, files, generation) run in named groups and only post
+messages; the @on handlers below are the only code that touches widgets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.exceptions import RedisError
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.events import Resize
+from textual.widgets import DataTable, Footer, Label, ProgressBar, TabbedContent, TabPane
+
+from ..cache.browse import KeyBrowser
+from ..cache.errors import RedisUnavailable
+from ..cache.events import CacheEvent
+from ..cache.live import enable_notifications, key_changes
+from ..ir.envelope import CorruptEntry
+from ..ir.generators import GenerationError, generator_label
+from ..specs import discover_specs, find_stale, prune, read_spec
+from . import messages as m
+from .logbridge import AppLogHandler
+from .screens.confirm import ConfirmScreen
+from .screens.detail import DetailScreen
+from .screens.filter import FilterScreen
+from .screens.flush import FlushRequest, FlushScreen
+from .screens.help import HelpScreen
+from .services import Services
+from .widgets.banner import RedisBanner
+from .widgets.detail_pane import DetailPane
+from .widgets.files_pane import FilesPane
+from .widgets.keys_pane import KeysPane
+from .widgets.log_pane import LogPane
+from .widgets.specs_pane import SpecsPane
+from .widgets.status_bar import StatusBar
+
+log = logging.getLogger("ircache")
+
+# Actions that write to or delete from the cache: off in --read-only.
+DESTRUCTIVE = {"flush_spec", "flush_all", "regenerate", "warm", "delete_key", "reset_ttl", "prune"}
+NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
+
+
+@dataclass(frozen=True)
+class Selection:
+    spec_name: str
+    cache_key: str
+    tier: str  # "redis", "filesystem", "spec"
+    spec_path: Path | None = None
+
+
+class IRCacheApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "ircache-tui"
+    BINDINGS = [
+        Binding("f", "flush_spec", "Flush spec", tooltip="Flush the selected spec's keys (asks first)"),
+        Binding("F", "flush_all", "Flush all", tooltip="Flush every IR key under the prefix (asks first)"),
+        Binding("r", "regenerate", "Regenerate", tooltip="Regenerate the selected spec (force_refresh)"),
+        Binding("w", "warm", "Warm", tooltip="Copy every filesystem entry Redis lacks into Redis"),
+        Binding("d", "delete_key", "Delete", tooltip="Delete the selected key (or file, in the files tab)"),
+        Binding("t", "reset_ttl", "Reset TTL", tooltip="Reset the selected key's TTL to the configured one"),
+        Binding("P", "prune", "Prune", show=False, tooltip="Delete stale entries of the watched specs (asks first)"),
+        Binding("n", "next_page", "Next", tooltip="Next SCAN page"),
+        Binding("p", "prev_page", "Prev", tooltip="Previous SCAN page"),
+        Binding("slash", "filter", "Filter", tooltip="Filter keys by spec name or glob"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload every pane"),
+        Binding("enter", "detail", "Detail", show=False, tooltip="Open the selected entry: summary and the IR JSON"),
+        Binding("escape", "cancel_flush", "Cancel flush", tooltip="Stop the running flush"),
+        Binding("question_mark", "help", "Help", tooltip="Every key and what it does"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.cache = services.cache
+        self.browser: KeyBrowser | None = None
+        self.redis_up: bool | None = None
+        self.live_mode = ""
+        self.flushing = False
+        self.flush_total = 0
+        self.has_prev = self.has_next = False
+        self.watcher = None
+        self._owns_cache = services.cache.redis is None  # the app opens (and closes) it
+        self._detail: m.DetailLoaded | None = None
+        self._open_detail_when_loaded = False
+        self._pending_refresh = False
+        self._log_handler: AppLogHandler | None = None
+        self._unsubscribe = None
+
+    # -- layout -----------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield RedisBanner(id="banner")
+        with Horizontal(id="main"):
+            with TabbedContent(id="tabs", initial="tab-keys"):
+                with TabPane("Redis keys", id="tab-keys"):
+                    yield KeysPane(id="keys")
+                with TabPane("Filesystem", id="tab-files"):
+                    yield FilesPane(id="files")
+                with TabPane("Specs", id="tab-specs"):
+                    yield SpecsPane(self.services.spec_dirs, id="specs")
+            yield DetailPane(id="detail")
+        with Horizontal(id="flush-bar"):
+            yield Label("flushing…", id="flush-label")
+            yield ProgressBar(id="flush-progress", show_eta=False)
+        yield LogPane(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # Handlers use these references, not queries: a message that arrives while
+        # the app shuts down then updates a detached widget instead of raising.
+        self.status_bar = self.query_one(StatusBar)
+        self.banner = self.query_one(RedisBanner)
+        self.keys_pane = self.query_one(KeysPane)
+        self.files_pane = self.query_one(FilesPane)
+        self.specs_pane = self.query_one(SpecsPane)
+        self.detail_pane = self.query_one(DetailPane)
+        self.log_pane = self.query_one(LogPane)
+        self.tabs = self.query_one(TabbedContent)
+        self.flush_bar = self.query_one("#flush-bar")
+        self.flush_label = self.query_one("#flush-label", Label)
+        self.flush_progress = self.query_one("#flush-progress", ProgressBar)
+        self._log_handler = AppLogHandler(self, self.services.clock)
+        logger = logging.getLogger("ircache")
+        logger.addHandler(self._log_handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+        self._unsubscribe = self.cache.events.subscribe(self._on_cache_event)
+        self._status(
+            ttl=self.cache.ttl, generator=generator_label(self.cache.generator), read_only=self.services.read_only,
+            redis_url=self._redis_label(),
+        )
+        self.detail_pane.show_entry("", None)
+        self._fit(self.size.width)
+        self.set_interval(1.0, self._tick)
+        self.startup()
+
+    async def on_unmount(self) -> None:
+        self.workers.cancel_all()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._log_handler is not None:
+            logging.getLogger("ircache").removeHandler(self._log_handler)
+        if self._owns_cache:
+            await self.cache.close()
+
+    def _redis_label(self) -> str:
+        if self.cache.redis is not None:
+            return self.cache.redis.display_url
+        return "embedded (starting…)" if self.cache.settings.redis_url is None else "…"
+
+    def _status(self, **changes) -> None:
+        self.status_bar.set(**changes)
+
+    @on(Resize)
+    def _resized(self, event: Resize) -> None:
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
+        self.screen.set_class(width < NARROW, "-narrow")
+
+    # -- bindings: enabled, disabled (greyed), hidden ----------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in DESTRUCTIVE and self.services.read_only:
+            return None
+        if action == "cancel_flush":
+            return True if self.flushing else False
+        if action == "next_page":
+            return True if self.has_next else None
+        if action == "prev_page":
+            return True if self.has_prev else None
+        if action == "prune" and not self.services.spec_dirs:
+            return None
+        return True
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.action not in ("quit",):
+                if self.check_action(binding.action, ()):
+                    yield SystemCommand(binding.description, binding.tooltip or binding.description,
+                                        lambda a=binding.action: self.run_action(a))
+
+    # -- startup and the periodic rounds -------------------------------------------
+    @work(group="startup", exit_on_error=False)
+    async def startup(self) -> None:
+        try:
+            if self.cache.redis is None:
+                await self.cache.open()
+        except Exception as exc:  # embedded redis-server missing, bad URL...
+            self.post_message(m.StartupFailed(str(exc)))
+            return
+        live = "polling"
+        if self.services.live == "auto":
+            if await enable_notifications(self.cache.redis, may_configure=not self.services.read_only):
+                live = "notifications"
+        self.post_message(m.CacheReady(live))
+
+    @on(m.StartupFailed)
+    def _startup_failed(self, message: m.StartupFailed) -> None:
+        self._status(connected=False, redis_url=self._redis_label())
+        self.banner.show_down(message.error)
+        log.error("Cannot start: %s", message.error)
+
+    @on(m.CacheReady)
+    def _cache_ready(self, message: m.CacheReady) -> None:
+        self.live_mode = message.live_mode
+        self.browser = KeyBrowser(self.cache.redis, self.services.page_size)
+        self._status(redis_url=self._redis_label(), live=self._live_label())
+        self.query_one("#keys-table").focus()
+        log.info("Dashboard ready: %s, live updates by %s", self._redis_label(), self._live_label())
+        self.load_page("first")
+        self.load_files()
+        self.load_stats()
+        self._start_live()
+        self._start_watcher()
+
+    def _live_label(self) -> str:
+        if self.live_mode == "notifications":
+            return "notifications"
+        return f"polling {self.services.poll_interval:g}s"
+
+    def _start_live(self) -> None:
+        if self.live_mode == "notifications":
+            self.listen_keys()
+        else:
+            self.set_timer(self.services.poll_interval, self._poll_round)
+
+    def _poll_round(self) -> None:
+        # reschedule after each round so polls never overlap
+        if self.browser is not None and not self.flushing:
+            self.load_page("reload")
+        self.set_timer(self.services.poll_interval, self._poll_round)
+
+    def _tick(self) -> None:
+        self.keys_pane.tick(self.services.monotonic())
+
+    # -- Redis keys ---------------------------------------------------------------
+    @work(group="scan", exclusive=True, exit_on_error=False)
+    async def load_page(self, which: str) -> None:
+        browser = self.browser
+        if browser is None:
+            return
+        try:
+            page = await getattr(browser, which)()
+        except (RedisUnavailable, RedisError) as exc:
+            self.post_message(m.RedisDown(str(exc)))
+            return
+        self.post_message(m.PageLoaded(page, browser.has_prev, browser.has_next, browser.filter_text))
+
+    @on(m.PageLoaded)
+    def _page_loaded(self, message: m.PageLoaded) -> None:
+        self._mark_up()
+        self.has_prev, self.has_next = message.has_prev, message.has_next
+        self.keys_pane.show_page(
+            message.page, now=self.services.monotonic(), has_prev=message.has_prev,
+            has_next=message.has_next, filter_text=message.filter_text,
+        )
+        self.refresh_bindings()
+
+    @work(group="live", exclusive=True, exit_on_error=False)
+    async def listen_keys(self) -> None:
+        try:
+            async for change in key_changes(self.cache.redis):
+                self.post_message(m.KeyChanged(change))
+        except (RedisError, OSError, RedisUnavailable) as exc:
+            self.post_message(m.RedisDown(str(exc).splitlines()[0] if str(exc) else "connection lost"))
+
+    @on(m.KeyChanged)
+    def _key_changed(self, message: m.KeyChanged) -> None:
+        change = message.change
+        browser = self.browser
+        if browser is None:
+            return
+        wanted = browser.spec_name is None or browser.spec_name == change.key.spec_name
+        if browser.match is not None:
+            wanted = fnmatch.fnmatchcase(f"{self.cache.keys.prefix}:{change.key.cache_key}", browser.match)
+        if wanted:
+            self.refresh_key(change.key.cache_key, change.gone)
+        self._schedule_totals()
+
+    @work(group="keyrefresh", exit_on_error=False)
+    async def refresh_key(self, cache_key: str, gone: bool) -> None:
+        if gone:
+            self.post_message(m.KeyRefreshed(cache_key, None))
+            return
+        try:
+            row = await self.browser.row_for(cache_key)
+        except (RedisUnavailable, RedisError):
+            return
+        self.post_message(m.KeyRefreshed(cache_key, row))
+
+    @on(m.KeyRefreshed)
+    def _key_refreshed(self, message: m.KeyRefreshed) -> None:
+        pane = self.keys_pane
+        if message.row is None:
+            pane.remove(message.cache_key)
+        else:
+            pane.upsert(message.row, self.services.monotonic())
+
+    def _schedule_totals(self) -> None:
+        """Coalesce bursts of changes into one stats + files refresh a second later."""
+        if not self._pending_refresh:
+            self._pending_refresh = True
+            self.set_timer(1.0, self._refresh_totals)
+
+    def _refresh_totals(self) -> None:
+        self._pending_refresh = False
+        self.load_stats(reschedule=False)
+        self.load_files()
+
+    # -- filesystem, stats, health ------------------------------------------------
+    @work(group="files", exclusive=True, exit_on_error=False)
+    async def load_files(self) -> None:
+        entries = await self.cache.fs.list_entries(include_quarantined=True)
+        try:
+            present = await self.cache.redis.exists_many([e.cache_key for e in entries if not e.quarantined])
+            it = iter(present)
+            warm: list[bool | None] = [None if e.quarantined else next(it) for e in entries]
+        except (RedisUnavailable, RedisError):
+            warm = [None] * len(entries)
+        self.post_message(m.FilesLoaded(entries, warm))
+
+    @on(m.FilesLoaded)
+    def _files_loaded(self, message: m.FilesLoaded) -> None:
+        self.files_pane.show(message.entries, message.warm, str(self.cache.fs.directory))
+
+    @work(group="stats", exclusive=True, exit_on_error=False)
+    async def load_stats(self, reschedule: bool = True) -> None:
+        info = await self.cache.get_cache_info()
+        self.post_message(m.StatsLoaded(info))
+        if reschedule:
+            self.post_message(m.StatsRoundDone())
+
+    @on(m.StatsLoaded)
+    def _stats_loaded(self, message: m.StatsLoaded) -> None:
+        redis_info = message.info["redis"]
+        if redis_info.get("reachable"):
+            self._mark_up()
+            self._status(ir_keys=redis_info["total_keys"], ir_bytes=redis_info["total_size_bytes"])
+        else:
+            self.post_message(m.RedisDown(redis_info.get("error", "unreachable")))
+
+    @on(m.StatsRoundDone)
+    def _stats_round_done(self) -> None:
+        self.set_timer(self.services.stats_interval, lambda: self.load_stats())
+
+    @on(m.RedisDown)
+    def _redis_down(self, message: m.RedisDown) -> None:
+        if self.redis_up is False:
+            return
+        self.redis_up = False
+        self._status(connected=False)
+        self.banner.show_down(message.reason)
+        self.set_timer(self.services.health_interval, self._probe)
+
+    def _probe(self) -> None:
+        self.probe_redis()
+
+    @work(group="health", exclusive=True, exit_on_error=False)
+    async def probe_redis(self) -> None:
+        try:
+            await self.cache.redis.client.ping()  # bypass the tier's fast-fail window
+            self.cache.redis.health.mark_up()
+        except (RedisError, OSError) as exc:
+            self.post_message(m.ProbeFailed(str(exc).splitlines()[0]))
+            return
+        self.post_message(m.RedisUp())
+
+    @on(m.ProbeFailed)
+    def _probe_failed(self, message: m.ProbeFailed) -> None:
+        self.banner.show_down(message.reason)
+        self.set_timer(self.services.health_interval, self._probe)
+
+    @on(m.RedisUp)
+    def _redis_up(self) -> None:
+        was_down = self.redis_up is False
+        self._mark_up()
+        if was_down:
+            log.info("Redis is back: refilling the panes")
+            self.load_page("reload")
+            self.load_files()
+            self.load_stats(reschedule=False)
+            if self.live_mode == "notifications":
+                self.listen_keys()
+
+    def _mark_up(self) -> None:
+        if self.redis_up is not True:
+            self.redis_up = True
+            self._status(connected=True)
+            self.banner.show_up()
+
+    # -- specs (the watcher) --------------------------------------------------------
+    def _start_watcher(self) -> None:
+        if not self.services.spec_dirs:
+            return
+        from ..watch import SpecWatcher
+
+        self.watcher = SpecWatcher(
+            self.cache, self.services.spec_dirs, pattern=self.services.spec_pattern,
+            generate=self.services.generate_on_watch, watch=self.services.watch,
+            on_status=lambda status: self.post_message(m.SpecStatusChanged(status)),
+        )
+        self.run_watcher()
+
+    @work(group="watch", exclusive=True, exit_on_error=False)
+    async def run_watcher(self) -> None:
+        try:
+            await self.watcher.run()
+        except Exception as exc:
+            log.error("Spec watcher stopped: %s", exc)
+
+    @on(m.LogLine)
+    def _log_line(self, message: m.LogLine) -> None:
+        self.log_pane.add(message.level, message.text)
+
+    @on(m.SpecStatusChanged)
+    def _spec_status(self, message: m.SpecStatusChanged) -> None:
+        self.specs_pane.update_status(message.status)
+
+    # -- the cache's own events -----------------------------------------------------
+    def _on_cache_event(self, event: CacheEvent) -> None:
+        self.post_message(m.CacheEventPosted(event))
+
+    @on(m.CacheEventPosted)
+    def _cache_event(self, message: m.CacheEventPosted) -> None:
+        counters = self.cache.events.counters
+        self._status(hits=counters.hits, misses=counters.misses)
+        if message.event.kind in ("generated", "warmed", "flushed", "corrupt"):
+            self._schedule_totals()
+
+    # -- selection and detail -------------------------------------------------------
+    def _active_tab(self) -> str:
+        return self.tabs.active
+
+    def selection(self) -> Selection | None:
+        tab = self._active_tab()
+        if tab == "tab-keys":
+            key = self.keys_pane.selected_key()
+            row = self.keys_pane.rows.get(key) if key else None
+            return Selection(row.spec_name, row.cache_key, "redis") if row else None
+        if tab == "tab-files":
+            entry = self.files_pane.selected()
+            if entry is None or entry.quarantined:
+                return None
+            return Selection(entry.spec_name, entry.cache_key, "filesystem")
+        status = self.specs_pane.selected()
+        if status is None or not status.spec_name:
+            return None
+        return Selection(status.spec_name, status.cache_key, "spec", status.path)
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        selection = self.selection()
+        if selection is not None and selection.cache_key:
+            self.load_detail(selection)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_detail()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        selection = self.selection()
+        if selection is not None and selection.cache_key:
+            self.load_detail(selection)
+
+    @work(group="detail", exclusive=True, exit_on_error=False)
+    async def load_detail(self, selection: Selection) -> None:
+        tier = "filesystem" if selection.tier == "filesystem" else "redis"
+        title = f"{selection.cache_key} ({'filesystem' if tier == 'filesystem' else 'Redis'})"
+        try:
+            entry = await self.cache.read_entry(selection.cache_key, tier)  # type: ignore[arg-type]
+            self.post_message(m.DetailLoaded(title, entry))
+        except KeyError:
+            if selection.tier == "spec":
+                try:
+                    entry = await self.cache.read_entry(selection.cache_key, "filesystem")
+                    self.post_message(m.DetailLoaded(f"{selection.cache_key} (filesystem)", entry))
+                    return
+                except (KeyError, CorruptEntry, OSError):
+                    pass
+            self.post_message(m.DetailLoaded(title, None, "not cached"))
+        except CorruptEntry as exc:
+            self.post_message(m.DetailLoaded(title, None, f"corrupt entry: {exc.reason}"))
+        except (RedisUnavailable, RedisError, OSError) as exc:
+            self.post_message(m.DetailLoaded(title, None, str(exc)))
+
+    @on(m.DetailLoaded)
+    def _detail_loaded(self, message: m.DetailLoaded) -> None:
+        self._detail = message
+        self.detail_pane.show_entry(message.title, message.entry, message.error)
+        if self._open_detail_when_loaded:
+            self._open_detail_when_loaded = False
+            self.push_screen(DetailScreen(message.title, message.entry, message.error))
+
+    def action_detail(self) -> None:
+        selection = self.selection()
+        if selection is None:
+            self.notify("Nothing selected", severity="warning")
+            return
+        if self._detail is not None and self._detail.title.startswith(selection.cache_key + " "):
+            self.push_screen(DetailScreen(self._detail.title, self._detail.entry, self._detail.error))
+        else:
+            self._open_detail_when_loaded = True
+            self.load_detail(selection)
+
+    # -- actions ---------------------------------------------------------------------
+    def action_next_page(self) -> None:
+        self.load_page("next")
+
+    def action_prev_page(self) -> None:
+        self.load_page("prev")
+
+    def action_refresh(self) -> None:
+        if self.browser is None:
+            return
+        self.load_page("reload")
+        self.load_files()
+        self.load_stats(reschedule=False)
+        if self.watcher is not None:
+            self.refresh_specs()
+
+    @work(group="specs", exclusive=True, exit_on_error=False)
+    async def refresh_specs(self) -> None:
+        await self.watcher.refresh()
+
+    def action_filter(self) -> None:
+        if self.browser is None:
+            return
+
+        def apply(text: str | None) -> None:
+            if text is None or self.browser is None:
+                return
+            self.browser.set_filter(text or None)
+            self.tabs.active = "tab-keys"
+            self.load_page("first")
+
+        self.push_screen(FilterScreen(self.browser.filter_text), apply)
+
+    def action_help(self) -> None:
+        rows = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding):
+                rows.append((binding.key.replace("question_mark", "?").replace("slash", "/"),
+                             binding.tooltip or binding.description))
+        self.push_screen(HelpScreen(rows))
+
+    # flush -------------------------------------------------------------------------
+    def action_flush_spec(self) -> None:
+        selection = self.selection()
+        if selection is None:
+            self.notify("Select a key, file or spec to flush", severity="warning")
+            return
+        self.count_for_flush(selection.spec_name)
+
+    def action_flush_all(self) -> None:
+        self.count_for_flush(None)
+
+    @work(group="flush-count", exclusive=True, exit_on_error=False)
+    async def count_for_flush(self, spec_name: str | None) -> None:
+        redis_keys = 0
+        try:
+            async for page in self.cache.redis.scan_ir_keys(spec_name):
+                redis_keys += len(page)
+        except (RedisUnavailable, RedisError):
+            redis_keys = 0
+        files = sum(1 for e in await self.cache.fs.list_entries() if spec_name is None or e.spec_name == spec_name)
+        self.post_message(m.FlushCounted(spec_name, redis_keys, files))
+
+    @on(m.FlushCounted)
+    def _flush_counted(self, message: m.FlushCounted) -> None:
+        def chosen(request: FlushRequest | None) -> None:
+            if request is None:
+                return
+            self.flush_total = message.redis_keys if request.redis else message.files
+            self._flush_started()
+            self.run_flush(request)
+
+        self.push_screen(FlushScreen(message.spec_name, message.redis_keys, message.files), chosen)
+
+    def _flush_started(self) -> None:
+        self.flushing = True
+        bar = self.flush_bar
+        bar.add_class("-active")
+        self.flush_progress.update(total=max(1, self.flush_total), progress=0)
+        self.flush_label.update(f"flushing 0/{self.flush_total} (esc cancels)")
+        self.refresh_bindings()
+
+    @work(group="flush", exclusive=True, exit_on_error=False)
+    async def run_flush(self, request: FlushRequest) -> None:
+        done = 0
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done = n
+            self.post_message(m.FlushProgress(n, self.flush_total))
+
+        what = f"spec {request.spec_name}" if request.spec_name else "all IR entries"
+        try:
+            result = await self.cache.clear_cache(
+                redis=request.redis, filesystem=request.filesystem, spec_name=request.spec_name, on_progress=progress
+            )
+        except asyncio.CancelledError:
+            log.warning("Flush of %s cancelled after %d keys", what, done)
+            self.post_message(m.FlushFinished(f"Flush cancelled after {done} keys", error=True))
+            raise
+        except (RedisUnavailable, RedisError, OSError) as exc:
+            self.post_message(m.FlushFinished(f"Flush failed: {exc}", error=True))
+            return
+        parts = ", ".join(f"{n} from {tier}" for tier, n in result.items())
+        self.post_message(m.FlushFinished(f"Flushed {what}: {parts}"))
+
+    @on(m.FlushFinished)
+    def _flush_finished(self, message: m.FlushFinished) -> None:
+        self.flushing = False
+        self.flush_bar.remove_class("-active")
+        self.post_message(m.OperationDone(message.text, message.error))
+
+    @on(m.FlushProgress)
+    def _flush_progress(self, message: m.FlushProgress) -> None:
+        total = max(message.total, message.done, 1)
+        self.flush_progress.update(total=total, progress=message.done)
+        self.flush_label.update(f"flushing {message.done}/{total} (esc cancels)")
+
+    def action_cancel_flush(self) -> None:
+        if self.flushing:
+            self.workers.cancel_group(self, "flush")
+
+    # other operations ------------------------------------------------------------------
+    def action_warm(self) -> None:
+        self.run_warm()
+
+    @work(group="warm", exclusive=True, exit_on_error=False)
+    async def run_warm(self) -> None:
+        try:
+            result = await self.cache.warm_redis()
+        except (RedisUnavailable, RedisError, OSError) as exc:
+            self.post_message(m.OperationDone(f"Warm failed: {exc}", error=True))
+            return
+        self.post_message(m.OperationDone(
+            f"Warmed {result['warmed']} entries into Redis ({result['already_in_redis']} already there)"))
+
+    def action_delete_key(self) -> None:
+        selection = self.selection()
+        if selection is None or selection.tier == "spec":
+            self.notify("Select a key (Redis tab) or a file (Filesystem tab) to delete", severity="warning")
+            return
+        self.run_delete(selection)
+
+    @work(group="delete", exit_on_error=False)
+    async def run_delete(self, selection: Selection) -> None:
+        try:
+            if selection.tier == "redis":
+                gone = await self.cache.redis.delete(selection.cache_key)
+                where = "Redis"
+            else:
+                gone = await self.cache.fs.delete(selection.cache_key)
+                where = "the filesystem"
+        except (RedisUnavailable, RedisError, OSError) as exc:
+            self.post_message(m.OperationDone(f"Delete failed: {exc}", error=True))
+            return
+        log.info("Deleted %s from %s", selection.cache_key, where)
+        self.post_message(m.OperationDone(f"Deleted {selection.cache_key} from {where}" if gone
+                                          else f"{selection.cache_key} was already gone"))
+
+    def action_reset_ttl(self) -> None:
+        selection = self.selection()
+        if selection is None or selection.tier != "redis":
+            self.notify("Select a Redis key to reset its TTL", severity="warning")
+            return
+        self.run_reset_ttl(selection.cache_key)
+
+    @work(group="ttl", exit_on_error=False)
+    async def run_reset_ttl(self, cache_key: str) -> None:
+        try:
+            ok = await self.cache.redis.reset_ttl(cache_key)
+        except (RedisUnavailable, RedisError) as exc:
+            self.post_message(m.OperationDone(f"TTL reset failed: {exc}", error=True))
+            return
+        if ok:
+            log.info("Reset TTL of %s to %ss", cache_key, self.cache.ttl)
+        self.post_message(m.OperationDone(
+            f"TTL of {cache_key} reset to {self.cache.ttl}s" if ok else f"{cache_key} not reset (gone, or TTL 0)",
+            error=not ok))
+
+    def action_regenerate(self) -> None:
+        selection = self.selection()
+        if selection is None:
+            self.notify("Select a key, file or spec to regenerate", severity="warning")
+            return
+        self.keys_pane.mark(selection.cache_key, "generating…")
+        self.notify(f"Regenerating {selection.spec_name}…")
+        self.run_regenerate(selection)
+
+    @work(group="generate", exit_on_error=False)
+    async def run_regenerate(self, selection: Selection) -> None:
+        path = selection.spec_path or await self._spec_path_for(selection)
+        if path is None:
+            self.post_message(m.OperationDone(
+                f"Cannot regenerate {selection.spec_name}: its spec file is not known here "
+                "(open its directory: ircache-tui DIR)", error=True))
+            return
+        spec = await asyncio.to_thread(read_spec, path)
+        if spec.error:
+            self.post_message(m.OperationDone(f"Cannot regenerate {selection.spec_name}: {path}: {spec.error}", error=True))
+            return
+        try:
+            result = await self.cache.lookup(spec.text, str(path), force_refresh=True)
+        except GenerationError as exc:
+            self.post_message(m.OperationDone(f"Regeneration failed: {exc}", error=True))
+            return
+        if self.watcher is not None:
+            await self.watcher.refresh(path)
+        self.post_message(m.OperationDone(f"Regenerated {result.cache_key}"))
+
+    async def _spec_path_for(self, selection: Selection) -> Path | None:
+        if self.watcher is not None:
+            for status in self.watcher.statuses.values():
+                if status.spec_name == selection.spec_name and status.state.value != "deleted":
+                    return status.path
+        with contextlib.suppress(Exception):
+            entry = await self.cache.read_entry(selection.cache_key, "redis" if selection.tier == "redis" else "filesystem")
+            candidate = Path(entry.spec_path)
+            if await asyncio.to_thread(candidate.is_file):
+                return candidate
+        return None
+
+    def action_prune(self) -> None:
+        self.find_prunable()
+
+    @work(group="prune", exclusive=True, exit_on_error=False)
+    async def find_prunable(self) -> None:
+        specs = await asyncio.to_thread(
+            discover_specs, self.services.spec_dirs, self.services.spec_pattern, ignored=[self.cache.fs.directory])
+        report = await find_stale(self.cache, specs)
+        self.post_message(m.PruneFound(report))
+
+    @on(m.PruneFound)
+    def _prune_found(self, message: m.PruneFound) -> None:
+        report = message.report
+        if not report.total:
+            self.notify("Nothing stale to prune")
+            return
+
+        def chosen(yes: bool | None) -> None:
+            if yes:
+                self.run_prune(report)
+
+        question = (f"Prune {len(report.redis_keys)} Redis key(s) and {len(report.files)} file(s)?\n"
+                    f"stale (older hashes): {len(report.redis_stale)} keys, {len(report.files_stale)} files\n"
+                    f"orphaned (spec gone): {len(report.redis_orphaned)} keys, {len(report.files_orphaned)} files")
+        self.push_screen(ConfirmScreen(question, "Prune"), chosen)
+
+    @work(group="prune", exclusive=True, exit_on_error=False)
+    async def run_prune(self, report) -> None:
+        try:
+            removed = await prune(self.cache, report)
+        except (RedisUnavailable, RedisError, OSError) as exc:
+            self.post_message(m.OperationDone(f"Prune failed: {exc}", error=True))
+            return
+        if self.watcher is not None:
+            await self.watcher.refresh()
+        self.post_message(m.OperationDone(f"Pruned {removed['redis']} Redis key(s), {removed['filesystem']} file(s)"))
+
+    @on(m.OperationDone)
+    def _operation_done(self, message: m.OperationDone) -> None:
+        self.notify(message.text, severity="error" if message.error else "information")
+        if message.refresh and self.browser is not None:
+            self.load_page("reload")
+            self.load_files()
+            self.load_stats(reschedule=False)
+        self.refresh_bindings()

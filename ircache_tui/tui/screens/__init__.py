@@ -1,0 +1,1 @@
+"""Modal and full screens: confirmations, the IR detail, the filter, help."""

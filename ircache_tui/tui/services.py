@@ -1,0 +1,52 @@
+"""Everything the dashboard needs, built once and injected into the App.
+
+Tests build the same App over a test Redis by passing their own Services
+(an opened IRCache, a frozen clock); `build_services` is the factory the
+command line uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..cache.ircache import IRCache
+from ..settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Services:
+    cache: IRCache
+    spec_dirs: list[Path] = field(default_factory=list)
+    read_only: bool = False
+    page_size: int = 100
+    #: seconds between polls of the key page when keyspace notifications are off
+    poll_interval: float = 5.0
+    #: seconds between refreshes of totals (key count, memory) and the files pane
+    stats_interval: float = 30.0
+    #: seconds between health probes while Redis is down
+    health_interval: float = 2.0
+    watch: bool = True
+    generate_on_watch: bool = True
+    spec_pattern: str = "*.md"
+    #: injectable clocks: snapshot tests freeze them
+    clock: Callable[[], datetime] = utc_now
+    monotonic: Callable[[], float] = time.monotonic
+    #: live key updates: "auto" (notifications if possible, else polling) or "poll"
+    live: str = "auto"
+
+    @property
+    def settings(self) -> Settings:
+        return self.cache.settings
+
+
+def build_services(settings: Settings, spec_dirs: list[Path], **options: object) -> Services:
+    """The production factory: one IRCache from the settings (opened by the app)."""
+    return Services(cache=IRCache(settings=settings), spec_dirs=spec_dirs, **options)  # type: ignore[arg-type]

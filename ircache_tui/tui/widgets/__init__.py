@@ -1,0 +1,1 @@
+"""The dashboard's panes; each only renders what the app hands it."""

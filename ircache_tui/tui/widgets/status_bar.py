@@ -1,0 +1,60 @@
+"""The one-line status: where Redis is, whether it answers, what is cached, this session's hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ...fmt import human_bytes, human_ttl
+
+
+@dataclass(frozen=True)
+class Status:
+    redis_url: str = ""
+    connected: bool | None = None  # None: not known yet
+    ir_keys: int | None = None
+    ir_bytes: int | None = None
+    ttl: int = 0
+    generator: str = ""
+    hits: int = 0
+    misses: int = 0
+    live: str = ""
+    read_only: bool = False
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: auto; background: $panel; color: $text; padding: 0 1; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("", **kwargs)
+        self.status = Status()
+
+    def set(self, **changes) -> None:
+        self.status = replace(self.status, **changes)
+        self.update(self.render_status(self.status))
+
+    @staticmethod
+    def render_status(s: Status) -> Text:
+        text = Text()
+        state = ("● up", "green") if s.connected else ("● down", "red") if s.connected is False else ("○ …", "yellow")
+        text.append("Redis ", "bold")
+        text.append(s.redis_url)
+        text.append(" ")
+        text.append(*state)
+        text.append(" ")
+        keys = "…" if s.ir_keys is None else str(s.ir_keys)
+        size = "…" if s.ir_bytes is None else human_bytes(s.ir_bytes)
+        text.append(f" │ {keys} IR keys, {size}")
+        text.append(f" │ TTL {human_ttl(s.ttl) if s.ttl else 'off'}")
+        text.append(f" │ gen {s.generator}")
+        text.append(f" │ hits {s.hits} miss {s.misses}")
+        if s.live:
+            text.append(f" │ live: {s.live}")
+        if s.read_only:
+            text.append(" │ ")
+            text.append("READ-ONLY", "bold yellow")
+        return text

@@ -1,0 +1,46 @@
+"""Helpers for driving the dashboard with Textual's Pilot."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+
+
+async def until(pilot, predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    """Let the app run until `predicate()` is true (workers post, handlers update)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await pilot.pause(0.05)
+    await asyncio.sleep(0)
+
+
+def table_keys(app, pane_id: str) -> list[str]:
+    table = app.query_one(f"#{pane_id}-table")
+    return [row.value for row in table.rows]
+
+
+def cell(app, pane_id: str, row_key: str, column: str) -> str:
+    return str(app.query_one(f"#{pane_id}-table").get_cell(row_key, column))
+
+
+def static_text(app, selector: str) -> str:
+    """Plain text a widget shows: on the active screen (a modal) first, else the app's."""
+    screen = getattr(app, "screen", app)
+    found = screen.query(selector)
+    node = found.first() if found else app.query_one(selector)
+    content = getattr(node, "content", None)
+    if content is None:
+        content = node.render()
+    if isinstance(content, str):
+        return content
+    if hasattr(content, "plain"):
+        return content.plain
+    console = Console(width=200, record=True, file=io.StringIO(), color_system=None)
+    console.print(content)
+    return console.export_text()

@@ -1,0 +1,369 @@
+"""Pilot tests of the dashboard's bindings, over a real Redis and real files."""
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+
+from ircache_tui import IRCache, cache_key
+from ircache_tui.tui.app import IRCacheApp
+from ircache_tui.tui.screens.detail import DetailScreen
+from ircache_tui.tui.screens.flush import FlushScreen
+from ircache_tui.tui.screens.help import HelpScreen
+from ircache_tui.tui.services import Services
+from ircache_tui.tui.widgets.log_pane import MAX_LINES, LogPane
+from tests.support.generators import CountingGenerator
+from tests.support.redis_server import RedisServer
+from tests.support.tui import cell, static_text, table_keys, until
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
+
+
+@pytest.fixture
+def specs(tmp_path):
+    d = tmp_path / "specs"
+    shutil.copytree(EXAMPLES, d)
+    return d
+
+
+@pytest.fixture
+async def cache(redis_url, cache_dir, specs):
+    gen = CountingGenerator()
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=gen) as c:
+        for path in sorted(specs.glob("*.md")):
+            await c.get_application_ir(path.read_text(), str(path))
+        yield c
+
+
+def keys_of(specs):
+    return {p.stem: cache_key(p.read_text(), str(p)) for p in specs.glob("*.md")}
+
+
+def make_app(cache, **options) -> IRCacheApp:
+    options.setdefault("watch", False)
+    return IRCacheApp(Services(cache=cache, **options))
+
+
+async def loaded(pilot, app, n: int | None = None) -> None:
+    await until(pilot, lambda: app.browser is not None and app.query_one("#keys").rows is not None
+                and (n is None or len(app.query_one("#keys").rows) == n), what="first page")
+
+
+async def test_dashboard_shows_keys_files_and_status(cache, specs):
+    app = make_app(cache)
+    keys = keys_of(specs)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        assert sorted(table_keys(app, "keys")) == sorted(keys.values())
+        key = keys["petstore-spec"]
+        assert cell(app, "keys", key, "spec") == "petstore-spec"
+        assert cell(app, "keys", key, "ttl") in ("1h 00m", "59m 59s")
+        assert cell(app, "keys", key, "generator") == "counting"
+        assert cell(app, "keys", key, "memory").endswith("KiB")
+        await until(pilot, lambda: len(app.query_one("#files").entries) == 2, what="files")
+        assert cell(app, "files", key, "redis") == "warm"
+        await until(pilot, lambda: "2 IR keys" in static_text(app, "#status"), what="stats")
+        status = static_text(app, "#status")
+        assert "● up" in status and "TTL 1h 00m" in status and "gen counting" in status
+        assert "live: notifications" in status
+        assert "scan complete" in static_text(app, "#keys-footer")
+
+
+async def test_flush_selected_spec_redis_only(cache, specs, sync_redis, cache_dir):
+    app = make_app(cache)
+    keys = keys_of(specs)
+    sync_redis.set("ir_cache:petstore-spec_v2_0a1b2c3d", "{}")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 3)
+        table = app.query_one("#keys-table")
+        table.move_cursor(row=table.get_row_index(keys["petstore-spec"]))
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FlushScreen), what="flush modal")
+        assert "Redis: 1 key(s) · filesystem: 1 file(s)" in static_text(app, "#flush-counts")
+        await pilot.press("y")
+        await until(pilot, lambda: keys["petstore-spec"] not in table_keys(app, "keys"), what="row removed")
+    assert not sync_redis.exists(f"ir_cache:{keys['petstore-spec']}")
+    assert sync_redis.exists(f"ir_cache:{keys['ecommerce-api-spec-human']}", "ir_cache:petstore-spec_v2_0a1b2c3d") == 2
+    assert (cache_dir / f"{keys['petstore-spec']}.json").exists()  # Redis only by default
+
+
+async def test_flush_all_both_tiers_keeps_other_keys(cache, specs, sync_redis, cache_dir):
+    app = make_app(cache)
+    sync_redis.set("session:1", "keep")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        await pilot.press("F")
+        await until(pilot, lambda: isinstance(app.screen, FlushScreen), what="flush modal")
+        assert "ALL" in static_text(app, "#flush-title")
+        app.screen.query_one("#tier-both").value = True
+        await pilot.press("y")
+        await until(pilot, lambda: not table_keys(app, "keys"), what="all rows removed")
+        await until(pilot, lambda: app.query_one("#keys").has_class("-empty"), what="empty state")
+    assert [k.decode() for k in sync_redis.keys("*")] == ["session:1"]
+    assert not list(cache_dir.glob("*.json"))
+
+
+async def test_flush_modal_cancel_deletes_nothing(cache, sync_redis):
+    app = make_app(cache)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        await pilot.press("F")
+        await until(pilot, lambda: isinstance(app.screen, FlushScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, FlushScreen))
+        await pilot.pause(0.2)
+    assert sync_redis.dbsize() == 2
+
+
+async def test_long_flush_shows_progress_and_can_be_cancelled(cache, sync_redis):
+    total = 300_000
+    pipe = sync_redis.pipeline(transaction=False)
+    for i in range(total):
+        pipe.set(f"ir_cache:bulk_{i:08x}", "x")
+        if i % 10_000 == 0:
+            pipe.execute()
+    pipe.execute()
+    app = make_app(cache)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("F")
+        await until(pilot, lambda: isinstance(app.screen, FlushScreen), timeout=30)
+        await pilot.press("y")
+        await until(pilot, lambda: app.flushing, what="flush started")
+        assert app.query_one("#flush-bar").has_class("-active")
+        await until(pilot, lambda: app.query_one("#flush-progress").progress > 0, what="progress")
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.flushing, what="flush stopped", timeout=30)
+        assert not app.query_one("#flush-bar").has_class("-active")
+        assert "Flush of all IR entries cancelled" in "\n".join(line.text for line in app.query_one(LogPane).lines)
+    left = sync_redis.dbsize()
+    assert 0 < left < total + 2
+
+
+async def test_regenerate_selected(cache, specs, sync_redis):
+    app = make_app(cache)
+    key = keys_of(specs)["petstore-spec"]
+    before = json.loads(sync_redis.get(f"ir_cache:{key}"))["generated_at"]
+    calls = cache.generator.calls
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        table = app.query_one("#keys-table")
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("r")
+        await until(pilot, lambda: cache.generator.calls == calls + 1, what="generation")
+        await until(pilot, lambda: json.loads(sync_redis.get(f"ir_cache:{key}"))["generated_at"] != before)
+
+
+async def test_regenerate_without_spec_file_says_why(cache, specs):
+    app = make_app(cache)
+    key = keys_of(specs)["petstore-spec"]
+    (specs / "petstore-spec.md").unlink()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        table = app.query_one("#keys-table")
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("r")
+        await until(pilot, lambda: any("Cannot regenerate petstore-spec" in n.message for n in app._notifications))
+
+
+async def test_warm_from_filesystem(cache, specs, sync_redis):
+    sync_redis.flushall()
+    app = make_app(cache)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 0)
+        await until(pilot, lambda: len(app.query_one("#files").entries) == 2)
+        assert {cell(app, "files", k, "redis") for k in keys_of(specs).values()} == {"cold"}
+        await pilot.press("w")
+        await until(pilot, lambda: len(table_keys(app, "keys")) == 2, what="keys warmed")
+        await until(pilot, lambda: {cell(app, "files", k, "redis") for k in keys_of(specs).values()} == {"warm"})
+    assert sync_redis.dbsize() == 2
+
+
+async def test_delete_and_reset_ttl(cache, specs, sync_redis):
+    keys = keys_of(specs)
+    sync_redis.expire(f"ir_cache:{keys['ecommerce-api-spec-human']}", 100)
+    app = make_app(cache)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        table = app.query_one("#keys-table")
+        table.move_cursor(row=table.get_row_index(keys["ecommerce-api-spec-human"]))
+        await pilot.press("t")
+        await until(pilot, lambda: sync_redis.ttl(f"ir_cache:{keys['ecommerce-api-spec-human']}") > 3000)
+        await until(pilot, lambda: cell(app, "keys", keys["ecommerce-api-spec-human"], "ttl") in ("1h 00m", "59m 59s"))
+        table.move_cursor(row=table.get_row_index(keys["petstore-spec"]))
+        await pilot.press("d")
+        await until(pilot, lambda: keys["petstore-spec"] not in table_keys(app, "keys"))
+    assert not sync_redis.exists(f"ir_cache:{keys['petstore-spec']}")
+
+
+async def test_pages_and_filter(cache, sync_redis):
+    for i in range(7):
+        sync_redis.set(f"ir_cache:alpha_{i:08x}", "{}")
+    sync_redis.set("ir_cache:alpha_v2_0000000a", "{}")
+    app = make_app(cache, page_size=3)
+    seen: list[str] = []
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 3)
+        seen += table_keys(app, "keys")
+        assert "page 1" in static_text(app, "#keys-footer")
+        while app.has_next:
+            await pilot.press("n")
+            await until(pilot, lambda: f"page {len(seen) // 3 + 1}" in static_text(app, "#keys-footer"))
+            seen += table_keys(app, "keys")
+        assert sorted(seen) == sorted(k.decode().split(":", 1)[1] for k in sync_redis.keys("ir_cache:*"))
+        assert "scan complete" in static_text(app, "#keys-footer")
+        await pilot.press("p")
+        await until(pilot, lambda: "page 3" in static_text(app, "#keys-footer"))
+
+        await pilot.press("slash")
+        await pilot.press(*"alpha", "enter")
+        await until(pilot, lambda: "filter 'alpha'" in static_text(app, "#keys-footer"))
+        collected = list(table_keys(app, "keys"))
+        while app.has_next:
+            await pilot.press("n")
+            await pilot.pause(0.2)
+            collected += table_keys(app, "keys")
+        assert sorted(set(collected)) == [f"alpha_{i:08x}" for i in range(7)]  # not alpha_v2
+
+        await pilot.press("slash")
+        await pilot.press("ctrl+u", *"*_0000000a", "enter")  # a glob: alpha_v2's hash only
+        await until(pilot, lambda: table_keys(app, "keys") == ["alpha_v2_0000000a"], what="glob filter")
+
+
+async def test_detail_screen_and_corrupt_entry(cache, specs, sync_redis):
+    keys = keys_of(specs)
+    sync_redis.set("ir_cache:broken_0a1b2c3d", b"{not json")
+    app = make_app(cache)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 3)
+        table = app.query_one("#keys-table")
+        table.focus()
+        table.move_cursor(row=table.get_row_index(keys["petstore-spec"]))
+        await until(pilot, lambda: "Petstore API" in static_text(app, "#detail"))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        body = static_text(app.screen, "#detail-json")
+        assert '"name": "Petstore API"' in body and "entities" in static_text(app.screen, "#detail-summary")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
+        table.move_cursor(row=table.get_row_index("broken_0a1b2c3d"))
+        await until(pilot, lambda: "corrupt entry" in static_text(app, "#detail"))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert "corrupt entry: not JSON" in static_text(app.screen, "#detail-summary")
+
+
+async def test_read_only_disables_destructive_bindings(cache, sync_redis):
+    app = make_app(cache, read_only=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        for action in ("flush_spec", "flush_all", "regenerate", "warm", "delete_key", "reset_ttl", "prune"):
+            assert app.check_action(action, ()) is None
+        assert app.check_action("refresh", ()) is True
+        await pilot.press("F", "d", "w")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, FlushScreen)
+        assert "READ-ONLY" in static_text(app, "#status")
+        disabled = {b.binding.action for b in app.screen.active_bindings.values() if not b.enabled}
+        assert {"flush_spec", "flush_all", "regenerate", "warm", "delete_key", "reset_ttl"} <= disabled
+    assert sync_redis.dbsize() == 2
+
+
+async def test_keys_changed_elsewhere_appear_live(cache, sync_redis):
+    app = make_app(cache)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        await pilot.pause(0.3)  # the notification listener subscribes
+        sync_redis.set("ir_cache:newcomer_0a1b2c3d", json.dumps({"generated_at": "x"}), ex=50)
+        await until(pilot, lambda: "newcomer_0a1b2c3d" in table_keys(app, "keys"), what="new key shown")
+        assert cell(app, "keys", "newcomer_0a1b2c3d", "ttl") in ("50s", "49s")
+        sync_redis.delete("ir_cache:newcomer_0a1b2c3d")
+        await until(pilot, lambda: "newcomer_0a1b2c3d" not in table_keys(app, "keys"), what="deleted key removed")
+        sync_redis.set("ir_cache:shortlived_0a1b2c3d", "{}", px=300)
+        await until(pilot, lambda: "shortlived_0a1b2c3d" in table_keys(app, "keys"))
+        await until(pilot, lambda: "shortlived_0a1b2c3d" not in table_keys(app, "keys"), what="expired key removed")
+
+
+async def test_polling_mode_picks_up_changes(cache, sync_redis):
+    app = make_app(cache, live="poll", poll_interval=0.3)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        assert "live: polling 0.3s" in static_text(app, "#status")
+        sync_redis.set("ir_cache:polled_0a1b2c3d", "{}")
+        await until(pilot, lambda: "polled_0a1b2c3d" in table_keys(app, "keys"))
+
+
+async def test_redis_down_banner_and_recovery(cache_dir, tmp_path):
+    server = RedisServer().start()
+    try:
+        async with IRCache(redis_url=server.url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
+            await cache.get_application_ir("# A\n", "a.md")
+            app = make_app(cache, health_interval=0.2, live="poll", poll_interval=0.3)
+            async with app.run_test(size=(140, 40)) as pilot:
+                await loaded(pilot, app, 1)
+                server.stop()
+                banner = app.query_one("#banner")
+                await until(pilot, lambda: banner.has_class("-down"), what="banner")
+                assert "Redis is down" in static_text(app, "#banner")
+                assert "● down" in static_text(app, "#status")
+                await until(pilot, lambda: len(app.query_one("#files").entries) == 1)  # files pane still works
+                app.action_refresh()
+                await pilot.pause(0.3)
+                server.start()  # empty: the key is gone, the file is not
+                redis.Redis.from_url(server.url).set("ir_cache:back_0a1b2c3d", "{}")
+                await until(pilot, lambda: not banner.has_class("-down"), what="recovery", timeout=15)
+                await until(pilot, lambda: table_keys(app, "keys") == ["back_0a1b2c3d"], what="refill")
+    finally:
+        server.stop()
+
+
+async def test_log_pane_is_bounded_and_shows_cache_lines(cache, specs):
+    import logging
+
+    app = make_app(cache)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        await until(pilot, lambda: any("Dashboard ready" in l.text for l in app.query_one(LogPane).lines))
+        for i in range(MAX_LINES + 500):
+            logging.getLogger("ircache").info("line %d", i)
+        await until(pilot, lambda: any(f"line {MAX_LINES + 499}" in l.text for l in app.query_one(LogPane).lines))
+        assert len(app.query_one(LogPane).lines) <= MAX_LINES
+
+
+async def test_help_screen_lists_every_binding(cache):
+    app = make_app(cache)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = static_text(app, "HelpScreen Static")
+        keys = {line.split("│")[0].strip() for line in text.splitlines() if "│" in line}
+        for key in ("f", "F", "r", "w", "d", "t", "P", "n", "p", "/", "enter", "ctrl+r", "escape", "?", "q"):
+            assert key in keys, (key, text)
+        assert "Flush the selected spec" in text
+
+
+async def test_80x24_every_pane_usable(cache, specs):
+    app = make_app(cache, spec_dirs=[specs])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app, 2)
+        assert app.screen.has_class("-narrow")
+        for tab, pane in (("tab-keys", "keys"), ("tab-files", "files"), ("tab-specs", "specs")):
+            app.query_one("#tabs").active = tab
+            await pilot.pause(0.1)
+            region = app.query_one(f"#{pane}-table").region
+            assert region.width >= 60 and region.height >= 5, (pane, region)
+        assert app.query_one(LogPane).region.height >= 3
+        assert app.query_one("#status").region.height >= 1
+
+
+async def test_empty_cache_says_what_to_do(redis_url, cache_dir):
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator()) as empty:
+        app = make_app(empty)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await loaded(pilot, app, 0)
+            assert app.query_one("#keys").has_class("-empty")
+            assert "No IR keys in Redis yet" in static_text(app, "#keys .empty")
