@@ -160,3 +160,19 @@ def test_embedded_redis_when_no_url(tmp_path, specs):
     out = run_cli("stats", "--json", env=env)
     data = json.loads(out.stdout)
     assert data["redis"]["url"].startswith("unix://") and data["redis"]["total_keys"] == 1
+
+
+def test_spec_discovery_skips_fifos_and_sees_trees_under_dot_dirs(tmp_path):
+    import os
+
+    from ircache_tui.specs import discover_specs
+
+    root = tmp_path / ".cache" / "team" / "specs"  # a spec tree that itself lives under a dot-dir
+    (root / ".git").mkdir(parents=True)
+    (root / "a.md").write_text("# A\n")
+    (root / ".git" / "b.md").write_text("# B\n")
+    (root / "a.md.swp").write_text("x")
+    os.mkfifo(root / "pipe.md")
+    found = {s.path.name: s for s in discover_specs([root])}
+    assert sorted(found) == ["a.md", "pipe.md"]
+    assert found["a.md"].ok and found["pipe.md"].error == "not a regular file"

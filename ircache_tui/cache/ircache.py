@@ -368,6 +368,21 @@ class IRCache:
         log.info("Warmed Redis from the filesystem: %d entries copied, %d already there", warmed, skipped)
         return {"warmed": warmed, "already_in_redis": skipped}
 
+    async def warm_key(self, cache_key: str) -> bool:
+        """Copy one filesystem entry into Redis; True when it was copied.
+
+        The file is read like any filesystem hit: a corrupt one is quarantined
+        and not copied. False when there is no valid file, Redis is down or
+        caching is off. It does not look at Redis first: callers that only want
+        to fill a gap check `redis.exists` themselves.
+        """
+        spec_name = self.fs.path_for(cache_key).stem.rsplit("_", 1)[0]  # path_for validates the key
+        found = await self._read_filesystem(cache_key, spec_name)
+        if found is None or not await self._store_redis(cache_key, found[1]):
+            return False
+        self.events.emit(CacheEvent("warmed", spec_name, cache_key, "redis"))
+        return True
+
     async def read_entry(self, cache_key: str, tier: Tier = "redis") -> StoredEntry:
         """One stored entry, for display; raises CorruptEntry or KeyError."""
         raw = await (self.redis.get_raw(cache_key) if tier == "redis" else self.fs.read_raw(cache_key))

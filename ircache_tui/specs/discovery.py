@@ -7,8 +7,10 @@ never stops a walk over a thousand good ones.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +44,18 @@ class SpecFile:
         return not self.error
 
 
-def is_ignored(path: Path, roots: list[Path] | None = None, extra_ignored: list[Path] | None = None) -> bool:
-    """True for editor temp files, VCS dirs and anything under an extra ignored dir (the cache dir)."""
+def is_ignored(path: Path, root: Path | None = None, extra_ignored: list[Path] | None = None) -> bool:
+    """True for editor temp files, VCS dirs below `root`, and anything under an extra
+    ignored dir (the cache dir). Only the part of the path below `root` is checked,
+    so a spec tree that itself lives under, say, `~/.cache/` is still seen."""
     name = path.name
     if any(fnmatch.fnmatch(name, pattern) for pattern in _IGNORED_FILE_GLOBS):
         return True
-    parts = set(path.parts)
-    if parts & IGNORED_DIRS:
+    below = path
+    if root is not None:
+        with contextlib.suppress(ValueError):
+            below = path.relative_to(root)
+    if set(below.parts[:-1]) & IGNORED_DIRS:
         return True
     for ignored in extra_ignored or []:
         try:
@@ -66,7 +73,11 @@ def read_spec(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> SpecFile:
     except InvalidSpecName as exc:
         return SpecFile(path, error=str(exc))
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            # a FIFO or device named *.md would block the read forever
+            return SpecFile(path, name, error="is a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        size = st.st_size
         if size > max_bytes:
             return SpecFile(path, name, error=f"larger than the {max_bytes}-byte limit ({size} bytes)")
         raw = path.read_bytes()
@@ -101,7 +112,7 @@ def discover_specs(
             dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
             for filename in filenames:
                 path = Path(dirpath) / filename
-                if not fnmatch.fnmatch(filename, pattern) or is_ignored(path, extra_ignored=ignored):
+                if not fnmatch.fnmatch(filename, pattern) or is_ignored(path, root, extra_ignored=ignored):
                     continue
                 found[path] = read_spec(path, max_bytes)
     return [found[p] for p in sorted(found)]
