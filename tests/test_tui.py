@@ -211,7 +211,8 @@ async def test_pages_and_filter(cache, sync_redis):
         assert "page 1" in static_text(app, "#keys-footer")
         while app.has_next:
             await pilot.press("n")
-            await until(pilot, lambda: f"page {len(seen) // 3 + 1}" in static_text(app, "#keys-footer"))
+            await until(pilot, lambda: f"page {len(seen) // 3 + 1} " in static_text(app, "#keys-footer"),
+                        what=f"page {len(seen) // 3 + 1}")
             seen += table_keys(app, "keys")
         assert sorted(seen) == sorted(k.decode().split(":", 1)[1] for k in sync_redis.keys("ir_cache:*"))
         assert "scan complete" in static_text(app, "#keys-footer")

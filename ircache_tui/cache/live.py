@@ -8,7 +8,7 @@ them on when allowed (never in read-only mode); otherwise the caller polls.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -62,13 +62,19 @@ async def enable_notifications(redis: RedisTier, *, may_configure: bool) -> bool
         return False
 
 
-async def key_changes(redis: RedisTier) -> AsyncIterator[KeyChange]:
-    """IR key changes as they happen. Ends (raises) when the connection drops."""
+async def key_changes(redis: RedisTier, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[KeyChange]:
+    """IR key changes as they happen. Ends (raises) when the connection drops.
+
+    `on_subscribed` runs once the subscription is in place: a caller that
+    reloads its view then misses nothing that changed before it listened.
+    """
     db = redis.client.connection_pool.connection_kwargs.get("db", 0)
     channel_prefix = f"__keyspace@{db}__:"
     pubsub = redis.client.pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.psubscribe(f"{glob_escape(channel_prefix)}{glob_escape(redis.keys.prefix)}:*")
+        if on_subscribed is not None:
+            on_subscribed()
         async for message in pubsub.listen():
             if message.get("type") != "pmessage":
                 continue

@@ -95,6 +95,7 @@ class IRCacheApp(App[None]):
         self._detail: m.DetailLoaded | None = None
         self._open_detail_when_loaded = False
         self._pending_refresh = False
+        self._first_page_shown = False
         self._log_handler: AppLogHandler | None = None
         self._unsubscribe = None
 
@@ -222,9 +223,7 @@ class IRCacheApp(App[None]):
         self._status(redis_url=self._redis_label(), live=self._live_label())
         self.query_one("#keys-table").focus()
         log.info("Dashboard ready: %s, live updates by %s", self._redis_label(), self._live_label())
-        self.load_page("first")
-        self.load_files()
-        self.load_stats()
+        self.load_page("first")  # totals (a full scan) start after it: the first page must not queue behind them
         self._start_live()
         self._start_watcher()
 
@@ -242,13 +241,18 @@ class IRCacheApp(App[None]):
     def _poll_round(self) -> None:
         # reschedule after each round so polls never overlap
         if self.browser is not None and not self.flushing:
-            self.load_page("reload")
+            self.reload_page()
         self.set_timer(self.services.poll_interval, self._poll_round)
 
     def _tick(self) -> None:
         self.keys_pane.tick(self.services.monotonic())
 
     # -- Redis keys ---------------------------------------------------------------
+    def reload_page(self) -> None:
+        """A background refresh of the current page; never cancels a page the user asked for."""
+        if not any(w.group == "scan" and w.is_running for w in self.workers):
+            self.load_page("reload")
+
     @work(group="scan", exclusive=True, exit_on_error=False)
     async def load_page(self, which: str) -> None:
         browser = self.browser
@@ -263,6 +267,10 @@ class IRCacheApp(App[None]):
 
     @on(m.PageLoaded)
     def _page_loaded(self, message: m.PageLoaded) -> None:
+        if not self._first_page_shown:
+            self._first_page_shown = True
+            self.load_files()
+            self.load_stats()
         self._mark_up()
         self.has_prev, self.has_next = message.has_prev, message.has_next
         self.keys_pane.show_page(
@@ -274,10 +282,14 @@ class IRCacheApp(App[None]):
     @work(group="live", exclusive=True, exit_on_error=False)
     async def listen_keys(self) -> None:
         try:
-            async for change in key_changes(self.cache.redis):
+            async for change in key_changes(self.cache.redis, on_subscribed=lambda: self.post_message(m.Subscribed())):
                 self.post_message(m.KeyChanged(change))
         except (RedisError, OSError, RedisUnavailable) as exc:
             self.post_message(m.RedisDown(str(exc).splitlines()[0] if str(exc) else "connection lost"))
+
+    @on(m.Subscribed)
+    def _subscribed(self) -> None:
+        self.reload_page()  # catch what changed between the first page and the subscription
 
     @on(m.KeyChanged)
     def _key_changed(self, message: m.KeyChanged) -> None:
@@ -363,6 +375,7 @@ class IRCacheApp(App[None]):
         if self.redis_up is False:
             return
         self.redis_up = False
+        log.warning("Redis is down (%s); retrying every %gs", message.reason, self.services.health_interval)
         self._status(connected=False)
         self.banner.show_down(message.reason)
         self.set_timer(self.services.health_interval, self._probe)
@@ -780,7 +793,7 @@ class IRCacheApp(App[None]):
     def _operation_done(self, message: m.OperationDone) -> None:
         self.notify(message.text, severity="error" if message.error else "information")
         if message.refresh and self.browser is not None:
-            self.load_page("reload")
+            self.reload_page()
             self.load_files()
             self.load_stats(reschedule=False)
         self.refresh_bindings()

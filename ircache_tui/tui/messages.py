@@ -129,3 +129,8 @@ class PruneFound(Message):
 class FlushFinished(Message):
     text: str
     error: bool = False
+
+
+@dataclass
+class Subscribed(Message):
+    """The keyspace-notification listener is in place."""

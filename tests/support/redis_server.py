@@ -25,8 +25,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, *extra_args: str, password: str | None = None) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="ircache-redis-"))
+    def __init__(self, *extra_args: str, password: str | None = None, directory: Path | None = None) -> None:
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="ircache-redis-"))
         self.port = free_port()
         self.socket_path = str(self.dir / "redis.sock")
         self.password = password

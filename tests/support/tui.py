@@ -10,7 +10,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 
-async def until(pilot, predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+async def until(pilot, predicate: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
     """Let the app run until `predicate()` is true (workers post, handlers update)."""
     deadline = time.monotonic() + timeout
     while not predicate():

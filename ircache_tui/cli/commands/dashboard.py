@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from ...settings import Settings
 from ..common import EXIT_OK
@@ -38,5 +39,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings, dirs, read_only=args.read_only, page_size=max(1, args.page_size), spec_pattern=args.pattern,
         watch=not args.no_watch, generate_on_watch=not args.no_generate, live="poll" if args.poll else "auto",
     )
+    # The dashboard shows the log in its own pane; a stderr handler would scribble over the screen.
+    logger = logging.getLogger("ircache")
+    logger.handlers.clear()
+    logger.setLevel(logging.INFO)
     IRCacheApp(services).run()
     return EXIT_OK

@@ -72,6 +72,7 @@ class FilesPane(Vertical):
                 else:
                     table.add_row(*cells, key=key)
                 self.entries[key] = entry
+            table.sort("key")
         self.set_class(not entries, "-empty")
         live = [e for e in entries if not e.quarantined]
         cold = sum(1 for e, w in zip(entries, warm) if not e.quarantined and w is False)

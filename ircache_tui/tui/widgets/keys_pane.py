@@ -71,6 +71,7 @@ class KeysPane(Vertical):
                     self.ttls.pop(key, None)
             for row in page.rows:
                 self._upsert(row, now)
+            table.sort("spec", "hash8")  # SCAN order is arbitrary; a page reads better sorted
         self.set_class(not page.rows, "-empty")
         if keep in self.rows:
             table.move_cursor(row=table.get_row_index(keep))
@@ -96,6 +97,7 @@ class KeysPane(Vertical):
     def upsert(self, row: KeyRow, now: float) -> None:
         with self.app.batch_update():
             self._upsert(row, now)
+            self.table.sort("spec", "hash8")
         self.remove_class("-empty")
 
     def remove(self, cache_key: str) -> None:

@@ -72,6 +72,7 @@ class SpecsPane(Vertical):
                     table.update_cell(key, col, value)
             else:
                 table.add_row(*cells, key=key)
+                table.sort("path")  # arrival order depends on which spec finished first
         self.statuses[key] = status
         self.set_class(False, "-empty")
         self._footer()

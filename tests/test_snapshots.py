@@ -1,0 +1,130 @@
+"""Snapshot tests of the main views over fixed demo data, a frozen clock and fixed paths.
+
+Regenerate after a deliberate UI change with: .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update
+"""
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+
+from ircache_tui import IRCache, OfflineGenerator, cache_key
+from ircache_tui.tui.app import IRCacheApp
+from ircache_tui.tui.demo import FIXED_TIME, seed_demo
+from ircache_tui.tui.screens.detail import DetailScreen
+from ircache_tui.tui.screens.flush import FlushScreen
+from ircache_tui.tui.screens.help import HelpScreen
+from ircache_tui.tui.services import Services
+from tests.support.redis_server import RedisServer
+from tests.support.tui import until
+
+# Fixed paths: they appear on screen (status bar, footers), so they must not vary per run.
+ROOT = Path("/tmp/ircache-tui-snapshots")
+EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
+
+
+@pytest.fixture(scope="module")
+def snap_redis():
+    shutil.rmtree(ROOT, ignore_errors=True)
+    with RedisServer("--notify-keyspace-events", "KEA", directory=ROOT / "redis") as server:
+        yield server
+    shutil.rmtree(ROOT, ignore_errors=True)
+
+
+@pytest.fixture
+def demo(snap_redis):
+    redis.Redis.from_url(snap_redis.unix_url).flushall()
+    shutil.rmtree(ROOT / "ir", ignore_errors=True)
+    shutil.rmtree(ROOT / "specs", ignore_errors=True)
+    shutil.copytree(EXAMPLES, ROOT / "specs")
+
+    async def seed():
+        async with IRCache(redis_url=snap_redis.unix_url, cache_dir=ROOT / "ir", generator=OfflineGenerator()) as c:
+            await seed_demo(c, ROOT / "specs")
+
+    asyncio.run(seed())
+    return snap_redis
+
+
+def make_app(server, **options) -> IRCacheApp:
+    cache = IRCache(redis_url=server.unix_url, cache_dir=ROOT / "ir", ttl=604_800, generator=OfflineGenerator())
+    options.setdefault("spec_dirs", [ROOT / "specs"])
+    return IRCacheApp(Services(cache=cache, watch=False, generate_on_watch=False, clock=lambda: FIXED_TIME,
+                               monotonic=lambda: 0.0, **options))
+
+
+async def settle(pilot) -> None:
+    app = pilot.app
+    await until(pilot, lambda: len(app.keys_pane.rows) == 4 and len(app.files_pane.entries) == 5
+                and len(app.specs_pane.statuses) == 2 and app.status_bar.status.ir_keys == 4, what="demo data")
+    petstore = cache_key((ROOT / "specs" / "petstore-spec.md").read_text(), "petstore-spec.md")
+    table = app.keys_pane.table
+    table.move_cursor(row=table.get_row_index(petstore))
+    app.load_detail(app.selection())  # the cursor may already sit there (no highlight event)
+    await until(pilot, lambda: app._detail is not None and app._detail.title.startswith(petstore), what="detail")
+    await until(pilot, lambda: any("initial walk done" in line.text for line in app.log_pane.lines), what="walk")
+    await pilot.pause(0.3)
+    app.log_pane.clear()  # log order depends on worker timing
+    await pilot.pause(0.1)
+
+
+def test_dashboard(demo, snap_compare):
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=settle)
+
+
+def test_dashboard_80x24(demo, snap_compare):
+    assert snap_compare(make_app(demo), terminal_size=(80, 24), run_before=settle)
+
+
+def test_files_tab(demo, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.tabs.active = "tab-files"
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
+
+
+def test_specs_tab(demo, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.tabs.active = "tab-specs"
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
+
+
+def test_flush_confirmation(demo, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(pilot.app.screen, FlushScreen))
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
+
+
+def test_detail_view(demo, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen))
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
+
+
+def test_help(demo, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
+
+
+def test_read_only(demo, snap_compare):
+    assert snap_compare(make_app(demo, read_only=True), terminal_size=(130, 34), run_before=settle)
