@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import pytest
 import redis
 
 from tests.support.redis_server import RedisServer
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +37,14 @@ def sync_redis(redis_url):
 @pytest.fixture
 def cache_dir(tmp_path):
     return tmp_path / "cache" / "ir"
+
+
+@pytest.fixture
+def specs(tmp_path):
+    """A private copy of the example specs, free to edit."""
+    d = tmp_path / "specs"
+    shutil.copytree(EXAMPLES, d)
+    return d
 
 
 @pytest.fixture

@@ -14,13 +14,6 @@ EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 
 
 @pytest.fixture
-def specs(tmp_path):
-    d = tmp_path / "specs"
-    shutil.copytree(EXAMPLES, d)
-    return d
-
-
-@pytest.fixture
 def env(redis_url, cache_dir):
     return cli_env(redis_url, cache_dir)
 

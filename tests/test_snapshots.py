@@ -61,9 +61,18 @@ async def settle(pilot) -> None:
                 and len(app.specs_pane.statuses) == 2 and app.status_bar.status.ir_keys == 4, what="demo data")
     petstore = cache_key((ROOT / "specs" / "petstore-spec.md").read_text(), "petstore-spec.md")
     table = app.keys_pane.table
-    table.move_cursor(row=table.get_row_index(petstore))
-    app.load_detail(app.selection())  # the cursor may already sit there (no highlight event)
-    await until(pilot, lambda: app._detail is not None and app._detail.title.startswith(petstore), what="detail")
+
+    def petstore_selected() -> bool:
+        if app.keys_pane.selected_key() != petstore:
+            table.move_cursor(row=table.get_row_index(petstore))
+            return False
+        if app._detail is not None and app._detail.title.startswith(petstore):
+            return True
+        if not any(w.group == "detail" and w.is_running for w in app.workers):
+            app.load_detail(app.selection())  # the cursor may already sit there (no highlight event)
+        return False
+
+    await until(pilot, petstore_selected, what="petstore selected with its detail")
     await until(pilot, lambda: any("initial walk done" in line.text for line in app.log_pane.lines), what="walk")
     await pilot.pause(0.3)
     app.log_pane.clear()  # log order depends on worker timing

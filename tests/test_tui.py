@@ -23,13 +23,6 @@ EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 
 
 @pytest.fixture
-def specs(tmp_path):
-    d = tmp_path / "specs"
-    shutil.copytree(EXAMPLES, d)
-    return d
-
-
-@pytest.fixture
 async def cache(redis_url, cache_dir, specs):
     gen = CountingGenerator()
     async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=gen) as c:
@@ -48,8 +41,8 @@ def make_app(cache, **options) -> IRCacheApp:
 
 
 async def loaded(pilot, app, n: int | None = None) -> None:
-    await until(pilot, lambda: app.browser is not None and app.query_one("#keys").rows is not None
-                and (n is None or len(app.query_one("#keys").rows) == n), what="first page")
+    await until(pilot, lambda: app._first_page_shown and (n is None or len(app.keys_pane.rows) == n),
+                what="first page")
 
 
 async def test_dashboard_shows_keys_files_and_status(cache, specs):
@@ -368,3 +361,28 @@ async def test_empty_cache_says_what_to_do(redis_url, cache_dir):
             await loaded(pilot, app, 0)
             assert app.query_one("#keys").has_class("-empty")
             assert "No IR keys in Redis yet" in static_text(app, "#keys .empty")
+
+
+async def test_edited_spec_appears_without_a_key_press_and_prunes(cache, specs, sync_redis):
+    from ircache_tui.tui.screens.confirm import ConfirmScreen
+
+    app = make_app(cache, spec_dirs=[specs], watch=True)
+    spec = specs / "petstore-spec.md"
+    old_key = keys_of(specs)["petstore-spec"]
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app, 2)
+        await until(pilot, lambda: len(app.specs_pane.statuses) == 2 and
+                    {s.state.value for s in app.specs_pane.statuses.values()} == {"in redis"}, what="specs in redis")
+        await pilot.pause(0.5)  # the watcher is now following the directory
+        spec.write_text(spec.read_text() + "\n- DELETE /pets/{id} - Remove a pet (auth)\n")
+        new_key = cache_key(spec.read_text(), str(spec))
+        await until(pilot, lambda: new_key in table_keys(app, "keys"), what="new key shown live")
+        await until(pilot, lambda: any(s.cache_key == new_key and s.stale == 1 and s.state.value == "in redis"
+                                       for s in app.specs_pane.statuses.values()), what="spec shows 1 stale")
+
+        await pilot.press("P")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="prune confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: old_key not in table_keys(app, "keys"), what="stale key pruned")
+    assert not sync_redis.exists(f"ir_cache:{old_key}")
+    assert sync_redis.exists(f"ir_cache:{new_key}")

@@ -93,11 +93,17 @@ def validate_prefix(prefix: str) -> str:
 class KeySpace:
     """Maps cache keys to Redis keys under one prefix, and back."""
 
-    __slots__ = ("prefix", "_head")
+    __slots__ = ("prefix", "_head", "_ir_key")
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = validate_prefix(prefix)
         self._head = f"{prefix}:"
+        # `belongs` runs on every key a flush or stats walk sees: one bytes regex
+        # that says what parse_cache_key + validate_spec_name say, without decoding.
+        self._ir_key = re.compile(
+            rb"^" + re.escape(self._head.encode()) + rb"(?!\.{1,2}_[0-9a-f]{8}$)(?P<spec>[^\x00-\x1f\x7f/\\]+)_[0-9a-f]{8}$",
+            re.DOTALL,
+        )
 
     def redis_key(self, key: str) -> str:
         parsed = parse_cache_key(key)
@@ -134,5 +140,18 @@ class KeySpace:
         return f"{head}{glob_escape(validate_spec_name(spec_name))}_{hexdigit * HASH_LEN}"
 
     def belongs(self, redis_key: str | bytes, spec_name: str | None = None) -> bool:
-        parsed = self.cache_key_of(redis_key)
-        return parsed is not None and (spec_name is None or parsed.spec_name == spec_name)
+        """True if `redis_key` is an IR key under this prefix (of `spec_name`, if given)."""
+        raw = redis_key.encode("utf-8") if isinstance(redis_key, str) else redis_key
+        m = self._ir_key.match(raw)
+        if m is None:
+            return False
+        spec = m.group("spec")
+        if len(spec) > MAX_SPEC_NAME_BYTES:
+            return False
+        if spec_name is not None:
+            return spec == spec_name.encode("utf-8")
+        try:
+            spec.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True

@@ -23,7 +23,7 @@ from ..ir.envelope import CorruptEntry
 from . import scan
 from .errors import RedisUnavailable
 from .health import RedisHealth
-from .keys import KeySpace
+from .keys import HASH_LEN, KeySpace
 from .urls import mask_url
 
 log = logging.getLogger("ircache")
@@ -191,18 +191,20 @@ class RedisTier:
         """`{"total_keys", "total_size_bytes", "specs"}` with sizes from pipelined MEMORY USAGE."""
         total_keys = 0
         total_bytes = 0
-        specs: set[str] = set()
+        head = len(self.keys.prefix.encode("utf-8")) + 1
+        tail = -(HASH_LEN + 1)  # "_{hash8}"
+        seen_specs: set[bytes] = set()
 
         def on_key(key: bytes, size: int) -> None:
+            # `keep` (KeySpace.belongs) already checked the shape; only the spec name is needed
             nonlocal total_keys, total_bytes
-            parsed = self.keys.cache_key_of(key)
-            if parsed is not None:
-                total_keys += 1
-                total_bytes += size
-                specs.add(parsed.spec_name)
+            total_keys += 1
+            total_bytes += size
+            seen_specs.add(key[head:tail])
 
         pattern = self.keys.match_pattern()
         await self._run(lambda: scan.scan_memory(self.client, pattern, self.keys.belongs, on_key=on_key))
+        specs = {s.decode("utf-8") for s in seen_specs}
         return {"total_keys": total_keys, "total_size_bytes": total_bytes, "specs": sorted(specs)}
 
     # -- walking the keyspace (the dashboard and prune) ----------------------

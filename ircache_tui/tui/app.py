@@ -187,6 +187,10 @@ class IRCacheApp(App[None]):
             return None
         return True
 
+    def _refresh_bindings(self) -> None:
+        if self.screen_stack:  # a late message during shutdown finds no screen
+            self.refresh_bindings()
+
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
@@ -277,7 +281,7 @@ class IRCacheApp(App[None]):
             message.page, now=self.services.monotonic(), has_prev=message.has_prev,
             has_next=message.has_next, filter_text=message.filter_text,
         )
-        self.refresh_bindings()
+        self._refresh_bindings()
 
     @work(group="live", exclusive=True, exit_on_error=False)
     async def listen_keys(self) -> None:
@@ -443,6 +447,12 @@ class IRCacheApp(App[None]):
     @on(m.SpecStatusChanged)
     def _spec_status(self, message: m.SpecStatusChanged) -> None:
         self.specs_pane.update_status(message.status)
+        current: dict[str, set[str]] = {}
+        for status in self.specs_pane.statuses.values():
+            if status.cache_key and status.state.value != "deleted":
+                current.setdefault(status.spec_name, set()).add(status.cache_key[-8:])
+        if current != self.keys_pane.current:
+            self.keys_pane.set_current(current)
 
     # -- the cache's own events -----------------------------------------------------
     def _on_cache_event(self, event: CacheEvent) -> None:
@@ -611,7 +621,7 @@ class IRCacheApp(App[None]):
         bar.add_class("-active")
         self.flush_progress.update(total=max(1, self.flush_total), progress=0)
         self.flush_label.update(f"flushing 0/{self.flush_total} (esc cancels)")
-        self.refresh_bindings()
+        self._refresh_bindings()
 
     @work(group="flush", exclusive=True, exit_on_error=False)
     async def run_flush(self, request: FlushRequest) -> None:
@@ -796,4 +806,4 @@ class IRCacheApp(App[None]):
             self.reload_page()
             self.load_files()
             self.load_stats(reschedule=False)
-        self.refresh_bindings()
+        self._refresh_bindings()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import DataTable, Static
 
 from ...cache.browse import KeyRow, Page
 from ...fmt import human_bytes, human_ttl
+from .table_pane import TablePane
 
 # (key, label, width): fixed widths for values that change (TTL counts down) so columns don't jump
-COLUMNS = (("spec", "Spec", None), ("hash8", "Hash", 8), ("ttl", "TTL", 7), ("memory", "Memory", 9),
+COLUMNS = (("spec", "Spec", None), ("hash8", "Hash", 8), ("state", "State", 5), ("ttl", "TTL", 7), ("memory", "Memory", 9),
            ("generated", "Generated", 16), ("generator", "Generator", None))
 
 
@@ -19,44 +17,41 @@ def _generated(value: str | None) -> str:
     return value[:16].replace("T", " ") if value else "?"
 
 
-class KeysPane(Vertical):
-    DEFAULT_CSS = """
-    KeysPane > DataTable { height: 1fr; }
-    KeysPane > .pane-footer { height: 1; color: $text-muted; padding: 0 1; }
-    KeysPane > .empty { height: auto; padding: 1 2; color: $text-muted; display: none; }
-    KeysPane.-empty > .empty { display: block; }
-    """
+class KeysPane(TablePane):
+    COLUMNS = COLUMNS
+    NAME = "keys"
+    INITIAL_FOOTER = "page 1 · scanning…"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         #: cache_key → (ttl seconds, monotonic time it was read) for the live countdown
         self.ttls: dict[str, tuple[int, float]] = {}
         self.rows: dict[str, KeyRow] = {}
+        #: spec name → the hash8s of its files now (from the watcher); other hashes are stale
+        self.current: dict[str, set[str]] = {}
 
-    def compose(self) -> ComposeResult:
-        # kept as attributes: late messages during shutdown must not query a torn-down DOM
-        self._table = table = DataTable(cursor_type="row", zebra_stripes=True, id="keys-table")
-        for key, label, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
-        yield table
-        yield Static("No IR keys in Redis yet. Open a spec dir (ircache-tui DIR), press w to warm from "
-                     "the filesystem, or run your pipeline.", classes="empty")
-        self._footer_line = Static("page 1 · scanning…", classes="pane-footer", id="keys-footer")
-        yield self._footer_line
-
-    @property
-    def table(self) -> DataTable:
-        return self._table
+    def empty_hint(self) -> str:
+        return ("No IR keys in Redis yet. Open a spec dir (ircache-tui DIR), press w to warm from "
+                "the filesystem, or run your pipeline.")
 
     def selected_key(self) -> str | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.selected_row_key()
 
-    @staticmethod
-    def _cells(row: KeyRow) -> tuple:
-        return (row.spec_name, row.hash8, human_ttl(row.ttl), human_bytes(row.memory),
+    def _state(self, row: KeyRow) -> Text:
+        hashes = self.current.get(row.spec_name)
+        if hashes is not None and row.hash8 not in hashes:
+            return Text("stale", style="yellow")
+        return Text("")
+
+    def set_current(self, current: dict[str, set[str]]) -> None:
+        """Mark keys of older spec versions as stale, now that the specs are known."""
+        self.current = current
+        with self.app.batch_update():
+            for key, row in self.rows.items():
+                self.table.update_cell(key, "state", self._state(row))
+
+    def _cells(self, row: KeyRow) -> tuple:
+        return (row.spec_name, row.hash8, self._state(row), human_ttl(row.ttl), human_bytes(row.memory),
                 _generated(row.generated_at), row.generator or "?")
 
     def show_page(self, page: Page, *, now: float, has_prev: bool, has_next: bool, filter_text: str) -> None:
@@ -79,18 +74,12 @@ class KeysPane(Vertical):
         flt = f" · filter {filter_text!r}" if filter_text else ""
         state = "scan complete" if page.complete else ("partial page, more on n" if page.partial else "more on n")
         nav = " · p prev" if has_prev else ""
-        self._footer_line.update(
+        self.set_footer(
             f"{where} · {len(page.rows)} keys here · {page.scanned} scanned so far · {state}{nav}{flt}"
         )
 
     def _upsert(self, row: KeyRow, now: float) -> None:
-        table = self.table
-        cells = self._cells(row)
-        if row.cache_key in self.rows:
-            for (col, _, _), value in zip(COLUMNS, cells):
-                table.update_cell(row.cache_key, col, value)
-        else:
-            table.add_row(*cells, key=row.cache_key)
+        self.put_row(row.cache_key, self._cells(row), row.cache_key in self.rows)
         self.rows[row.cache_key] = row
         self.ttls[row.cache_key] = (row.ttl, now)
 

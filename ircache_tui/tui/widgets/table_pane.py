@@ -1,0 +1,58 @@
+"""What the three table panes share: a DataTable updated by row key, an empty state, a footer line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+Column = tuple[str, str, int | None]  # key, label, fixed width (None: fit the content)
+
+
+class TablePane(Vertical):
+    DEFAULT_CSS = """
+    TablePane > DataTable { height: 1fr; }
+    TablePane > .pane-footer { height: 1; color: $text-muted; padding: 0 1; }
+    TablePane > .empty { height: auto; padding: 1 2; color: $text-muted; display: none; }
+    TablePane.-empty > .empty { display: block; }
+    """
+    COLUMNS: Sequence[Column] = ()
+    #: ids are `{NAME}-table` and `{NAME}-footer`
+    NAME = ""
+    INITIAL_FOOTER = ""
+
+    def empty_hint(self) -> str:
+        return ""
+
+    def compose(self) -> ComposeResult:
+        # kept as attributes: late messages during shutdown must not query a torn-down DOM
+        self._table = DataTable(cursor_type="row", zebra_stripes=True, id=f"{self.NAME}-table")
+        for key, label, width in self.COLUMNS:
+            self._table.add_column(label, key=key, width=width)
+        yield self._table
+        yield Static(self.empty_hint(), classes="empty")
+        self._footer_line = Static(self.INITIAL_FOOTER, classes="pane-footer", id=f"{self.NAME}-footer")
+        yield self._footer_line
+
+    @property
+    def table(self) -> DataTable:
+        return self._table
+
+    def selected_row_key(self) -> str | None:
+        table = self._table
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def put_row(self, key: str, cells: Sequence[object], exists: bool) -> None:
+        """Add the row, or update its cells in place (never rebuild the table)."""
+        if exists:
+            for (column, _, _), value in zip(self.COLUMNS, cells):
+                self._table.update_cell(key, column, value)
+        else:
+            self._table.add_row(*cells, key=key)
+
+    def set_footer(self, text: str) -> None:
+        self._footer_line.update(text)
