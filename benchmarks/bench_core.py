@@ -379,8 +379,7 @@ def unrelated_keys(n: int) -> list[bytes]:
     """Keys a flush must not touch: locks, look-alikes under the prefix, and other applications' keys.
 
     Some of them match the SCAN pattern and are turned away only by `keep`
-    (a control character in the spec name); ten have a newline in them, which
-    sends the pages they are on down the unjoined path of scan.py.
+    (a control character in the spec name); ten have a newline in them.
     """
     shapes = [
         lambda i: f"{PREFIX}:spec{i % 97}_{i:08x}:lock",                 # our own locks
