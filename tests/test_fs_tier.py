@@ -78,9 +78,8 @@ import sys
 from pathlib import Path
 from ircache_tui.cache.fs_tier import atomic_write
 path = Path(sys.argv[1])
-big = b'"' + b"x" * 4_000_000 + b'"'
+big = b'"' + b"x" * 20_000_000 + b'"'
 i = 0
-print("ready", flush=True)
 while True:
     i += 1
     atomic_write(path, b'{"n": %d, "pad": ' % i + big + b"}")
@@ -90,10 +89,13 @@ while True:
 def test_writer_killed_mid_write_leaves_old_or_new_file(tmp_path):
     path = tmp_path / "spec_0a1b2c3d.json"
     atomic_write(path, b'{"n": 0, "pad": ""}')
-    for delay in (0.05, 0.13, 0.21):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE)
-        assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
+    for _ in range(3):
+        before = set(tmp_path.glob(".spec_0a1b2c3d.*.tmp"))
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
+        deadline = time.monotonic() + 30
+        while not set(tmp_path.glob(".spec_0a1b2c3d.*.tmp")) - before:  # a write is under way
+            assert time.monotonic() < deadline and proc.poll() is None, "the writer never started a write"
+            time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         data = json.loads(path.read_bytes())  # a torn file would not parse
