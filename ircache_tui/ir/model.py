@@ -7,36 +7,24 @@ so that nonsense does not.
 
 from __future__ import annotations
 
-from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", use_enum_values=True)
+    model_config = ConfigDict(extra="ignore")
 
 
-class DataType(str, Enum):
-    STRING = "string"
-    INTEGER = "integer"
-    FLOAT = "float"
-    BOOLEAN = "boolean"
-    DATETIME = "datetime"
-    UUID = "uuid"
-    JSON = "json"
-    ENUM = "enum"
-
-
-class RelationshipType(str, Enum):
-    ONE_TO_ONE = "one_to_one"
-    ONE_TO_MANY = "one_to_many"
-    MANY_TO_ONE = "many_to_one"
-    MANY_TO_MANY = "many_to_many"
+# Literals, not Enums: pydantic checks them in Rust, and every cache hit
+# validates the whole IR (an Enum costs a Python call per field).
+DataType = Literal["string", "integer", "float", "boolean", "datetime", "uuid", "json", "enum"]
+RelationshipType = Literal["one_to_one", "one_to_many", "many_to_one", "many_to_many"]
 
 
 class Attribute(_Model):
     name: str
-    data_type: DataType = DataType.STRING
+    data_type: DataType = "string"
     is_primary_key: bool = False
     is_nullable: bool = True
     is_unique: bool = False
@@ -63,7 +51,7 @@ class DomainModel(_Model):
 class Parameter(_Model):
     name: str
     location: str = "query"  # path, query, header, body
-    data_type: DataType = DataType.STRING
+    data_type: DataType = "string"
     required: bool = False
     description: str = ""
 
