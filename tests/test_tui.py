@@ -273,6 +273,7 @@ async def test_keys_changed_elsewhere_appear_live(cache, sync_redis):
         await pilot.pause(0.3)  # the notification listener subscribes
         sync_redis.set("ir_cache:newcomer_0a1b2c3d", json.dumps({"generated_at": "x"}), ex=50)
         await until(pilot, lambda: "newcomer_0a1b2c3d" in table_keys(app, "keys"), what="new key shown")
+        assert "3 keys here" in static_text(app, "#keys-footer")
         assert cell(app, "keys", "newcomer_0a1b2c3d", "ttl") in ("50s", "49s")
         sync_redis.delete("ir_cache:newcomer_0a1b2c3d")
         await until(pilot, lambda: "newcomer_0a1b2c3d" not in table_keys(app, "keys"), what="deleted key removed")

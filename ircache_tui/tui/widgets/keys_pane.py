@@ -29,6 +29,7 @@ class KeysPane(TablePane):
         self.rows: dict[str, KeyRow] = {}
         #: spec name → the hash8s of its files now (from the watcher); other hashes are stale
         self.current: dict[str, set[str]] = {}
+        self._page_meta: tuple[Page, bool, str] | None = None
 
     def empty_hint(self) -> str:
         return ("No IR keys in Redis yet. Open a spec dir (ircache-tui DIR), press w to warm from "
@@ -70,12 +71,19 @@ class KeysPane(TablePane):
         self.set_class(not page.rows, "-empty")
         if keep in self.rows:
             table.move_cursor(row=table.get_row_index(keep))
-        where = f"page {page.number}"
+        self._page_meta = (page, has_prev, filter_text)
+        self._render_footer()
+
+    def _render_footer(self) -> None:
+        if self._page_meta is None:
+            return
+        page, has_prev, filter_text = self._page_meta
         flt = f" · filter {filter_text!r}" if filter_text else ""
         state = "scan complete" if page.complete else ("partial page, more on n" if page.partial else "more on n")
         nav = " · p prev" if has_prev else ""
+        # rows here counts keys that arrived live since the page was read
         self.set_footer(
-            f"{where} · {len(page.rows)} keys here · {page.scanned} scanned so far · {state}{nav}{flt}"
+            f"page {page.number} · {len(self.rows)} keys here · {page.scanned} scanned so far · {state}{nav}{flt}"
         )
 
     def _upsert(self, row: KeyRow, now: float) -> None:
@@ -88,6 +96,7 @@ class KeysPane(TablePane):
             self._upsert(row, now)
             self.table.sort("spec", "hash8")
         self.remove_class("-empty")
+        self._render_footer()
 
     def remove(self, cache_key: str) -> None:
         if cache_key in self.rows:
@@ -95,6 +104,7 @@ class KeysPane(TablePane):
             self.rows.pop(cache_key, None)
             self.ttls.pop(cache_key, None)
         self.set_class(not self.rows, "-empty")
+        self._render_footer()
 
     def mark(self, cache_key: str, text: str, style: str = "bold yellow") -> None:
         if cache_key in self.rows:
