@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 DEFAULT_PREFIX = "ir_cache"
 HASH_LEN = 8
@@ -58,7 +57,9 @@ def validate_spec_name(name: str) -> str:
 def spec_name_from_path(spec_path: str) -> str:
     """The file stem of the last path component; `../../etc/x.md` gives `x`."""
     last = str(spec_path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    stem = PurePosixPath(last).stem if last not in (".", "..") else last
+    # PurePath.stem's rule, without building a path object on every cache hit
+    dot = last.rfind(".")
+    stem = last[:dot] if 0 < dot < len(last) - 1 and last not in (".", "..") else last
     return validate_spec_name(stem)
 
 
