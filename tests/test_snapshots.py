@@ -105,34 +105,28 @@ def test_specs_tab(demo, snap_compare):
     assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
 
 
-def test_flush_confirmation(demo, snap_compare):
+def after_key(key: str, screen_type: type):
+    """A run_before that settles, presses `key` and waits for `screen_type` to be on top."""
+
     async def run_before(pilot):
         await settle(pilot)
-        await pilot.press("f")
-        await until(pilot, lambda: isinstance(pilot.app.screen, FlushScreen))
+        await pilot.press(key)
+        await until(pilot, lambda: isinstance(pilot.app.screen, screen_type))
         await pilot.pause(0.3)
 
-    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
+    return run_before
+
+
+def test_flush_confirmation(demo, snap_compare):
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=after_key("f", FlushScreen))
 
 
 def test_detail_view(demo, snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen))
-        await pilot.pause(0.3)
-
-    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=after_key("enter", DetailScreen))
 
 
 def test_help(demo, snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
-        await pilot.pause(0.3)
-
-    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
+    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=after_key("question_mark", HelpScreen))
 
 
 def test_read_only(demo, snap_compare):
