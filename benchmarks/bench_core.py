@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MS = 1e3
+from report import Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
+
 
 
 # ---------------------------------------------------------------------------
@@ -96,7 +97,7 @@ def ping_worker(socket_path: str) -> None:
     out = {
         "count": len(lat),
         "max_s": lat[-1] if lat else None,
-        "p99_s": lat[max(0, math.ceil(0.99 * len(lat)) - 1)] if lat else None,
+        "p99_s": percentile(lat, 0.99) if lat else None,
         "p50_s": lat[len(lat) // 2] if lat else None,
     }
     sys.stdout.write(json.dumps(out) + "\n")
@@ -132,42 +133,6 @@ class PingLoop:
 # ---------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------
-@dataclass
-class Row:
-    figure: str
-    ours: float | None
-    baseline: float | None
-    unit: str  # "ms" or "s"
-    target: str = "—"
-    met: bool | None = None  # None: no target on this row
-    note: str = ""
-
-    def cells(self) -> list[str]:
-        def fmt(v: float | None) -> str:
-            if v is None:
-                return "—"
-            if self.unit == "ms":
-                return f"{v * MS:.3f} ms"
-            return f"{v:.3f} s"
-
-        ratio = f"{self.ours / self.baseline:.2f}×" if self.ours and self.baseline else "—"
-        met = "—" if self.met is None else ("yes" if self.met else "**MISSED**")
-        base = fmt(self.baseline) + (f" ({self.note})" if self.note else "")
-        return [self.figure, fmt(self.ours), base, ratio, self.target, met]
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    return sorted_values[max(0, math.ceil(p * len(sorted_values)) - 1)]
-
-
-def print_table(rows: list[Row]) -> None:
-    header = ["figure", "ours", "baseline", "ratio", "target", "met?"]
-    lines = [header, ["---"] * len(header)] + [r.cells() for r in rows]
-    for line in lines:
-        print("| " + " | ".join(line) + " |")
-
-
 # ---------------------------------------------------------------------------
 # Specs and IRs
 # ---------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import random
 import shutil
 import statistics
@@ -46,15 +45,15 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MS = 1e3
+from report import MS, Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
+
 BLOCK = 5
 SPEC = """# Bench API
 
@@ -74,40 +73,6 @@ A spec for the watcher benchmark.
 ## Validation
 - Product.price: must be greater than 0
 """
-
-
-@dataclass
-class Row:
-    figure: str
-    ours: float | None
-    baseline: float | None
-    unit: str  # "ms" or "s"
-    target: str = "—"
-    met: bool | None = None
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def cells(self) -> list[str]:
-        def fmt(v: float | None) -> str:
-            if v is None:
-                return "—"
-            return f"{v * MS:.1f} ms" if self.unit == "ms" else f"{v:.3f} s"
-
-        ratio = f"{self.ours / self.baseline:.2f}×" if self.ours and self.baseline else "—"
-        met = "—" if self.met is None else ("yes" if self.met else "**MISSED**")
-        base = fmt(self.baseline) + (f" ({self.note})" if self.note else "")
-        return [self.figure, fmt(self.ours), base, ratio, self.target, met]
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    return sorted_values[max(0, math.ceil(p * len(sorted_values)) - 1)]
-
-
-def print_table(rows: list[Row]) -> None:
-    header = ["figure", "ours", "baseline", "ratio", "target", "met?"]
-    for line in [header, ["---"] * len(header)] + [r.cells() for r in rows]:
-        print("| " + " | ".join(line) + " |")
 
 
 class SetListener:

@@ -1,7 +1,6 @@
 """The headless subcommands, run as subprocesses of the installed entry point."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -1,8 +1,6 @@
-import asyncio
 import time
 
 import pytest
-import redis
 
 from ircache_tui.cache.errors import RedisUnavailable
 from ircache_tui.cache.keys import KeySpace

@@ -1,8 +1,6 @@
 """Pilot tests of the dashboard's bindings, over a real Redis and real files."""
 
-import asyncio
 import json
-import shutil
 from pathlib import Path
 
 import pytest
