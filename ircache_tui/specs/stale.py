@@ -47,6 +47,11 @@ class StaleReport:
         }
 
 
+#: in `current_hashes`: a spec file of this name exists but could not be read,
+#: so none of its entries may be called stale
+ANY_HASH = "*"
+
+
 def current_hashes(specs: Iterable[SpecFile]) -> dict[str, set[str]]:
     """spec name → the hash8s of its files now (two dirs may hold a spec of the same name)."""
     current: dict[str, set[str]] = {}
@@ -54,18 +59,20 @@ def current_hashes(specs: Iterable[SpecFile]) -> dict[str, set[str]]:
         if spec.ok:
             current.setdefault(spec.spec_name, set()).add(spec.hash8)
         elif spec.spec_name:
-            # unreadable now, but it exists: never call its entries orphaned
-            current.setdefault(spec.spec_name, set()).add("*")
+            current.setdefault(spec.spec_name, set()).add(ANY_HASH)
     return current
 
 
-def _classify(spec_name: str, hash8: str, current: dict[str, set[str]]) -> str | None:
+def is_stale(spec_name: str, hash8: str, current: dict[str, set[str]]) -> bool:
+    """An entry of a spec that exists, with a hash none of its files has now."""
     hashes = current.get(spec_name)
-    if hashes is None:
+    return hashes is not None and hash8 not in hashes and ANY_HASH not in hashes
+
+
+def _classify(spec_name: str, hash8: str, current: dict[str, set[str]]) -> str | None:
+    if spec_name not in current:
         return "orphaned"
-    if hash8 in hashes or "*" in hashes:
-        return None
-    return "stale"
+    return "stale" if is_stale(spec_name, hash8, current) else None
 
 
 async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool = True) -> StaleReport:

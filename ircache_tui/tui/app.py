@@ -28,6 +28,8 @@ from ..cache.live import enable_notifications, key_changes
 from ..ir.envelope import CorruptEntry
 from ..ir.generators import GenerationError, generator_label
 from ..specs import discover_specs, find_stale, prune, read_spec
+from ..specs.stale import current_hashes
+from ..watch.stale import current_specs
 from . import messages as m
 from .logbridge import AppLogHandler
 from .screens.confirm import ConfirmScreen
@@ -96,6 +98,7 @@ class IRCacheApp(App[None]):
         self._open_detail_when_loaded = False
         self._pending_refresh = False
         self._first_page_shown = False
+        self._pending_stale_marks = False
         self._log_handler: AppLogHandler | None = None
         self._unsubscribe = None
 
@@ -447,10 +450,13 @@ class IRCacheApp(App[None]):
     @on(m.SpecStatusChanged)
     def _spec_status(self, message: m.SpecStatusChanged) -> None:
         self.specs_pane.update_status(message.status)
-        current: dict[str, set[str]] = {}
-        for status in self.specs_pane.statuses.values():
-            if status.cache_key and status.state.value != "deleted":
-                current.setdefault(status.spec_name, set()).add(status.cache_key[-8:])
+        if not self._pending_stale_marks:  # a burst of 1,000 statuses recomputes once, not 1,000 times
+            self._pending_stale_marks = True
+            self.set_timer(0.2, self._mark_stale_keys)
+
+    def _mark_stale_keys(self) -> None:
+        self._pending_stale_marks = False
+        current = current_hashes(current_specs(self.specs_pane.statuses.values()))
         if current != self.keys_pane.current:
             self.keys_pane.set_current(current)
 

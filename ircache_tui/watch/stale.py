@@ -16,9 +16,8 @@ from redis.exceptions import RedisError
 from ..cache.errors import RedisUnavailable
 from ..cache.ircache import IRCache
 from ..specs.discovery import SpecFile
+from ..specs.stale import ANY_HASH, current_hashes
 from .status import SpecState, SpecStatus, log
-
-_ANY = "*"
 
 
 async def hashes_in_tiers(cache: IRCache) -> dict[str, set[str]]:
@@ -51,15 +50,11 @@ def current_specs(statuses: Iterable[SpecStatus]) -> list[SpecFile]:
 
 def stale_counts(statuses: list[SpecStatus], found: dict[str, set[str]]) -> list[tuple[Path, int]]:
     """(path, stale count) of each status. Pure, so that it can run in a thread."""
-    current: dict[str, set[str]] = {}
-    for status in statuses:
-        if status.state is SpecState.DELETED or not status.spec_name:
-            continue
-        current.setdefault(status.spec_name, set()).add(status.cache_key[-8:] if status.cache_key else _ANY)
+    current = current_hashes(current_specs(statuses))
     out: list[tuple[Path, int]] = []
     for status in statuses:
         hashes = current.get(status.spec_name, set())
-        if not status.spec_name or _ANY in hashes:
+        if not status.spec_name or ANY_HASH in hashes:
             count = 0
         else:
             count = len(found.get(status.spec_name, set()) - hashes)

@@ -6,6 +6,7 @@ from rich.text import Text
 
 from ...cache.browse import KeyRow, Page
 from ...fmt import human_bytes, human_ttl
+from ...specs.stale import is_stale
 from .table_pane import TablePane
 
 # (key, label, width): fixed widths for values that change (TTL counts down) so columns don't jump
@@ -39,10 +40,7 @@ class KeysPane(TablePane):
         return self.selected_row_key()
 
     def _state(self, row: KeyRow) -> Text:
-        hashes = self.current.get(row.spec_name)
-        if hashes is not None and row.hash8 not in hashes:
-            return Text("stale", style="yellow")
-        return Text("")
+        return Text("stale", style="yellow") if is_stale(row.spec_name, row.hash8, self.current) else Text("")
 
     def set_current(self, current: dict[str, set[str]]) -> None:
         """Mark keys of older spec versions as stale, now that the specs are known."""
