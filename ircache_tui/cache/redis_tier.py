@@ -37,13 +37,6 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 _EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 
 
-def _first_leaf(group: BaseExceptionGroup) -> BaseException:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
 def make_client(url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 2.0) -> aioredis.Redis:
     """A client for any redis URL (redis://, rediss://, unix://, credentials included)."""
     return aioredis.Redis.from_url(
@@ -85,10 +78,7 @@ class RedisTier:
         if self.health.should_skip():
             raise RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}")
         try:
-            try:
-                result = await op()
-            except BaseExceptionGroup as group:  # overlapped scans run in a TaskGroup
-                raise _first_leaf(group) from None
+            result = await op()
         except _DOWN_ERRORS as exc:
             self.health.mark_down(exc)
             raise RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}") from None

@@ -66,6 +66,13 @@ async def scan_page(client: Any, cursor: int, match: str, count: int = SCAN_COUN
     return int(next_cursor), list(keys)
 
 
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _raise_if_cancelled() -> None:
     """Raise the cancellation that an awaited Redis call returned through.
 
@@ -148,10 +155,14 @@ async def _overlapped(
             await work(keys)
             _raise_if_cancelled()
 
-    async with asyncio.TaskGroup() as group:
-        group.create_task(walk())
-        group.create_task(select())
-        group.create_task(consume())
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(walk())
+            group.create_task(select())
+            group.create_task(consume())
+    except BaseExceptionGroup as errors:
+        # callers see the error itself (a ConnectionError, say), not a TaskGroup's wrapper
+        raise _first_leaf(errors) from None
 
 
 async def scan_unlink(
