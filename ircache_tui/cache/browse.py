@@ -131,7 +131,7 @@ class KeyBrowser:
                 done = True  # SCAN returns cursor 0 exactly once: at the end
             elif time.monotonic() - started > self.time_budget:
                 break
-            elif len(found) < self.page_size // 4:  # sparse keyspace: ask for bigger batches
+            elif len(found) < max(1, self.page_size // 4):  # sparse keyspace: ask for bigger batches
                 count = min(count * 2, _MAX_COUNT)
         page_keys, carry = keys[: self.page_size], keys[self.page_size :]
         scanned = start.scanned_before + len(page_keys)
