@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "ir_cache"
@@ -17,7 +18,7 @@ MAX_SPEC_NAME_BYTES = 200  # leaves room for `_{hash8}.json` under NAME_MAX (255
 
 # An IR key is exactly `{spec}_{8 lowercase hex}`; anything else under the
 # prefix (locks, other tools' keys) is not ours to list or delete.
-_KEY_RE = re.compile(r"^(?P<spec>.+)_(?P<hash>[0-9a-f]{8})$", re.DOTALL)
+_KEY_RE = re.compile(r"^(?P<spec>.+)_(?P<hash>[0-9a-f]{8})\Z", re.DOTALL)  # \Z: `$` allows a trailing newline
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\^])")
 
@@ -68,6 +69,26 @@ def cache_key(spec_markdown: str, spec_path: str) -> str:
     return f"{spec_name_from_path(spec_path)}_{spec_hash(spec_markdown)[:HASH_LEN]}"
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The IR keys a walk (flush, stats) touches.
+
+    `match` narrows on the server; `keep` is the exact rule in Python, and
+    the server-side scripts apply the same rule from `head`, `spec_name`
+    and `max_spec_bytes`.
+    """
+
+    match: str
+    head: str
+    spec_name: str | None
+    keep: Callable[[bytes], bool]
+    max_spec_bytes: int = MAX_SPEC_NAME_BYTES
+
+    def spec_of(self, key: bytes) -> bytes:
+        """The spec name part of a key that `keep` accepted."""
+        return key[len(self.head.encode("utf-8")) : -(HASH_LEN + 1)]
+
+
 def parse_cache_key(key: str) -> ParsedKey | None:
     """Split a cache key into spec name and hash8, or None if it is not an IR key."""
     m = _KEY_RE.match(key)
@@ -102,7 +123,7 @@ class KeySpace:
         # `belongs` runs on every key a flush or stats walk sees: one bytes regex
         # that says what parse_cache_key + validate_spec_name say, without decoding.
         self._ir_key = re.compile(
-            rb"^" + re.escape(self._head.encode()) + rb"(?!\.{1,2}_[0-9a-f]{8}$)(?P<spec>[^\x00-\x1f\x7f/\\]+)_[0-9a-f]{8}$",
+            rb"^" + re.escape(self._head.encode()) + rb"(?!\.{1,2}_[0-9a-f]{8}\Z)(?P<spec>[^\x00-\x1f\x7f/\\]+)_[0-9a-f]{8}\Z",
             re.DOTALL,
         )
 
@@ -139,6 +160,11 @@ class KeySpace:
         if spec_name is None:
             return f"{head}*_{hexdigit * HASH_LEN}"
         return f"{head}{glob_escape(validate_spec_name(spec_name))}_{hexdigit * HASH_LEN}"
+
+    def select(self, spec_name: str | None = None) -> Selection:
+        """Every IR key, or exactly one spec's, for a flush or stats walk."""
+        match = self.match_pattern(spec_name)
+        return Selection(match, self._head, spec_name, lambda key: self.belongs(key, spec_name))
 
     def belongs(self, redis_key: str | bytes, spec_name: str | None = None) -> bool:
         """True if `redis_key` is an IR key under this prefix (of `spec_name`, if given)."""

@@ -20,21 +20,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..ir.envelope import CorruptEntry
-from . import scan
+from . import scan, scripts
 from .errors import RedisUnavailable
 from .health import RedisHealth
-from .keys import HASH_LEN, KeySpace
+from .keys import KeySpace
 from .urls import mask_url
 
 log = logging.getLogger("ircache")
 
 T = TypeVar("T")
 _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
-
-# Compare-and-delete and compare-and-extend: a lock is released or extended
-# only by the holder of its token.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-_EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 
 
 def make_client(url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 2.0) -> aioredis.Redis:
@@ -64,8 +59,8 @@ class RedisTier:
         self.ttl = ttl
         self.client = make_client(url, connect_timeout=connect_timeout, socket_timeout=socket_timeout)
         self.health = RedisHealth(mask_url(url))
-        self._release = self.client.register_script(_RELEASE)
-        self._extend = self.client.register_script(_EXTEND)
+        self._release = self.client.register_script(scripts.RELEASE_LOCK)
+        self._extend = self.client.register_script(scripts.EXTEND_LOCK)
 
     @property
     def display_url(self) -> str:
@@ -168,34 +163,16 @@ class RedisTier:
         Only keys that parse as `{prefix}:{spec}_{hash8}` are touched, never
         anything else under the prefix, let alone outside it.
         """
-        pattern = self.keys.match_pattern(spec_name)
-
-        def keep(key: bytes) -> bool:
-            return self.keys.belongs(key, spec_name)
-
-        deleted = await self._run(lambda: scan.scan_unlink(self.client, pattern, keep, on_progress=on_progress))
-        log.info("Cleared IR cache from Redis %s", {"pattern": pattern, "deleted": deleted})
+        selection = self.keys.select(spec_name)
+        deleted = await self._run(lambda: scan.scan_unlink(self.client, selection, on_progress=on_progress))
+        log.info("Cleared IR cache from Redis %s", {"pattern": selection.match, "deleted": deleted})
         return deleted
 
     async def get_ir_cache_stats(self) -> dict[str, Any]:
-        """`{"total_keys", "total_size_bytes", "specs"}` with sizes from pipelined MEMORY USAGE."""
-        total_keys = 0
-        total_bytes = 0
-        head = len(self.keys.prefix.encode("utf-8")) + 1
-        tail = -(HASH_LEN + 1)  # "_{hash8}"
-        seen_specs: set[bytes] = set()
-
-        def on_key(key: bytes, size: int) -> None:
-            # `keep` (KeySpace.belongs) already checked the shape; only the spec name is needed
-            nonlocal total_keys, total_bytes
-            total_keys += 1
-            total_bytes += size
-            seen_specs.add(key[head:tail])
-
-        pattern = self.keys.match_pattern()
-        await self._run(lambda: scan.scan_memory(self.client, pattern, self.keys.belongs, on_key=on_key))
-        specs = {s.decode("utf-8") for s in seen_specs}
-        return {"total_keys": total_keys, "total_size_bytes": total_bytes, "specs": sorted(specs)}
+        """`{"total_keys", "total_size_bytes", "specs"}`, sizes from MEMORY USAGE (server-side per page)."""
+        sizes = await self._run(lambda: scan.scan_sizes(self.client, self.keys.select()))
+        specs = sorted({s.decode("utf-8") for s in sizes.specs})
+        return {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs}
 
     # -- walking the keyspace (the dashboard and prune) ----------------------
     async def scan_ir_page(self, cursor: int, count: int, spec_name: str | None = None, match: str | None = None):

@@ -1,64 +1,46 @@
 """Every walk over the keyspace and every multi-key delete goes through here.
 
-One place so that Redis Cluster can slot in later: `scan_pages` becomes one
-cursor per primary, and `unlink_keys` splits its batch by hash slot (a
-multi-key UNLINK across slots fails with CROSSSLOT).
+One place so that Redis Cluster can slot in later: `scan_pages` and the
+scripted steps become one cursor per primary, and `unlink_keys` splits its
+batch by hash slot (a multi-key UNLINK across slots fails with CROSSSLOT).
 
-Replies are parsed by hiredis (a dependency): redis-py's pure-Python
-parser costs several microseconds per key, which made parsing the pages,
-not Redis, the bottleneck of a flush. Stats run SCAN and MEMORY USAGE of a
-page in one read-only script, with a plain fallback where scripts are refused.
-
-Flush and stats overlap the walk with the work on each page: the producer
-only walks (the next SCAN depends on this page's cursor, so it must not wait
-for anything else), a second task applies `keep` and batches, and the
-consumer UNLINKs on a second connection. Redis runs one short command at a
-time, so a concurrent client waits behind at most one SCAN page and one
-UNLINK batch.
+A flush overlaps the walk, the filter and the UNLINKs: the producer only
+walks (the next SCAN depends on this page's cursor), a second task applies
+`keep` and batches, and the consumer UNLINKs. Stats run as scripted steps
+(scripts.py): one EVALSHA SCANs a page and sizes the IR keys on it, so no key
+name travels to Python; where scripts are refused they run client-side.
+Either way Redis runs one short step at a time, so a concurrent client waits
+behind at most one page. Replies are parsed by hiredis (pure-Python parsing
+costs several microseconds per key).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import ResponseError
 
+from . import scripts
+from .keys import Selection
+
+log = logging.getLogger("ircache")
+
 Keys = list[bytes]
 
-# Measured with benchmarks/bench_core.py and a sweep of SCAN COUNT and batch
-# size over 250-5000 (100,000 IR keys among 100,000 others; the embedded
-# redis-server 6.2 on a slow, shared 2-core VM; a PING loop alongside).
-# Redis spends 2-4 µs per key there, so a step of 500 (a scripted SCAN page,
-# an UNLINK batch) takes 1-2.5 ms, 1000 takes 3-6 ms and 2000-5000 take
-# 8-30 ms, all of which a concurrent client waits for; a stats page (SCAN
-# plus MEMORY USAGE) costs about 1.5 times a flush step. The wall time hardly
-# moved between 500 and 5000 (Redis does the same work, only cut
-# differently) and grew below 500. A flush took 1.5-3 s there, depending on
-# the machine's load, against 2.2-3.3 s before the script and 4-7 s with the
-# seed's SCAN COUNT 100; Redis's own SCAN and UNLINK time (0.8-1.5 s) and the
-# `keep` filter in Python (0.3-0.7 s) are most of it. Two UNLINKs in flight
-# and queues of 2-8 pages changed nothing measurable, so there is one
-# consumer and a queue of four pages.
+# Measured with benchmarks/bench_core.py (100,000 IR keys among 100,000
+# others, a PING loop alongside) on a slow, shared 2-core VM: Redis spends
+# 2-4 µs per key on a SCAN page or an UNLINK, so a step over 500 keys keeps
+# a concurrent client waiting 1-2.5 ms, 1000 keys 3-6 ms, and 2000-5000 keys
+# 8-30 ms, while the wall time hardly moves above 500 (Redis does the same
+# work, only cut differently) and grows below it.
 SCAN_COUNT = 500
 BATCH = 500
 _QUEUE_PAGES = 4
 
-# One stats step: a SCAN page and the MEMORY USAGE of each key on it (keys
-# gone meanwhile are left out), in one round trip.
-_SCAN_MEMORY = """
-local page = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
-local keys, sizes = {}, {}
-for _, key in ipairs(page[2]) do
-  local size = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
-  if size then
-    keys[#keys + 1] = key
-    sizes[#sizes + 1] = size
-  end
-end
-return {page[1], keys, sizes}
-"""
 
 async def scan_page(client: Any, cursor: int, match: str, count: int = SCAN_COUNT) -> tuple[int, Keys]:
     """One SCAN step: the next cursor (0 when complete) and the keys of this page."""
@@ -167,14 +149,17 @@ async def _overlapped(
 
 async def scan_unlink(
     client: Any,
-    match: str,
-    keep: Callable[[bytes], bool],
+    selection: Selection,
     *,
     count: int = SCAN_COUNT,
     batch: int = BATCH,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """UNLINK every key that SCAN MATCH finds and `keep` accepts; returns how many went."""
+    """UNLINK every key `selection` takes; returns how many went.
+
+    Client-side and overlapped (see scripts.py for why not a script): Redis
+    SCANs and UNLINKs while Python filters on another core.
+    """
     deleted = 0
 
     async def work(keys: Keys) -> None:
@@ -183,53 +168,64 @@ async def scan_unlink(
         if on_progress is not None:
             on_progress(deleted)
 
-    await _overlapped(client, match, keep, work, count=count, batch=batch)
+    await _overlapped(client, selection.match, selection.keep, work, count=count, batch=batch)
     return deleted
 
 
-async def scan_memory(
-    client: Any,
-    match: str,
-    keep: Callable[[bytes], bool],
-    *,
-    count: int = SCAN_COUNT,
-    batch: int = BATCH,
-    on_key: Callable[[bytes, int], None],
-) -> None:
-    """Call `on_key(key, bytes)` for every matching key that `keep` accepts, with its MEMORY USAGE.
+@dataclass(slots=True)
+class Sizes:
+    keys: int = 0
+    bytes: int = 0
+    specs: set[bytes] = field(default_factory=set)
 
-    Sizes come from a read-only script that runs SCAN and MEMORY USAGE for a
-    page in one call (packing a pipeline of a MEMORY USAGE per key is what
-    costs most in Python). A server that refuses scripts gets SCAN and
-    pipelined MEMORY USAGE, `batch` keys a round trip, from that page on.
+
+async def scan_sizes(
+    client: Any, selection: Selection, *, count: int = SCAN_COUNT, batch: int = BATCH, scripted: bool = True
+) -> Sizes:
+    """How many keys `selection` takes, their MEMORY USAGE in total, and their spec names.
+
+    Each step is one read-only script (SCAN a page, add up MEMORY USAGE of
+    its IR keys) that returns only the page's totals. A server that refuses
+    scripts gets SCAN and pipelined MEMORY USAGE, `batch` keys a round trip.
     """
-    script = client.register_script(_SCAN_MEMORY)
-    scripted = True
-
-    async def work(keys: Keys) -> None:
-        for key, size in zip(keys, await memory_usage(client, keys)):
-            if isinstance(size, int):
-                on_key(key, size)
-
+    if not scripted:
+        return await _sizes_unscripted(client, selection, count=count, batch=batch)
+    sizes = Sizes()
+    step = client.register_script(scripts.STATS_STEP)
     cursor = 0
     while True:
-        if scripted:
-            try:
-                next_cursor, keys, sizes = await script(args=[cursor, match, count])
-            except ResponseError:
-                scripted = False
-                continue  # the same page again, unscripted
-            _raise_if_cancelled()
-            cursor = int(next_cursor)
-            for key, size in zip(keys, sizes):
-                if keep(key):
-                    on_key(key, int(size))
-        else:
-            cursor, page = await scan_page(client, cursor, match, count)
-            _raise_if_cancelled()
-            kept = [k for k in page if keep(k)]
-            for start in range(0, len(kept), batch):
-                await work(kept[start:start + batch])
-                _raise_if_cancelled()
+        try:
+            cursor, n, size, specs = await step(args=_script_args(cursor, selection, count))
+        except ResponseError as exc:
+            log.info("Redis refused the stats script (%s); counting client-side", _first_line(exc))
+            return await _sizes_unscripted(client, selection, count=count, batch=batch)
+        _raise_if_cancelled()
+        cursor = int(cursor)
+        sizes.keys += int(n)
+        sizes.bytes += int(size)
+        sizes.specs.update(specs)
         if cursor == 0:
-            return
+            return sizes
+
+
+async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, batch: int) -> Sizes:
+    sizes = Sizes()
+    async for page in scan_pages(client, selection.match, count):
+        kept = [k for k in page if selection.keep(k)]
+        for start in range(0, len(kept), batch):
+            chunk = kept[start : start + batch]
+            for key, size in zip(chunk, await memory_usage(client, chunk)):
+                if isinstance(size, int):  # None: expired meanwhile
+                    sizes.keys += 1
+                    sizes.bytes += size
+                    sizes.specs.add(selection.spec_of(key))
+            _raise_if_cancelled()
+    return sizes
+
+
+def _script_args(cursor: int, selection: Selection, count: int) -> list[Any]:
+    return [cursor, count, selection.head, selection.spec_name or "", selection.max_spec_bytes]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,173 @@
+"""The server-side stats step must take exactly the keys KeySpace.belongs accepts.
+
+Hostile keys are stored in a real redis-server and sized by the real script;
+its count, bytes and spec names must be those of the keys `belongs` accepts.
+Flush and stats then run end to end, and once more under an ACL user that may
+not use scripts (the fallback).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import redis
+
+from ircache_tui.cache import scan
+from ircache_tui.cache.keys import KeySpace
+from ircache_tui.cache.redis_tier import RedisTier
+
+HEX = "0a1b2c3d"
+
+HOSTILE = [
+    f"ir_cache:ecommerce_{HEX}",
+    f"ir_cache:ecommerce_v2_{HEX}",
+    f"ir_cache:ecommerce-api_{HEX}",
+    f"ir_cache:ecommerce_{HEX}:lock",
+    f"ir_cache:ecommerce_{HEX.upper()}",
+    f"ir_cache:ecommerce_{HEX}\n",
+    f"ir_cache:ecommerce_{HEX}x",
+    f"ir_cache:ecommerce_{HEX[:7]}",
+    f"ir_cache:_{HEX}",
+    f"ir_cache:._{HEX}",
+    f"ir_cache:.._{HEX}",
+    f"ir_cache:..._{HEX}",
+    f"ir_cache:a/b_{HEX}",
+    f"ir_cache:a\\b_{HEX}",
+    f"ir_cache:a\tb_{HEX}",
+    f"ir_cache:a\x00b_{HEX}",
+    f"ir_cache:a\x7fb_{HEX}",
+    f"ir_cache:{'x' * 200}_{HEX}",
+    f"ir_cache:{'x' * 201}_{HEX}",
+    f"ir_cache:{'é' * 100}_{HEX}",  # 200 bytes
+    f"ir_cache:{'é' * 101}_{HEX}",  # 202 bytes
+    f"ir_cache:naïve-spec_{HEX}",
+    f"ir_cache:日本語_{HEX}",
+    f"ir_cache:emoji-🙂_{HEX}",
+    f"ir_cache:eco*_{HEX}",
+    f"ir_cache:eco[1]_{HEX}",
+    f"ir_cache:spec_{HEX}_{HEX}",
+    f"ir_cacheX:ecommerce_{HEX}",
+    f"ir_cache_ecommerce_{HEX}",
+    f"IR_CACHE:ecommerce_{HEX}",
+    f"other:ir_cache:ecommerce_{HEX}",
+    f"ecommerce_{HEX}",
+    "ir_cache:",
+    "ir_cache:ecommerce",
+]
+# Not UTF-8 at all, or overlong, or a surrogate, or past U+10FFFF: Python's decoder refuses each.
+INVALID_UTF8 = [b"\xff", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc3", b"a\xe2\x82"]
+
+
+def hostile_keys() -> list[bytes]:
+    keys = [k.encode("utf-8") for k in HOSTILE]
+    keys += [b"ir_cache:" + bad + b"_" + HEX.encode() for bad in INVALID_UTF8]
+    return keys
+
+
+def random_keys(n: int, seed: int = 7) -> list[bytes]:
+    """Keys glued from fragments that sit on the edges of the rule."""
+    rng = random.Random(seed)
+    fragments = [b"ir_cache:", b"ir_cache", b":", b"_", b"spec", b".", b"..", b"/", b"\\", b"\n", b"\x00",
+                 b"\x1f", b"\x7f", b"\xc3\xa9", b"\xff", b"\xe2\x82", b"\xac", HEX.encode(), b"0A1B2C3D", b"lock",
+                 b"x" * 60, b"*", b"["]
+    keys = []
+    for _ in range(n):
+        body = b"".join(rng.choice(fragments) for _ in range(rng.randint(0, 6)))
+        tail = rng.choice([b"_" + HEX.encode(), b"_" + HEX.encode()[:7], b"", b"_" + HEX.encode() + b":lock"])
+        head = rng.choice([b"ir_cache:", b"ir_cache:", b"ir_cache:", b"ir_cacheX:", b""])
+        keys.append(head + body + tail)
+    return keys
+
+
+async def sizes_match_belongs(url: str, client: redis.Redis, keys: list[bytes], spec_name: str | None,
+                              prefix: str = "ir_cache") -> set[bytes]:
+    """Store `keys`, size them with the stats script, and require exactly the keys `belongs` accepts."""
+    client.flushall()
+    pipe = client.pipeline(transaction=False)
+    for i, key in enumerate(keys):
+        pipe.set(key, b"v" * (i % 300))
+    pipe.execute()
+    keyspace = KeySpace(prefix)
+    ours = {k for k in keys if keyspace.belongs(k, spec_name)}
+    selection = keyspace.select(spec_name)
+    tier = RedisTier(url, keyspace, ttl=3600)
+    try:
+        sizes = await scan.scan_sizes(tier.client, selection, count=50)  # small pages: many steps
+    finally:
+        await tier.aclose()
+    assert sizes.keys == len(ours)
+    assert sizes.specs == {selection.spec_of(k) for k in ours}
+    assert sizes.bytes == sum(client.memory_usage(k, samples=0) for k in ours)
+    return ours
+
+
+@pytest.mark.parametrize("spec_name", [None, "ecommerce", "naïve-spec", "eco*"])
+async def test_stats_script_agrees_with_belongs_on_hostile_keys(redis_url, sync_redis, spec_name):
+    ours = await sizes_match_belongs(redis_url, sync_redis, hostile_keys(), spec_name)
+    assert ours, "the corpus must hold keys that are ours"
+
+
+async def test_stats_script_agrees_with_belongs_on_random_keys(redis_url, sync_redis):
+    keys = list(dict.fromkeys(random_keys(4000)))
+    ours = await sizes_match_belongs(redis_url, sync_redis, keys, None)
+    assert 50 < len(ours) < len(keys) - 50  # both answers are well represented
+
+
+async def test_stats_script_escapes_a_prefix_with_glob_characters(redis_url, sync_redis):
+    keys = [f"team[a]*:spec_{HEX}".encode(), f"teama:spec_{HEX}".encode(), f"team[a]x:spec_{HEX}".encode(),
+            f"ir_cache:spec_{HEX}".encode()]
+    ours = await sizes_match_belongs(redis_url, sync_redis, keys, None, prefix="team[a]*")
+    assert ours == {keys[0]}
+
+
+def populate(client: redis.Redis) -> tuple[list[bytes], list[bytes]]:
+    keyspace = KeySpace("ir_cache")
+    keys = list(dict.fromkeys(hostile_keys() + random_keys(1500, seed=11)))
+    ours = [k for k in keys if keyspace.belongs(k)]
+    pipe = client.pipeline(transaction=False)
+    for i, key in enumerate(keys):
+        pipe.set(key, b"v" * (10 + i % 50))
+    for i in range(1200):  # enough for several SCAN pages
+        key = f"ir_cache:bulk{i % 13}_{i:08x}".encode()
+        ours.append(key)
+        pipe.set(key, b"{}")
+    pipe.execute()
+    return ours, [k for k in keys if k not in set(ours)]
+
+
+async def flush_and_stats(url: str, sync_redis: redis.Redis) -> None:
+    """Stats count exactly our keys and their sizes; a flush deletes exactly them."""
+    ours, others = populate(sync_redis)
+    expected_bytes = sum(sync_redis.memory_usage(k, samples=0) for k in ours)
+    keyspace = KeySpace("ir_cache")
+    tier = RedisTier(url, keyspace, ttl=3600)
+    try:
+        stats = await tier.get_ir_cache_stats()
+        deleted = await tier.clear_ir_cache()
+    finally:
+        await tier.aclose()
+    assert stats["total_keys"] == len(ours)
+    assert stats["total_size_bytes"] == expected_bytes
+    assert set(stats["specs"]) == {keyspace.cache_key_of(k).spec_name for k in ours}
+    assert deleted == len(ours)
+    assert set(sync_redis.keys("*")) == set(others)
+
+
+async def test_flush_and_stats_take_exactly_our_keys(redis_url, sync_redis, ircache_logs):
+    sync_redis.config_resetstat()
+    await flush_and_stats(redis_url, sync_redis)
+    stats = sync_redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] >= 1 and "refused" not in ircache_logs.text
+
+
+async def test_without_scripts_the_same_keys_go(redis_url, sync_redis, ircache_logs):
+    """A least-privilege user that may not run scripts: flush and stats fall back, same result."""
+    sync_redis.acl_setuser("noscripts", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                           commands=["+@all", "-@scripting"], reset=True)
+    try:
+        url = "unix://noscripts:pw@" + redis_url.removeprefix("unix://")
+        await flush_and_stats(url, sync_redis)
+        assert "Redis refused the stats script" in ircache_logs.text
+    finally:
+        sync_redis.acl_deluser("noscripts")
