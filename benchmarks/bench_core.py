@@ -645,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stats-keys", type=int, default=10_000,
                         help="keys the per-key MEMORY USAGE baseline measures before extrapolating (default 10000)")
     parser.add_argument("--only", default="hits,flush", help="comma-separated: hits, flush (flush includes stats)")
+    parser.add_argument("--notifications", action="store_true",
+                        help="turn keyspace notifications on, as a dashboard does (the embedded server starts without)")
     parser.add_argument("--ping-worker", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ping_worker:
@@ -656,7 +658,10 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="ircache-bench-"))
-    server = EmbeddedRedis(workdir, extra_args=["--save", ""])
+    extra = ["--save", ""]
+    if args.notifications:  # as a dashboard leaves the embedded server: every write and delete publishes
+        extra += ["--notify-keyspace-events", "Kg$x"]
+    server = EmbeddedRedis(workdir, extra_args=extra)
     try:
         url = server.start()
         started = time.perf_counter()
@@ -667,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"ircache-tui core benchmarks — Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+          f"keyspace notifications {'on' if args.notifications else 'off'}, "
           f"{args.keys:,} keys, {args.iterations} hits per figure, medians of {args.repeats} flush/stats runs "
           f"({elapsed:.0f} s; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)\n")
     print_table(rows)

@@ -390,3 +390,34 @@ async def test_edited_spec_appears_without_a_key_press_and_prunes(cache, specs, 
         await until(pilot, lambda: old_key not in table_keys(app, "keys"), what="stale key pruned")
     assert not sync_redis.exists(f"ir_cache:{old_key}")
     assert sync_redis.exists(f"ir_cache:{new_key}")
+
+
+async def test_dashboard_turns_on_notifications_of_the_embedded_server(tmp_path):
+    """The embedded server starts without them; even a read-only dashboard may turn them on there."""
+    async with IRCache(cache_dir=tmp_path / "ir", generator=CountingGenerator()) as cache:
+        client = redis.Redis.from_url(cache.redis.url)
+        try:
+            assert client.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
+            app = make_app(cache, read_only=True)
+            async with app.run_test(size=(140, 40)) as pilot:
+                await until(pilot, lambda: "live: notifications" in static_text(app, "#status"), what="live mode")
+                await pilot.pause(0.3)  # the listener subscribes
+                client.set("ir_cache:arrived_0a1b2c3d", "{}")
+                await until(pilot, lambda: "arrived_0a1b2c3d" in table_keys(app, "keys"), what="key shown live")
+            flags = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
+            assert set("Kg$x") <= set(flags)
+        finally:
+            client.close()
+
+
+async def test_read_only_dashboard_leaves_an_external_servers_config_alone(tmp_path):
+    with RedisServer() as server:
+        client = redis.Redis.from_url(server.unix_url)
+        async with IRCache(redis_url=server.unix_url, cache_dir=tmp_path / "ir", generator=CountingGenerator()) as cache:
+            app = make_app(cache, read_only=True, poll_interval=0.3)
+            async with app.run_test(size=(140, 40)) as pilot:
+                await until(pilot, lambda: "live: polling 0.3s" in static_text(app, "#status"), what="polling")
+                client.set("ir_cache:polled_0a1b2c3d", "{}")
+                await until(pilot, lambda: "polled_0a1b2c3d" in table_keys(app, "keys"), what="key found by polling")
+        assert client.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
+        client.close()

@@ -213,7 +213,9 @@ class IRCacheApp(App[None]):
             return
         live = "polling"
         if self.services.live == "auto":
-            if await enable_notifications(self.cache.redis, may_configure=not self.services.read_only):
+            # read-only guards the data; the embedded server's config is ours to set
+            embedded = self.cache.settings.redis_url is None
+            if await enable_notifications(self.cache.redis, may_configure=embedded or not self.services.read_only):
                 live = "notifications"
         self.post_message(m.CacheReady(live))
 
