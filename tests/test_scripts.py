@@ -1,4 +1,4 @@
-"""The server-side stats step must take exactly the keys KeySpace.belongs accepts.
+"""The server-side stats step and the flush's quick filter must take exactly the keys KeySpace.belongs accepts.
 
 Hostile keys are stored in a real redis-server and sized by the real script;
 its count, bytes and spec names must be those of the keys `belongs` accepts.
@@ -78,6 +78,19 @@ def random_keys(n: int, seed: int = 7) -> list[bytes]:
         head = rng.choice([b"ir_cache:", b"ir_cache:", b"ir_cache:", b"ir_cacheX:", b""])
         keys.append(head + body + tail)
     return keys
+
+
+@pytest.mark.parametrize("spec_name", [None, "ecommerce", "naïve-spec", "eco*"])
+def test_quick_python_filter_agrees_with_belongs(spec_name):
+    """The flush filters pages with a quick C-level regex first; it must never take more than belongs."""
+    keyspace = KeySpace("ir_cache")
+    selection = keyspace.select(spec_name)
+    keys = hostile_keys() + random_keys(4000)
+    expected = sorted(k for k in keys if keyspace.belongs(k, spec_name))
+    assert sorted(selection.keep_many(keys)) == expected
+    assert all(keyspace.belongs(k, spec_name) for k in keys if selection.quick(k))
+    if spec_name is None:
+        assert any(not selection.quick(k) for k in expected)  # the slow path is exercised too
 
 
 async def sizes_match_belongs(url: str, client: redis.Redis, keys: list[bytes], spec_name: str | None,

@@ -24,6 +24,7 @@ from . import scan, scripts
 from .errors import RedisUnavailable
 from .health import RedisHealth
 from .keys import KeySpace
+from .packing import with_hiredis_packing
 from .urls import mask_url
 
 log = logging.getLogger("ircache")
@@ -34,7 +35,7 @@ _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, Timeou
 
 def make_client(url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 2.0) -> aioredis.Redis:
     """A client for any redis URL (redis://, rediss://, unix://, credentials included)."""
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url,
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
@@ -42,6 +43,9 @@ def make_client(url: str, *, connect_timeout: float = 0.5, socket_timeout: float
         retry_on_timeout=False,
         client_name="ircache-tui",
     )
+    pool = client.connection_pool  # from_url chose the class for the scheme; keep it, pack in C
+    pool.connection_class = with_hiredis_packing(pool.connection_class)
+    return client
 
 
 class RedisTier:

@@ -6,7 +6,7 @@ batch by hash slot (a multi-key UNLINK across slots fails with CROSSSLOT).
 
 A flush overlaps the walk, the filter and the UNLINKs: the producer only
 walks (the next SCAN depends on this page's cursor), a second task applies
-`keep` and batches, and the consumer UNLINKs. Stats run as scripted steps
+the filter and batches, and the consumer UNLINKs. Stats run as scripted steps
 (scripts.py): one EVALSHA SCANs a page and sizes the IR keys on it, so no key
 name travels to Python; where scripts are refused they run client-side.
 Either way Redis runs one short step at a time, so a concurrent client waits
@@ -101,7 +101,7 @@ async def memory_usage(client: Any, keys: Sequence[bytes]) -> list[int | None]:
 async def _overlapped(
     client: Any,
     match: str,
-    keep: Callable[[bytes], bool],
+    select_keys: Callable[[Keys], Keys],
     work: Callable[[Keys], Awaitable[None]],
     *,
     count: int,
@@ -124,7 +124,7 @@ async def _overlapped(
     async def select() -> None:
         pending: Keys = []
         while (page := await pages.get()) is not None:
-            pending.extend(k for k in page if keep(k))
+            pending.extend(select_keys(page))
             while len(pending) >= batch:
                 await batches.put(pending[:batch])
                 pending = pending[batch:]
@@ -168,7 +168,7 @@ async def scan_unlink(
         if on_progress is not None:
             on_progress(deleted)
 
-    await _overlapped(client, selection.match, selection.keep, work, count=count, batch=batch)
+    await _overlapped(client, selection.match, selection.keep_many, work, count=count, batch=batch)
     return deleted
 
 
@@ -211,7 +211,7 @@ async def scan_sizes(
 async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, batch: int) -> Sizes:
     sizes = Sizes()
     async for page in scan_pages(client, selection.match, count):
-        kept = [k for k in page if selection.keep(k)]
+        kept = selection.keep_many(page)
         for start in range(0, len(kept), batch):
             chunk = kept[start : start + batch]
             for key, size in zip(chunk, await memory_usage(client, chunk)):
