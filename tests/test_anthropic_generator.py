@@ -134,16 +134,6 @@ async def test_valid_answer_is_returned_and_request_is_a_structured_output_call(
 async def test_schema_is_tightened_for_structured_output():
     schema = ir_json_schema()
 
-    def objects(node):
-        if isinstance(node, dict):
-            if node.get("type") == "object":
-                yield node
-            for value in node.values():
-                yield from objects(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from objects(value)
-
     def schemas(node):
         if isinstance(node, dict):
             yield node
@@ -153,7 +143,7 @@ async def test_schema_is_tightened_for_structured_output():
             for value in node:
                 yield from schemas(value)
 
-    found = list(objects(schema))
+    found = [n for n in schemas(schema) if n.get("type") == "object"]
     assert len(found) >= 10  # ApplicationIR and every nested model
     assert all(o["additionalProperties"] is False for o in found)
     assert not [n for n in schemas(schema) if "title" in n or "default" in n]

@@ -87,19 +87,11 @@ def test_dashboard_80x24(demo, snap_compare):
     assert snap_compare(make_app(demo), terminal_size=(80, 24), run_before=settle)
 
 
-def test_files_tab(demo, snap_compare):
+@pytest.mark.parametrize("tab", ["files", "specs"])
+def test_tab(demo, snap_compare, tab):
     async def run_before(pilot):
         await settle(pilot)
-        pilot.app.tabs.active = "tab-files"
-        await pilot.pause(0.3)
-
-    assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)
-
-
-def test_specs_tab(demo, snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        pilot.app.tabs.active = "tab-specs"
+        pilot.app.tabs.active = f"tab-{tab}"
         await pilot.pause(0.3)
 
     assert snap_compare(make_app(demo), terminal_size=(130, 34), run_before=run_before)

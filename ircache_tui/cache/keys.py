@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from itertools import filterfalse
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import filterfalse
 
 DEFAULT_PREFIX = "ir_cache"
 HASH_LEN = 8
