@@ -29,13 +29,13 @@ class CorruptEntry(Exception):
 
 
 class GeneratorInfo(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", frozen=True)
     name: str
     model: str | None = None
 
 
 class StoredEntry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     schema_version: int
     spec_name: str

@@ -3,6 +3,11 @@
 Every field has a default so that a partial document (an older entry, a
 sparse LLM answer) still validates where it safely can; the enums are closed
 so that nonsense does not.
+
+The models are immutable (frozen, tuples rather than lists): the cache hands
+the same decoded IR to every caller that reads the same stored bytes, so no
+caller can change what another one sees. Derive a changed copy with
+`model_copy(update=...)`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 # Literals, not Enums: pydantic checks them in Rust, and every cache hit
@@ -40,12 +45,12 @@ class Relationship(_Model):
 class Entity(_Model):
     name: str
     description: str = ""
-    attributes: list[Attribute] = Field(default_factory=list)
-    relationships: list[Relationship] = Field(default_factory=list)
+    attributes: tuple[Attribute, ...] = Field(default_factory=tuple)
+    relationships: tuple[Relationship, ...] = Field(default_factory=tuple)
 
 
 class DomainModel(_Model):
-    entities: list[Entity] = Field(default_factory=list)
+    entities: tuple[Entity, ...] = Field(default_factory=tuple)
 
 
 class Parameter(_Model):
@@ -61,21 +66,21 @@ class Endpoint(_Model):
     path: str
     summary: str = ""
     auth_required: bool = False
-    parameters: list[Parameter] = Field(default_factory=list)
+    parameters: tuple[Parameter, ...] = Field(default_factory=tuple)
 
 
 class APIModel(_Model):
-    endpoints: list[Endpoint] = Field(default_factory=list)
+    endpoints: tuple[Endpoint, ...] = Field(default_factory=tuple)
 
 
 class Flow(_Model):
     name: str
     trigger: str = ""
-    steps: list[str] = Field(default_factory=list)
+    steps: tuple[str, ...] = Field(default_factory=tuple)
 
 
 class BehaviorModel(_Model):
-    flows: list[Flow] = Field(default_factory=list)
+    flows: tuple[Flow, ...] = Field(default_factory=tuple)
 
 
 class ValidationRule(_Model):
@@ -87,7 +92,7 @@ class ValidationRule(_Model):
 
 
 class ValidationModel(_Model):
-    rules: list[ValidationRule] = Field(default_factory=list)
+    rules: tuple[ValidationRule, ...] = Field(default_factory=tuple)
 
 
 class DatabaseConfig(_Model):

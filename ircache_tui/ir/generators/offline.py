@@ -17,11 +17,11 @@ understands the shapes specs are usually written in:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ..model import (
     APIModel,
     ApplicationIR,
-    Attribute,
     BehaviorModel,
     DatabaseConfig,
     DomainModel,
@@ -30,7 +30,6 @@ from ..model import (
     Flow,
     InfrastructureModel,
     Parameter,
-    Relationship,
     ValidationModel,
     ValidationRule,
 )
@@ -106,37 +105,38 @@ class _Parser:
         self.lines = markdown.splitlines()
         self.name = fallback_name
         self.description = ""
-        self.entities: dict[str, Entity] = {}
+        # Drafts are plain dicts: the IR models are immutable, so they are built once, at the end.
+        self.entities: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[tuple[str, str], Endpoint] = {}
         self.relationships: list[tuple[str, str, str]] = []
-        self.flows: list[Flow] = []
+        self.flows: list[dict[str, Any]] = []
         self.rules: list[ValidationRule] = []
         self.database = ""
 
     # -- building blocks -------------------------------------------------
-    def _entity(self, name: str, description: str = "") -> Entity:
+    def _entity(self, name: str, description: str = "") -> dict[str, Any]:
         key = name.lower()
         if key not in self.entities:
-            self.entities[key] = Entity(name=name, description=description)
+            self.entities[key] = {"name": name, "description": description, "attributes": [], "relationships": []}
         return self.entities[key]
 
-    def _add_attribute(self, entity: Entity, name: str, type_text: str, notes: str) -> None:
-        if any(a.name == name for a in entity.attributes):
+    def _add_attribute(self, entity: dict[str, Any], name: str, type_text: str, notes: str) -> None:
+        if any(a["name"] == name for a in entity["attributes"]):
             return
         lowered = f"{type_text} {notes}".lower()
         dtype = _data_type(type_text) or _data_type(name) or "string"
         pk = "primary key" in lowered or re.search(r"\bpk\b", lowered) is not None
         required = pk or "required" in lowered or "not null" in lowered or "mandatory" in lowered
         nullable = not required
-        entity.attributes.append(
-            Attribute(
-                name=name,
-                data_type=dtype,
-                is_primary_key=pk,
-                is_nullable=nullable,
-                is_unique=pk or "unique" in lowered,
-                description=_clean(notes),
-            )
+        entity["attributes"].append(
+            {
+                "name": name,
+                "data_type": dtype,
+                "is_primary_key": pk,
+                "is_nullable": nullable,
+                "is_unique": pk or "unique" in lowered,
+                "description": _clean(notes),
+            }
         )
 
     def _endpoint(self, line: str) -> None:
@@ -206,7 +206,7 @@ class _Parser:
     def parse(self) -> ApplicationIR:
         section = "other"
         sub: str | None = None  # current ### heading inside the section
-        flow: Flow | None = None
+        flow: dict[str, Any] | None = None
         table_header: list[str] | None = None
         in_code = False
         seen_title = False
@@ -239,7 +239,7 @@ class _Parser:
                     if section == "entities" and re.match(r"^[A-Za-z_]\w*$", sub):
                         self._entity(sub)
                     elif section == "flows" and sub:
-                        flow = Flow(name=sub)
+                        flow = {"name": sub, "trigger": "", "steps": []}
                         self.flows.append(flow)
                 continue
 
@@ -274,12 +274,13 @@ class _Parser:
             if section == "flows":
                 if flow is None and bullet and ":" in text and not _ENDPOINT.search(text.split(":")[0]):
                     name, _, rest = text.partition(":")
-                    self.flows.append(Flow(name=_clean(name), steps=[_clean(s) for s in re.split(r";|→|->", rest) if s.strip()]))
+                    steps = [_clean(s) for s in re.split(r";|→|->", rest) if s.strip()]
+                    self.flows.append({"name": _clean(name), "trigger": "", "steps": steps})
                 elif flow is not None:
                     if text.lower().startswith(("trigger:", "**trigger")):
-                        flow.trigger = _clean(text.split(":", 1)[1])
+                        flow["trigger"] = _clean(text.split(":", 1)[1])
                     elif bullet:
-                        flow.steps.append(_clean(text))
+                        flow["steps"].append(_clean(text))
                 continue
 
             if section == "relationships" or (section == "entities" and bullet and self._looks_relational(text)):
@@ -304,8 +305,8 @@ class _Parser:
 
             if section == "entities" and not bullet and sub and sub.lower() in self.entities:
                 ent = self.entities[sub.lower()]
-                if not ent.description:
-                    ent.description = _clean(stripped)
+                if not ent["description"]:
+                    ent["description"] = _clean(stripped)
 
         return self._build()
 
@@ -315,21 +316,22 @@ class _Parser:
 
     def _build(self) -> ApplicationIR:
         for entity in self.entities.values():
-            if entity.attributes and not any(a.is_primary_key for a in entity.attributes):
-                for a in entity.attributes:
-                    if a.name == "id":
-                        a.is_primary_key, a.is_unique, a.is_nullable = True, True, False
+            attributes = entity["attributes"]
+            if attributes and not any(a["is_primary_key"] for a in attributes):
+                for a in attributes:
+                    if a["name"] == "id":
+                        a.update(is_primary_key=True, is_unique=True, is_nullable=False)
         for source, target, kind in self.relationships:
             owner = self.entities.get(source.lower())
             if owner is None:
                 owner = self._entity(source)
-            owner.relationships.append(Relationship(source_entity=owner.name, target_entity=target, type=kind))
+            owner["relationships"].append({"source_entity": owner["name"], "target_entity": target, "type": kind})
         return ApplicationIR(
             name=self.name,
             description=self.description,
-            domain_model=DomainModel(entities=list(self.entities.values())),
+            domain_model=DomainModel(entities=[Entity.model_validate(e) for e in self.entities.values()]),
             api_model=APIModel(endpoints=list(self.endpoints.values())),
-            behavior_model=BehaviorModel(flows=self.flows),
+            behavior_model=BehaviorModel(flows=[Flow.model_validate(f) for f in self.flows]),
             validation_model=ValidationModel(rules=self.rules),
             infrastructure_model=InfrastructureModel(
                 database=DatabaseConfig(type=self.database or "postgresql", name=re.sub(r"\W+", "_", self.name.lower()).strip("_"))
