@@ -5,7 +5,8 @@
       └─────────────────┘                     ▼
 
 A corrupt entry in any tier is a miss (deleted from Redis, quarantined on
-disk). Concurrent misses for one key generate once: in-process through a
+disk). Each key's last decoded entry is kept with its bytes, so reading the
+same bytes again skips validation (see decoded.py). Concurrent misses for one key generate once: in-process through a
 shared task, across processes through a Redis lock (SET NX PX + token,
 released by compare-and-delete). A Redis that is down is skipped quickly and
 used again when it answers.
@@ -26,10 +27,11 @@ from typing import Any, Literal
 
 from redis.exceptions import RedisError
 
-from ..ir.envelope import CorruptEntry, StoredEntry, decode_entry
+from ..ir.envelope import CorruptEntry, StoredEntry
 from ..ir.generators import GenerationError, Generator, generator_label
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
+from .decoded import DecodedEntries
 from .embedded import EmbeddedRedis
 from .errors import RedisUnavailable
 from .events import CacheEvent, EventBus
@@ -70,6 +72,7 @@ class IRCache:
         settings: Settings | None = None,
         lock_ttl_ms: int = 30_000,
         lock_poll_interval: float = 0.05,
+        decoded_memo: int = 128,
     ) -> None:
         base = settings or Settings.from_env()
         changes: dict[str, Any] = {
@@ -86,6 +89,7 @@ class IRCache:
         self.keys = KeySpace(self.settings.prefix)
         self.fs = FilesystemTier(self.settings.cache_dir)
         self.events = EventBus()
+        self.decoded = DecodedEntries(max_entries=decoded_memo)  # 0: validate every read
         self.embedded: EmbeddedRedis | None = None
         self.redis: RedisTier = None  # type: ignore[assignment]  # set in open()
         self._lock_ttl_ms = lock_ttl_ms
@@ -255,7 +259,7 @@ class IRCache:
         if raw is None:
             return None
         try:
-            return decode_entry(raw, key[-HASH_LEN:])
+            return self.decoded.decode(key, raw)
         except CorruptEntry as exc:
             log.warning("Corrupt IR entry in Redis for %s (%s): %s; deleting it", spec_name, key, exc.reason)
             self.events.emit(CacheEvent("corrupt", spec_name, key, "redis", exc.reason))
@@ -272,7 +276,7 @@ class IRCache:
         if raw is None:
             return None
         try:
-            return decode_entry(raw, key[-HASH_LEN:]), raw
+            return self.decoded.decode(key, raw), raw
         except CorruptEntry as exc:
             log.warning("Corrupt IR entry on disk for %s (%s): %s; moving it to quarantine", spec_name, key, exc.reason)
             self.events.emit(CacheEvent("corrupt", spec_name, key, "filesystem", exc.reason))
@@ -341,6 +345,7 @@ class IRCache:
             result["redis"] = await self.redis.clear_ir_cache(spec_name, on_progress=on_progress)
         if filesystem:
             result["filesystem"] = await self.fs.clear(spec_name)
+        self.decoded.clear()  # not needed for correctness (bytes are compared), only to free memory
         self.events.emit(CacheEvent("flushed", spec_name or "", "", "+".join(result), str(result)))
         return result
 
@@ -388,4 +393,4 @@ class IRCache:
         raw = await (self.redis.get_raw(cache_key) if tier == "redis" else self.fs.read_raw(cache_key))
         if raw is None:
             raise KeyError(cache_key)
-        return decode_entry(raw, cache_key[-HASH_LEN:])
+        return self.decoded.decode(cache_key, raw)
