@@ -1,3 +1,4 @@
+import asyncio
 import json
 import os
 import signal
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from ircache_tui.cache.fs_tier import FilesystemTier, atomic_write
+from ircache_tui.cache.fs_tier import INLINE_READ_MAX, FilesystemTier, atomic_write
 
 
 @pytest.fixture
@@ -107,3 +108,22 @@ def test_writer_killed_mid_write_leaves_old_or_new_file(tmp_path):
     import asyncio
 
     assert [e.cache_key for e in asyncio.run(fs.list_entries())] == ["spec_0a1b2c3d"]
+
+
+async def test_reads_small_entries_inline_and_large_ones_whole(fs, cache_dir):
+    small, large = b'{"a": 1}', b"[" + b"0," * (INLINE_READ_MAX // 2 + 10) + b"0]"
+    assert len(large) > INLINE_READ_MAX
+    await fs.write_raw("small_0a1b2c3d", small)
+    await fs.write_raw("large_0a1b2c3d", large)
+    assert await fs.read_raw("small_0a1b2c3d") == small
+    assert await fs.read_raw("large_0a1b2c3d") == large
+    assert await fs.read_raw("absent_0a1b2c3d") is None
+
+
+async def test_a_fifo_or_directory_under_an_entry_name_is_an_error_not_a_hang(fs, cache_dir):
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(cache_dir / "fifo_0a1b2c3d.json")  # nobody ever writes to it: a blocking open would hang
+    (cache_dir / "dir_0a1b2c3d.json").mkdir()
+    for key, error in (("fifo_0a1b2c3d", "not a regular file"), ("dir_0a1b2c3d", "not a regular file")):
+        with pytest.raises(OSError, match=error):
+            await asyncio.wait_for(fs.read_raw(key), timeout=5)

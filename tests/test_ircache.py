@@ -1,5 +1,6 @@
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -253,3 +254,12 @@ async def test_hostile_spec_path_stays_inside(cache, cache_dir, sync_redis, tmp_
     await cache.get_application_ir(SPEC, "../../../../tmp/evil.md")
     assert [p.name for p in cache_dir.glob("*.json")] == [f"{cache_key(SPEC, 'evil.md')}.json"]
     assert [k.decode() for k in sync_redis.keys("*")] == [f"ir_cache:{cache_key(SPEC, 'evil.md')}"]
+
+
+async def test_a_fifo_planted_as_an_entry_is_replaced_not_waited_on(cache, gen, cache_dir, ircache_logs):
+    cache_dir.mkdir(parents=True)
+    os.mkfifo(cache_dir / f"{KEY}.json")
+    result = await asyncio.wait_for(cache.lookup(SPEC, "shop.md"), timeout=10)
+    assert result.tier == "generator" and gen.calls == 1
+    assert "Cannot read cache file" in ircache_logs.text and "not a regular file" in ircache_logs.text
+    assert json.loads((cache_dir / f"{KEY}.json").read_bytes())["spec_name"] == "shop"  # a file again

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .keys import parse_cache_key, validate_spec_name
+
+# An entry is a few KB: reading it inline takes ~20 µs, a hop to a thread
+# ~200 µs. Larger files go to a thread so the event loop never waits on them.
+INLINE_READ_MAX = 256 * 1024
 
 log = logging.getLogger("ircache")
 
@@ -52,8 +58,22 @@ class FilesystemTier:
 
     # -- read and write ----------------------------------------------------
     async def read_raw(self, cache_key: str) -> bytes | None:
+        """The entry's bytes, or None. Small files are read inline (see INLINE_READ_MAX)."""
         path = self.path_for(cache_key)
-        return await asyncio.to_thread(_read_or_none, path)
+        try:
+            # O_NONBLOCK: a FIFO planted under an entry's name must not hang the event loop.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(path))
+            if info.st_size <= INLINE_READ_MAX:
+                return _read_all(fd, info.st_size)
+            return await asyncio.to_thread(_read_all, fd, info.st_size)
+        finally:
+            os.close(fd)
 
     async def write_raw(self, cache_key: str, raw: bytes) -> Path:
         path = self.path_for(cache_key)
@@ -163,11 +183,11 @@ def _scan_entries(directory: Path, *, quarantined: bool):
         yield FileEntry(parsed.cache_key, parsed.spec_name, parsed.hash8, Path(item.path), st.st_size, st.st_mtime, quarantined)
 
 
-def _read_or_none(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
+def _read_all(fd: int, size_hint: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, max(size_hint + 1, 65536)):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _unlink_if_present(path: Path) -> bool:
