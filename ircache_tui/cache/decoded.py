@@ -20,11 +20,11 @@ from .keys import HASH_LEN
 class DecodedEntries:
     """A bounded LRU of (stored bytes, decoded entry) per cache key."""
 
-    def __init__(self, max_entries: int = 128, max_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_entries: int = 128, max_bytes: int = 4 * 1024 * 1024) -> None:
         if max_entries < 0 or max_bytes < 0:
             raise ValueError("max_entries and max_bytes must be >= 0")
         self.max_entries = max_entries
-        self.max_bytes = max_bytes  # of stored bytes kept; the models take a few times more
+        self.max_bytes = max_bytes  # of stored bytes; their models take ~9× that (18 KB → 170 KB)
         self._items: OrderedDict[str, tuple[bytes, StoredEntry]] = OrderedDict()
         self._bytes = 0
         self.reused = 0
