@@ -421,3 +421,48 @@ async def test_read_only_dashboard_leaves_an_external_servers_config_alone(tmp_p
                 await until(pilot, lambda: "polled_0a1b2c3d" in table_keys(app, "keys"), what="key found by polling")
         assert client.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
         client.close()
+
+
+async def test_live_updates_come_back_after_a_restart_that_forgot_the_config(tmp_path):
+    """Notifications set with CONFIG SET are gone after a restart: the dashboard sets them again."""
+    server = RedisServer().start()
+    try:
+        async with IRCache(redis_url=server.url, cache_dir=tmp_path / "ir", generator=CountingGenerator()) as cache:
+            app = make_app(cache, health_interval=0.2, poll_interval=3600)  # a poll would never come in time
+            async with app.run_test(size=(140, 40)) as pilot:
+                await until(pilot, lambda: "live: notifications" in static_text(app, "#status"), what="live mode")
+                server.stop()
+                await until(pilot, lambda: app.banner.has_class("-down"), what="banner")
+                server.start()  # a fresh process: notify-keyspace-events is "" again
+                await until(pilot, lambda: not app.banner.has_class("-down"), what="recovery", timeout=15)
+                client = redis.Redis.from_url(server.url)
+                await until(pilot, lambda: set("Kg$x") <= set(
+                    client.config_get("notify-keyspace-events")["notify-keyspace-events"]), what="config set again")
+                await pilot.pause(0.3)  # the listener subscribes again
+                client.set("ir_cache:after_0a1b2c3d", "{}")
+                await until(pilot, lambda: "after_0a1b2c3d" in table_keys(app, "keys"), what="key shown live")
+                assert "live: notifications" in static_text(app, "#status")
+                client.close()
+    finally:
+        server.stop()
+
+
+async def test_started_while_redis_was_down_it_switches_from_polling_to_notifications(tmp_path):
+    server = RedisServer()  # not started yet
+    try:
+        async with IRCache(redis_url=server.url, cache_dir=tmp_path / "ir", generator=CountingGenerator()) as cache:
+            app = make_app(cache, health_interval=0.2, poll_interval=3600)
+            async with app.run_test(size=(140, 40)) as pilot:
+                await until(pilot, lambda: app.banner.has_class("-down"), what="banner")
+                assert "live: polling" in static_text(app, "#status")
+                server.start()
+                await until(pilot, lambda: "live: notifications" in static_text(app, "#status"), what="switch",
+                            timeout=15)
+                assert app._poll_timer is None  # the poll loop stopped
+                await pilot.pause(0.3)
+                client = redis.Redis.from_url(server.url)
+                client.set("ir_cache:late_0a1b2c3d", "{}")
+                await until(pilot, lambda: "late_0a1b2c3d" in table_keys(app, "keys"), what="key shown live")
+                client.close()
+    finally:
+        server.stop()

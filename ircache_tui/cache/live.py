@@ -1,8 +1,11 @@
 """Live key changes: keyspace notifications when the server allows them, polling otherwise.
 
-The embedded server starts with notifications on. On an external server we
-use them when `notify-keyspace-events` already covers what we need, or turn
-them on when allowed (never in read-only mode); otherwise the caller polls.
+The embedded server starts without notifications (a pipeline would pay for
+events nobody hears); the dashboard turns them on there. On an external
+server we use them when `notify-keyspace-events` already covers what we
+need, or turn them on when allowed (never in read-only mode); otherwise the
+caller polls. A server that restarts forgets a CONFIG SET, so the dashboard
+asks again each time Redis comes back.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.events import Resize
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Label, ProgressBar, TabbedContent, TabPane
 
 from ..cache.browse import KeyBrowser
@@ -89,6 +90,7 @@ class IRCacheApp(App[None]):
         self.browser: KeyBrowser | None = None
         self.redis_up: bool | None = None
         self.live_mode = ""
+        self._poll_timer: Timer | None = None
         self.flushing = False
         self.flush_total = 0
         self.has_prev = self.has_next = False
@@ -211,13 +213,15 @@ class IRCacheApp(App[None]):
         except Exception as exc:  # embedded redis-server missing, bad URL...
             self.post_message(m.StartupFailed(str(exc)))
             return
-        live = "polling"
-        if self.services.live == "auto":
-            # read-only guards the data; the embedded server's config is ours to set
-            embedded = self.cache.settings.redis_url is None
-            if await enable_notifications(self.cache.redis, may_configure=embedded or not self.services.read_only):
-                live = "notifications"
-        self.post_message(m.CacheReady(live))
+        self.post_message(m.CacheReady(await self._live_mode_available()))
+
+    async def _live_mode_available(self) -> str:
+        if self.services.live != "auto":
+            return "polling"
+        # read-only guards the data; the embedded server's config is ours to set
+        embedded = self.cache.settings.redis_url is None
+        may_configure = embedded or not self.services.read_only
+        return "notifications" if await enable_notifications(self.cache.redis, may_configure=may_configure) else "polling"
 
     @on(m.StartupFailed)
     def _startup_failed(self, message: m.StartupFailed) -> None:
@@ -244,14 +248,17 @@ class IRCacheApp(App[None]):
     def _start_live(self) -> None:
         if self.live_mode == "notifications":
             self.listen_keys()
-        else:
-            self.set_timer(self.services.poll_interval, self._poll_round)
+        elif self._poll_timer is None:
+            self._poll_timer = self.set_timer(self.services.poll_interval, self._poll_round)
 
     def _poll_round(self) -> None:
-        # reschedule after each round so polls never overlap
+        # reschedule after each round so polls never overlap; stop once notifications took over
+        self._poll_timer = None
+        if self.live_mode != "polling":
+            return
         if self.browser is not None and not self.flushing:
             self.reload_page()
-        self.set_timer(self.services.poll_interval, self._poll_round)
+        self._poll_timer = self.set_timer(self.services.poll_interval, self._poll_round)
 
     def _tick(self) -> None:
         self.keys_pane.tick(self.services.monotonic())
@@ -416,8 +423,23 @@ class IRCacheApp(App[None]):
             self.load_page("reload")
             self.load_files()
             self.load_stats(reschedule=False)
-            if self.live_mode == "notifications":
-                self.listen_keys()
+            self.recheck_live()
+
+    @work(group="live-check", exclusive=True, exit_on_error=False)
+    async def recheck_live(self) -> None:
+        """A restarted server forgets notify-keyspace-events; one that was down at startup never had them."""
+        self.post_message(m.LiveModeChecked(await self._live_mode_available()))
+
+    @on(m.LiveModeChecked)
+    def _live_mode_checked(self, message: m.LiveModeChecked) -> None:
+        if message.live_mode != self.live_mode:
+            log.info("Live updates now by %s (were by %s)", message.live_mode, self._live_label())
+        self.live_mode = message.live_mode
+        self._status(live=self._live_label())
+        if self.live_mode == "notifications" and self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        self._start_live()  # (re)subscribe, or poll
 
     def _mark_up(self) -> None:
         if self.redis_up is not True:

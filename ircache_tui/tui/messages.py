@@ -19,6 +19,13 @@ class CacheReady(Message):
 
 
 @dataclass
+class LiveModeChecked(Message):
+    """After Redis came back: how live updates work now (its config may have been reset)."""
+
+    live_mode: str
+
+
+@dataclass
 class StartupFailed(Message):
     error: str
 
