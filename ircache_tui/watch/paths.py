@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..cache.keys import parse_cache_key
 from ..specs.discovery import IGNORED_DIRS, is_ignored
-from .status import log
+from .log import log
 
 
 @functools.lru_cache(maxsize=4096)

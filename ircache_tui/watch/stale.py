@@ -4,11 +4,16 @@ The definition is the one `ircache_tui.specs.stale` (and so `prune`) uses:
 an entry `{spec}_{hash8}` is stale when no existing spec file named `spec`
 has that hash now; a spec file that exists but cannot be read protects
 every entry of its name. A key present in both tiers counts once.
+
+`StaleRecounter` keeps the counts on the status board up to date: each
+change marks them dirty, and a background loop counts again once a burst
+has settled, at most every `RECOUNT_INTERVAL` (longer when a count is slow).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from redis.exceptions import RedisError
@@ -17,7 +22,12 @@ from ..cache.errors import RedisUnavailable
 from ..cache.ircache import IRCache
 from ..specs.discovery import SpecFile
 from ..specs.stale import ANY_HASH, current_hashes
-from .status import SpecState, SpecStatus, log
+from .log import log, show
+from .status import SpecState, SpecStatus, StatusBoard
+from .threads import FileThreads
+
+RECOUNT_DELAY = 0.05  # let a burst settle before counting stale entries...
+RECOUNT_INTERVAL = 0.25  # ...and count at most this often
 
 
 async def hashes_in_tiers(cache: IRCache) -> dict[str, set[str]]:
@@ -60,3 +70,65 @@ def stale_counts(statuses: list[SpecStatus], found: dict[str, set[str]]) -> list
             count = len(found.get(status.spec_name, set()) - hashes)
         out.append((status.path, count))
     return out
+
+
+class StaleRecounter:
+    """Counts stale entries again after changes, into `board`; `on_change` runs when `busy` may have changed."""
+
+    def __init__(self, cache: IRCache, board: StatusBoard, threads: FileThreads, on_change: Callable[[], None]) -> None:
+        self._cache = cache
+        self._board = board
+        self._threads = threads
+        self._on_change = on_change
+        self._wanted = False
+        self._running = 0  # recounts running (the loop's, and those awaited directly)
+        self._wakeup = asyncio.Event()
+
+    @property
+    def busy(self) -> bool:
+        """A recount is wanted or running."""
+        return self._wanted or self._running > 0
+
+    def mark_dirty(self) -> None:
+        """The counts may be off: have the loop count again soon."""
+        self._wanted = True
+        self._wakeup.set()
+        self._on_change()
+
+    async def run(self) -> None:
+        """The loop that recounts after `mark_dirty`, until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            await asyncio.sleep(RECOUNT_DELAY)
+            self._wakeup.clear()
+            started = loop.time()
+            try:
+                await self.recount()
+            except Exception as exc:  # never let the counting task die
+                log.warning("cannot count stale entries: %s: %s", exc.__class__.__name__, exc)
+            # a count over a big cache costs more: keep it to a small share of the time
+            await asyncio.sleep(max(RECOUNT_INTERVAL, 10 * (loop.time() - started)))
+
+    async def recount(self) -> None:
+        """Count now, and log the specs whose count went up."""
+        self._wanted = False
+        self._running += 1
+        self._on_change()
+        try:
+            try:
+                found = await hashes_in_tiers(self._cache)
+            except OSError as exc:  # the cache dir cannot be listed: counts stay as they are
+                log.warning("cannot count stale entries: %s", exc.strerror or exc)
+                return
+            statuses = self._board.statuses
+            before = {p: s.stale for p, s in statuses.items()}
+            counts = await self._threads.run(stale_counts, list(statuses.values()), found)
+            self._board.set_stale(counts)
+            for path, count in counts:
+                if count > before.get(path, 0):
+                    log.info("spec %s: %d stale entr%s of other versions (prune removes them)",
+                             show(path), count, "y" if count == 1 else "ies")
+        finally:
+            self._running -= 1
+            self._on_change()

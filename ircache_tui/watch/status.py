@@ -3,19 +3,20 @@
 `StatusBoard` holds the current `SpecStatus` of every spec it has seen and
 calls `on_status` (synchronously, on the event loop) each time one changes.
 A status is never mutated in place: every change stores a new object, so a
-dashboard may keep the one it was handed.
+dashboard may keep the one it was handed. `WatchStats` holds the watcher's
+running counters.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-log = logging.getLogger("ircache.watch")
+from .log import log
 
 
 class SpecState(str, Enum):
@@ -41,6 +42,19 @@ class SpecStatus:
 
 
 StatusCallback = Callable[[SpecStatus], None]
+
+
+@dataclass(slots=True)
+class WatchStats:
+    """Counters, for the dashboard, the headless log and the tests."""
+
+    batches: int = 0
+    events: int = 0
+    #: how many times each spec file was read and keyed by the check stage
+    checked: Counter[Path] = field(default_factory=Counter)
+    warmed: int = 0
+    generated: int = 0
+    errors: int = 0
 
 
 class StatusBoard:

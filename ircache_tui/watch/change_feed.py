@@ -1,0 +1,105 @@
+"""Changed paths, from watchfiles' `awatch` over the spec directories and the cache dir, onto the check queue.
+
+No watch filter is given to `awatch`: each batch is classified by
+`PathRules` in a thread, so that a burst of events costs the event loop
+nothing, and only the paths the watcher cares about are queued. When
+inotify cannot be used (typically the fs.inotify.max_user_watches limit),
+the feed falls back to polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from watchfiles import awatch
+
+from .log import log, show
+from .paths import PathRules
+from .pending import PathQueue
+from .status import WatchStats
+from .threads import FileThreads
+
+AWATCH_STEP_MS = 50  # quiet time after which awatch yields a batch (at most debounce_ms after its first change)
+
+
+class ChangeFeed:
+    """Feeds `checks` until `stop_event` is set; `on_change` runs when `busy` may have changed."""
+
+    def __init__(
+        self,
+        rules: PathRules,
+        checks: PathQueue,
+        threads: FileThreads,
+        stats: WatchStats,
+        *,
+        debounce_ms: int,
+        stop_event: asyncio.Event,
+        on_change: Callable[[], None],
+    ) -> None:
+        self._rules = rules
+        self._checks = checks
+        self._threads = threads
+        self._stats = stats
+        self._debounce_ms = debounce_ms
+        self._stop_event = stop_event
+        self._on_change = on_change
+        self._enqueuing = 0  # batches of events being classified
+
+    @property
+    def busy(self) -> bool:
+        """A batch is being classified: its paths are not queued yet."""
+        return self._enqueuing > 0
+
+    def cache_dir_is_extra(self) -> bool:
+        """The cache dir is not under a spec directory, so it is watched on its own."""
+        return self._rules.root_of(self._rules.cache_dir) is None
+
+    def _watch_paths(self) -> list[Path]:
+        paths = list(self._rules.roots)
+        cache_dir = self._rules.cache_dir
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("cannot watch the cache dir %s: %s", show(cache_dir), exc.strerror or exc)
+            return paths
+        if self.cache_dir_is_extra():
+            paths.append(cache_dir)
+        return paths
+
+    async def run(self) -> None:
+        """Until `stop_event` is set; raises what `awatch` raises (not an OSError it can poll past)."""
+        paths = self._watch_paths()
+        options = dict(
+            watch_filter=None,  # classified in a thread by _enqueue: a burst costs the loop nothing
+            debounce=self._debounce_ms,
+            step=min(AWATCH_STEP_MS, self._debounce_ms),
+            stop_event=self._stop_event,
+            recursive=True,
+            ignore_permission_denied=True,
+        )
+        try:
+            async for changes in awatch(*paths, **options):
+                await self._enqueue(changes)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) or self._stop_event.is_set():
+                raise
+            # typically the inotify watch limit (fs.inotify.max_user_watches)
+            log.warning("cannot use file notifications (%s); polling for changes instead", exc)
+            async for changes in awatch(*paths, force_polling=True, **options):
+                await self._enqueue(changes)
+
+    async def _enqueue(self, changes: set[tuple[object, str]]) -> None:
+        self._stats.batches += 1
+        self._stats.events += len(changes)
+        raw = {p for _, p in changes}
+        self._enqueuing += 1
+        self._on_change()
+        try:
+            keep = await self._threads.run(lambda: sorted(p for p in raw if self._rules.classify(p) is not None))
+            for path in keep:
+                self._checks.put(Path(path))
+        finally:
+            self._enqueuing -= 1
+            self._on_change()

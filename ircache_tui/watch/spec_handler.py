@@ -1,0 +1,229 @@
+"""What one spec file, or one cache entry, means for the cache: the work of both stages on it.
+
+`SpecHandler.handle` reads a spec (in a thread) and keys it, then, by mode:
+
+- "check": Redis has the key → nothing to do; a valid file on disk → warm
+  Redis; otherwise queue a generation (or, with generate=False, call it
+  missing);
+- "generate": `IRCache.lookup` the text just read, so that the latest
+  text is the one generated;
+- "observe" (for `SpecWatcher.refresh`): ask both tiers, never warm nor
+  generate, and log quietly.
+
+`entry_changed` handles a cache entry written or removed by someone else.
+A status is recorded only for the key of the spec's latest read (`apply`):
+a slow read or generation of an older text never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from redis.exceptions import RedisError
+
+from ..cache.errors import RedisUnavailable
+from ..cache.ircache import IRCache
+from ..ir.generators import GenerationError
+from ..specs.discovery import SpecFile
+from .log import log, show
+from .pending import PathQueue
+from .spec_reader import DIRECTORY, GONE, SpecReader
+from .stale import StaleRecounter
+from .status import SpecState, StatusBoard, WatchStats
+from .threads import FileThreads
+
+
+class SpecHandler:
+    def __init__(
+        self,
+        cache: IRCache,
+        reader: SpecReader,
+        board: StatusBoard,
+        generations: PathQueue,
+        stale: StaleRecounter,
+        stats: WatchStats,
+        threads: FileThreads,
+        *,
+        generate: bool,
+        walk_into: Callable[[Path], Awaitable[None]],
+    ) -> None:
+        """`walk_into(directory)` queues the specs of a directory found where a spec was expected."""
+        self._cache = cache
+        self._generation_on = generate
+        self._reader = reader
+        self._board = board
+        self._generations = generations
+        self._stale = stale
+        self._stats = stats
+        self._threads = threads
+        self._walk_into = walk_into
+        self._said_caching_off = False
+        #: until the initial walk is processed: "already in Redis" is not news
+        self.initial_walk = True
+
+    def apply(self, path: Path, key: str, **changes: object) -> bool:
+        """Set the status of `path` if `key` is still that of its latest read."""
+        if not self._reader.is_latest(path, key):
+            return False
+        before = self._board.get(path)
+        after = self._board.set(path, cache_key=key, **changes)
+        if after is not before:
+            self._stale.mark_dirty()
+        return True
+
+    # -- specs --------------------------------------------------------------------
+    async def handle(self, path: Path, *, mode: str) -> None:
+        """mode: "check" (warm, or queue a generation), "generate" (lookup), or "observe" (look only)."""
+        if mode == "check":
+            self._stats.checked[path] += 1
+        result = await self._reader.read(path)
+        if result is None:
+            return
+        if result == GONE:
+            self._spec_gone(path)
+            return
+        if result == DIRECTORY:
+            if mode != "observe":
+                await self._walk_into(path)
+            return
+        assert isinstance(result, SpecFile)
+        spec = result
+        quiet = mode == "observe"
+        if not spec.ok:
+            self._bad_file(path, spec, quiet=quiet)
+            return
+        key = spec.cache_key
+        base = {"spec_name": spec.spec_name}
+        if not spec.text.strip():
+            if self.apply(path, key, **base, state=SpecState.MISSING, error="empty file: nothing to generate"):
+                self._generations.discard(path)
+                self._say(quiet, "spec %s is empty: nothing to generate", show(path))
+            return
+        if mode == "generate":
+            await self._generate(path, spec)  # lookup reads both tiers before it generates
+            return
+        if await self._in_redis(key):
+            self._generations.discard(path)
+            if self.apply(path, key, **base, state=SpecState.IN_REDIS, error=""):
+                self._say(quiet or self.initial_walk, "spec %s: in Redis (%s)", show(path), key)
+            return
+        if mode != "observe" and self._cache.enabled and await self._cache.warm_key(key):
+            self._stats.warmed += 1
+            self._generations.discard(path)
+            if self.apply(path, key, **base, state=SpecState.IN_REDIS, error=""):
+                log.info("spec %s: warmed Redis from the filesystem (%s)", show(path), key)
+            return
+        if await self._on_disk(key):
+            if self.apply(path, key, **base, state=SpecState.FILESYSTEM_ONLY, error="") and not quiet:
+                why = "caching is off (IR_CACHE_TTL=0)" if not self._cache.enabled else "Redis did not take it"
+                log.warning("spec %s: IR on disk (%s) but not in Redis: %s", show(path), key, why)
+            return
+        if mode == "observe" or not self._cache.enabled or not self._generation_on:
+            if self.apply(path, key, **base, state=SpecState.MISSING, error="") and not quiet:
+                if not self._cache.enabled:
+                    self._caching_off()
+                else:
+                    log.info("spec %s: IR not cached (%s) and generation is off: missing", show(path), key)
+            return
+        if self.apply(path, key, **base, state=SpecState.PENDING, error=""):
+            self._generations.put(path)
+            log.debug("spec %s: IR not cached (%s): queued for generation", show(path), key)
+
+    async def _generate(self, path: Path, spec: SpecFile) -> None:
+        key = spec.cache_key
+        if not self.apply(path, key, spec_name=spec.spec_name, state=SpecState.GENERATING, error=""):
+            return
+        log.info("spec %s: generating its IR (%s)", show(path), key)
+        try:
+            found = await self._cache.lookup(spec.text, str(path))
+        except GenerationError as exc:  # the cache has logged it
+            self._stats.errors += 1
+            self.apply(path, key, state=SpecState.ERROR, error=str(exc))
+            return
+        except Exception as exc:
+            self._stats.errors += 1
+            message = f"{exc.__class__.__name__}: {exc}"
+            self.apply(path, key, state=SpecState.ERROR, error=message)
+            log.warning("spec %s: cannot generate its IR: %s", show(path), message)
+            return
+        if found.tier == "generator":
+            self._stats.generated += 1
+        self._stale.mark_dirty()
+        if await self._in_redis(key):
+            state = SpecState.IN_REDIS
+        elif await self._on_disk(key):
+            state = SpecState.FILESYSTEM_ONLY
+        else:
+            state = SpecState.MISSING
+        self.apply(path, key, state=state, error="")
+        how = "generated and cached" if found.tier == "generator" else f"found in {found.tier}"
+        log.info("spec %s: IR %s (%s, %s)", show(path), how, key, state.value)
+
+    def _spec_gone(self, path: Path) -> None:
+        self._generations.discard(path)
+        status = self._board.get(path)
+        if status is None or status.state is SpecState.DELETED:
+            return
+        self._board.set(path, state=SpecState.DELETED, error="")
+        self._stale.mark_dirty()
+        log.info("spec %s deleted: its cache entries stay until their TTL runs out or a prune", show(path))
+
+    def _bad_file(self, path: Path, spec: SpecFile, *, quiet: bool = False) -> None:
+        self._generations.discard(path)
+        self.apply(path, "", spec_name=spec.spec_name, state=SpecState.ERROR, error=spec.error)
+        if not quiet:
+            log.warning("spec %s skipped: %s", show(path), spec.error)
+
+    def _caching_off(self) -> None:
+        if not self._said_caching_off:
+            self._said_caching_off = True
+            log.warning("caching is off (IR_CACHE_TTL=0): specs are not warmed nor generated")
+
+    @staticmethod
+    def _say(quiet: bool, message: str, *args: object) -> None:
+        if quiet:
+            log.debug(message, *args)
+        else:
+            log.info(message, *args)
+
+    # -- cache entries ----------------------------------------------------------------
+    async def entry_changed(self, path: Path) -> None:
+        """An entry file appeared, changed or went: written or flushed by someone else?"""
+        key = path.stem
+        present = await self._threads.run(path.is_file)
+        in_redis = await self._in_redis(key)
+        if present and not in_redis and self._cache.enabled:
+            if await self._cache.warm_key(key):
+                self._stats.warmed += 1
+                in_redis = True
+                log.info("cache entry %s appeared on disk: warmed Redis", key)
+            else:
+                present = await self._on_disk(key)  # a corrupt one was quarantined
+        for p in self._board.paths_with_key(key):
+            status = self._board.statuses[p]
+            if status.state in (SpecState.DELETED, SpecState.GENERATING):
+                continue
+            if in_redis:
+                state = SpecState.IN_REDIS
+            elif present:
+                state = SpecState.FILESYSTEM_ONLY
+            elif status.state in (SpecState.IN_REDIS, SpecState.FILESYSTEM_ONLY):
+                state = SpecState.MISSING
+            else:
+                continue
+            self.apply(p, key, state=state, error="" if state is not SpecState.MISSING else status.error)
+        self._stale.mark_dirty()
+
+    # -- tiers ----------------------------------------------------------------------
+    async def _in_redis(self, key: str) -> bool:
+        try:
+            return await self._cache.redis.exists(key)
+        except (RedisUnavailable, RedisError):
+            return False
+
+    async def _on_disk(self, key: str) -> bool:
+        try:
+            return await self._cache.fs.exists(key)
+        except OSError:
+            return False
