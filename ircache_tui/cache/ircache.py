@@ -6,10 +6,10 @@
 
 A corrupt entry in any tier is a miss (deleted from Redis, quarantined on
 disk). Each key's last decoded entry is kept with its bytes, so reading the
-same bytes again skips validation (see decoded.py). Concurrent misses for one key generate once: in-process through a
-shared task, across processes through a Redis lock (SET NX PX + token,
-released by compare-and-delete). A Redis that is down is skipped quickly and
-used again when it answers.
+same bytes again skips validation (see decoded.py). Concurrent misses for
+one key generate once: in-process through a shared task, across processes
+through a Redis lock (SET NX PX + token, released by compare-and-delete). A
+Redis that is down is skipped quickly and used again when it answers.
 """
 
 from __future__ import annotations
