@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -127,3 +128,22 @@ async def test_a_fifo_or_directory_under_an_entry_name_is_an_error_not_a_hang(fs
     for key, error in (("fifo_0a1b2c3d", "not a regular file"), ("dir_0a1b2c3d", "not a regular file")):
         with pytest.raises(OSError, match=error):
             await asyncio.wait_for(fs.read_raw(key), timeout=5)
+
+
+async def test_a_cancelled_large_read_leaves_no_descriptor_behind(fs, cache_dir):
+    """The thread that reads a large entry owns its descriptor and closes it, cancelled or not."""
+    large = b"[" + b"1," * INLINE_READ_MAX + b"1]"
+    await fs.write_raw("large_0a1b2c3d", large)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        task = asyncio.create_task(fs.read_raw("large_0a1b2c3d"))
+        await asyncio.sleep(0)  # let it open the file and hand the read to a thread
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for _ in range(100):
+        if len(os.listdir("/proc/self/fd")) <= before:
+            break
+        await asyncio.sleep(0.05)  # the threads finish their reads and close
+    assert len(os.listdir("/proc/self/fd")) <= before
+    assert await fs.read_raw("large_0a1b2c3d") == large

@@ -24,7 +24,9 @@ from typing import Any
 from .keys import parse_cache_key, validate_spec_name
 
 # An entry is a few KB: reading it inline takes ~20 µs, a hop to a thread
-# ~200 µs. Larger files go to a thread so the event loop never waits on them.
+# ~200 µs. Larger files go to a thread so the event loop never waits on a
+# long read. (The open and small reads do block the loop: a cache dir on a
+# hung network mount would stall it. The cache dir is meant to be local.)
 INLINE_READ_MAX = 256 * 1024
 
 log = logging.getLogger("ircache")
@@ -65,15 +67,23 @@ class FilesystemTier:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
+        handed_over = False
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise OSError(errno.EINVAL, "not a regular file", str(path))
             if info.st_size <= INLINE_READ_MAX:
                 return _read_all(fd, info.st_size)
-            return await asyncio.to_thread(_read_all, fd, info.st_size)
+            # The thread owns the descriptor from here and always runs (shielded: a
+            # cancelled job that never started would leak it). Closing the number under
+            # a running read could hand it to the next open() and feed that one's bytes.
+            read = asyncio.get_running_loop().run_in_executor(None, _read_all_and_close, fd, info.st_size)
+            handed_over = True
+            read.add_done_callback(_retrieve)  # a failure after we were cancelled is not "never retrieved"
+            return await asyncio.shield(read)
         finally:
-            os.close(fd)
+            if not handed_over:
+                os.close(fd)
 
     async def write_raw(self, cache_key: str, raw: bytes) -> Path:
         path = self.path_for(cache_key)
@@ -188,6 +198,18 @@ def _read_all(fd: int, size_hint: int) -> bytes:
     while chunk := os.read(fd, max(size_hint + 1, 65536)):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _retrieve(future: asyncio.Future[bytes]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _read_all_and_close(fd: int, size_hint: int) -> bytes:
+    try:
+        return _read_all(fd, size_hint)
+    finally:
+        os.close(fd)
 
 
 def _unlink_if_present(path: Path) -> bool:
