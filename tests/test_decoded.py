@@ -142,3 +142,38 @@ async def test_memo_can_be_turned_off(redis_url, cache_dir):
         await c.get_application_ir(SPEC, "shop.md")
         a, b = await c.lookup(SPEC, "shop.md"), await c.lookup(SPEC, "shop.md")
         assert a.tier == b.tier == "redis" and a.entry is not b.entry and a.entry == b.entry
+
+
+def test_any_buffer_is_compared_as_the_bytes_it_holds():
+    memo = DecodedEntries()
+    raw = stored("A")
+    first = memo.decode(KEY, raw)
+    assert memo.decode(KEY, memoryview(raw)) is first
+    assert memo.decode(KEY, raw.decode("utf-8")) is first
+    buf = bytearray(stored("B"))
+    second = memo.decode(KEY, buf)
+    buf[:] = raw  # the caller reuses its buffer: what is kept must not change with it
+    assert memo.decode(KEY, stored("B")) is second
+    off = DecodedEntries(max_entries=0)
+    assert off.decode(KEY, raw.decode("utf-8")).application_ir.name == "A"
+
+
+def test_one_off_walks_do_not_push_out_what_callers_read():
+    raws = {f"s{i}_{spec_hash(str(i))[:8]}": stored(f"N{i}", str(i)) for i in range(3)}
+    hot, *walked = raws
+    memo = DecodedEntries(max_entries=1)
+    kept = memo.decode(hot, raws[hot])
+    for key in walked:
+        assert memo.decode(key, raws[key], remember=False).application_ir.name.startswith("N")
+    assert memo.decode(hot, raws[hot]) is kept and len(memo) == 1
+
+
+async def test_warming_redis_from_disk_keeps_the_hot_decode(redis_url, cache_dir, sync_redis):
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator(), decoded_memo=1) as c:
+        await c.get_application_ir(SPEC, "shop.md")
+        await c.get_application_ir("# Other\n", "other.md")
+        hot = await c.lookup(SPEC, "shop.md")  # the one decode kept is shop's
+        sync_redis.flushdb()
+        assert (await c.warm_redis())["warmed"] == 2
+        again = await c.lookup(SPEC, "shop.md")
+        assert again.tier == "redis" and again.entry is hot.entry

@@ -37,18 +37,26 @@ class DecodedEntries:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def decode(self, cache_key: str, raw: bytes) -> StoredEntry:
-        """The entry stored as `raw` under `cache_key`; raises CorruptEntry like decode_entry."""
+    def decode(self, cache_key: str, raw: bytes | bytearray | str, *, remember: bool = True) -> StoredEntry:
+        """The entry stored as `raw` under `cache_key`; raises CorruptEntry like decode_entry.
+
+        remember=False still reuses a decode it has, but keeps no new one: for
+        one-off walks over every entry (warming Redis) that would otherwise
+        push out the entries callers keep reading.
+        """
+        # Immutable bytes from here on: what is kept must not change under the comparison.
+        data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         item = self._items.get(cache_key)
-        if item is not None and item[0] == raw:
+        if item is not None and item[0] == data:
             self._items.move_to_end(cache_key)
             self.reused += 1
             return item[1]
         if item is not None:
             self.forget(cache_key)  # the key now holds other bytes: the old decode is dead weight
-        entry = decode_entry(raw, cache_key[-HASH_LEN:])
+        entry = decode_entry(data, cache_key[-HASH_LEN:])
         self.decoded += 1
-        self._remember(cache_key, bytes(raw), entry)
+        if remember:
+            self._remember(cache_key, data, entry)
         return entry
 
     def forget(self, cache_key: str) -> None:

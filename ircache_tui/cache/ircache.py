@@ -267,7 +267,9 @@ class IRCache:
                 await self.redis.delete(key)
             return None
 
-    async def _read_filesystem(self, key: str, spec_name: str) -> tuple[StoredEntry, bytes] | None:
+    async def _read_filesystem(
+        self, key: str, spec_name: str, *, remember: bool = True
+    ) -> tuple[StoredEntry, bytes] | None:
         try:
             raw = await self.fs.read_raw(key)
         except OSError as exc:
@@ -276,7 +278,7 @@ class IRCache:
         if raw is None:
             return None
         try:
-            return self.decoded.decode(key, raw), raw
+            return self.decoded.decode(key, raw, remember=remember), raw
         except CorruptEntry as exc:
             log.warning("Corrupt IR entry on disk for %s (%s): %s; moving it to quarantine", spec_name, key, exc.reason)
             self.events.emit(CacheEvent("corrupt", spec_name, key, "filesystem", exc.reason))
@@ -366,7 +368,7 @@ class IRCache:
             if there:
                 skipped += 1
                 continue
-            found = await self._read_filesystem(entry.cache_key, entry.spec_name)
+            found = await self._read_filesystem(entry.cache_key, entry.spec_name, remember=False)
             if found is not None and await self._store_redis(entry.cache_key, found[1]):
                 warmed += 1
                 self.events.emit(CacheEvent("warmed", entry.spec_name, entry.cache_key, "redis"))
@@ -382,7 +384,7 @@ class IRCache:
         to fill a gap check `redis.exists` themselves.
         """
         spec_name = self.fs.path_for(cache_key).stem.rsplit("_", 1)[0]  # path_for validates the key
-        found = await self._read_filesystem(cache_key, spec_name)
+        found = await self._read_filesystem(cache_key, spec_name, remember=False)
         if found is None or not await self._store_redis(cache_key, found[1]):
             return False
         self.events.emit(CacheEvent("warmed", spec_name, cache_key, "redis"))
