@@ -38,8 +38,9 @@ Keys = list[bytes]
 # 8-30 ms. A flush of 100,000 keys alone, 11 interleaved runs per size: the
 # wall time was flat from 250 to 500 (0.52-0.54 s median), the worst PING's
 # median 4.1 ms at 300 against 6.6 ms at 500 (p99 3.1 against 4.4 ms); below
-# 250 the round trips start to show. Stats steps stay at 500: each is a
-# script with a fixed cost, and no latency target rides on them.
+# 250 the round trips start to show. Every walk and multi-key delete uses
+# these (flush, prune, the dashboard's spec scans); stats steps stay at 500:
+# each is a script with a fixed cost, and no latency target rides on them.
 SCAN_COUNT = 300
 BATCH = 300
 STATS_COUNT = 500

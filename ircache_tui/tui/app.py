@@ -432,13 +432,16 @@ class IRCacheApp(App[None]):
 
     @on(m.LiveModeChecked)
     def _live_mode_checked(self, message: m.LiveModeChecked) -> None:
-        if message.live_mode != self.live_mode:
-            log.info("Live updates now by %s (were by %s)", message.live_mode, self._live_label())
+        before = self._live_label()
         self.live_mode = message.live_mode
+        if self._live_label() != before:
+            log.info("Live updates now by %s (were by %s)", self._live_label(), before)
         self._status(live=self._live_label())
         if self.live_mode == "notifications" and self._poll_timer is not None:
             self._poll_timer.stop()
             self._poll_timer = None
+        elif self.live_mode == "polling":
+            self.workers.cancel_group(self, "live")  # a listener that outlived the switch
         self._start_live()  # (re)subscribe, or poll
 
     def _mark_up(self) -> None:
