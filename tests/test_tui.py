@@ -8,6 +8,7 @@ import redis
 
 from ircache_tui import IRCache, cache_key
 from ircache_tui.tui.app import IRCacheApp
+from ircache_tui.tui.messages import DetailLoaded
 from ircache_tui.tui.screens.detail import DetailScreen
 from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.help import HelpScreen
@@ -240,6 +241,11 @@ async def test_detail_screen_and_corrupt_entry(cache, specs, sync_redis):
         table.focus()
         table.move_cursor(row=table.get_row_index(keys["petstore-spec"]))
         await until(pilot, lambda: "Petstore API" in static_text(app, "#detail"))
+        # A load for a row that is no longer selected, finishing late, must not replace it.
+        ecommerce = await cache.read_entry(keys["ecommerce-api-spec-human"])
+        app.post_message(DetailLoaded(f"{keys['ecommerce-api-spec-human']} (Redis)", ecommerce))
+        await pilot.pause(0.2)
+        assert "Petstore API" in static_text(app, "#detail")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         body = static_text(app.screen, "#detail-json")

@@ -557,6 +557,11 @@ class IRCacheApp(App[None]):
 
     @on(m.DetailLoaded)
     def _detail_loaded(self, message: m.DetailLoaded) -> None:
+        selection = self.selection()
+        if selection is None or not message.title.startswith(selection.cache_key + " "):
+            # A superseded load that finished anyway (a cancellation can land after the
+            # reply did): showing it would put another row's entry beside the cursor.
+            return
         self._detail = message
         self.detail_pane.show_entry(message.title, message.entry, message.error)
         if self._open_detail_when_loaded:
