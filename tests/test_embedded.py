@@ -1,12 +1,72 @@
+import os
+import shutil
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
+import pytest
 import redis
 
 from ircache_tui import IRCache
 from ircache_tui.cache.embedded import EmbeddedRedis
+from ircache_tui.cache.errors import EmbeddedRedisError
 from tests.support.generators import SPEC, CountingGenerator
+from tests.support.impostor import NOBODY, PLANTED_KEY, Impostor
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making files another user's needs root")
+
+
+def use_tempdir(monkeypatch, path):
+    """Point tempfile.gettempdir() at `path` (it caches its first answer in tempfile.tempdir)."""
+    monkeypatch.setenv("TMPDIR", str(path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert tempfile.gettempdir() == str(path)
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """The temp dir, for this test only."""
+    d = tmp_path / "tmp"
+    d.mkdir(mode=0o700)
+    use_tempdir(monkeypatch, d)
+    return d
+
+
+@pytest.fixture
+def shared_tmp(monkeypatch):
+    """A stand-in for /tmp: world-writable and sticky, reachable by nobody, and the temp dir."""
+    d = tempfile.mkdtemp(prefix="ircache-shared-")  # under the real temp dir, where user nobody can reach it
+    os.chmod(d, 0o1777)
+    use_tempdir(monkeypatch, d)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def deep(path):
+    """A cache dir too deep for {cache_dir}/.redis/redis.sock to fit in sun_path."""
+    return path / ("d" * 60) / ("e" * 60)
+
+
+def assert_private(path):
+    st = os.lstat(path)
+    assert stat.S_ISDIR(st.st_mode)
+    assert st.st_uid == os.getuid()
+    assert stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
+
+
+def assert_refused(server, *fragments):
+    with pytest.raises(EmbeddedRedisError) as err:
+        server.start()
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("refusing to use ")
+    for fragment in fragments:
+        assert fragment in message
+    assert server.process is None  # nothing started
+    return message
 
 
 def test_start_reuse_stop_and_persist(tmp_path):
@@ -38,12 +98,148 @@ def test_start_reuse_stop_and_persist(tmp_path):
         third.stop()
 
 
-def test_long_cache_dir_uses_short_socket(tmp_path):
-    deep = tmp_path / ("d" * 60) / ("e" * 60)
-    server = EmbeddedRedis(deep)
+def test_long_cache_dir_uses_short_socket(tmp_path, private_tmp):
+    server = EmbeddedRedis(deep(tmp_path))
     assert len(server.socket_path) < 104
     with server:
         assert server.running()
+        redis.Redis.from_url(server.url).ping()
+
+
+def test_socket_dir_is_created_private(tmp_path):
+    cache_dir = tmp_path / "ir"
+    with EmbeddedRedis(cache_dir) as server:
+        assert server.socket_dir == cache_dir.resolve() / ".redis"
+        assert_private(server.socket_dir)
+        st = os.lstat(server.socket_path)
+        assert stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid()
+
+
+def test_long_path_socket_dir_is_per_user_and_private(tmp_path, private_tmp):
+    with EmbeddedRedis(deep(tmp_path)) as server:
+        assert server.socket_dir == private_tmp / f"ircache-{os.getuid()}"
+        assert os.path.dirname(server.socket_path) == str(server.socket_dir)
+        assert_private(server.socket_dir)
+        assert_private(server.data_dir)  # the RDB's dir is checked even though the socket is elsewhere
+        assert server.running()
+
+
+@needs_root
+@pytest.mark.parametrize("where", ["temp-dir fallback", "shared cache dir"])
+def test_redis_server_of_another_user_is_refused(tmp_path, shared_tmp, where):
+    # Another user gets to the socket's directory first and serves a planted entry there.
+    if where == "shared cache dir":
+        cache_dir = shared_tmp / "team-cache"  # e.g. a cache dir others may write in
+        cache_dir.mkdir(mode=0o777)
+        cache_dir.chmod(0o1777)
+    else:
+        cache_dir = deep(tmp_path)
+    server = EmbeddedRedis(cache_dir)
+    if where == "shared cache dir":
+        assert server.socket_dir == cache_dir / ".redis"
+    else:
+        assert server.socket_dir == shared_tmp / f"ircache-{os.getuid()}"
+    impostor = Impostor(Path(server.socket_path), shared_tmp)
+    try:
+        impostor.start()
+        before = impostor.connections()
+
+        message = assert_refused(server, str(server.socket_dir), f"owned by uid {NOBODY}, not {os.getuid()}")
+        with pytest.raises(EmbeddedRedisError):
+            server.running()
+
+        assert impostor.connections() == before + 1  # just the one asking: EmbeddedRedis never connected
+        with impostor.client() as client:
+            assert client.get(PLANTED_KEY) == b"planted"
+        assert "impersonating" in message
+    finally:
+        impostor.stop()
+
+
+@needs_root
+@pytest.mark.parametrize("mode", [0o700, 0o777])
+def test_cache_redis_dir_of_another_user_is_refused(tmp_path, mode):
+    cache_dir = tmp_path / "ir"
+    (cache_dir / ".redis").mkdir(parents=True)
+    os.chmod(cache_dir / ".redis", mode)
+    os.chown(cache_dir / ".redis", NOBODY, NOBODY)
+    server = EmbeddedRedis(cache_dir)
+    assert_refused(server, f"owned by uid {NOBODY}")
+    assert list((cache_dir / ".redis").iterdir()) == []  # no lock file, no server
+
+
+@needs_root
+def test_long_path_socket_dir_of_another_user_is_refused(tmp_path, private_tmp):
+    socket_dir = private_tmp / f"ircache-{os.getuid()}"
+    socket_dir.mkdir(mode=0o777)
+    socket_dir.chmod(0o777)
+    os.chown(socket_dir, NOBODY, NOBODY)
+    assert_refused(EmbeddedRedis(deep(tmp_path)), str(socket_dir), f"owned by uid {NOBODY}")
+    assert list(socket_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["cache dir", "temp-dir fallback"])
+def test_symlinked_socket_dir_is_refused(tmp_path, private_tmp, where):
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)  # ours and private: the symlink alone is the problem
+    if where == "cache dir":
+        cache_dir = tmp_path / "ir"
+        cache_dir.mkdir()
+        link = cache_dir / ".redis"
+    else:
+        cache_dir = deep(tmp_path)
+        link = private_tmp / f"ircache-{os.getuid()}"
+    link.symlink_to(target)
+    server = EmbeddedRedis(cache_dir)
+    assert server.socket_dir == link
+    assert_refused(server, str(link), "symlink")
+    with pytest.raises(EmbeddedRedisError):
+        server.running()
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("where, mode", [("cache dir", 0o755), ("temp-dir fallback", 0o750)])
+def test_own_readable_socket_dir_is_tightened(tmp_path, private_tmp, ircache_logs, where, mode):
+    # e.g. a .redis made by an older version: nobody else could write in it, so it is ours to fix
+    if where == "cache dir":
+        cache_dir = tmp_path / "ir"
+        socket_dir = cache_dir / ".redis"
+    else:
+        cache_dir = deep(tmp_path)
+        socket_dir = private_tmp / f"ircache-{os.getuid()}"
+    socket_dir.mkdir(parents=True)
+    socket_dir.chmod(mode)
+    with EmbeddedRedis(cache_dir) as server:
+        assert server.running()
+        assert_private(socket_dir)
+    assert f"Tightened {socket_dir} from mode {mode:04o} to 0700" in ircache_logs.text
+
+
+def test_own_socket_dir_writable_by_others_is_refused(tmp_path):
+    # others may already have planted a socket or an RDB in it: chmod would not undo that
+    socket_dir = tmp_path / "ir" / ".redis"
+    socket_dir.mkdir(parents=True)
+    socket_dir.chmod(0o777)
+    assert_refused(EmbeddedRedis(tmp_path / "ir"), str(socket_dir), "mode 0777 lets other users write")
+    assert stat.S_IMODE(os.lstat(socket_dir).st_mode) == 0o777
+
+
+@pytest.mark.parametrize("kind", ["regular file", "socket of another user"])
+def test_socket_path_not_our_socket_is_refused(tmp_path, kind):
+    if kind == "socket of another user" and os.geteuid() != 0:
+        pytest.skip("making a file another user's needs root")
+    cache_dir = tmp_path / "ir"
+    (cache_dir / ".redis").mkdir(parents=True, mode=0o700)
+    server = EmbeddedRedis(cache_dir)
+    with socket.socket(socket.AF_UNIX) as planted:
+        if kind == "regular file":
+            open(server.socket_path, "w").close()
+            assert_refused(server, server.socket_path, "not a socket")
+        else:
+            planted.bind(server.socket_path)
+            os.chown(server.socket_path, NOBODY, NOBODY)
+            assert_refused(server, server.socket_path, f"owned by uid {NOBODY}")
+    assert os.path.lexists(server.socket_path)  # not ours: left alone, not unlinked
 
 
 def test_second_process_reuses_running_server(tmp_path):

@@ -4,8 +4,16 @@ The server lives in `{cache_dir}/.redis/` (socket, RDB file, log). Whoever
 finds it not running starts it, under a file lock so two processes starting
 at once make one server; a later process finds it answering and reuses it;
 only the process that started it stops it (SIGTERM, which saves the RDB).
-"""
 
+Trust comes from the directory, never from an answer to PING: anyone who can
+put a socket where we look can serve us entries. So the socket lives in a
+directory this user owns with mode 0700 (as ssh-agent and tmux do), checked
+with lstat before anything is pinged, connected to or started:
+`{cache_dir}/.redis/`, or, when that path would overflow sun_path,
+`{tempdir}/ircache-{uid}/{digest}.sock`. A directory that is a symlink, is
+owned by another user, or is writable by group/other is refused with an
+EmbeddedRedisError; one of ours that others can only read is tightened.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -17,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -61,12 +70,67 @@ def _ping(socket_path: str, timeout: float = 0.5) -> bool:
         return False
 
 
+_IMPERSONATION = "another user may be impersonating the cache's redis-server"
+
+
+def _refuse(path: str | os.PathLike[str], why: str) -> EmbeddedRedisError:
+    return EmbeddedRedisError(f"refusing to use {path}: {why} ({_IMPERSONATION})")
+
+
+def _private_dir(path: Path, *, create: bool) -> bool:
+    """Make sure `path` is a directory only this user can enter; False if absent and not `create`.
+
+    lstat, so a symlink is refused rather than followed to wherever it points.
+    """
+    uid = os.getuid()
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        else:
+            os.chmod(path, 0o700)  # mkdir's mode is filtered by umask (and default ACLs)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        raise _refuse(path, f"it is a symlink to {os.readlink(path)}")
+    if not stat.S_ISDIR(st.st_mode):
+        raise _refuse(path, "it is not a directory")
+    if st.st_uid != uid:
+        raise _refuse(path, f"owned by uid {st.st_uid}, not {uid}")
+    loose = stat.S_IMODE(st.st_mode) & 0o077
+    if loose & 0o022:
+        # Others could have planted a socket or an RDB in it: tightening now would not undo that.
+        raise _refuse(path, f"mode {stat.S_IMODE(st.st_mode):04o} lets other users write in it")
+    if loose:
+        # Readable by others but not writable (e.g. 0755 from an older version): ours to fix.
+        os.chmod(path, 0o700)
+        log.warning("Tightened %s from mode %04o to 0700", path, stat.S_IMODE(st.st_mode))
+    return True
+
+
+def _own_socket(path: str) -> bool:
+    """True if `path` is a socket this user owns, False if absent; anything else is refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(st.st_mode):
+        raise _refuse(path, "it is not a socket")
+    if st.st_uid != os.getuid():
+        raise _refuse(path, f"owned by uid {st.st_uid}, not {os.getuid()}")
+    return True
+
+
 class EmbeddedRedis:
     """Start or reuse the private redis-server that belongs to a cache dir."""
 
     def __init__(self, cache_dir: str | os.PathLike[str], *, extra_args: list[str] | None = None) -> None:
         self.data_dir = Path(cache_dir).resolve() / ".redis"
         self.socket_path = self._socket_path()
+        self.socket_dir = Path(self.socket_path).parent  # data_dir, or the per-user dir in the temp dir
         self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -74,9 +138,27 @@ class EmbeddedRedis:
         path = str(self.data_dir / "redis.sock")
         if len(path.encode()) <= _SUN_PATH_MAX:
             return path
-        # A deep cache dir would overflow sun_path: use a short, stable, private path instead.
+        # A deep cache dir would overflow sun_path: use a short, stable path in a
+        # per-user directory (checked like data_dir before use; the temp dir is shared).
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
-        return str(Path(tempfile.gettempdir()) / f"ircache-{os.getuid()}-{digest}.sock")
+        path = str(Path(tempfile.gettempdir()) / f"ircache-{os.getuid()}" / f"{digest}.sock")
+        if len(path.encode()) > _SUN_PATH_MAX:
+            raise EmbeddedRedisError(
+                f"{self.data_dir} is too deep for a unix socket, and so is {path} (point TMPDIR at a shorter dir)"
+            )
+        return path
+
+    def _private_dirs(self, *, create: bool) -> bool:
+        """Check (and if `create`, make) the data and socket dirs; False if one is absent."""
+        if create:
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # data_dir holds the RDB the server loads, so it must be private even when the socket is elsewhere.
+        dirs = [self.data_dir] if self.socket_dir == self.data_dir else [self.data_dir, self.socket_dir]
+        return all(_private_dir(d, create=create) for d in dirs)
+
+    def _answers(self) -> bool:
+        """Ping the socket; only call once the directories passed _private_dirs."""
+        return _own_socket(self.socket_path) and _ping(self.socket_path)
 
     @property
     def url(self) -> str:
@@ -88,19 +170,20 @@ class EmbeddedRedis:
         return self.process is not None
 
     def running(self) -> bool:
-        return _ping(self.socket_path)
+        """True if our server answers; raises EmbeddedRedisError if its directory is not private."""
+        return self._private_dirs(create=False) and self._answers()
 
     def start(self, timeout: float = 10.0) -> str:
         """Make sure the server answers; return its URL."""
-        if self.running():
+        self._private_dirs(create=True)  # before any ping: trust the directory, not the answer
+        if self._answers():
             return self.url
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self.data_dir / "start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time
-            if self.running():
+            if self._answers():  # also re-checks the socket is ours before the unlink below
                 return self.url
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.socket_path)  # stale socket of a dead server
+                os.unlink(self.socket_path)  # stale socket of a dead server of ours
             binary = find_redis_server()
             args = [
                 binary,
@@ -133,7 +216,7 @@ class EmbeddedRedis:
                     tail = self._log_tail() or err.strip()
                     self.process = None
                     raise EmbeddedRedisError(f"redis-server exited at start: {tail or 'no output'}")
-                if self.running():
+                if self._answers():
                     log.info("Started embedded redis-server at %s", self.socket_path)
                     return self.url
                 time.sleep(0.01)
