@@ -5,6 +5,15 @@ of the directory), so a crash leaves the old file or the new one, never a
 torn one. A file that cannot be used is moved into `.quarantine/`, not
 deleted, so an operator can see what went wrong. Blocking file work runs in
 a thread so the event loop (and a dashboard on it) never waits on the disk.
+
+No symlink inside the cache dir is ever followed: an entry is opened with
+O_NOFOLLOW (a symlinked entry reads as NotARegularFile, a corrupt entry),
+quarantining moves the link itself, a symlinked `.quarantine` is refused,
+and listing, `exists` and the temp-file sweep look at links, not through
+them. The cache dir itself may be a symlink: that is the user's choice.
+
+`FilesystemTier(dir, read_only=True)` reads, lists and stats, and every
+method that would change the directory raises ReadOnlyError instead.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..ir.envelope import CorruptEntry
+from .errors import ReadOnlyError
 from .keys import parse_cache_key, validate_spec_name
 
 # An entry is a few KB: reading it inline takes ~20 µs, a hop to a thread
@@ -36,6 +47,25 @@ _TMP_SUFFIX = ".tmp"
 _STALE_TMP_SECONDS = 60.0  # a writer never holds a temp file this long
 
 
+class NotARegularFile(OSError, CorruptEntry):
+    """An entry's name holds a symlink, FIFO, directory, socket or device, not a file.
+
+    Both an OSError (errno ELOOP for a symlink, EINVAL otherwise; callers that
+    catch OSError treat it as unreadable, as before) and a CorruptEntry
+    (`reason` says what it is: a caller that catches it first can quarantine
+    the thing under the entry's name; `quarantine()` moves a link itself,
+    never its target).
+    """
+
+    def __init__(self, code: int, reason: str, filename: str) -> None:
+        OSError.__init__(self, code, reason, filename)
+        self.reason = reason
+
+
+class UnsafeQuarantineDir(OSError):
+    """`.quarantine` is a symlink or not a directory: nothing is moved into it."""
+
+
 @dataclass(frozen=True, slots=True)
 class FileEntry:
     cache_key: str
@@ -48,9 +78,14 @@ class FileEntry:
 
 
 class FilesystemTier:
-    def __init__(self, cache_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, cache_dir: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.directory = Path(cache_dir)
         self.quarantine_dir = self.directory / QUARANTINE
+        self.read_only = read_only
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"read-only cache: not {what}")
 
     def path_for(self, cache_key: str) -> Path:
         parsed = parse_cache_key(cache_key)
@@ -60,18 +95,27 @@ class FilesystemTier:
 
     # -- read and write ----------------------------------------------------
     async def read_raw(self, cache_key: str) -> bytes | None:
-        """The entry's bytes, or None. Small files are read inline (see INLINE_READ_MAX)."""
+        """The entry's bytes, or None. Small files are read inline (see INLINE_READ_MAX).
+
+        Raises NotARegularFile (an OSError and a CorruptEntry) when the entry's
+        name holds a symlink (never followed), a FIFO, a directory, ...
+        """
         path = self.path_for(cache_key)
         try:
             # O_NONBLOCK: a FIFO planted under an entry's name must not hang the event loop.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            # O_NOFOLLOW: a symlink planted there must not serve a file from elsewhere.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP and _is_symlink(path):
+                raise NotARegularFile(errno.ELOOP, "a symlink, not a regular file", str(path)) from None
+            raise
         handed_over = False
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise OSError(errno.EINVAL, "not a regular file", str(path))
+                raise NotARegularFile(errno.EINVAL, f"{_kind(info.st_mode)}, not a regular file", str(path))
             if info.st_size <= INLINE_READ_MAX:
                 return _read_all(fd, info.st_size)
             # The thread owns the descriptor from here and always runs (shielded: a
@@ -87,32 +131,90 @@ class FilesystemTier:
 
     async def write_raw(self, cache_key: str, raw: bytes) -> Path:
         path = self.path_for(cache_key)
+        self._refuse_if_read_only(f"writing {path}")
         await asyncio.to_thread(atomic_write, path, raw)
         return path
 
     async def exists(self, cache_key: str) -> bool:
-        return await asyncio.to_thread(self.path_for(cache_key).is_file)
+        """True when the entry's name holds a regular file (a symlink is not one)."""
+        return await asyncio.to_thread(_is_regular_file, self.path_for(cache_key))
 
     async def delete(self, cache_key: str) -> bool:
+        """Remove the entry; a symlink under its name is unlinked itself, not its target."""
         path = self.path_for(cache_key)
+        self._refuse_if_read_only(f"deleting {path}")
         return await asyncio.to_thread(_unlink_if_present, path)
 
     async def quarantine(self, cache_key: str, reason: str) -> Path | None:
-        """Move a bad entry aside into `.quarantine/`; returns where it went."""
-        return await asyncio.to_thread(self._quarantine, self.path_for(cache_key), reason)
+        """Move a bad entry aside into `.quarantine/`; returns where it went.
+
+        Whatever is under the entry's name moves, a symlink as the link itself.
+        Raises UnsafeQuarantineDir (an OSError) and moves nothing when
+        `.quarantine` is a symlink or not a directory.
+        """
+        path = self.path_for(cache_key)
+        self._refuse_if_read_only(f"quarantining {path} ({reason})")
+        return await asyncio.to_thread(self._quarantine, path, reason)
 
     def _quarantine(self, path: Path, reason: str) -> Path | None:
-        if not path.exists():
+        # Everything goes through directory descriptors: the cache dir is opened once
+        # (it may be a symlink, the user's choice), `.quarantine` with O_NOFOLLOW, and
+        # the rename works on names inside those two, so nothing can be swapped for a
+        # symlink between the check and the move.
+        try:
+            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return None
-        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
-        target = self.quarantine_dir / f"{path.stem}.{time.strftime('%Y%m%dT%H%M%S')}.json"
-        n = 1
-        while target.exists():
-            n += 1
-            target = self.quarantine_dir / f"{path.stem}.{time.strftime('%Y%m%dT%H%M%S')}-{n}.json"
-        os.replace(path, target)
+        try:
+            try:
+                os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+            q_fd = self._open_quarantine_dir(dir_fd, path.name)
+            try:
+                stamp = time.strftime("%Y%m%dT%H%M%S")
+                name = f"{path.stem}.{stamp}.json"
+                n = 1
+                while _lexists(name, q_fd):
+                    n += 1
+                    name = f"{path.stem}.{stamp}-{n}.json"
+                os.replace(path.name, name, src_dir_fd=dir_fd, dst_dir_fd=q_fd)  # moves a link, never its target
+                os.fsync(q_fd)
+                os.fsync(dir_fd)
+            finally:
+                os.close(q_fd)
+        finally:
+            os.close(dir_fd)
         log.warning("Quarantined %s: %s", path.name, reason)
-        return target
+        return self.quarantine_dir / name
+
+    def _open_quarantine_dir(self, dir_fd: int, moving: str) -> int:
+        """`.quarantine` opened as a real directory (created 0700 if missing), or UnsafeQuarantineDir."""
+        created = False
+        try:
+            info = os.stat(QUARANTINE, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):  # a racing writer made it: checked below
+                os.mkdir(QUARANTINE, 0o700, dir_fd=dir_fd)
+                created = True
+            info = os.stat(QUARANTINE, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(info.st_mode):
+            raise self._unsafe_quarantine(info.st_mode, moving)
+        try:
+            q_fd = os.open(QUARANTINE, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link since the lstat
+                raise self._unsafe_quarantine(stat.S_IFLNK, moving) from None
+            raise
+        if created:
+            os.fchmod(q_fd, 0o700)  # whatever the umask
+        return q_fd
+
+    def _unsafe_quarantine(self, mode: int, moving: str) -> UnsafeQuarantineDir:
+        code = errno.ELOOP if stat.S_ISLNK(mode) else errno.ENOTDIR
+        return UnsafeQuarantineDir(
+            code, f"quarantine dir is {_kind(mode)}, not a directory; not moving {moving} into it", str(self.quarantine_dir)
+        )
 
     # -- listing, stats, clearing ------------------------------------------
     async def list_entries(self, *, include_quarantined: bool = False) -> list[FileEntry]:
@@ -137,6 +239,7 @@ class FilesystemTier:
         """Delete every entry file, or exactly one spec's; returns how many."""
         if spec_name is not None:
             validate_spec_name(spec_name)
+        self._refuse_if_read_only(f"clearing {'all' if spec_name is None else spec_name} entries in {self.directory}")
         return await asyncio.to_thread(self._clear, spec_name)
 
     def _clear(self, spec_name: str | None) -> int:
@@ -150,6 +253,7 @@ class FilesystemTier:
 
     async def cleanup_temp_files(self, older_than: float = _STALE_TMP_SECONDS) -> int:
         """Remove temp files that a crashed writer left behind."""
+        self._refuse_if_read_only(f"removing leftover temp files from {self.directory}")
         return await asyncio.to_thread(self._cleanup_temp, older_than)
 
     def _cleanup_temp(self, older_than: float) -> int:
@@ -162,7 +266,7 @@ class FilesystemTier:
         for item in candidates:
             if item.name.startswith(".") and item.name.endswith(_TMP_SUFFIX) and item.is_file(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
-                    if now - item.stat().st_mtime >= older_than:
+                    if now - item.stat(follow_symlinks=False).st_mtime >= older_than:
                         os.unlink(item.path)
                         removed += 1
         if removed:
@@ -170,27 +274,84 @@ class FilesystemTier:
         return removed
 
 
-def _scan_entries(directory: Path, *, quarantined: bool):
+def _scan_entries(directory: Path, *, quarantined: bool) -> list[FileEntry]:
+    """The regular files named like entries; symlinks and anything else are skipped.
+
+    The cache dir may be a symlink (the user's choice); `.quarantine` is opened
+    with O_NOFOLLOW, so a symlinked one lists nothing (quarantine() refuses it).
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if quarantined else 0)
     try:
-        items = list(os.scandir(directory))
+        dir_fd = os.open(directory, flags)
     except FileNotFoundError:
-        return
-    for item in items:
-        if not item.name.endswith(".json") or item.name.startswith("."):
-            continue
-        stem = item.name[: -len(".json")]
-        if quarantined:
-            stem = stem.rsplit(".", 1)[0]  # `{cache_key}.{timestamp}[-n]`
-        parsed = parse_cache_key(stem)
-        if parsed is None:
-            continue
-        try:
-            st = item.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if not item.is_file(follow_symlinks=False):
-            continue
-        yield FileEntry(parsed.cache_key, parsed.spec_name, parsed.hash8, Path(item.path), st.st_size, st.st_mtime, quarantined)
+        return []
+    except OSError as exc:
+        if quarantined and exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            return []
+        raise
+    found = []
+    try:
+        with os.scandir(dir_fd) as items:
+            for item in items:
+                if not item.name.endswith(".json") or item.name.startswith("."):
+                    continue
+                stem = item.name[: -len(".json")]
+                if quarantined:
+                    stem = stem.rsplit(".", 1)[0]  # `{cache_key}.{timestamp}[-n]`
+                parsed = parse_cache_key(stem)
+                if parsed is None:
+                    continue
+                try:
+                    st = item.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                found.append(
+                    FileEntry(parsed.cache_key, parsed.spec_name, parsed.hash8, directory / item.name, st.st_size, st.st_mtime, quarantined)
+                )
+    finally:
+        os.close(dir_fd)
+    return found
+
+
+_KINDS = (
+    (stat.S_ISLNK, "a symlink"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISREG, "a regular file"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a file")
+
+
+def _is_symlink(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # as Path.is_file
+            return False
+        raise
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def _read_all(fd: int, size_hint: int) -> bytes:
@@ -214,28 +375,34 @@ def _read_all_and_close(fd: int, size_hint: int) -> bytes:
 
 def _unlink_if_present(path: Path) -> bool:
     try:
-        path.unlink()
+        os.unlink(path)  # a symlink is removed itself, never its target
         return True
     except FileNotFoundError:
         return False
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    """Write `data` to `path` so that readers see the old file or the new one, never half.
+
+    Nothing at `path` is written through: the temp file is new (mkstemp opens
+    with O_CREAT | O_EXCL, which refuses an existing name, a symlink included)
+    and os.replace swaps the name, so a symlink at `path` is replaced, its
+    target untouched. The parent dir may itself be a symlink (the user's choice).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o644)  # the descriptor, never a name that could be swapped
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dir_fd)
     finally:
