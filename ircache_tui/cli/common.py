@@ -1,15 +1,22 @@
-"""What every subcommand shares: options → Settings, logging, output, progress, exit codes."""
+"""What every subcommand shares: options → Settings, logging, output, progress, exit codes.
+
+Everything written here goes through `redact.scrub`: the log handler has a
+RedactingFilter, `print_json` and `eprint` scrub their text, and
+`settings_from_args` registers the API key and the Redis password with it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from .. import redact
 from ..settings import Settings
 
 EXIT_OK = 0
@@ -36,23 +43,42 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ttl", default=S, help="TTL in seconds for new entries (IR_CACHE_TTL, default 604800; 0 = off)")
     g.add_argument("--generator", default=S, choices=["auto", "offline", "anthropic"],
                    help="who generates on a miss (IR_GENERATOR, default auto: anthropic if ANTHROPIC_API_KEY is set)")
+    g.add_argument("--read-only", action="store_true", default=S,
+                   help="change nothing in Redis or the cache dir and generate nothing (IR_READ_ONLY=1)")
     g.add_argument("-v", "--verbose", action="count", default=S, help="log more (-v info, -vv debug)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
+    # registered before the settings are checked, so that even a SettingsError cannot show them
+    register_secrets(getattr(args, "redis_url", None), os.environ.get("REDIS_URL"),
+                     api_keys=(os.environ.get("ANTHROPIC_API_KEY"), os.environ.get("ANTHROPIC_AUTH_TOKEN")))
+    settings = Settings.from_env(
         redis_url=getattr(args, "redis_url", None),
         cache_dir=getattr(args, "cache_dir", None),
         prefix=getattr(args, "prefix", None),
         ttl=getattr(args, "ttl", None),
         generator=getattr(args, "generator", None),
+        read_only=True if getattr(args, "read_only", False) else None,  # the flag only turns it on
     )
+    register_secrets(settings.redis_url, api_keys=(settings.anthropic_api_key,))
+    return settings
+
+
+def register_secrets(*redis_urls: str | None, api_keys: tuple[str | None, ...] = ()) -> None:
+    """Tell the scrubber about the Redis passwords in these URLs and these API keys."""
+    for url in redis_urls:
+        redact.register_url_password(url)
+    for key in api_keys:
+        redact.register(key)
 
 
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    # on the handler too: the logger's own filter does not see what its children (ircache.watch) log
+    handler.addFilter(redact.RedactingFilter())
+    redact.install("ircache")
     root = logging.getLogger("ircache")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -60,8 +86,13 @@ def setup_logging(verbosity: int) -> None:
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
-    sys.stdout.write("\n")
+    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    sys.stdout.write(redact.scrub(text) + "\n")
+
+
+def eprint(message: object) -> None:
+    """One line for a human on stderr, scrubbed of secrets (errors, warnings)."""
+    print(redact.scrub(str(message)), file=sys.stderr)
 
 
 def confirm(question: str, assume_yes: bool) -> None:

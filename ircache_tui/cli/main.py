@@ -15,7 +15,15 @@ from .. import __version__
 from ..cache.errors import IRCacheError
 from ..settings import SettingsError
 from . import commands
-from .common import EXIT_FAILED, EXIT_USAGE, CommandError, add_common_options, settings_from_args, setup_logging
+from .common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CommandError,
+    add_common_options,
+    eprint,
+    settings_from_args,
+    setup_logging,
+)
 
 SUBCOMMANDS = ("dashboard", "stats", "get", "warm", "flush", "prune", "watch")
 
@@ -45,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _with_default_command(argv: list[str]) -> list[str]:
     """Insert `dashboard` unless the first positional word is a subcommand."""
-    takes_value = {"--redis-url", "--cache-dir", "--prefix", "--ttl", "--generator"}
+    takes_value = {"--redis-url", "--cache-dir", "--prefix", "--ttl", "--generator"}  # --read-only takes none
     skip = False
     for i, word in enumerate(argv):
         if skip:
@@ -71,13 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = commands.REGISTRY[args.command]
         return module.run(args, settings) or 0
     except CommandError as exc:
-        print(f"ircache-tui {args.command}: {exc}", file=sys.stderr)
+        eprint(f"ircache-tui {args.command}: {exc}")
         return exc.code
     except SettingsError as exc:
-        print(f"ircache-tui: {exc}", file=sys.stderr)
+        eprint(f"ircache-tui: {exc}")
         return EXIT_USAGE
     except IRCacheError as exc:
-        print(f"ircache-tui {args.command}: {exc}", file=sys.stderr)
+        eprint(f"ircache-tui {args.command}: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,4 +1,7 @@
-"""Routes the `ircache` logger into the dashboard's live log, from any thread."""
+"""Routes the `ircache` logger into the dashboard's live log, from any thread.
+
+Each line is scrubbed of secrets (`redact.scrub`) before it is posted.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from datetime import datetime
 
 from textual.app import App
 
+from .. import redact
 from .messages import LogLine
 
 
@@ -19,7 +23,7 @@ class AppLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = f"{self.clock():%H:%M:%S} {record.levelname:<7} {record.getMessage()}"
+            text = f"{self.clock():%H:%M:%S} {record.levelname:<7} {redact.scrub(record.getMessage())}"
             self.app.post_message(LogLine(record.levelno, text))  # thread-safe
         except Exception:  # a log line must never take the app down
             self.handleError(record)

@@ -11,6 +11,11 @@ wrong one) is answered 401 `authentication_error` and does not consume a
 reply. A request that finds the queue empty is answered 500 with
 `x-should-retry: false` and counted in `api.unscripted`, so a test that
 sends more requests than it scripted fails loudly instead of hanging.
+
+`echo_error()` scripts an error whose body echoes the request's `x-api-key`
+and `authorization` headers verbatim, like a careless gateway;
+`MessagesAPI(echo_rejected=True)` does the same in its 401 answers. Tests
+use them to show that the API key never reaches a message.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import itertools
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,12 +35,19 @@ _ids = itertools.count(1)
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted HTTP answer: status, JSON body, extra headers, and a delay before answering."""
+    """One scripted HTTP answer: status, JSON body, extra headers, and a delay before answering.
+
+    With `render`, the body sent is `render(request_headers)` instead of `body`.
+    """
 
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    render: Callable[[dict[str, str]], dict[str, Any]] | None = None
+
+    def body_for(self, request_headers: dict[str, str]) -> dict[str, Any]:
+        return self.render(request_headers) if self.render is not None else self.body
 
 
 def message(
@@ -84,6 +97,41 @@ def error(status: int, error_type: str, text: str, *, delay: float = 0.0) -> Rep
     )
 
 
+def _echoed(headers: dict[str, str]) -> dict[str, str]:
+    return {name: headers[name] for name in ("x-api-key", "authorization") if name in headers}
+
+
+def echo_body(headers: dict[str, str], status: int, error_type: str, *, in_message: bool = True) -> dict[str, Any]:
+    """An error body that repeats the request's credential headers verbatim.
+
+    in_message=True puts them in `error.message` (the credential bare, then as header
+    lines and as JSON: what the generator reports); False leaves `error.message` out,
+    so the SDK's own message (the whole body) is all there is to report.
+    """
+    echoed = _echoed(headers)
+    auth = echoed.get("authorization", "")
+    credential = echoed.get("x-api-key") or (auth.split(None, 1)[1] if " " in auth else auth)
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type}, "request_headers": echoed}
+    if in_message:
+        lines = " ".join(f"{name}: {value}" for name, value in echoed.items())
+        body["error"]["message"] = (
+            f"gateway rejected credential {credential} ({status}); you sent {lines} / {json.dumps(echoed)}"
+        )
+    else:
+        body["credential"] = credential  # bare, with no header name next to it
+    return body
+
+
+def echo_error(status: int = 400, error_type: str = "invalid_request_error", *, in_message: bool = True) -> Reply:
+    """An error whose JSON body echoes the request's `x-api-key` and `authorization` headers."""
+    return Reply(
+        status,
+        {},
+        headers={"retry-after-ms": "10", "retry-after": "0", "x-should-retry": "false"},
+        render=lambda headers: echo_body(headers, status, error_type, in_message=in_message),
+    )
+
+
 def overloaded() -> Reply:
     return error(529, "overloaded_error", "Overloaded")
 
@@ -95,8 +143,9 @@ def api_error() -> Reply:
 class MessagesAPI:
     """The fake Messages API. Use as a context manager (or `start()` / `stop()`)."""
 
-    def __init__(self, api_key: str = "test-key") -> None:
+    def __init__(self, api_key: str = "test-key", *, echo_rejected: bool = False) -> None:
         self.api_key = api_key
+        self.echo_rejected = echo_rejected  # 401 answers echo the credential headers back
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.paths: list[str] = []
@@ -192,7 +241,8 @@ class MessagesAPI:
             with self._lock:
                 self.rejected.append(headers)
             reply = error(401, "authentication_error", "invalid API key")
-            self._send(h, Reply(reply.status, reply.body, {"x-should-retry": "false"}))
+            body = echo_body(headers, 401, "authentication_error") if self.echo_rejected else reply.body
+            self._send(h, Reply(reply.status, body, {"x-should-retry": "false"}))
             return
         try:
             body = json.loads(raw)
@@ -214,10 +264,10 @@ class MessagesAPI:
             )
         if reply.delay and self._stopping.wait(reply.delay):
             return  # the server is shutting down; the client has long gone
-        self._send(h, reply)
+        self._send(h, reply, headers)
 
-    def _send(self, h: BaseHTTPRequestHandler, reply: Reply) -> None:
-        payload = json.dumps(reply.body).encode("utf-8")
+    def _send(self, h: BaseHTTPRequestHandler, reply: Reply, request_headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(reply.body_for(request_headers or {})).encode("utf-8")
         try:
             h.send_response(reply.status)
             h.send_header("content-type", "application/json")

@@ -5,6 +5,11 @@ model for JSON of the right shape; the answer is still validated against the
 pydantic model, because nothing invalid may ever reach the cache. A cut-off
 (`max_tokens`), a refusal or an invalid answer gets one repair turn, then a
 GenerationError that says which.
+
+Every GenerationError text goes through `redact.scrub`, and the API key (or
+auth token) is registered with it when the generator is built: a gateway that
+echoes the request's `x-api-key` / `Authorization` header in its error body
+must not put the key on stderr or in the dashboard's log.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import anthropic
 from pydantic import ValidationError
 
+from ... import redact
 from ..model import ApplicationIR
 from .base import GenerationError
 
@@ -88,6 +94,10 @@ class AnthropicGenerator:
         self._client = client or anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
+        # the credential the client will send, whether given here or read from the environment
+        redact.register(api_key)
+        redact.register(getattr(self._client, "api_key", None))
+        redact.register(getattr(self._client, "auth_token", None))
         self._schema = ir_json_schema()
 
     async def aclose(self) -> None:
@@ -98,11 +108,11 @@ class AnthropicGenerator:
             async with asyncio.timeout(self.deadline):
                 return await self._generate(spec_markdown, spec_name)
         except TimeoutError:
-            raise GenerationError(f"Anthropic generation for {spec_name} exceeded its {self.deadline:g}s deadline") from None
+            raise _failure(f"Anthropic generation for {spec_name} exceeded its {self.deadline:g}s deadline") from None
         except anthropic.APIStatusError as exc:
-            raise GenerationError(f"Anthropic API error {exc.status_code} for {spec_name}: {_api_message(exc)}") from None
+            raise _failure(f"Anthropic API error {exc.status_code} for {spec_name}: {_api_message(exc)}") from None
         except anthropic.APIConnectionError as exc:
-            raise GenerationError(f"Anthropic API unreachable for {spec_name}: {exc.__class__.__name__}") from None
+            raise _failure(f"Anthropic API unreachable for {spec_name}: {exc.__class__.__name__}") from None
 
     async def _generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
         messages: list[dict[str, Any]] = [
@@ -135,10 +145,17 @@ class AnthropicGenerator:
                     {"role": "assistant", "content": text or "(no answer)"},
                     {"role": "user", "content": repair},
                 ]
-        raise GenerationError(f"Anthropic generation for {spec_name} failed after a repair attempt: {problem}")
+        raise _failure(f"Anthropic generation for {spec_name} failed after a repair attempt: {problem}")
+
+
+def _failure(text: str) -> GenerationError:
+    """A GenerationError whose message has been scrubbed of secrets."""
+    return GenerationError(redact.scrub(text))
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
-    return str(error.get("message") or exc.message).splitlines()[0][:200]
+    # scrubbed before it is cut: a key cut in half would no longer be recognised
+    text = redact.scrub(str(error.get("message") or exc.message))
+    return (text.splitlines() or [""])[0][:200]

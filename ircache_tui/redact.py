@@ -1,0 +1,203 @@
+"""One scrubber for every message that leaves the process: secrets become `***`.
+
+The bottom layer: it imports nothing from the rest of the package, so ir/,
+cache/, cli/ and tui/ may all use it.
+
+Two kinds of masking, both done by `scrub(text)`:
+
+* registered secrets (`register(secret)`, `register_url_password(url)`): the
+  API key, the Redis password... Each is masked verbatim and in the encoded
+  forms it takes in a URL or a JSON body. Registration is process-wide.
+* patterns that need no registration: Anthropic keys (`sk-ant-...`),
+  `Bearer <token>`, the value of an `x-api-key` / `Authorization` header in
+  header, JSON or repr form, and passwords in URLs
+  (`redis://user:PASSWORD@host`, `?password=...`).
+
+`RedactingFilter` applies it to log records; `install()` puts one on the
+`ircache` logger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
+
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "RedactingFilter",
+    "install",
+    "register",
+    "register_url_password",
+    "reset",
+    "scrub",
+]
+
+MASK = "***"
+#: Shorter strings are not registered: masking "a" or "123" would mask everything.
+MIN_SECRET_LENGTH = 4
+
+_URL_SECRET_PARAMS = frozenset({"password", "pass", "auth"})
+
+# -- the patterns: one compiled regex ------------------------------------------------
+# A header value: up to the closing quote when quoted, else an optional auth scheme and one token.
+_QUOTED_VALUE = r"""(?P<hquote>\\?["'])(?P<hqval>[^"'\\\r\n]*)"""
+_BARE_VALUE = r"""(?P<hbare>(?:(?i:bearer|basic|token|digest)[ \t]+)?[^\s"'\\,;&)}\]]+)"""
+
+_PATTERN = re.compile(
+    "|".join(
+        [
+            # Anthropic API keys: sk-ant-api03-..., sk-ant-admin01-...
+            r"(?P<antkey>\bsk-ant-)[A-Za-z0-9_\-]+",
+            # header-like pairs: `x-api-key: v`, `"x-api-key": "v"`, `'authorization': 'Bearer v'`, `authorization=v`
+            r"(?P<hname>(?i:\bx-api-key|\bauthorization))(?P<hsep>\\?[\"']?[ \t]*[:=][ \t]*)"
+            + rf"(?:{_QUOTED_VALUE}|{_BARE_VALUE})",
+            # a bearer token anywhere else
+            r"(?P<bearer>(?i:\bbearer)[ \t]+)[A-Za-z0-9\-._~+/]+=*",
+            # scheme://user:PASSWORD@host
+            r"(?P<urlhead>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)[^\s/?#]*(?=@)",
+            # ?password=... / &auth=... in a URL query
+            r"(?P<qhead>[?&](?i:password|pass|auth)=)[^&#\s\"']+",
+        ]
+    )
+)
+
+
+#: Cheap substring tests (on the lower-cased text) that must hold for _PATTERN to match at all;
+#: most log lines contain none of them and skip the regex.
+_HINTS = ("sk-ant-", "x-api-key", "authorization", "bearer", "://", "pass", "auth=")
+
+
+def _masked(m: re.Match[str]) -> str:
+    g = m.group
+    if g("antkey") is not None:
+        return "sk-ant-" + MASK
+    if g("hname") is not None:
+        if g("hquote") is not None:
+            return g("hname") + g("hsep") + g("hquote") + MASK
+        return g("hname") + g("hsep") + MASK
+    if g("bearer") is not None:
+        return g("bearer") + MASK
+    if g("urlhead") is not None:
+        return g("urlhead") + MASK
+    return g("qhead") + MASK
+
+
+# -- the registry ---------------------------------------------------------------------
+_lock = threading.Lock()
+_secrets: set[str] = set()
+#: Every form to mask, longest first (a secret that contains another is masked whole).
+#: Replaced wholesale under the lock, read without it: scrub() never sees a half-built tuple.
+_forms: tuple[str, ...] = ()
+
+
+def _forms_of(secret: str) -> set[str]:
+    """The secret as it may appear in a message: verbatim, percent-encoded, JSON-escaped."""
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret), json.dumps(secret)[1:-1]}
+    encoded = quote(secret, safe="")
+    forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), encoded))  # lower-case hex
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
+def register(secret: str | None) -> None:
+    """Mask `secret` in every later `scrub`. Empty and very short strings are ignored."""
+    if not secret or not isinstance(secret, str) or len(secret.strip()) < MIN_SECRET_LENGTH:
+        return
+    global _forms
+    with _lock:
+        if secret in _secrets:
+            return
+        _secrets.add(secret)
+        forms = set(_forms) | _forms_of(secret)
+        _forms = tuple(sorted(forms, key=lambda f: (-len(f), f)))
+
+
+def register_url_password(url: str | None) -> None:
+    """Register the password of a (redis) URL: the userinfo one and any `?password=` in the query."""
+    if not url:
+        return
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return
+    if password:
+        register(password)
+        register(unquote(password))  # urlsplit leaves it percent-encoded
+    for name, value in pairs:
+        if name.lower() in _URL_SECRET_PARAMS:
+            register(value)
+
+
+def reset() -> None:
+    """Forget every registered secret (for tests)."""
+    global _forms
+    with _lock:
+        _secrets.clear()
+        _forms = ()
+
+
+def scrub(text: str) -> str:
+    """`text` with every registered secret and every secret-looking pattern replaced by `***`."""
+    if not text:
+        return text
+    if not isinstance(text, str):
+        text = str(text)
+    for form in _forms:
+        if form in text:
+            text = text.replace(form, MASK)
+    low = text.lower()
+    if any(hint in low for hint in _HINTS):
+        text = _PATTERN.sub(_masked, text)
+    return text
+
+
+# -- logging ---------------------------------------------------------------------------
+class RedactingFilter(logging.Filter):
+    """Scrubs a record's message (and any traceback or stack) in place; never drops a record.
+
+    The message is formatted once here and stored as `record.msg` with no args. A
+    traceback is formatted into `record.exc_text`, scrubbed, and `exc_info` is
+    cleared, so handlers print the scrubbed text instead of formatting the
+    exception again (`logging.Formatter` appends `exc_text` by itself).
+    """
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True  # a bad format string: leave it to the handler to report as usual
+        record.msg = scrub(message)
+        record.args = ()
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = self._formatter.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return True
+
+
+def install(logger_name: str = "ircache") -> RedactingFilter:
+    """Put a RedactingFilter on the logger, once. Returns the filter that is installed.
+
+    A logger's filters see only the records logged through that logger itself,
+    not those propagated from its children (`ircache.watch`): put the filter on
+    handlers too (`handler.addFilter(...)`) where children log to them.
+    """
+    logger = logging.getLogger(logger_name)
+    with _lock:
+        for existing in logger.filters:
+            if isinstance(existing, RedactingFilter):
+                return existing
+        f = RedactingFilter()
+        logger.addFilter(f)
+        return f
