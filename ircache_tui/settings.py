@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .cache.keys import DEFAULT_PREFIX, validate_prefix
+from . import redact
 
+DEFAULT_PREFIX = "ir_cache"
 DEFAULT_TTL = 604_800  # 7 days
 DEFAULT_CACHE_DIR = ".cache/ir"
 GENERATOR_CHOICES = ("auto", "offline", "anthropic")
 
+# Path separators and control characters: never allowed in a key prefix, nor
+# (cache.keys reuses this rule) in a spec name. It lives here, below the cache
+# layer, because settings validate the prefix and must not import the cache.
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
+
 
 class SettingsError(ValueError):
     """A setting with a value we cannot use; the message names the variable."""
+
+
+def validate_prefix(prefix: str) -> str:
+    if not prefix or _FORBIDDEN.search(prefix):
+        raise ValueError(f"invalid key prefix {prefix!r}: it must be non-empty, without separators or control characters")
+    return prefix
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def parse_flag(value: str, source: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SettingsError(f"{source} must be 1 or 0 (true/false, yes/no, on/off), got {value!r}")
 
 
 def parse_ttl(value: str | int, source: str = "IR_CACHE_TTL") -> int:
@@ -39,6 +65,8 @@ class Settings:
     generator: str = "auto"
     model: str | None = None
     anthropic_api_key: str | None = field(default=None, repr=False)
+    #: change nothing in Redis or the cache dir, generate nothing (IR_READ_ONLY, --read-only)
+    read_only: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -52,6 +80,7 @@ class Settings:
             generator=(env.get("IR_GENERATOR") or "auto").lower(),
             model=env.get("IR_MODEL") or None,
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+            read_only=parse_flag(env.get("IR_READ_ONLY", ""), "IR_READ_ONLY"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "cache_dir" in given:
@@ -69,6 +98,9 @@ class Settings:
             raise SettingsError(f"IR_GENERATOR must be one of {', '.join(GENERATOR_CHOICES)}, got {self.generator!r}")
         if self.generator == "anthropic" and not self.anthropic_api_key:
             raise SettingsError("IR_GENERATOR=anthropic needs ANTHROPIC_API_KEY")
+        # every message printed, logged or shown masks these (see redact.py)
+        redact.register(self.anthropic_api_key)
+        redact.register_url_password(self.redis_url)
         return self
 
     def make_generator(self):

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from ircache_tui import IRCache, OfflineGenerator, cache_key  # noqa: E402
 from ircache_tui.tui.app import IRCacheApp  # noqa: E402
-from ircache_tui.tui.demo import FIXED_TIME, seed_demo  # noqa: E402
+from ircache_tui.cache.demo import FIXED_TIME, seed_demo  # noqa: E402
 from ircache_tui.tui.screens.detail import DetailScreen  # noqa: E402
 from ircache_tui.tui.screens.flush import FlushScreen  # noqa: E402
 from ircache_tui.tui.services import Services  # noqa: E402

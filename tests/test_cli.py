@@ -120,14 +120,20 @@ def test_prune(env, specs, sync_redis, cache_dir):
     (specs / "ecommerce-api-spec-human.md").unlink()
     dry = run_cli("prune", str(specs), "--dry-run", env=env)
     assert dry.returncode == 0
-    assert f"stale in Redis: {old_key}" in dry.stdout and "orphaned in Redis: ecommerce-api-spec-human_" in dry.stdout
+    assert f"stale in Redis: {old_key}" in dry.stdout
+    assert f"not under {specs} (kept) in Redis: ecommerce-api-spec-human_" in dry.stdout
     assert sync_redis.dbsize() == 3
     refused = run_cli("prune", str(specs), env=env)
     assert refused.returncode == 2 and sync_redis.dbsize() == 3
+    # by default only the stale entry goes: the deleted spec's entries could be anyone's
     out = run_cli("prune", str(specs), "--yes", "--json", env=env)
     data = json.loads(out.stdout)
-    assert data["removed"] == {"redis": 2, "filesystem": 2}
+    assert data["removed"] == {"redis": 1, "filesystem": 1} and data["orphans"] == "kept"
     assert data["found"]["redis"]["stale"] == [old_key]
+    assert sync_redis.dbsize() == 2
+    out = run_cli("prune", str(specs), "--orphans", "--yes", "--json", env=env)
+    data = json.loads(out.stdout)
+    assert data["removed"] == {"redis": 1, "filesystem": 1} and data["orphans"] == "removed"
     left = [k.decode() for k in sync_redis.keys("*")]
     assert left == [f"ir_cache:{cache_key(spec.read_text(), str(spec))}"]
     assert [p.stem for p in cache_dir.glob("*.json")] == [left[0].split(":", 1)[1]]

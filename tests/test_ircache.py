@@ -261,5 +261,6 @@ async def test_a_fifo_planted_as_an_entry_is_replaced_not_waited_on(cache, gen, 
     os.mkfifo(cache_dir / f"{KEY}.json")
     result = await asyncio.wait_for(cache.lookup(SPEC, "shop.md"), timeout=10)
     assert result.tier == "generator" and gen.calls == 1
-    assert "Cannot read cache file" in ircache_logs.text and "not a regular file" in ircache_logs.text
+    assert "Corrupt IR entry on disk" in ircache_logs.text and "a FIFO, not a regular file" in ircache_logs.text
     assert json.loads((cache_dir / f"{KEY}.json").read_bytes())["spec_name"] == "shop"  # a file again
+    assert [p.name.split(".")[0] for p in (cache_dir / ".quarantine").iterdir()] == [KEY]  # moved aside, not read

@@ -1,5 +1,6 @@
 """Pilot tests of the dashboard's bindings, over a real Redis and real files."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -34,8 +35,12 @@ def keys_of(specs):
     return {p.stem: cache_key(p.read_text(), str(p)) for p in specs.glob("*.md")}
 
 
-def make_app(cache, **options) -> IRCacheApp:
+def make_app(cache, *, read_only: bool = False, **options) -> IRCacheApp:
+    """The app over `cache`; read_only=True gives it a read-only twin of the cache (same Redis and
+    dir), which the app opens and closes itself, as the command line's app does."""
     options.setdefault("watch", False)
+    if read_only:
+        cache = IRCache(settings=dataclasses.replace(cache.settings, read_only=True), generator=cache.generator)
     return IRCacheApp(Services(cache=cache, **options))
 
 
@@ -374,7 +379,7 @@ async def test_empty_cache_says_what_to_do(redis_url, cache_dir):
 
 
 async def test_edited_spec_appears_without_a_key_press_and_prunes(cache, specs, sync_redis):
-    from ircache_tui.tui.screens.confirm import ConfirmScreen
+    from ircache_tui.tui.screens.prune import PruneScreen
 
     app = make_app(cache, spec_dirs=[specs], watch=True)
     spec = specs / "petstore-spec.md"
@@ -391,7 +396,7 @@ async def test_edited_spec_appears_without_a_key_press_and_prunes(cache, specs, 
                                        for s in app.specs_pane.statuses.values()), what="spec shows 1 stale")
 
         await pilot.press("P")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="prune confirmation")
+        await until(pilot, lambda: isinstance(app.screen, PruneScreen), what="prune confirmation")
         await pilot.press("y")
         await until(pilot, lambda: old_key not in table_keys(app, "keys"), what="stale key pruned")
     assert not sync_redis.exists(f"ir_cache:{old_key}")

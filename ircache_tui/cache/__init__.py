@@ -4,7 +4,15 @@ Plain asyncio; nothing here imports Textual.
 """
 
 from .embedded import EmbeddedRedis, find_redis_server
-from .errors import EmbeddedRedisError, IRCacheError, RedisUnavailable
+from .errors import (
+    EmbeddedRedisError,
+    IRCacheError,
+    ReadOnlyError,
+    ReadOnlyMiss,
+    RedisCommandError,
+    RedisPermissionError,
+    RedisUnavailable,
+)
 from .events import CacheEvent, Counters
 from .fs_tier import FileEntry, FilesystemTier
 from .ircache import IRCache, Lookup
@@ -23,6 +31,10 @@ __all__ = [
     "InvalidSpecName",
     "KeySpace",
     "Lookup",
+    "ReadOnlyError",
+    "ReadOnlyMiss",
+    "RedisCommandError",
+    "RedisPermissionError",
     "RedisTier",
     "RedisUnavailable",
     "cache_key",

@@ -3,7 +3,8 @@
 Seeds a cache with the example specs' IRs (offline generator) under a fixed
 generated_at, plus the states an operator meets: an older hash left by an
 edit (stale), a filesystem-only entry (cold), a corrupt value and a
-quarantined file.
+quarantined file. It writes the tiers directly (it lives in the cache layer
+for that): the dashboard itself never does.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..cache.ircache import IRCache
-from ..cache.keys import spec_hash, spec_name_from_path
 from ..ir.envelope import StoredEntry
 from ..ir.generators.offline import parse_spec
+from .ircache import IRCache
+from .keys import spec_hash, spec_name_from_path
 
 FIXED_TIME = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
 # a whisker over 7 days, so the TTL reads "7d 0h" however long seeding takes
@@ -50,7 +51,7 @@ async def seed_demo(cache: IRCache, spec_dir: Path) -> list[str]:
     cold_key, cold_raw = _entry("# Billing API\n\n## Endpoints\n- POST /invoices - Issue an invoice\n", "billing-spec.md")
     os.utime(await cache.fs.write_raw(cold_key, cold_raw), (mtime - 3_600, mtime - 3_600))
     # a value some other writer mangled: the detail view shows why it is unusable
-    await cache.redis.client.set(cache.keys.redis_key("legacy-spec_0badc0de"), b'{"schema_version": 0, "ir": {', ex=DEMO_TTL)
+    await cache.redis.set_raw("legacy-spec_0badc0de", b'{"schema_version": 0, "ir": {', DEMO_TTL)
     written.append("legacy-spec_0badc0de")
     # and a torn file the cache moved aside
     quarantine = cache.fs.quarantine_dir

@@ -1,4 +1,8 @@
-"""Errors the cache layer raises; each carries a one-line message for humans."""
+"""Errors the cache layer raises; each carries a one-line message for humans.
+
+Everything above `cache/` catches these, never redis-py's exceptions: the
+Redis tier turns every Redis error into one of them at the door.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,37 @@ class IRCacheError(Exception):
 
 class RedisUnavailable(IRCacheError):
     """Redis could not be reached (or is known to be down and is being skipped)."""
+
+
+class RedisCommandError(IRCacheError):
+    """Redis answered a command with an error (a wrong type, a bad argument, ...)."""
+
+
+class RedisPermissionError(RedisCommandError):
+    """The ACL user may not run a command the operation needs; says which rule to add."""
+
+    def __init__(self, command: str, detail: str = "") -> None:
+        self.command = command.lower()
+        self.rule = f"+{self.command.replace(' ', '|')}"
+        super().__init__(
+            f"Redis refused {self.command.upper()} for this user (NOPERM): add {self.rule} to its ACL"
+            + (f" ({detail})" if detail else "")
+        )
+
+
+class ReadOnlyError(IRCacheError):
+    """A write was asked of a read-only cache (IRCache(read_only=True), --read-only, IR_READ_ONLY=1)."""
+
+
+class ReadOnlyMiss(ReadOnlyError):
+    """A read-only cache has no entry for the spec and may not generate one."""
+
+    def __init__(self, spec_name: str, cache_key: str) -> None:
+        self.spec_name = spec_name
+        self.cache_key = cache_key
+        super().__init__(
+            f"IR for {spec_name} ({cache_key}) is not cached, and a read-only cache does not generate"
+        )
 
 
 class EmbeddedRedisError(IRCacheError):

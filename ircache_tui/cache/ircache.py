@@ -10,6 +10,13 @@ same bytes again skips validation (see decoded.py). Concurrent misses for
 one key generate once: in-process through a shared task, across processes
 through a Redis lock (SET NX PX + token, released by compare-and-delete). A
 Redis that is down is skipped quickly and used again when it answers.
+
+It is also the one door into the tiers: everything above `cache/` (the
+dashboard, the watcher, prune, the commands) reads, deletes, expires and
+walks through the methods here, never through a Redis client. A read-only
+cache (`read_only=True`, `--read-only`, IR_READ_ONLY=1) answers from Redis
+or the filesystem and changes nothing: no warm-up, no lock, no generation,
+no delete or quarantine of a corrupt entry; every write raises ReadOnlyError.
 """
 
 from __future__ import annotations
@@ -20,29 +27,40 @@ import dataclasses
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from redis.exceptions import RedisError
+from typing import Any, Literal, TypedDict
 
 from ..ir.envelope import CorruptEntry, StoredEntry
 from ..ir.generators import GenerationError, Generator, generator_label
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
+from .browse import KeyBrowser
 from .decoded import DecodedEntries
 from .embedded import EmbeddedRedis
-from .errors import RedisUnavailable
+from .errors import ReadOnlyError, ReadOnlyMiss, RedisCommandError, RedisPermissionError, RedisUnavailable
 from .events import CacheEvent, EventBus
-from .fs_tier import FilesystemTier
-from .keys import HASH_LEN, KeySpace, spec_hash, spec_name_from_path
+from .fs_tier import FileEntry, FilesystemTier
+from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
+from .live import KeyChange, key_changes
 from .redis_tier import RedisTier
+from .scan import BATCH as _UNLINK_BATCH
 
 log = logging.getLogger("ircache")
 
 Tier = Literal["redis", "filesystem", "generator"]
+StoreTier = Literal["redis", "filesystem"]
 _UNSET: Any = object()
+# What a Redis call can raise once it has gone through the tier's door
+_REDIS_ERRORS = (RedisUnavailable, RedisCommandError)
+
+
+class CacheInfo(TypedDict):
+    """`get_cache_info()`: the seed's two sections, plus whether Redis answered."""
+
+    redis: dict[str, Any]
+    filesystem: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +91,13 @@ class IRCache:
         lock_ttl_ms: int = 30_000,
         lock_poll_interval: float = 0.05,
         decoded_memo: int = 128,
+        read_only: bool | None = None,
     ) -> None:
         base = settings or Settings.from_env()
         changes: dict[str, Any] = {
-            k: v for k, v in {"cache_dir": cache_dir, "ttl": ttl, "prefix": prefix}.items() if v is not None
+            k: v
+            for k, v in {"cache_dir": cache_dir, "ttl": ttl, "prefix": prefix, "read_only": read_only}.items()
+            if v is not None
         }
         if redis_url is not _UNSET:
             changes["redis_url"] = redis_url
@@ -87,7 +108,7 @@ class IRCache:
         self.settings = dataclasses.replace(base, **changes).validated()
         self.generator: Generator = generator or self.settings.make_generator()
         self.keys = KeySpace(self.settings.prefix)
-        self.fs = FilesystemTier(self.settings.cache_dir)
+        self.fs = FilesystemTier(self.settings.cache_dir, read_only=self.settings.read_only)
         self.events = EventBus()
         self.decoded = DecodedEntries(max_entries=decoded_memo)  # 0: validate every read
         self.embedded: EmbeddedRedis | None = None
@@ -102,6 +123,35 @@ class IRCache:
         return self.settings.ttl
 
     @property
+    def read_only(self) -> bool:
+        """Nothing is written, moved, deleted or generated (see the module docstring)."""
+        return self.settings.read_only
+
+    @property
+    def is_open(self) -> bool:
+        return self.redis is not None
+
+    @property
+    def display_url(self) -> str:
+        """Where Redis is, with any password masked."""
+        if self.redis is not None:
+            return self.redis.display_url
+        return "embedded (starting…)" if self.settings.redis_url is None else "…"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.fs.directory
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when this cache uses the private redis-server under its cache dir."""
+        return self.settings.redis_url is None
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"read-only cache: {what} is not allowed")
+
+    @property
     def enabled(self) -> bool:
         """IR_CACHE_TTL=0 turns caching off: every call generates, nothing is stored."""
         return self.settings.ttl > 0
@@ -111,11 +161,15 @@ class IRCache:
         if url is None:
             self.embedded = EmbeddedRedis(self.settings.cache_dir)
             url = await asyncio.to_thread(self.embedded.start)
-        self.redis = RedisTier(url, self.keys, self.settings.ttl)
-        with contextlib.suppress(OSError):
-            await self.fs.cleanup_temp_files()
-        log.info("IR cache ready: Redis %s, filesystem %s, TTL %ss, generator %s",
-                 self.redis.display_url, self.fs.directory, self.ttl, generator_label(self.generator))
+        self.redis = RedisTier(
+            url, self.keys, self.settings.ttl, read_only=self.read_only, private=self.embedded is not None
+        )
+        if not self.read_only:
+            with contextlib.suppress(OSError):
+                await self.fs.cleanup_temp_files()
+        log.info("IR cache ready: Redis %s, filesystem %s, TTL %ss, generator %s%s",
+                 self.redis.display_url, self.fs.directory, self.ttl, generator_label(self.generator),
+                 ", read-only" if self.read_only else "")
         return self
 
     async def close(self) -> None:
@@ -146,6 +200,13 @@ class IRCache:
         spec_name = spec_name_from_path(spec_path)
         digest = spec_hash(spec_markdown)
         key = f"{spec_name}_{digest[:HASH_LEN]}"
+        if self.read_only:
+            if force_refresh:
+                raise ReadOnlyError(f"read-only cache: not regenerating {spec_name} ({key})")
+            hit = await self._read_tiers(key, spec_name) if self.enabled else None
+            if hit is None:
+                raise ReadOnlyMiss(spec_name, key)
+            return hit
         if not self.enabled:
             log.info("IR cache disabled (IR_CACHE_TTL=0) for %s, generating with %s", spec_name, generator_label(self.generator))
             return await self._generate(key, spec_name, digest, spec_markdown, spec_path, store=False)
@@ -183,7 +244,7 @@ class IRCache:
                 return await self._generate(key, spec_name, digest, spec_markdown, spec_path, store=True)
         finally:
             if locked:
-                with contextlib.suppress(RedisUnavailable, RedisError):
+                with contextlib.suppress(*_REDIS_ERRORS):
                     await self.redis.release_lock(key, token)
 
     async def _acquire_or_wait(self, key: str, spec_name: str, token: str, force: bool) -> bool | Lookup:
@@ -195,7 +256,7 @@ class IRCache:
                     if waited and force:
                         hit = await self._read_tiers(key, spec_name)  # their refresh is as fresh as ours
                         if hit is not None:
-                            with contextlib.suppress(RedisUnavailable, RedisError):
+                            with contextlib.suppress(*_REDIS_ERRORS):
                                 await self.redis.release_lock(key, token)
                             return hit
                     return True
@@ -208,8 +269,8 @@ class IRCache:
                     hit = await self._read_tiers(key, spec_name)
                     if hit is not None:
                         return hit
-            except (RedisUnavailable, RedisError):
-                return False
+            except _REDIS_ERRORS:
+                return False  # down, or no usable lock (the tier said why, once)
 
     @contextlib.asynccontextmanager
     async def _keep_lock(self, key: str, token: str, locked: bool):
@@ -221,7 +282,7 @@ class IRCache:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self._lock_ttl_ms / 3000)
-                with contextlib.suppress(RedisUnavailable, RedisError):
+                with contextlib.suppress(*_REDIS_ERRORS):
                     await self.redis.extend_lock(key, token, self._lock_ttl_ms)
 
         task = asyncio.create_task(renew())
@@ -242,9 +303,13 @@ class IRCache:
         found = await self._read_filesystem(key, spec_name)
         if found is not None:
             entry, raw = found
-            log.info("IR cache HIT (filesystem) for %s, warming Redis", spec_name)
+            if self.read_only:
+                log.info("IR cache HIT (filesystem) for %s (read-only: Redis not warmed)", spec_name)
+            else:
+                log.info("IR cache HIT (filesystem) for %s, warming Redis", spec_name)
             self.events.emit(CacheEvent("hit", spec_name, key, "filesystem"))
-            await self._store_redis(key, raw)
+            if not self.read_only:
+                await self._store_redis(key, raw)
             return Lookup(key, "filesystem", entry)
         return None
 
@@ -253,7 +318,7 @@ class IRCache:
             raw = await self.redis.get_raw(key)
         except RedisUnavailable:
             return None
-        except RedisError as exc:
+        except RedisCommandError as exc:
             log.warning("Redis read of %s failed: %s", key, exc)
             return None
         if raw is None:
@@ -261,9 +326,13 @@ class IRCache:
         try:
             return self.decoded.decode(key, raw)
         except CorruptEntry as exc:
-            log.warning("Corrupt IR entry in Redis for %s (%s): %s; deleting it", spec_name, key, exc.reason)
             self.events.emit(CacheEvent("corrupt", spec_name, key, "redis", exc.reason))
-            with contextlib.suppress(RedisUnavailable, RedisError):
+            if self.read_only:
+                log.warning("Corrupt IR entry in Redis for %s (%s): %s; left in place (read-only)",
+                            spec_name, key, exc.reason)
+                return None
+            log.warning("Corrupt IR entry in Redis for %s (%s): %s; deleting it", spec_name, key, exc.reason)
+            with contextlib.suppress(*_REDIS_ERRORS):
                 await self.redis.delete(key)
             return None
 
@@ -272,26 +341,35 @@ class IRCache:
     ) -> tuple[StoredEntry, bytes] | None:
         try:
             raw = await self.fs.read_raw(key)
+            if raw is None:
+                return None
+            return self.decoded.decode(key, raw, remember=remember), raw
+        except CorruptEntry as exc:  # bad bytes, or not a regular file (a symlink is never followed)
+            self.events.emit(CacheEvent("corrupt", spec_name, key, "filesystem", exc.reason))
+            if self.read_only:
+                log.warning("Corrupt IR entry on disk for %s (%s): %s; left in place (read-only)",
+                            spec_name, key, exc.reason)
+                return None
+            log.warning("Corrupt IR entry on disk for %s (%s): %s; moving it to quarantine", spec_name, key, exc.reason)
+            try:
+                await self.fs.quarantine(key, exc.reason)
+            except OSError as qexc:
+                log.warning("Cannot quarantine %s: %s", key, qexc.strerror or qexc)
+            return None
         except OSError as exc:
             log.warning("Cannot read cache file for %s: %s", key, exc.strerror or exc)
             return None
-        if raw is None:
-            return None
-        try:
-            return self.decoded.decode(key, raw, remember=remember), raw
-        except CorruptEntry as exc:
-            log.warning("Corrupt IR entry on disk for %s (%s): %s; moving it to quarantine", spec_name, key, exc.reason)
-            self.events.emit(CacheEvent("corrupt", spec_name, key, "filesystem", exc.reason))
-            with contextlib.suppress(OSError):
-                await self.fs.quarantine(key, exc.reason)
-            return None
 
-    async def _store_redis(self, key: str, raw: bytes) -> bool:
+    async def _store_redis(self, key: str, raw: bytes, *, strict: bool = False) -> bool:
+        """SET the entry; False when Redis is down or refused it (logged). `strict`: a refused
+        ACL rule raises, for operations that exist only to write Redis (warm)."""
         try:
             return await self.redis.set_raw(key, raw)
         except RedisUnavailable:
             return False
-        except RedisError as exc:
+        except RedisCommandError as exc:
+            if strict and isinstance(exc, RedisPermissionError):
+                raise
             log.warning("Redis write of %s failed: %s", key, exc)
             return False
 
@@ -342,6 +420,7 @@ class IRCache:
         *, on_progress: Callable[[int], None] | None = None,
     ) -> dict[str, int]:
         """Flush the IR cache (all of it, or exactly one spec) from the chosen tiers."""
+        self._writable("flush")
         result: dict[str, int] = {}
         if redis:
             result["redis"] = await self.redis.clear_ir_cache(spec_name, on_progress=on_progress)
@@ -351,16 +430,17 @@ class IRCache:
         self.events.emit(CacheEvent("flushed", spec_name or "", "", "+".join(result), str(result)))
         return result
 
-    async def get_cache_info(self) -> dict[str, Any]:
+    async def get_cache_info(self) -> CacheInfo:
         """`{"redis": {...}, "filesystem": {...}}` as in the seed, plus whether Redis answered."""
         try:
             redis_info: dict[str, Any] = {"reachable": True, **await self.redis.get_ir_cache_stats()}
-        except (RedisUnavailable, RedisError) as exc:
+        except _REDIS_ERRORS as exc:
             redis_info = {"reachable": False, "error": str(exc)}
         return {"redis": redis_info, "filesystem": await self.fs.stats()}
 
     async def warm_redis(self) -> dict[str, int]:
         """Copy every valid filesystem entry that Redis lacks into Redis."""
+        self._writable("warming Redis")
         entries = await self.fs.list_entries()
         present = await self.redis.exists_many([e.cache_key for e in entries])
         warmed = skipped = 0
@@ -369,7 +449,7 @@ class IRCache:
                 skipped += 1
                 continue
             found = await self._read_filesystem(entry.cache_key, entry.spec_name, remember=False)
-            if found is not None and await self._store_redis(entry.cache_key, found[1]):
+            if found is not None and await self._store_redis(entry.cache_key, found[1], strict=True):
                 warmed += 1
                 self.events.emit(CacheEvent("warmed", entry.spec_name, entry.cache_key, "redis"))
         log.info("Warmed Redis from the filesystem: %d entries copied, %d already there", warmed, skipped)
@@ -381,8 +461,9 @@ class IRCache:
         The file is read like any filesystem hit: a corrupt one is quarantined
         and not copied. False when there is no valid file, Redis is down or
         caching is off. It does not look at Redis first: callers that only want
-        to fill a gap check `redis.exists` themselves.
+        to fill a gap check `in_redis` themselves.
         """
+        self._writable(f"warming {cache_key}")
         spec_name = self.fs.path_for(cache_key).stem.rsplit("_", 1)[0]  # path_for validates the key
         found = await self._read_filesystem(cache_key, spec_name, remember=False)
         if found is None or not await self._store_redis(cache_key, found[1]):
@@ -390,9 +471,94 @@ class IRCache:
         self.events.emit(CacheEvent("warmed", spec_name, cache_key, "redis"))
         return True
 
-    async def read_entry(self, cache_key: str, tier: Tier = "redis") -> StoredEntry:
-        """One stored entry, for display; raises CorruptEntry or KeyError."""
+    async def read_entry(self, cache_key: str, tier: StoreTier = "redis") -> StoredEntry:
+        """One stored entry, for display; raises CorruptEntry or KeyError (and the tier's errors)."""
         raw = await (self.redis.get_raw(cache_key) if tier == "redis" else self.fs.read_raw(cache_key))
         if raw is None:
             raise KeyError(cache_key)
         return self.decoded.decode(cache_key, raw)
+
+    # -- the door for everything above the cache layer ------------------------------
+    async def probe(self) -> None:
+        """PING Redis now (even while it is being skipped as down); raises RedisUnavailable."""
+        await self.redis.probe()
+
+    async def require_redis(self) -> None:
+        """Raise RedisUnavailable (one line) unless Redis answers."""
+        await self.redis.ping()
+
+    async def in_redis(self, cache_key: str) -> bool:
+        return await self.redis.exists(cache_key)
+
+    async def in_redis_many(self, cache_keys: list[str]) -> list[bool]:
+        """Which keys Redis holds, in one round trip."""
+        return await self.redis.exists_many(cache_keys)
+
+    async def on_disk(self, cache_key: str) -> bool:
+        """A regular entry file exists (a symlink does not count)."""
+        return await self.fs.exists(cache_key)
+
+    async def list_files(self, *, include_quarantined: bool = False) -> list[FileEntry]:
+        return await self.fs.list_entries(include_quarantined=include_quarantined)
+
+    async def scan_keys(self, spec_name: str | None = None) -> AsyncIterator[list[ParsedKey]]:
+        """Every IR key in Redis (or exactly one spec's), a SCAN page at a time."""
+        async for page in self.redis.scan_ir_keys(spec_name):
+            yield page
+
+    async def count_keys(self, spec_name: str | None = None) -> int:
+        """How many IR keys Redis holds (of one spec), by the server-side stats walk."""
+        return await self.redis.count_ir_keys(spec_name)
+
+    def key_browser(self, page_size: int = 100, *, time_budget: float = 0.5) -> KeyBrowser:
+        """A SCAN pager over the IR keys, for a key pane."""
+        return KeyBrowser(self.redis, page_size, time_budget=time_budget)
+
+    async def delete_entry(self, cache_key: str, tier: StoreTier) -> bool:
+        """Delete one key (UNLINK) or one entry file; True when it was there."""
+        self._writable(f"deleting {cache_key}")
+        spec_name = self.fs.path_for(cache_key).stem.rsplit("_", 1)[0]
+        gone = await (self.redis.delete(cache_key) if tier == "redis" else self.fs.delete(cache_key))
+        if gone:
+            log.info("Deleted %s from %s", cache_key, "Redis" if tier == "redis" else "the filesystem")
+            self.events.emit(CacheEvent("deleted", spec_name, cache_key, tier))
+        return gone
+
+    async def delete_entries(self, redis_keys: list[str], files: list[str]) -> dict[str, int]:
+        """Delete exactly these IR keys (UNLINK in batches) and entry files; how many went from each."""
+        self._writable("deleting entries")
+        removed_redis = 0
+        rkeys = [self.keys.redis_key(k).encode() for k in redis_keys]
+        for start in range(0, len(rkeys), _UNLINK_BATCH):
+            removed_redis += await self.redis.unlink_many(rkeys[start : start + _UNLINK_BATCH])
+        removed_files = 0
+        for key in files:
+            if await self.fs.delete(key):
+                removed_files += 1
+        if removed_redis or removed_files:
+            self.events.emit(CacheEvent("deleted", "", "", "redis+filesystem",
+                                        str({"redis": removed_redis, "filesystem": removed_files})))
+        return {"redis": removed_redis, "filesystem": removed_files}
+
+    async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
+        """EXPIRE one key to `ttl` (default: the configured TTL); False when it is gone or TTL is 0."""
+        self._writable(f"resetting the TTL of {cache_key}")
+        ok = await self.redis.reset_ttl(cache_key, ttl)
+        if ok:
+            seconds = self.ttl if ttl is None else ttl
+            log.info("Reset TTL of %s to %ss", cache_key, seconds)
+            self.events.emit(CacheEvent("ttl", cache_key.rsplit("_", 1)[0], cache_key, "redis", str(seconds)))
+        return ok
+
+    async def enable_live_updates(self) -> bool:
+        """Keyspace notifications on (True) or not possible (False: poll instead).
+
+        Turning them on is a CONFIG SET: done on the private embedded server,
+        and on an external one unless this cache is read-only.
+        """
+        return await self.redis.enable_notifications(may_configure=not self.read_only or self.embedded_redis)
+
+    async def key_changes(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[KeyChange]:
+        """IR key changes as they happen; raises RedisUnavailable when the connection drops."""
+        async for change in key_changes(self.redis, on_subscribed):
+            yield change

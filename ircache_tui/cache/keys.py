@@ -13,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import filterfalse
 
-DEFAULT_PREFIX = "ir_cache"
+# The prefix rule belongs to settings (a lower layer); re-exported here for callers.
+from ..settings import _FORBIDDEN, DEFAULT_PREFIX, validate_prefix
+
 HASH_LEN = 8
 MAX_SPEC_NAME_BYTES = 200  # leaves room for `_{hash8}.json` under NAME_MAX (255)
 
 # An IR key is exactly `{spec}_{8 lowercase hex}`; anything else under the
 # prefix (locks, other tools' keys) is not ours to list or delete.
 _KEY_RE = re.compile(r"^(?P<spec>.+)_(?P<hash>[0-9a-f]{8})\Z", re.DOTALL)  # \Z: `$` allows a trailing newline
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\^])")
 
 
@@ -118,12 +119,6 @@ def parse_cache_key(key: str) -> ParsedKey | None:
 def glob_escape(text: str) -> str:
     """Escape Redis glob metacharacters so `text` matches only itself."""
     return _GLOB_SPECIAL.sub(r"\\\1", text)
-
-
-def validate_prefix(prefix: str) -> str:
-    if not prefix or _FORBIDDEN.search(prefix):
-        raise ValueError(f"invalid key prefix {prefix!r}: it must be non-empty, without separators or control characters")
-    return prefix
 
 
 class KeySpace:

@@ -4,33 +4,48 @@ Short timeouts and one quick retry: an unreachable Redis costs milliseconds,
 not 5 s per attempt. Connection failures mark Redis down in `health` (logged
 once) and surface as RedisUnavailable; while it is down calls fail fast
 without touching the network, and the first success marks it up again.
+
+This is where redis-py's exceptions stop: every call goes through `_run`,
+which turns them into the cache's own errors (errors.py), a refused ACL rule
+into a RedisPermissionError that names the rule to add. It is also where
+read-only is enforced: every method that writes checks `_writable` first,
+so a read-only tier sends no write command at all.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError, RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .. import redact
 from ..ir.envelope import CorruptEntry
 from . import scan, scripts
-from .errors import RedisUnavailable
+from .errors import ReadOnlyError, RedisCommandError, RedisPermissionError, RedisUnavailable
 from .health import RedisHealth
-from .keys import KeySpace
-from .packing import with_hiredis_packing
+from .keys import KeySpace, ParsedKey
+from .handshake import connection_class_for
 from .urls import mask_url
 
 log = logging.getLogger("ircache")
 
 T = TypeVar("T")
 _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+# "NOPERM this user has no permissions to run the 'unlink' command" (6.x); 'client|setname' for subcommands
+_NOPERM_COMMAND = re.compile(r"run the '([^']+)' command")
+# K keyspace channel; g generic (del, expire, rename); $ string (set); x expired
+_NOTIFY_FLAGS = "Kg$x"
+
+LockMode = Literal["script", "watch", "none"]
 
 
 def make_client(url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 2.0) -> aioredis.Redis:
@@ -43,9 +58,28 @@ def make_client(url: str, *, connect_timeout: float = 0.5, socket_timeout: float
         retry_on_timeout=False,
         client_name="ircache-tui",
     )
-    pool = client.connection_pool  # from_url chose the class for the scheme; keep it, pack in C
-    pool.connection_class = with_hiredis_packing(pool.connection_class)
+    pool = client.connection_pool  # from_url chose the class for the scheme; keep it, pack in C, SETNAME optional
+    pool.connection_class = connection_class_for(pool.connection_class)
     return client
+
+
+def permission_error(exc: NoPermissionError) -> RedisPermissionError:
+    """The refused command, from the server's NOPERM text, and the ACL rule that allows it."""
+    text = str(exc)
+    m = _NOPERM_COMMAND.search(text)
+    if m:
+        return RedisPermissionError(m.group(1))
+    if "key" in text.lower():  # NOPERM for a key outside the user's key patterns
+        return RedisPermissionError("key access", "the user's key patterns must include the prefix, e.g. ~ir_cache:*")
+    return RedisPermissionError("a command", text.splitlines()[0] if text else "")
+
+
+def command_error(exc: RedisError) -> RedisCommandError:
+    """Any other Redis error, as one line."""
+    if isinstance(exc, NoPermissionError):
+        return permission_error(exc)
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return RedisCommandError(f"Redis error: {redact.scrub(text)}")  # a server may echo what it was sent
 
 
 class RedisTier:
@@ -57,30 +91,53 @@ class RedisTier:
         *,
         connect_timeout: float = 0.5,
         socket_timeout: float = 2.0,
+        read_only: bool = False,
+        private: bool = False,
     ) -> None:
+        """`read_only`: refuse every write. `private`: the embedded server, whose config is ours to set."""
+        redact.register_url_password(url)
         self.url = url
         self.keys = keyspace
         self.ttl = ttl
+        self.read_only = read_only
+        self.private = private
         self.client = make_client(url, connect_timeout=connect_timeout, socket_timeout=socket_timeout)
         self.health = RedisHealth(mask_url(url))
         self._release = self.client.register_script(scripts.RELEASE_LOCK)
         self._extend = self.client.register_script(scripts.EXTEND_LOCK)
+        self._lock_mode: LockMode | None = None  # found on first use: scripts, WATCH/MULTI, or no lock
+        self._stats_scripted = True  # False once the server refused the stats script
 
     @property
     def display_url(self) -> str:
         return mask_url(self.url)
 
+    @property
+    def db(self) -> int:
+        return int(self.client.connection_pool.connection_kwargs.get("db", 0) or 0)
+
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"read-only cache: not sending {what} to Redis")
+
+    def _down(self) -> RedisUnavailable:
+        return RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}")
+
     async def _run(self, op: Callable[[], Awaitable[T]]) -> T:
         if self.health.should_skip():
-            raise RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}")
+            raise self._down()
         try:
             result = await op()
         except _DOWN_ERRORS as exc:
             self.health.mark_down(exc)
-            raise RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}") from None
+            raise self._down() from None
+        except RedisError as exc:
+            # Redis answered (so it is up): an ACL refusal, a wrong type, a bad argument.
+            self.health.mark_up()
+            raise command_error(exc) from None
         self.health.mark_up()
         return result
 
@@ -88,11 +145,24 @@ class RedisTier:
     async def ping(self) -> bool:
         return bool(await self._run(self.client.ping))
 
+    async def probe(self) -> None:
+        """PING now, even inside the fast-fail window after a failure; raises if Redis is still down."""
+        try:
+            await self.client.ping()
+        except _DOWN_ERRORS as exc:
+            self.health.mark_down(exc)
+            raise self._down() from None
+        except RedisError as exc:
+            self.health.mark_up()
+            raise command_error(exc) from None
+        self.health.mark_up()
+
     async def get_raw(self, cache_key: str) -> bytes | None:
         rkey = self.keys.redis_key(cache_key)
         return await self._run(lambda: self.client.get(rkey))
 
     async def set_raw(self, cache_key: str, raw: bytes, ttl: int | None = None) -> bool:
+        self._writable(f"SET {cache_key}")
         ttl = self.ttl if ttl is None else ttl
         if ttl <= 0:
             return False  # TTL 0 means caching is disabled, not "SET EX 0" (an error)
@@ -117,6 +187,7 @@ class RedisTier:
         return [bool(x) for x in await self._run(op)]
 
     async def delete(self, cache_key: str) -> bool:
+        self._writable(f"UNLINK {cache_key}")
         rkey = self.keys.redis_key(cache_key)
         return bool(await self._run(lambda: self.client.unlink(rkey)))
 
@@ -126,6 +197,7 @@ class RedisTier:
         return int(await self._run(lambda: self.client.ttl(rkey)))
 
     async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
+        self._writable(f"EXPIRE {cache_key}")
         ttl = self.ttl if ttl is None else ttl
         rkey = self.keys.redis_key(cache_key)
         if ttl <= 0:
@@ -167,19 +239,34 @@ class RedisTier:
         Only keys that parse as `{prefix}:{spec}_{hash8}` are touched, never
         anything else under the prefix, let alone outside it.
         """
+        self._writable("UNLINK (flush)")
         selection = self.keys.select(spec_name)
         deleted = await self._run(lambda: scan.scan_unlink(self.client, selection, on_progress=on_progress))
         log.info("Cleared IR cache from Redis %s", {"pattern": selection.match, "deleted": deleted})
         return deleted
 
     async def get_ir_cache_stats(self) -> dict[str, Any]:
-        """`{"total_keys", "total_size_bytes", "specs"}`, sizes from MEMORY USAGE (server-side per page)."""
-        sizes = await self._run(lambda: scan.scan_sizes(self.client, self.keys.select()))
+        """`{"total_keys", "total_size_bytes", "specs"}`, sizes from MEMORY USAGE (server-side per page).
+
+        `total_size_bytes` is None when the server refuses MEMORY USAGE: the
+        keys are still counted.
+        """
+        sizes = await self._run(lambda: scan.scan_sizes(self.client, self.keys.select(), scripted=self._stats_scripted))
+        self._stats_scripted = sizes.scripted
         specs = sorted({s.decode("utf-8") for s in sizes.specs})
         return {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs}
 
+    async def count_ir_keys(self, spec_name: str | None = None) -> int:
+        """How many IR keys (of one spec, or all), by the same server-side walk as the stats."""
+        selection = self.keys.select(spec_name)
+        sizes = await self._run(lambda: scan.scan_sizes(self.client, selection, scripted=self._stats_scripted))
+        self._stats_scripted = sizes.scripted
+        return sizes.keys
+
     # -- walking the keyspace (the dashboard and prune) ----------------------
-    async def scan_ir_page(self, cursor: int, count: int, spec_name: str | None = None, match: str | None = None):
+    async def scan_ir_page(
+        self, cursor: int, count: int, spec_name: str | None = None, match: str | None = None
+    ) -> tuple[int, list[ParsedKey]]:
         """One SCAN step over IR keys: (next cursor, parsed keys of this page)."""
         pattern = match or self.keys.match_pattern(spec_name)
         next_cursor, raw = await self._run(lambda: scan.scan_page(self.client, cursor, pattern, count))
@@ -188,7 +275,7 @@ class RedisTier:
             parsed = [p for p in parsed if p.spec_name == spec_name]
         return next_cursor, parsed
 
-    async def scan_ir_keys(self, spec_name: str | None = None):
+    async def scan_ir_keys(self, spec_name: str | None = None) -> AsyncIterator[list[ParsedKey]]:
         """Every IR key (parsed), a SCAN page at a time."""
         cursor = 0
         while True:
@@ -200,11 +287,16 @@ class RedisTier:
 
     async def unlink_many(self, redis_keys: list[bytes]) -> int:
         """UNLINK exact Redis keys (already checked to be ours by the caller)."""
+        self._writable("UNLINK")
         keep = [k for k in redis_keys if self.keys.belongs(k)]
         return await self._run(lambda: scan.unlink_keys(self.client, keep))
 
     async def key_details_with_head(self, cache_keys: list[str], head_bytes: int) -> list[tuple[int, int | None, bytes]]:
-        """(TTL, MEMORY USAGE, first `head_bytes` of the value) per key, one round trip."""
+        """(TTL, MEMORY USAGE, first `head_bytes` of the value) per key, one round trip.
+
+        A command the server refuses (an ACL without MEMORY, say) leaves its
+        field unknown instead of failing the page.
+        """
         if not cache_keys:
             return []
 
@@ -223,19 +315,133 @@ class RedisTier:
             for t, m, h in zip(flat[::3], flat[1::3], flat[2::3])
         ]
 
+    # -- live changes --------------------------------------------------------
+    async def enable_notifications(self, *, may_configure: bool) -> bool:
+        """True if keyspace notifications for our keys are (now) on.
+
+        Turning them on is a CONFIG SET: allowed on the private embedded
+        server, or when `may_configure` and the tier is not read-only.
+        """
+        try:
+            flags = (await self._run(lambda: self.client.config_get("notify-keyspace-events"))).get(
+                "notify-keyspace-events", ""
+            )
+            if isinstance(flags, bytes):
+                flags = flags.decode()
+            if _covers(flags):
+                return True
+            if not may_configure or (self.read_only and not self.private):
+                return False
+            wanted = "".join(sorted(set(flags) | set(_NOTIFY_FLAGS)))
+            await self._run(lambda: self.client.config_set("notify-keyspace-events", wanted))
+            log.info("Enabled keyspace notifications (notify-keyspace-events %s)", wanted)
+            return True
+        except (RedisCommandError, RedisUnavailable) as exc:
+            log.info("Keyspace notifications unavailable (%s); polling instead", str(exc).splitlines()[0])
+            return False
+
+    async def keyspace_events(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[tuple[bytes, str]]:
+        """(Redis key, event) for every key under the prefix, as notifications arrive.
+
+        Ends by raising RedisUnavailable when the connection drops.
+        """
+        from .keys import glob_escape
+
+        channel_prefix = f"__keyspace@{self.db}__:".encode()
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            try:
+                await pubsub.psubscribe(f"{glob_escape(channel_prefix.decode())}{glob_escape(self.keys.prefix)}:*")
+                if on_subscribed is not None:
+                    on_subscribed()
+                async for message in pubsub.listen():
+                    if message.get("type") != "pmessage":
+                        continue
+                    channel = message["channel"]
+                    if isinstance(channel, str):
+                        channel = channel.encode()
+                    event = message["data"]
+                    yield channel[len(channel_prefix):], event.decode() if isinstance(event, bytes) else str(event)
+            except _DOWN_ERRORS as exc:
+                self.health.mark_down(exc)
+                raise self._down() from None
+            except RedisError as exc:
+                raise command_error(exc) from None
+        finally:
+            await pubsub.aclose()
+
     # -- cross-process lock -----------------------------------------------
+    # Released and extended by compare-and-delete / compare-and-extend: with a
+    # script where the ACL allows EVALSHA, else with WATCH/MULTI/EXEC, else
+    # (neither allowed) no cross-process lock at all, said once.
     async def acquire_lock(self, cache_key: str, token: str, ttl_ms: int) -> bool:
+        """True when we hold the lock now; False when another process does.
+
+        Raises RedisUnavailable / RedisCommandError when there is no usable lock.
+        """
+        self._writable("SET NX (lock)")
         lkey = self.keys.lock_key(cache_key)
+        if await self.lock_mode(lkey) == "none":
+            raise RedisPermissionError("evalsha", "or +watch +multi +exec: without either there is no cross-process lock")
         return bool(await self._run(lambda: self.client.set(lkey, token, nx=True, px=ttl_ms)))
 
     async def extend_lock(self, cache_key: str, token: str, ttl_ms: int) -> bool:
+        self._writable("PEXPIRE (lock)")
         lkey = self.keys.lock_key(cache_key)
-        return bool(await self._run(lambda: self._extend(keys=[lkey], args=[token, ttl_ms])))
+        if self._lock_mode == "script":
+            return bool(await self._run(lambda: self._extend(keys=[lkey], args=[token, ttl_ms])))
+        return await self._run(lambda: self._compare_and(lkey, token, lambda pipe: pipe.pexpire(lkey, ttl_ms)))
 
     async def release_lock(self, cache_key: str, token: str) -> bool:
+        self._writable("DEL (lock)")
         lkey = self.keys.lock_key(cache_key)
-        return bool(await self._run(lambda: self._release(keys=[lkey], args=[token])))
+        if self._lock_mode == "script":
+            return bool(await self._run(lambda: self._release(keys=[lkey], args=[token])))
+        return await self._run(lambda: self._compare_and(lkey, token, lambda pipe: pipe.delete(lkey)))
 
     async def lock_held(self, cache_key: str) -> bool:
         lkey = self.keys.lock_key(cache_key)
         return bool(await self._run(lambda: self.client.exists(lkey)))
+
+    async def lock_mode(self, lkey: str) -> LockMode:
+        """How locks are released here; probed once with a token nobody holds (changes nothing)."""
+        if self._lock_mode is not None:
+            return self._lock_mode
+        probe = "ircache-probe"
+        try:
+            await self._run(lambda: self._release(keys=[lkey], args=[probe]))
+            self._lock_mode = "script"
+        except RedisPermissionError as scripted:
+            try:
+                await self._run(lambda: self._compare_and(lkey, probe, lambda pipe: pipe.delete(lkey)))
+                self._lock_mode = "watch"
+                log.warning("Redis refuses scripts for this user (%s): releasing generation locks "
+                            "with WATCH/MULTI/EXEC instead", scripted.rule)
+            except RedisPermissionError as watched:
+                self._lock_mode = "none"
+                log.warning("Redis refuses both %s and %s for this user: no cross-process generation lock, "
+                            "so two processes may generate the same spec at once (add +evalsha +script|load, "
+                            "or +watch +multi +exec)", scripted.rule, watched.rule)
+        return self._lock_mode
+
+    async def _compare_and(self, lkey: str, token: str, then: Callable[[Any], object]) -> bool:
+        """If `lkey` holds `token`, run `then` on it in a transaction that fails if the key changed."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(lkey)
+                held = await pipe.get(lkey)
+                pipe.multi()
+                if held == token.encode():
+                    then(pipe)
+                result = await pipe.execute()  # an empty MULTI/EXEC ends the WATCH without UNWATCH
+            except WatchError:
+                return False  # changed under us: not ours any more
+        return bool(result and result[0])
+
+
+def _covers(flags: str) -> bool:
+    if "K" not in flags:
+        return False
+    if "A" in flags:
+        return True
+    return all(c in flags for c in "g$x")

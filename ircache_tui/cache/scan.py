@@ -180,8 +180,11 @@ async def scan_unlink(
 @dataclass(slots=True)
 class Sizes:
     keys: int = 0
-    bytes: int = 0
+    #: None when the server refuses MEMORY USAGE (an ACL without it): the keys are still counted
+    bytes: int | None = 0
     specs: set[bytes] = field(default_factory=set)
+    #: whether the scripted step ran (False: refused, counted client-side)
+    scripted: bool = True
 
 
 async def scan_sizes(
@@ -191,7 +194,8 @@ async def scan_sizes(
 
     Each step is one read-only script (SCAN a page, add up MEMORY USAGE of
     its IR keys) that returns only the page's totals. A server that refuses
-    scripts gets SCAN and pipelined MEMORY USAGE, `batch` keys a round trip.
+    scripts (or MEMORY inside them) gets SCAN and pipelined MEMORY USAGE,
+    `batch` keys a round trip; the caller passes `scripted=False` from then on.
     """
     if not scripted:
         return await _sizes_unscripted(client, selection, count=count, batch=batch)
@@ -214,17 +218,26 @@ async def scan_sizes(
 
 
 async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, batch: int) -> Sizes:
-    sizes = Sizes()
+    sizes = Sizes(scripted=False)
+    refused: ResponseError | None = None
     async for page in scan_pages(client, selection.match, count):
         kept = selection.keep_many(page)
         for start in range(0, len(kept), batch):
             chunk = kept[start : start + batch]
-            for key, size in zip(chunk, await memory_usage(client, chunk)):
-                if isinstance(size, int):  # None: expired meanwhile
-                    sizes.keys += 1
+            sized = await memory_usage(client, chunk) if refused is None else [refused] * len(chunk)
+            for key, size in zip(chunk, sized):
+                if size is None:
+                    continue  # expired meanwhile
+                if isinstance(size, ResponseError):  # MEMORY refused: count the key, its size is unknown
+                    refused = size
+                    sizes.bytes = None
+                elif sizes.bytes is not None:
                     sizes.bytes += size
-                    sizes.specs.add(selection.spec_of(key))
+                sizes.keys += 1
+                sizes.specs.add(selection.spec_of(key))
             _raise_if_cancelled()
+    if refused is not None:
+        log.info("Redis refused MEMORY USAGE (%s): keys counted, sizes unknown", _first_line(refused))
     return sizes
 
 

@@ -1,46 +1,73 @@
-"""Stale entries: older hashes of specs that still exist, and entries of specs that are gone.
+"""Stale and foreign entries: the one definition, and the one walk over both tiers.
 
 An edited spec leaves its previous `{spec}_{oldhash}` entries behind; they can
-never be hit again. `find_stale` lists them in both tiers (Redis through
-SCAN, never KEYS) and `prune` removes exactly those.
+never be hit again. Those are *stale*: an entry whose spec name exists under
+the given directories, with a hash none of its files has now. They are ours
+to prune.
+
+Every other entry under the prefix belongs to a spec we cannot see: the
+prefix is shared by every pipeline of a team, so an entry whose spec is not
+under *my* directories is someone else's (*orphaned* only from where I
+stand). `find_stale` lists them so a user can see them, and `prune` keeps
+them unless asked otherwise (`orphans=True`, `--orphans`).
+
+The walk (`walk_tiers`) lists the cache dir and SCANs Redis (never KEYS)
+through IRCache; the watcher's stale counts use the same walk.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
-from ..cache import scan
+from ..cache.errors import IRCacheError
 from ..cache.ircache import IRCache
 from .discovery import SpecFile
 
 log = logging.getLogger("ircache")
+
+Kind = Literal["stale", "orphaned"]
 
 
 @dataclass(slots=True)
 class StaleReport:
     #: cache keys whose spec exists with another hash
     redis_stale: list[str] = field(default_factory=list)
-    #: cache keys whose spec is not among the specs given
+    #: cache keys whose spec is not among the specs given (someone else's, unless told otherwise)
     redis_orphaned: list[str] = field(default_factory=list)
     files_stale: list[str] = field(default_factory=list)
     files_orphaned: list[str] = field(default_factory=list)
     redis_error: str = ""
+    #: whether prune removes the orphaned entries too (only when the user said so)
+    include_orphans: bool = False
 
     @property
     def redis_keys(self) -> list[str]:
-        return self.redis_stale + self.redis_orphaned
+        """The Redis keys a prune removes."""
+        return self.redis_stale + (self.redis_orphaned if self.include_orphans else [])
 
     @property
     def files(self) -> list[str]:
-        return self.files_stale + self.files_orphaned
+        """The entry files a prune removes."""
+        return self.files_stale + (self.files_orphaned if self.include_orphans else [])
 
     @property
     def total(self) -> int:
+        """How many entries a prune removes."""
         return len(self.redis_keys) + len(self.files)
 
-    def as_dict(self) -> dict[str, object]:
+    @property
+    def kept(self) -> int:
+        """Orphaned entries found and kept."""
+        return 0 if self.include_orphans else len(self.redis_orphaned) + len(self.files_orphaned)
+
+    def with_orphans(self, include: bool) -> "StaleReport":
+        return StaleReport(self.redis_stale, self.redis_orphaned, self.files_stale, self.files_orphaned,
+                           self.redis_error, include)
+
+    def as_dict(self) -> dict[str, dict[str, list[str]]]:
         return {
             "redis": {"stale": self.redis_stale, "orphaned": self.redis_orphaned},
             "filesystem": {"stale": self.files_stale, "orphaned": self.files_orphaned},
@@ -69,45 +96,66 @@ def is_stale(spec_name: str, hash8: str, current: dict[str, set[str]]) -> bool:
     return hashes is not None and hash8 not in hashes and ANY_HASH not in hashes
 
 
-def _classify(spec_name: str, hash8: str, current: dict[str, set[str]]) -> str | None:
+def classify(spec_name: str, hash8: str, current: dict[str, set[str]]) -> Kind | None:
+    """"stale", "orphaned" (not a spec under the given dirs), or None (current)."""
     if spec_name not in current:
         return "orphaned"
     return "stale" if is_stale(spec_name, hash8, current) else None
 
 
-async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool = True) -> StaleReport:
-    current = current_hashes(specs)
-    report = StaleReport()
-    for entry in await cache.fs.list_entries():
-        kind = _classify(entry.spec_name, entry.hash8, current)
-        if kind == "stale":
-            report.files_stale.append(entry.cache_key)
-        elif kind == "orphaned" and orphans:
-            report.files_orphaned.append(entry.cache_key)
+@dataclass(frozen=True, slots=True)
+class Entry:
+    tier: Literal["redis", "filesystem"]
+    spec_name: str
+    hash8: str
+    cache_key: str
+
+
+async def walk_tiers(cache: IRCache, errors: list[str] | None = None) -> AsyncIterator[Entry]:
+    """Every entry file, then every IR key in Redis. A Redis error ends the Redis part
+    (noted in `errors` when given); the filesystem part still stands."""
+    for f in await cache.list_files():
+        yield Entry("filesystem", f.spec_name, f.hash8, f.cache_key)
     try:
-        async for page in cache.redis.scan_ir_keys():
+        async for page in cache.scan_keys():
             for parsed in page:
-                kind = _classify(parsed.spec_name, parsed.hash8, current)
-                if kind == "stale":
-                    report.redis_stale.append(parsed.cache_key)
-                elif kind == "orphaned" and orphans:
-                    report.redis_orphaned.append(parsed.cache_key)
-    except Exception as exc:  # RedisUnavailable or a Redis error: the filesystem part still stands
-        report.redis_error = str(exc)
-    for part in (report.redis_stale, report.redis_orphaned, report.files_stale, report.files_orphaned):
+                yield Entry("redis", parsed.spec_name, parsed.hash8, parsed.cache_key)
+    except IRCacheError as exc:
+        if errors is None:
+            log.debug("walk without Redis: %s", exc)
+        else:
+            errors.append(str(exc))
+
+
+async def hashes_in_tiers(cache: IRCache) -> dict[str, set[str]]:
+    """spec name → the hash8s of its entries in Redis or on disk."""
+    found: dict[str, set[str]] = {}
+    async for entry in walk_tiers(cache):
+        found.setdefault(entry.spec_name, set()).add(entry.hash8)
+    return found
+
+
+async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool = False) -> StaleReport:
+    """Stale entries of `specs`, and the entries of every other spec name (kept unless `orphans`)."""
+    current = current_hashes(specs)
+    report = StaleReport(include_orphans=orphans)
+    errors: list[str] = []
+    lists = {
+        ("redis", "stale"): report.redis_stale, ("redis", "orphaned"): report.redis_orphaned,
+        ("filesystem", "stale"): report.files_stale, ("filesystem", "orphaned"): report.files_orphaned,
+    }
+    async for entry in walk_tiers(cache, errors):
+        kind = classify(entry.spec_name, entry.hash8, current)
+        if kind is not None:
+            lists[(entry.tier, kind)].append(entry.cache_key)
+    report.redis_error = errors[0] if errors else ""
+    for part in lists.values():
         part.sort()
     return report
 
 
 async def prune(cache: IRCache, report: StaleReport) -> dict[str, int]:
-    """Delete what `report` lists, and nothing else: Redis in UNLINK batches, then files."""
-    removed_redis = 0
-    keys = [cache.keys.redis_key(k).encode() for k in report.redis_keys]
-    for start in range(0, len(keys), scan.BATCH):
-        removed_redis += await cache.redis.unlink_many(keys[start : start + scan.BATCH])
-    removed_files = 0
-    for key in report.files:
-        if await cache.fs.delete(key):
-            removed_files += 1
-    log.info("Pruned stale IR entries %s", {"redis": removed_redis, "filesystem": removed_files})
-    return {"redis": removed_redis, "filesystem": removed_files}
+    """Delete what `report` says a prune removes, and nothing else."""
+    removed = await cache.delete_entries(report.redis_keys, report.files)
+    log.info("Pruned stale IR entries %s", removed)
+    return removed

@@ -2,6 +2,8 @@
 
 Workers (Redis, files, generation) run in named groups and only post
 messages; the @on handlers below are the only code that touches widgets.
+The tiers are reached through IRCache's methods only: the app holds no Redis
+client, and a read-only cache refuses writes whatever a binding asks.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.exceptions import RedisError
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -22,22 +23,22 @@ from textual.events import Resize
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Label, ProgressBar, TabbedContent, TabPane
 
+from .. import redact
 from ..cache.browse import KeyBrowser
-from ..cache.errors import RedisUnavailable
+from ..cache.errors import IRCacheError
 from ..cache.events import CacheEvent
-from ..cache.live import enable_notifications, key_changes
 from ..ir.envelope import CorruptEntry
 from ..ir.generators import GenerationError, generator_label
 from ..specs import discover_specs, find_stale, prune, read_spec
-from ..specs.stale import current_hashes
+from ..specs.stale import StaleReport, current_hashes
 from ..watch.stale import current_specs
 from . import messages as m
 from .logbridge import AppLogHandler
-from .screens.confirm import ConfirmScreen
 from .screens.detail import DetailScreen
 from .screens.filter import FilterScreen
 from .screens.flush import FlushRequest, FlushScreen
 from .screens.help import HelpScreen
+from .screens.prune import PruneRequest, PruneScreen
 from .services import Services
 from .widgets.banner import RedisBanner
 from .widgets.detail_pane import DetailPane
@@ -55,7 +56,9 @@ NARROW = 110  # below this width the detail pane folds away (enter still opens t
 
 
 @dataclass(frozen=True)
-class Selection:
+class PickedEntry:
+    """What the cursor is on: a Redis key, an entry file, or a spec."""
+
     spec_name: str
     cache_key: str
     tier: str  # "redis", "filesystem", "spec"
@@ -95,7 +98,7 @@ class IRCacheApp(App[None]):
         self.flush_total = 0
         self.has_prev = self.has_next = False
         self.watcher = None
-        self._owns_cache = services.cache.redis is None  # the app opens (and closes) it
+        self._owns_cache = not services.cache.is_open  # the app opens (and closes) it
         self._detail: m.DetailLoaded | None = None
         self._open_detail_when_loaded = False
         self._pending_refresh = False
@@ -137,6 +140,7 @@ class IRCacheApp(App[None]):
         self.flush_bar = self.query_one("#flush-bar")
         self.flush_label = self.query_one("#flush-label", Label)
         self.flush_progress = self.query_one("#flush-progress", ProgressBar)
+        redact.install("ircache")  # also when the app is built without the command line
         self._log_handler = AppLogHandler(self, self.services.clock)
         logger = logging.getLogger("ircache")
         logger.addHandler(self._log_handler)
@@ -164,9 +168,7 @@ class IRCacheApp(App[None]):
             await self.cache.close()
 
     def _redis_label(self) -> str:
-        if self.cache.redis is not None:
-            return self.cache.redis.display_url
-        return "embedded (starting…)" if self.cache.settings.redis_url is None else "…"
+        return self.cache.display_url
 
     def _status(self, **changes) -> None:
         self.status_bar.set(**changes)
@@ -180,7 +182,7 @@ class IRCacheApp(App[None]):
 
     # -- bindings: enabled, disabled (greyed), hidden ----------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in DESTRUCTIVE and self.services.read_only:
+        if action in DESTRUCTIVE and self.cache.read_only:
             return None
         if action == "cancel_flush":
             return True if self.flushing else False
@@ -208,7 +210,7 @@ class IRCacheApp(App[None]):
     @work(group="startup", exit_on_error=False)
     async def startup(self) -> None:
         try:
-            if self.cache.redis is None:
+            if not self.cache.is_open:
                 await self.cache.open()
         except Exception as exc:  # embedded redis-server missing, bad URL...
             self.post_message(m.StartupFailed(str(exc)))
@@ -218,21 +220,19 @@ class IRCacheApp(App[None]):
     async def _live_mode_available(self) -> str:
         if self.services.live != "auto":
             return "polling"
-        # read-only guards the data; the embedded server's config is ours to set
-        embedded = self.cache.settings.redis_url is None
-        may_configure = embedded or not self.services.read_only
-        return "notifications" if await enable_notifications(self.cache.redis, may_configure=may_configure) else "polling"
+        # the cache decides whether it may CONFIG SET (never on an external server when read-only)
+        return "notifications" if await self.cache.enable_live_updates() else "polling"
 
     @on(m.StartupFailed)
     def _startup_failed(self, message: m.StartupFailed) -> None:
         self._status(connected=False, redis_url=self._redis_label())
-        self.banner.show_down(message.error)
+        self.banner.show_down(redact.scrub(message.error))
         log.error("Cannot start: %s", message.error)
 
     @on(m.CacheReady)
     def _cache_ready(self, message: m.CacheReady) -> None:
         self.live_mode = message.live_mode
-        self.browser = KeyBrowser(self.cache.redis, self.services.page_size)
+        self.browser = self.cache.key_browser(self.services.page_size)
         self._status(redis_url=self._redis_label(), live=self._live_label())
         self.query_one("#keys-table").focus()
         log.info("Dashboard ready: %s, live updates by %s", self._redis_label(), self._live_label())
@@ -276,7 +276,7 @@ class IRCacheApp(App[None]):
             return
         try:
             page = await getattr(browser, which)()
-        except (RedisUnavailable, RedisError) as exc:
+        except IRCacheError as exc:
             self.post_message(m.RedisDown(str(exc)))
             return
         self.post_message(m.PageLoaded(page, browser.has_prev, browser.has_next, browser.filter_text))
@@ -298,9 +298,9 @@ class IRCacheApp(App[None]):
     @work(group="live", exclusive=True, exit_on_error=False)
     async def listen_keys(self) -> None:
         try:
-            async for change in key_changes(self.cache.redis, on_subscribed=lambda: self.post_message(m.Subscribed())):
+            async for change in self.cache.key_changes(on_subscribed=lambda: self.post_message(m.Subscribed())):
                 self.post_message(m.KeyChanged(change))
-        except (RedisError, OSError, RedisUnavailable) as exc:
+        except (IRCacheError, OSError) as exc:
             self.post_message(m.RedisDown(str(exc).splitlines()[0] if str(exc) else "connection lost"))
 
     @on(m.Subscribed)
@@ -327,7 +327,7 @@ class IRCacheApp(App[None]):
             return
         try:
             row = await self.browser.row_for(cache_key)
-        except (RedisUnavailable, RedisError):
+        except IRCacheError:
             return
         self.post_message(m.KeyRefreshed(cache_key, row))
 
@@ -353,18 +353,18 @@ class IRCacheApp(App[None]):
     # -- filesystem, stats, health ------------------------------------------------
     @work(group="files", exclusive=True, exit_on_error=False)
     async def load_files(self) -> None:
-        entries = await self.cache.fs.list_entries(include_quarantined=True)
+        entries = await self.cache.list_files(include_quarantined=True)
         try:
-            present = await self.cache.redis.exists_many([e.cache_key for e in entries if not e.quarantined])
+            present = await self.cache.in_redis_many([e.cache_key for e in entries if not e.quarantined])
             it = iter(present)
             warm: list[bool | None] = [None if e.quarantined else next(it) for e in entries]
-        except (RedisUnavailable, RedisError):
+        except IRCacheError:
             warm = [None] * len(entries)
         self.post_message(m.FilesLoaded(entries, warm))
 
     @on(m.FilesLoaded)
     def _files_loaded(self, message: m.FilesLoaded) -> None:
-        self.files_pane.show(message.entries, message.warm, str(self.cache.fs.directory))
+        self.files_pane.show(message.entries, message.warm, str(self.cache.cache_dir))
 
     @work(group="stats", exclusive=True, exit_on_error=False)
     async def load_stats(self, reschedule: bool = True) -> None:
@@ -393,7 +393,7 @@ class IRCacheApp(App[None]):
         self.redis_up = False
         log.warning("Redis is down (%s); retrying every %gs", message.reason, self.services.health_interval)
         self._status(connected=False)
-        self.banner.show_down(message.reason)
+        self.banner.show_down(redact.scrub(message.reason))
         self.set_timer(self.services.health_interval, self._probe)
 
     def _probe(self) -> None:
@@ -402,16 +402,15 @@ class IRCacheApp(App[None]):
     @work(group="health", exclusive=True, exit_on_error=False)
     async def probe_redis(self) -> None:
         try:
-            await self.cache.redis.client.ping()  # bypass the tier's fast-fail window
-            self.cache.redis.health.mark_up()
-        except (RedisError, OSError) as exc:
+            await self.cache.probe()  # asks even inside the tier's fast-fail window
+        except (IRCacheError, OSError) as exc:
             self.post_message(m.ProbeFailed(str(exc).splitlines()[0]))
             return
         self.post_message(m.RedisUp())
 
     @on(m.ProbeFailed)
     def _probe_failed(self, message: m.ProbeFailed) -> None:
-        self.banner.show_down(message.reason)
+        self.banner.show_down(redact.scrub(message.reason))
         self.set_timer(self.services.health_interval, self._probe)
 
     @on(m.RedisUp)
@@ -502,21 +501,21 @@ class IRCacheApp(App[None]):
     def _active_tab(self) -> str:
         return self.tabs.active
 
-    def selection(self) -> Selection | None:
+    def selection(self) -> PickedEntry | None:
         tab = self._active_tab()
         if tab == "tab-keys":
             key = self.keys_pane.selected_key()
             row = self.keys_pane.rows.get(key) if key else None
-            return Selection(row.spec_name, row.cache_key, "redis") if row else None
+            return PickedEntry(row.spec_name, row.cache_key, "redis") if row else None
         if tab == "tab-files":
             entry = self.files_pane.selected()
             if entry is None or entry.quarantined:
                 return None
-            return Selection(entry.spec_name, entry.cache_key, "filesystem")
+            return PickedEntry(entry.spec_name, entry.cache_key, "filesystem")
         status = self.specs_pane.selected()
         if status is None or not status.spec_name:
             return None
-        return Selection(status.spec_name, status.cache_key, "spec", status.path)
+        return PickedEntry(status.spec_name, status.cache_key, "spec", status.path)
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -535,7 +534,7 @@ class IRCacheApp(App[None]):
             self.load_detail(selection)
 
     @work(group="detail", exclusive=True, exit_on_error=False)
-    async def load_detail(self, selection: Selection) -> None:
+    async def load_detail(self, selection: PickedEntry) -> None:
         tier = "filesystem" if selection.tier == "filesystem" else "redis"
         title = f"{selection.cache_key} ({'filesystem' if tier == 'filesystem' else 'Redis'})"
         try:
@@ -552,8 +551,8 @@ class IRCacheApp(App[None]):
             self.post_message(m.DetailLoaded(title, None, "not cached"))
         except CorruptEntry as exc:
             self.post_message(m.DetailLoaded(title, None, f"corrupt entry: {exc.reason}"))
-        except (RedisUnavailable, RedisError, OSError) as exc:
-            self.post_message(m.DetailLoaded(title, None, str(exc)))
+        except (IRCacheError, OSError) as exc:
+            self.post_message(m.DetailLoaded(title, None, redact.scrub(str(exc))))
 
     @on(m.DetailLoaded)
     def _detail_loaded(self, message: m.DetailLoaded) -> None:
@@ -633,13 +632,11 @@ class IRCacheApp(App[None]):
 
     @work(group="flush-count", exclusive=True, exit_on_error=False)
     async def count_for_flush(self, spec_name: str | None) -> None:
-        redis_keys = 0
         try:
-            async for page in self.cache.redis.scan_ir_keys(spec_name):
-                redis_keys += len(page)
-        except (RedisUnavailable, RedisError):
+            redis_keys = await self.cache.count_keys(spec_name)
+        except IRCacheError:
             redis_keys = 0
-        files = sum(1 for e in await self.cache.fs.list_entries() if spec_name is None or e.spec_name == spec_name)
+        files = sum(1 for e in await self.cache.list_files() if spec_name is None or e.spec_name == spec_name)
         self.post_message(m.FlushCounted(spec_name, redis_keys, files))
 
     @on(m.FlushCounted)
@@ -679,7 +676,7 @@ class IRCacheApp(App[None]):
             log.warning("Flush of %s cancelled after %d keys", what, done)
             self.post_message(m.FlushFinished(f"Flush cancelled after {done} keys", error=True))
             raise
-        except (RedisUnavailable, RedisError, OSError) as exc:
+        except (IRCacheError, OSError) as exc:
             self.post_message(m.FlushFinished(f"Flush failed: {exc}", error=True))
             return
         parts = ", ".join(f"{n} from {tier}" for tier, n in result.items())
@@ -709,7 +706,7 @@ class IRCacheApp(App[None]):
     async def run_warm(self) -> None:
         try:
             result = await self.cache.warm_redis()
-        except (RedisUnavailable, RedisError, OSError) as exc:
+        except (IRCacheError, OSError) as exc:
             self.post_message(m.OperationDone(f"Warm failed: {exc}", error=True))
             return
         self.post_message(m.OperationDone(
@@ -723,18 +720,14 @@ class IRCacheApp(App[None]):
         self.run_delete(selection)
 
     @work(group="delete", exit_on_error=False)
-    async def run_delete(self, selection: Selection) -> None:
+    async def run_delete(self, selection: PickedEntry) -> None:
+        tier = "redis" if selection.tier == "redis" else "filesystem"
+        where = "Redis" if tier == "redis" else "the filesystem"
         try:
-            if selection.tier == "redis":
-                gone = await self.cache.redis.delete(selection.cache_key)
-                where = "Redis"
-            else:
-                gone = await self.cache.fs.delete(selection.cache_key)
-                where = "the filesystem"
-        except (RedisUnavailable, RedisError, OSError) as exc:
+            gone = await self.cache.delete_entry(selection.cache_key, tier)
+        except (IRCacheError, OSError) as exc:
             self.post_message(m.OperationDone(f"Delete failed: {exc}", error=True))
             return
-        log.info("Deleted %s from %s", selection.cache_key, where)
         self.post_message(m.OperationDone(f"Deleted {selection.cache_key} from {where}" if gone
                                           else f"{selection.cache_key} was already gone"))
 
@@ -748,12 +741,10 @@ class IRCacheApp(App[None]):
     @work(group="ttl", exit_on_error=False)
     async def run_reset_ttl(self, cache_key: str) -> None:
         try:
-            ok = await self.cache.redis.reset_ttl(cache_key)
-        except (RedisUnavailable, RedisError) as exc:
+            ok = await self.cache.reset_ttl(cache_key)
+        except IRCacheError as exc:
             self.post_message(m.OperationDone(f"TTL reset failed: {exc}", error=True))
             return
-        if ok:
-            log.info("Reset TTL of %s to %ss", cache_key, self.cache.ttl)
         self.post_message(m.OperationDone(
             f"TTL of {cache_key} reset to {self.cache.ttl}s" if ok else f"{cache_key} not reset (gone, or TTL 0)",
             error=not ok))
@@ -768,7 +759,7 @@ class IRCacheApp(App[None]):
         self.run_regenerate(selection)
 
     @work(group="generate", exit_on_error=False)
-    async def run_regenerate(self, selection: Selection) -> None:
+    async def run_regenerate(self, selection: PickedEntry) -> None:
         path = selection.spec_path or await self._spec_path_for(selection)
         if path is None:
             self.post_message(m.OperationDone(
@@ -781,14 +772,14 @@ class IRCacheApp(App[None]):
             return
         try:
             result = await self.cache.lookup(spec.text, str(path), force_refresh=True)
-        except GenerationError as exc:
+        except (GenerationError, IRCacheError) as exc:
             self.post_message(m.OperationDone(f"Regeneration failed: {exc}", error=True))
             return
         if self.watcher is not None:
             await self.watcher.refresh(path)
         self.post_message(m.OperationDone(f"Regenerated {result.cache_key}"))
 
-    async def _spec_path_for(self, selection: Selection) -> Path | None:
+    async def _spec_path_for(self, selection: PickedEntry) -> Path | None:
         if self.watcher is not None:
             for status in self.watcher.statuses.values():
                 if status.spec_name == selection.spec_name and status.state.value != "deleted":
@@ -806,31 +797,30 @@ class IRCacheApp(App[None]):
     @work(group="prune", exclusive=True, exit_on_error=False)
     async def find_prunable(self) -> None:
         specs = await asyncio.to_thread(
-            discover_specs, self.services.spec_dirs, self.services.spec_pattern, ignored=[self.cache.fs.directory])
-        report = await find_stale(self.cache, specs)
+            discover_specs, self.services.spec_dirs, self.services.spec_pattern, ignored=[self.cache.cache_dir])
+        report = await find_stale(self.cache, specs)  # orphans are listed, not included
         self.post_message(m.PruneFound(report))
 
     @on(m.PruneFound)
     def _prune_found(self, message: m.PruneFound) -> None:
         report = message.report
-        if not report.total:
-            self.notify("Nothing stale to prune")
+        if not (report.total or report.kept):
+            self.notify("Nothing stale to prune" + (f" (Redis not checked: {report.redis_error})"
+                                                      if report.redis_error else ""))
             return
 
-        def chosen(yes: bool | None) -> None:
-            if yes:
-                self.run_prune(report)
+        def chosen(request: PruneRequest | None) -> None:
+            if request is not None:
+                self.run_prune(report.with_orphans(request.include_orphans))
 
-        question = (f"Prune {len(report.redis_keys)} Redis key(s) and {len(report.files)} file(s)?\n"
-                    f"stale (older hashes): {len(report.redis_stale)} keys, {len(report.files_stale)} files\n"
-                    f"orphaned (spec gone): {len(report.redis_orphaned)} keys, {len(report.files_orphaned)} files")
-        self.push_screen(ConfirmScreen(question, "Prune"), chosen)
+        dirs = ", ".join(map(str, self.services.spec_dirs))
+        self.push_screen(PruneScreen(report, dirs), chosen)
 
     @work(group="prune", exclusive=True, exit_on_error=False)
-    async def run_prune(self, report) -> None:
+    async def run_prune(self, report: StaleReport) -> None:
         try:
             removed = await prune(self.cache, report)
-        except (RedisUnavailable, RedisError, OSError) as exc:
+        except (IRCacheError, OSError) as exc:
             self.post_message(m.OperationDone(f"Prune failed: {exc}", error=True))
             return
         if self.watcher is not None:
@@ -839,7 +829,7 @@ class IRCacheApp(App[None]):
 
     @on(m.OperationDone)
     def _operation_done(self, message: m.OperationDone) -> None:
-        self.notify(message.text, severity="error" if message.error else "information")
+        self.notify(redact.scrub(message.text), severity="error" if message.error else "information")
         if message.refresh and self.browser is not None:
             self.reload_page()
             self.load_files()

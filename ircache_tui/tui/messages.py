@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from textual.message import Message
 
-from ..cache.browse import Page
+from ..cache.browse import KeyRow, Page
+from ..cache.events import CacheEvent
 from ..cache.fs_tier import FileEntry
+from ..cache.ircache import CacheInfo
 from ..cache.live import KeyChange
 from ..ir.envelope import StoredEntry
+from ..specs.stale import StaleReport
+from ..watch.status import SpecStatus
 
 
 @dataclass
@@ -56,7 +59,7 @@ class FilesLoaded(Message):
 
 @dataclass
 class StatsLoaded(Message):
-    info: dict[str, Any]
+    info: CacheInfo
 
 
 @dataclass
@@ -69,7 +72,7 @@ class KeyRefreshed(Message):
     """Fresh details of one key after a live change; `row` None means it is gone."""
 
     cache_key: str
-    row: Any
+    row: KeyRow | None
 
 
 @dataclass
@@ -103,7 +106,7 @@ class DetailLoaded(Message):
 
 @dataclass
 class SpecStatusChanged(Message):
-    status: Any  # watch.SpecStatus
+    status: SpecStatus
 
 
 @dataclass
@@ -124,12 +127,12 @@ class ProbeFailed(Message):
 
 @dataclass
 class CacheEventPosted(Message):
-    event: Any  # cache.events.CacheEvent
+    event: CacheEvent
 
 
 @dataclass
 class PruneFound(Message):
-    report: Any  # specs.StaleReport
+    report: StaleReport
 
 
 @dataclass

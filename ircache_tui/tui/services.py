@@ -25,7 +25,6 @@ def utc_now() -> datetime:
 class Services:
     cache: IRCache
     spec_dirs: list[Path] = field(default_factory=list)
-    read_only: bool = False
     page_size: int = 100
     #: seconds between polls of the key page when keyspace notifications are off
     poll_interval: float = 5.0
@@ -45,6 +44,11 @@ class Services:
     @property
     def settings(self) -> Settings:
         return self.cache.settings
+
+    @property
+    def read_only(self) -> bool:
+        """Read-only is the cache's property (enforced where the writes are), not the app's."""
+        return self.cache.read_only
 
 
 def build_services(settings: Settings, spec_dirs: list[Path], **options: object) -> Services:

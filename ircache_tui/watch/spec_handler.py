@@ -1,18 +1,20 @@
 """What one spec file, or one cache entry, means for the cache: the work of both stages on it.
 
-`SpecHandler.handle` reads a spec (in a thread) and keys it, then, by mode:
+Each reads the spec (in a thread) and keys it, then:
 
-- "check": Redis has the key → nothing to do; a valid file on disk → warm
+- `check`: Redis has the key → nothing to do; a valid file on disk → warm
   Redis; otherwise queue a generation (or, with generate=False, call it
   missing);
-- "generate": `IRCache.lookup` the text just read, so that the latest
+- `generate`: `IRCache.lookup` the text just read, so that the latest
   text is the one generated;
-- "observe" (for `SpecWatcher.refresh`): ask both tiers, never warm nor
+- `observe` (for `SpecWatcher.refresh`): ask both tiers, never warm nor
   generate, and log quietly.
 
-`entry_changed` handles a cache entry written or removed by someone else.
-A status is recorded only for the key of the spec's latest read (`apply`):
-a slow read or generation of an older text never overwrites a newer one.
+On a read-only cache `check` observes too (and says what it sees): nothing
+is warmed or generated. `entry_changed` handles a cache entry written or
+removed by someone else. A status is recorded only for the key of the
+spec's latest read (`apply`): a slow read or generation of an older text
+never overwrites a newer one. The tiers are asked through IRCache only.
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from redis.exceptions import RedisError
-
-from ..cache.errors import RedisUnavailable
+from ..cache.errors import IRCacheError
 from ..cache.ircache import IRCache
 from ..ir.generators import GenerationError
 from ..specs.discovery import SpecFile
 from .log import log, show
 from .pending import PathQueue
-from .spec_reader import DIRECTORY, GONE, SpecReader
+from .spec_reader import Gone, IsDirectory, SpecReader
 from .stale import StaleRecounter
 from .status import SpecState, StatusBoard, WatchStats
 from .threads import FileThreads
@@ -73,42 +73,63 @@ class SpecHandler:
         return True
 
     # -- specs --------------------------------------------------------------------
-    async def handle(self, path: Path, *, mode: str) -> None:
-        """mode: "check" (warm, or queue a generation), "generate" (lookup), or "observe" (look only)."""
-        if mode == "check":
-            self._stats.checked[path] += 1
+    async def check(self, path: Path) -> None:
+        """Warm Redis from disk, or queue a generation; on a read-only cache, only look."""
+        self._stats.checked[path] += 1
+        spec = await self._read(path, quiet=False)
+        if spec is not None:
+            await self._place(path, spec, quiet=False, act=not self._cache.read_only)
+
+    async def observe(self, path: Path) -> None:
+        """Ask both tiers what they hold for the spec; change nothing, log quietly."""
+        spec = await self._read(path, quiet=True)
+        if spec is not None:
+            await self._place(path, spec, quiet=True, act=False)
+
+    async def generate(self, path: Path) -> None:
+        """Look the spec's latest text up, generating it on a miss."""
+        spec = await self._read(path, quiet=False)
+        if spec is None:
+            return
+        if self._cache.read_only:  # never queued on a read-only cache; say what is there if it was
+            await self._place(path, spec, quiet=False, act=False)
+            return
+        await self._generate(path, spec)  # lookup reads both tiers before it generates
+
+    async def _read(self, path: Path, *, quiet: bool) -> SpecFile | None:
+        """The spec's text to key, or None when there is none (gone, a directory, unreadable, empty)."""
         result = await self._reader.read(path)
         if result is None:
-            return
-        if result == GONE:
+            return None
+        if isinstance(result, Gone):
             self._spec_gone(path)
-            return
-        if result == DIRECTORY:
-            if mode != "observe":
+            return None
+        if isinstance(result, IsDirectory):
+            if not quiet:
                 await self._walk_into(path)
-            return
-        assert isinstance(result, SpecFile)
+            return None
         spec = result
-        quiet = mode == "observe"
         if not spec.ok:
             self._bad_file(path, spec, quiet=quiet)
-            return
-        key = spec.cache_key
-        base = {"spec_name": spec.spec_name}
+            return None
         if not spec.text.strip():
-            if self.apply(path, key, **base, state=SpecState.MISSING, error="empty file: nothing to generate"):
+            if self.apply(path, spec.cache_key, spec_name=spec.spec_name, state=SpecState.MISSING,
+                          error="empty file: nothing to generate"):
                 self._generations.discard(path)
                 self._say(quiet, "spec %s is empty: nothing to generate", show(path))
-            return
-        if mode == "generate":
-            await self._generate(path, spec)  # lookup reads both tiers before it generates
-            return
+            return None
+        return spec
+
+    async def _place(self, path: Path, spec: SpecFile, *, quiet: bool, act: bool) -> None:
+        """Record where the spec's IR is; with `act`, warm Redis or queue a generation."""
+        key = spec.cache_key
+        base = {"spec_name": spec.spec_name}
         if await self._in_redis(key):
             self._generations.discard(path)
             if self.apply(path, key, **base, state=SpecState.IN_REDIS, error=""):
                 self._say(quiet or self.initial_walk, "spec %s: in Redis (%s)", show(path), key)
             return
-        if mode != "observe" and self._cache.enabled and await self._cache.warm_key(key):
+        if act and self._cache.enabled and await self._warm(key):
             self._stats.warmed += 1
             self._generations.discard(path)
             if self.apply(path, key, **base, state=SpecState.IN_REDIS, error=""):
@@ -116,12 +137,19 @@ class SpecHandler:
             return
         if await self._on_disk(key):
             if self.apply(path, key, **base, state=SpecState.FILESYSTEM_ONLY, error="") and not quiet:
-                why = "caching is off (IR_CACHE_TTL=0)" if not self._cache.enabled else "Redis did not take it"
+                if self._cache.read_only:
+                    why = "read-only, so Redis is not warmed"
+                elif not self._cache.enabled:
+                    why = "caching is off (IR_CACHE_TTL=0)"
+                else:
+                    why = "Redis did not take it"
                 log.warning("spec %s: IR on disk (%s) but not in Redis: %s", show(path), key, why)
             return
-        if mode == "observe" or not self._cache.enabled or not self._generation_on:
+        if not act or not self._cache.enabled or not self._generation_on:
             if self.apply(path, key, **base, state=SpecState.MISSING, error="") and not quiet:
-                if not self._cache.enabled:
+                if self._cache.read_only:
+                    log.info("spec %s: IR not cached (%s): missing (read-only, not generated)", show(path), key)
+                elif not self._cache.enabled:
                     self._caching_off()
                 else:
                     log.info("spec %s: IR not cached (%s) and generation is off: missing", show(path), key)
@@ -191,10 +219,10 @@ class SpecHandler:
     async def entry_changed(self, path: Path) -> None:
         """An entry file appeared, changed or went: written or flushed by someone else?"""
         key = path.stem
-        present = await self._threads.run(path.is_file)
+        present = await self._on_disk(key)
         in_redis = await self._in_redis(key)
-        if present and not in_redis and self._cache.enabled:
-            if await self._cache.warm_key(key):
+        if present and not in_redis and self._cache.enabled and not self._cache.read_only:
+            if await self._warm(key):
                 self._stats.warmed += 1
                 in_redis = True
                 log.info("cache entry %s appeared on disk: warmed Redis", key)
@@ -218,12 +246,19 @@ class SpecHandler:
     # -- tiers ----------------------------------------------------------------------
     async def _in_redis(self, key: str) -> bool:
         try:
-            return await self._cache.redis.exists(key)
-        except (RedisUnavailable, RedisError):
+            return await self._cache.in_redis(key)
+        except IRCacheError:
             return False
 
     async def _on_disk(self, key: str) -> bool:
         try:
-            return await self._cache.fs.exists(key)
-        except OSError:
+            return await self._cache.on_disk(key)
+        except (OSError, ValueError):  # ValueError: a name in the cache dir that is not a cache key
+            return False
+
+    async def _warm(self, key: str) -> bool:
+        try:
+            return await self._cache.warm_key(key)
+        except IRCacheError as exc:
+            log.warning("cannot warm Redis with %s: %s", key, exc)
             return False

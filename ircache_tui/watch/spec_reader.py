@@ -14,6 +14,7 @@ import itertools
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache.keys import InvalidSpecName, spec_name_from_path
@@ -22,9 +23,23 @@ from .threads import FileThreads
 
 Signature = tuple[int, int, int]  # (inode, size, mtime_ns)
 
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """The path no longer exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class IsDirectory:
+    """A directory stands where a spec file was expected."""
+
+
 # what a read finds instead of a file to key
-GONE = "gone"
-DIRECTORY = "directory"
+GONE = Gone()
+DIRECTORY = IsDirectory()
+#: a spec file (maybe with an error: unreadable, too big, ...), or what stands in its place
+ReadResult = SpecFile | Gone | IsDirectory
 
 
 def signature(st: os.stat_result) -> Signature:
@@ -39,7 +54,7 @@ def spec_name_of(path: Path) -> str:
         return ""
 
 
-def read_blocking(path: Path, max_bytes: int) -> tuple[SpecFile | str, Signature | None]:
+def read_blocking(path: Path, max_bytes: int) -> tuple[ReadResult, Signature | None]:
     """Stat and read `path`: a SpecFile (maybe with an error), GONE or DIRECTORY; and the
     signature of what was read, when a regular file was. Blocking: run it in a thread."""
     try:
@@ -71,13 +86,13 @@ class SpecReader:
         self._keys: dict[Path, str] = {}  # the key of each spec's latest read ("" unreadable or gone)
         self._signatures: dict[Path, Signature] = {}  # at each spec's latest read
 
-    async def read(self, path: Path) -> SpecFile | str | None:
+    async def read(self, path: Path) -> ReadResult | None:
         """Read and key `path` in a thread; None when a newer read of it has already landed."""
         seq = next(self._seq)
         result, sig = await self._threads.run(read_blocking, path, self._max_bytes)
         if seq < self._read_seq.get(path, 0):
             return None
-        if result == GONE and not self._is_tracked(path):
+        if isinstance(result, Gone) and not self._is_tracked(path):
             self._forget(path)  # a temp file that came and went
             return result
         self._read_seq[path] = seq

@@ -1,6 +1,7 @@
 """Stale counts: per spec, the entries of its name that no current spec file can hit.
 
-The definition is the one `ircache_tui.specs.stale` (and so `prune`) uses:
+The definition and the walk over the tiers are `ircache_tui.specs.stale`'s
+(and so `prune`'s):
 an entry `{spec}_{hash8}` is stale when no existing spec file named `spec`
 has that hash now; a spec file that exists but cannot be read protects
 every entry of its name. A key present in both tiers counts once.
@@ -16,32 +17,15 @@ import asyncio
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from redis.exceptions import RedisError
-
-from ..cache.errors import RedisUnavailable
 from ..cache.ircache import IRCache
 from ..specs.discovery import SpecFile
-from ..specs.stale import ANY_HASH, current_hashes
+from ..specs.stale import ANY_HASH, current_hashes, hashes_in_tiers
 from .log import log, show
 from .status import SpecState, SpecStatus, StatusBoard
 from .threads import FileThreads
 
 RECOUNT_DELAY = 0.05  # let a burst settle before counting stale entries...
 RECOUNT_INTERVAL = 0.25  # ...and count at most this often
-
-
-async def hashes_in_tiers(cache: IRCache) -> dict[str, set[str]]:
-    """spec name → the hash8s of its entries in Redis (SCAN) or on disk."""
-    found: dict[str, set[str]] = {}
-    for entry in await cache.fs.list_entries():
-        found.setdefault(entry.spec_name, set()).add(entry.hash8)
-    try:
-        async for page in cache.redis.scan_ir_keys():
-            for parsed in page:
-                found.setdefault(parsed.spec_name, set()).add(parsed.hash8)
-    except (RedisUnavailable, RedisError) as exc:
-        log.debug("stale count without Redis: %s", exc)
-    return found
 
 
 def current_specs(statuses: Iterable[SpecStatus]) -> list[SpecFile]:

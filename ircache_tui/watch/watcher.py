@@ -93,7 +93,7 @@ class SpecWatcher:
         self.max_bytes = max_bytes
         self.debounce_ms = debounce_ms
         self.watch = watch
-        self.cache_dir = Path(cache.fs.directory).resolve()
+        self.cache_dir = Path(cache.cache_dir).resolve()
         self.rules = PathRules(self.dirs, pattern, self.cache_dir)
         self.stats = WatchStats()
         self._board = StatusBoard(on_status)
@@ -225,12 +225,12 @@ class SpecWatcher:
 
         async def one(p: Path) -> None:
             async with limit:
-                await self._specs.handle(p, mode="observe")
+                await self._specs.observe(p)
 
         await asyncio.gather(*(one(p) for p in targets))
         await self._stale.recount()
 
-    async def stale_report(self, *, orphans: bool = True) -> StaleReport:
+    async def stale_report(self, *, orphans: bool = False) -> StaleReport:
         """What a prune would remove: older hashes of the watched specs (and, with
         orphans, entries of specs that are not among them), in both tiers."""
         return await find_stale(self.cache, current_specs(self.statuses.values()), orphans=orphans)
@@ -269,7 +269,7 @@ class SpecWatcher:
             try:
                 kind = self.rules.classify(path)
                 if kind is PathKind.SPEC:
-                    await self._specs.handle(path, mode="check")
+                    await self._specs.check(path)
                 elif kind is PathKind.ENTRY:
                     await self._specs.entry_changed(path)
                 elif kind is PathKind.OTHER:
@@ -283,7 +283,7 @@ class SpecWatcher:
         while True:
             path = await self._generations.get()
             try:
-                await self._specs.handle(path, mode="generate")
+                await self._specs.generate(path)
             except Exception as exc:
                 self._unexpected(path, exc)
             finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...cache.errors import RedisUnavailable
+from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
 from ..common import EXIT_USAGE, CommandError
 
@@ -12,8 +12,8 @@ from ..common import EXIT_USAGE, CommandError
 async def require_redis(cache: IRCache) -> None:
     """Fail with one line (exit 1) when the command cannot work without Redis."""
     try:
-        await cache.redis.ping()
-    except RedisUnavailable as exc:
+        await cache.require_redis()
+    except IRCacheError as exc:
         raise CommandError(str(exc)) from None
 
 

@@ -16,13 +16,11 @@ Redis warms itself when they change) and a live log. Press ? for the keys.
 
 examples:
   ircache-tui examples/specs
-  ircache-tui --redis-url redis://prod:6379/0 --read-only"""
+  ircache-tui --read-only --redis-url redis://prod:6379/0 specs/"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dirs", nargs="*", metavar="SPEC_DIR", help="spec directories to list and watch")
-    p.add_argument("--read-only", action="store_true",
-                   help="disable every binding that writes or deletes (for production Redis)")
     p.add_argument("--page-size", type=int, default=100, help="Redis keys per SCAN page (default 100)")
     p.add_argument("--pattern", default="*.md", help="spec file glob (default *.md)")
     p.add_argument("--no-watch", action="store_true", help="list the specs once, do not watch for changes")
@@ -36,7 +34,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from ...tui.services import build_services
 
     services = build_services(
-        settings, dirs, read_only=args.read_only, page_size=max(1, args.page_size), spec_pattern=args.pattern,
+        settings, dirs, page_size=max(1, args.page_size), spec_pattern=args.pattern,
         watch=not args.no_watch, generate_on_watch=not args.no_generate, live="poll" if args.poll else "auto",
     )
     # The dashboard shows the log in its own pane; a stderr handler would scribble over the screen.

@@ -19,7 +19,8 @@ Prints a summary, or the full IR with --ir, or everything as JSON with --json.
 
 examples:
   ircache-tui get examples/specs/petstore-spec.md
-  ircache-tui get examples/specs/petstore-spec.md --force --json"""
+  ircache-tui get examples/specs/petstore-spec.md --force --json
+  ircache-tui get examples/specs/petstore-spec.md --read-only   # exit 1 if not cached"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

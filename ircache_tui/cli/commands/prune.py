@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from ...cache.ircache import IRCache
 from ...settings import Settings
-from ...specs import discover_specs, find_stale, prune
+from ...specs import StaleReport, discover_specs, find_stale, prune
 from ..common import EXIT_FAILED, EXIT_OK, confirm, print_json
 from ._shared import spec_dirs
 
-HELP = "delete stale entries: older hashes of existing specs, entries of deleted specs"
+HELP = "delete stale entries: older hashes of the specs under DIR"
 DESCRIPTION = """Compare the cache with the specs under DIR: entries of an older version of
-a spec that still exists are stale; entries of a spec that no longer exists
-are orphaned. Both are deleted from Redis and the filesystem after
-confirmation (--yes without a terminal). --dry-run only lists them.
+a spec under DIR are stale, and are deleted from Redis and the filesystem
+after confirmation (--yes without a terminal). Entries of spec names that
+are not under DIR may belong to another pipeline sharing the prefix: they
+are listed as "not under DIR (kept)" and deleted only with --orphans.
+--dry-run only lists.
 
 examples:
   ircache-tui prune examples/specs --dry-run
-  ircache-tui prune examples/specs --yes --json"""
+  ircache-tui prune examples/specs --yes --json
+  ircache-tui prune examples/specs --orphans --yes   # also entries of specs not under DIR"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="the spec directories that define what is current")
     p.add_argument("--pattern", default="*.md", help="spec file glob (default *.md)")
-    p.add_argument("--keep-orphans", action="store_true", help="only prune older hashes of specs that exist")
+    p.add_argument("--orphans", action="store_true",
+                   help="also delete entries whose spec is not under DIR (by default they are kept)")
+    p.add_argument("--keep-orphans", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--json", action="store_true", help="print JSON (what was found and what was removed)")
@@ -39,19 +45,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
     specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir])
     async with IRCache(settings=settings) as cache:
-        report = await find_stale(cache, specs, orphans=not args.keep_orphans)
+        report = await find_stale(cache, specs, orphans=args.orphans and not args.keep_orphans)
         removed = {"redis": 0, "filesystem": 0}
         if report.total and not args.dry_run:
             if not args.json:
-                _describe(report)
+                _describe(report, dirs)
             confirm(f"Delete {len(report.redis_keys)} Redis key(s) and {len(report.files)} file(s)?", args.yes)
             removed = await prune(cache, report)
     if args.json:
         print_json({"found": report.as_dict(), "removed": removed, "dry_run": args.dry_run,
+                    "orphans": "removed" if report.include_orphans else "kept",
                     "redis_error": report.redis_error or None})
     else:
         if args.dry_run or not report.total:
-            _describe(report)
+            _describe(report, dirs)
         if not args.dry_run and report.total:
             print(f"pruned {removed['redis']} Redis key(s) and {removed['filesystem']} file(s)")
         if report.redis_error:
@@ -59,13 +66,17 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
     return EXIT_FAILED if report.redis_error else EXIT_OK
 
 
-def _describe(report) -> None:
+def _describe(report: StaleReport, dirs: list[Path]) -> None:
+    where = ", ".join(map(str, dirs))
+    orphan_label = "orphaned (spec not under DIR)" if report.include_orphans else f"not under {where} (kept)"
     if not report.total:
         print("nothing stale")
-        return
     for label, keys in (
-        ("stale in Redis", report.redis_stale), ("orphaned in Redis", report.redis_orphaned),
-        ("stale on disk", report.files_stale), ("orphaned on disk", report.files_orphaned),
+        ("stale in Redis", report.redis_stale), (f"{orphan_label} in Redis", report.redis_orphaned),
+        ("stale on disk", report.files_stale), (f"{orphan_label} on disk", report.files_orphaned),
     ):
         for key in keys:
             print(f"{label}: {key}")
+    if report.kept:
+        print(f"kept {report.kept} entr{'y' if report.kept == 1 else 'ies'} of specs not under {where} "
+              "(other pipelines may own them; --orphans deletes them)")

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with IRCache(settings=settings) as cache:
         info = await cache.get_cache_info()
-        redis_url = cache.redis.display_url
+        redis_url = cache.display_url
     info["redis"]["url"] = redis_url
     info["ttl"] = settings.ttl
     if args.json:
@@ -41,7 +41,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             specs = ", ".join(r["specs"]) or "none"
             print(f"Redis       {redis_url}")
             print(f"  IR keys   {r['total_keys']}")
-            print(f"  memory    {human_bytes(r['total_size_bytes'])}")
+            size = r["total_size_bytes"]
+            print(f"  memory    {human_bytes(size) if size is not None else 'n/a (MEMORY USAGE refused)'}")
             print(f"  specs     {len(r['specs'])}: {specs}")
         else:
             print(f"Redis       {redis_url}: unreachable ({r['error']})")
