@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 def human_bytes(n: int | None) -> str:
     if n is None:
-        return "?"
+        return "n/a"  # unknown: the server refused MEMORY USAGE, or the key went meanwhile
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":

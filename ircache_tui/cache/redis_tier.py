@@ -414,9 +414,9 @@ class RedisTier:
         except RedisPermissionError as scripted:
             try:
                 await self._run(lambda: self._compare_and(lkey, probe, lambda pipe: pipe.delete(lkey)))
-                self._lock_mode = "watch"
-                log.warning("Redis refuses scripts for this user (%s): releasing generation locks "
-                            "with WATCH/MULTI/EXEC instead", scripted.rule)
+                self._lock_mode = "watch"  # as correct as the script, one more round trip
+                log.info("Redis refuses scripts for this user (%s): generation locks are released "
+                         "and extended with WATCH/MULTI/EXEC", scripted.rule)
             except RedisPermissionError as watched:
                 self._lock_mode = "none"
                 log.warning("Redis refuses both %s and %s for this user: no cross-process generation lock, "

@@ -378,7 +378,8 @@ class IRCacheApp(App[None]):
         redis_info = message.info["redis"]
         if redis_info.get("reachable"):
             self._mark_up()
-            self._status(ir_keys=redis_info["total_keys"], ir_bytes=redis_info["total_size_bytes"])
+            size = redis_info["total_size_bytes"]
+            self._status(ir_keys=redis_info["total_keys"], ir_bytes=size, sizes_refused=size is None)
         else:
             self.post_message(m.RedisDown(redis_info.get("error", "unreachable")))
 

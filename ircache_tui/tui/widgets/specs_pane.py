@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 
+from ...watch.status import SpecStatus
 from .table_pane import TablePane
 
 COLUMNS = (("spec", "Spec", None), ("key", "Key", 8), ("state", "Status", None), ("stale", "Stale", 5), ("path", "Path", None))
@@ -23,7 +23,7 @@ class SpecsPane(TablePane):
     def __init__(self, dirs: list[Path], **kwargs) -> None:
         super().__init__(**kwargs)
         self.dirs = dirs
-        self.statuses: dict[str, Any] = {}
+        self.statuses: dict[str, SpecStatus] = {}
 
     def empty_hint(self) -> str:
         if self.dirs:
@@ -34,13 +34,13 @@ class SpecsPane(TablePane):
         self.set_class(True, "-empty")
         self._footer()
 
-    def selected(self) -> Any | None:
+    def selected(self) -> SpecStatus | None:
         key = self.selected_row_key()
         return self.statuses.get(key) if key else None
 
-    def update_status(self, status: Any) -> None:
+    def update_status(self, status: SpecStatus) -> None:
         key = str(status.path)
-        state = getattr(status.state, "value", str(status.state))
+        state = status.state.value
         label = Text(state, style=_STYLES.get(state, ""))
         if status.error:
             label.append(f": {status.error}", style="red")
@@ -58,7 +58,7 @@ class SpecsPane(TablePane):
         counts: dict[str, int] = {}
         stale = 0
         for s in self.statuses.values():
-            state = getattr(s.state, "value", str(s.state))
+            state = s.state.value
             counts[state] = counts.get(state, 0) + 1
             stale += s.stale
         parts = [f"{n} {state}" for state, n in sorted(counts.items())]

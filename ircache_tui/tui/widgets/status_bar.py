@@ -16,6 +16,8 @@ class Status:
     connected: bool | None = None  # None: not known yet
     ir_keys: int | None = None
     ir_bytes: int | None = None
+    #: the server refuses MEMORY USAGE (an ACL without it): keys are counted, their size is unknown
+    sizes_refused: bool = False
     ttl: int = 0
     generator: str = ""
     hits: int = 0
@@ -47,7 +49,7 @@ class StatusBar(Static):
         text.append(*state)
         text.append(" ")
         keys = "…" if s.ir_keys is None else str(s.ir_keys)
-        size = "…" if s.ir_bytes is None else human_bytes(s.ir_bytes)
+        size = "size n/a" if s.sizes_refused else "…" if s.ir_bytes is None else human_bytes(s.ir_bytes)
         text.append(f" │ {keys} IR keys, {size}")
         text.append(f" │ TTL {human_ttl(s.ttl) if s.ttl else 'off'}")
         text.append(f" │ gen {s.generator}")
