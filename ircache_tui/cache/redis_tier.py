@@ -126,8 +126,9 @@ class RedisTier:
     def _down(self) -> RedisUnavailable:
         return RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}")
 
-    async def _run(self, op: Callable[[], Awaitable[T]]) -> T:
-        if self.health.should_skip():
+    async def _run(self, op: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
+        """Run one Redis call; `probe` asks even inside the fast-fail window after a failure."""
+        if not probe and self.health.should_skip():
             raise self._down()
         try:
             result = await op()
@@ -147,15 +148,7 @@ class RedisTier:
 
     async def probe(self) -> None:
         """PING now, even inside the fast-fail window after a failure; raises if Redis is still down."""
-        try:
-            await self.client.ping()
-        except _DOWN_ERRORS as exc:
-            self.health.mark_down(exc)
-            raise self._down() from None
-        except RedisError as exc:
-            self.health.mark_up()
-            raise command_error(exc) from None
-        self.health.mark_up()
+        await self._run(self.client.ping, probe=True)
 
     async def get_raw(self, cache_key: str) -> bytes | None:
         rkey = self.keys.redis_key(cache_key)
