@@ -76,3 +76,64 @@ def test_dashboard_in_a_real_terminal(terminal, redis_url, sync_redis, tmp_path)
     while subprocess.run(["tmux", "has-session", "-t", terminal], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "the app did not quit on q"
         time.sleep(0.2)
+
+
+def test_read_only_dashboard_in_a_real_terminal_changes_nothing(terminal, tmp_path):
+    """`ircache-tui --read-only SPEC_DIR` over an external Redis (TCP, password) seeded with a cached,
+    a cold and a missing spec, corrupt entries and foreign keys: it shows them, follows an edit
+    (the edited spec shows as missing) and sends no write; DBSIZE, every key and the cache dir stay."""
+    from ircache_tui import cache_key
+    from tests.test_read_only import A_EDIT, WriteWatch, assert_no_writes, assert_unchanged, seeded_world, snapshot
+
+    def spec_row(shown: str, spec: str) -> str:
+        rows = [line for line in shown.splitlines() if line.lstrip().startswith(spec + " ")]
+        return rows[0] if rows else ""
+
+    with seeded_world(tmp_path) as world:
+        env = cli_env(world.server.url, world.cache_dir, TERM="xterm-256color")
+        env_args = [f"{k}={v}" for k, v in env.items() if k in ("REDIS_URL", "IR_CACHE_DIR", "PATH", "HOME", "TERM")]
+        command = ["env", "-i", *env_args, ENTRY_POINT, "--read-only", str(world.specs)]
+        before = snapshot(world)
+        watch = WriteWatch(world.server).start()
+        try:
+            _tmux("new-session", "-d", "-s", terminal, "-x", "130", "-y", "36", *command)
+            shown = wait_for(terminal, "READ-ONLY")
+            assert "● up" in wait_for(terminal, "● up")
+            wait_for(terminal, "initial walk done: 5 spec(s): 2 in redis, 2 filesystem only, 1 missing")
+
+            _tmux("send-keys", "-t", terminal, "F")  # disabled: no confirmation, nothing flushed
+            _tmux("send-keys", "-t", terminal, "w")
+            time.sleep(0.5)
+            assert "Flush ALL IR entries?" not in screen(terminal) and "Warmed" not in screen(terminal)
+
+            # the Specs tab: focus the tab bar (shift+tab from the keys table), then two to the right
+            _tmux("send-keys", "-t", terminal, "BTab")
+            time.sleep(0.3)
+            _tmux("send-keys", "-t", terminal, "Right")
+            time.sleep(0.3)
+            _tmux("send-keys", "-t", terminal, "Right")
+            shown = wait_for(terminal, "inventory-spec ")
+            keys = world.keys
+            assert keys["a"][-8:] in spec_row(shown, "petstore-spec") and "in redi" in spec_row(shown, "petstore-spec")
+            assert "filesys" in spec_row(shown, "ecommerce-api-spec-human"), shown
+            assert "missing" in spec_row(shown, "inventory-spec"), shown
+
+            spec = world.paths["a"]
+            spec.write_text(spec.read_text() + A_EDIT)
+            new_hash = cache_key(spec.read_text(), str(spec))[-8:]
+            deadline = time.monotonic() + 15
+            while not (new_hash in spec_row(shown, "petstore-spec") and "missing" in spec_row(shown, "petstore-spec")):
+                assert time.monotonic() < deadline, f"the edited spec never showed as missing:\n{shown}"
+                time.sleep(0.2)
+                shown = screen(terminal)
+            assert "READ-ONLY" in shown
+
+            _tmux("send-keys", "-t", terminal, "q")
+            deadline = time.monotonic() + 10
+            while subprocess.run(["tmux", "has-session", "-t", terminal], capture_output=True).returncode == 0:
+                assert time.monotonic() < deadline, "the app did not quit on q"
+                time.sleep(0.2)
+        finally:
+            report = watch.stop()
+        assert_no_writes(report, expect_reads={"get", "exists", "scan", "getrange"})
+        assert_unchanged(before, snapshot(world))

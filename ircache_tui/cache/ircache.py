@@ -116,6 +116,9 @@ class IRCache:
         self._lock_ttl_ms = lock_ttl_ms
         self._lock_poll = lock_poll_interval
         self._inflight: dict[tuple[str, bool], asyncio.Task[Lookup]] = {}
+        #: a Redis write refused by the ACL raises instead of degrading to the filesystem
+        #: (for operations whose point is to fill Redis, like `warm`)
+        self.strict_redis_writes = False
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -309,7 +312,7 @@ class IRCache:
                 log.info("IR cache HIT (filesystem) for %s, warming Redis", spec_name)
             self.events.emit(CacheEvent("hit", spec_name, key, "filesystem"))
             if not self.read_only:
-                await self._store_redis(key, raw)
+                await self._store_redis(key, raw, strict=self.strict_redis_writes)
             return Lookup(key, "filesystem", entry)
         return None
 
@@ -408,9 +411,16 @@ class IRCache:
         )
         if store:
             raw = entry.to_json_bytes()
-            await self._store_redis(key, raw)
-            await self._store_filesystem(key, raw)
-            log.info("Generated IR for %s with %s and cached it as %s", spec_name, label, key)
+            in_redis = on_disk = False
+            try:
+                in_redis = await self._store_redis(key, raw, strict=self.strict_redis_writes)
+            finally:  # what was paid for is kept on disk even when Redis refuses it
+                on_disk = await self._store_filesystem(key, raw)
+            where = " and ".join(t for t, ok in (("Redis", in_redis), ("the filesystem", on_disk)) if ok)
+            if where:
+                log.info("Generated IR for %s with %s and cached it as %s (in %s)", spec_name, label, key, where)
+            else:
+                log.warning("Generated IR for %s with %s, but could not cache it (%s)", spec_name, label, key)
         self.events.emit(CacheEvent("generated", spec_name, key, "generator", label))
         return Lookup(key, "generator", entry)
 

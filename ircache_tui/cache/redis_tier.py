@@ -14,10 +14,11 @@ so a read-only tier sends no write command at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
@@ -63,21 +64,37 @@ def make_client(url: str, *, connect_timeout: float = 0.5, socket_timeout: float
     return client
 
 
-def permission_error(exc: NoPermissionError) -> RedisPermissionError:
-    """The refused command, from the server's NOPERM text, and the ACL rule that allows it."""
+# Redis 6 names only the parent command in NOPERM ('script'); the rule to add is
+# the subcommand we send, not the whole family (+script also grants SCRIPT FLUSH).
+_SUBCOMMAND_SENT = {"script": "script|load", "memory": "memory|usage", "client": "client|setname",
+                    "config": "config|get"}
+# A command inside a Lua script that the ACL refuses (not a NoPermissionError in redis-py)
+_SCRIPT_NOPERM = "can't run this command or subcommand"
+
+
+def permission_error(exc: RedisError, sent: str | None = None) -> RedisPermissionError:
+    """The refused command, from the server's NOPERM text, and the ACL rule that allows it.
+
+    `sent`: the (sub)command the caller sent, when the server names only its parent.
+    """
     text = str(exc)
+    if _SCRIPT_NOPERM in text:
+        return RedisPermissionError("evalsha", "a command inside the script is refused: it needs +get +set +unlink")
     m = _NOPERM_COMMAND.search(text)
     if m:
-        return RedisPermissionError(m.group(1))
+        command = m.group(1).lower()
+        if "|" not in command:
+            command = sent if sent and sent.split("|")[0] == command else _SUBCOMMAND_SENT.get(command, command)
+        return RedisPermissionError(command)
     if "key" in text.lower():  # NOPERM for a key outside the user's key patterns
         return RedisPermissionError("key access", "the user's key patterns must include the prefix, e.g. ~ir_cache:*")
     return RedisPermissionError("a command", text.splitlines()[0] if text else "")
 
 
-def command_error(exc: RedisError) -> RedisCommandError:
+def command_error(exc: RedisError, sent: str | None = None) -> RedisCommandError:
     """Any other Redis error, as one line."""
-    if isinstance(exc, NoPermissionError):
-        return permission_error(exc)
+    if isinstance(exc, NoPermissionError) or _SCRIPT_NOPERM in str(exc):
+        return permission_error(exc, sent)
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     return RedisCommandError(f"Redis error: {redact.scrub(text)}")  # a server may echo what it was sent
 
@@ -106,6 +123,7 @@ class RedisTier:
         self._release = self.client.register_script(scripts.RELEASE_LOCK)
         self._extend = self.client.register_script(scripts.EXTEND_LOCK)
         self._lock_mode: LockMode | None = None  # found on first use: scripts, WATCH/MULTI, or no lock
+        self._said_lock_refusal: set[str] = set()
         self._stats_scripted = True  # False once the server refused the stats script
 
     @property
@@ -126,8 +144,9 @@ class RedisTier:
     def _down(self) -> RedisUnavailable:
         return RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}")
 
-    async def _run(self, op: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
-        """Run one Redis call; `probe` asks even inside the fast-fail window after a failure."""
+    async def _run(self, op: Callable[[], Awaitable[T]], *, probe: bool = False, sent: str | None = None) -> T:
+        """Run one Redis call; `probe` asks even inside the fast-fail window after a failure;
+        `sent` names the subcommand, for the ACL rule a refusal asks for."""
         if not probe and self.health.should_skip():
             raise self._down()
         try:
@@ -138,7 +157,7 @@ class RedisTier:
         except RedisError as exc:
             # Redis answered (so it is up): an ACL refusal, a wrong type, a bad argument.
             self.health.mark_up()
-            raise command_error(exc) from None
+            raise command_error(exc, sent) from None
         self.health.mark_up()
         return result
 
@@ -326,7 +345,7 @@ class RedisTier:
             if not may_configure or (self.read_only and not self.private):
                 return False
             wanted = "".join(sorted(set(flags) | set(_NOTIFY_FLAGS)))
-            await self._run(lambda: self.client.config_set("notify-keyspace-events", wanted))
+            await self._run(lambda: self.client.config_set("notify-keyspace-events", wanted), sent="config|set")
             log.info("Enabled keyspace notifications (notify-keyspace-events %s)", wanted)
             return True
         except (RedisCommandError, RedisUnavailable) as exc:
@@ -379,18 +398,33 @@ class RedisTier:
         return bool(await self._run(lambda: self.client.set(lkey, token, nx=True, px=ttl_ms)))
 
     async def extend_lock(self, cache_key: str, token: str, ttl_ms: int) -> bool:
-        self._writable("PEXPIRE (lock)")
+        self._writable("SET XX PX (lock)")
         lkey = self.keys.lock_key(cache_key)
-        if self._lock_mode == "script":
-            return bool(await self._run(lambda: self._extend(keys=[lkey], args=[token, ttl_ms])))
-        return await self._run(lambda: self._compare_and(lkey, token, lambda pipe: pipe.pexpire(lkey, ttl_ms)))
+        with self._lock_refusal("extend"):
+            if self._lock_mode == "script":
+                return bool(await self._run(lambda: self._extend(keys=[lkey], args=[token, ttl_ms])))
+            return await self._run(
+                lambda: self._compare_and(lkey, token, lambda pipe: pipe.set(lkey, token, xx=True, px=ttl_ms))
+            )
 
     async def release_lock(self, cache_key: str, token: str) -> bool:
-        self._writable("DEL (lock)")
+        self._writable("UNLINK (lock)")
         lkey = self.keys.lock_key(cache_key)
-        if self._lock_mode == "script":
-            return bool(await self._run(lambda: self._release(keys=[lkey], args=[token])))
-        return await self._run(lambda: self._compare_and(lkey, token, lambda pipe: pipe.delete(lkey)))
+        with self._lock_refusal("release"):
+            if self._lock_mode == "script":
+                return bool(await self._run(lambda: self._release(keys=[lkey], args=[token])))
+            return await self._run(lambda: self._compare_and(lkey, token, lambda pipe: pipe.unlink(lkey)))
+
+    @contextlib.contextmanager
+    def _lock_refusal(self, what: str) -> Iterator[None]:
+        """A lock the ACL lets us take but not release or extend: say so once, loudly."""
+        try:
+            yield
+        except RedisPermissionError as exc:
+            if what not in self._said_lock_refusal:
+                self._said_lock_refusal.add(what)
+                log.warning("Cannot %s a generation lock: %s (until then a lock lasts its full TTL)", what, exc)
+            raise
 
     async def lock_held(self, cache_key: str) -> bool:
         lkey = self.keys.lock_key(cache_key)
@@ -406,7 +440,7 @@ class RedisTier:
             self._lock_mode = "script"
         except RedisPermissionError as scripted:
             try:
-                await self._run(lambda: self._compare_and(lkey, probe, lambda pipe: pipe.delete(lkey)))
+                await self._run(lambda: self._compare_and(lkey, probe, lambda pipe: pipe.unlink(lkey)))
                 self._lock_mode = "watch"  # as correct as the script, one more round trip
                 log.info("Redis refuses scripts for this user (%s): generation locks are released "
                          "and extended with WATCH/MULTI/EXEC", scripted.rule)

@@ -15,9 +15,13 @@ the stats step has an unscripted fallback.
 from __future__ import annotations
 
 # Compare-and-delete and compare-and-extend: a lock is released or extended
-# only by the holder of its token.
-RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-EXTEND_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+# only by the holder of its token. They use the commands a read-write user
+# has anyway (GET, UNLINK, SET XX PX): ACLs apply inside scripts too.
+RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('unlink', KEYS[1]) else return 0 end"
+EXTEND_LOCK = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then"
+    " return redis.call('set', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) and 1 or 0 else return 0 end"
+)
 
 # ARGV: cursor, COUNT, `{prefix}:`, a spec name ("" for every spec), the
 # longest spec name in bytes. A key is ours when it is

@@ -37,8 +37,11 @@ class ChangeFeed:
         debounce_ms: int,
         stop_event: asyncio.Event,
         on_change: Callable[[], None],
+        create_cache_dir: bool = True,
     ) -> None:
+        """`create_cache_dir=False` (a read-only cache): watch the cache dir only if it exists."""
         self._rules = rules
+        self._create_cache_dir = create_cache_dir
         self._checks = checks
         self._threads = threads
         self._stats = stats
@@ -60,7 +63,12 @@ class ChangeFeed:
         paths = list(self._rules.roots)
         cache_dir = self._rules.cache_dir
         try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
+            if self._create_cache_dir:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+            elif not cache_dir.is_dir():
+                log.info("the cache dir %s does not exist: not watching it (read-only, not creating it)",
+                         show(cache_dir))
+                return paths
         except OSError as exc:
             log.warning("cannot watch the cache dir %s: %s", show(cache_dir), exc.strerror or exc)
             return paths

@@ -111,7 +111,8 @@ class SpecWatcher:
         self._stale = StaleRecounter(cache, self._board, self._threads, self._update_idle)
         self._reader = SpecReader(self._threads, max_bytes, lambda path: path in self.statuses)
         self._feed = ChangeFeed(self.rules, self._checks, self._threads, self.stats, debounce_ms=debounce_ms,
-                                stop_event=self._stop_event, on_change=self._update_idle)
+                                stop_event=self._stop_event, on_change=self._update_idle,
+                                create_cache_dir=not cache.read_only)
         self._directories = DirectoryChanges(self.rules, self._board, self._checks, self._reader, self._threads)
         self._specs = SpecHandler(cache, self._reader, self._board, self._generations, self._stale, self.stats,
                                   self._threads, generate=generate, walk_into=self._directories.walk_into)
@@ -163,7 +164,8 @@ class SpecWatcher:
                 "watching %s for %s%s; generation %s",
                 ", ".join(str(show(d)) for d in self.dirs), self.pattern,
                 f" (and the cache dir {show(self.cache_dir)})" if self._feed.cache_dir_is_extra() else "",
-                f"on, {self.max_concurrent} at once" if self.generate else "off",
+                "off (read-only)" if self.cache.read_only
+                else f"on, {self.max_concurrent} at once" if self.generate else "off",
             )
             await asyncio.wait({consumer, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if consumer.done() and not self._stop_event.is_set():

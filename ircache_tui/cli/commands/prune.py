@@ -9,7 +9,7 @@ from pathlib import Path
 from ...cache.ircache import IRCache
 from ...settings import Settings
 from ...specs import StaleReport, discover_specs, find_stale, prune
-from ..common import EXIT_FAILED, EXIT_OK, confirm, print_json
+from ..common import EXIT_FAILED, EXIT_OK, confirm, eprint, print_json
 from ._shared import spec_dirs
 
 HELP = "delete stale entries: older hashes of the specs under DIR"
@@ -61,9 +61,10 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
             _describe(report, dirs)
         if not args.dry_run and report.total:
             print(f"pruned {removed['redis']} Redis key(s) and {removed['filesystem']} file(s)")
-        if report.redis_error:
-            print(f"Redis not checked: {report.redis_error}")
-    return EXIT_FAILED if report.redis_error else EXIT_OK
+    if report.redis_error:
+        eprint(f"ircache-tui prune: Redis not checked: {report.redis_error}")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _describe(report: StaleReport, dirs: list[Path]) -> None:

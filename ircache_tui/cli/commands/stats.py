@@ -8,7 +8,7 @@ import asyncio
 from ...cache.ircache import IRCache
 from ...fmt import human_bytes
 from ...settings import Settings
-from ..common import EXIT_FAILED, EXIT_OK, print_json
+from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json
 
 HELP = "show what the IR cache holds (Redis keys, bytes, specs; files on disk)"
 DESCRIPTION = """Show what the IR cache holds: IR keys in Redis with their MEMORY USAGE and
@@ -50,4 +50,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  files     {f['file_count']}")
         print(f"  size      {human_bytes(f['total_size_bytes'])}")
         print(f"TTL         {settings.ttl}s" + (" (caching off)" if settings.ttl == 0 else ""))
-    return EXIT_OK if info["redis"]["reachable"] else EXIT_FAILED
+    if not info["redis"]["reachable"]:
+        eprint(f"ircache-tui stats: {info['redis']['error']}")  # the one line that says why
+        return EXIT_FAILED
+    return EXIT_OK

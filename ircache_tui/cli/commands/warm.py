@@ -39,6 +39,7 @@ async def _run(args, settings: Settings, dirs) -> int:
     tiers = {"redis": 0, "filesystem": 0, "generator": 0}
     async with IRCache(settings=settings) as cache:
         await require_redis(cache)
+        cache.strict_redis_writes = True  # warming is filling Redis: a refused SET stops it
         warmed = await cache.warm_redis()
         specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir]) if dirs else []
         for bad in (s for s in specs if not s.ok):
