@@ -139,3 +139,36 @@ def test_importing_does_not_load_ui_packages(imports, absent):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"importing {', '.join(imports)} loaded: {proc.stdout.strip()}"
+
+
+# The tiers' own objects, which only cache/ may touch: IRCache.redis, IRCache.fs, a tier's client.
+TIER_ATTRIBUTES = {"redis", "fs", "client", "_run", "health"}
+ABOVE_CACHE = ["tui", "watch", "specs", "cli"]
+
+
+def reach_arounds(root: Path) -> list[str]:
+    """`something.cache.redis`, `cache.fs`, `self._cache.redis.client`... in the layers above cache/."""
+    import ast
+
+    found = []
+    for layer in ABOVE_CACHE:
+        for path in sorted((root / PACKAGE / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not (isinstance(node, ast.Attribute) and node.attr in TIER_ATTRIBUTES):
+                    continue
+                owner = node.value
+                name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                if name in ("cache", "_cache"):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {name}.{node.attr}")
+    return found
+
+
+def test_nothing_above_the_cache_reaches_around_its_door():
+    assert reach_arounds(ROOT) == []
+
+
+def test_the_door_check_finds_a_planted_reach_around(tmp_path):
+    shutil.copytree(ROOT / PACKAGE, tmp_path / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    handler = tmp_path / PACKAGE / "watch" / "spec_handler.py"
+    handler.write_text(handler.read_text() + "\n\nasync def _sneak(self):\n    await self._cache.redis.client.ping()\n")
+    assert [line.split(": ", 1)[1] for line in reach_arounds(tmp_path)] == ["_cache.redis"]
