@@ -34,6 +34,7 @@ from ..specs.stale import StaleReport, current_hashes
 from ..watch.stale import current_specs
 from . import messages as m
 from .logbridge import AppLogHandler
+from .picked import PickedEntry
 from .screens.detail import DetailScreen
 from .screens.filter import FilterScreen
 from .screens.flush import FlushRequest, FlushScreen
@@ -53,16 +54,6 @@ log = logging.getLogger("ircache")
 # Actions that write to or delete from the cache: off in --read-only.
 DESTRUCTIVE = {"flush_spec", "flush_all", "regenerate", "warm", "delete_key", "reset_ttl", "prune"}
 NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
-
-
-@dataclass(frozen=True)
-class PickedEntry:
-    """What the cursor is on: a Redis key, an entry file, or a spec."""
-
-    spec_name: str
-    cache_key: str
-    tier: str  # "redis", "filesystem", "spec"
-    spec_path: Path | None = None
 
 
 class IRCacheApp(App[None]):
