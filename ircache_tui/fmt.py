@@ -1,8 +1,22 @@
-"""Human-readable sizes, durations and times, shared by the CLI and the dashboard."""
+"""Human-readable counts, sizes, durations and times, shared by the CLI and the dashboard."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+
+
+def human_count(n: int) -> str:
+    """A count for people: `999`, `5,003` (thousands separated)."""
+    return f"{n:,}"
+
+
+def plural(n: int, word: str, plural_word: str | None = None) -> str:
+    """A count and its noun in agreement: `1 entry`, `2 entries`, `5,003 keys`.
+
+    `plural_word` defaults to `word + "s"`; pass it for the rest (`entity`/`entities`).
+    """
+    noun = word if n == 1 else plural_word if plural_word is not None else f"{word}s"
+    return f"{human_count(n)} {noun}"
 
 
 def human_bytes(n: int | None) -> str:

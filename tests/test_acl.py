@@ -518,6 +518,6 @@ def test_stats_without_memory_counts_keys_and_says_na(shared, make_user, tmp_pat
     assert info["total_keys"] == len(shared.ir_keys()) == FOREIGN_SPECS
     assert info["total_size_bytes"] is None
     assert_clean(as_text)
-    assert f"IR keys   {FOREIGN_SPECS}\n" in as_text.stdout
+    assert f"IR keys   {FOREIGN_SPECS:,}\n" in as_text.stdout
     memory = [line for line in as_text.stdout.splitlines() if line.strip().startswith("memory")]
     assert len(memory) == 1 and "n/a" in memory[0], as_text.stdout

@@ -66,8 +66,21 @@ def is_ignored(path: Path, root: Path | None = None, extra_ignored: list[Path] |
     return False
 
 
-def read_spec(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> SpecFile:
-    """Read and key one spec file; problems land in `error`, one line naming the reason."""
+#: `error` of a spec file that went between being seen (a walk, a watch event) and being read
+NO_LONGER_EXISTS = "file no longer exists"
+#: `error` of a path given by a person (`ircache-tui get PATH`) where there is no file
+NO_SUCH_FILE = "no such file"
+#: `error` of a symlink whose target does not exist
+BROKEN_LINK = "broken symlink (its target does not exist)"
+
+
+def read_spec(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, *, seen: bool = True) -> SpecFile:
+    """Read and key one spec file; problems land in `error`, one line naming the reason.
+
+    `seen` says the caller saw the file exist (a directory walk, a watch event, a spec
+    the dashboard knows): if it is gone, it `no longer exists`. A path a person typed
+    was never seen (`seen=False`): if there is nothing there, it is `no such file`.
+    """
     try:
         name = spec_name_from_path(str(path))
     except InvalidSpecName as exc:
@@ -82,7 +95,9 @@ def read_spec(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> SpecFile:
             return SpecFile(path, name, error=f"larger than the {max_bytes}-byte limit ({size} bytes)")
         raw = path.read_bytes()
     except FileNotFoundError:
-        return SpecFile(path, name, error="file no longer exists")
+        if path.is_symlink():
+            return SpecFile(path, name, error=BROKEN_LINK)
+        return SpecFile(path, name, error=NO_LONGER_EXISTS if seen else NO_SUCH_FILE)
     except IsADirectoryError:
         return SpecFile(path, name, error="is a directory")
     except PermissionError:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ...cache.ircache import IRCache
+from ...fmt import human_count, plural
 from ...ir.generators import GenerationError
 from ...settings import Settings
 from ...specs import read_spec
@@ -23,6 +24,18 @@ examples:
   ircache-tui get examples/specs/petstore-spec.md --read-only   # exit 1 if not cached"""
 
 
+# the IR's summary keys (ApplicationIR.summary) and their nouns, singular and plural
+_NOUNS = {"entities": ("entity", "entities"), "endpoints": ("endpoint", "endpoints"),
+          "flows": ("flow", "flows"), "rules": ("rule", "rules")}
+
+
+def summary_text(summary: dict[str, int]) -> str:
+    """`3 entities, 5 endpoints, 1 flow, 1 rule`."""
+    return ", ".join(
+        plural(n, *_NOUNS[k]) if k in _NOUNS else f"{human_count(n)} {k}" for k, n in summary.items()
+    )
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC.md", help="the spec file")
     p.add_argument("--force", action="store_true", help="regenerate even if cached (force_refresh)")
@@ -31,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    spec = read_spec(Path(args.spec))
+    spec = read_spec(Path(args.spec), seen=False)  # a path typed here: if absent, "no such file"
     if spec.error:
         raise CommandError(f"{args.spec}: {spec.error}", EXIT_USAGE)
     return asyncio.run(_run(args, settings, spec.text))
@@ -56,7 +69,7 @@ async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
         })
         return EXIT_OK
     print(f"{result.cache_key}: from {result.tier}")
-    print(f"  {result.ir.name}: " + ", ".join(f"{n} {k}" for k, n in summary.items()))
+    print(f"  {result.ir.name}: {summary_text(summary)}")
     if args.ir:
         print(json.dumps(result.ir.model_dump(mode="json"), indent=2))
     return EXIT_OK

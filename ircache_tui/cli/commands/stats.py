@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from ...cache.ircache import IRCache
-from ...fmt import human_bytes
+from ...fmt import human_bytes, human_count, plural
 from ...settings import Settings
 from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json
 
@@ -17,6 +17,43 @@ unreachable (the filesystem part is still printed).
 
 example:
   ircache-tui stats --json"""
+
+
+#: how many spec names the text output shows; --json lists them all
+SPECS_SHOWN = 10
+
+
+def specs_text(redis_info: dict, limit: int = SPECS_SHOWN) -> str:
+    """The `specs` line: how many, then the first `limit` and how many more.
+
+    The biggest first when the stats carry per-spec sizes (`spec_sizes`:
+    {name: {"keys", "bytes"}}, bytes None when MEMORY USAGE is refused), else
+    alphabetically, as `specs` is sorted.
+    """
+    names: list[str] = list(redis_info["specs"])
+    sizes = redis_info.get("spec_sizes")
+    if sizes:
+        def weight(name: str) -> tuple[int, int, str]:
+            size = sizes.get(name) or {}
+            return (-(size.get("bytes") or 0), -(size.get("keys") or 0), name)
+
+        names.sort(key=weight)
+    if not names:
+        return "0: none"
+    shown = []
+    for name in names[:limit]:
+        size = sizes.get(name) if sizes else None
+        if size:
+            detail = plural(size.get("keys") or 0, "key")
+            if size.get("bytes") is not None:
+                detail += f", {human_bytes(size['bytes'])}"
+            name = f"{name} ({detail})"
+        shown.append(name)
+    text = f"{human_count(len(names))}: " + ", ".join(shown)
+    rest = len(names) - len(shown)
+    if rest:
+        text += f" … and {plural(rest, 'more spec', 'more specs')} (--json lists all)"
+    return text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,16 +75,15 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         r, f = info["redis"], info["filesystem"]
         if r["reachable"]:
-            specs = ", ".join(r["specs"]) or "none"
             print(f"Redis       {redis_url}")
-            print(f"  IR keys   {r['total_keys']}")
+            print(f"  IR keys   {human_count(r['total_keys'])}")
             size = r["total_size_bytes"]
             print(f"  memory    {human_bytes(size) if size is not None else 'n/a (MEMORY USAGE refused)'}")
-            print(f"  specs     {len(r['specs'])}: {specs}")
+            print(f"  specs     {specs_text(r)}")
         else:
             print(f"Redis       {redis_url}: unreachable ({r['error']})")
         print(f"Filesystem  {f['directory']}")
-        print(f"  files     {f['file_count']}")
+        print(f"  files     {human_count(f['file_count'])}")
         print(f"  size      {human_bytes(f['total_size_bytes'])}")
         print(f"TTL         {settings.ttl}s" + (" (caching off)" if settings.ttl == 0 else ""))
     if not info["redis"]["reachable"]:
