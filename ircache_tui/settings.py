@@ -44,6 +44,27 @@ def parse_flag(value: str, source: str) -> bool:
     raise SettingsError(f"{source} must be 1 or 0 (true/false, yes/no, on/off), got {value!r}")
 
 
+def validate_redis_url(url: str | None, source: str = "REDIS_URL") -> str | None:
+    """`url` if redis-py can build a connection pool from it (nothing is connected), else SettingsError.
+
+    The check is redis-py's own parsing, so what it accepts is what we accept. The
+    message names `source` and gives redis-py's reason, never the URL itself: a
+    malformed URL may hold a password the scrubber cannot find in it.
+    """
+    if url is None:
+        return None
+    # redis is an external package (no layer above this one): imported here so that
+    # importing the settings stays cheap for callers that never build a URL
+    from redis.connection import ConnectionPool
+
+    try:
+        ConnectionPool.from_url(url)
+    except (ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise SettingsError(f"{source} is not a usable Redis URL: {redact.scrub(reason)}") from None
+    return url
+
+
 def parse_ttl(value: str | int, source: str = "IR_CACHE_TTL") -> int:
     try:
         ttl = int(value)
@@ -83,13 +104,20 @@ class Settings:
             read_only=parse_flag(env.get("IR_READ_ONLY", ""), "IR_READ_ONLY"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
+        if given.get("redis_url") == "":
+            given["redis_url"] = None  # as for REDIS_URL: empty means the embedded server
         if "cache_dir" in given:
             given["cache_dir"] = Path(str(given["cache_dir"]))
         if "ttl" in given:
             given["ttl"] = parse_ttl(given["ttl"], "--ttl")  # type: ignore[arg-type]
-        return replace(settings, **given).validated()
+        # the flag wins over the variable, so only the URL in use is checked, under its own name
+        url_source = "--redis-url" if "redis_url" in given else "REDIS_URL"
+        return replace(settings, **given).validated(redis_url_source=url_source)
 
-    def validated(self) -> "Settings":
+    def validated(self, *, redis_url_source: str = "redis_url") -> "Settings":
+        """These settings, checked; a SettingsError names what is wrong (`redis_url_source`:
+        how to call the Redis URL in that message, e.g. REDIS_URL or --redis-url)."""
+        validate_redis_url(self.redis_url, redis_url_source)
         try:
             validate_prefix(self.prefix)
         except ValueError as exc:

@@ -4,6 +4,10 @@ The server lives in `{cache_dir}/.redis/` (socket, RDB file, log). Whoever
 finds it not running starts it, under a file lock so two processes starting
 at once make one server; a later process finds it answering and reuses it;
 only the process that started it stops it (SIGTERM, which saves the RDB).
+The server runs in its own session, so a terminal's SIGHUP or Ctrl+C never
+reaches it: its owner must stop it. `stop_owned()` stops every server this
+process started and has not stopped yet, a last resort for an owner that was
+interrupted before it could (the command line calls it on the way out).
 
 Trust comes from the directory, never from an answer to PING: anyone who can
 put a socket where we look can serve us entries. So the socket lives in a
@@ -28,6 +32,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +41,24 @@ from .errors import EmbeddedRedisError
 log = logging.getLogger("ircache")
 
 _SUN_PATH_MAX = 100  # sockaddr_un.sun_path is 108 bytes on Linux; keep a margin
+
+#: Servers this process started and has not stopped yet (see stop_owned).
+_owned: set["EmbeddedRedis"] = set()
+_owned_lock = threading.Lock()
+
+
+def stop_owned(timeout: float = 10.0) -> int:
+    """Stop every embedded redis-server this process started and still runs; how many.
+
+    For the way out of a process whose owner of a server was interrupted (a
+    signal during start, a close that never ran). A forked child stops nothing:
+    the servers are its parent's.
+    """
+    with _owned_lock:
+        owned = [e for e in _owned if e._owner_pid == os.getpid()]
+    for embedded in owned:
+        embedded.stop(timeout)
+    return len(owned)
 
 
 def find_redis_server() -> str:
@@ -133,6 +156,7 @@ class EmbeddedRedis:
         self.socket_dir = Path(self.socket_path).parent  # data_dir, or the per-user dir in the temp dir
         self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
+        self._owner_pid = os.getpid()
 
     def _socket_path(self) -> str:
         path = str(self.data_dir / "redis.sock")
@@ -205,16 +229,24 @@ class EmbeddedRedis:
             ]
             # Its own session: a Ctrl+C in the terminal must not kill the server
             # under the app; the owner stops it explicitly and it saves the RDB.
-            self.process = subprocess.Popen(
+            self.process = proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 start_new_session=True,
             )
+            self._owner_pid = os.getpid()
+            with _owned_lock:
+                _owned.add(self)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
+                if proc.poll() is not None:  # exited, or stopped by stop_owned() meanwhile
+                    try:
+                        err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
+                    except (OSError, ValueError):  # closed by a stop() meanwhile
+                        err = ""
                     tail = self._log_tail() or err.strip()
-                    self.process = None
+                    with _owned_lock:
+                        self.process = None
+                        _owned.discard(self)
                     raise EmbeddedRedisError(f"redis-server exited at start: {tail or 'no output'}")
                 if self._answers():
                     log.info("Started embedded redis-server at %s", self.socket_path)
@@ -232,7 +264,9 @@ class EmbeddedRedis:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server if this process started it (SIGTERM saves the RDB)."""
-        proc, self.process = self.process, None
+        with _owned_lock:
+            proc, self.process = self.process, None
+            _owned.discard(self)
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)

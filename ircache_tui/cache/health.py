@@ -12,6 +12,10 @@ import time
 
 log = logging.getLogger("ircache")
 
+#: Set (True) on the one WARNING record that says Redis went down: a front end that
+#: reports an unavailable Redis in its own words can leave that record out (the CLI does).
+REDIS_DOWN = "ircache_redis_down"
+
 
 class RedisHealth:
     def __init__(self, label: str, *, min_backoff: float = 0.5, max_backoff: float = 2.0) -> None:
@@ -26,10 +30,13 @@ class RedisHealth:
     def should_skip(self) -> bool:
         return self.down and time.monotonic() < self._retry_at
 
-    def mark_down(self, exc: BaseException) -> None:
-        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    def mark_down(self, exc: BaseException, reason: str | None = None) -> None:
+        """`reason`: why, in words (the Redis tier's down_reason); by default the error's first line."""
+        if reason is None:
+            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         if not self.down:
-            log.warning("Redis unavailable at %s (%s); using the filesystem tier until it is back", self.label, reason)
+            log.warning("Redis unavailable at %s: %s; using the filesystem tier until it is back", self.label, reason,
+                        extra={REDIS_DOWN: True})
             self._backoff = self.min_backoff
         else:
             self._backoff = min(self._backoff * 2, self.max_backoff)

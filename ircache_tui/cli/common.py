@@ -8,20 +8,25 @@ RedactingFilter, `print_json` and `eprint` scrub their text, and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import select
+import signal
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from .. import redact
+from ..cache.health import REDIS_DOWN
 from ..settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_SIGNAL_BASE = 128  # a one-shot command cut short by signal n exits 128+n (see main.py)
 
 
 class CommandError(Exception):
@@ -72,12 +77,96 @@ def register_secrets(*redis_urls: str | None, api_keys: tuple[str | None, ...] =
         redact.register(key)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _StderrGate(logging.Filter):
+    """What of the log reaches stderr, beyond the level: at default verbosity,
+
+    * not the "Redis unavailable" WARNING while the command is one that says so in its own
+      error line (`redis_down_reported`): the same news once, not twice;
+    * nothing once a stop signal arrived (`mute_log`, or seen on the wakeup pipe that
+      `watch_stop_signals` sets up): the one line that says what was interrupted is the
+      news, not what tearing down the work in flight logs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quiet = True  # default verbosity: the two rules above apply
+        self.hide_redis_down = 0  # nesting depth of redis_down_reported()
+        self.muted = False
+        self.wakeup_fd = -1  # read end of the signal wakeup pipe
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.quiet:
+            return True
+        if not self.muted and self.wakeup_fd >= 0:
+            self.muted = _stop_signal_seen(self.wakeup_fd)
+        if self.muted:
+            return False
+        return not (self.hide_redis_down and getattr(record, REDIS_DOWN, False))
+
+
+def _stop_signal_seen(fd: int) -> bool:
+    try:
+        arrived = os.read(fd, 512)
+    except (BlockingIOError, OSError):
+        return False
+    return any(n in STOP_SIGNALS for n in arrived)
+
+
+_gate = _StderrGate()
+
+
+@contextmanager
+def watch_stop_signals() -> Iterator[None]:
+    """Inside: a stop signal mutes the log as soon as it arrives, even SIGINT, whose handler
+    is asyncio.run's own (it cancels the main task; ours could not). Python writes the
+    number of every signal it handles to the wakeup fd, before any handler runs."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    try:
+        previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: no signals to watch here
+        os.close(r)
+        os.close(w)
+        yield
+        return
+    _gate.wakeup_fd = r
+    try:
+        yield
+    finally:
+        _gate.wakeup_fd = -1
+        signal.set_wakeup_fd(previous)
+        os.close(r)
+        os.close(w)
+
+
+@contextmanager
+def redis_down_reported() -> Iterator[None]:
+    """Inside: an unavailable Redis is reported by the command's own error line, so the health
+    tracker's WARNING is left out of stderr (at default verbosity; -v shows both)."""
+    _gate.hide_redis_down += 1
+    try:
+        yield
+    finally:
+        _gate.hide_redis_down -= 1
+
+
+def mute_log() -> None:
+    """Stop writing log lines to stderr (at default verbosity): the command was interrupted."""
+    _gate.muted = True
+
+
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     # on the handler too: the logger's own filter does not see what its children (ircache.watch) log
     handler.addFilter(redact.RedactingFilter())
+    _gate.quiet, _gate.muted, _gate.hide_redis_down = verbosity <= 0, False, 0
+    handler.addFilter(_gate)
     redact.install("ircache")
     root = logging.getLogger("ircache")
     root.handlers[:] = [handler]
@@ -95,13 +184,58 @@ def eprint(message: object) -> None:
     print(redact.scrub(str(message)), file=sys.stderr)
 
 
+def _ask(prompt: str) -> str:
+    """input() on a terminal, but waiting in short select() rounds: a signal that lands
+    just before a blocking read() would only have its handler run after the answer."""
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    while not select.select([sys.stdin], [], [], 0.2)[0]:
+        pass
+    line = sys.stdin.readline()  # "" at end of input (Ctrl+D): no
+    if not line.endswith("\n"):
+        sys.stdout.write("\n")  # the terminal did not end the prompt's line
+        sys.stdout.flush()
+    return line
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) where only an exception can stop the work."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    mute_log()
+    raise Interrupted(signum)
+
+
 def confirm(question: str, assume_yes: bool) -> None:
-    """Ask on a terminal; without one, refuse unless --yes was given."""
+    """Ask on a terminal; without one, refuse unless --yes was given.
+
+    The question is asked inside the command's event loop, which waits on it: a
+    stop signal meanwhile raises Interrupted out of the wait (asyncio.run's own
+    SIGINT handling would only cancel a task that cannot run until it is answered),
+    so that the cache still closes on the way out.
+    """
     if assume_yes:
         return
     if not sys.stdin.isatty():
         raise CommandError("refusing without --yes: stdin is not a terminal", EXIT_USAGE)
-    answer = input(f"{question} [y/N] ").strip().lower()
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_interrupted)
+    try:
+        answer = _ask(f"{question} [y/N] ").strip().lower()
+    except Interrupted:
+        with contextlib.suppress(OSError):  # end the prompt's line, unless the terminal is gone
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        raise
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     if answer not in ("y", "yes"):
         raise CommandError("cancelled", EXIT_FAILED)
 

@@ -2,30 +2,98 @@
 
     ircache-tui [SPEC_DIR ...]           open the dashboard
     ircache-tui stats|get|warm|flush|prune|watch ...
+
+Exit status:
+
+    0        done
+    1        failed; one line on stderr says why (e.g. Redis unavailable, and why in words)
+    2        bad usage: an option, a setting or a Redis URL that cannot be used (one line, before
+             anything starts: the dashboard's screen does not open)
+    128+n    a one-shot command (stats, get, warm, flush, prune) stopped by signal n:
+             130 SIGINT, 143 SIGTERM, 129 SIGHUP
+
+Signals: SIGINT, SIGTERM and SIGHUP stop every command cleanly. The work in
+flight is cancelled, so the cache closes and the embedded redis-server the
+command started is stopped (it runs in its own session, out of reach of a
+terminal's signals: its owner must stop it). A one-shot command is cut short:
+one line on stderr says what was interrupted (`ircache-tui get: interrupted by
+SIGTERM`), the log is muted from the signal on, and it exits 128+n. The
+dashboard and `watch` run until they are stopped, so a signal is their normal
+end and they exit 0, even when it comes while they are starting: the dashboard
+restores the terminal first (after SIGHUP with the terminal gone, it only
+closes; if it cannot close within a few seconds it stops its redis-server and
+exits 128+n), `watch` logs what it stopped. A second signal stops a one-shot
+command at once (128+n too). A signal in the first moments, while Python is
+still loading and nothing has started, ends the process as usual.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..cache.embedded import stop_owned
 from ..cache.errors import IRCacheError
 from ..settings import SettingsError
 from . import commands
 from .common import (
     EXIT_FAILED,
+    EXIT_SIGNAL_BASE,
     EXIT_USAGE,
     CommandError,
+    Interrupted,
     add_common_options,
     eprint,
+    mute_log,
+    redis_down_reported,
     settings_from_args,
     setup_logging,
+    watch_stop_signals,
 )
 
 SUBCOMMANDS = ("dashboard", "stats", "get", "warm", "flush", "prune", "watch")
+
+# Commands that end every run with Redis unavailable by saying so in their own error line
+# (and exit 1): the health tracker's "Redis unavailable" WARNING would be that news twice.
+# Not `warm`: past its first check (require_redis, which leaves the WARNING out by itself)
+# it goes on without Redis where it can, and the WARNING is how that is told; nor `get` and
+# `watch`, which go on without Redis too.
+_REPORT_REDIS_DOWN = {"stats", "flush", "prune"}
+# Stopped through asyncio.run's own SIGINT handling (cancel the main task, so that
+# `async with IRCache(...)` closes) or, outside a loop, by a KeyboardInterrupt.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# Commands that run until they are stopped: a stop signal is their normal end (exit 0).
+_RUN_UNTIL_STOPPED = {"dashboard", "watch"}
+
+
+class _Stop:
+    """The first stop signal this run received (SIGINT is known by its KeyboardInterrupt)."""
+
+    signum: int | None = None
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    """SIGTERM / SIGHUP: mute the log, then do what SIGINT does here.
+
+    Inside asyncio.run, SIGINT's handler is the runner's: the first one cancels the main
+    task (its `async with IRCache` closes the cache and stops the embedded server), the
+    runner then raises KeyboardInterrupt; a second one raises at once. Outside a loop it
+    is Python's own: KeyboardInterrupt. Commands that stop on a signal by design (the
+    dashboard, watch) put their own handlers in place of this one while they run.
+    """
+    if _Stop.signum is None:
+        _Stop.signum = signum
+        mute_log()
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not _on_stop_signal:
+        handler(signal.SIGINT, frame)
+        return
+    raise KeyboardInterrupt  # SIGINT ignored (SIG_IGN, a background job): stop anyway
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -70,13 +138,52 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return argv + ["dashboard"]
 
 
+def _interrupted(command: str, signum: int) -> int:
+    """The one line that says what a signal stopped, and its exit status."""
+    if command in _RUN_UNTIL_STOPPED:
+        return 0  # stopped while starting: its normal end all the same, nothing to say
+    name = signal.Signals(signum).name
+    try:
+        sys.stdout.flush()
+        eprint(f"ircache-tui {command}: interrupted by {name}")
+    except OSError:
+        # the terminal is gone (SIGHUP): nobody to tell, and nothing left may fail at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(devnull, fd)
+    return EXIT_SIGNAL_BASE + signum
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
     setup_logging(getattr(args, "verbose", 0) or 0)
+    _Stop.signum = None
+    before = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _on_stop_signal)
+    try:
+        with watch_stop_signals():
+            code = _run(args)
+        return _interrupted(args.command, _Stop.signum) if _Stop.signum is not None else code
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else None
+        return _interrupted(args.command, signum or _Stop.signum or signal.SIGINT)
+    finally:
+        # Whatever stopped the command (a signal during the embedded server's start, a
+        # close that never ran), the redis-server it started does not outlive it.
+        stop_owned()
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
         module = commands.REGISTRY[args.command]
+        if args.command in _REPORT_REDIS_DOWN:
+            with redis_down_reported():
+                return module.run(args, settings) or 0
         return module.run(args, settings) or 0
     except CommandError as exc:
         eprint(f"ircache-tui {args.command}: {exc}")
@@ -87,9 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IRCacheError as exc:
         eprint(f"ircache-tui {args.command}: {exc}")
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # stdout closed early (`| head`): not an error worth a traceback
         devnull = os.open(os.devnull, os.O_WRONLY)

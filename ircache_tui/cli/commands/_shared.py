@@ -6,13 +6,15 @@ from pathlib import Path
 
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
-from ..common import EXIT_USAGE, CommandError
+from ..common import EXIT_USAGE, CommandError, redis_down_reported
 
 
 async def require_redis(cache: IRCache) -> None:
-    """Fail with one line (exit 1) when the command cannot work without Redis."""
+    """Fail with one line (exit 1) when the command cannot work without Redis: the error
+    says where and why, so the health tracker's WARNING saying the same is left out."""
     try:
-        await cache.require_redis()
+        with redis_down_reported():
+            await cache.require_redis()
     except IRCacheError as exc:
         raise CommandError(str(exc)) from None
 

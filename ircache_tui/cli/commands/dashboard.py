@@ -1,13 +1,32 @@
-"""`ircache-tui [SPEC_DIR ...]`: the Textual dashboard (the default command)."""
+"""`ircache-tui [SPEC_DIR ...]`: the Textual dashboard (the default command).
+
+SIGINT, SIGTERM and SIGHUP close the dashboard as `q` does, and it exits 0: the
+App unmounts (closing the cache it opened, which stops the embedded
+redis-server) and Textual restores the terminal. After SIGHUP with the terminal
+gone, the screen is not drawn any more (its writes would fail and block the
+App's output thread): the App is only closed. If it has not closed within
+STOP_GRACE seconds of the signal, the embedded server is stopped and the
+process exits 128+n.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import select
+import signal
+import threading
+import time
 
+from ...cache.embedded import stop_owned
 from ...settings import Settings
-from ..common import EXIT_OK
+from ..common import EXIT_OK, EXIT_SIGNAL_BASE
 from ._shared import spec_dirs
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_GRACE = 8.0  # seconds from a stop signal to a forced exit
 
 HELP = "open the dashboard (the default when no command is given)"
 DESCRIPTION = """Open the Textual dashboard over the IR cache: Redis keys (SCAN-paged, with
@@ -38,8 +57,97 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         watch=not args.no_watch, generate_on_watch=not args.no_generate, live="poll" if args.poll else "auto",
     )
     # The dashboard shows the log in its own pane; a stderr handler would scribble over the screen.
+    # A NullHandler, not none: with none, Python's last-resort handler would write WARNINGs to the
+    # terminal (e.g. what the work still in flight logs while the App closes the cache).
     logger = logging.getLogger("ircache")
-    logger.handlers.clear()
+    logger.handlers[:] = [logging.NullHandler()]
     logger.setLevel(logging.INFO)
-    IRCacheApp(services).run()
+    app = IRCacheApp(services)
+    stop = _Stop(app)
+    with asyncio.Runner() as runner:  # the App's loop is ours, so that the signals can reach it
+        stop.loop = runner.get_loop()
+        before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, stop.on_signal)
+        try:
+            app.run(loop=stop.loop)
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            stop.release()
     return EXIT_OK
+
+
+class _Stop:
+    """SIGINT, SIGTERM, SIGHUP: close the App as `q` does.
+
+    A Python-level handler rather than the loop's own (add_signal_handler): it runs
+    even when the loop is stuck (an App blocked on output to a terminal that is gone),
+    so the watchdog is armed whatever happens. It only does what is safe in a signal
+    handler: set an event, duplicate file descriptors, wake the loop.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.signum: int | None = None
+        self.armed = threading.Event()
+        self.released = False
+        # started now: starting a thread from a signal handler could deadlock
+        threading.Thread(target=self._watchdog, name="ircache-stop-watchdog", daemon=True).start()
+
+    def release(self) -> None:
+        """The App ended without a signal: the watchdog has nothing to watch. (After a
+        signal it stays armed, over the rest of the way out.)"""
+        if self.signum is None:
+            self.released = True
+            self.armed.set()
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            return  # already closing; the watchdog sees to it that it ends
+        self.signum = signum
+        if signum == signal.SIGHUP and _terminal_gone():
+            _detach_from_terminal()
+        self.armed.set()
+        try:
+            # exit() once the App's messages run: called while it is still composing, it would
+            # skip mounting the panes that its on_mount then looks for (App-side)
+            self.loop.call_soon_threadsafe(self.app.call_later, self.app.exit)  # type: ignore[union-attr]
+        except RuntimeError:
+            pass  # the loop is closed: the App is gone already
+
+    def _watchdog(self) -> None:
+        """Last resort: the App did not close in time; stop our redis-server and go."""
+        self.armed.wait()
+        if self.released:
+            return
+        time.sleep(STOP_GRACE)
+        stop_owned()
+        os._exit(EXIT_SIGNAL_BASE + (self.signum or 0))
+
+
+def _terminal_gone() -> bool:
+    """True when the terminal hung up (its pty closed): polling our output reports POLLHUP."""
+    for fd in (1, 2):
+        poller = select.poll()
+        try:
+            poller.register(fd, select.POLLOUT)
+            events = poller.poll(0)
+        except (OSError, ValueError):
+            continue
+        if any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _fd, ev in events):
+            return True
+    return False
+
+
+def _detach_from_terminal() -> None:
+    """Point stdin, stdout and stderr at /dev/null: writes to a hung-up terminal fail, and
+    a failed write kills Textual's output thread, after which the App blocks on output."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        try:
+            os.dup2(devnull, fd)
+        except OSError:
+            pass
+    os.close(devnull)

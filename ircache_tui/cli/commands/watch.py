@@ -24,7 +24,8 @@ older versions (stale) are reported; `ircache-tui prune DIR` removes them.
 Editor temp and swap files, .git and the cache dir are ignored.
 
 One line per event goes to stderr (-v adds the cache's own lines). SIGINT
-(Ctrl+C) or SIGTERM stops it cleanly with exit status 0.
+(Ctrl+C), SIGTERM or SIGHUP stops it cleanly with exit status 0: a signal is
+how a watch ends (the embedded redis-server it started is stopped too).
 
 examples:
   ircache-tui watch examples/specs
@@ -65,20 +66,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_run(args, settings, dirs))
 
 
+# SIGHUP too: a watch started from a terminal that is then closed stops like one told to
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     watcher: SpecWatcher | None = None
+    before = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+
+    def restore() -> None:
+        """The handlers from before the watch (the command line's), not the defaults."""
+        for s in _STOP_SIGNALS:
+            loop.remove_signal_handler(s)
+            if callable(before[s]):
+                signal.signal(s, before[s])
 
     def on_signal(sig: signal.Signals) -> None:
         log.info("%s received: stopping", sig.name)
         stopping.set()
         if watcher is not None:
             watcher.stop()
-        for s in (signal.SIGINT, signal.SIGTERM):  # a second one acts as usual
-            loop.remove_signal_handler(s)
+        restore()  # a second one acts as usual
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         async with IRCache(settings=settings) as cache:
@@ -103,6 +115,5 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
             log.info("stopped: %d spec(s) known; %d warmed, %d generated, %d error(s) since the start",
                      len(watcher.statuses), stats.warmed, stats.generated, stats.errors)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        restore()
     return EXIT_OK
