@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+from ..fmt import human_count, plural
 from ..ir.envelope import CorruptEntry, StoredEntry
 from ..ir.generators import GenerationError, Generator, generator_label
 from ..ir.model import ApplicationIR
@@ -43,7 +44,7 @@ from .errors import ReadOnlyError, ReadOnlyMiss, RedisCommandError, RedisPermiss
 from .events import CacheEvent, EventBus
 from .fs_tier import FileEntry, FilesystemTier
 from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
-from .live import KeyChange, key_changes
+from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .redis_tier import RedisTier
 from .scan import BATCH as _UNLINK_BATCH
 
@@ -92,7 +93,9 @@ class IRCache:
         lock_poll_interval: float = 0.05,
         decoded_memo: int = 128,
         read_only: bool | None = None,
+        max_connections: int | None = None,
     ) -> None:
+        """`max_connections`: bound the Redis connections (a dashboard uses 4); default unbounded."""
         base = settings or Settings.from_env()
         changes: dict[str, Any] = {
             k: v
@@ -113,6 +116,7 @@ class IRCache:
         self.decoded = DecodedEntries(max_entries=decoded_memo)  # 0: validate every read
         self.embedded: EmbeddedRedis | None = None
         self.redis: RedisTier = None  # type: ignore[assignment]  # set in open()
+        self._max_connections = max_connections
         self._lock_ttl_ms = lock_ttl_ms
         self._lock_poll = lock_poll_interval
         self._inflight: dict[tuple[str, bool], asyncio.Task[Lookup]] = {}
@@ -165,7 +169,8 @@ class IRCache:
             self.embedded = EmbeddedRedis(self.settings.cache_dir)
             url = await asyncio.to_thread(self.embedded.start)
         self.redis = RedisTier(
-            url, self.keys, self.settings.ttl, read_only=self.read_only, private=self.embedded is not None
+            url, self.keys, self.settings.ttl, read_only=self.read_only, private=self.embedded is not None,
+            max_connections=self._max_connections,
         )
         if not self.read_only:
             with contextlib.suppress(OSError):
@@ -176,6 +181,12 @@ class IRCache:
         return self
 
     async def close(self) -> None:
+        # A generation runs in its own task (single-flight): let it release its lock while
+        # Redis is still there, not after (an embedded server would save the lock to disk).
+        inflight = list(self._inflight.values())
+        for task in inflight:
+            task.cancel()
+        await asyncio.gather(*inflight, return_exceptions=True)
         if self.redis is not None:
             await self.redis.aclose()
         aclose = getattr(self.generator, "aclose", None)
@@ -462,7 +473,8 @@ class IRCache:
             if found is not None and await self._store_redis(entry.cache_key, found[1], strict=True):
                 warmed += 1
                 self.events.emit(CacheEvent("warmed", entry.spec_name, entry.cache_key, "redis"))
-        log.info("Warmed Redis from the filesystem: %d entries copied, %d already there", warmed, skipped)
+        log.info("Warmed Redis from the filesystem: %s copied, %s already there",
+                 plural(warmed, "entry", "entries"), human_count(skipped))
         return {"warmed": warmed, "already_in_redis": skipped}
 
     async def warm_key(self, cache_key: str) -> bool:
@@ -482,27 +494,78 @@ class IRCache:
         return True
 
     async def read_entry(self, cache_key: str, tier: StoreTier = "redis") -> StoredEntry:
-        """One stored entry, for display; raises CorruptEntry or KeyError (and the tier's errors)."""
-        raw = await (self.redis.get_raw(cache_key) if tier == "redis" else self.fs.read_raw(cache_key))
+        """One stored entry; raises CorruptEntry or KeyError (and the tier's errors).
+
+        A big one (decoded.SLICED_MIN bytes and up) is decoded in slices in a
+        worker thread, so pydantic never holds the event loop for long; its
+        whole model is still built (~9× the bytes), so a viewer that only
+        shows it should use read_entry_digest. A Redis key holding a hash,
+        list... (WRONGTYPE) is a CorruptEntry.
+        """
+        from .decoded import SLICED_MIN  # (imported here: this method is all that uses it)
+
+        raw = await self._stored_bytes(cache_key, tier)
+        if len(raw) < SLICED_MIN:
+            return self.decoded.decode(cache_key, raw)
+        abandoned = False
+        try:
+            return await asyncio.to_thread(self.decoded.decode, cache_key, raw, sliced=True, stop=lambda: abandoned)
+        finally:
+            abandoned = True  # cancelled: the thread gives up at its next slice
+
+    async def read_entry_digest(self, cache_key: str, tier: StoreTier = "redis") -> EntryDigest:  # noqa: F821
+        """What a viewer needs of one stored entry: its head, counts, size and indented JSON.
+
+        Raises like read_entry. A small entry is decoded as read_entry does
+        (and shares its memo); a big one is validated a slice at a time in a
+        worker thread and never held whole (see decoded.digest_sliced): the
+        event loop keeps running and memory stays ~3× the stored bytes.
+        """
+        from .decoded import SLICED_MIN, EntryDigest, digest_sliced
+
+        raw = await self._stored_bytes(cache_key, tier)
+        if len(raw) < SLICED_MIN:
+            return EntryDigest(self.decoded.decode(cache_key, raw), len(raw))
+        abandoned = False
+        try:
+            return await asyncio.to_thread(digest_sliced, raw, cache_key[-HASH_LEN:], stop=lambda: abandoned)
+        finally:
+            abandoned = True
+
+    async def _stored_bytes(self, cache_key: str, tier: StoreTier) -> bytes:
+        """The bytes read_entry decodes; KeyError when there are none."""
+        try:
+            raw = await (self._tier().get_raw(cache_key) if tier == "redis" else self.fs.read_raw(cache_key))
+        except RedisCommandError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            raise CorruptEntry("not an IR entry: Redis holds a hash, list, set or other non-string value "
+                               "under this key") from None
         if raw is None:
             raise KeyError(cache_key)
-        return self.decoded.decode(cache_key, raw)
+        return raw
 
     # -- the door for everything above the cache layer ------------------------------
+    def _tier(self) -> RedisTier:
+        """The Redis tier, or RedisUnavailable when the cache could not be opened (the filesystem still works)."""
+        if self.redis is None:
+            raise RedisUnavailable(f"Redis not connected ({self.display_url})")
+        return self.redis
+
     async def probe(self) -> None:
         """PING Redis now (even while it is being skipped as down); raises RedisUnavailable."""
-        await self.redis.probe()
+        await self._tier().probe()
 
     async def require_redis(self) -> None:
         """Raise RedisUnavailable (one line) unless Redis answers."""
-        await self.redis.ping()
+        await self._tier().ping()
 
     async def in_redis(self, cache_key: str) -> bool:
-        return await self.redis.exists(cache_key)
+        return await self._tier().exists(cache_key)
 
     async def in_redis_many(self, cache_keys: list[str]) -> list[bool]:
         """Which keys Redis holds, in one round trip."""
-        return await self.redis.exists_many(cache_keys)
+        return await self._tier().exists_many(cache_keys)
 
     async def on_disk(self, cache_key: str) -> bool:
         """A regular entry file exists (a symlink does not count)."""
@@ -513,12 +576,12 @@ class IRCache:
 
     async def scan_keys(self, spec_name: str | None = None) -> AsyncIterator[list[ParsedKey]]:
         """Every IR key in Redis (or exactly one spec's), a SCAN page at a time."""
-        async for page in self.redis.scan_ir_keys(spec_name):
+        async for page in self._tier().scan_ir_keys(spec_name):
             yield page
 
     async def count_keys(self, spec_name: str | None = None) -> int:
         """How many IR keys Redis holds (of one spec), by the server-side stats walk."""
-        return await self.redis.count_ir_keys(spec_name)
+        return await self._tier().count_ir_keys(spec_name)
 
     def key_browser(self, page_size: int = 100, *, time_budget: float = 0.5) -> KeyBrowser:
         """A SCAN pager over the IR keys, for a key pane."""
@@ -572,3 +635,9 @@ class IRCache:
         """IR key changes as they happen; raises RedisUnavailable when the connection drops."""
         async for change in key_changes(self.redis, on_subscribed):
             yield change
+
+    def key_change_batches(
+        self, on_subscribed: Callable[[], None] | None = None, *, interval: float = 0.1, limit: int = 500
+    ) -> AsyncIterator[ChangeBatch]:
+        """IR key changes, coalesced per `interval` (see live.coalesced): what a dashboard listens to."""
+        return coalesced(key_changes(self.redis, on_subscribed), interval=interval, limit=limit)

@@ -15,6 +15,7 @@ so a read-only tier sends no write command at all.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import re
@@ -24,8 +25,9 @@ from typing import Any, Literal, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, RedisError, WatchError
+from redis.exceptions import InvalidResponse, NoPermissionError, RedisError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import redact
@@ -40,7 +42,10 @@ from .urls import mask_url
 log = logging.getLogger("ircache")
 
 T = TypeVar("T")
-_DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+# Redis cannot be used: not reached, not answering, not Redis, or it refused our credentials
+# (AuthenticationError is a ConnectionError; the wrong-number-of-args one is a ResponseError)
+_DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError,
+                AuthenticationWrongNumberOfArgsError, InvalidResponse)
 # "NOPERM this user has no permissions to run the 'unlink' command" (6.x); 'client|setname' for subcommands
 _NOPERM_COMMAND = re.compile(r"run the '([^']+)' command")
 # K keyspace channel; g generic (del, expire, rename); $ string (set); x expired
@@ -49,19 +54,100 @@ _NOTIFY_FLAGS = "Kg$x"
 LockMode = Literal["script", "watch", "none"]
 
 
-def make_client(url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 2.0) -> aioredis.Redis:
-    """A client for any redis URL (redis://, rediss://, unix://, credentials included)."""
-    client = aioredis.Redis.from_url(
-        url,
+def make_client(
+    url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 2.0, max_connections: int | None = None
+) -> aioredis.Redis:
+    """A client for any redis URL (redis://, rediss://, unix://, credentials included).
+
+    With `max_connections`, a blocking pool: a burst of work waits for one of
+    those connections instead of opening more (a dashboard on a shared Redis
+    must not take a hundred of them).
+    """
+    options: dict[str, Any] = dict(
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
         retry_on_timeout=False,
         client_name="ircache-tui",
     )
+    if max_connections is not None:
+        # a wait longer than any single call (socket_timeout) means something is stuck
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30, **options)
+        client = aioredis.Redis.from_pool(pool)  # closes the pool with the client
+    else:
+        client = aioredis.Redis.from_url(url, **options)
     pool = client.connection_pool  # from_url chose the class for the scheme; keep it, pack in C, SETNAME optional
     pool.connection_class = connection_class_for(pool.connection_class)
     return client
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or during (redis-py wraps the OSError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _auth_refused(exc: BaseException) -> bool:
+    """A refusal of our credentials (or of their absence), whatever class redis-py gave it."""
+    for e in _chain(exc):
+        if isinstance(e, (AuthenticationError, AuthenticationWrongNumberOfArgsError)):
+            return True
+        if isinstance(e, ResponseError) and str(e).startswith(("NOAUTH", "WRONGPASS")):
+            return True
+    return False
+
+
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused (nothing is listening there)",
+    errno.ENOENT: "no such socket",
+    errno.ETIMEDOUT: "timed out connecting",
+    errno.EACCES: "permission denied on the socket",
+    errno.EPERM: "permission denied on the socket",
+    errno.ECONNRESET: "the connection was reset",
+    errno.EHOSTUNREACH: "no route to the host",
+    errno.ENETUNREACH: "the network is unreachable",
+    errno.ENOTSOCK: "that path is not a socket",
+    errno.ECONNABORTED: "the connection was aborted",
+}
+
+
+def down_reason(exc: BaseException) -> str:
+    """Why Redis cannot be used, in words: wrong password, needs a password, connection
+    refused, timed out, no such socket... (the server's own text only when none fits)."""
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    low = text.lower()
+    if _auth_refused(exc):
+        texts = " ".join(str(e).lower() for e in _chain(exc))
+        if "without any password configured" in texts or "no password is set" in texts or isinstance(
+            exc, AuthenticationWrongNumberOfArgsError
+        ):
+            return "the URL gives a password, but the server has none set"
+        if "invalid username-password" in texts or "invalid password" in texts or "wrongpass" in texts:
+            return "it refused the password (wrong password, or wrong user name)"
+        if "authentication required" in texts or "already authenticated" in texts or "noauth" in texts:
+            return "it needs a password, and the URL gives none"
+        return f"it refused the credentials ({redact.scrub(text)})"
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in _ERRNO_WORDS:
+            words = _ERRNO_WORDS[e.errno]
+            if e.errno == errno.ENOENT and e.filename:
+                words = f"no such socket: {e.filename}"
+            return words
+        if isinstance(e, OSError) and e.errno is not None and e.errno < 0 and "name" in str(e).lower():
+            return "unknown host (the name does not resolve)"  # socket.gaierror
+    if isinstance(exc, (RedisTimeoutError, TimeoutError)) or "timeout" in low or "timed out" in low:
+        return "timed out (no answer in time)"
+    if isinstance(exc, InvalidResponse):
+        return f"what answers there is not a Redis server ({redact.scrub(text)})"
+    if "max number of clients" in low:
+        return "it has reached its maximum number of clients"
+    if "closed by server" in low or "connection closed" in low:
+        return "the server closed the connection"
+    return redact.scrub(text)
 
 
 # Redis 6 names only the parent command in NOPERM ('script'); the rule to add is
@@ -110,15 +196,18 @@ class RedisTier:
         socket_timeout: float = 2.0,
         read_only: bool = False,
         private: bool = False,
+        max_connections: int | None = None,
     ) -> None:
-        """`read_only`: refuse every write. `private`: the embedded server, whose config is ours to set."""
+        """`read_only`: refuse every write. `private`: the embedded server, whose config is ours to set.
+        `max_connections`: at most this many connections; callers beyond it wait for a free one."""
         redact.register_url_password(url)
         self.url = url
         self.keys = keyspace
         self.ttl = ttl
         self.read_only = read_only
         self.private = private
-        self.client = make_client(url, connect_timeout=connect_timeout, socket_timeout=socket_timeout)
+        self.client = make_client(url, connect_timeout=connect_timeout, socket_timeout=socket_timeout,
+                                  max_connections=max_connections)
         self.health = RedisHealth(mask_url(url))
         self._release = self.client.register_script(scripts.RELEASE_LOCK)
         self._extend = self.client.register_script(scripts.EXTEND_LOCK)
@@ -142,7 +231,12 @@ class RedisTier:
             raise ReadOnlyError(f"read-only cache: not sending {what} to Redis")
 
     def _down(self) -> RedisUnavailable:
+        """One line: where, and why in words (see down_reason); the URL's password is masked."""
         return RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}")
+
+    def _mark_down(self, exc: BaseException) -> RedisUnavailable:
+        self.health.mark_down(exc, down_reason(exc))
+        return self._down()
 
     async def _run(self, op: Callable[[], Awaitable[T]], *, probe: bool = False, sent: str | None = None) -> T:
         """Run one Redis call; `probe` asks even inside the fast-fail window after a failure;
@@ -152,9 +246,10 @@ class RedisTier:
         try:
             result = await op()
         except _DOWN_ERRORS as exc:
-            self.health.mark_down(exc)
-            raise self._down() from None
+            raise self._mark_down(exc) from None
         except RedisError as exc:
+            if _auth_refused(exc):  # NOAUTH / WRONGPASS on a command: unusable, not a command error
+                raise self._mark_down(exc) from None
             # Redis answered (so it is up): an ACL refusal, a wrong type, a bad argument.
             self.health.mark_up()
             raise command_error(exc, sent) from None
@@ -275,6 +370,13 @@ class RedisTier:
         self._stats_scripted = sizes.scripted
         return sizes.keys
 
+    async def top_ir_keys(self, by: str, n: int) -> list[ParsedKey]:
+        """The `n` largest IR keys (by="memory") or the `n` expiring soonest (by="ttl"), over the whole prefix."""
+        ranked, self._stats_scripted = await self._run(
+            lambda: scan.scan_top(self.client, self.keys.select(), by, n, scripted=self._stats_scripted)
+        )
+        return [p for p in (self.keys.cache_key_of(k) for k, _ in ranked) if p is not None]
+
     # -- walking the keyspace (the dashboard and prune) ----------------------
     async def scan_ir_page(
         self, cursor: int, count: int, spec_name: str | None = None, match: str | None = None
@@ -303,11 +405,14 @@ class RedisTier:
         keep = [k for k in redis_keys if self.keys.belongs(k)]
         return await self._run(lambda: scan.unlink_keys(self.client, keep))
 
-    async def key_details_with_head(self, cache_keys: list[str], head_bytes: int) -> list[tuple[int, int | None, bytes]]:
+    async def key_details_with_head(
+        self, cache_keys: list[str], head_bytes: int
+    ) -> list[tuple[int, int | None, bytes | None]]:
         """(TTL, MEMORY USAGE, first `head_bytes` of the value) per key, one round trip.
 
         A command the server refuses (an ACL without MEMORY, say) leaves its
-        field unknown instead of failing the page.
+        field unknown instead of failing the page. The head is None when the
+        key holds another type than a string (WRONGTYPE), b"" when unknown.
         """
         if not cache_keys:
             return []
@@ -323,7 +428,7 @@ class RedisTier:
 
         flat = await self._run(op)
         return [
-            (t if isinstance(t, int) else -2, m if isinstance(m, int) else None, h if isinstance(h, bytes) else b"")
+            (t if isinstance(t, int) else -2, m if isinstance(m, int) else None, _head(h))
             for t, m, h in zip(flat[::3], flat[1::3], flat[2::3])
         ]
 
@@ -375,9 +480,10 @@ class RedisTier:
                     event = message["data"]
                     yield channel[len(channel_prefix):], event.decode() if isinstance(event, bytes) else str(event)
             except _DOWN_ERRORS as exc:
-                self.health.mark_down(exc)
-                raise self._down() from None
+                raise self._mark_down(exc) from None
             except RedisError as exc:
+                if _auth_refused(exc):
+                    raise self._mark_down(exc) from None
                 raise command_error(exc) from None
         finally:
             await pubsub.aclose()
@@ -464,6 +570,12 @@ class RedisTier:
             except WatchError:
                 return False  # changed under us: not ours any more
         return bool(result and result[0])
+
+
+def _head(reply: object) -> bytes | None:
+    if isinstance(reply, bytes):
+        return reply
+    return None if isinstance(reply, RedisError) and "WRONGTYPE" in str(reply) else b""
 
 
 def _covers(flags: str) -> bool:

@@ -1,43 +1,196 @@
-"""A summary of the highlighted entry; `enter` opens the full IR."""
+"""A summary of the picked entry, loaded by the pane itself; `enter` opens the full IR."""
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import on, work
+from textual.message import Message
 from textual.widgets import Static
 
-from ...fmt import human_time
-from ...ir.envelope import StoredEntry
+from ... import redact
+from ...cache.decoded import SLICED_MIN, EntryDigest
+from ...cache.errors import IRCacheError, RedisUnavailable
+from ...cache.ircache import IRCache
+from ...fmt import human_bytes, human_time
+from ...ir.envelope import CorruptEntry, StoredEntry
+from ..picked import PickedEntry
+
+HINT = "Select an entry to see its summary; enter opens the IR."
 
 
-def summary_table(entry: StoredEntry) -> Table:
-    ir = entry.application_ir
+def summary_table(entry: StoredEntry | EntryDigest, *, size: bool = False) -> Table:
+    """Name, counts, generator, time, spec and hash; `size`: also the stored size, when known."""
+    digest = entry if isinstance(entry, EntryDigest) else EntryDigest(entry)
+    head = digest.head
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("name", ir.name)
-    for label, n in ir.summary().items():
+    table.add_row("name", head.application_ir.name)
+    for label, n in digest.summary().items():
         table.add_row(label, str(n))
-    gen = entry.generator.name + (f" ({entry.generator.model})" if entry.generator.model else "")
+    gen = head.generator.name + (f" ({head.generator.model})" if head.generator.model else "")
     table.add_row("generator", gen)
-    table.add_row("generated", human_time(entry.generated_at))
-    table.add_row("spec", entry.spec_path)
-    table.add_row("hash", entry.spec_hash[:16] + "…")
+    table.add_row("generated", human_time(head.generated_at))
+    table.add_row("spec", head.spec_path)
+    table.add_row("hash", head.spec_hash[:16] + "…")
+    if size and digest.size is not None:
+        table.add_row("size", human_bytes(digest.size))
     return table
 
 
 class DetailPane(Static):
+    """The picked entry's summary. It loads the entry itself; the app only says what is picked.
+
+    Contract (the app relies on exactly this):
+
+    * `DetailPane(cache, **widget_kwargs)`; the app gives it id="detail".
+    * `show(picked)`: `None` clears it to the "Select an entry…" hint at once.
+      Otherwise the picked key's title (and "loading…") is shown at once,
+      never the previous key's content, and the entry is read in a worker
+      (group "detail", exclusive: a newer pick cancels an older load). The
+      worker only posts a DetailPane.Loaded; its handler applies it only
+      while it is for the current pick (it compares the pick, and a token of
+      the `show` call that started the load), so a late result for an
+      earlier pick is dropped.
+      Tier "redis"/"filesystem" read that tier; "spec" reads Redis and, when
+      Redis has no entry or is down, the filesystem. Shown errors: a missing
+      entry "not cached"; a CorruptEntry (also a non-string Redis value)
+      "corrupt entry: {reason}"; other cache or OS errors their one-line
+      message, scrubbed of secrets.
+    * `open_full()`: push the DetailScreen of the entry shown (what `enter`
+      does); while its load is still running, push it when the load lands.
+      With nothing picked it notifies "Nothing selected".
+    * `picked`: the current pick, or None. (`shown`: the loaded result on
+      screen for it, or None while it loads.)
+
+    A big entry never blocks the event loop: it is read as an EntryDigest
+    (IRCache.read_entry_digest, validated a slice at a time in a thread and
+    never held whole); the pane shows its summary and size, the full view
+    its JSON through a virtualised view.
+    """
+
     DEFAULT_CSS = """
     DetailPane { padding: 0 1; height: 1fr; }
     """
 
-    def show_entry(self, title: str, entry: StoredEntry | None, error: str = "") -> None:
-        if error:
-            self.update(Text.assemble((title + "\n", "bold"), (error, "red")))
-        elif entry is None:
-            self.update(Text("Select an entry to see its summary; enter opens the IR.", style="dim"))
+    class Loaded(Message, bubble=False):
+        """A load of the pane's worker has finished: for `token`, the pane's pick when it started."""
+
+        def __init__(self, token: int, picked: PickedEntry, title: str,
+                     digest: EntryDigest | None, error: str = "") -> None:
+            super().__init__()
+            self.token = token
+            self.picked = picked
+            self.title = title
+            self.digest = digest
+            self.error = error
+
+    def __init__(self, cache: IRCache, **kwargs) -> None:
+        super().__init__(Text(HINT, style="dim"), **kwargs)
+        self.cache = cache
+        self._picked: PickedEntry | None = None
+        self._token = 0  # one per show(): only the newest load is applied
+        self._shown: DetailPane.Loaded | None = None  # what is on screen, for the current pick
+        self._open_when_loaded = False
+
+    @property
+    def picked(self) -> PickedEntry | None:
+        return self._picked
+
+    @property
+    def shown(self) -> DetailPane.Loaded | None:
+        """The loaded entry on screen (for the current pick), or None while it loads or with no pick."""
+        return self._shown
+
+    # -- what the app calls --------------------------------------------------------
+    def show(self, picked: PickedEntry | None) -> None:
+        self._token += 1
+        if picked != self._picked:
+            self._shown = None
+            self._open_when_loaded = False  # an `enter` was for the previous pick
+        self._picked = picked
+        if picked is None:
+            self.workers.cancel_group(self, "detail")
+            self.update(Text(HINT, style="dim"))
+            return
+        if self._shown is None:  # a re-pick of what is shown keeps it until the reload lands
+            self.update(Text.assemble((_title(picked, _first_tier(picked)) + "\n", "bold"), ("loading…", "dim")))
+        if not picked.cache_key:  # a spec whose key is not known (unreadable): nothing to load
+            self.workers.cancel_group(self, "detail")
+            self._apply(DetailPane.Loaded(self._token, picked, picked.spec_name, None, "not cached"))
+            return
+        self._load(picked, self._token)
+
+    def open_full(self) -> None:
+        if self._picked is None:
+            self.app.notify("Nothing selected", severity="warning")
+        elif self._shown is not None:
+            self._push(self._shown)
         else:
-            grid = Table.grid()
-            grid.add_row(Text(title, style="bold"))
-            grid.add_row(summary_table(entry))
-            self.update(grid)
+            self._open_when_loaded = True
+
+    # -- loading -----------------------------------------------------------------------
+    @work(group="detail", exclusive=True, exit_on_error=False)
+    async def _load(self, picked: PickedEntry, token: int) -> None:
+        self.post_message(await self._read(picked, token))
+
+    async def _read(self, picked: PickedEntry, token: int) -> DetailPane.Loaded:
+        tier = _first_tier(picked)
+        digest, error, why = await self._read_tier(picked.cache_key, tier)
+        if picked.tier == "spec" and why in ("missing", "down"):  # a spec's entry may be in either tier
+            fs_digest, fs_error, fs_why = await self._read_tier(picked.cache_key, "filesystem")
+            if fs_why != "missing":  # the file answered: its entry, or why it cannot be shown
+                return DetailPane.Loaded(token, picked, _title(picked, "filesystem"), fs_digest, fs_error)
+        return DetailPane.Loaded(token, picked, _title(picked, tier), digest, error)
+
+    async def _read_tier(self, cache_key: str, tier: str) -> tuple[EntryDigest | None, str, str]:
+        """(digest, "", ""), or (None, what to show instead, why: "missing", "down" or "error")."""
+        try:
+            return await self.cache.read_entry_digest(cache_key, tier), "", ""  # type: ignore[arg-type]
+        except KeyError:
+            return None, "not cached", "missing"
+        except CorruptEntry as exc:  # before OSError: a symlink under the entry's name is both
+            return None, f"corrupt entry: {exc.reason}", "error"
+        except RedisUnavailable as exc:
+            return None, redact.scrub(str(exc)) or "Redis unavailable", "down"
+        except (IRCacheError, OSError, ValueError) as exc:
+            return None, redact.scrub(str(exc)) or exc.__class__.__name__, "error"
+
+    @on(Loaded)
+    def _loaded(self, message: DetailPane.Loaded) -> None:
+        if message.token != self._token or message.picked != self._picked:
+            return  # for an earlier pick (or an earlier show of this one): never shown
+        self._apply(message)
+
+    def _apply(self, message: DetailPane.Loaded) -> None:
+        self._shown = message
+        self.update(_render(message))
+        if self._open_when_loaded:
+            self._open_when_loaded = False
+            self._push(message)
+
+    def _push(self, loaded: DetailPane.Loaded) -> None:
+        from ..screens.detail import DetailScreen  # the screen imports this module's summary_table
+
+        self.app.push_screen(DetailScreen(loaded.title, loaded.digest, loaded.error))
+
+
+def _first_tier(picked: PickedEntry) -> str:
+    return "filesystem" if picked.tier == "filesystem" else "redis"
+
+
+def _title(picked: PickedEntry, tier: str) -> str:
+    return f"{picked.cache_key} ({'filesystem' if tier == 'filesystem' else 'Redis'})"
+
+
+def _render(loaded: DetailPane.Loaded) -> Text | Table:
+    if loaded.digest is None:
+        return Text.assemble((loaded.title + "\n", "bold"), (loaded.error, "red"))
+    grid = Table.grid()
+    grid.add_row(Text(loaded.title, style="bold"))
+    size = loaded.digest.size
+    if size is not None and size >= SLICED_MIN:  # worth knowing before opening it
+        grid.add_row(Text(f"{human_bytes(size)} entry", style="dim"))
+    grid.add_row(summary_table(loaded.digest))
+    return grid
