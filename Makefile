@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_watch.py
 	$(BIN)/python benchmarks/bench_dashboard.py
+	$(BIN)/python benchmarks/bench_dashboard_flush.py
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py screenshots

@@ -99,7 +99,7 @@ def test_read_only_dashboard_in_a_real_terminal_changes_nothing(terminal, tmp_pa
             _tmux("new-session", "-d", "-s", terminal, "-x", "130", "-y", "36", *command)
             shown = wait_for(terminal, "READ-ONLY")
             assert "● up" in wait_for(terminal, "● up")
-            wait_for(terminal, "initial walk done: 5 spec(s): 2 in redis, 2 filesystem only, 1 missing")
+            wait_for(terminal, "initial walk done: 5 specs: 2 in redis, 2 filesystem only, 1 missing")
 
             _tmux("send-keys", "-t", terminal, "F")  # disabled: no confirmation, nothing flushed
             _tmux("send-keys", "-t", terminal, "w")

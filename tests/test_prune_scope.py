@@ -102,11 +102,11 @@ async def test_dashboard_confirmation_shows_both_groups_orphans_unticked(redis_u
     cache = IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator())
     app = IRCacheApp(Services(cache=cache, spec_dirs=[specs], watch=False, generate_on_watch=False))
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: app._first_page_shown, what="first page")
+        await until(pilot, lambda: app.first_page_shown, what="first page")
         await pilot.press("P")
         await until(pilot, lambda: isinstance(app.screen, PruneScreen), what="prune confirmation")
-        assert "1 Redis key(s), 1 file(s). These go." in static_text(app, "#prune-stale")
-        assert f"{FOREIGN} Redis key(s), 1 file(s)" in static_text(app, "#prune-orphans")
+        assert "1 Redis key, 1 file. These go." in static_text(app, "#prune-stale")
+        assert f"{FOREIGN:,} Redis keys, 1 file" in static_text(app, "#prune-orphans")
         box = app.screen.query_one("#orphans")
         assert box.value is False
         if tick:
@@ -115,7 +115,7 @@ async def test_dashboard_confirmation_shows_both_groups_orphans_unticked(redis_u
         await pilot.click("#confirm")
         await until(pilot, lambda: any(n.message.startswith("Pruned ") for n in app._notifications),
                     what="prune finished")
-        expected = f"Pruned {FOREIGN + 1 if tick else 1} Redis key(s), {2 if tick else 1} file(s)"
+        expected = f"Pruned {FOREIGN + 1:,} Redis keys, 2 files" if tick else "Pruned 1 Redis key, 1 file"
         assert any(n.message == expected for n in app._notifications)
         await until(pilot, lambda: shared["old"] not in table_keys(app, "keys"), what="pane refreshed")
     survivors_ok(sync_redis, cache_dir, shared, foreign=not tick)

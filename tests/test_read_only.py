@@ -573,7 +573,7 @@ async def test_read_only_dashboard_observes_specs_and_changes_nothing(world):
         cache = IRCache(redis_url=world.server.url, cache_dir=world.cache_dir, read_only=True, generator=gen)
         app = IRCacheApp(Services(cache=cache, spec_dirs=[world.specs], watch=True, poll_interval=0.5))
         async with app.run_test(size=(160, 45)) as pilot:
-            await until(pilot, lambda: app._first_page_shown, what="first page")
+            await until(pilot, lambda: app.first_page_shown, what="first page")
             await until(pilot, lambda: _state(app, paths["a"]) == (keys["a"], "in redis")
                         and _state(app, paths["b"]) == (keys["b"], "filesystem only")
                         and _state(app, paths["c"]) == (keys["c"], "missing")
@@ -599,18 +599,29 @@ async def test_read_only_dashboard_observes_specs_and_changes_nothing(world):
             table = app.query_one("#specs-table")
             table.focus()
             table.move_cursor(row=table.get_row_index(row))
-            await pilot.press("r", "f", "F", "w", "d", "t", "P")
+            said: list[str] = []
+
+            async def press_each(keys: str) -> None:
+                # one at a time: each key that would write says why it did nothing
+                for key in keys:
+                    before = {id(n) for n in app._notifications}
+                    await pilot.press(key)
+                    await pilot.pause(0.05)
+                    said.extend(n.message for n in app._notifications if id(n) not in before)
+
+            await press_each("rfFwdtP")
             app.tabs.active = "tab-keys"
             keys_table = app.query_one("#keys-table")
             keys_table.focus()
             await until(pilot, lambda: keys_table.row_count > 0, what="keys shown")
             keys_table.move_cursor(row=0)
-            await pilot.press("d", "t", "f", "F", "w", "r", "P")
+            await press_each("dtfFwrP")
             await pilot.pause(1.2)  # two poll rounds: anything those keys started has had time to act
             assert len(app.screen_stack) == 1, app.screen_stack
             assert not isinstance(app.screen, (FlushScreen, PruneScreen))
-            notes = [n.message for n in app._notifications]
-            assert not notes, notes
+            assert said and all(t.startswith("Read-only session: ") for t in said), said
+            disabled = {t.split(" (")[0].removeprefix("Read-only session: ").removesuffix(" is disabled") for t in said}
+            assert disabled == {"regenerate", "flush spec", "flush all", "warm", "prune", "delete", "reset ttl"}, said
             assert _state(app, paths["a"]) == (new_key, "missing")
             assert "READ-ONLY" in static_text(app, "#status")
         assert gen.calls == 0
@@ -670,7 +681,7 @@ def test_read_only_watch_does_not_create_a_missing_cache_dir(world, tmp_path):
     watch = WriteWatch(world.server).start()
     watcher = WatchProcess("--read-only", "watch", str(world.specs), env=env)
     try:
-        watcher.wait_for(r"initial walk done: 5 spec\(s\): 2 in redis, 3 missing")
+        watcher.wait_for(r"initial walk done: 5 specs: 2 in redis, 3 missing")
         assert watcher.stop(signal.SIGTERM) == 0, "\n".join(watcher.lines)
     finally:
         watcher.kill()

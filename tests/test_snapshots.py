@@ -67,11 +67,11 @@ async def settle(pilot) -> None:
         if app.keys_pane.selected_key() != petstore:
             table.move_cursor(row=table.get_row_index(petstore))
             return False
-        if app._detail is not None and app._detail.title.startswith(petstore):
-            return True
-        if not any(w.group == "detail" and w.is_running for w in app.workers):
-            app.load_detail(app.selection())  # the cursor may already sit there (no highlight event)
-        return False
+        detail = app.detail_pane
+        if detail.picked is None or detail.picked.cache_key != petstore:
+            detail.show(app.keys_pane.picked())  # the cursor may already sit there (no highlight event)
+            return False
+        return detail.shown is not None
 
     await until(pilot, petstore_selected, what="petstore selected with its detail")
     await until(pilot, lambda: any("initial walk done" in line.text for line in app.log_pane.lines), what="walk")

@@ -9,7 +9,7 @@ import redis
 
 from ircache_tui import IRCache, cache_key
 from ircache_tui.tui.app import IRCacheApp
-from ircache_tui.tui.messages import DetailLoaded
+from ircache_tui.tui.screens.confirm import ConfirmScreen
 from ircache_tui.tui.screens.detail import DetailScreen
 from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.help import HelpScreen
@@ -45,7 +45,7 @@ def make_app(cache, *, read_only: bool = False, **options) -> IRCacheApp:
 
 
 async def loaded(pilot, app, n: int | None = None) -> None:
-    await until(pilot, lambda: app._first_page_shown and (n is None or len(app.keys_pane.rows) == n),
+    await until(pilot, lambda: app.first_page_shown and (n is None or len(app.keys_pane.rows) == n),
                 what="first page")
 
 
@@ -79,7 +79,7 @@ async def test_flush_selected_spec_redis_only(cache, specs, sync_redis, cache_di
         table.move_cursor(row=table.get_row_index(keys["petstore-spec"]))
         await pilot.press("f")
         await until(pilot, lambda: isinstance(app.screen, FlushScreen), what="flush modal")
-        assert "Redis: 1 key(s) · filesystem: 1 file(s)" in static_text(app, "#flush-counts")
+        assert "Redis: 1 key · filesystem: 1 file" in static_text(app, "#flush-counts")
         await pilot.press("y")
         await until(pilot, lambda: keys["petstore-spec"] not in table_keys(app, "keys"), what="row removed")
     assert not sync_redis.exists(f"ir_cache:{keys['petstore-spec']}")
@@ -128,12 +128,15 @@ async def test_long_flush_shows_progress_and_can_be_cancelled(cache, sync_redis)
         await loaded(pilot, app)
         await pilot.press("F")
         await until(pilot, lambda: isinstance(app.screen, FlushScreen), timeout=30)
-        await pilot.press("y")
-        await until(pilot, lambda: app.flushing, what="flush started")
+        # the confirm and cancel actions, not pilot.press: the pilot waits for the app to go idle,
+        # which a 300,000-key flush (posting its progress) does only once it is done
+        app.screen.action_confirm()
+        await until(pilot, lambda: app.flush_bar.running, what="flush started")
         assert app.query_one("#flush-bar").has_class("-active")
         await until(pilot, lambda: app.query_one("#flush-progress").progress > 0, what="progress")
-        await pilot.press("escape")
-        await until(pilot, lambda: not app.flushing, what="flush stopped", timeout=30)
+        assert app.check_action("cancel_flush", ()) is True  # esc is offered while it runs
+        app.action_cancel_flush()
+        await until(pilot, lambda: not app.flush_bar.running, what="flush stopped", timeout=30)
         assert not app.query_one("#flush-bar").has_class("-active")
         assert "Flush of all IR entries cancelled" in "\n".join(line.text for line in app.query_one(LogPane).lines)
     left = sync_redis.dbsize()
@@ -192,6 +195,9 @@ async def test_delete_and_reset_ttl(cache, specs, sync_redis):
         await until(pilot, lambda: cell(app, "keys", keys["ecommerce-api-spec-human"], "ttl") in ("1h 00m", "59m 59s"))
         table.move_cursor(row=table.get_row_index(keys["petstore-spec"]))
         await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="delete asks first")
+        assert sync_redis.exists(f"ir_cache:{keys['petstore-spec']}")
+        await pilot.press("y")
         await until(pilot, lambda: keys["petstore-spec"] not in table_keys(app, "keys"))
     assert not sync_redis.exists(f"ir_cache:{keys['petstore-spec']}")
 
@@ -208,15 +214,21 @@ async def test_pages_and_filter(cache, sync_redis):
         assert sorted(seen) == sorted(k.decode().split(":", 1)[1] for k in sync_redis.keys("ir_cache:*"))
         footer = static_text(app, "#keys-footer")
         assert "scan complete" in footer
-        last = app.keys_pane._page_meta[0].number
+        last = app.keys_pane._page.number
         assert last >= 4  # 10 keys, 3 a page
         await pilot.press("p")
         await until(pilot, lambda: f"page {last - 1} " in static_text(app, "#keys-footer"), what="previous page")
 
         await pilot.press("slash")
-        await pilot.press(*"alpha", "enter")
-        await until(pilot, lambda: "filter 'alpha'" in static_text(app, "#keys-footer"))
-        assert sorted(await every_page(pilot, app)) == [f"alpha_{i:08x}" for i in range(7)]  # not alpha_v2
+        await pilot.press(*"=alpha", "enter")  # exact: not alpha_v2
+        await until(pilot, lambda: "filter '=alpha'" in static_text(app, "#keys-footer"))
+        assert sorted(await every_page(pilot, app)) == [f"alpha_{i:08x}" for i in range(7)]
+
+        await pilot.press("slash")
+        await pilot.press("ctrl+u", *"pha_v")  # as you type: a substring, no enter needed
+        await until(pilot, lambda: "filter 'pha_v'" in static_text(app, "#keys-footer"), what="substring filter")
+        assert await every_page(pilot, app) == ["alpha_v2_0000000a"]
+        await pilot.press("enter")
 
         await pilot.press("slash")
         await pilot.press("ctrl+u", *"*_0000000a", "enter")  # a glob: alpha_v2's hash only
@@ -228,10 +240,10 @@ async def every_page(pilot, app) -> list[str]:
     """The keys on the page shown and on every page after it. A page may come back
     partial (its time budget ran out on a slow machine), so walk them all."""
     collected = list(table_keys(app, "keys"))
-    while app.has_next:
-        number = app.keys_pane._page_meta[0].number
+    while app.keys_pane.has_next:
+        number = app.keys_pane._page.number
         await pilot.press("n")
-        await until(pilot, lambda: app.keys_pane._page_meta[0].number == number + 1, what=f"page {number + 1}")
+        await until(pilot, lambda: app.keys_pane._page.number == number + 1, what=f"page {number + 1}")
         collected += table_keys(app, "keys")
     return collected
 
@@ -246,11 +258,6 @@ async def test_detail_screen_and_corrupt_entry(cache, specs, sync_redis):
         table.focus()
         table.move_cursor(row=table.get_row_index(keys["petstore-spec"]))
         await until(pilot, lambda: "Petstore API" in static_text(app, "#detail"))
-        # A load for a row that is no longer selected, finishing late, must not replace it.
-        ecommerce = await cache.read_entry(keys["ecommerce-api-spec-human"])
-        app.post_message(DetailLoaded(f"{keys['ecommerce-api-spec-human']} (Redis)", ecommerce))
-        await pilot.pause(0.2)
-        assert "Petstore API" in static_text(app, "#detail")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         body = static_text(app.screen, "#detail-json")
@@ -268,15 +275,20 @@ async def test_read_only_disables_destructive_bindings(cache, sync_redis):
     app = make_app(cache, read_only=True)
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app, 2)
-        for action in ("flush_spec", "flush_all", "regenerate", "warm", "delete_key", "reset_ttl", "prune"):
+        for action in ("flush_spec", "flush_all", "regenerate", "warm", "prune"):
             assert app.check_action(action, ()) is None
+        for action in ("delete", "reset_ttl", "set_ttl"):
+            assert app.keys_pane.check_action(action, ()) is None
         assert app.check_action("refresh", ()) is True
         await pilot.press("F", "d", "w")
         await pilot.pause(0.3)
-        assert not isinstance(app.screen, FlushScreen)
+        assert not isinstance(app.screen, (FlushScreen, ConfirmScreen))
         assert "READ-ONLY" in static_text(app, "#status")
         disabled = {b.binding.action for b in app.screen.active_bindings.values() if not b.enabled}
-        assert {"flush_spec", "flush_all", "regenerate", "warm", "delete_key", "reset_ttl"} <= disabled
+        assert {"flush_spec", "flush_all", "regenerate", "warm", "delete", "reset_ttl"} <= disabled
+        said = [n.message for n in app._notifications]
+        assert any("Read-only session: flush all is disabled" in t for t in said), said
+        assert any("Read-only session: delete is disabled" in t for t in said), said
     assert sync_redis.dbsize() == 2
 
 
@@ -469,7 +481,7 @@ async def test_started_while_redis_was_down_it_switches_from_polling_to_notifica
                 server.start()
                 await until(pilot, lambda: "live: notifications" in static_text(app, "#status"), what="switch",
                             timeout=15)
-                assert app._poll_timer is None  # the poll loop stopped
+                assert app.keys_pane._poll_timer is None  # the poll loop stopped
                 await pilot.pause(0.3)
                 client = redis.Redis.from_url(server.url)
                 client.set("ir_cache:late_0a1b2c3d", "{}")

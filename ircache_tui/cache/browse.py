@@ -14,10 +14,12 @@ from there on "next".
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import time
 from dataclasses import dataclass, field
 
+from ..ir.envelope import SCHEMA_VERSION
 from .keys import HASH_LEN, ParsedKey, glob_escape, parse_cache_key, validate_spec_name
 from .redis_tier import RedisTier
 
@@ -26,6 +28,8 @@ from .redis_tier import RedisTier
 _HEAD_BYTES = 1024
 _GENERATED_AT = re.compile(rb'"generated_at"\s*:\s*"([^"]+)"')
 _GENERATOR = re.compile(rb'"generator"\s*:\s*\{\s*"name"\s*:\s*"([^"]*)"\s*,\s*"model"\s*:\s*(?:"([^"]*)"|null)')
+_SCHEMA = re.compile(rb'"schema_version"\s*:\s*(-?\d+)')
+_SPEC_HASH = re.compile(rb'"spec_hash"\s*:\s*"([^"]*)"')
 _MAX_COUNT = 10_000
 
 
@@ -39,6 +43,9 @@ class KeyRow:
     generated_at: str | None
     generator: str | None
     fetched_at: float  # time.monotonic() when ttl was read, for a live countdown
+    #: what is visibly wrong with the value from its first KiB ("wrong type", "corrupt", "old schema",
+    #: "hash ≠ key"); None when it looks fine. Reading it serves it as a miss either way.
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +65,24 @@ class _Start:
     scan_done: bool = False  # the scan already reached its end; only the carry is left
 
 
+_GLOB = "*?["
+_HASH_GLOB = "_" + "[0-9a-f]" * HASH_LEN
+
+
 def filter_pattern(prefix: str, text: str | None) -> tuple[str | None, str | None]:
-    """(spec_name, match) for the `/` filter: a plain name is an exact spec,
-    text with glob characters is a pattern over `{spec}_{hash8}` under the prefix."""
+    """(spec_name, match) for the `/` filter, as an operator types it:
+
+    - `pet`: spec names containing "pet" (SCAN MATCH `{prefix}:*pet*_{hash8}`);
+    - `=petstore-spec`: exactly that spec (not its `_v2` cousins);
+    - `pet*`, `*_0a1b*`: a glob over `{spec}_{hash8}`.
+    """
     if not text:
         return None, None
-    if any(c in text for c in "*?["):
+    if text.startswith("="):
+        return validate_spec_name(text[1:]), None
+    if any(c in text for c in _GLOB):
         return None, f"{glob_escape(prefix)}:{text}"
-    return validate_spec_name(text), None
+    return None, f"{glob_escape(prefix)}:*{glob_escape(text)}*{_HASH_GLOB}"
 
 
 class KeyBrowser:
@@ -75,18 +92,37 @@ class KeyBrowser:
         self.time_budget = time_budget
         self.spec_name: str | None = None
         self.match: str | None = None
+        self._text = ""
         self._history: list[_Start] = [_Start(0)]
         self._index = 0  # page shown = _history[_index]
         self._next: _Start | None = None  # where the following page starts, None when complete
         self.page: Page | None = None
 
     def set_filter(self, text: str | None) -> None:
+        """Filter by `text` (see filter_pattern; raises InvalidSpecName for a bad exact name) and start over."""
         self.spec_name, self.match = filter_pattern(self.redis.keys.prefix, text)
+        self._text = text or ""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every cursor: the next load starts the scan again (after a restart, say)."""
         self._history, self._index, self._next = [_Start(0)], 0, None
+        self.page = None
 
     @property
     def filter_text(self) -> str:
-        return self.spec_name or (self.match.split(":", 1)[1] if self.match else "")
+        return self._text
+
+    def wants(self, key: ParsedKey) -> bool:
+        """Whether the filter takes this key (for a key that changed while the page is shown)."""
+        text = self._text
+        if not text:
+            return True
+        if self.spec_name is not None:
+            return key.spec_name == self.spec_name
+        if any(c in text for c in _GLOB):
+            return fnmatch.fnmatchcase(key.cache_key, text)
+        return text in key.spec_name
 
     @property
     def has_next(self) -> bool:
@@ -143,11 +179,19 @@ class KeyBrowser:
 
     async def row_for(self, cache_key: str) -> KeyRow | None:
         """Fresh details of one key (after a live change); None if it is gone or not an IR key."""
-        parsed = parse_cache_key(cache_key)
-        if parsed is None:
-            return None
-        rows = await self._details([parsed])
-        return rows[0] if rows and rows[0].ttl != -2 else None
+        rows = await self.rows_for([cache_key])
+        return rows[0] if rows else None
+
+    async def rows_for(self, cache_keys: list[str]) -> list[KeyRow]:
+        """Fresh details of these keys in one round trip; the gone ones are left out."""
+        parsed = [p for p in map(parse_cache_key, cache_keys) if p is not None]
+        return [row for row in await self._details(parsed) if row.ttl != -2]
+
+    async def top(self, by: str, n: int) -> Page:
+        """The `n` largest keys (by="largest") or those expiring first (by="expiring"), over the whole prefix."""
+        keys = await self.redis.top_ir_keys("memory" if by == "largest" else "ttl", n)
+        rows = await self._details(keys)
+        return Page(1, [r for r in rows if r.ttl != -2], True, False, len(rows))
 
     async def _details(self, keys: list[ParsedKey]) -> list[KeyRow]:
         if not keys:
@@ -157,6 +201,7 @@ class KeyBrowser:
         rows = []
         for parsed, (ttl, memory, head) in zip(keys, heads):
             generated_at = generator = None
+            problem = _problem(parsed, head)
             if head:
                 if m := _GENERATED_AT.search(head):
                     generated_at = m.group(1).decode(errors="replace")
@@ -165,5 +210,20 @@ class KeyBrowser:
                     model = m.group(2).decode(errors="replace") if m.group(2) else None
                     generator = f"{name} ({model})" if model else name
             rows.append(KeyRow(parsed.cache_key, parsed.spec_name, parsed.hash8[:HASH_LEN], ttl, memory,
-                               generated_at, generator, now))
+                               generated_at, generator, now, problem))
         return rows
+
+
+def _problem(key: ParsedKey, head: bytes | None) -> str | None:
+    """What the first KiB already shows to be wrong (the full check happens when it is read)."""
+    if head is None:
+        return "wrong type"
+    if not head:
+        return None  # gone, or the head could not be read: nothing to say
+    if not head.lstrip().startswith(b"{"):
+        return "corrupt"
+    if (m := _SCHEMA.search(head)) and int(m.group(1)) != SCHEMA_VERSION:
+        return "old schema"
+    if (m := _SPEC_HASH.search(head)) and not m.group(1).startswith(key.hash8.encode()):
+        return "hash ≠ key"
+    return None

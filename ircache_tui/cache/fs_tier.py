@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fmt import plural
 from ..ir.envelope import CorruptEntry
 from .errors import ReadOnlyError
 from .keys import parse_cache_key, validate_spec_name
@@ -270,7 +271,7 @@ class FilesystemTier:
                         os.unlink(item.path)
                         removed += 1
         if removed:
-            log.info("Removed %d leftover temp file(s) from %s", removed, self.directory)
+            log.info("Removed %s from %s", plural(removed, "leftover temp file"), self.directory)
         return removed
 
 

@@ -12,6 +12,8 @@ means for an IR key.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,3 +44,59 @@ async def key_changes(redis: "RedisTier", on_subscribed: Callable[[], None] | No
         parsed = redis.keys.cache_key_of(redis_key)
         if parsed is not None:
             yield KeyChange(parsed, event)
+
+
+@dataclass(slots=True)
+class ChangeBatch:
+    """The IR keys that changed during one interval: the last change of each, or `overflow`
+    when more distinct keys changed than a batch holds (the caller then reloads instead)."""
+
+    changes: dict[str, KeyChange]
+    overflow: bool = False
+
+
+async def coalesced(
+    source: AsyncIterator[KeyChange], *, interval: float = 0.1, limit: int = 500
+) -> AsyncIterator[ChangeBatch]:
+    """Batch `source` into one ChangeBatch per `interval` after activity, in bounded memory.
+
+    A burst of any size becomes a few batches of at most `limit` keys: the
+    consumer refreshes them in one round trip, instead of one worker (and one
+    connection) per notification. A reader task drains the subscription so
+    Redis never buffers for us; the source's error (a dropped connection)
+    ends the iteration after the last batch.
+    """
+    pending: dict[str, KeyChange] = {}
+    overflow = False
+    ready = asyncio.Event()
+
+    async def read() -> None:
+        nonlocal overflow
+        async for change in source:
+            key = change.key.cache_key
+            if key in pending or len(pending) < limit:
+                pending[key] = change
+            else:
+                overflow = True
+            ready.set()
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            waiter = asyncio.ensure_future(ready.wait())
+            await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if not reader.done():
+                await asyncio.sleep(interval)  # let the burst gather
+            if pending or overflow:
+                batch = ChangeBatch(pending, overflow)
+                pending, overflow = {}, False
+                ready.clear()
+                yield batch
+            if reader.done():
+                reader.result()  # raises the source's error
+                return
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader

@@ -17,6 +17,7 @@ costs several microseconds per key).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -239,6 +240,51 @@ async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, ba
     if refused is not None:
         log.info("Redis refused MEMORY USAGE (%s): keys counted, sizes unknown", _first_line(refused))
     return sizes
+
+
+async def scan_top(
+    client: Any, selection: Selection, by: str, n: int, *, count: int = STATS_COUNT, scripted: bool = True
+) -> tuple[list[tuple[bytes, int]], bool]:
+    """The `n` IR keys with the most MEMORY USAGE (by="memory") or the least PTTL (by="ttl") over
+    the whole selection, and whether the scripted step ran. One short step per page, as the stats."""
+    heap: list[tuple[int, bytes]] = []  # bounded: the n best so far, the worst on top
+    sign = 1 if by == "memory" else -1  # keep the largest sizes, the smallest TTLs
+
+    def offer(key: bytes, value: int) -> None:
+        item = (sign * value, key)
+        if len(heap) < n:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+
+    if scripted:
+        step = client.register_script(scripts.TOP_STEP)
+        cursor = 0
+        try:
+            while True:
+                reply = await step(args=[*_script_args(cursor, selection, count), by, n])
+                _raise_if_cancelled()
+                cursor = int(reply[0])
+                for key, value in zip(reply[1::2], reply[2::2]):
+                    offer(key, int(value))
+                if cursor == 0:
+                    break
+        except ResponseError as exc:
+            log.info("Redis refused the top-keys script (%s); walking client-side", _first_line(exc))
+            heap.clear()
+            scripted = False
+    if not scripted:
+        async for page in scan_pages(client, selection.match, count):
+            kept = selection.keep_many(page)
+            pipe = client.pipeline(transaction=False)
+            for key in kept:
+                pipe.memory_usage(key, samples=0) if by == "memory" else pipe.pttl(key)
+            for key, value in zip(kept, await pipe.execute(raise_on_error=False)):
+                if isinstance(value, int) and (by == "memory" or value >= 0):
+                    offer(key, value)
+            _raise_if_cancelled()
+    ranked = sorted(heap, reverse=True)
+    return [(key, sign * value) for value, key in ranked], scripted
 
 
 def _script_args(cursor: int, selection: Selection, count: int) -> list[Any]:

@@ -1,4 +1,7 @@
-"""Messages workers post to the app; the app's @on handlers own every state change."""
+"""Messages that cross panes: posted by workers and panes, routed by the App.
+
+Messages private to one pane are nested in that pane's class.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from ..cache.browse import KeyRow, Page
 from ..cache.events import CacheEvent
-from ..cache.fs_tier import FileEntry
 from ..cache.ircache import CacheInfo
-from ..cache.live import KeyChange
-from ..ir.envelope import StoredEntry
 from ..specs.stale import StaleReport
-from ..watch.status import SpecStatus
 
 
 @dataclass
@@ -22,23 +20,8 @@ class CacheReady(Message):
 
 
 @dataclass
-class LiveModeChecked(Message):
-    """After Redis came back: how live updates work now (its config may have been reset)."""
-
-    live_mode: str
-
-
-@dataclass
 class StartupFailed(Message):
     error: str
-
-
-@dataclass
-class PageLoaded(Message):
-    page: Page
-    has_prev: bool
-    has_next: bool
-    filter_text: str
 
 
 @dataclass
@@ -51,41 +34,27 @@ class RedisUp(Message):
     pass
 
 
+class RedisAnswered(Message):
+    """A pane's Redis call just succeeded: if Redis was down, it is up."""
+
+
+class FirstPageShown(Message):
+    """The keys pane showed its first page: the slower panes may load now."""
+
+
 @dataclass
-class FilesLoaded(Message):
-    entries: list[FileEntry]
-    warm: list[bool | None]  # None: Redis unknown (down)
+class LiveModeChanged(Message):
+    mode: str
+    before: str
+
+
+class FlushStarted(Message):
+    """Our own flush runs: panes stop refreshing key by key."""
 
 
 @dataclass
 class StatsLoaded(Message):
     info: CacheInfo
-
-
-@dataclass
-class KeyChanged(Message):
-    change: KeyChange
-
-
-@dataclass
-class KeyRefreshed(Message):
-    """Fresh details of one key after a live change; `row` None means it is gone."""
-
-    cache_key: str
-    row: KeyRow | None
-
-
-@dataclass
-class FlushCounted(Message):
-    spec_name: str | None
-    redis_keys: int
-    files: int
-
-
-@dataclass
-class FlushProgress(Message):
-    done: int
-    total: int
 
 
 @dataclass
@@ -95,18 +64,6 @@ class OperationDone(Message):
     text: str
     error: bool = False
     refresh: bool = True
-
-
-@dataclass
-class DetailLoaded(Message):
-    title: str
-    entry: StoredEntry | None
-    error: str = ""
-
-
-@dataclass
-class SpecStatusChanged(Message):
-    status: SpecStatus
 
 
 @dataclass
@@ -133,14 +90,3 @@ class CacheEventPosted(Message):
 @dataclass
 class PruneFound(Message):
     report: StaleReport
-
-
-@dataclass
-class FlushFinished(Message):
-    text: str
-    error: bool = False
-
-
-@dataclass
-class Subscribed(Message):
-    """The keyspace-notification listener is in place."""

@@ -51,6 +51,12 @@ class Services:
         return self.cache.read_only
 
 
+#: Redis connections the whole dashboard may hold (the key listener's one included): a burst of
+#: changes, a flush and the watcher's checks wait for one of these instead of opening more.
+DASHBOARD_CONNECTIONS = 4
+
+
 def build_services(settings: Settings, spec_dirs: list[Path], **options: object) -> Services:
     """The production factory: one IRCache from the settings (opened by the app)."""
-    return Services(cache=IRCache(settings=settings), spec_dirs=spec_dirs, **options)  # type: ignore[arg-type]
+    cache = IRCache(settings=settings, max_connections=DASHBOARD_CONNECTIONS)
+    return Services(cache=cache, spec_dirs=spec_dirs, **options)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..fmt import plural
 from .log import log, show
 from .paths import PathRules
 from .pending import PathQueue
@@ -67,9 +68,9 @@ class DirectoryChanges:
         statuses = self._board.statuses
         known = [p for p in self._board.paths_under(path) if statuses[p].state is not SpecState.DELETED]
         if path in self._rules.roots:
-            log.warning("spec directory %s disappeared: %d spec(s) in it marked deleted; it is no longer watched",
-                        show(path), len(known))
+            log.warning("spec directory %s disappeared: %s in it marked deleted; it is no longer watched",
+                        show(path), plural(len(known), "spec"))
         elif known:
-            log.warning("directory %s disappeared: %d spec(s) in it marked deleted", show(path), len(known))
+            log.warning("directory %s disappeared: %s in it marked deleted", show(path), plural(len(known), "spec"))
         for p in known:
             self._checks.put(p)

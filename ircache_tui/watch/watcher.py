@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..cache.ircache import IRCache
+from ..fmt import plural
 from ..specs.discovery import DEFAULT_MAX_BYTES, DEFAULT_PATTERN
 from ..specs.stale import StaleReport, find_stale, prune
 from .change_feed import AWATCH_STEP_MS, ChangeFeed
@@ -212,13 +213,16 @@ class SpecWatcher:
     def idle(self) -> bool:
         return self._idle.is_set()
 
-    async def refresh(self, path: Path | None = None) -> None:
-        """Look again at one spec (or all known ones): read, key, and ask both tiers.
+    async def refresh(self, path: Path | Iterable[Path] | None = None) -> None:
+        """Look again at one spec, several, or all known ones: read, key, and ask both tiers.
 
         Never warms nor generates (after a flush, Redis stays flushed until a
         spec changes). Specs queued for a check or a generation are left to it.
         """
-        targets = [_absolute(path)] if path is not None else list(self.statuses)
+        if path is None:
+            targets = list(self.statuses)
+        else:
+            targets = [_absolute(p) for p in ([path] if isinstance(path, Path) else path)]
         targets = [
             p for p in targets
             if self.rules.classify(p) is PathKind.SPEC and not self._checks.queued(p) and not self._generations.queued(p)
@@ -252,7 +256,7 @@ class SpecWatcher:
                     if path not in self.statuses:
                         self._board.set(path, spec_name=spec_name_of(path), state=SpecState.PENDING)
                     self._checks.put(path)
-                log.info("found %d spec(s) under %s", len(found), show(root))
+                log.info("found %s under %s", plural(len(found), "spec"), show(root))
         finally:
             self._walking = False
             self._update_idle()
@@ -262,7 +266,7 @@ class SpecWatcher:
         self._specs.initial_walk = False
         counts = self._board.count()
         parts = [f"{n} {state.value}" for state, n in counts.items() if n]
-        log.info("initial walk done: %d spec(s)%s", len(self.statuses), f": {', '.join(parts)}" if parts else "")
+        log.info("initial walk done: %s%s", plural(len(self.statuses), "spec"), f": {', '.join(parts)}" if parts else "")
 
     # -- workers ------------------------------------------------------------------
     async def _check_worker(self) -> None:

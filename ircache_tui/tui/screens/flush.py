@@ -9,7 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, RadioButton, RadioSet
+from textual.widgets import Button, Footer, Label, RadioButton, RadioSet
+
+from ...fmt import plural
 
 
 @dataclass(frozen=True)
@@ -30,35 +32,42 @@ class FlushScreen(ModalScreen[FlushRequest | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Flush")]
 
-    def __init__(self, spec_name: str | None, redis_keys: int, files: int) -> None:
+    def __init__(self, spec_name: str | None, redis_keys: int | None, files: int, redis_error: str = "") -> None:
+        """`redis_keys` None: Redis cannot be counted (down); only the filesystem can be flushed."""
         super().__init__()
         self.spec_name = spec_name
         self.redis_keys = redis_keys
         self.files = files
+        self.redis_error = redis_error
 
     def compose(self) -> ComposeResult:
         what = f"spec [b]{self.spec_name}[/b]" if self.spec_name else "[b]ALL[/b] IR entries"
+        down = self.redis_keys is None
+        redis = f"unavailable ({self.redis_error})" if down else plural(self.redis_keys, "key")
         with Vertical():
             yield Label(f"Flush {what}?", id="flush-title")
             yield Label(
-                f"Redis: {self.redis_keys} key(s) · filesystem: {self.files} file(s).\n"
+                f"Redis: {redis} · filesystem: {plural(self.files, 'file')}.\n"
                 "Only IR keys under the prefix are touched. The filesystem is the cold-start tier.",
                 id="flush-counts",
             )
             with RadioSet(id="flush-tiers"):
-                yield RadioButton(f"Redis only ({self.redis_keys})", value=True, id="tier-redis")
-                yield RadioButton(f"Filesystem only ({self.files})", id="tier-fs")
-                yield RadioButton(f"Both ({self.redis_keys + self.files})", id="tier-both")
+                yield RadioButton(f"Redis only ({'—' if down else self.redis_keys})", value=not down,
+                                  id="tier-redis", disabled=down)
+                yield RadioButton(f"Filesystem only ({self.files})", value=down, id="tier-fs")
+                yield RadioButton(f"Both ({'—' if down else self.redis_keys + self.files})", id="tier-both",
+                                  disabled=down)
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Flush", variant="error", id="confirm")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(RadioSet).focus()
 
     def _request(self) -> FlushRequest:
         pressed = self.query_one(RadioSet).pressed_button
-        choice = pressed.id if pressed is not None else "tier-redis"
+        choice = pressed.id if pressed is not None else ("tier-fs" if self.redis_keys is None else "tier-redis")
         return FlushRequest(
             self.spec_name, redis=choice in ("tier-redis", "tier-both"), filesystem=choice in ("tier-fs", "tier-both")
         )

@@ -7,11 +7,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 EXTRA = (
-    ("filter", "a plain name is an exact spec (not its _v2 cousins); *, ? or [ make a glob over spec_hash8"),
-    ("read-only", "--read-only disables every destructive key (shown greyed out in the footer)"),
+    ("filter", "text matches inside spec names; =name is exactly that spec (not its _v2 cousins); "
+               "*, ? or [ make a glob over spec_hash8"),
+    ("read-only", "--read-only disables every key that writes (greyed out; pressing one says why)"),
     ("live", "keys set, expired or deleted elsewhere appear without a refresh (notifications, or polling)"),
 )
 
@@ -37,3 +38,4 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(key, description, style="dim")
         with VerticalScroll():
             yield Static(table)
+        yield Footer()

@@ -15,8 +15,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Label
+from textual.widgets import Button, Checkbox, Footer, Label
 
+from ...fmt import plural
 from ...specs.stale import StaleReport
 
 
@@ -47,11 +48,12 @@ class PruneScreen(ModalScreen[PruneRequest | None]):
             yield Label("Prune stale entries of the watched specs?", id="prune-title")
             yield Label(
                 f"Stale (older hashes of specs under {self.dirs}): "
-                f"{len(r.redis_stale)} Redis key(s), {len(r.files_stale)} file(s). These go.",
+                f"{plural(len(r.redis_stale), 'Redis key')}, {plural(len(r.files_stale), 'file')}. These go.",
                 id="prune-stale",
             )
             yield Label(
-                f"Not under {self.dirs}: {len(r.redis_orphaned)} Redis key(s), {len(r.files_orphaned)} file(s). "
+                f"Not under {self.dirs}: {plural(len(r.redis_orphaned), 'Redis key')}, "
+                f"{plural(len(r.files_orphaned), 'file')}. "
                 "Other pipelines sharing the prefix may own them: kept unless ticked.",
                 id="prune-orphans",
             )
@@ -62,6 +64,7 @@ class PruneScreen(ModalScreen[PruneRequest | None]):
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Prune", variant="warning", id="confirm")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

@@ -1,12 +1,30 @@
-"""The spec files under the watched directories and what the cache holds for each."""
+"""The spec files under the watched directories and what the cache holds for each.
+
+The pane owns the SpecWatcher: it starts it when the cache is ready, shows
+each status it reports, and looks again at the specs whose keys changed
+(a flush, a delete, an expiry, a Redis restart), coalesced, so the tab stays
+true without a refresh. It reports the specs' current hashes to the App,
+which hands them to the keys pane (older hashes are stale there).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
+from textual import on, work
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import DataTable
 
-from ...watch.status import SpecStatus
+from ...cache.ircache import IRCache
+from ...specs.stale import current_hashes
+from ...watch import SpecState, SpecStatus, SpecWatcher
+from ...watch.stale import current_specs
+from ..picked import PickedEntry
 from .table_pane import TablePane
 
 COLUMNS = (("spec", "Spec", None), ("key", "Key", 8), ("state", "Status", None), ("stale", "Stale", 5), ("path", "Path", None))
@@ -14,16 +32,42 @@ _STYLES = {
     "in redis": "green", "filesystem only": "yellow", "missing": "red", "generating": "bold cyan",
     "error": "bold red", "deleted": "dim", "pending": "dim",
 }
+log = logging.getLogger("ircache")
+FOLLOW_DELAY = 0.2  # a burst of changes looks again once
 
 
 class SpecsPane(TablePane):
     COLUMNS = COLUMNS
     NAME = "specs"
 
-    def __init__(self, dirs: list[Path], **kwargs) -> None:
+    @dataclass
+    class Picked(Message):
+        picked: PickedEntry | None
+
+    @dataclass
+    class CurrentChanged(Message):
+        """spec name → the hash8s of its files now."""
+
+        current: dict[str, set[str]]
+
+    @dataclass
+    class _Status(Message):
+        status: SpecStatus
+
+    def __init__(self, cache: IRCache, dirs: list[Path], *, pattern: str = "*.md", watch: bool = True,
+                 generate: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.cache = cache
         self.dirs = dirs
+        self.pattern = pattern
+        self.watch = watch
+        self.generate = generate
+        self.watcher: SpecWatcher | None = None
         self.statuses: dict[str, SpecStatus] = {}
+        self._current: dict[str, set[str]] = {}
+        self._follow: set[str] | None = set()  # spec names to look at again; None: all of them
+        self._follow_timer: Timer | None = None
+        self._current_timer: Timer | None = None
 
     def empty_hint(self) -> str:
         if self.dirs:
@@ -34,10 +78,84 @@ class SpecsPane(TablePane):
         self.set_class(True, "-empty")
         self._footer()
 
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
     def selected(self) -> SpecStatus | None:
         key = self.selected_row_key()
         return self.statuses.get(key) if key else None
 
+    def picked(self) -> PickedEntry | None:
+        status = self.selected()
+        if status is None or not status.spec_name:
+            return None
+        return PickedEntry(status.spec_name, status.cache_key, "spec", status.path)
+
+    def spec_path_for(self, spec_name: str) -> Path | None:
+        for status in self.statuses.values():
+            if status.spec_name == spec_name and status.state is not SpecState.DELETED:
+                return status.path
+        return None
+
+    # -- the watcher ----------------------------------------------------------------
+    def start(self) -> None:
+        """The cache is open: walk the directories and follow them."""
+        if not self.dirs or self.watcher is not None:
+            return
+        self.watcher = SpecWatcher(
+            self.cache, self.dirs, pattern=self.pattern, generate=self.generate, watch=self.watch,
+            on_status=lambda status: self.post_message(self._Status(status)),
+        )
+        self.run_watcher()
+
+    @work(group="watch", exclusive=True, exit_on_error=False)
+    async def run_watcher(self) -> None:
+        try:
+            await self.watcher.run()
+        except Exception as exc:  # the log says why; the tab keeps what it showed
+            log.error("Spec watcher stopped: %s", exc)
+
+    @on(_Status)
+    def _status(self, message: _Status) -> None:
+        self.update_status(message.status)
+        if self._current_timer is None:  # a burst of 1,000 statuses recomputes once, not 1,000 times
+            self._current_timer = self.set_timer(FOLLOW_DELAY, self._announce_current)
+
+    def _announce_current(self) -> None:
+        self._current_timer = None
+        current = current_hashes(current_specs(self.statuses.values()))
+        if current != self._current:
+            self._current = current
+            self.post_message(self.CurrentChanged(current))
+
+    def follow(self, spec_names: Iterable[str] | None) -> None:
+        """Keys of these specs (None: of any) changed in Redis or on disk: look at them again soon."""
+        if self.watcher is None:
+            return
+        if spec_names is None or self._follow is None:
+            self._follow = None
+        else:
+            self._follow.update(spec_names)
+        if self._follow_timer is None:
+            self._follow_timer = self.set_timer(FOLLOW_DELAY, self._look_again)
+
+    def _look_again(self) -> None:
+        self._follow_timer = None
+        names, self._follow = self._follow, set()
+        if names is None:
+            self.refresh_specs(None)
+            return
+        paths = [s.path for s in self.statuses.values() if s.spec_name in names and s.state is not SpecState.DELETED]
+        if paths:
+            self.refresh_specs(paths)
+
+    @work(group="specs-refresh", exit_on_error=False)
+    async def refresh_specs(self, paths: list[Path] | None) -> None:
+        if self.watcher is not None:
+            await self.watcher.refresh(paths)
+
+    # -- the table ---------------------------------------------------------------------
     def update_status(self, status: SpecStatus) -> None:
         key = str(status.path)
         state = status.state.value
@@ -58,12 +176,16 @@ class SpecsPane(TablePane):
         counts: dict[str, int] = {}
         stale = 0
         for s in self.statuses.values():
-            state = s.state.value
-            counts[state] = counts.get(state, 0) + 1
+            counts[s.state.value] = counts.get(s.state.value, 0) + 1
             stale += s.stale
         parts = [f"{n} {state}" for state, n in sorted(counts.items())]
         stale_text = f" · {stale} stale (P prunes)" if stale else ""
         watched = ", ".join(map(str, self.dirs)) or "no dirs"
+        noun = "spec" if len(self.statuses) == 1 else "specs"
         self.set_footer(
-            f"{len(self.statuses)} specs in {watched}" + (": " + ", ".join(parts) if parts else "") + stale_text
+            f"{len(self.statuses)} {noun} in {watched}" + (": " + ", ".join(parts) if parts else "") + stale_text
         )
+
+    @on(DataTable.RowHighlighted, "#specs-table")
+    def _row_highlighted(self) -> None:
+        self.post_message(self.Picked(self.picked()))

@@ -49,8 +49,9 @@ class TablePane(Vertical):
     def put_row(self, key: str, cells: Sequence[object], exists: bool) -> None:
         """Add the row, or update its cells in place (never rebuild the table)."""
         if exists:
-            for (column, _, _), value in zip(self.COLUMNS, cells):
-                self._table.update_cell(key, column, value)
+            for (column, _, width), value in zip(self.COLUMNS, cells):
+                # a cell that grows ("in redis" → "filesystem only") widens an auto-width column
+                self._table.update_cell(key, column, value, update_width=width is None)
         else:
             self._table.add_row(*cells, key=key)
 

@@ -1,0 +1,61 @@
+"""`T`: set one key's TTL to a value the operator types (`3600`, `90m`, `12h`, `7d`)."""
+
+from __future__ import annotations
+
+import re
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Input, Label
+
+from ...fmt import human_ttl
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+MAX_TTL = 10 * 365 * 86_400  # Redis takes more; nobody means it for an IR cache
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from `3600`, `90m`, `12h` or `7d`; ValueError with a sentence otherwise."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError("a TTL is a whole number with an optional unit: 3600, 90m, 12h, 7d")
+    seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not 1 <= seconds <= MAX_TTL:
+        raise ValueError(f"a TTL is between 1 second and {human_ttl(MAX_TTL)}")
+    return seconds
+
+
+class TtlScreen(ModalScreen[int | None]):
+    DEFAULT_CSS = """
+    TtlScreen { align: center middle; }
+    TtlScreen > Vertical { width: 64; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    TtlScreen Label { width: 100%; }
+    TtlScreen #ttl-error { color: $error; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, cache_key: str, configured: int) -> None:
+        super().__init__()
+        self.cache_key = cache_key
+        self.configured = configured
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"New TTL for {self.cache_key} (t resets it to the configured {human_ttl(self.configured)})")
+            yield Input(placeholder="3600, 90m, 12h, 7d", id="ttl-input")
+            yield Label("", id="ttl-error")
+        yield Footer()
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        try:
+            self.dismiss(parse_duration(event.value))
+        except ValueError as exc:
+            self.query_one("#ttl-error", Label).update(str(exc))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
