@@ -137,3 +137,214 @@ def test_read_only_dashboard_in_a_real_terminal_changes_nothing(terminal, tmp_pa
             report = watch.stop()
         assert_no_writes(report, expect_reads={"get", "exists", "scan", "getrange"})
         assert_unchanged(before, snapshot(world))
+
+
+# -- a burst of writes, and a big flush, with the dashboard open ------------------------------------
+
+import json  # noqa: E402
+import re  # noqa: E402
+import threading  # noqa: E402
+
+DASHBOARD_NAME = "ircache-tui"  # CLIENT SETNAME of every dashboard connection
+DOWN_SIGNS = ("● down", "Redis is down")
+
+
+def start_dashboard(session: str, redis_url: str, tmp_path: Path, *args: str, width: int = 160, height: int = 40) -> None:
+    """The installed entry point in a fresh tmux session, with only the environment it needs."""
+    env = cli_env(redis_url, tmp_path / "cache" / "ir", TERM="xterm-256color")
+    env_args = [f"{k}={v}" for k, v in env.items() if k in ("REDIS_URL", "IR_CACHE_DIR", "PATH", "HOME", "TERM")]
+    command = ["env", "-i", *env_args, ENTRY_POINT, *args]
+    _tmux("new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), *command)
+
+
+def quit_dashboard(session: str) -> None:
+    _tmux("send-keys", "-t", session, "q")
+    deadline = time.monotonic() + 10
+    while subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the app did not quit on q"
+        time.sleep(0.2)
+
+
+def status_line(shown: str) -> str:
+    """The status bar: from the `Redis <url>` line down to the tab bar (it may wrap)."""
+    lines = shown.splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("Redis "):
+            rest = []
+            for more in lines[i:i + 3]:
+                if "1 Redis keys" in more:
+                    break
+                rest.append(more.strip())
+            return " ".join(rest)
+    return ""
+
+
+def wait_for_status(session: str, text: str, timeout: float = 20.0) -> str:
+    """Like wait_for, but `text` must show in the status bar (and Redis never shows down meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = screen(session)
+        assert_never_down(shown, f"while waiting for {text!r}")
+        if text in status_line(shown):
+            return shown
+        assert time.monotonic() < deadline, f"{text!r} never showed in the status bar; screen was:\n{shown}"
+        time.sleep(0.2)
+
+
+def assert_never_down(shown: str, when: str) -> None:
+    for sign in DOWN_SIGNS:
+        assert sign not in shown, f"{sign!r} shown {when}; screen was:\n{shown}"
+
+
+def ir_value(i: int) -> bytes:
+    return json.dumps({"schema_version": 1, "spec_name": f"burst-{i % 100:02d}", "n": i}).encode()
+
+
+def ir_keys_in(client) -> list[bytes]:
+    pattern = re.compile(rb"^ir_cache:[^\x00-\x1f\x7f/\\]+_[0-9a-f]{8}\Z")
+    return [k for k in client.scan_iter(match="ir_cache:*", count=10_000) if pattern.match(k)]
+
+
+class ClientSampler:
+    """A thread that counts the dashboard's connections (CLIENT LIST, by name) every ~20 ms."""
+
+    def __init__(self, redis_url: str, every: float = 0.02) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url)
+        self.every = every
+        self.samples: list[int] = []
+        self.worst: list[dict] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                clients = [c for c in self.client.client_list() if c.get("name") == DASHBOARD_NAME]
+            except Exception as exc:  # a sample that fails is a failure of the test, not a skipped sample
+                self.errors.append(exc)
+                return
+            self.samples.append(len(clients))
+            if len(clients) > len(self.worst):
+                self.worst = clients
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "ClientSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.client.close()
+
+
+def test_burst_of_5000_keys_in_50_pipelines_keeps_the_dashboard_within_its_connections(
+        terminal, redis_url, sync_redis, tmp_path):
+    """A burst of 5,000 keys written in 50 pipelines while the dashboard is open: CLIENT LIST shows at
+    most DASHBOARD_CONNECTIONS dashboard connections at every sample, the status never says down, and
+    the final count is right (status bar and keys pane footer, after ctrl+r)."""
+    from ircache_tui.tui.services import DASHBOARD_CONNECTIONS
+
+    assert DASHBOARD_CONNECTIONS == 4  # the documented bound this test holds the dashboard to
+    start_dashboard(terminal, redis_url, tmp_path)
+    wait_for(terminal, "No IR keys in Redis yet")
+    wait_for_status(terminal, "live: notifications")
+    wait_for_status(terminal, "● up")
+
+    with ClientSampler(redis_url) as sampler:
+        time.sleep(0.3)  # a few samples of the idle dashboard first
+        written = 0
+        for p in range(50):
+            pipe = sync_redis.pipeline(transaction=False)
+            for j in range(100):
+                i = p * 100 + j
+                pipe.set(f"ir_cache:burst-{p:02d}_{uuid.uuid4().hex[:8]}", ir_value(i))
+            written += sum(1 for ok in pipe.execute() if ok)
+            if p % 5 == 4:
+                assert_never_down(screen(terminal), f"during the burst (after pipeline {p + 1})")
+        assert written == 5000
+        assert len(ir_keys_in(sync_redis)) == 5000
+
+        # the dashboard digests the burst (notifications, reloads, the totals a second later)
+        settle = time.monotonic() + 4
+        while time.monotonic() < settle:
+            assert_never_down(screen(terminal), "after the burst")
+            time.sleep(0.2)
+
+        _tmux("send-keys", "-t", terminal, "C-r")
+        deadline = time.monotonic() + 20
+        # the status bar renders the count as str(n): `5000 IR keys` (the footer says `~5,000`)
+        count = re.compile(r"(?<![\d,])5,?000 IR keys")
+        while True:
+            shown = screen(terminal)
+            assert_never_down(shown, "after ctrl+r")
+            if count.search(status_line(shown)) and "~5,000 IR keys" in shown:
+                break
+            assert time.monotonic() < deadline, f"the final count never showed; screen was:\n{shown}"
+            time.sleep(0.2)
+        time.sleep(0.5)  # a last few samples after the refresh
+    print("SAMPLES", len(sampler.samples), max(sampler.samples), sorted(set(sampler.samples)), status_line(shown), [l for l in shown.splitlines() if "IR keys" in l])
+    assert not sampler.errors, sampler.errors
+    assert len(sampler.samples) > 50, f"too few CLIENT LIST samples: {len(sampler.samples)}"
+    assert max(sampler.samples) >= 1, "no connection named ircache-tui was ever seen: the samples prove nothing"
+    assert max(sampler.samples) <= DASHBOARD_CONNECTIONS, (
+        f"{max(sampler.samples)} dashboard connections at once (bound {DASHBOARD_CONNECTIONS}): {sampler.worst}")
+    assert "● up" in status_line(shown) and "live: notifications" in status_line(shown), status_line(shown)
+
+    quit_dashboard(terminal)
+
+
+def test_flush_all_over_50000_keys_with_notifications_on(terminal, redis_url, sync_redis, tmp_path):
+    """F over 50,000 keys with notifications on: the flush finishes within 30 s, the keys pane shows its
+    empty state, no IR key is left, the foreign keys stay, and the status never says down."""
+    foreign = {b"other:x": b"1", b"ir_cache:foo": b"2", b"ir_cache:burst-00_deadbeef:lock": b"3",
+               b"ir_cache:burst-00_DEADBEEF": b"4"}
+    for p in range(5):
+        pipe = sync_redis.pipeline(transaction=False)
+        for j in range(10_000):
+            i = p * 10_000 + j
+            pipe.set(f"ir_cache:burst-{i % 100:02d}_{i:08x}", ir_value(i))
+        pipe.execute()
+    sync_redis.mset(foreign)
+    assert sync_redis.dbsize() == 50_000 + len(foreign)
+    assert len(ir_keys_in(sync_redis)) == 50_000
+
+    start_dashboard(terminal, redis_url, tmp_path)
+    wait_for(terminal, "100 keys here", timeout=20)  # the first page
+    wait_for_status(terminal, "live: notifications")
+    wait_for_status(terminal, "● up")
+
+    _tmux("send-keys", "-t", terminal, "F")
+    shown = wait_for(terminal, "Flush ALL IR entries?", timeout=20)
+    assert "Redis: 50,000 keys" in shown, shown
+    _tmux("send-keys", "-t", terminal, "y")
+    started = time.monotonic()
+    done = empty = False
+    while not (done and empty):
+        shown = screen(terminal)
+        assert_never_down(shown, "during the flush")
+        done = done or "Flushed all IR entries: 50,000 keys from redis" in " ".join(shown.split())
+        empty = "No IR keys in Redis yet" in shown
+        assert time.monotonic() - started < 30, f"the flush did not finish within 30 s; screen was:\n{shown}"
+        time.sleep(0.1)
+    print("FLUSH took", time.monotonic() - started)
+    assert "Flush failed" not in shown and "Flush cancelled" not in shown
+
+    assert ir_keys_in(sync_redis) == []
+    assert sync_redis.dbsize() == len(foreign)
+    for key, value in foreign.items():
+        assert sync_redis.get(key) == value, key
+
+    # the totals follow: 0 IR keys, still up, still live by notifications
+    deadline = time.monotonic() + 10
+    while not re.search(r"(?<![\d,])0 IR keys", status_line(shown)):
+        assert time.monotonic() < deadline, f"the status never showed 0 IR keys:\n{shown}"
+        time.sleep(0.2)
+        shown = screen(terminal)
+        assert_never_down(shown, "after the flush")
+    assert "● up" in status_line(shown) and "live: notifications" in status_line(shown), status_line(shown)
+
+    quit_dashboard(terminal)

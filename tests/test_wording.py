@@ -8,6 +8,7 @@ the real dashboard, the installed CLI as a subprocess.
 from __future__ import annotations
 
 import json
+import re
 import logging
 from pathlib import Path
 
@@ -214,19 +215,23 @@ async def test_dashboard_log_pane_shows_the_sentences_scrubbed(redis_url, tmp_pa
 
 
 # -- stats -----------------------------------------------------------------------------------
-def test_stats_lists_ten_specs_and_says_how_many_more(env, sync_redis):
-    for i in range(50):
-        sync_redis.set(f"ir_cache:api-{i:02d}_0a1b2c3d", "{}")
+def test_stats_lists_the_ten_biggest_specs_and_says_how_many_more(env, sync_redis):
+    for i in range(50):  # api-49 is the biggest
+        sync_redis.set(f"ir_cache:api-{i:02d}_0a1b2c3d", "{" + "x" * 200 * i + "}")
+    sync_redis.set("ir_cache:api-49_0a1b2c3e", "{}")  # a second key of the biggest spec
     out = run_cli("stats", env=env)
     assert out.returncode == 0, out.stderr
     (line,) = [l for l in out.stdout.splitlines() if l.startswith("  specs ")]
-    names = [f"api-{i:02d}" for i in range(50)]
-    assert line == "  specs     50: " + ", ".join(names[:10]) + " … and 40 more specs (--json lists all)"
-    assert not any(name in line for name in names[10:])
-    assert "  IR keys   50" in out.stdout.splitlines()  # the other lines as they were
-    # --json keeps every name
-    info = json.loads(run_cli("stats", "--json", env=env).stdout)
-    assert info["redis"]["specs"] == names
+    shown = re.findall(r"(api-\d\d) \((\d+) keys?, ([^)]+)\)", line)
+    assert [name for name, _, _ in shown] == [f"api-{i:02d}" for i in range(49, 39, -1)]
+    assert shown[0][1] == "2" and all(keys == "1" for _, keys, _ in shown[1:])
+    assert line.startswith("  specs     50: api-49 (2 keys, ") and line.endswith(" … and 40 more specs (--json lists all)")
+    assert "  IR keys   51" in out.stdout.splitlines()  # the other lines as they were
+    info = json.loads(run_cli("stats", "--json", env=env).stdout)["redis"]
+    assert info["specs"] == [f"api-{i:02d}" for i in range(50)]  # --json keeps every name
+    sizes = info["spec_sizes"]
+    assert sizes["api-49"]["keys"] == 2 and sizes["api-49"]["bytes"] > sizes["api-48"]["bytes"] > 0
+    assert sum(s["bytes"] for s in sizes.values()) == info["total_size_bytes"]
 
 
 def test_stats_of_thousands_of_specs_stays_short(env, sync_redis):
@@ -239,9 +244,9 @@ def test_stats_of_thousands_of_specs_stays_short(env, sync_redis):
     lines = out.stdout.splitlines()
     assert "  IR keys   1,200" in lines
     (line,) = [l for l in lines if l.startswith("  specs ")]
-    assert line.startswith("  specs     1,200: spec-0000, spec-0001,")
-    assert line.endswith(", spec-0009 … and 1,190 more specs (--json lists all)")
-    assert max(map(len, lines)) < 200
+    assert line.startswith("  specs     1,200: spec-") and len(re.findall(r"spec-\d{4} \(1 key, ", line)) == 10
+    assert line.endswith(" … and 1,190 more specs (--json lists all)")
+    assert max(map(len, lines)) < 300
 
 
 def test_stats_specs_line_few_none_and_by_size():

@@ -361,7 +361,12 @@ class RedisTier:
         sizes = await self._run(lambda: scan.scan_sizes(self.client, self.keys.select(), scripted=self._stats_scripted))
         self._stats_scripted = sizes.scripted
         specs = sorted({s.decode("utf-8") for s in sizes.specs})
-        return {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs}
+        known = sizes.bytes is not None
+        spec_sizes = {
+            name.decode("utf-8"): {"keys": keys, "bytes": size if known else None}
+            for name, (keys, size) in sizes.per_spec.items()
+        }
+        return {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs, "spec_sizes": spec_sizes}
 
     async def count_ir_keys(self, spec_name: str | None = None) -> int:
         """How many IR keys (of one spec, or all), by the same server-side walk as the stats."""

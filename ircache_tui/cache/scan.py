@@ -184,8 +184,19 @@ class Sizes:
     #: None when the server refuses MEMORY USAGE (an ACL without it): the keys are still counted
     bytes: int | None = 0
     specs: set[bytes] = field(default_factory=set)
+    #: spec name → [keys, bytes] (bytes stay 0 when MEMORY USAGE is refused: see `bytes`)
+    per_spec: dict[bytes, list[int]] = field(default_factory=dict)
     #: whether the scripted step ran (False: refused, counted client-side)
     scripted: bool = True
+
+    def add_spec(self, spec: bytes, keys: int, size: int) -> None:
+        totals = self.per_spec.get(spec)
+        if totals is None:
+            self.per_spec[spec] = [keys, size]
+            self.specs.add(spec)
+        else:
+            totals[0] += keys
+            totals[1] += size
 
 
 async def scan_sizes(
@@ -213,7 +224,8 @@ async def scan_sizes(
         cursor = int(cursor)
         sizes.keys += int(n)
         sizes.bytes += int(size)
-        sizes.specs.update(specs)
+        for i in range(0, len(specs), 3):
+            sizes.add_spec(specs[i], int(specs[i + 1]), int(specs[i + 2]))
         if cursor == 0:
             return sizes
 
@@ -232,10 +244,11 @@ async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, ba
                 if isinstance(size, ResponseError):  # MEMORY refused: count the key, its size is unknown
                     refused = size
                     sizes.bytes = None
+                    size = 0
                 elif sizes.bytes is not None:
                     sizes.bytes += size
                 sizes.keys += 1
-                sizes.specs.add(selection.spec_of(key))
+                sizes.add_spec(selection.spec_of(key), 1, size)
             _raise_if_cancelled()
     if refused is not None:
         log.info("Redis refused MEMORY USAGE (%s): keys counted, sizes unknown", _first_line(refused))

@@ -78,10 +78,12 @@ end
 """
 
 # One stats step, read-only: SCAN a page and add up MEMORY USAGE of its IR
-# keys. Returns {next cursor, keys, bytes, {spec names seen on this page}}.
+# keys. Returns {next cursor, keys, bytes, {spec, keys, bytes, spec, keys,
+# bytes, ...}}: the totals of each spec seen on this page (two integers a
+# spec; the names travel anyway).
 STATS_STEP = _IS_OURS + r"""
 local page = redis.call('SCAN', cursor, 'MATCH', MATCH, 'COUNT', count)
-local count, bytes, seen, specs = 0, 0, {}, {}
+local count, bytes, at, specs = 0, 0, {}, {}
 for _, key in ipairs(page[2]) do
   local spec = spec_of(key)
   if spec then
@@ -89,10 +91,14 @@ for _, key in ipairs(page[2]) do
     if size then  -- nil: the key expired meanwhile
       count = count + 1
       bytes = bytes + size
-      if not seen[spec] then
-        seen[spec] = true
-        specs[#specs + 1] = spec
+      local i = at[spec]
+      if not i then
+        i = #specs + 1
+        at[spec] = i
+        specs[i], specs[i + 1], specs[i + 2] = spec, 0, 0
       end
+      specs[i + 1] = specs[i + 1] + 1
+      specs[i + 2] = specs[i + 2] + size
     end
   end
 end
