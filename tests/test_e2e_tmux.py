@@ -286,7 +286,6 @@ def test_burst_of_5000_keys_in_50_pipelines_keeps_the_dashboard_within_its_conne
             assert time.monotonic() < deadline, f"the final count never showed; screen was:\n{shown}"
             time.sleep(0.2)
         time.sleep(0.5)  # a last few samples after the refresh
-    print("SAMPLES", len(sampler.samples), max(sampler.samples), sorted(set(sampler.samples)), status_line(shown), [l for l in shown.splitlines() if "IR keys" in l])
     assert not sampler.errors, sampler.errors
     assert len(sampler.samples) > 50, f"too few CLIENT LIST samples: {len(sampler.samples)}"
     assert max(sampler.samples) >= 1, "no connection named ircache-tui was ever seen: the samples prove nothing"
@@ -330,7 +329,6 @@ def test_flush_all_over_50000_keys_with_notifications_on(terminal, redis_url, sy
         empty = "No IR keys in Redis yet" in shown
         assert time.monotonic() - started < 30, f"the flush did not finish within 30 s; screen was:\n{shown}"
         time.sleep(0.1)
-    print("FLUSH took", time.monotonic() - started)
     assert "Flush failed" not in shown and "Flush cancelled" not in shown
 
     assert ir_keys_in(sync_redis) == []

@@ -246,7 +246,7 @@ def test_stats_of_thousands_of_specs_stays_short(env, sync_redis):
     (line,) = [l for l in lines if l.startswith("  specs ")]
     assert line.startswith("  specs     1,200: spec-") and len(re.findall(r"spec-\d{4} \(1 key, ", line)) == 10
     assert line.endswith(" … and 1,190 more specs (--json lists all)")
-    assert max(map(len, lines)) < 300
+    assert max(map(len, lines)) < 400  # ten names and their sizes, whatever the number of specs
 
 
 def test_stats_specs_line_few_none_and_by_size():
