@@ -296,6 +296,8 @@ class IRCacheApp(App[None]):
         last = f"last answered {self.last_answered:%H:%M:%S}" if self.last_answered else "not answered yet"
         self.banner.show_down(redact.scrub(f"{message.reason} ({last})"))
         self.keys_pane.redis_down(f"{self.services.clock():%H:%M:%S} ({last})")
+        if not self.keys_pane.first_page_shown:
+            self.files_pane.reload()  # down from the start: the filesystem still answers
         self.set_timer(self.services.health_interval, self.probe_redis)
 
     @work(group="health", exclusive=True, exit_on_error=False)
