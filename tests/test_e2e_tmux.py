@@ -1,7 +1,10 @@
 """End to end: the installed `ircache-tui` in a real terminal (tmux), driven by keys, read by capture-pane."""
 
+import json
+import re
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -140,10 +143,6 @@ def test_read_only_dashboard_in_a_real_terminal_changes_nothing(terminal, tmp_pa
 
 
 # -- a burst of writes, and a big flush, with the dashboard open ------------------------------------
-
-import json  # noqa: E402
-import re  # noqa: E402
-import threading  # noqa: E402
 
 DASHBOARD_NAME = "ircache-tui"  # CLIENT SETNAME of every dashboard connection
 DOWN_SIGNS = ("● down", "Redis is down")

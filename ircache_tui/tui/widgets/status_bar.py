@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from rich.text import Text
 from textual.widgets import Static
 
-from ...fmt import human_bytes, human_ttl
+from ...fmt import human_bytes, human_count, human_ttl
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class StatusBar(Static):
         text.append(" ")
         text.append(*state)
         text.append(" ")
-        keys = "…" if s.ir_keys is None else str(s.ir_keys)
+        keys = "…" if s.ir_keys is None else human_count(s.ir_keys)
         size = "size n/a" if s.sizes_refused else "…" if s.ir_bytes is None else human_bytes(s.ir_bytes)
         text.append(f" │ {keys} IR keys, {size}")
         text.append(f" │ TTL {human_ttl(s.ttl) if s.ttl else 'off'}")
