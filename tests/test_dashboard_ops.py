@@ -43,7 +43,7 @@ def entry(spec: str, hash8: str, size: int = 0) -> bytes:
     """A value that looks like a stored entry in its first KiB (what the key pane reads)."""
     return json.dumps({"schema_version": 1, "spec_name": spec, "spec_hash": (hash8 * 64)[:64],
                        "generated_at": "2026-11-30T09:00:00+00:00", "generator": {"name": "offline", "model": None},
-                       "pad": "x" * size}).encode()
+                       "application_ir": {}, "pad": "x" * size}).encode()
 
 
 def shown(app) -> list[str]:
@@ -196,12 +196,13 @@ async def test_bad_entries_are_marked_in_their_row(redis_url, sync_redis, cache_
     sync_redis.set("ir_cache:moved_0a1b2c3d", entry("moved", "f"))  # spec_hash ffff… under 0a1b2c3d
     sync_redis.set("ir_cache:ancient_0a1b2c3d", entry("ancient", "0").replace(b'"schema_version": 1', b'"schema_version": 0'))
     sync_redis.set("ir_cache:fine_0a1b2c3d", entry("fine", "0a1b2c3d"))
+    sync_redis.set("ir_cache:partial_0a1b2c3d", b'{"schema_version": 1, "spec_name": "partial"}')  # JSON, not an entry
     app = make_app(dashboard_cache(redis_url, cache_dir))
     async with app.run_test(size=(160, 40)) as pilot:
-        await loaded(pilot, app, 5)
+        await loaded(pilot, app, 6)
         states = {k: cell(app, "keys", k, "state") for k in table_keys(app, "keys")}
     assert states == {"hashed_0a1b2c3d": "wrong type", "junk_0a1b2c3d": "corrupt", "moved_0a1b2c3d": "hash ≠ key",
-                      "ancient_0a1b2c3d": "old schema", "fine_0a1b2c3d": ""}
+                      "ancient_0a1b2c3d": "old schema", "fine_0a1b2c3d": "", "partial_0a1b2c3d": "corrupt"}
 
 
 # -- Redis down is a state -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from there on "next".
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -222,8 +223,22 @@ def _problem(key: ParsedKey, head: bytes | None) -> str | None:
         return None  # gone, or the head could not be read: nothing to say
     if not head.lstrip().startswith(b"{"):
         return "corrupt"
+    if len(head) < _HEAD_BYTES and (_whole_value_missing_fields(head)):
+        return "corrupt"  # the head is the whole value, and it is not an entry
     if (m := _SCHEMA.search(head)) and int(m.group(1)) != SCHEMA_VERSION:
         return "old schema"
     if (m := _SPEC_HASH.search(head)) and not m.group(1).startswith(key.hash8.encode()):
         return "hash ≠ key"
     return None
+
+
+_REQUIRED = (b'"spec_hash"', b'"generated_at"', b'"application_ir"')
+
+
+def _whole_value_missing_fields(value: bytes) -> bool:
+    """A complete (short) value that is not JSON, or lacks a field every entry has."""
+    try:
+        json.loads(value)
+    except ValueError:
+        return True
+    return not all(field in value for field in _REQUIRED)
