@@ -103,10 +103,10 @@ def test_flush_exact_and_tiers(env, specs, sync_redis, cache_dir):
     assert sync_redis.exists("ir_cache:petstore-spec_v2_0a1b2c3d", "other:petstore-spec_0a1b2c3d") == 2
     assert len(list(cache_dir.glob("*.json"))) == 2  # Redis only by default
     out = run_cli("flush", "--filesystem", "--no-redis", "--yes", env=env)
-    assert out.returncode == 0 and "2 file(s)" in out.stdout
+    assert out.returncode == 0 and "2 files" in out.stdout
     assert not list(cache_dir.glob("*.json"))
     out = run_cli("flush", "--yes", env=env)
-    assert "flushed ALL IR entries: 2 Redis key(s)" in out.stdout  # ecommerce + the _v2 one
+    assert "flushed ALL IR entries: 2 Redis keys" in out.stdout  # ecommerce + the _v2 one
     assert sync_redis.exists("other:petstore-spec_0a1b2c3d")
     assert run_cli("flush", "a/b", "--yes", env=env).returncode == 2
 

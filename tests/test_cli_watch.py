@@ -108,7 +108,7 @@ def test_watch_headless_then_stop_cleanly(sig, env, tmp_path, sync_redis, cache_
 
     code, output = w.stop(sig)
     assert code == 0, output
-    assert f"{sig.name} received: stopping" in output and "stopped: 3 spec(s) known" in output
+    assert f"{sig.name} received: stopping" in output and "stopped: 3 specs known" in output
     assert "Traceback" not in output and "Error" not in output
     assert w.proc.stdout is not None and w.proc.stdout.read() == ""
 
@@ -154,6 +154,6 @@ def test_stop_while_a_generation_is_in_flight(redis_url, cache_dir, tmp_path, sy
         assert api.requests, "the generation never reached the Messages API"
         code, output = w.stop(signal.SIGTERM, timeout=15)
     assert code == 0, output
-    assert "Traceback" not in output and "stopped: 1 spec(s) known" in output
+    assert "Traceback" not in output and "stopped: 1 spec known" in output
     assert sync_redis.keys("*") == []  # no lock, no entry
     assert not list(cache_dir.glob("*.json"))

@@ -543,7 +543,7 @@ def test_read_only_command_line_answers_refuses_and_changes_nothing(world):
         watcher.wait_for(rf"petstore-spec\.md: IR not cached \({new_key}\): missing \(read-only, not generated\)")
         assert watcher.stop(signal.SIGINT) == 0, "\n".join(watcher.lines)
         text = "\n".join(watcher.lines)
-        assert "stopped: 5 spec(s) known; 0 warmed, 0 generated, 0 error(s)" in text, text
+        assert "stopped: 5 specs known; 0 warmed, 0 generated, 0 errors" in text, text
         assert "warmed Redis" not in text and "generating its IR" not in text, text
         assert "Traceback" not in text and "ERROR" not in text, text
     finally:

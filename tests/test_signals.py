@@ -300,7 +300,7 @@ def test_watch_on_the_embedded_server_stops_cleanly(sig, tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    assert f"INFO: {sig.name} received: stopping" in err and "INFO: stopped: 2 spec(s) known" in err
+    assert f"INFO: {sig.name} received: stopping" in err and "INFO: stopped: 2 specs known" in err
     assert "Traceback" not in err and "WARNING" not in err and "ERROR" not in err
     wait_gone(server, 5, "the embedded redis-server")
 

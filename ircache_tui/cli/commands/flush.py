@@ -7,6 +7,7 @@ import asyncio
 
 from ...cache.ircache import IRCache
 from ...cache.keys import InvalidSpecName, validate_spec_name
+from ...fmt import plural
 from ...settings import Settings
 from ..common import EXIT_OK, EXIT_USAGE, CommandError, confirm, print_json, progress
 from ._shared import require_redis
@@ -59,8 +60,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         parts = []
         if "redis" in result:
-            parts.append(f"{result['redis']} Redis key(s)")
+            parts.append(plural(result["redis"], "Redis key"))
         if "filesystem" in result:
-            parts.append(f"{result['filesystem']} file(s)")
+            parts.append(plural(result["filesystem"], "file"))
         print(f"flushed {what}: " + ", ".join(parts))
     return EXIT_OK

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from ...cache.ircache import IRCache
+from ...fmt import plural
 from ...settings import Settings
 from ...specs import StaleReport, discover_specs, find_stale, prune
 from ..common import EXIT_FAILED, EXIT_OK, confirm, eprint, print_json
@@ -50,7 +51,8 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
         if report.total and not args.dry_run:
             if not args.json:
                 _describe(report, dirs)
-            confirm(f"Delete {len(report.redis_keys)} Redis key(s) and {len(report.files)} file(s)?", args.yes)
+            confirm(f"Delete {plural(len(report.redis_keys), 'Redis key')} and {plural(len(report.files), 'file')}?",
+                    args.yes)
             removed = await prune(cache, report)
     if args.json:
         print_json({"found": report.as_dict(), "removed": removed, "dry_run": args.dry_run,
@@ -60,7 +62,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
         if args.dry_run or not report.total:
             _describe(report, dirs)
         if not args.dry_run and report.total:
-            print(f"pruned {removed['redis']} Redis key(s) and {removed['filesystem']} file(s)")
+            print(f"pruned {plural(removed['redis'], 'Redis key')} and {plural(removed['filesystem'], 'file')}")
     if report.redis_error:
         eprint(f"ircache-tui prune: Redis not checked: {report.redis_error}")
         return EXIT_FAILED

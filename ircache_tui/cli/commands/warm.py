@@ -7,6 +7,7 @@ import asyncio
 
 from ...cache.ircache import IRCache
 from ...ir.generators import GenerationError
+from ...fmt import human_count, plural
 from ...settings import Settings
 from ...specs import discover_specs
 from ..common import EXIT_FAILED, EXIT_OK, print_json, progress
@@ -65,10 +66,11 @@ async def _run(args, settings: Settings, dirs) -> int:
     if args.json:
         print_json(result)
     else:
-        print(f"warmed {warmed['warmed']} entries from the filesystem ({warmed['already_in_redis']} already in Redis)")
+        print(f"warmed {plural(warmed['warmed'], 'entry', 'entries')} from the filesystem "
+              f"({human_count(warmed['already_in_redis'])} already in Redis)")
         if dirs:
-            print(f"specs: {len(specs)} ({tiers['redis']} in Redis, {tiers['filesystem']} warmed from disk, "
-                  f"{tiers['generator']} generated)")
+            print(f"specs: {human_count(len(specs))} ({human_count(tiers['redis'])} in Redis, "
+                  f"{human_count(tiers['filesystem'])} warmed from disk, {human_count(tiers['generator'])} generated)")
         for line in failures:
             print(f"failed: {line}")
     return EXIT_FAILED if failures else EXIT_OK

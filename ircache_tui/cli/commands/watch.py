@@ -8,6 +8,7 @@ import logging
 import signal
 
 from ...cache.ircache import IRCache
+from ...fmt import human_count, plural
 from ...settings import Settings
 from ...specs.discovery import DEFAULT_MAX_BYTES, DEFAULT_PATTERN
 from ...watch import SpecWatcher
@@ -112,8 +113,9 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
             except OSError as exc:  # the file watcher itself failed
                 raise CommandError(f"cannot watch: {exc}") from None
             stats = watcher.stats
-            log.info("stopped: %d spec(s) known; %d warmed, %d generated, %d error(s) since the start",
-                     len(watcher.statuses), stats.warmed, stats.generated, stats.errors)
+            log.info("stopped: %s known; %s warmed, %s generated, %s since the start",
+                     plural(len(watcher.statuses), "spec"), human_count(stats.warmed), human_count(stats.generated),
+                     plural(stats.errors, "error"))
     finally:
         restore()
     return EXIT_OK
