@@ -341,7 +341,9 @@ class IRCacheApp(App[None]):
     @on(FilesPane.Picked)
     @on(SpecsPane.Picked)
     def _picked(self, message: KeysPane.Picked | FilesPane.Picked | SpecsPane.Picked) -> None:
-        if message.picked == self._active_pane().picked():  # a pane in another tab does not steer the detail
+        # a pane in another tab does not steer the detail; and a pane re-announcing the same pick
+        # after a refresh (every poll, every batch of changes) must not read the entry again
+        if message.picked == self._active_pane().picked() and message.picked != self.detail_pane.picked:
             self.detail_pane.show(message.picked)
 
     @on(DataTable.RowSelected)
@@ -380,6 +382,11 @@ class IRCacheApp(App[None]):
             self._schedule_totals()
         if event.kind in ("flushed", "deleted"):  # the specs tab follows what went, without ctrl+r
             self.specs_pane.follow([event.spec_name] if event.spec_name else None)
+        picked = self.detail_pane.picked
+        if picked is not None and event.kind in ("generated", "warmed", "deleted", "flushed", "corrupt") and (
+            event.cache_key in ("", picked.cache_key)
+        ):
+            self.detail_pane.show(picked)  # the entry shown was rewritten or removed: read it again
 
     @on(m.LogLine)
     def _log_line(self, message: m.LogLine) -> None:
