@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
+
+# What a terminal would not show as itself: controls (C0, DEL, C1), and the
+# invisible or reordering format characters (zero-width, bidi overrides and
+# isolates, word joiner, BOM, tags) that let one name pass for another.
+INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def shown_name(name: str | bytes) -> str:
+    """A file or spec name as it can be printed safely, quoted: `'a.md'`, `'\\xff.md'`,
+    `'evil\\u202etxt.md'`. Bytes that are not UTF-8 (a name from os.listdir carries
+    them as surrogates) and invisible characters are spelled as escapes."""
+    if isinstance(name, str):
+        name = name.encode("utf-8", "surrogateescape")
+    text = name.decode("utf-8", "backslashreplace")
+    text = INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}" if ord(m.group()) < 0x10000 else f"\\U{ord(m.group()):08x}", text)
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def human_count(n: int) -> str:

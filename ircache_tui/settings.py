@@ -14,6 +14,9 @@ DEFAULT_PREFIX = "ir_cache"
 DEFAULT_TTL = 604_800  # 7 days
 DEFAULT_CACHE_DIR = ".cache/ir"
 GENERATOR_CHOICES = ("auto", "offline", "anthropic")
+DEFAULT_REDIS_TIMEOUT = 0.5  # a command of ours takes milliseconds; a stall this long is a hung server
+DEFAULT_REDIS_CONNECT_TIMEOUT = 0.5
+DEFAULT_GENERATE_TIMEOUT = 300.0  # a generation takes 30-120 s; past this it is stuck, not slow
 
 # Path separators and control characters: never allowed in a key prefix, nor
 # (cache.keys reuses this rule) in a spec name. It lives here, below the cache
@@ -65,6 +68,23 @@ def validate_redis_url(url: str | None, source: str = "REDIS_URL") -> str | None
     return url
 
 
+def parse_seconds(value: str | float, source: str, *, zero_ok: bool = False) -> float:
+    """A positive number of seconds (or 0 when `zero_ok`); SettingsError names `source`."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{source} must be a number of seconds, got {value!r}") from None
+    if not (seconds > 0 or (zero_ok and seconds == 0)) or seconds != seconds or seconds == float("inf"):
+        floor = "0 (no deadline) or more" if zero_ok else "more than 0"
+        raise SettingsError(f"{source} must be {floor}, got {value!r}")
+    return seconds
+
+
+def _seconds_from(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
+    text = env.get(name, "").strip()
+    return parse_seconds(text, name, zero_ok=zero_ok) if text else default
+
+
 def parse_ttl(value: str | int, source: str = "IR_CACHE_TTL") -> int:
     try:
         ttl = int(value)
@@ -88,6 +108,13 @@ class Settings:
     anthropic_api_key: str | None = field(default=None, repr=False)
     #: change nothing in Redis or the cache dir, generate nothing (IR_READ_ONLY, --read-only)
     read_only: bool = False
+    #: seconds a Redis command may take before Redis counts as down and the filesystem
+    #: answers (IR_REDIS_TIMEOUT); a hung Redis costs one of these, not a retry more
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
+    #: seconds to connect to Redis (IR_REDIS_CONNECT_TIMEOUT)
+    redis_connect_timeout: float = DEFAULT_REDIS_CONNECT_TIMEOUT
+    #: the generator's outer deadline in seconds, retries included (IR_GENERATE_TIMEOUT); 0 = none
+    generate_timeout: float = DEFAULT_GENERATE_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -102,6 +129,9 @@ class Settings:
             model=env.get("IR_MODEL") or None,
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             read_only=parse_flag(env.get("IR_READ_ONLY", ""), "IR_READ_ONLY"),
+            redis_timeout=_seconds_from(env, "IR_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
+            redis_connect_timeout=_seconds_from(env, "IR_REDIS_CONNECT_TIMEOUT", DEFAULT_REDIS_CONNECT_TIMEOUT),
+            generate_timeout=_seconds_from(env, "IR_GENERATE_TIMEOUT", DEFAULT_GENERATE_TIMEOUT, zero_ok=True),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if given.get("redis_url") == "":

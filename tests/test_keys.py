@@ -1,4 +1,5 @@
 import hashlib
+import os
 
 import pytest
 
@@ -10,6 +11,7 @@ from ircache_tui.cache.keys import (
     parse_cache_key,
     spec_name_from_path,
 )
+from ircache_tui.fmt import INVISIBLE
 
 
 def test_cache_key_is_stem_and_first_8_hex_of_sha256():
@@ -41,6 +43,26 @@ def test_spec_name_is_last_component_stem(path, name):
 def test_hostile_spec_names_are_refused(path):
     with pytest.raises(InvalidSpecName):
         spec_name_from_path(path)
+
+
+@pytest.mark.parametrize(
+    "path, shown",
+    [
+        (os.fsdecode(b"\xff.md"), "'\\xff'"),  # os.listdir's name for a non-UTF-8 file
+        ("evil\u202egpj.md", "'evil\\u202egpj'"),  # bidi override: reads as "evil" + "jpg" reversed
+        ("zero\u200bwidth.md", "'zero\\u200bwidth'"),
+        ("c1\x85.md", "'c1\\u0085'"),
+        (".hidden.md", "'.hidden'"),
+        (".md", "'.md'"),
+    ],
+)
+def test_unshowable_and_hidden_names_are_refused_and_named_escaped(path, shown):
+    """The message prints the name escaped: never a raw control or bidi character on a terminal."""
+    with pytest.raises(InvalidSpecName) as raised:
+        spec_name_from_path(path)
+    message = str(raised.value)
+    assert shown in message
+    assert not INVISIBLE.search(message) and message.isprintable()
 
 
 def test_keys_never_leave_prefix_or_dir():

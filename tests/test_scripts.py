@@ -54,6 +54,20 @@ HOSTILE = [
     f"ecommerce_{HEX}",
     "ir_cache:",
     "ir_cache:ecommerce",
+    # hidden, invisible and reordering names (fmt.INVISIBLE): never ours
+    f"ir_cache:.hidden_{HEX}",
+    f"ir_cache:a.b_{HEX}",
+    f"ir_cache:evil\u202egpj_{HEX}",
+    f"ir_cache:zero\u200bwidth_{HEX}",
+    f"ir_cache:bom\ufeff_{HEX}",
+    f"ir_cache:c1\x85_{HEX}",
+    f"ir_cache:soft\xadhyphen_{HEX}",
+    f"ir_cache:iso\u2066late_{HEX}",
+    f"ir_cache:tag\U000e0041_{HEX}",
+    f"ir_cache:alm\u061c_{HEX}",
+    f"ir_cache:mvs\u180e_{HEX}",
+    f"ir_cache:fine\u2010dash_{HEX}",  # a real hyphen: visible, so ours
+    f"ir_cache:nbsp\u00a0space_{HEX}",  # a visible space: ours
 ]
 # Not UTF-8 at all, or overlong, or a surrogate, or past U+10FFFF: Python's decoder refuses each.
 INVALID_UTF8 = [b"\xff", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc3", b"a\xe2\x82"]
@@ -69,7 +83,7 @@ def random_keys(n: int, seed: int = 7) -> list[bytes]:
     """Keys glued from fragments that sit on the edges of the rule."""
     rng = random.Random(seed)
     fragments = [b"ir_cache:", b"ir_cache", b":", b"_", b"spec", b".", b"..", b"/", b"\\", b"\n", b"\x00",
-                 b"\x1f", b"\x7f", b"\xc3\xa9", b"\xff", b"\xe2\x82", b"\xac", HEX.encode(), b"0A1B2C3D", b"lock",
+                 b"\x1f", b"\x7f", b"\xc3\xa9", b"\xe2\x80\xae", b"\xe2\x80\x8b", b"\xc2\x85", b"\xff", b"\xe2\x82", b"\xac", HEX.encode(), b"0A1B2C3D", b"lock",
                  b"x" * 60, b"*", b"["]
     keys = []
     for _ in range(n):

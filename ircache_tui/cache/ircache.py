@@ -170,7 +170,8 @@ class IRCache:
             url = await asyncio.to_thread(self.embedded.start)
         self.redis = RedisTier(
             url, self.keys, self.settings.ttl, read_only=self.read_only, private=self.embedded is not None,
-            max_connections=self._max_connections,
+            max_connections=self._max_connections, socket_timeout=self.settings.redis_timeout,
+            connect_timeout=self.settings.redis_connect_timeout,
         )
         if not self.read_only:
             with contextlib.suppress(OSError):
@@ -401,12 +402,23 @@ class IRCache:
     ) -> Lookup:
         label = generator_label(self.generator)
         if store:
-            log.info("IR cache MISS for %s, generating with LLM (%s)", spec_name, label)
+            if getattr(self.generator, "uses_llm", True):
+                log.info("IR cache MISS for %s, generating with LLM (%s)", spec_name, label)
+            else:  # the seed's line, minus a claim that an LLM is asked
+                log.info("IR cache MISS for %s, generating with the %s generator (no LLM)", spec_name, label)
             self.events.emit(CacheEvent("miss", spec_name, key, "generator", label))
+        deadline = self.settings.generate_timeout or None
         try:
-            ir = await self.generator.generate(spec_markdown, spec_name)
+            async with asyncio.timeout(deadline):
+                ir = await self.generator.generate(spec_markdown, spec_name)
             if not isinstance(ir, ApplicationIR):
                 ir = ApplicationIR.model_validate(ir)
+        except TimeoutError:
+            message = (f"{self.generator.name} generator did not finish {spec_name} within {deadline:g}s "
+                       "(IR_GENERATE_TIMEOUT); nothing was cached")
+            log.error("IR generation failed for %s: %s", spec_name, message)
+            self.events.emit(CacheEvent("error", spec_name, key, "generator", message))
+            raise GenerationError(message) from None
         except GenerationError as exc:
             log.error("IR generation failed for %s: %s", spec_name, exc)
             self.events.emit(CacheEvent("error", spec_name, key, "generator", str(exc)))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import filterfalse
 
 # The prefix rule belongs to settings (a lower layer); re-exported here for callers.
+from ..fmt import INVISIBLE, shown_name
 from ..settings import _FORBIDDEN, DEFAULT_PREFIX, validate_prefix
 
 HASH_LEN = 8
@@ -45,15 +46,28 @@ def spec_hash(spec_markdown: str) -> str:
 
 
 def validate_spec_name(name: str) -> str:
-    """Return `name` if it is safe as a key and a file name, else raise InvalidSpecName."""
+    """Return `name` if it is safe as a key and a file name, else raise InvalidSpecName.
+
+    Refused, with the name escaped in the message: path separators, bytes that
+    are not UTF-8 (os.listdir hands them over as surrogates), controls and
+    invisible characters (a bidi override lets `gpj.md` pass for `dm.jpg`), a
+    leading dot (hidden files: the cache dir keeps its own there, and a listing
+    that skips them must never miss an entry), and more than 200 bytes.
+    """
     if not isinstance(name, str) or not name:
         raise InvalidSpecName("spec name is empty")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidSpecName(f"spec name {shown_name(name)} is not valid UTF-8") from None
     if _FORBIDDEN.search(name):
-        raise InvalidSpecName(f"spec name {name!r} contains a path separator or control character")
-    if name in (".", ".."):
-        raise InvalidSpecName(f"spec name {name!r} is a relative path component")
-    if len(name.encode("utf-8")) > MAX_SPEC_NAME_BYTES:
-        raise InvalidSpecName(f"spec name is longer than {MAX_SPEC_NAME_BYTES} bytes")
+        raise InvalidSpecName(f"spec name {shown_name(name)} contains a path separator or control character")
+    if INVISIBLE.search(name):
+        raise InvalidSpecName(f"spec name {shown_name(name)} contains an invisible or bidi control character")
+    if name.startswith("."):
+        raise InvalidSpecName(f"spec name {shown_name(name)} starts with a dot (hidden files are not specs)")
+    if size > MAX_SPEC_NAME_BYTES:
+        raise InvalidSpecName(f"spec name {shown_name(name[:40])}… is longer than {MAX_SPEC_NAME_BYTES} bytes")
     return name
 
 
@@ -132,7 +146,7 @@ class KeySpace:
         # `belongs` runs on every key a flush or stats walk sees: one bytes regex
         # that says what parse_cache_key + validate_spec_name say, without decoding.
         self._ir_key = re.compile(
-            rb"^" + re.escape(self._head.encode()) + rb"(?!\.{1,2}_[0-9a-f]{8}\Z)(?P<spec>[^\x00-\x1f\x7f/\\]+)_[0-9a-f]{8}\Z",
+            rb"^" + re.escape(self._head.encode()) + rb"(?!\.)(?P<spec>[^\x00-\x1f\x7f/\\]+)_[0-9a-f]{8}\Z",
             re.DOTALL,
         )
 
@@ -176,7 +190,7 @@ class KeySpace:
         head = re.escape(self._head.encode())
         if spec_name is None:
             # printable ASCII but '/' and '\\': always valid, so no decoding or length check in Python
-            name = rb"(?!\.{1,2}_[0-9a-f]{8}\Z)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,%d}" % MAX_SPEC_NAME_BYTES
+            name = rb"(?!\.)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,%d}" % MAX_SPEC_NAME_BYTES
         else:
             name = re.escape(spec_name.encode("utf-8"))
         quick = re.compile(rb"^" + head + name + rb"_[0-9a-f]{8}\Z").match
@@ -193,8 +207,9 @@ class KeySpace:
             return False
         if spec_name is not None:
             return spec == spec_name.encode("utf-8")
+        if spec.isascii():
+            return True
         try:
-            spec.decode("utf-8")
+            return not INVISIBLE.search(spec.decode("utf-8"))
         except UnicodeDecodeError:
             return False
-        return True

@@ -1,7 +1,8 @@
 """Tier 1: Redis. The seed's four operations, as coroutines over redis.asyncio.
 
-Short timeouts and one quick retry: an unreachable Redis costs milliseconds,
-not 5 s per attempt. Connection failures mark Redis down in `health` (logged
+Short timeouts (settings: IR_REDIS_TIMEOUT, IR_REDIS_CONNECT_TIMEOUT) and one
+quick retry of a dropped connection, none of a timeout: an unreachable Redis
+costs milliseconds and a hung one a single timeout, not 5 s per attempt. Connection failures mark Redis down in `health` (logged
 once) and surface as RedisUnavailable; while it is down calls fail fast
 without touching the network, and the first success marks it up again.
 
@@ -55,7 +56,7 @@ LockMode = Literal["script", "watch", "none"]
 
 
 def make_client(
-    url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 2.0, max_connections: int | None = None
+    url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 0.5, max_connections: int | None = None
 ) -> aioredis.Redis:
     """A client for any redis URL (redis://, rediss://, unix://, credentials included).
 
@@ -66,7 +67,9 @@ def make_client(
     options: dict[str, Any] = dict(
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        # a dropped connection is retried once (a restarted server); a timeout is not:
+        # a hung server would only hang again, and the filesystem can answer now
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1, supported_errors=(RedisConnectionError,)),
         retry_on_timeout=False,
         client_name="ircache-tui",
     )
@@ -193,7 +196,7 @@ class RedisTier:
         ttl: int,
         *,
         connect_timeout: float = 0.5,
-        socket_timeout: float = 2.0,
+        socket_timeout: float = 0.5,
         read_only: bool = False,
         private: bool = False,
         max_connections: int | None = None,

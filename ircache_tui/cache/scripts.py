@@ -26,7 +26,9 @@ EXTEND_LOCK = (
 # ARGV: cursor, COUNT, `{prefix}:`, a spec name ("" for every spec), the
 # longest spec name in bytes. A key is ours when it is
 # `{prefix}:{spec}_{8 lowercase hex}` and spec is 1..max bytes of valid
-# UTF-8, with no control character, '/' or '\', and is not '.' or '..'.
+# UTF-8, with no control character, '/' or '\', nor an invisible character
+# (fmt.INVISIBLE, spelled below as its UTF-8 byte sequences), and does not
+# start with a dot.
 # The SCAN MATCH glob is built here from the prefix, so every key the script
 # sees already has the prefix and the hash; what is left is the spec name.
 _IS_OURS = r"""
@@ -37,6 +39,16 @@ local MATCH = glob_escape(head) .. (only ~= '' and glob_escape(only) or '*') .. 
 -- a control character, '/', '\' or a byte >= 128: the rare names that need a closer look
 local UNUSUAL = '[%z\1-\31/\\\127-\255]'
 local FORBIDDEN = '[%z\1-\31/\\\127]'
+-- fmt.INVISIBLE in UTF-8: C1 controls and U+00AD, U+061C, U+180E, U+200B-200F,
+-- U+2028-202E, U+2060-206F, U+FEFF, U+FFF9-FFFB, U+E0000-E007F
+local INVISIBLE = {'\194[\128-\159\173]', '\216\156', '\225\160\142', '\226\128[\139-\143\168-\174]',
+                   '\226\129[\160-\175]', '\239\187\191', '\239\191[\185-\187]', '\243\160[\128-\129]'}
+local function invisible(s)
+  for _, pattern in ipairs(INVISIBLE) do
+    if string.find(s, pattern) then return true end
+  end
+  return false
+end
 
 local function utf8_ok(s)
   local i, n = 1, #s
@@ -71,8 +83,10 @@ local function spec_of(key)
   local n = #spec
   if n < 1 or n > max_spec then return nil end
   if only ~= '' then return spec end  -- MATCH spelled out the (valid) name
-  if spec == '.' or spec == '..' then return nil end
-  if string.find(spec, UNUSUAL) and (string.find(spec, FORBIDDEN) or not utf8_ok(spec)) then return nil end
+  if string.byte(spec, 1) == 46 then return nil end  -- a leading '.'
+  if string.find(spec, UNUSUAL) and (string.find(spec, FORBIDDEN) or not utf8_ok(spec) or invisible(spec)) then
+    return nil
+  end
   return spec
 end
 """

@@ -344,6 +344,8 @@ class OfflineGenerator:
 
     name = "offline"
     model: str | None = None
+    #: no model is asked: the cache's miss line must not say "generating with LLM"
+    uses_llm = False
 
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
         return parse_spec(spec_markdown, spec_name)
