@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timezone
 
@@ -14,15 +15,27 @@ INVISIBLE = re.compile(
 )
 
 
-def shown_name(name: str | bytes) -> str:
+_SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    if ch in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[ch]
+    return f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}"
+
+
+def shown_name(name: "str | bytes | os.PathLike[str]", *, quote: bool = True) -> str:
     """A file or spec name as it can be printed safely, quoted: `'a.md'`, `'\\xff.md'`,
     `'evil\\u202etxt.md'`. Bytes that are not UTF-8 (a name from os.listdir carries
     them as surrogates) and invisible characters are spelled as escapes."""
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
     if isinstance(name, str):
         name = name.encode("utf-8", "surrogateescape")
     text = name.decode("utf-8", "backslashreplace")
-    text = INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}" if ord(m.group()) < 0x10000 else f"\\U{ord(m.group()):08x}", text)
-    return "'" + text.replace("'", "\\'") + "'"
+    text = INVISIBLE.sub(_escape, text)
+    return "'" + text.replace("'", "\\'") + "'" if quote else text
 
 
 def human_count(n: int) -> str:
@@ -77,3 +90,11 @@ def human_time(value: datetime | float | None, now: datetime | None = None) -> s
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: `Read-only file system: /x/.cache/ir/a_1234abcd.json`."""
+    words = exc.strerror or str(exc) or exc.__class__.__name__
+    if isinstance(exc.filename, (str, bytes, os.PathLike)):
+        return f"{words}: {shown_name(exc.filename, quote=False)}"
+    return words

@@ -12,6 +12,7 @@ from . import redact
 
 DEFAULT_PREFIX = "ir_cache"
 DEFAULT_TTL = 604_800  # 7 days
+MAX_TTL = 100 * 365 * 86_400
 DEFAULT_CACHE_DIR = ".cache/ir"
 GENERATOR_CHOICES = ("auto", "offline", "anthropic")
 DEFAULT_REDIS_TIMEOUT = 0.5  # a command of ours takes milliseconds; a stall this long is a hung server
@@ -92,6 +93,8 @@ def parse_ttl(value: str | int, source: str = "IR_CACHE_TTL") -> int:
         raise SettingsError(f"{source} must be a whole number of seconds, got {value!r}") from None
     if ttl < 0:
         raise SettingsError(f"{source} must be 0 (caching off) or more, got {ttl}")
+    if ttl > MAX_TTL:  # Redis refuses an expiry that overflows its clock: every SET would fail
+        raise SettingsError(f"{source} must be at most {MAX_TTL} seconds (100 years), got {ttl}")
     return ttl
 
 

@@ -158,7 +158,7 @@ async def test_a_symlink_at_a_temp_file_name_is_never_written_through(fs, cache_
         def __next__(self):
             return next(names)
 
-    planted = cache_dir / f".{KEY}.planted.tmp"
+    planted = cache_dir / f".{KEY}.{os.getpid()}.planted.tmp"
     planted.symlink_to(outside)
     monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: Names())
     await fs.write_raw(KEY, entry_bytes("Mine"))

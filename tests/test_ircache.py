@@ -39,7 +39,8 @@ async def test_miss_generates_and_saves_both_tiers(cache, gen, sync_redis, cache
     assert stored["generator"] == {"name": "counting", "model": None}
     assert stored["application_ir"]["name"] == "Shop API"
     assert 3590 <= sync_redis.ttl(f"ir_cache:{KEY}") <= 3600
-    assert "IR cache MISS for shop, generating with LLM (counting)" in ircache_logs.text
+    # the seed's line; an offline generator says so instead of claiming an LLM
+    assert "IR cache MISS for shop, generating with the counting generator (no LLM)" in ircache_logs.text
 
 
 async def test_redis_hit(cache, gen, ircache_logs):
@@ -234,10 +235,14 @@ async def test_warm_redis_from_filesystem(cache, sync_redis, cache_dir):
     await cache.get_application_ir("# Other\n", "other.md")
     sync_redis.flushall()
     (cache_dir / "broken_0a1b2c3d.json").write_text("nope")
-    assert await cache.warm_redis() == {"warmed": 2, "already_in_redis": 0}
+    result = await cache.warm_redis()
+    # the corrupt file is quarantined and reported as not warmed, not passed over in silence
+    assert {k: result[k] for k in ("warmed", "already_in_redis", "failed", "left")} == {
+        "warmed": 2, "already_in_redis": 0, "failed": 1, "left": 0}
+    assert [f.split(":")[0] for f in result["failures"]] == ["broken_0a1b2c3d"]
     assert sync_redis.dbsize() == 2
     assert (cache_dir / ".quarantine").exists()
-    assert await cache.warm_redis() == {"warmed": 0, "already_in_redis": 2}
+    assert await cache.warm_redis() == {"warmed": 0, "already_in_redis": 2, "failed": 0, "left": 0, "failures": []}
 
 
 async def test_unwritable_cache_dir_still_answers(redis_url, tmp_path, sync_redis, ircache_logs):

@@ -31,6 +31,20 @@ class RedisPermissionError(RedisCommandError):
         )
 
 
+class FlushIncomplete(IRCacheError):
+    """A flush (or delete) stopped partway; `done` says what each tier lost before it did."""
+
+    _NOUNS = {"redis": ("Redis key", "Redis keys"), "filesystem": ("file", "files")}
+
+    def __init__(self, done: dict[str, int], reason: str) -> None:
+        self.done = dict(done)
+        self.reason = reason
+        gone = ", ".join(
+            f"{n:,} {self._NOUNS.get(tier, (tier, tier))[n != 1]}" for tier, n in self.done.items()
+        ) or "nothing"
+        super().__init__(f"{reason}; deleted before it stopped: {gone}")
+
+
 class ReadOnlyError(IRCacheError):
     """A write was asked of a read-only cache (IRCache(read_only=True), --read-only, IR_READ_ONLY=1)."""
 

@@ -23,6 +23,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import stat
 import tempfile
 import time
@@ -30,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fmt import plural
+from ..fmt import plural, shown_name
 from ..ir.envelope import CorruptEntry
-from .errors import ReadOnlyError
-from .keys import parse_cache_key, validate_spec_name
+from .errors import FlushIncomplete, ReadOnlyError
+from .keys import InvalidSpecName, parse_cache_key, validate_spec_name
 
 # An entry is a few KB: reading it inline takes ~20 µs, a hop to a thread
 # ~200 µs. Larger files go to a thread so the event loop never waits on a
@@ -245,10 +246,15 @@ class FilesystemTier:
 
     def _clear(self, spec_name: str | None) -> int:
         removed = 0
-        for entry in _scan_entries(self.directory, quarantined=False):
-            if spec_name is None or entry.spec_name == spec_name:
-                if _unlink_if_present(entry.path):
-                    removed += 1
+        try:
+            for entry in _scan_entries(self.directory, quarantined=False):
+                if spec_name is None or entry.spec_name == spec_name:
+                    if _unlink_if_present(entry.path):
+                        removed += 1
+        except OSError as exc:  # a read-only or unreadable cache dir: every other unlink would fail too
+            reason = f"cannot delete files in {self.directory}: {exc.strerror or exc}"
+            log.info("Flush of the filesystem stopped after %s: %s", plural(removed, "file"), reason)  # raised next
+            raise FlushIncomplete({"filesystem": removed}, reason) from None
         log.info("Cleared IR cache from filesystem %s", {"directory": str(self.directory), "spec": spec_name, "deleted": removed})
         return removed
 
@@ -267,7 +273,7 @@ class FilesystemTier:
         for item in candidates:
             if item.name.startswith(".") and item.name.endswith(_TMP_SUFFIX) and item.is_file(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
-                    if now - item.stat(follow_symlinks=False).st_mtime >= older_than:
+                    if _writer_gone(item.name) or now - item.stat(follow_symlinks=False).st_mtime >= older_than:
                         os.unlink(item.path)
                         removed += 1
         if removed:
@@ -294,13 +300,15 @@ def _scan_entries(directory: Path, *, quarantined: bool) -> list[FileEntry]:
     try:
         with os.scandir(dir_fd) as items:
             for item in items:
-                if not item.name.endswith(".json") or item.name.startswith("."):
+                if not item.name.endswith(".json"):
                     continue
                 stem = item.name[: -len(".json")]
                 if quarantined:
                     stem = stem.rsplit(".", 1)[0]  # `{cache_key}.{timestamp}[-n]`
                 parsed = parse_cache_key(stem)
                 if parsed is None:
+                    if not quarantined:
+                        _warn_unkeyable(directory, item.name, stem)
                     continue
                 try:
                     st = item.stat(follow_symlinks=False)
@@ -314,6 +322,24 @@ def _scan_entries(directory: Path, *, quarantined: bool) -> list[FileEntry]:
     finally:
         os.close(dir_fd)
     return found
+
+
+_ENTRY_SHAPE = re.compile(r"(?P<spec>.+)_[0-9a-f]{8}\Z", re.DOTALL)
+_warned_names: set[tuple[str, str]] = set()
+
+
+def _warn_unkeyable(directory: Path, filename: str, stem: str) -> None:
+    """A file named like an entry whose spec name cannot be a key (not UTF-8, invisible
+    characters, hidden, too long): never listed, flushed or served, so say so, once."""
+    m = _ENTRY_SHAPE.match(stem)
+    if m is None or (str(directory), filename) in _warned_names:
+        return
+    try:
+        validate_spec_name(m["spec"])
+    except InvalidSpecName as exc:
+        _warned_names.add((str(directory), filename))
+        log.warning("Skipping %s in %s: %s; it is not a cache entry and is left as it is",
+                    shown_name(filename), shown_name(directory, quote=False), exc)
 
 
 _KINDS = (
@@ -382,6 +408,21 @@ def _unlink_if_present(path: Path) -> bool:
         return False
 
 
+def _writer_gone(temp_name: str) -> bool:
+    """True when the temp file `.{stem}.{pid}.{random}.tmp` was left by a process that no
+    longer exists (killed mid-write). Unknown (an older name, a pid we may not signal): False."""
+    parts = temp_name[: -len(_TMP_SUFFIX)].rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half.
 
@@ -391,7 +432,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     target untouched. The parent dir may itself be a symlink (the user's choice).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=_TMP_SUFFIX)
+    # the writer's pid in the name: a temp file of a dead writer is cleaned at once (_writer_gone)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.", suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

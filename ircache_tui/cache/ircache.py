@@ -7,9 +7,11 @@
 A corrupt entry in any tier is a miss (deleted from Redis, quarantined on
 disk). Each key's last decoded entry is kept with its bytes, so reading the
 same bytes again skips validation (see decoded.py). Concurrent misses for
-one key generate once: in-process through a shared task, across processes
-through a Redis lock (SET NX PX + token, released by compare-and-delete). A
-Redis that is down is skipped quickly and used again when it answers.
+one key generate once: in-process through a shared task, across the
+machine's processes through a file lock in the cache dir (machine_lock.py,
+which holds while Redis is down), across machines through a Redis lock
+(SET NX PX + token, released by compare-and-delete). A Redis that is down
+is skipped quickly and used again when it answers.
 
 It is also the one door into the tiers: everything above `cache/` (the
 dashboard, the watcher, prune, the commands) reads, deletes, expires and
@@ -30,7 +32,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, TypeVar
 
 from ..fmt import human_count, plural
 from ..ir.envelope import CorruptEntry, StoredEntry
@@ -40,19 +42,27 @@ from ..settings import Settings, parse_ttl
 from .browse import KeyBrowser
 from .decoded import DecodedEntries
 from .embedded import EmbeddedRedis
-from .errors import ReadOnlyError, ReadOnlyMiss, RedisCommandError, RedisPermissionError, RedisUnavailable
+from .errors import FlushIncomplete, ReadOnlyError, ReadOnlyMiss, RedisCommandError, RedisPermissionError, RedisUnavailable
 from .events import CacheEvent, EventBus
 from .fs_tier import FileEntry, FilesystemTier
 from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
 from .live import ChangeBatch, KeyChange, coalesced, key_changes
+from .machine_lock import MachineLock, whoami
 from .redis_tier import RedisTier
 from .scan import BATCH as _UNLINK_BATCH
 
 log = logging.getLogger("ircache")
+#: between INFO and WARNING: what a person at a terminal should see without -v, though
+#: nothing is wrong (a wait for another process); the CLI shows it by default
+NOTICE = logging.INFO + 5
+logging.addLevelName(NOTICE, "NOTICE")
 
 Tier = Literal["redis", "filesystem", "generator"]
 StoreTier = Literal["redis", "filesystem"]
 _UNSET: Any = object()
+T = TypeVar("T")
+#: a waiter for another process's generation says so at default verbosity after this long
+WAIT_NOTICE_S = 1.5
 # What a Redis call can raise once it has gone through the tier's door
 _REDIS_ERRORS = (RedisUnavailable, RedisCommandError)
 
@@ -246,46 +256,95 @@ class IRCache:
     async def _fill(
         self, key: str, spec_name: str, digest: str, spec_markdown: str, spec_path: str, force: bool
     ) -> Lookup:
-        token = uuid.uuid4().hex
-        locked = await self._acquire_or_wait(key, spec_name, token, force)
-        if isinstance(locked, Lookup):
-            return locked  # another process generated it while we waited
+        token = f"{whoami()} {uuid.uuid4().hex}"  # the holder's name travels with the token, for waiters
+        machine = MachineLock(self.fs.directory, key, poll=self._lock_poll)
+
+        async def machine_holder() -> str | None:
+            return machine.holder()
+
         try:
-            if not force:
-                hit = await self._read_tiers(key, spec_name)  # filled between our miss and the lock
+            waited = await self._waiting(spec_name, machine.acquire, machine_holder)
+        except OSError as exc:  # a read-only or broken cache dir: the Redis lock still works
+            log.debug("No machine lock for %s (%s): %s", spec_name, machine.path, exc.strerror or exc)
+            waited = False
+        try:
+            if waited:  # another process here generated (or refreshed) it while we waited
+                hit = await self._read_tiers(key, spec_name, again=True)
                 if hit is not None:
                     return hit
-            async with self._keep_lock(key, token, locked):
-                return await self._generate(key, spec_name, digest, spec_markdown, spec_path, store=True)
+            locked = await self._acquire_or_wait(key, spec_name, token, force)
+            if isinstance(locked, Lookup):
+                return locked  # another machine generated it while we waited
+            try:
+                if not force:
+                    hit = await self._read_tiers(key, spec_name, again=True)  # filled between our miss and the lock
+                    if hit is not None:
+                        return hit
+                async with self._keep_lock(key, token, locked):
+                    return await self._generate(key, spec_name, digest, spec_markdown, spec_path, store=True)
+            finally:
+                if locked:
+                    with contextlib.suppress(*_REDIS_ERRORS):
+                        await self.redis.release_lock(key, token)
         finally:
-            if locked:
-                with contextlib.suppress(*_REDIS_ERRORS):
-                    await self.redis.release_lock(key, token)
+            machine.release()
+
+    async def _waiting(
+        self, spec_name: str, wait: Callable[[Callable[[], None]], Awaitable[T]],
+        holder: Callable[[], Awaitable[str | None]],
+    ) -> T:
+        """Run `wait(on_wait)`; once it has waited WAIT_NOTICE_S, say so at default verbosity, naming the holder."""
+        notice: asyncio.Task[None] | None = None
+
+        async def say_later() -> None:
+            await asyncio.sleep(WAIT_NOTICE_S)
+            with contextlib.suppress(*_REDIS_ERRORS):
+                who = await holder()
+                log.log(NOTICE, "Waiting for %s to finish generating %s", who or "another process", spec_name)
+
+        def on_wait() -> None:
+            nonlocal notice
+            log.info("IR for %s is being generated by another process; waiting", spec_name)
+            notice = asyncio.ensure_future(say_later())
+
+        try:
+            return await wait(on_wait)
+        finally:
+            if notice is not None:
+                notice.cancel()
 
     async def _acquire_or_wait(self, key: str, spec_name: str, token: str, force: bool) -> bool | Lookup:
         """True: we hold the lock. False: Redis is down, go on without one. Lookup: someone else filled it."""
+        try:
+            return await self._waiting(
+                spec_name, lambda on_wait: self._redis_lock(key, spec_name, token, force, on_wait),
+                lambda: self.redis.lock_holder(key),
+            )
+        except _REDIS_ERRORS:
+            return False  # down, or no usable lock (the tier said why, once)
+
+    async def _redis_lock(
+        self, key: str, spec_name: str, token: str, force: bool, on_wait: Callable[[], None]
+    ) -> bool | Lookup:
         waited = False
         while True:
-            try:
-                if await self.redis.acquire_lock(key, token, self._lock_ttl_ms):
-                    if waited and force:
-                        hit = await self._read_tiers(key, spec_name)  # their refresh is as fresh as ours
-                        if hit is not None:
-                            with contextlib.suppress(*_REDIS_ERRORS):
-                                await self.redis.release_lock(key, token)
-                            return hit
-                    return True
-                if not waited:
-                    log.info("IR for %s is being generated by another process; waiting", spec_name)
-                waited = True
-                while await self.redis.lock_held(key):
-                    await asyncio.sleep(self._lock_poll)
-                if not force:
-                    hit = await self._read_tiers(key, spec_name)
+            if await self.redis.acquire_lock(key, token, self._lock_ttl_ms):
+                if waited and force:
+                    hit = await self._read_tiers(key, spec_name, again=True)  # their refresh is as fresh as ours
                     if hit is not None:
+                        with contextlib.suppress(*_REDIS_ERRORS):
+                            await self.redis.release_lock(key, token)
                         return hit
-            except _REDIS_ERRORS:
-                return False  # down, or no usable lock (the tier said why, once)
+                return True
+            if not waited:
+                on_wait()
+            waited = True
+            while await self.redis.lock_held(key):
+                await asyncio.sleep(self._lock_poll)
+            if not force:
+                hit = await self._read_tiers(key, spec_name, again=True)
+                if hit is not None:
+                    return hit
 
     @contextlib.asynccontextmanager
     async def _keep_lock(self, key: str, token: str, locked: bool):
@@ -309,13 +368,14 @@ class IRCache:
                 await task
 
     # -- tiers -------------------------------------------------------------------
-    async def _read_tiers(self, key: str, spec_name: str) -> Lookup | None:
+    async def _read_tiers(self, key: str, spec_name: str, *, again: bool = False) -> Lookup | None:
+        """`again`: a re-check within one lookup; a file that could not be read is not reported twice."""
         entry = await self._read_redis(key, spec_name)
         if entry is not None:
             log.info("IR cache HIT (Redis) for %s", spec_name)
             self.events.emit(CacheEvent("hit", spec_name, key, "redis"))
             return Lookup(key, "redis", entry)
-        found = await self._read_filesystem(key, spec_name)
+        found = await self._read_filesystem(key, spec_name, quiet=again)
         if found is not None:
             entry, raw = found
             if self.read_only:
@@ -352,7 +412,7 @@ class IRCache:
             return None
 
     async def _read_filesystem(
-        self, key: str, spec_name: str, *, remember: bool = True
+        self, key: str, spec_name: str, *, remember: bool = True, quiet: bool = False
     ) -> tuple[StoredEntry, bytes] | None:
         try:
             raw = await self.fs.read_raw(key)
@@ -372,7 +432,8 @@ class IRCache:
                 log.warning("Cannot quarantine %s: %s", key, qexc.strerror or qexc)
             return None
         except OSError as exc:
-            log.warning("Cannot read cache file for %s: %s", key, exc.strerror or exc)
+            log.log(logging.DEBUG if quiet else logging.WARNING, "Cannot read cache file for %s: %s",
+                    key, exc.strerror or exc)
             return None
 
     async def _store_redis(self, key: str, raw: bytes, *, strict: bool = False) -> bool:
@@ -455,12 +516,19 @@ class IRCache:
         """Flush the IR cache (all of it, or exactly one spec) from the chosen tiers."""
         self._writable("flush")
         result: dict[str, int] = {}
-        if redis:
-            result["redis"] = await self.redis.clear_ir_cache(spec_name, on_progress=on_progress)
-        if filesystem:
-            result["filesystem"] = await self.fs.clear(spec_name)
+        try:
+            if redis:
+                result["redis"] = await self._tier().clear_ir_cache(spec_name, on_progress=on_progress)
+            if filesystem:
+                result["filesystem"] = await self.fs.clear(spec_name)
+        except FlushIncomplete as exc:
+            if result:  # Redis was flushed before the filesystem failed: say so too
+                raise FlushIncomplete({**result, **exc.done}, exc.reason) from None
+            raise
+        finally:
+            if result:
+                self.events.emit(CacheEvent("flushed", spec_name or "", "", "+".join(result), str(result)))
         self.decoded.clear()  # not needed for correctness (bytes are compared), only to free memory
-        self.events.emit(CacheEvent("flushed", spec_name or "", "", "+".join(result), str(result)))
         return result
 
     async def get_cache_info(self) -> CacheInfo:
@@ -471,23 +539,49 @@ class IRCache:
             redis_info = {"reachable": False, "error": str(exc)}
         return {"redis": redis_info, "filesystem": await self.fs.stats()}
 
-    async def warm_redis(self) -> dict[str, int]:
-        """Copy every valid filesystem entry that Redis lacks into Redis."""
+    async def warm_redis(self) -> dict[str, Any]:
+        """Copy every valid filesystem entry that Redis lacks into Redis, and say what was not.
+
+        `{"warmed", "already_in_redis", "failed", "left", "failures"}`: `failures` holds one
+        "key: reason" per entry not copied (corrupt on disk, refused by Redis); when Redis
+        goes down midway the walk stops and `left` counts the entries not tried. A refused
+        ACL rule raises RedisPermissionError (every entry would fail the same way).
+        """
         self._writable("warming Redis")
         entries = await self.fs.list_entries()
-        present = await self.redis.exists_many([e.cache_key for e in entries])
-        warmed = skipped = 0
-        for entry, there in zip(entries, present):
-            if there:
-                skipped += 1
-                continue
+        present = await self._tier().exists_many([e.cache_key for e in entries])
+        todo = [e for e, there in zip(entries, present) if not there]
+        warmed = 0
+        failures: list[str] = []
+        for done, entry in enumerate(todo):
             found = await self._read_filesystem(entry.cache_key, entry.spec_name, remember=False)
-            if found is not None and await self._store_redis(entry.cache_key, found[1], strict=True):
-                warmed += 1
-                self.events.emit(CacheEvent("warmed", entry.spec_name, entry.cache_key, "redis"))
-        log.info("Warmed Redis from the filesystem: %s copied, %s already there",
-                 plural(warmed, "entry", "entries"), human_count(skipped))
-        return {"warmed": warmed, "already_in_redis": skipped}
+            if found is None:
+                failures.append(f"{entry.cache_key}: unreadable or corrupt on disk (see the warning above)")
+                continue
+            try:
+                await self.redis.set_raw(entry.cache_key, found[1])
+            except RedisUnavailable as exc:
+                left = len(todo) - done
+                failures.append(f"{plural(left, 'entry', 'entries')} not copied: {exc}")
+                log.error("Warming Redis stopped after %s: %s", plural(warmed, "entry", "entries"), exc)
+                return self._warm_result(warmed, len(entries) - len(todo), failures, left)
+            except RedisPermissionError:
+                raise
+            except RedisCommandError as exc:  # e.g. OOM: a full Redis refuses writes
+                failures.append(f"{entry.cache_key}: {exc}")
+                continue
+            warmed += 1
+            self.events.emit(CacheEvent("warmed", entry.spec_name, entry.cache_key, "redis"))
+        return self._warm_result(warmed, len(entries) - len(todo), failures, 0)
+
+    @staticmethod
+    def _warm_result(warmed: int, skipped: int, failures: list[str], left: int) -> dict[str, Any]:
+        failed = len(failures) - (1 if left else 0)
+        tail = f", {plural(failed, 'entry', 'entries')} failed" if failed else ""
+        tail += f", {plural(left, 'entry', 'entries')} not tried (Redis went down)" if left else ""
+        log.info("Warmed Redis from the filesystem: %s copied, %s already there%s",
+                 plural(warmed, "entry", "entries"), human_count(skipped), tail)
+        return {"warmed": warmed, "already_in_redis": skipped, "failed": failed, "left": left, "failures": failures}
 
     async def warm_key(self, cache_key: str) -> bool:
         """Copy one filesystem entry into Redis; True when it was copied.
@@ -612,18 +706,29 @@ class IRCache:
     async def delete_entries(self, redis_keys: list[str], files: list[str]) -> dict[str, int]:
         """Delete exactly these IR keys (UNLINK in batches) and entry files; how many went from each."""
         self._writable("deleting entries")
-        removed_redis = 0
+        removed_redis = removed_files = 0
         rkeys = [self.keys.redis_key(k).encode() for k in redis_keys]
-        for start in range(0, len(rkeys), _UNLINK_BATCH):
-            removed_redis += await self.redis.unlink_many(rkeys[start : start + _UNLINK_BATCH])
-        removed_files = 0
-        for key in files:
-            if await self.fs.delete(key):
-                removed_files += 1
+        try:
+            try:
+                for start in range(0, len(rkeys), _UNLINK_BATCH):
+                    removed_redis += await self._tier().unlink_many(rkeys[start : start + _UNLINK_BATCH])
+            except _REDIS_ERRORS as exc:
+                raise FlushIncomplete({"redis": removed_redis}, f"Redis delete stopped: {exc}") from None
+            try:
+                for key in files:
+                    if await self.fs.delete(key):
+                        removed_files += 1
+            except OSError as exc:  # a read-only cache dir: the next files would fail the same way
+                raise FlushIncomplete({"redis": removed_redis, "filesystem": removed_files},
+                                      f"cannot delete files in {self.fs.directory}: {exc.strerror or exc}") from None
+        finally:  # what went is announced even when the rest could not go
+            self._emit_deleted(removed_redis, removed_files)
+        return {"redis": removed_redis, "filesystem": removed_files}
+
+    def _emit_deleted(self, removed_redis: int, removed_files: int) -> None:
         if removed_redis or removed_files:
             self.events.emit(CacheEvent("deleted", "", "", "redis+filesystem",
                                         str({"redis": removed_redis, "filesystem": removed_files})))
-        return {"redis": removed_redis, "filesystem": removed_files}
 
     async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
         """EXPIRE one key to `ttl` (default: the configured TTL); False when it is gone or TTL is 0."""

@@ -28,13 +28,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, NoPermissionError, RedisError, ResponseError, WatchError
+from redis.exceptions import InvalidResponse, NoPermissionError, OutOfMemoryError, RedisError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import redact
 from ..ir.envelope import CorruptEntry
 from . import scan, scripts
-from .errors import ReadOnlyError, RedisCommandError, RedisPermissionError, RedisUnavailable
+from .errors import FlushIncomplete, ReadOnlyError, RedisCommandError, RedisPermissionError, RedisUnavailable
 from .health import RedisHealth
 from .keys import KeySpace, ParsedKey
 from .handshake import connection_class_for
@@ -184,6 +184,9 @@ def command_error(exc: RedisError, sent: str | None = None) -> RedisCommandError
     """Any other Redis error, as one line."""
     if isinstance(exc, NoPermissionError) or _SCRIPT_NOPERM in str(exc):
         return permission_error(exc, sent)
+    if isinstance(exc, OutOfMemoryError):  # redis-py drops the OOM word from the server's text
+        return RedisCommandError("Redis is full: it refuses writes (OOM: used memory is over maxmemory "
+                                 "and the eviction policy is noeviction)")
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     return RedisCommandError(f"Redis error: {redact.scrub(text)}")  # a server may echo what it was sent
 
@@ -351,7 +354,21 @@ class RedisTier:
         """
         self._writable("UNLINK (flush)")
         selection = self.keys.select(spec_name)
-        deleted = await self._run(lambda: scan.scan_unlink(self.client, selection, on_progress=on_progress))
+        so_far = 0
+
+        def progress(n: int) -> None:
+            nonlocal so_far
+            so_far = n
+            if on_progress is not None:
+                on_progress(n)
+
+        try:
+            deleted = await self._run(lambda: scan.scan_unlink(self.client, selection, on_progress=progress))
+        except (RedisUnavailable, RedisCommandError) as exc:
+            if not so_far:
+                raise  # nothing went: the plain reason is the whole story
+            # Redis went (or refused) midway: say exactly how many went; running it again finishes the job
+            raise FlushIncomplete({"redis": so_far}, f"Redis flush stopped: {exc}") from None
         log.info("Cleared IR cache from Redis %s", {"pattern": selection.match, "deleted": deleted})
         return deleted
 
@@ -543,6 +560,16 @@ class RedisTier:
     async def lock_held(self, cache_key: str) -> bool:
         lkey = self.keys.lock_key(cache_key)
         return bool(await self._run(lambda: self.client.exists(lkey)))
+
+    async def lock_holder(self, cache_key: str) -> str | None:
+        """Who holds the lock, from its token (`pid N on HOST <uuid>`), or None."""
+        lkey = self.keys.lock_key(cache_key)
+        token = await self._run(lambda: self.client.get(lkey))
+        if not token:
+            return None
+        text = token.decode("utf-8", "replace") if isinstance(token, bytes) else str(token)
+        who = text.rsplit(" ", 1)[0] if " " in text else ""
+        return redact.scrub(who) or None
 
     async def lock_mode(self, lkey: str) -> LockMode:
         """How locks are released here; probed once with a token nobody holds (changes nothing)."""

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from .. import redact
 from ..cache.health import REDIS_DOWN
+from ..cache.ircache import NOTICE
 from ..settings import Settings
 
 EXIT_OK = 0
@@ -160,7 +161,7 @@ def mute_log() -> None:
 
 
 def setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    level = NOTICE if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     # on the handler too: the logger's own filter does not see what its children (ircache.watch) log

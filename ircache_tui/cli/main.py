@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..cache.embedded import stop_owned
 from ..cache.errors import IRCacheError
+from ..fmt import describe_os_error
 from ..settings import SettingsError
 from . import commands
 from .common import (
@@ -199,6 +200,22 @@ def _run(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
+    except OSError as exc:  # a cache dir that is a file, read-only, full, unreadable...
+        eprint(f"ircache-tui {args.command}: {describe_os_error(exc)}")
+        return EXIT_FAILED
+    except ExceptionGroup as group:  # a task group's failure: the first cause, as one line
+        first = _first_leaf(group)
+        if not isinstance(first, (OSError, IRCacheError)):
+            raise
+        eprint(f"ircache-tui {args.command}: {describe_os_error(first) if isinstance(first, OSError) else first}")
+        return EXIT_FAILED
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
 
 if __name__ == "__main__":

@@ -1,20 +1,26 @@
 """Find spec files under directories and compute their cache keys.
 
-A spec that cannot be used (unreadable, not UTF-8, too large, a hostile
-name) is returned with `error` set rather than raised, so one bad file
-never stops a walk over a thousand good ones.
+A spec that cannot be used (unreadable, not UTF-8, too large) is returned
+with `error` set rather than raised, so one bad file never stops a walk over
+a thousand good ones. A file whose name cannot be a key (not UTF-8, invisible
+or bidi characters, a leading dot, too long) is not a spec: a walk skips it
+with one warning per name and process (`read_spec` of it still says why).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import logging
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache.keys import HASH_LEN, InvalidSpecName, spec_hash, spec_name_from_path
+from ..fmt import shown_name
+
+log = logging.getLogger("ircache")
 
 DEFAULT_PATTERN = "*.md"
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -129,5 +135,21 @@ def discover_specs(
                 path = Path(dirpath) / filename
                 if not fnmatch.fnmatch(filename, pattern) or is_ignored(path, root, extra_ignored=ignored):
                     continue
+                try:
+                    spec_name_from_path(filename)
+                except InvalidSpecName as exc:
+                    _warn_once(path, f"Skipping spec file {shown_name(path)}: {exc}")
+                    continue
                 found[path] = read_spec(path, max_bytes)
     return [found[p] for p in sorted(found)]
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(path: Path, message: str) -> None:
+    """A long-lived process walks the same dirs again and again: say it once."""
+    key = os.fsdecode(path)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s", message)

@@ -460,9 +460,14 @@ class IRCacheApp(App[None]):
         except (IRCacheError, OSError) as exc:
             self.post_message(m.OperationDone(f"Warm failed: {exc}", error=True))
             return
-        self.post_message(m.OperationDone(
-            f"Warmed {plural(result['warmed'], 'entry', 'entries')} into Redis "
-            f"({result['already_in_redis']:,} already there)"))
+        done = (f"Warmed {plural(result['warmed'], 'entry', 'entries')} into Redis "
+                f"({result['already_in_redis']:,} already there)")
+        if result["failures"]:  # say what was not done, with the first reason
+            not_done = result["failed"] + result["left"]
+            self.post_message(m.OperationDone(
+                f"{done}; {plural(not_done, 'entry', 'entries')} not warmed: {result['failures'][0]}", error=True))
+        else:
+            self.post_message(m.OperationDone(done))
 
     def action_regenerate(self) -> None:
         picked = self.picked()

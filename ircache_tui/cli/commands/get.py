@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ...cache.ircache import IRCache
-from ...fmt import human_count, plural
+from ...fmt import human_count, plural, shown_name
 from ...ir.generators import GenerationError
 from ...settings import Settings
 from ...specs import read_spec
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     spec = read_spec(Path(args.spec), seen=False)  # a path typed here: if absent, "no such file"
     if spec.error:
-        raise CommandError(f"{args.spec}: {spec.error}", EXIT_USAGE)
+        raise CommandError(f"{shown_name(args.spec, quote=False)}: {spec.error}", EXIT_USAGE)
     return asyncio.run(_run(args, settings, spec.text))
 
 

@@ -7,11 +7,13 @@ import asyncio
 
 from ...cache.ircache import IRCache
 from ...ir.generators import GenerationError
-from ...fmt import human_count, plural
+from ...fmt import human_count, plural, shown_name
 from ...settings import Settings
 from ...specs import discover_specs
 from ..common import EXIT_FAILED, EXIT_OK, print_json, progress
 from ._shared import require_redis, spec_dirs
+
+_SHOWN_FAILURES = 20  # a full Redis refuses every entry: the first lines say why, --json has them all
 
 HELP = "warm Redis from the filesystem; with spec dirs, cache every spec's IR"
 DESCRIPTION = """Copy every filesystem entry that Redis lacks into Redis. With spec
@@ -42,9 +44,10 @@ async def _run(args, settings: Settings, dirs) -> int:
         await require_redis(cache)
         cache.strict_redis_writes = True  # warming is filling Redis: a refused SET stops it
         warmed = await cache.warm_redis()
+        failures.extend(warmed.pop("failures"))
         specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir]) if dirs else []
         for bad in (s for s in specs if not s.ok):
-            failures.append(f"{bad.path}: {bad.error}")
+            failures.append(f"{shown_name(bad.path, quote=False)}: {bad.error}")
         good = [s for s in specs if s.ok]
         limit = asyncio.Semaphore(max(1, args.jobs))
         done = 0
@@ -57,7 +60,7 @@ async def _run(args, settings: Settings, dirs) -> int:
                         result = await cache.lookup(spec.text, str(spec.path))
                         tiers[result.tier] += 1
                     except GenerationError as exc:
-                        failures.append(f"{spec.path}: {exc}")
+                        failures.append(f"{shown_name(spec.path, quote=False)}: {exc}")
                 done += 1
                 update(done)
 
@@ -67,10 +70,14 @@ async def _run(args, settings: Settings, dirs) -> int:
         print_json(result)
     else:
         print(f"warmed {plural(warmed['warmed'], 'entry', 'entries')} from the filesystem "
-              f"({human_count(warmed['already_in_redis'])} already in Redis)")
+              f"({human_count(warmed['already_in_redis'])} already in Redis"
+              + (f", {human_count(warmed['failed'])} failed" if warmed["failed"] else "")
+              + (f", {human_count(warmed['left'])} not tried" if warmed["left"] else "") + ")")
         if dirs:
             print(f"specs: {human_count(len(specs))} ({human_count(tiers['redis'])} in Redis, "
                   f"{human_count(tiers['filesystem'])} warmed from disk, {human_count(tiers['generator'])} generated)")
-        for line in failures:
+        for line in failures[:_SHOWN_FAILURES]:
             print(f"failed: {line}")
+        if len(failures) > _SHOWN_FAILURES:
+            print(f"failed: … and {human_count(len(failures) - _SHOWN_FAILURES)} more (--json lists them all)")
     return EXIT_FAILED if failures else EXIT_OK
