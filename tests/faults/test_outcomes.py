@@ -1,0 +1,209 @@
+"""Outcomes are honest: `warm`, `flush` and `prune` say what was done and what was not,
+and exit 1 when anything failed; every OSError, URL or setting error is one line.
+
+Bug 3: Redis SIGKILLed during a warm of 20,000 files gave `"warmed": 7437, "failures": []`,
+exit 0; a Redis that refused every SET still said "warmed 0", exit 0.
+Bug 4: tracebacks for a read-only cache dir (flush, prune), IR_CACHE_DIR=/etc/passwd, bad URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.cli import ENTRY_POINT
+from tests.support.redis_server import RedisServer
+
+from .conftest import PASSWORD, assert_clean, cli_env, one_line, run
+from .entries import spec_text, write_entries
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+@contextlib.contextmanager
+def read_only_mount(source: Path, target: Path):
+    """A read-only bind mount: as root, chmod would prove nothing."""
+    source.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "--bind", "-o", "ro", str(source), str(target)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make a read-only bind mount here: {done.stderr.strip()}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_warm_interrupted_by_a_redis_sigkill_reports_what_is_left_and_exits_1(tmp_path):
+    cache = tmp_path / "cache"
+    keys = write_entries(cache, 20_000)
+    with RedisServer(password=PASSWORD) as server:
+        probe = redis.Redis.from_url(server.url)
+        proc = subprocess.Popen([ENTRY_POINT, "warm", "--json"], env=cli_env(server.url, cache),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: probe.dbsize() >= 2_000 or proc.poll() is not None, 60, "the warm to start")
+            assert proc.poll() is None, "the warm finished before Redis could be killed"
+            server.process.send_signal(signal.SIGKILL)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            probe.close()
+    assert_clean(out, err)
+    assert proc.returncode == 1, err
+    result = json.loads(out)
+    assert 2_000 <= result["warmed"] < len(keys)
+    assert result["left"] > 0 and result["warmed"] + result["left"] + result["failed"] == len(keys)
+    assert any("not copied" in f and "Redis unavailable" in f for f in result["failures"]), result["failures"]
+
+
+def test_warm_into_a_full_redis_lists_the_refusals_and_exits_1(tmp_path):
+    cache = tmp_path / "cache"
+    write_entries(cache, 300)
+    with RedisServer("--maxmemory-policy", "noeviction", password=PASSWORD) as server:
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("maxmemory", admin.info("memory")["used_memory"] + 64 * 1024)  # room for a few dozen
+        proc = run("warm", env=cli_env(server.url, cache))
+        stored = admin.dbsize()
+        admin.close()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 0 < stored < 300
+    first = proc.stdout.splitlines()[0]
+    assert first == f"warmed {stored} entries from the filesystem (0 already in Redis, {300 - stored} failed)", proc.stdout
+    failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("failed: ")]
+    assert len(failed) == 21 and "OOM" in failed[0] and failed[-1].startswith("failed: … and ")
+
+
+def test_a_flush_cut_by_a_redis_sigkill_says_how_many_went_and_a_rerun_finishes(tmp_path):
+    n, foreign = 100_000, 2_000
+    with RedisServer("--appendonly", "yes", "--appendfsync", "always", password=PASSWORD) as server:
+        admin = redis.Redis.from_url(server.url)
+        for start in range(0, n, 5_000):
+            pipe = admin.pipeline(transaction=False)
+            for i in range(start, start + 5_000):
+                pipe.set(f"ir_cache:spec-{i % 500}_{i:08x}", b"x")
+            pipe.execute()
+        for i in range(foreign):
+            admin.set(f"ir_cache:team-{i}:state", b"keep")  # under the prefix, not IR keys
+        env = cli_env(server.url, tmp_path / "cache")
+        proc = subprocess.Popen([ENTRY_POINT, "flush", "--yes"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: admin.dbsize() < n + foreign - 5_000 or proc.poll() is not None, 60, "the flush to start")
+            server.process.send_signal(signal.SIGSTOP)  # freeze it mid-flush, then kill it frozen
+            assert proc.poll() is None, "the flush finished before Redis could be stopped"
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert_clean(out, err)
+        assert proc.returncode == 1, err
+        line = one_line(err)
+        assert line.startswith("ircache-tui flush: Redis flush stopped: Redis unavailable at"), line
+        reported = int(line.rsplit("deleted before it stopped: ", 1)[1].split()[0].replace(",", ""))
+
+        server.start()  # the AOF brings back what the kill left
+        admin = redis.Redis.from_url(server.url)
+        wait_for(lambda: loaded(admin), 60, "Redis to load its AOF")
+        left = sum(1 for _ in admin.scan_iter("ir_cache:spec-*", count=5_000))
+        # an UNLINK whose reply was lost with the server may have run: at most one batch more than said
+        assert reported <= n - left <= reported + 300
+        proc = run("flush", "--yes", "--json", env=env)
+        assert json.loads(proc.stdout) == {"redis": left}
+        assert admin.dbsize() == foreign
+        admin.close()
+
+
+def test_flush_on_a_read_only_cache_dir_says_what_it_deleted_from_redis(secured_url, admin, tmp_path):
+    real = tmp_path / "real"
+    env = cli_env(secured_url, real)
+    assert run("get", str(spec_file(tmp_path)), env=env).returncode == 0
+    admin.set("ir_cache:team:state", b"keep")
+    with read_only_mount(real, tmp_path / "ro") as ro:
+        proc = run("flush", "--filesystem", "--yes", env=cli_env(secured_url, ro))
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert "Read-only file system" in line and line.endswith("deleted before it stopped: 1 Redis key, 0 files"), line
+    assert admin.keys("*") == [b"ir_cache:team:state"]
+    assert len(list(real.glob("*.json"))) == 1  # nothing half-deleted on disk
+
+
+def test_prune_on_a_read_only_cache_dir_is_one_line(secured_url, admin, tmp_path):
+    real = tmp_path / "real"
+    spec = spec_file(tmp_path)
+    env = cli_env(secured_url, real)
+    assert run("get", str(spec), env=env).returncode == 0
+    spec.write_text(spec.read_text() + "\n- Other: name (str)\n")  # the cached entry is now stale
+    with read_only_mount(real, tmp_path / "ro") as ro:
+        proc = run("prune", str(spec.parent), "--yes", env=cli_env(secured_url, ro))
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert "Read-only file system" in line and "deleted before it stopped: 1 Redis key, 0 files" in line, line
+
+
+def test_redis_keeps_serving_when_the_cache_dir_is_read_only(secured_url, tmp_path):
+    real = tmp_path / "real"
+    spec = spec_file(tmp_path)
+    with read_only_mount(real, tmp_path / "ro") as ro:
+        env = cli_env(secured_url, ro)
+        first = run("get", str(spec), env=env)
+        second = run("get", str(spec), env=env)
+    assert first.returncode == 0 and first.stdout.splitlines()[0].endswith("from generator")
+    assert [ln for ln in first.stderr.splitlines()] == [
+        f"ERROR: Cannot write cache file for {first.stdout.split(':')[0]} in {ro}: Read-only file system"]
+    assert second.returncode == 0 and second.stdout.splitlines()[0].endswith("from redis"), second.stdout
+
+
+@pytest.mark.parametrize(
+    "env_extra, code, words",
+    [
+        ({"IR_CACHE_DIR": "/etc/passwd"}, 1, "Not a directory: /etc/passwd"),
+        ({"REDIS_URL": "garbage"}, 2, "REDIS_URL is not a usable Redis URL"),
+        ({"REDIS_URL": "http://localhost:6379"}, 2, "REDIS_URL is not a usable Redis URL"),
+        ({"REDIS_URL": "redis://localhost:99999"}, 2, "Port out of range"),
+        ({"REDIS_URL": "redis://[::1"}, 2, "Invalid IPv6 URL"),
+        ({"REDIS_URL": "redis://localhost?socket_timeout=abc"}, 2, "socket_timeout"),
+        ({"IR_CACHE_TTL": "9223372036854775807"}, 2, "IR_CACHE_TTL must be at most"),
+        ({"IR_REDIS_TIMEOUT": "soon"}, 2, "IR_REDIS_TIMEOUT must be a number of seconds"),
+        ({"IR_GENERATE_TIMEOUT": "-1"}, 2, "IR_GENERATE_TIMEOUT must be 0 (no deadline) or more"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_configuration_errors_are_one_line_with_the_right_status(secured_url, tmp_path, env_extra, code, words):
+    env = cli_env(secured_url, tmp_path / "cache")
+    env.update(env_extra)
+    proc = run("stats", env=env)
+    assert proc.returncode == code, proc.stderr
+    assert words in one_line(proc.stderr)
+
+
+def loaded(client: redis.Redis) -> bool:
+    try:
+        return client.info("persistence")["loading"] == 0
+    except redis.BusyLoadingError:
+        return False
+
+
+def spec_file(tmp_path: Path) -> Path:
+    d = tmp_path / "specs"
+    d.mkdir(exist_ok=True)
+    path = d / "shop.md"
+    path.write_text(spec_text(1))
+    return path
