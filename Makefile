@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench screenshots tmux clean
+.PHONY: run test bench soak screenshots tmux clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_watch.py
 	$(BIN)/python benchmarks/bench_dashboard.py
 	$(BIN)/python benchmarks/bench_dashboard_flush.py
+
+# The full load test (8 processes x 16 tasks, 60 s a test, Redis killed midway in one); CI runs a short one.
+soak: $(STAMP)
+	IRCACHE_SOAK=1 $(BIN)/python -m pytest -s tests/faults/test_load.py
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py screenshots
