@@ -21,7 +21,9 @@ from ircache_tui.ir.model import ApplicationIR
 from tests.support.generators import SPEC
 from tests.support.messages_api import (
     MessagesAPI,
+    Reply,
     api_error,
+    error,
     message,
     overloaded,
     refusal,
@@ -204,6 +206,41 @@ async def test_rejected_api_key_is_a_generation_error_without_retries(api, make_
     assert len(api.rejected) == 1 and api.requests == [] and api.remaining == 1
 
 
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (Reply(200, {}, raw=b"<html><head><title>Sign in</title></head></html>", content_type="text/html"),
+         'an HTML page ("Sign in")'),
+        (Reply(200, {"status": "ok"}), 'a JSON document without "type": "message"'),
+        (Reply(200, {}, raw=b"this is not json"), "a body that is not JSON"),
+    ],
+    ids=["html-login-page", "other-json", "not-json"],
+)
+async def test_a_200_that_is_not_a_message_is_a_generation_error_without_a_repair_turn(api, make_generator, reply, words):
+    api.script(reply, message(IR_JSON))
+    gen = make_generator()
+
+    with pytest.raises(GenerationError) as exc:
+        await gen.generate(SPEC, "shop")
+
+    text = _one_line(exc)
+    assert f"Anthropic API answer for shop is {words}, not a Message: check ANTHROPIC_BASE_URL" in text
+    assert len(api.requests) == 1 and api.remaining == 1  # not the model's fault: no repair turn
+
+
+async def test_an_unknown_model_404_says_check_ir_model(api, make_generator):
+    api.script(error(404, "not_found_error", "model: claude-nope"))
+    gen = make_generator(model="claude-nope")
+
+    with pytest.raises(GenerationError) as exc:
+        await gen.generate(SPEC, "shop")
+
+    text = _one_line(exc)
+    assert "Anthropic API error 404 for shop: the Messages API does not know the model 'claude-nope'" in text
+    assert "check IR_MODEL" in text and "attempt" not in text
+    assert len(api.requests) == 1
+
+
 # -- the repair turn -----------------------------------------------------------------
 async def test_invalid_json_gets_one_repair_turn(api, make_generator):
     api.script(message(NOT_JSON), message(IR_JSON))
@@ -364,6 +401,33 @@ async def test_environment_configures_a_generator_built_without_arguments(api, m
     assert len(api.requests) == 1  # it reached the loopback server, not api.anthropic.com
     assert api.last_request["model"] == "claude-from-env"
     assert api.rejected == []
+
+
+async def test_ir_max_tokens_and_ir_generate_timeout_configure_a_generator(api, monkeypatch):
+    monkeypatch.setenv("IR_MAX_TOKENS", "4321")
+    monkeypatch.setenv("IR_GENERATE_TIMEOUT", "0.5")
+    api.script(message(IR_JSON, delay=10.0))
+    gen = AnthropicGenerator(api_key=API_KEY, base_url=api.base_url)
+    try:
+        assert gen.max_tokens == 4321 and gen.deadline == 0.5 and gen.timeout == 0.5
+        with pytest.raises(GenerationError) as exc:
+            await gen.generate(SPEC, "shop")
+    finally:
+        await gen.aclose()
+
+    assert api.last_request["max_tokens"] == 4321
+    assert "within its 0.5s deadline (IR_GENERATE_TIMEOUT)" in _one_line(exc)
+
+
+@pytest.mark.parametrize(("name", "value"), [("IR_MAX_TOKENS", "lots"), ("IR_MAX_TOKENS", "0"), ("IR_GENERATE_TIMEOUT", "-3")])
+async def test_an_unusable_setting_falls_back_to_the_default_with_a_warning(monkeypatch, ircache_logs, name, value):
+    monkeypatch.setenv(name, value)
+    gen = AnthropicGenerator(api_key=API_KEY, base_url="http://127.0.0.1:9")
+    try:
+        assert (gen.max_tokens, gen.deadline) == (16_000, 300.0)
+    finally:
+        await gen.aclose()
+    assert [r.getMessage() for r in ircache_logs.records if name in r.getMessage()], ircache_logs.text
 
 
 async def test_explicit_model_beats_ir_model(api, monkeypatch, make_generator):

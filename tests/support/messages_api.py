@@ -16,6 +16,12 @@ sends more requests than it scripted fails loudly instead of hanging.
 and `authorization` headers verbatim, like a careless gateway;
 `MessagesAPI(echo_rejected=True)` does the same in its 401 answers. Tests
 use them to show that the API key never reaches a message.
+
+Faults beyond the API's own errors: `html_error(502)` is a proxy's HTML error
+page (content-type text/html), `rate_limited()` a 429 with `retry-after`, and
+`hang()` accepts the request and never answers (until the server stops).
+`api.received` counts every POST that reached the handler, authenticated or not;
+`api.times` holds when each of `api.requests` arrived (time.monotonic()).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +44,8 @@ _ids = itertools.count(1)
 class Reply:
     """One scripted HTTP answer: status, JSON body, extra headers, and a delay before answering.
 
-    With `render`, the body sent is `render(request_headers)` instead of `body`.
+    With `render`, the body sent is `render(request_headers)` instead of `body`; with
+    `raw`, those exact bytes are sent as `content_type` (an HTML page, plain text).
     """
 
     status: int
@@ -45,6 +53,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     render: Callable[[dict[str, str]], dict[str, Any]] | None = None
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
     def body_for(self, request_headers: dict[str, str]) -> dict[str, Any]:
         return self.render(request_headers) if self.render is not None else self.body
@@ -136,6 +146,50 @@ def overloaded() -> Reply:
     return error(529, "overloaded_error", "Overloaded")
 
 
+def rate_limited(
+    retry_after: str = "0",
+    *,
+    retry_after_ms: str | None = "10",
+    text: str = "Number of request tokens has exceeded your per-minute rate limit",
+) -> Reply:
+    """429 rate_limit_error with `retry-after` (seconds) and the `anthropic-ratelimit-*` headers the API sends.
+
+    The SDK honours `retry-after-ms` first (10 ms by default keeps retries fast);
+    `retry_after_ms=None` leaves it out, so `retry-after` alone sets the wait.
+    """
+    headers = {
+        "retry-after": retry_after,
+        "anthropic-ratelimit-requests-limit": "50",
+        "anthropic-ratelimit-requests-remaining": "0",
+    }
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = retry_after_ms
+    return Reply(429, {"type": "error", "error": {"type": "rate_limit_error", "message": text}}, headers=headers)
+
+
+BAD_GATEWAY_PAGE = """<!DOCTYPE html>
+<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<hr><center>nginx/1.25.3</center>
+</body>
+</html>
+"""
+
+
+def html_error(status: int = 502, page: str = BAD_GATEWAY_PAGE) -> Reply:
+    """A proxy's HTML error page (content-type text/html), not the API's JSON error."""
+    return Reply(
+        status, {}, headers={"retry-after-ms": "10"}, raw=page.encode("utf-8"), content_type="text/html; charset=utf-8"
+    )
+
+
+def hang() -> Reply:
+    """Accept the request and never answer (the handler waits until the server stops)."""
+    return Reply(200, {}, delay=24 * 3600.0)
+
+
 def api_error() -> Reply:
     return error(500, "api_error", "Internal server error")
 
@@ -151,6 +205,8 @@ class MessagesAPI:
         self.paths: list[str] = []
         self.rejected: list[dict[str, str]] = []  # headers of requests refused for want of a credential
         self.unscripted = 0
+        self.received = 0  # every POST the handler saw, rejected or not
+        self.times: list[float] = []  # time.monotonic() at which each of `requests` arrived
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -233,6 +289,8 @@ class MessagesAPI:
         raw = h.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in h.headers.items()}
         path = h.path.split("?", 1)[0]
+        with self._lock:
+            self.received += 1
         if path != MESSAGES_PATH:
             self._send(h, error(404, "not_found_error", f"no route {h.command} {path}"))
             return
@@ -251,6 +309,7 @@ class MessagesAPI:
             return
         with self._lock:
             self.requests.append(body)
+            self.times.append(time.monotonic())
             self.headers.append(headers)
             self.paths.append(path)
             reply = self._replies.popleft() if self._replies else None
@@ -267,10 +326,13 @@ class MessagesAPI:
         self._send(h, reply, headers)
 
     def _send(self, h: BaseHTTPRequestHandler, reply: Reply, request_headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(reply.body_for(request_headers or {})).encode("utf-8")
+        if reply.raw is not None:
+            payload = reply.raw
+        else:
+            payload = json.dumps(reply.body_for(request_headers or {})).encode("utf-8")
         try:
             h.send_response(reply.status)
-            h.send_header("content-type", "application/json")
+            h.send_header("content-type", reply.content_type)
             h.send_header("content-length", str(len(payload)))
             h.send_header("request-id", f"req_test{next(_ids):08d}")
             for name, value in reply.headers.items():

@@ -6,17 +6,33 @@ pydantic model, because nothing invalid may ever reach the cache. A cut-off
 (`max_tokens`), a refusal or an invalid answer gets one repair turn, then a
 GenerationError that says which.
 
+Every failure is a GenerationError of one line that says what happened in
+words (`the Messages API rate-limited us (429) after 3 attempts: ...`, `the
+API refused the key (401): check ANTHROPIC_API_KEY`, `a proxy answered 502
+with an HTML page ...`), never a traceback. The SDK retries 408, 409, 429
+and 5xx answers and connection failures itself (`max_retries`); the message
+says how many attempts were made.
+
 Every GenerationError text goes through `redact.scrub`, and the API key (or
 auth token) is registered with it when the generator is built: a gateway that
 echoes the request's `x-api-key` / `Authorization` header in its error body
 must not put the key on stderr or in the dashboard's log.
+
+Configuration, by argument or else from the environment: `IR_MODEL`,
+`IR_MAX_TOKENS` (default 16000) and `IR_GENERATE_TIMEOUT` (the deadline for
+the whole generation, retries and repair turn included, default 300 s, 0 =
+none). The SDK's per-request timeout follows the deadline unless given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import logging
+import math
 import os
+import re
 from typing import Any
 
 import anthropic
@@ -26,8 +42,12 @@ from ... import redact
 from ..model import ApplicationIR
 from .base import GenerationError
 
+log = logging.getLogger("ircache.generators.anthropic")
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 16_000
+DEFAULT_DEADLINE = 300.0  # as settings.DEFAULT_GENERATE_TIMEOUT (ir/ may not import settings)
+NO_DEADLINE_TIMEOUT = 600.0  # the SDK's own per-request default, when there is no deadline
 
 SYSTEM_PROMPT = """You turn a markdown software specification into an ApplicationIR: \
 a JSON document describing the application's entities (with attributes and \
@@ -56,7 +76,11 @@ def ir_json_schema() -> dict[str, Any]:
 
 
 def _text_of(message: Any) -> str:
-    return "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
+    content = getattr(message, "content", None) or []
+    return "".join(
+        text for block in content
+        if getattr(block, "type", None) == "text" and isinstance(text := getattr(block, "text", ""), str)
+    )
 
 
 def _short(exc: ValidationError) -> str:
@@ -67,11 +91,32 @@ def _short(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
+def _env_number(name: str, default: float, *, integer: bool = False, zero_ok: bool = False) -> float:
+    """A positive number from the environment (0 too with `zero_ok`); `default` when unset or unusable."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        value = -1
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        what = "a whole number above 0" if integer else "a number of seconds (0 = none)" if zero_ok else "a number above 0"
+        log.warning("%s must be %s, got %r; using %g", name, what, text, default)
+        return default
+    return value
+
+
 class AnthropicGenerator:
     """Generates an ApplicationIR with Claude. Configured from the environment by default.
 
-    `ANTHROPIC_API_KEY` and `ANTHROPIC_BASE_URL` are read by the SDK itself;
-    `IR_MODEL` picks the model.
+    `ANTHROPIC_API_KEY` (or `ANTHROPIC_AUTH_TOKEN`) and `ANTHROPIC_BASE_URL` are
+    read by the SDK itself; `IR_MODEL`, `IR_MAX_TOKENS` and `IR_GENERATE_TIMEOUT`
+    by this class when the matching argument is not given.
+
+    `deadline` bounds the whole generation (every request, retry and the repair
+    turn), 0 or None from the environment meaning none; `timeout` is the SDK's
+    per-request timeout, by default the deadline (a request never outlives it).
     """
 
     name = "anthropic"
@@ -82,15 +127,30 @@ class AnthropicGenerator:
         model: str | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float = 120.0,
+        timeout: float | None = None,
         max_retries: int = 2,
-        deadline: float = 300.0,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
+        deadline: float | None = None,
+        max_tokens: int | None = None,
         client: anthropic.AsyncAnthropic | None = None,
     ) -> None:
         self.model = model or os.environ.get("IR_MODEL") or DEFAULT_MODEL
-        self.deadline = deadline
+        if deadline is None:
+            deadline = _env_number("IR_GENERATE_TIMEOUT", DEFAULT_DEADLINE, zero_ok=True)
+            self._deadline_source = " (IR_GENERATE_TIMEOUT)"
+        else:
+            self._deadline_source = ""
+        #: seconds for the whole generation; None = no deadline
+        self.deadline: float | None = deadline or None
+        if max_tokens is None:
+            max_tokens = int(_env_number("IR_MAX_TOKENS", DEFAULT_MAX_TOKENS, integer=True))
+            self._max_tokens_hint = "raise IR_MAX_TOKENS or shorten the spec"
+        else:
+            self._max_tokens_hint = "raise max_tokens or shorten the spec"
         self.max_tokens = max_tokens
+        if timeout is None:
+            timeout = self.deadline or NO_DEADLINE_TIMEOUT
+        self.timeout = timeout
+        self.max_retries = max_retries
         self._client = client or anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
@@ -98,6 +158,9 @@ class AnthropicGenerator:
         redact.register(api_key)
         redact.register(getattr(self._client, "api_key", None))
         redact.register(getattr(self._client, "auth_token", None))
+        self._credential_var = (
+            "ANTHROPIC_API_KEY" if api_key or getattr(self._client, "api_key", None) else "ANTHROPIC_AUTH_TOKEN"
+        )
         self._schema = ir_json_schema()
 
     async def aclose(self) -> None:
@@ -108,11 +171,37 @@ class AnthropicGenerator:
             async with asyncio.timeout(self.deadline):
                 return await self._generate(spec_markdown, spec_name)
         except TimeoutError:
-            raise _failure(f"Anthropic generation for {spec_name} exceeded its {self.deadline:g}s deadline") from None
+            raise _failure(
+                f"Anthropic generation for {spec_name} did not finish within its {self.deadline:g}s deadline"
+                f"{self._deadline_source}; nothing was returned"
+            ) from None
         except anthropic.APIStatusError as exc:
-            raise _failure(f"Anthropic API error {exc.status_code} for {spec_name}: {_api_message(exc)}") from None
+            raise _failure(
+                f"Anthropic API error {exc.status_code} for {spec_name}{_after(exc)}: {self._status_problem(exc)}"
+            ) from None
+        except anthropic.APITimeoutError as exc:
+            raise _failure(
+                f"Anthropic API timed out for {spec_name}{_after(exc)}: no answer within {self.timeout:g}s "
+                f"(the per-request timeout)"
+            ) from None
         except anthropic.APIConnectionError as exc:
-            raise _failure(f"Anthropic API unreachable for {spec_name}: {exc.__class__.__name__}") from None
+            raise _failure(
+                f"Anthropic API unreachable for {spec_name}{_after(exc)}: nothing answers at {_origin(exc)} "
+                f"({_cause(exc)}); check ANTHROPIC_BASE_URL and the network"
+            ) from None
+        except _NotAMessage as exc:
+            raise _failure(
+                f"Anthropic API answer for {spec_name} is {exc}, not a Message: check ANTHROPIC_BASE_URL and any proxy"
+            ) from None
+        except anthropic.APIError as exc:  # e.g. APIResponseValidationError (strict response validation)
+            raise _failure(
+                f"Anthropic generation for {spec_name} failed: the Messages API answered with something that is "
+                f"not a Message ({exc.__class__.__name__}: {_line(exc.message)})"
+            ) from None
+        except anthropic.AnthropicError as exc:  # the SDK's own (no credential, bad configuration)
+            raise _failure(
+                f"Anthropic generation for {spec_name} failed: {exc.__class__.__name__}: {_line(str(exc))}"
+            ) from None
 
     async def _generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
         messages: list[dict[str, Any]] = [
@@ -120,42 +209,169 @@ class AnthropicGenerator:
         ]
         problem = ""
         for attempt in range(2):  # the first answer, then one repair
-            message = await self._client.messages.create(
-                model=self.model,
-                max_tokens=self.max_tokens,
-                system=SYSTEM_PROMPT,
-                messages=messages,
-                output_config={"format": {"type": "json_schema", "schema": self._schema}},
-            )
+            try:
+                message = await self._client.messages.create(
+                    model=self.model,
+                    max_tokens=self.max_tokens,
+                    system=SYSTEM_PROMPT,
+                    messages=messages,
+                    output_config={"format": {"type": "json_schema", "schema": self._schema}},
+                )
+            except json.JSONDecodeError:  # a 200 that says JSON and is not
+                raise _NotAMessage("a body that is not JSON") from None
+            if getattr(message, "type", None) != "message":  # a 200 from something else than the API
+                raise _NotAMessage(_describe(message))
             text = _text_of(message)
-            if message.stop_reason == "refusal":
-                problem = "the model refused"
+            stop_reason = getattr(message, "stop_reason", None)
+            if stop_reason == "refusal":
+                problem = "the model refused to answer (stop_reason refusal)"
                 repair = "Please produce the ApplicationIR JSON for this specification."
-            elif message.stop_reason == "max_tokens":
-                problem = f"the answer was cut off at max_tokens ({self.max_tokens})"
+            elif stop_reason == "max_tokens":
+                problem = f"the answer was cut off at max_tokens ({self.max_tokens}): {self._max_tokens_hint}"
+                repair = "Your answer was cut off. Answer again with a more compact ApplicationIR: shorter descriptions, no repetition."
+            elif stop_reason == "model_context_window_exceeded":
+                problem = "the answer was cut off by the model's context window (stop_reason model_context_window_exceeded): shorten the spec"
                 repair = "Your answer was cut off. Answer again with a more compact ApplicationIR: shorter descriptions, no repetition."
             else:
                 try:
                     return ApplicationIR.model_validate_json(text)
                 except ValidationError as exc:
-                    problem = f"invalid ApplicationIR ({_short(exc)})"
+                    if not text.strip():
+                        problem = f"the answer was empty (stop_reason {stop_reason}), not an ApplicationIR"
+                    elif any(e.get("type") == "json_invalid" for e in exc.errors()):
+                        problem = f"the answer was not JSON (invalid ApplicationIR: {_short(exc)})"
+                    else:
+                        problem = f"the answer did not match the ApplicationIR schema (invalid ApplicationIR: {_short(exc)})"
                     repair = f"That JSON is not a valid ApplicationIR: {_short(exc)}. Answer again with a corrected document."
             if attempt == 0:
                 messages = messages + [
                     {"role": "assistant", "content": text or "(no answer)"},
                     {"role": "user", "content": repair},
                 ]
-        raise _failure(f"Anthropic generation for {spec_name} failed after a repair attempt: {problem}")
+        raise _failure(f"Anthropic generation for {spec_name} failed after a repair turn: {problem}")
+
+    def _status_problem(self, exc: anthropic.APIStatusError) -> str:
+        """What an HTTP error answer means, in words (the status and attempts are said before it)."""
+        status = exc.status_code
+        page = _html_page(exc)
+        if page is not None:
+            title = f' ("{page}")' if page else ""
+            return f"a proxy answered {status} with an HTML page{title}, not the Messages API"
+        body = exc.body
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            first = _line(body if isinstance(body, str) else exc.message)
+            return f"the server answered {status} with something that is not a Messages API error: {first}"
+        kind = error.get("type") or "error"
+        said = _api_message(exc)
+        if status == 401:
+            return f"the API refused the key (401): check {self._credential_var} ({said})"
+        if status == 403:
+            return f"the API refused access with this key (403 {kind}): {said}"
+        if status == 429:
+            wait = _retry_after(exc)
+            wait = f", and asks to wait {wait}" if wait else ""
+            return f"the Messages API rate-limited us (429){wait}: {said}"
+        if status == 529:
+            return f"the Messages API is overloaded (529): {said}"
+        if status >= 500:
+            return f"the Messages API failed ({status} {kind}): {said}"
+        if status == 404 and "model" in said.lower():
+            return f"the Messages API does not know the model {self.model!r} (404): check IR_MODEL ({said})"
+        if status == 413:
+            return f"the request is too large for the Messages API (413): shorten the spec ({said})"
+        return f"the Messages API rejected the request ({status} {kind}): {said}"
+
+
+class _NotAMessage(Exception):
+    """A 200 answer that is not a Message (a login page, another service): what it was, in words."""
+
+
+def _describe(answer: object) -> str:
+    if isinstance(answer, str):
+        if answer.lstrip().lower().startswith(("<!doctype html", "<html")):
+            found = _TITLE.search(answer)
+            return f'an HTML page ("{_line(found.group(1), 80)}")' if found else "an HTML page"
+        return f"plain text ({_line(answer, 80)})" if answer.strip() else "an empty body"
+    return 'a JSON document without "type": "message"'
 
 
 def _failure(text: str) -> GenerationError:
-    """A GenerationError whose message has been scrubbed of secrets."""
-    return GenerationError(redact.scrub(text))
+    """A one-line GenerationError whose message has been scrubbed of secrets."""
+    return GenerationError(" ".join(redact.scrub(text).split()))
+
+
+def _line(text: object, limit: int = 200) -> str:
+    """`text` scrubbed (before it is cut: a key cut in half would no longer be recognised),
+    on one line, at most `limit` characters."""
+    flat = " ".join(redact.scrub(str(text or "")).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
-    # scrubbed before it is cut: a key cut in half would no longer be recognised
-    text = redact.scrub(str(error.get("message") or exc.message))
-    return (text.splitlines() or [""])[0][:200]
+    return _line(error.get("message") or exc.message)
+
+
+def _attempts(exc: anthropic.APIError) -> int:
+    """How many requests were sent: the SDK numbers its retries in `x-stainless-retry-count`."""
+    request = getattr(exc, "request", None)
+    try:
+        return int(request.headers.get("x-stainless-retry-count", "0")) + 1  # type: ignore[union-attr]
+    except (AttributeError, TypeError, ValueError):
+        return 1
+
+
+def _after(exc: anthropic.APIError) -> str:
+    """` after 3 attempts` when the SDK retried (or may have: a retryable failure), else ``."""
+    n = _attempts(exc)
+    status = getattr(exc, "status_code", None)
+    retryable = status is None or status in (408, 409, 429) or status >= 500
+    if n == 1 and not retryable:
+        return ""
+    return f" after {n} attempt{'s' if n != 1 else ''}"
+
+
+def _retry_after(exc: anthropic.APIStatusError) -> str:
+    value = (exc.response.headers.get("retry-after") or "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return ""
+    return f"{seconds:g}s" if seconds > 0 else ""
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _html_page(exc: anthropic.APIStatusError) -> str | None:
+    """The title of an HTML error page (a proxy's, a gateway's), "" if it has none; None if not HTML."""
+    content_type = exc.response.headers.get("content-type", "").lower()
+    text = exc.body if isinstance(exc.body, str) else ""
+    if "html" not in content_type and not text.lstrip().lower().startswith(("<!doctype html", "<html")):
+        return None
+    found = _TITLE.search(text)
+    return _line(found.group(1), 80) if found else ""
+
+
+def _origin(exc: anthropic.APIError) -> str:
+    """scheme://host:port of the request, without any userinfo or path."""
+    try:
+        url = exc.request.url
+        port = f":{url.port}" if url.port else ""
+        return f"{url.scheme}://{url.host}{port}"
+    except AttributeError:
+        return "ANTHROPIC_BASE_URL"
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost cause's class and first line, e.g. `ConnectError: All connection attempts failed`."""
+    inner, seen = exc, {id(exc)}
+    while inner.__cause__ is not None and id(inner.__cause__) not in seen:
+        inner = inner.__cause__
+        seen.add(id(inner))
+    if inner is exc:
+        return exc.__class__.__name__
+    said = _line(str(inner), 120)
+    return f"{inner.__class__.__name__}: {said}" if said else inner.__class__.__name__
