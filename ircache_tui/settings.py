@@ -86,6 +86,11 @@ def _seconds_from(env: Mapping[str, str], name: str, default: float, *, zero_ok:
     return parse_seconds(text, name, zero_ok=zero_ok) if text else default
 
 
+def _check_max_tokens(text: str) -> None:
+    if text and not (text.isdigit() and int(text) > 0):
+        raise SettingsError(f"IR_MAX_TOKENS must be a whole number of tokens above 0, got {text!r}")
+
+
 def parse_ttl(value: str | int, source: str = "IR_CACHE_TTL") -> int:
     try:
         ttl = int(value)
@@ -136,6 +141,9 @@ class Settings:
             redis_connect_timeout=_seconds_from(env, "IR_REDIS_CONNECT_TIMEOUT", DEFAULT_REDIS_CONNECT_TIMEOUT),
             generate_timeout=_seconds_from(env, "IR_GENERATE_TIMEOUT", DEFAULT_GENERATE_TIMEOUT, zero_ok=True),
         )
+        # the Anthropic generator reads IR_MAX_TOKENS itself (as the SDK reads its variables);
+        # checked here so a bad value is a usage error before anything runs
+        _check_max_tokens(env.get("IR_MAX_TOKENS", "").strip())
         given = {k: v for k, v in overrides.items() if v is not None}
         if given.get("redis_url") == "":
             given["redis_url"] = None  # as for REDIS_URL: empty means the embedded server

@@ -56,6 +56,8 @@ log = logging.getLogger("ircache")
 #: nothing is wrong (a wait for another process); the CLI shows it by default
 NOTICE = logging.INFO + 5
 logging.addLevelName(NOTICE, "NOTICE")
+#: set on the "IR generation failed" record: a command that prints the error itself hides it
+GENERATION_FAILED = "ircache_generation_failed"
 
 Tier = Literal["redis", "filesystem", "generator"]
 StoreTier = Literal["redis", "filesystem"]
@@ -477,16 +479,16 @@ class IRCache:
         except TimeoutError:
             message = (f"{self.generator.name} generator did not finish {spec_name} within {deadline:g}s "
                        "(IR_GENERATE_TIMEOUT); nothing was cached")
-            log.error("IR generation failed for %s: %s", spec_name, message)
+            log.error("IR generation failed for %s: %s", spec_name, message, extra={GENERATION_FAILED: True})
             self.events.emit(CacheEvent("error", spec_name, key, "generator", message))
             raise GenerationError(message) from None
         except GenerationError as exc:
-            log.error("IR generation failed for %s: %s", spec_name, exc)
+            log.error("IR generation failed for %s: %s", spec_name, exc, extra={GENERATION_FAILED: True})
             self.events.emit(CacheEvent("error", spec_name, key, "generator", str(exc)))
             raise
         except Exception as exc:
             message = f"{self.generator.name} generator failed for {spec_name}: {exc.__class__.__name__}: {exc}"
-            log.error("IR generation failed for %s: %s", spec_name, message)
+            log.error("IR generation failed for %s: %s", spec_name, message, extra={GENERATION_FAILED: True})
             self.events.emit(CacheEvent("error", spec_name, key, "generator", message))
             raise GenerationError(message) from exc
         entry = StoredEntry.create(

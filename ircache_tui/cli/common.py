@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from .. import redact
 from ..cache.health import REDIS_DOWN
-from ..cache.ircache import NOTICE
+from ..cache.ircache import GENERATION_FAILED, NOTICE
 from ..settings import Settings
 
 EXIT_OK = 0
@@ -95,6 +95,7 @@ class _StderrGate(logging.Filter):
         super().__init__()
         self.quiet = True  # default verbosity: the two rules above apply
         self.hide_redis_down = 0  # nesting depth of redis_down_reported()
+        self.hide_generation_failed = 0  # nesting depth of generation_failure_reported()
         self.muted = False
         self.wakeup_fd = -1  # read end of the signal wakeup pipe
 
@@ -104,6 +105,8 @@ class _StderrGate(logging.Filter):
         if not self.muted and self.wakeup_fd >= 0:
             self.muted = _stop_signal_seen(self.wakeup_fd)
         if self.muted:
+            return False
+        if self.hide_generation_failed and getattr(record, GENERATION_FAILED, False):
             return False
         return not (self.hide_redis_down and getattr(record, REDIS_DOWN, False))
 
@@ -155,6 +158,17 @@ def redis_down_reported() -> Iterator[None]:
         _gate.hide_redis_down -= 1
 
 
+@contextmanager
+def generation_failure_reported() -> Iterator[None]:
+    """Inside: a failed generation is printed by the command itself (`get`'s error line,
+    `warm`'s failures), so the cache's ERROR record of it is left out of stderr (-v shows both)."""
+    _gate.hide_generation_failed += 1
+    try:
+        yield
+    finally:
+        _gate.hide_generation_failed -= 1
+
+
 def mute_log() -> None:
     """Stop writing log lines to stderr (at default verbosity): the command was interrupted."""
     _gate.muted = True
@@ -167,6 +181,7 @@ def setup_logging(verbosity: int) -> None:
     # on the handler too: the logger's own filter does not see what its children (ircache.watch) log
     handler.addFilter(redact.RedactingFilter())
     _gate.quiet, _gate.muted, _gate.hide_redis_down = verbosity <= 0, False, 0
+    _gate.hide_generation_failed = 0
     handler.addFilter(_gate)
     redact.install("ircache")
     root = logging.getLogger("ircache")

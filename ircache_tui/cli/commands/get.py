@@ -12,7 +12,7 @@ from ...fmt import human_count, plural, shown_name
 from ...ir.generators import GenerationError
 from ...settings import Settings
 from ...specs import read_spec
-from ..common import EXIT_OK, EXIT_USAGE, CommandError, print_json
+from ..common import EXIT_OK, EXIT_USAGE, CommandError, generation_failure_reported, print_json
 
 HELP = "get one spec's IR through the cache (Redis → filesystem → generator)"
 DESCRIPTION = """Run get_application_ir on one spec file and say which tier answered.
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     spec = read_spec(Path(args.spec), seen=False)  # a path typed here: if absent, "no such file"
     if spec.error:
         raise CommandError(f"{shown_name(args.spec, quote=False)}: {spec.error}", EXIT_USAGE)
-    return asyncio.run(_run(args, settings, spec.text))
+    with generation_failure_reported():  # its error line says it
+        return asyncio.run(_run(args, settings, spec.text))
 
 
 async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:

@@ -10,7 +10,7 @@ from ...ir.generators import GenerationError
 from ...fmt import human_count, plural, shown_name
 from ...settings import Settings
 from ...specs import discover_specs
-from ..common import EXIT_FAILED, EXIT_OK, print_json, progress
+from ..common import EXIT_FAILED, EXIT_OK, generation_failure_reported, print_json, progress
 from ._shared import require_redis, spec_dirs
 
 _SHOWN_FAILURES = 20  # a full Redis refuses every entry: the first lines say why, --json has them all
@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     dirs = spec_dirs(args.dirs)
-    return asyncio.run(_run(args, settings, dirs))
+    with generation_failure_reported():  # each failure is one of its "failed:" lines
+        return asyncio.run(_run(args, settings, dirs))
 
 
 async def _run(args, settings: Settings, dirs) -> int:
