@@ -1,23 +1,50 @@
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import redis
 
 from ircache_tui import IRCache
-from ircache_tui.cache.embedded import EmbeddedRedis
+from ircache_tui.cache.embedded import EmbeddedRedis, stop_owned
 from ircache_tui.cache.errors import EmbeddedRedisError
 from tests.support.generators import SPEC, CountingGenerator
 from tests.support.impostor import NOBODY, PLANTED_KEY, Impostor
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making files another user's needs root")
+
+
+def alive(pid):
+    """Running: present and not a zombie (a dead child nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def redis_servers_of(server):
+    """Running redis-servers on `server`'s socket, found in /proc (not by asking them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
+        except OSError:
+            continue
+        if args and "redis-server" in args[0] and alive(int(entry.name)) and (
+            f"unixsocket:{server.socket_path}" in args or f"--unixsocket {server.socket_path}" in " ".join(args)
+        ):
+            found.append(int(entry.name))
+    return found
 
 
 def use_tempdir(monkeypatch, path):
@@ -65,37 +92,134 @@ def assert_refused(server, *fragments):
     assert "\n" not in message and message.startswith("refusing to use ")
     for fragment in fragments:
         assert fragment in message
-    assert server.process is None  # nothing started
+    assert server.process is None and not server.using  # nothing started, nothing joined
     return message
 
 
-def test_start_reuse_stop_and_persist(tmp_path):
+def test_start_reuse_stop_without_persistence(tmp_path):
+    # A cache, not a database: nothing survives a stop (the filesystem tier warms Redis back).
     cache_dir = tmp_path / "ir"
     first = EmbeddedRedis(cache_dir)
     url = first.start()
-    assert first.owner and first.running()
+    assert first.owner and first.using and first.running()
     assert url == f"unix://{cache_dir.resolve()}/.redis/redis.sock"
     client = redis.Redis.from_url(url)
     # no keyspace notifications until a dashboard asks: every delete would pay for them
     assert client.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
+    assert client.config_get("save")["save"] == ""  # no RDB snapshots
+    assert client.config_get("appendonly")["appendonly"] == "no"  # no AOF
     client.set("ir_cache:x_0a1b2c3d", "v")
 
     second = EmbeddedRedis(cache_dir)
     assert second.start() == url
-    assert not second.owner  # reused, not restarted
+    assert not second.owner and second.using  # reused, not restarted
     second.stop()
-    assert first.running()  # a non-owner's stop leaves it alone
+    assert not second.using
+    assert first.running()  # another user still uses it: left running
 
     first.stop()
-    assert not first.running()
-    assert (cache_dir / ".redis" / "dump.rdb").exists()
+    assert not first.running() and not first.using and not first.owner
+    assert not (cache_dir / ".redis" / "dump.rdb").exists()
+    assert not os.path.lexists(first.socket_path)
 
     third = EmbeddedRedis(cache_dir)
     third.start()
     try:
-        assert redis.Redis.from_url(url).get("ir_cache:x_0a1b2c3d") == b"v"  # kept in the RDB
+        assert redis.Redis.from_url(url).get("ir_cache:x_0a1b2c3d") is None  # not persisted
     finally:
         third.stop()
+
+
+def test_last_user_stops_the_server_even_if_it_did_not_start_it(tmp_path):
+    cache_dir = tmp_path / "ir"
+    starter, joiner = EmbeddedRedis(cache_dir), EmbeddedRedis(cache_dir)
+    starter.start()
+    joiner.start()
+    pid = starter.server_pid()
+    assert pid == starter.process.pid and not joiner.owner
+    starter.stop()  # the starter leaves first: the joiner still uses the server
+    assert joiner.running() and joiner.server_pid() == pid
+    redis.Redis.from_url(joiner.url).set("k", "v")  # and it works
+    joiner.stop()  # the last user, not its starter, stops it
+    assert not joiner.running()
+    assert not alive(pid)
+    assert not os.path.lexists(joiner.socket_path)
+
+
+def test_a_leftover_rdb_is_not_loaded(tmp_path):
+    # an older version's snapshot: stale entries must not come back at every restart
+    cache_dir = tmp_path / "ir"
+    with EmbeddedRedis(cache_dir) as server:
+        client = redis.Redis.from_url(server.url)
+        client.set("ir_cache:old_0a1b2c3d", "v")
+        client.save()  # what a persisting server left behind
+    assert (cache_dir / ".redis" / "dump.rdb").exists()
+    with EmbeddedRedis(cache_dir) as server:
+        assert redis.Redis.from_url(server.url).dbsize() == 0
+    assert not (cache_dir / ".redis" / "dump.rdb").exists()
+
+
+def test_ensure_running_is_one_ping_when_up_and_restarts_when_gone(tmp_path):
+    cache_dir = tmp_path / "ir"
+    server = EmbeddedRedis(cache_dir)
+    url = server.start()
+    try:
+        pid = server.server_pid()
+        assert server.ensure_running() == url and server.server_pid() == pid  # answered: nothing restarted
+        os.kill(pid, signal.SIGKILL)
+        server.process.wait()
+        assert not server.running()
+        assert server.ensure_running() == url
+        assert server.running() and server.using
+        assert server.server_pid() not in (None, pid)
+    finally:
+        server.stop()
+    assert not server.running()
+
+
+def test_ensure_running_from_many_threads_makes_one_server(tmp_path):
+    cache_dir = tmp_path / "ir"
+    users = [EmbeddedRedis(cache_dir) for _ in range(4)]
+    try:
+        for user in users:
+            user.start()
+        os.kill(users[0].server_pid(), signal.SIGKILL)
+        users[0].process.wait()
+        with ThreadPoolExecutor(8) as pool:
+            urls = list(pool.map(lambda u: u.ensure_running(), users * 2))
+        assert set(urls) == {users[0].url}
+        assert len(redis_servers_of(users[0])) == 1
+    finally:
+        for user in users:
+            user.stop()
+    assert redis_servers_of(users[0]) == []
+
+
+def test_forked_child_never_stops_its_parents_server(tmp_path):
+    with EmbeddedRedis(tmp_path / "ir") as server:
+        pid = os.fork()
+        if pid == 0:  # the child: leaving, even by every means, must not touch the parent's server
+            code = 1
+            try:
+                server.stop()
+                stop_owned()
+                code = 0 if not server.using else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert server.using and server.running()
+    assert not server.running()
+
+
+def test_refused_start_leaves_no_user_behind(tmp_path):
+    cache_dir = tmp_path / "ir"
+    (cache_dir / ".redis").mkdir(parents=True, mode=0o700)
+    server = EmbeddedRedis(cache_dir)
+    open(server.socket_path, "w").close()  # not a socket
+    with pytest.raises(EmbeddedRedisError):
+        server.start()
+    assert not server.using and stop_owned() == 0
 
 
 def test_long_cache_dir_uses_short_socket(tmp_path, private_tmp):
@@ -246,7 +370,7 @@ def test_second_process_reuses_running_server(tmp_path):
     cache_dir = tmp_path / "ir"
     script = textwrap.dedent(
         f"""
-        from ircache_tui.cache.embedded import EmbeddedRedis
+        from ircache_tui.cache.embedded import EmbeddedRedis, stop_owned
         s = EmbeddedRedis({str(cache_dir)!r})
         s.start()
         print("owner" if s.owner else "reused")

@@ -32,7 +32,7 @@ def test_library_example_runs_as_written(tmp_path):
     assert lines[0] == "Petstore API {'entities': 3, 'endpoints': 5, 'flows': 1, 'rules': 3}"
     assert lines[1] == "second call answered by redis"
     assert "'total_keys': 1" in lines[2] and "'file_count': 1" in lines[2]
-    assert (tmp_path / ".cache" / "ir" / ".redis" / "dump.rdb").exists()
+    assert not (tmp_path / ".cache" / "ir" / ".redis" / "dump.rdb").exists()  # a cache: nothing persisted
 
 
 def test_every_command_line_runs_as_written(tmp_path):

@@ -1,13 +1,28 @@
 """A private redis-server on a unix socket, for when no REDIS_URL is given.
 
-The server lives in `{cache_dir}/.redis/` (socket, RDB file, log). Whoever
-finds it not running starts it, under a file lock so two processes starting
-at once make one server; a later process finds it answering and reuses it;
-only the process that started it stops it (SIGTERM, which saves the RDB).
+The server lives in `{cache_dir}/.redis/` (socket, pid file, log, lock
+files). It is a cache and nothing more: it runs without persistence (`--save ""`,
+`--appendonly no`), never writes an RDB, and loses its keys when it stops. The
+filesystem tier warms Redis back up. So stopping it never waits on a disk, and
+a full one cannot keep it from exiting.
+
+One server per cache dir, shared by every process that uses it, counted by the
+OS: each user holds a shared flock on `.redis/users.lock` from `start()` to
+`stop()`. The kernel drops the flock of a process that dies, even by SIGKILL.
+`start.lock` (exclusive) is held around "start it if it does not answer, then
+take the shared lock" and around "drop ours, then see whether an exclusive lock
+is granted". Joining and leaving therefore never race. Two processes starting at
+once make one server. Whoever leaves last stops the server, whether or not it
+started it. A server whose starter was killed is adopted by the processes that
+go on using it and stopped by the last of them. Stopping is SHUTDOWN NOSAVE
+over the socket (SIGTERM if that cannot be sent), then SIGKILL after the
+timeout.
+
 The server runs in its own session, so a terminal's SIGHUP or Ctrl+C never
-reaches it: its owner must stop it. `stop_owned()` stops every server this
-process started and has not stopped yet, a last resort for an owner that was
-interrupted before it could (the command line calls it on the way out).
+reaches it. Its users stop it explicitly. `stop_owned()` leaves every server
+this process still uses, a last resort for a process interrupted before it
+could (the command line calls it on the way out). A forked child inherits its
+parent's lock but is not a user: its `stop()` never stops the parent's server.
 
 Trust comes from the directory, never from an answer to PING: anyone who can
 put a socket where we look can serve us entries. So the socket lives in a
@@ -16,11 +31,14 @@ with lstat before anything is pinged, connected to or started:
 `{cache_dir}/.redis/`, or, when that path would overflow sun_path,
 `{tempdir}/ircache-{uid}/{digest}.sock`. A directory that is a symlink, is
 owned by another user, or is writable by group/other is refused with an
-EmbeddedRedisError; one of ours that others can only read is tightened.
+EmbeddedRedisError. One of ours that others can only read is tightened. A
+directory that cannot be made (a read-only file system, a cache dir that is a
+file) is an EmbeddedRedisError too, one line saying which and why.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import importlib.util
@@ -34,6 +52,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import EmbeddedRedisError
@@ -42,23 +62,38 @@ log = logging.getLogger("ircache")
 
 _SUN_PATH_MAX = 100  # sockaddr_un.sun_path is 108 bytes on Linux; keep a margin
 
-#: Servers this process started and has not stopped yet (see stop_owned).
-_owned: set["EmbeddedRedis"] = set()
-_owned_lock = threading.Lock()
+#: Servers this process uses (holds a shared lock on) and has not left yet (see stop_owned).
+_users: set["EmbeddedRedis"] = set()
+_users_lock = threading.Lock()
+#: Every instance, so that a forked child can renew their thread locks (see _after_fork).
+_instances: "weakref.WeakSet[EmbeddedRedis]" = weakref.WeakSet()
 
 
 def stop_owned(timeout: float = 10.0) -> int:
-    """Stop every embedded redis-server this process started and still runs; how many.
+    """Leave every embedded redis-server this process still uses; how many it left.
 
-    For the way out of a process whose owner of a server was interrupted (a
-    signal during start, a close that never ran). A forked child stops nothing:
-    the servers are its parent's.
+    Each one is stopped if this process was its last user (see EmbeddedRedis.stop).
+    This is for the way out of a process that was interrupted before it could leave:
+    a signal during start, or a close that never ran. A forked child leaves nothing,
+    because those servers are its parent's.
     """
-    with _owned_lock:
-        owned = [e for e in _owned if e._owner_pid == os.getpid()]
-    for embedded in owned:
+    with _users_lock:
+        using = [e for e in _users if e._lease_pid == os.getpid()]
+    for embedded in using:
         embedded.stop(timeout)
-    return len(owned)
+    return len(using)
+
+
+def _after_fork() -> None:
+    """In a forked child: locks another thread of the parent held at the fork would never be released."""
+    global _users_lock
+    _users_lock = threading.Lock()
+    for embedded in list(_instances):
+        embedded._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def find_redis_server() -> str:
@@ -81,16 +116,64 @@ def find_redis_server() -> str:
     )
 
 
-def _ping(socket_path: str, timeout: float = 0.5) -> bool:
-    """A raw RESP PING, so that probing needs no client library or event loop."""
+def _reply_complete(buf: bytes) -> bool:
+    """True once `buf` holds one whole RESP reply of the kinds we ask for (simple, error, integer, bulk)."""
+    end = buf.find(b"\r\n")
+    if end < 0:
+        return False
+    if buf[:1] != b"$":
+        return True
+    try:
+        size = int(buf[1:end])
+    except ValueError:
+        return True
+    return size < 0 or len(buf) >= end + 2 + size + 2
+
+
+def _command(socket_path: str, *words: bytes, timeout: float = 0.5) -> bytes | None:
+    """Send one command as raw RESP and return the reply's bytes.
+
+    Returns b"" when the server closed the connection without replying (SHUTDOWN
+    does that), and None when it could not be reached or did not answer in time.
+    No client library or event loop is needed.
+    """
+    payload = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
             s.connect(socket_path)
-            s.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return s.recv(64).startswith(b"+PONG")
+            s.sendall(payload)
+            buf = b""
+            while not _reply_complete(buf):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            return buf
     except OSError:
+        return None
+
+
+def _ping(socket_path: str, timeout: float = 0.5) -> bool:
+    """A raw RESP PING, so that probing needs no client library or event loop."""
+    return (_command(socket_path, b"PING", timeout=timeout) or b"").startswith(b"+PONG")
+
+
+def _running(pid: int) -> bool:
+    """Present and not a zombie (a dead child its parent has not reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
         return False
+    except (OSError, IndexError):  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state != "Z"
 
 
 _IMPERSONATION = "another user may be impersonating the cache's redis-server"
@@ -125,7 +208,7 @@ def _private_dir(path: Path, *, create: bool) -> bool:
         raise _refuse(path, f"owned by uid {st.st_uid}, not {uid}")
     loose = stat.S_IMODE(st.st_mode) & 0o077
     if loose & 0o022:
-        # Others could have planted a socket or an RDB in it: tightening now would not undo that.
+        # Others could have planted a socket or a file in it: tightening now would not undo that.
         raise _refuse(path, f"mode {stat.S_IMODE(st.st_mode):04o} lets other users write in it")
     if loose:
         # Readable by others but not writable (e.g. 0755 from an older version): ours to fix.
@@ -147,16 +230,39 @@ def _own_socket(path: str) -> bool:
     return True
 
 
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _flock(fd: int, operation: int, path: Path) -> None:
+    """flock, blocking; a file system without locks (ENOLCK) is one line, not an OSError."""
+    try:
+        fcntl.flock(fd, operation)
+    except OSError as exc:
+        raise EmbeddedRedisError(f"cannot lock {path}: {_why(exc)}") from None
+
+
 class EmbeddedRedis:
-    """Start or reuse the private redis-server that belongs to a cache dir."""
+    """Start, reuse and leave the private redis-server that belongs to a cache dir.
+
+    `start()` makes sure it answers and makes this process one of its users.
+    `ensure_running()` does the same, and starts it again if it has gone.
+    `stop()` leaves it, and stops it if this was the last user. Thread-safe.
+    """
 
     def __init__(self, cache_dir: str | os.PathLike[str], *, extra_args: list[str] | None = None) -> None:
         self.data_dir = Path(cache_dir).resolve() / ".redis"
         self.socket_path = self._socket_path()
         self.socket_dir = Path(self.socket_path).parent  # data_dir, or the per-user dir in the temp dir
+        self.pidfile = self.data_dir / "redis.pid"
         self.extra_args = extra_args or []
+        #: the redis-server this process started (a child of ours), until this process leaves it
         self.process: subprocess.Popen[bytes] | None = None
-        self._owner_pid = os.getpid()
+        self._owner_pid = os.getpid()  # the process that made `process`
+        self._lease: int | None = None  # fd holding LOCK_SH on users.lock: "this process uses the server"
+        self._lease_pid = 0  # the process that took it (a forked child inherits the fd, not the lease)
+        self._lock = threading.RLock()
+        _instances.add(self)
 
     def _socket_path(self) -> str:
         path = str(self.data_dir / "redis.sock")
@@ -173,12 +279,32 @@ class EmbeddedRedis:
         return path
 
     def _private_dirs(self, *, create: bool) -> bool:
-        """Check (and if `create`, make) the data and socket dirs; False if one is absent."""
+        """Check (and if `create`, make) the data and socket dirs; False if one is absent.
+
+        If `create` is set and a directory cannot be made (read-only file system, a file
+        in the way), this raises EmbeddedRedisError with one line, never a bare OSError.
+        """
         if create:
-            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        # data_dir holds the RDB the server loads, so it must be private even when the socket is elsewhere.
+            parent = self.data_dir.parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # exist_ok covers directories only
+                raise EmbeddedRedisError(
+                    f"cannot create the embedded Redis directory {self.data_dir}: {parent} is not a directory"
+                ) from None
+            except OSError as exc:
+                raise EmbeddedRedisError(
+                    f"cannot create the embedded Redis directory {self.data_dir}: {_why(exc)}"
+                ) from None
+        # data_dir holds the lock and pid files, so it must be private even when the socket is elsewhere.
         dirs = [self.data_dir] if self.socket_dir == self.data_dir else [self.data_dir, self.socket_dir]
-        return all(_private_dir(d, create=create) for d in dirs)
+        for d in dirs:
+            try:
+                if not _private_dir(d, create=create):
+                    return False
+            except OSError as exc:
+                raise EmbeddedRedisError(f"cannot create the embedded Redis directory {d}: {_why(exc)}") from None
+        return True
 
     def _answers(self) -> bool:
         """Ping the socket; only call once the directories passed _private_dirs."""
@@ -190,70 +316,233 @@ class EmbeddedRedis:
 
     @property
     def owner(self) -> bool:
-        """True if this process started the server (and so will stop it)."""
-        return self.process is not None
+        """True if this process started the server and has not left it yet."""
+        return self.process is not None and self._owner_pid == os.getpid()
+
+    @property
+    def using(self) -> bool:
+        """True if this process is one of the server's users: between start() and stop()."""
+        return self._lease is not None and self._lease_pid == os.getpid()
 
     def running(self) -> bool:
         """True if our server answers; raises EmbeddedRedisError if its directory is not private."""
         return self._private_dirs(create=False) and self._answers()
 
+    def server_pid(self) -> int | None:
+        """The pid of the redis-server on our socket, or None if none is found.
+
+        The server's own answer comes first (INFO, over the socket in our private dir).
+        Next is the pid file, trusted only while /proc shows that pid as a redis-server
+        on our socket. On a full disk the pid file is empty.
+        """
+        if not self._private_dirs(create=False):
+            return None
+        if _own_socket(self.socket_path):
+            reply = _command(self.socket_path, b"INFO", b"server") or b""
+            for line in reply.split(b"\r\n"):
+                if line.startswith(b"process_id:"):
+                    with contextlib.suppress(ValueError):
+                        return int(line.split(b":", 1)[1])
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if self._is_our_server(pid) else None
+
+    def _is_our_server(self, pid: int) -> bool:
+        """`pid` runs (not a zombie) and is a redis-server on our socket, not a recycled pid."""
+        if not _running(pid):
+            return False
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # no /proc to ask (not Linux): the pid file is all there is
+        # redis-server retitles itself `redis-server unixsocket:PATH`; before that, `--unixsocket PATH`.
+        return bool(args) and "redis-server" in args[0] and (
+            f"unixsocket:{self.socket_path}" in args or f"--unixsocket {self.socket_path}" in " ".join(args)
+        )
+
+    # -- joining -------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> str:
-        """Make sure the server answers; return its URL."""
-        self._private_dirs(create=True)  # before any ping: trust the directory, not the answer
-        if self._answers():
+        """Make sure the server answers and make this process one of its users; return its URL.
+
+        Reuses a server that answers and starts one if none does. Either way this process
+        holds its shared lock until stop(). Calling it again while using the server costs
+        one ping.
+        """
+        with self._lock:
+            return self._join(timeout)
+
+    def ensure_running(self, timeout: float = 10.0) -> str:
+        """start() for a process that may already use the server: restart it if it has gone.
+
+        Cheap when it answers: an lstat or two and one ping. When it does not (killed,
+        crashed), it is started again under start.lock, so concurrent callers in any
+        process make one server. This process keeps its shared lock (or takes one).
+        Thread-safe. Raises EmbeddedRedisError as start() does.
+        """
+        with self._lock:
+            return self._join(timeout)
+
+    def _join(self, timeout: float) -> str:
+        if self._lease is not None and self._lease_pid != os.getpid():
+            self._forget_inherited()
+        if self.using and self._private_dirs(create=False) and self._answers():
             return self.url
-        with open(self.data_dir / "start.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time
-            if self._answers():  # also re-checks the socket is ours before the unlink below
-                return self.url
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.socket_path)  # stale socket of a dead server of ours
-            binary = find_redis_server()
-            args = [
-                binary,
-                "--port", "0",
-                "--unixsocket", self.socket_path,
-                "--unixsocketperm", "700",
-                "--dir", str(self.data_dir),
-                "--dbfilename", "dump.rdb",
-                "--logfile", "redis.log",
-                # one pair per --save, each as separate words: redis 6.2 ignores other spellings
-                "--save", "300", "1",
-                "--save", "60", "1000",
-                "--appendonly", "no",
-                "--daemonize", "no",
-                # Keyspace notifications stay off: they cost Redis about as much as
-                # the delete itself on every UNLINK (benchmarks/), and only a
-                # dashboard listens; it turns them on when it opens.
-                *self.extra_args,
-            ]
-            # Its own session: a Ctrl+C in the terminal must not kill the server
-            # under the app; the owner stops it explicitly and it saves the RDB.
-            self.process = proc = subprocess.Popen(
+        self._private_dirs(create=True)  # before any ping: trust the directory, not the answer
+        with self._exclusive("start.lock"):
+            took = not self.using
+            if took:
+                self._take_lease()
+            try:
+                if not self._answers():  # also re-checks the socket is ours before any unlink below
+                    self._launch(timeout)
+            except BaseException:
+                if took:  # a failed start leaves this process no user; a failed restart keeps it one
+                    self._drop_lease()
+                raise
+        return self.url
+
+    @contextlib.contextmanager
+    def _exclusive(self, name: str) -> Iterator[int]:
+        fd = self._open_lock_file(name)
+        try:
+            _flock(fd, fcntl.LOCK_EX, self.data_dir / name)
+            yield fd
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _open_lock_file(self, name: str) -> int:
+        path = self.data_dir / name
+        flags = os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES):
+                with contextlib.suppress(OSError):
+                    return os.open(path, os.O_RDONLY | flags)  # an existing one can still be locked
+            raise EmbeddedRedisError(f"cannot open {path}: {_why(exc)}") from None
+
+    def _take_lease(self) -> None:
+        """LOCK_SH on users.lock, taken under start.lock (so nobody is deciding to stop the server)."""
+        fd = self._open_lock_file("users.lock")
+        try:
+            _flock(fd, fcntl.LOCK_SH, self.data_dir / "users.lock")
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lease, self._lease_pid = fd, os.getpid()
+        with _users_lock:
+            _users.add(self)
+
+    def _drop_lease(self) -> None:
+        fd, self._lease, self._lease_pid = self._lease, None, 0
+        with _users_lock:
+            _users.discard(self)
+        if fd is not None:
+            os.close(fd)
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: drop the parent's lease fd and server without touching either.
+
+        Closing our copy of the fd leaves the flock in place, because the parent's fd
+        still holds it. LOCK_UN would release it for the parent too.
+        """
+        fd, self._lease, self._lease_pid = self._lease, None, 0
+        with _users_lock:
+            _users.discard(self)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._owner_pid != os.getpid():
+            self.process = None  # the parent's child: not ours to wait for or signal
+
+    def _launch(self, timeout: float) -> None:
+        """Start the server (under start.lock, with nothing answering on the socket)."""
+        self._clear_stale(timeout)
+        binary = find_redis_server()
+        args = [
+            binary,
+            "--port", "0",
+            "--unixsocket", self.socket_path,
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--pidfile", str(self.pidfile),  # written even when not daemonized; empty on a full disk
+            "--logfile", "redis.log",
+            # A cache, not a database: no RDB, no AOF. Stopping never writes to disk,
+            # so a full disk cannot block it. "" as its own argv word: no save points.
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            # Keyspace notifications stay off: they cost Redis about as much as
+            # the delete itself on every UNLINK (benchmarks/), and only a
+            # dashboard listens; it turns them on when it opens.
+            *self.extra_args,
+        ]
+        # Its own session: a Ctrl+C in the terminal must not kill the server under
+        # its users; the last one to leave stops it explicitly.
+        try:
+            proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 start_new_session=True,
             )
-            self._owner_pid = os.getpid()
-            with _owned_lock:
-                _owned.add(self)
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot run {binary}: {_why(exc)}") from None
+        self.process, self._owner_pid = proc, os.getpid()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                try:
+                    err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
+                except (OSError, ValueError):
+                    err = ""
+                self._forget_process()
+                tail = self._log_tail() or err.strip()
+                raise EmbeddedRedisError(f"redis-server exited at start: {tail or 'no output'}")
+            if self._answers():
+                if proc.stderr:
+                    proc.stderr.close()  # it logs to its file from here on; it ignores SIGPIPE
+                log.info("Started embedded redis-server at %s", self.socket_path)
+                return
+            time.sleep(0.01)
+        self._terminate(proc.pid, 1.0)
+        self._forget_process()
+        raise EmbeddedRedisError(f"redis-server did not answer on {self.socket_path} within {timeout:g}s")
+
+    def _clear_stale(self, timeout: float) -> None:
+        """Before a start: end a server of ours that no longer answers, and remove what a dead one left.
+
+        A server that does not answer can be busy, hung, or without its socket (removed
+        under it). Two servers must never share the dir, because the one whose socket was
+        replaced would run forever. So it gets `timeout` to answer (no time if its socket
+        is gone) and is then killed.
+        """
+        pid = self.server_pid()
+        if pid is not None:
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if proc.poll() is not None:  # exited, or stopped by stop_owned() meanwhile
-                    try:
-                        err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
-                    except (OSError, ValueError):  # closed by a stop() meanwhile
-                        err = ""
-                    tail = self._log_tail() or err.strip()
-                    with _owned_lock:
-                        self.process = None
-                        _owned.discard(self)
-                    raise EmbeddedRedisError(f"redis-server exited at start: {tail or 'no output'}")
-                if self._answers():
-                    log.info("Started embedded redis-server at %s", self.socket_path)
-                    return self.url
-                time.sleep(0.01)
-            self.stop()
-            raise EmbeddedRedisError(f"redis-server did not answer on {self.socket_path} within {timeout:g}s")
+            while _own_socket(self.socket_path) and time.monotonic() < deadline:
+                if _ping(self.socket_path):
+                    return
+                if not self._is_our_server(pid):
+                    break
+                time.sleep(0.05)
+            if self._is_our_server(pid):
+                log.warning("Embedded redis-server (pid %d) does not answer: stopping it", pid)
+                self._terminate(pid, 1.0)
+        if self.process is not None and self._owner_pid == os.getpid() and self.process.poll() is not None:
+            self._forget_process()  # ours, and dead: reap it
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if _own_socket(self.socket_path):
+                    os.unlink(self.socket_path)  # stale socket of a dead server of ours
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.pidfile)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.data_dir / "dump.rdb")  # an older version's snapshot: nothing is restored
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot clear {self.data_dir} for a new redis-server: {_why(exc)}") from None
 
     def _log_tail(self) -> str:
         try:
@@ -262,21 +551,104 @@ class EmbeddedRedis:
             return ""
         return lines[-1] if lines else ""
 
+    # -- leaving ------------------------------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server if this process started it (SIGTERM saves the RDB)."""
-        with _owned_lock:
-            proc, self.process = self.process, None
-            _owned.discard(self)
-        if proc is None or proc.poll() is not None:
+        """Leave the server, and stop it if this process was its last user.
+
+        The last user stops it whether or not it started it. Under start.lock, this
+        process drops its shared lock. If an exclusive one is then granted, nobody else
+        uses the server: SHUTDOWN NOSAVE, SIGKILL after `timeout`, and the stale socket is
+        removed. Nothing is saved. A process that does not use it (never started, already
+        left, or a forked child of a user) changes nothing.
+        """
+        with self._lock:
+            if self._lease is not None and self._lease_pid != os.getpid():
+                self._forget_inherited()
+                return
+            if self._lease is None:
+                self._forget_process()
+                return
+            with contextlib.ExitStack() as stack:
+                try:
+                    stack.enter_context(self._exclusive("start.lock"))
+                except EmbeddedRedisError:
+                    # The dir is gone or unwritable: nobody can start or join through it,
+                    # so our own lease alone says whether we are the last.
+                    pass
+                try:
+                    fcntl.flock(self._lease, fcntl.LOCK_UN)
+                    try:
+                        fcntl.flock(self._lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        last = True
+                    except BlockingIOError:
+                        last = False
+                    if last:
+                        self._shutdown(timeout)
+                finally:
+                    self._drop_lease()  # under start.lock: nobody joins before we are out
+                    self._forget_process()
+
+    def _shutdown(self, timeout: float) -> None:
+        """Stop the server on our socket, ours or adopted; nothing is saved."""
+        proc = self.process if self.process is not None and self._owner_pid == os.getpid() else None
+        pid = proc.pid if proc is not None and proc.poll() is None else None
+        with contextlib.suppress(EmbeddedRedisError):
+            pid = pid or self.server_pid()
+        asked = False
+        with contextlib.suppress(EmbeddedRedisError):
+            if _own_socket(self.socket_path):
+                # NOSAVE: even a server started with save points (an older version's) exits at once.
+                asked = _command(self.socket_path, b"SHUTDOWN", b"NOSAVE", timeout=min(timeout, 2.0)) is not None
+        if pid is not None:
+            self._terminate(pid, timeout, signalled=asked)
+            log.info("Stopped embedded redis-server (pid %d)", pid)
+        elif asked:
+            deadline = time.monotonic() + timeout
+            while _ping(self.socket_path, 0.1) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        with contextlib.suppress(OSError, EmbeddedRedisError):
+            if _own_socket(self.socket_path) and not _ping(self.socket_path, 0.1):
+                os.unlink(self.socket_path)  # left by a server that was killed
+        if pid is not None and not self._is_our_server(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(self.pidfile)
+
+    def _terminate(self, pid: int, timeout: float, *, signalled: bool = False) -> None:
+        """Wait up to `timeout` for `pid` to exit (SIGTERM first unless already asked), then SIGKILL."""
+        proc = self.process if self.process is not None and self.process.pid == pid else None
+
+        def gone() -> bool:
+            if proc is not None and self._owner_pid == os.getpid():
+                return proc.poll() is not None
+            return not self._is_our_server(pid)
+
+        def send(sig: int) -> None:
+            if not gone():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+
+        if not signalled:
+            send(signal.SIGTERM)  # no save points: SIGTERM does not save either
+        deadline = time.monotonic() + timeout
+        while not gone():
+            if time.monotonic() >= deadline:
+                log.warning("Embedded redis-server (pid %d) did not stop within %gs: killing it", pid, timeout)
+                send(signal.SIGKILL)
+                kill_deadline = time.monotonic() + 5.0
+                while not gone() and time.monotonic() < kill_deadline:
+                    time.sleep(0.01)
+                return
+            time.sleep(0.01)
+
+    def _forget_process(self) -> None:
+        """Drop our Popen of the server (reaping it if it has exited) and its stderr pipe."""
+        proc, self.process = self.process, None
+        if proc is None or self._owner_pid != os.getpid():
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.poll()
         if proc.stderr:
-            proc.stderr.close()
+            with contextlib.suppress(OSError):
+                proc.stderr.close()
 
     def __enter__(self) -> "EmbeddedRedis":
         self.start()
