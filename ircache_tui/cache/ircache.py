@@ -42,7 +42,15 @@ from ..settings import Settings, parse_ttl
 from .browse import KeyBrowser
 from .decoded import DecodedEntries
 from .embedded import EmbeddedRedis
-from .errors import FlushIncomplete, ReadOnlyError, ReadOnlyMiss, RedisCommandError, RedisPermissionError, RedisUnavailable
+from .errors import (
+    EmbeddedRedisError,
+    FlushIncomplete,
+    ReadOnlyError,
+    ReadOnlyMiss,
+    RedisCommandError,
+    RedisPermissionError,
+    RedisUnavailable,
+)
 from .events import CacheEvent, EventBus
 from .fs_tier import FileEntry, FilesystemTier
 from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
@@ -195,7 +203,7 @@ class IRCache:
 
     async def close(self) -> None:
         # A generation runs in its own task (single-flight): let it release its lock while
-        # Redis is still there, not after (an embedded server would save the lock to disk).
+        # Redis is still there, not after (other users of an embedded server would wait it out).
         inflight = list(self._inflight.values())
         for task in inflight:
             task.cancel()
@@ -661,8 +669,22 @@ class IRCache:
         return self.redis
 
     async def probe(self) -> None:
-        """PING Redis now (even while it is being skipped as down); raises RedisUnavailable."""
-        await self._tier().probe()
+        """PING Redis now (even while it is being skipped as down); raises RedisUnavailable.
+
+        The embedded server, found gone (killed, crashed), is started again first: a
+        watcher or dashboard probing it comes back by itself.
+        """
+        try:
+            await self._tier().probe()
+        except RedisUnavailable:
+            if self.embedded is None:
+                raise
+            try:
+                await asyncio.to_thread(self.embedded.ensure_running)
+            except EmbeddedRedisError as exc:
+                log.warning("The embedded redis-server could not be restarted: %s", exc)
+                raise RedisUnavailable(str(exc)) from None
+            await self._tier().probe()
 
     async def require_redis(self) -> None:
         """Raise RedisUnavailable (one line) unless Redis answers."""

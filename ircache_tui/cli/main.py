@@ -13,9 +13,9 @@ Exit status:
              130 SIGINT, 143 SIGTERM, 129 SIGHUP
 
 Signals: SIGINT, SIGTERM and SIGHUP stop every command cleanly. The work in
-flight is cancelled, so the cache closes and the embedded redis-server the
-command started is stopped (it runs in its own session, out of reach of a
-terminal's signals: its owner must stop it). A one-shot command is cut short:
+flight is cancelled, so the cache closes and the command leaves the embedded
+redis-server, stopping it if no other process uses it (it runs in its own
+session, out of reach of a terminal's signals: its last user must stop it). A one-shot command is cut short:
 one line on stderr says what was interrupted (`ircache-tui get: interrupted by
 SIGTERM`), the log is muted from the signal on, and it exits 128+n. The
 dashboard and `watch` run until they are stopped, so a signal is their normal
@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interrupted(args.command, signum or _Stop.signum or signal.SIGINT)
     finally:
         # Whatever stopped the command (a signal during the embedded server's start, a
-        # close that never ran), the redis-server it started does not outlive it.
+        # close that never ran), it leaves the embedded redis-server (stopping it if last).
         stop_owned()
         for sig, handler in before.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

@@ -5,8 +5,8 @@ App unmounts (closing the cache it opened, which stops the embedded
 redis-server) and Textual restores the terminal. After SIGHUP with the terminal
 gone, the screen is not drawn any more (its writes would fail and block the
 App's output thread): the App is only closed. If it has not closed within
-STOP_GRACE seconds of the signal, the embedded server is stopped and the
-process exits 128+n.
+STOP_GRACE seconds of the signal, it leaves the embedded server (stopped if
+it was the last user) and the process exits 128+n.
 """
 
 from __future__ import annotations

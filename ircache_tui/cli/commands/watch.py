@@ -26,7 +26,7 @@ Editor temp and swap files, .git and the cache dir are ignored.
 
 One line per event goes to stderr (-v adds the cache's own lines). SIGINT
 (Ctrl+C), SIGTERM or SIGHUP stops it cleanly with exit status 0: a signal is
-how a watch ends (the embedded redis-server it started is stopped too).
+how a watch ends (it leaves the embedded redis-server, which stops if it was the last user).
 
 examples:
   ircache-tui watch examples/specs
