@@ -537,3 +537,70 @@ async def test_stop_and_cancel_end_run_cleanly(cache, specs):
         await asyncio.wait_for(task, 5)
     with pytest.raises(RuntimeError):
         await other.run()  # one run per watcher
+
+
+# -- names that cannot become a key ---------------------------------------------------------
+def test_the_path_in_watchfiles_decode_error_is_read_back():
+    from ircache_tui.watch.bad_names import rust_debug_path, undecodable_paths
+
+    # Rust's {:?} of a unix path: bytes that are not UTF-8 as \xNN, controls and invisibles escaped
+    assert rust_debug_path(r"/s/\xFF.md") == Path(os.fsdecode(b"/s/\xff.md"))
+    assert rust_debug_path(r"/s/a\nb\u{202e}\"q\\.md") == Path('/s/a\nb\u202e"q\\.md')
+    error = RuntimeError(r'Unable to decode path "/s/\xFE\xFF" to string')
+    assert undecodable_paths(error) == [Path(os.fsdecode(b"/s/\xfe\xff"))]
+    group = ExceptionGroup("unhandled errors in a TaskGroup", [error])
+    assert undecodable_paths(group) == [Path(os.fsdecode(b"/s/\xfe\xff"))]
+    assert undecodable_paths(ExceptionGroup("x", [error, OSError("disk on fire")])) is None  # not only ours
+    assert undecodable_paths(RuntimeError("watch thread unexpectedly received a signal")) is None
+
+
+def test_paths_in_log_lines_are_escaped(tmp_path):
+    from ircache_tui.watch.log import show
+
+    assert str(show(tmp_path / "ok.md")) == str(tmp_path / "ok.md")
+    assert str(show(tmp_path / os.fsdecode(b"\xff.md"))) == f"'{tmp_path}/\\xff.md'"
+    for name in ("a\nb.md", "\u202egpj.md", "zw\u200b.md"):
+        shown = str(show(tmp_path / name))
+        assert shown.startswith("'") and "\\" in shown
+        assert not {"\n", "\u202e", "\u200b"} & set(shown)  # one line, shown as what it is
+
+
+def test_names_that_cannot_become_a_key_are_bad_names_not_specs(tmp_path):
+    from ircache_tui.watch.paths import PathKind, PathRules
+
+    specs, cache = tmp_path / "specs", tmp_path / "cache"
+    rules = PathRules([specs], "*.md", cache)
+    for name in ("a b.md", "*.md", "[x].md", "A.md", "x.md"):
+        assert rules.classify(specs / name) is PathKind.SPEC, name
+    for name in (os.fsdecode(b"\xff.md"), "a\nb.md", ".hidden.md", "\u202egpj.md", "n" * 247 + ".md"):
+        assert rules.classify(specs / name) is PathKind.BAD_NAME, name
+        assert rules.name_problem(specs / name)
+    assert rules.classify(specs / os.fsdecode(b"\xff")) is PathKind.OTHER  # not a spec name at all
+    assert rules.classify(cache / "shop_0123abcd.json") is PathKind.ENTRY
+    assert rules.classify(cache / "bad\u202e_0123abcd.json") is PathKind.BAD_NAME
+    assert rules.entry_shaped(cache / "bad\u202e_0123abcd.json")  # the cache's own listing names those
+    assert rules.classify(cache / ".shop_0123abcd.json.tmp") is None
+
+    specs.mkdir()
+    for name in ("good.md", os.fsdecode(b"\xfe.md"), ".hidden.md"):
+        (specs / name).write_text(SPEC)
+    (specs / os.fsdecode(b"\xfd")).write_text("x")
+    bad, odd = [], []
+    assert list(rules.walk(specs, bad_names=bad, undecodable=odd)) == [specs / "good.md"]
+    assert sorted(bad) == sorted([specs / os.fsdecode(b"\xfe.md"), specs / ".hidden.md"])
+    assert odd == [specs / os.fsdecode(b"\xfd")]
+
+
+async def test_a_bad_spec_name_is_skipped_with_one_warning(cache, specs, ircache_logs, watching):
+    bad = specs / ".hidden.md"
+    bad.write_text(SPEC)
+    watcher = await watching(cache, [specs])
+    for _ in range(3):
+        bad.write_text(SPEC + "\nAgain.\n")
+        await asyncio.sleep(0.1)
+    good = specs / "good.md"
+    good.write_text(SPEC)
+    await settle(watcher, lambda: state_of(watcher, good) is SpecState.IN_REDIS, "the good spec")
+    lines = [r.getMessage() for r in ircache_logs.records if ".hidden" in r.getMessage()]
+    assert len(lines) == 1 and "starts with a dot" in lines[0], lines
+    assert set(watcher.statuses) == {good.resolve()}

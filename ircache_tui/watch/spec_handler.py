@@ -124,18 +124,18 @@ class SpecHandler:
         """Record where the spec's IR is; with `act`, warm Redis or queue a generation."""
         key = spec.cache_key
         base = {"spec_name": spec.spec_name}
-        if await self._in_redis(key):
+        if await self.in_redis(key):
             self._generations.discard(path)
             if self.apply(path, key, **base, state=SpecState.IN_REDIS, error=""):
                 self._say(quiet or self.initial_walk, "spec %s: in Redis (%s)", show(path), key)
             return
-        if act and self._cache.enabled and await self._warm(key):
+        if act and self._cache.enabled and await self.warm(key):
             self._stats.warmed += 1
             self._generations.discard(path)
             if self.apply(path, key, **base, state=SpecState.IN_REDIS, error=""):
                 log.info("spec %s: warmed Redis from the filesystem (%s)", show(path), key)
             return
-        if await self._on_disk(key):
+        if await self.on_disk(key):
             if self.apply(path, key, **base, state=SpecState.FILESYSTEM_ONLY, error="") and not quiet:
                 if self._cache.read_only:
                     why = "read-only, so Redis is not warmed"
@@ -178,9 +178,9 @@ class SpecHandler:
         if found.tier == "generator":
             self._stats.generated += 1
         self._stale.mark_dirty()
-        if await self._in_redis(key):
+        if await self.in_redis(key):
             state = SpecState.IN_REDIS
-        elif await self._on_disk(key):
+        elif await self.on_disk(key):
             state = SpecState.FILESYSTEM_ONLY
         else:
             state = SpecState.MISSING
@@ -219,15 +219,15 @@ class SpecHandler:
     async def entry_changed(self, path: Path) -> None:
         """An entry file appeared, changed or went: written or flushed by someone else?"""
         key = path.stem
-        present = await self._on_disk(key)
-        in_redis = await self._in_redis(key)
+        present = await self.on_disk(key)
+        in_redis = await self.in_redis(key)
         if present and not in_redis and self._cache.enabled and not self._cache.read_only:
-            if await self._warm(key):
+            if await self.warm(key):
                 self._stats.warmed += 1
                 in_redis = True
                 log.info("cache entry %s appeared on disk: warmed Redis", key)
             else:
-                present = await self._on_disk(key)  # a corrupt one was quarantined
+                present = await self.on_disk(key)  # a corrupt one was quarantined
         for p in self._board.paths_with_key(key):
             status = self._board.statuses[p]
             if status.state in (SpecState.DELETED, SpecState.GENERATING):
@@ -244,19 +244,19 @@ class SpecHandler:
         self._stale.mark_dirty()
 
     # -- tiers ----------------------------------------------------------------------
-    async def _in_redis(self, key: str) -> bool:
+    async def in_redis(self, key: str) -> bool:
         try:
             return await self._cache.in_redis(key)
         except IRCacheError:
             return False
 
-    async def _on_disk(self, key: str) -> bool:
+    async def on_disk(self, key: str) -> bool:
         try:
             return await self._cache.on_disk(key)
         except (OSError, ValueError):  # ValueError: a name in the cache dir that is not a cache key
             return False
 
-    async def _warm(self, key: str) -> bool:
+    async def warm(self, key: str) -> bool:
         try:
             return await self._cache.warm_key(key)
         except IRCacheError as exc:

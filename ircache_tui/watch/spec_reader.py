@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache.keys import InvalidSpecName, spec_name_from_path
-from ..specs.discovery import SpecFile, read_spec
+from ..specs.discovery import BROKEN_LINK, SpecFile, read_spec
 from .threads import FileThreads
 
 Signature = tuple[int, int, int]  # (inode, size, mtime_ns)
@@ -46,6 +46,17 @@ def signature(st: os.stat_result) -> Signature:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def path_signature(path: Path) -> Signature | None:
+    """The signature of what `path` names (of the link itself when it dangles); None if nothing."""
+    try:
+        return signature(os.stat(path))
+    except OSError:
+        try:
+            return signature(os.lstat(path))
+        except OSError:
+            return None
+
+
 def spec_name_of(path: Path) -> str:
     """The spec name of `path`, or "" when its name makes none."""
     try:
@@ -60,13 +71,15 @@ def read_blocking(path: Path, max_bytes: int) -> tuple[ReadResult, Signature | N
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):  # a dangling symlink is there, and says why it cannot be read
+            return SpecFile(path, spec_name_of(path), error=BROKEN_LINK), path_signature(path)
         return GONE, None
     except OSError as exc:
         return SpecFile(path, spec_name_of(path), error=exc.strerror or str(exc)), None
     if stat.S_ISDIR(st.st_mode):
         return DIRECTORY, None
-    if not stat.S_ISREG(st.st_mode):
-        return SpecFile(path, spec_name_of(path), error="not a regular file"), None
+    if not stat.S_ISREG(st.st_mode):  # never opened: a FIFO would block the read
+        return SpecFile(path, spec_name_of(path), error="not a regular file"), signature(st)
     spec = read_spec(path, max_bytes)
     if spec.error and not os.path.lexists(path):
         return GONE, None  # removed between the stat and the read

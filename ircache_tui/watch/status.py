@@ -53,8 +53,12 @@ class WatchStats:
     #: how many times each spec file was read and keyed by the check stage
     checked: Counter[Path] = field(default_factory=Counter)
     warmed: int = 0
+    #: of `warmed`: keys the Redis keeper put back (Redis restarted, or lost them)
+    rewarmed: int = 0
     generated: int = 0
     errors: int = 0
+    #: times the file watcher was started again after a name it could not decode
+    restarts: int = 0
 
 
 class StatusBoard:

@@ -22,6 +22,13 @@ stages, each a fixed pool of workers taking paths from a `PathQueue`:
 What each stage does with a spec is `SpecHandler`'s; this class wires the
 parts together, runs the workers and knows when all is idle.
 
+Two more background tasks while watching: `RedisKeeper` checks every
+`redis_check_interval` seconds that Redis holds every current spec's key,
+and re-warms it when Redis came back (empty or not) or lost keys; and after
+the file watcher had to be restarted (a name watchfiles cannot decode fails
+a batch), a resync walks everything again so that no change is lost. A
+file whose name cannot become a key is skipped with one warning (`BadNames`).
+
 So a save whose IR is on disk never waits behind a generation, and a burst
 of events costs one read per distinct path. Statuses, and the count of
 stale entries of each spec (`StaleRecounter`), live in `statuses`; every
@@ -41,9 +48,12 @@ from ..specs.discovery import DEFAULT_MAX_BYTES, DEFAULT_PATTERN
 from ..specs.stale import StaleReport, find_stale, prune
 from .change_feed import AWATCH_STEP_MS, ChangeFeed
 from .directories import DirectoryChanges
+from .bad_names import UNDECODABLE, BadNames
 from .log import log, show
 from .paths import PathKind, PathRules
 from .pending import PathQueue
+from .redis_keeper import DEFAULT_INTERVAL as REDIS_CHECK_INTERVAL
+from .redis_keeper import RedisKeeper
 from .spec_handler import SpecHandler
 from .spec_reader import SpecReader, spec_name_of
 from .stale import StaleRecounter, current_specs
@@ -51,7 +61,8 @@ from .status import SpecState, SpecStatus, StatusBoard, WatchStats
 from .threads import FileThreads
 
 # re-exported: callers (bench_watch, the TUI) import these from here
-__all__ = ["AWATCH_STEP_MS", "CHECK_WORKERS", "SpecState", "SpecStatus", "SpecWatcher", "WatchStats"]
+__all__ = ["AWATCH_STEP_MS", "CHECK_WORKERS", "REDIS_CHECK_INTERVAL", "SpecState", "SpecStatus", "SpecWatcher",
+           "WatchStats"]
 
 CHECK_WORKERS = 8  # reads, EXISTS, warms: cheap, so more of them than generations
 
@@ -75,7 +86,10 @@ class SpecWatcher:
         debounce_ms: int = 200,
         on_status: Callable[[SpecStatus], None] | None = None,
         watch: bool = True,
+        redis_check_interval: float | None = REDIS_CHECK_INTERVAL,
     ) -> None:
+        """`redis_check_interval`: seconds between the Redis keeper's rounds while watching
+        (see redis_keeper.py); None turns the keeper off."""
         if not dirs:
             raise ValueError("no spec directory given")
         if max_concurrent < 1:
@@ -86,6 +100,8 @@ class SpecWatcher:
             raise ValueError(f"debounce_ms must be at least 1, got {debounce_ms}")
         if not pattern:
             raise ValueError("the spec file pattern is empty")
+        if redis_check_interval is not None and not redis_check_interval > 0:
+            raise ValueError(f"redis_check_interval must be positive (or None), got {redis_check_interval}")
         self.cache = cache
         self.dirs = [self._checked_dir(Path(d)) for d in dirs]
         self.pattern = pattern
@@ -109,14 +125,26 @@ class SpecWatcher:
         self._ran = False
         self._stopped = False
         self._threads = FileThreads()
+        self._resync_wanted = False
+        self._resyncing = False
+        self._resync_task: asyncio.Task[None] | None = None
+        #: files whose name cannot become a key, each warned about once
+        self.bad_names = BadNames()
         self._stale = StaleRecounter(cache, self._board, self._threads, self._update_idle)
         self._reader = SpecReader(self._threads, max_bytes, lambda path: path in self.statuses)
         self._feed = ChangeFeed(self.rules, self._checks, self._threads, self.stats, debounce_ms=debounce_ms,
                                 stop_event=self._stop_event, on_change=self._update_idle,
-                                create_cache_dir=not cache.read_only)
-        self._directories = DirectoryChanges(self.rules, self._board, self._checks, self._reader, self._threads)
+                                create_cache_dir=not cache.read_only, on_undecodable=self._undecodable,
+                                on_restart=self._resync_soon)
+        self._directories = DirectoryChanges(self.rules, self._board, self._checks, self._reader, self._threads,
+                                             self.bad_names, on_undecodable=self._undecodable)
         self._specs = SpecHandler(cache, self._reader, self._board, self._generations, self._stale, self.stats,
                                   self._threads, generate=generate, walk_into=self._directories.walk_into)
+        #: the Redis keeper (None with redis_check_interval=None); it runs only while watching
+        self.keeper: RedisKeeper | None = None
+        if redis_check_interval is not None:
+            self.keeper = RedisKeeper(cache, self._board, self._specs, self._checks, self._generations, self.stats,
+                                      interval=redis_check_interval, on_change=self._update_idle)
 
     @staticmethod
     def _checked_dir(d: Path) -> Path:
@@ -153,6 +181,8 @@ class SpecWatcher:
             tasks += [asyncio.create_task(self._generate_worker(), name=f"ircache-watch-generate-{i}")
                       for i in range(self.max_concurrent)]
             tasks.append(asyncio.create_task(self._stale.run(), name="ircache-watch-stale"))
+            if consumer is not None and self.keeper is not None:
+                tasks.append(asyncio.create_task(self.keeper.run(), name="ircache-watch-redis-keeper"))
             summary = asyncio.create_task(self._summary_when_idle(), name="ircache-watch-summary")
             tasks.append(summary)
             await self._initial_walk()
@@ -174,6 +204,8 @@ class SpecWatcher:
                 log.warning("the file watcher ended on its own; stopping")
         finally:
             self._stop_event.set()  # awatch's thread notices within one step
+            if self._resync_task is not None:
+                tasks.append(self._resync_task)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -251,7 +283,10 @@ class SpecWatcher:
     async def _initial_walk(self) -> None:
         try:
             for root in self.dirs:
-                found = await self._threads.run(lambda: list(self.rules.walk(root)))
+                bad: list[Path] = []
+                found = await self._threads.run(lambda: list(self.rules.walk(root, bad_names=bad)))
+                for path in bad:
+                    self._bad_name(path)
                 for path in found:
                     if path not in self.statuses:
                         self._board.set(path, spec_name=spec_name_of(path), state=SpecState.PENDING)
@@ -280,6 +315,8 @@ class SpecWatcher:
                     await self._specs.entry_changed(path)
                 elif kind is PathKind.OTHER:
                     await self._directories.changed(path)
+                elif kind is PathKind.BAD_NAME:
+                    self._bad_name(path)
             except Exception as exc:  # one bad path never stops the watcher
                 self._unexpected(path, exc)
             finally:
@@ -300,10 +337,46 @@ class SpecWatcher:
         log.error("watcher: cannot process %s: %s: %s", show(path), exc.__class__.__name__, exc)
         log.debug("watcher: traceback", exc_info=exc)
 
+    # -- names that cannot become a key ------------------------------------------------------
+    def _bad_name(self, path: Path, *, undecodable: bool = False) -> None:
+        """Skip `path`, with one warning naming it."""
+        if self.rules.entry_shaped(path):
+            # the cache names these itself, once, when it lists its dir: have it list it (a recount)
+            self._stale.mark_dirty()
+        elif undecodable:
+            self.bad_names.note(path, "path", UNDECODABLE)
+        else:
+            self._directories.bad_name(path)
+
+    def _undecodable(self, path: Path) -> None:
+        self._bad_name(path, undecodable=True)
+
+    # -- after lost events -----------------------------------------------------------------
+    def _resync_soon(self) -> None:
+        """The file watcher was restarted and lost a batch: walk everything again (one walk at a time)."""
+        self._resync_wanted = True
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.create_task(self._resync(), name="ircache-watch-resync")
+        self._update_idle()
+
+    async def _resync(self) -> None:
+        self._resyncing = True
+        try:
+            while self._resync_wanted and not self._stop_event.is_set():
+                self._resync_wanted = False
+                try:
+                    await self._directories.resync()
+                except Exception as exc:  # the next event, or restart, tries again
+                    log.warning("cannot look over the spec directories again: %s: %s", exc.__class__.__name__, exc)
+        finally:
+            self._resyncing = False
+            self._update_idle()
+
     # -- idleness -----------------------------------------------------------------------
     def _update_idle(self) -> None:
         busy = (self._walking or self._feed.busy or self._checks.busy or self._generations.busy
-                or self._stale.busy)
+                or self._stale.busy or self._resync_wanted or self._resyncing
+                or (self.keeper is not None and self.keeper.busy))
         if busy and not self._stopped:
             self._idle.clear()
         else:

@@ -22,11 +22,16 @@ in Redis → nothing to do; on disk only → Redis is warmed; nowhere → it is
 generated (at most --jobs at once), unless --no-generate. Entries that another
 process writes to the cache dir warm Redis too. Deleted specs and entries of
 older versions (stale) are reported; `ircache-tui prune DIR` removes them.
-Editor temp and swap files, .git and the cache dir are ignored.
+Editor temp and swap files, .git and the cache dir are ignored; a file whose
+name cannot be a key (not UTF-8, control or bidi characters, a leading dot,
+over 200 bytes) is skipped with one warning naming it. Every 2 s it checks
+Redis: when Redis comes back (empty or not), or another client flushed keys
+or they expired, every current spec is re-warmed from the filesystem.
 
 One line per event goes to stderr (-v adds the cache's own lines). SIGINT
 (Ctrl+C), SIGTERM or SIGHUP stops it cleanly with exit status 0: a signal is
-how a watch ends (it leaves the embedded redis-server, which stops if it was the last user).
+how a watch ends (it leaves the embedded redis-server, which stops if it was
+the last user).
 
 examples:
   ircache-tui watch examples/specs
