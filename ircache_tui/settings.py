@@ -86,6 +86,16 @@ def _seconds_from(env: Mapping[str, str], name: str, default: float, *, zero_ok:
     return parse_seconds(text, name, zero_ok=zero_ok) if text else default
 
 
+def parse_price(text: str, source: str) -> float:
+    try:
+        price = float(text)
+    except ValueError:
+        raise SettingsError(f"{source} must be US dollars per million tokens, got {text!r}") from None
+    if not 0 <= price < float("inf"):
+        raise SettingsError(f"{source} must be 0 or more, got {text!r}")
+    return price
+
+
 def _check_max_tokens(text: str) -> None:
     if text and not (text.isdigit() and int(text) > 0):
         raise SettingsError(f"IR_MAX_TOKENS must be a whole number of tokens above 0, got {text!r}")
@@ -123,6 +133,10 @@ class Settings:
     redis_connect_timeout: float = DEFAULT_REDIS_CONNECT_TIMEOUT
     #: the generator's outer deadline in seconds, retries included (IR_GENERATE_TIMEOUT); 0 = none
     generate_timeout: float = DEFAULT_GENERATE_TIMEOUT
+    #: USD per million input / output tokens for every model (IR_PRICE_INPUT_PER_MTOK,
+    #: IR_PRICE_OUTPUT_PER_MTOK); None: the price table in ir/prices.py
+    price_input_per_mtok: float | None = None
+    price_output_per_mtok: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -141,6 +155,12 @@ class Settings:
             redis_connect_timeout=_seconds_from(env, "IR_REDIS_CONNECT_TIMEOUT", DEFAULT_REDIS_CONNECT_TIMEOUT),
             generate_timeout=_seconds_from(env, "IR_GENERATE_TIMEOUT", DEFAULT_GENERATE_TIMEOUT, zero_ok=True),
         )
+        price_in, price_out = (env.get(v, "").strip() for v in ("IR_PRICE_INPUT_PER_MTOK", "IR_PRICE_OUTPUT_PER_MTOK"))
+        if bool(price_in) != bool(price_out):
+            raise SettingsError("IR_PRICE_INPUT_PER_MTOK and IR_PRICE_OUTPUT_PER_MTOK go together: set both or neither")
+        if price_in:
+            settings = replace(settings, price_input_per_mtok=parse_price(price_in, "IR_PRICE_INPUT_PER_MTOK"),
+                               price_output_per_mtok=parse_price(price_out, "IR_PRICE_OUTPUT_PER_MTOK"))
         # the Anthropic generator reads IR_MAX_TOKENS itself (as the SDK reads its variables);
         # checked here so a bad value is a usage error before anything runs
         _check_max_tokens(env.get("IR_MAX_TOKENS", "").strip())
@@ -171,6 +191,15 @@ class Settings:
         redact.register(self.anthropic_api_key)
         redact.register_url_password(self.redis_url)
         return self
+
+    @property
+    def price_override(self):
+        """The IR_PRICE_* override as a prices.Price, or None (the table applies)."""
+        if self.price_input_per_mtok is None or self.price_output_per_mtok is None:
+            return None
+        from .ir.prices import Price
+
+        return Price.of(self.price_input_per_mtok, self.price_output_per_mtok)
 
     def make_generator(self):
         """The generator these settings ask for (imports the SDK only when used)."""

@@ -19,10 +19,26 @@ def test_round_trip():
     assert back == entry
     data = json.loads(raw)
     assert set(data) == {
-        "schema_version", "spec_name", "spec_hash", "spec_path", "generated_at", "generator", "application_ir",
+        "schema_version", "spec_name", "spec_hash", "spec_path", "generated_at", "generator", "application_ir", "usage",
     }
     assert data["schema_version"] == SCHEMA_VERSION
     assert data["generator"] == {"name": "offline", "model": None}
+
+
+def test_an_entry_written_before_usage_was_recorded_still_decodes_as_usage_unknown():
+    """No regeneration bill from an upgrade: the old shape is valid, its usage None."""
+    data = json.loads(make_entry().to_json_bytes())
+    del data["usage"]
+    old = decode_entry(json.dumps(data).encode(), spec_hash("spec")[:8])
+    assert old.usage is None and old.application_ir.name == "X"
+
+
+def test_usage_round_trips():
+    from ircache_tui.ir.usage import Usage
+
+    usage = Usage(input_tokens=1200, output_tokens=3400, duration_s=41.5, cost_usd=0.0396)
+    entry = make_entry().model_copy(update={"usage": usage})
+    assert decode_entry(entry.to_json_bytes(), spec_hash("spec")[:8]).usage == usage
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..ir.usage import Usage
+
 log = logging.getLogger("ircache")
 
 EventKind = Literal["hit", "miss", "generated", "warmed", "corrupt", "flushed", "deleted", "error"]
@@ -24,6 +26,8 @@ class CacheEvent:
     cache_key: str = ""
     tier: str = ""  # "redis", "filesystem", "generator"
     detail: str = ""
+    #: on "hit" and "generated": what the entry cost to make (None: unknown, an older entry)
+    usage: Usage | None = None
 
 
 @dataclass(slots=True)

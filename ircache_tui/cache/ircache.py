@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ from typing import Any, Literal, TypedDict, TypeVar
 from ..fmt import human_count, plural
 from ..ir.envelope import CorruptEntry, StoredEntry
 from ..ir.generators import GenerationError, Generator, generator_label
+from ..ir.generators.base import ReportsUsage
+from ..ir.prices import estimate_cost, price_for
+from ..ir.usage import Usage
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
 from .browse import KeyBrowser
@@ -383,7 +387,7 @@ class IRCache:
         entry = await self._read_redis(key, spec_name)
         if entry is not None:
             log.info("IR cache HIT (Redis) for %s", spec_name)
-            self.events.emit(CacheEvent("hit", spec_name, key, "redis"))
+            self.events.emit(CacheEvent("hit", spec_name, key, "redis", usage=entry.usage))
             return Lookup(key, "redis", entry)
         found = await self._read_filesystem(key, spec_name, quiet=again)
         if found is not None:
@@ -392,7 +396,7 @@ class IRCache:
                 log.info("IR cache HIT (filesystem) for %s (read-only: Redis not warmed)", spec_name)
             else:
                 log.info("IR cache HIT (filesystem) for %s, warming Redis", spec_name)
-            self.events.emit(CacheEvent("hit", spec_name, key, "filesystem"))
+            self.events.emit(CacheEvent("hit", spec_name, key, "filesystem", usage=entry.usage))
             if not self.read_only:
                 await self._store_redis(key, raw, strict=self.strict_redis_writes)
             return Lookup(key, "filesystem", entry)
@@ -479,9 +483,14 @@ class IRCache:
                 log.info("IR cache MISS for %s, generating with the %s generator (no LLM)", spec_name, label)
             self.events.emit(CacheEvent("miss", spec_name, key, "generator", label))
         deadline = self.settings.generate_timeout or None
+        reported = Usage()
+        started = time.monotonic()
         try:
             async with asyncio.timeout(deadline):
-                ir = await self.generator.generate(spec_markdown, spec_name)
+                if isinstance(self.generator, ReportsUsage):
+                    ir, reported = await self.generator.generate_with_usage(spec_markdown, spec_name)
+                else:
+                    ir = await self.generator.generate(spec_markdown, spec_name)
             if not isinstance(ir, ApplicationIR):
                 ir = ApplicationIR.model_validate(ir)
         except TimeoutError:
@@ -499,9 +508,10 @@ class IRCache:
             log.error("IR generation failed for %s: %s", spec_name, message, extra={GENERATION_FAILED: True})
             self.events.emit(CacheEvent("error", spec_name, key, "generator", message))
             raise GenerationError(message) from exc
+        usage = self._priced(reported, time.monotonic() - started)
         entry = StoredEntry.create(
             ir, spec_name=spec_name, spec_hash=digest, spec_path=str(spec_path),
-            generator=self.generator.name, model=self.generator.model,
+            generator=self.generator.name, model=self.generator.model, usage=usage,
         )
         if store:
             raw = entry.to_json_bytes()
@@ -515,8 +525,25 @@ class IRCache:
                 log.info("Generated IR for %s with %s and cached it as %s (in %s)", spec_name, label, key, where)
             else:
                 log.warning("Generated IR for %s with %s, but could not cache it (%s)", spec_name, label, key)
-        self.events.emit(CacheEvent("generated", spec_name, key, "generator", label))
+        self.events.emit(CacheEvent("generated", spec_name, key, "generator", label, usage))
         return Lookup(key, "generator", entry)
+
+    def _priced(self, reported: Usage, seconds: float) -> Usage:
+        """The generator's tokens, with the measured duration and the estimated dollars.
+
+        A generator that reports no tokens and asks no model (offline) cost nothing but time.
+        """
+        tokens = reported.input_tokens, reported.output_tokens
+        if tokens == (None, None) and not getattr(self.generator, "uses_llm", True):
+            reported = reported.model_copy(update={"input_tokens": 0, "output_tokens": 0})
+        cost = reported.cost_usd
+        if cost is None and getattr(self.generator, "uses_llm", True):
+            cost = estimate_cost(price_for(self.generator.model, self.settings.price_override),
+                                 reported.input_tokens, reported.output_tokens,
+                                 reported.cache_read_input_tokens, reported.cache_creation_input_tokens)
+        elif cost is None:
+            cost = 0.0
+        return reported.model_copy(update={"duration_s": round(reported.duration_s or seconds, 3), "cost_usd": cost})
 
     # -- operations ----------------------------------------------------------------
     async def clear_cache(

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .model import ApplicationIR
+from .usage import Usage
 
 # Bump when ApplicationIR changes shape: older entries then read as misses
 # instead of being served stale.
@@ -44,6 +45,8 @@ class StoredEntry(BaseModel):
     generated_at: datetime
     generator: GeneratorInfo
     application_ir: ApplicationIR
+    #: tokens, seconds and dollars of the generation; None in entries written before it was recorded
+    usage: Usage | None = None
 
     @classmethod
     def create(
@@ -56,6 +59,7 @@ class StoredEntry(BaseModel):
         generator: str,
         model: str | None = None,
         generated_at: datetime | None = None,
+        usage: Usage | None = None,
     ) -> "StoredEntry":
         return cls(
             schema_version=SCHEMA_VERSION,
@@ -65,6 +69,7 @@ class StoredEntry(BaseModel):
             generated_at=generated_at or datetime.now(timezone.utc),
             generator=GeneratorInfo(name=generator, model=model),
             application_ir=ir,
+            usage=usage,
         )
 
     def to_json_bytes(self) -> bytes:

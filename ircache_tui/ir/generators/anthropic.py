@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from ... import redact
 from ..model import ApplicationIR
+from ..usage import Usage
 from .base import GenerationError
 
 log = logging.getLogger("ircache.generators.anthropic")
@@ -167,9 +168,15 @@ class AnthropicGenerator:
         await self._client.close()
 
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
+        return (await self.generate_with_usage(spec_markdown, spec_name))[0]
+
+    async def generate_with_usage(self, spec_markdown: str, spec_name: str) -> tuple[ApplicationIR, Usage]:
+        """The IR and the tokens every request of it used (the repair turn included)."""
+        tally: dict[str, int | None] = dict.fromkeys(_USAGE_FIELDS)
         try:
             async with asyncio.timeout(self.deadline):
-                return await self._generate(spec_markdown, spec_name)
+                ir = await self._generate(spec_markdown, spec_name, tally)
+                return ir, Usage(**tally)
         except TimeoutError:
             raise _failure(
                 f"Anthropic generation for {spec_name} did not finish within its {self.deadline:g}s deadline"
@@ -203,7 +210,7 @@ class AnthropicGenerator:
                 f"Anthropic generation for {spec_name} failed: {exc.__class__.__name__}: {_line(str(exc))}"
             ) from None
 
-    async def _generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
+    async def _generate(self, spec_markdown: str, spec_name: str, tally: dict[str, int | None]) -> ApplicationIR:
         messages: list[dict[str, Any]] = [
             {"role": "user", "content": f"Spec `{spec_name}`:\n\n{spec_markdown}"},
         ]
@@ -221,6 +228,7 @@ class AnthropicGenerator:
                 raise _NotAMessage("a body that is not JSON") from None
             if getattr(message, "type", None) != "message":  # a 200 from something else than the API
                 raise _NotAMessage(_describe(message))
+            _count(tally, getattr(message, "usage", None))
             text = _text_of(message)
             stop_reason = getattr(message, "stop_reason", None)
             if stop_reason == "refusal":
@@ -375,3 +383,14 @@ def _cause(exc: BaseException) -> str:
         return exc.__class__.__name__
     said = _line(str(inner), 120)
     return f"{inner.__class__.__name__}: {said}" if said else inner.__class__.__name__
+
+
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _count(tally: dict[str, int | None], usage: Any) -> None:
+    """Add one answer's `usage` to the generation's tally (fields the API leaves out stay None)."""
+    for name in _USAGE_FIELDS:
+        value = getattr(usage, name, None)
+        if isinstance(value, int):
+            tally[name] = (tally[name] or 0) + value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from ..model import ApplicationIR
+from ..usage import Usage
 
 
 class GenerationError(Exception):
@@ -19,3 +20,11 @@ class Generator(Protocol):
     model: str | None
 
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR: ...
+
+
+@runtime_checkable
+class ReportsUsage(Protocol):
+    """A generator that can also say what a generation used (tokens; the cache adds the
+    duration and the dollars). IRCache calls this instead of `generate` when it exists."""
+
+    async def generate_with_usage(self, spec_markdown: str, spec_name: str) -> tuple[ApplicationIR, Usage]: ...
