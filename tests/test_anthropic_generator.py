@@ -18,6 +18,7 @@ from ircache_tui.ir.envelope import decode_entry
 from ircache_tui.ir.generators import GenerationError
 from ircache_tui.ir.generators.anthropic import SYSTEM_PROMPT, AnthropicGenerator, ir_json_schema
 from ircache_tui.ir.model import ApplicationIR
+from tests.support import entry_keys
 from tests.support.generators import SPEC
 from tests.support.messages_api import (
     MessagesAPI,
@@ -481,4 +482,4 @@ async def test_successful_generation_is_cached_with_generator_and_model(api, red
     assert entry.generator.model == MODEL
     assert entry.spec_name == "shop"
     assert entry.application_ir == ApplicationIR.model_validate(IR)
-    assert [k.decode() for k in sync_redis.keys("*")] == [redis_key]  # and no lock left behind
+    assert [k.decode() for k in entry_keys(sync_redis)] == [redis_key]  # and no lock left behind

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ircache_tui import cache_key
+from tests.support import entry_keys
 from tests.support.cli import run_cli, cli_env
 from tests.support.redis_server import free_port
 
@@ -79,18 +80,18 @@ def test_warm(env, specs, sync_redis):
     out = run_cli("warm", "--json", env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["warmed"] == 1
-    assert sync_redis.dbsize() == 1
+    assert len(entry_keys(sync_redis)) == 1
     out = run_cli("warm", str(specs), "--json", env=env)
     data = json.loads(out.stdout)
     assert data["specs"] == 2 and data["specs_by_tier"] == {"redis": 1, "filesystem": 0, "generator": 1}
-    assert data["already_in_redis"] == 1 and sync_redis.dbsize() == 2
+    assert data["already_in_redis"] == 1 and len(entry_keys(sync_redis)) == 2
 
 
 def test_flush_refuses_without_yes_when_not_a_terminal(env, specs, sync_redis):
     run_cli("get", str(specs / "petstore-spec.md"), env=env)
     out = run_cli("flush", env=env)
     assert out.returncode == 2 and "--yes" in out.stderr
-    assert sync_redis.dbsize() == 1
+    assert len(entry_keys(sync_redis)) == 1
 
 
 def test_flush_exact_and_tiers(env, specs, sync_redis, cache_dir):
@@ -122,20 +123,22 @@ def test_prune(env, specs, sync_redis, cache_dir):
     assert dry.returncode == 0
     assert f"stale in Redis: {old_key}" in dry.stdout
     assert f"not under {specs} (kept) in Redis: ecommerce-api-spec-human_" in dry.stdout
-    assert sync_redis.dbsize() == 3
+    assert len(entry_keys(sync_redis)) == 3
     refused = run_cli("prune", str(specs), env=env)
-    assert refused.returncode == 2 and sync_redis.dbsize() == 3
+    assert refused.returncode == 2 and len(entry_keys(sync_redis)) == 3
     # by default only the stale entry goes: the deleted spec's entries could be anyone's
     out = run_cli("prune", str(specs), "--yes", "--json", env=env)
     data = json.loads(out.stdout)
     assert data["removed"] == {"redis": 1, "filesystem": 1} and data["orphans"] == "kept"
     assert data["found"]["redis"]["stale"] == [old_key]
-    assert sync_redis.dbsize() == 2
+    assert len(entry_keys(sync_redis)) == 2
     out = run_cli("prune", str(specs), "--orphans", "--yes", "--json", env=env)
     data = json.loads(out.stdout)
     assert data["removed"] == {"redis": 1, "filesystem": 1} and data["orphans"] == "removed"
-    left = [k.decode() for k in sync_redis.keys("*")]
+    left = [k.decode() for k in entry_keys(sync_redis)]
     assert left == [f"ir_cache:{cache_key(spec.read_text(), str(spec))}"]
+    # the pruned entries' hit counts went with them; the totals stay
+    assert {k.decode() for k in sync_redis.keys("*:hits")} <= {"ir_cache:stats:hits", f"{left[0]}:hits"}
     assert [p.stem for p in cache_dir.glob("*.json")] == [left[0].split(":", 1)[1]]
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..fmt import plural, shown_name
 from ..ir.envelope import CorruptEntry
+from ..ir.usage import usage_from_head
 from .errors import FlushIncomplete, ReadOnlyError
 from .keys import InvalidSpecName, parse_cache_key, validate_spec_name
 
@@ -47,6 +48,7 @@ log = logging.getLogger("ircache")
 QUARANTINE = ".quarantine"
 _TMP_SUFFIX = ".tmp"
 _STALE_TMP_SECONDS = 60.0  # a writer never holds a temp file this long
+_USAGE_HEAD = 4096  # usage sits before the IR, after a spec path of at most a few hundred bytes
 
 
 class NotARegularFile(OSError, CorruptEntry):
@@ -236,6 +238,37 @@ class FilesystemTier:
             "file_count": len(entries),
             "total_size_bytes": sum(e.size for e in entries),
         }
+
+    async def usage_totals(self) -> dict[str, Any]:
+        """Tokens and dollars of every entry's generation, from the first bytes of each file
+        (usage is written before the IR); entries of unknown usage are counted apart."""
+        return await asyncio.to_thread(self._usage_totals)
+
+    def _usage_totals(self) -> dict[str, Any]:
+        totals: dict[str, Any] = {"entries": 0, "entries_with_usage": 0, "input_tokens": 0, "output_tokens": 0,
+                                  "cost_usd": 0.0, "seconds": 0.0}
+        for entry in _scan_entries(self.directory, quarantined=False):
+            totals["entries"] += 1
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                usage = usage_from_head(os.read(fd, _USAGE_HEAD)) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+            except OSError:
+                usage = None
+            finally:
+                os.close(fd)
+            if usage is None:
+                continue
+            totals["entries_with_usage"] += 1
+            totals["input_tokens"] += usage.input_tokens or 0
+            totals["output_tokens"] += usage.output_tokens or 0
+            totals["cost_usd"] += usage.cost_usd or 0.0
+            totals["seconds"] += usage.duration_s or 0.0
+        totals["cost_usd"] = round(totals["cost_usd"], 6)
+        totals["seconds"] = round(totals["seconds"], 3)
+        return totals
 
     async def clear(self, spec_name: str | None = None) -> int:
         """Delete every entry file, or exactly one spec's; returns how many."""

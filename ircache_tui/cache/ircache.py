@@ -57,6 +57,7 @@ from .errors import (
 )
 from .events import CacheEvent, EventBus
 from .fs_tier import FileEntry, FilesystemTier
+from .hits import FLUSH_INTERVAL, HitCounter
 from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
 from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .machine_lock import MachineLock, whoami
@@ -118,8 +119,11 @@ class IRCache:
         decoded_memo: int = 128,
         read_only: bool | None = None,
         max_connections: int | None = None,
+        count_hits: bool = True,
+        hit_flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
-        """`max_connections`: bound the Redis connections (a dashboard uses 4); default unbounded."""
+        """`max_connections`: bound the Redis connections (a dashboard uses 4); default unbounded.
+        `count_hits`: share hit counts through Redis (hits.py), every `hit_flush_interval` seconds."""
         base = settings or Settings.from_env()
         changes: dict[str, Any] = {
             k: v
@@ -144,6 +148,10 @@ class IRCache:
         self._lock_ttl_ms = lock_ttl_ms
         self._lock_poll = lock_poll_interval
         self._inflight: dict[tuple[str, bool], asyncio.Task[Lookup]] = {}
+        self._count_hits = count_hits
+        self._hit_flush_interval = hit_flush_interval
+        #: this process's hit counts, shared through Redis (None: read-only, caching off, or not asked)
+        self.hits: HitCounter | None = None
         #: a Redis write refused by the ACL raises instead of degrading to the filesystem
         #: (for operations whose point is to fill Redis, like `warm`)
         self.strict_redis_writes = False
@@ -200,6 +208,10 @@ class IRCache:
         if not self.read_only:
             with contextlib.suppress(OSError):
                 await self.fs.cleanup_temp_files()
+        if self._count_hits and not self.read_only and self.enabled:
+            self.hits = HitCounter(self.redis, interval=self._hit_flush_interval)
+            self.events.subscribe(self._count)
+            self.hits.start()
         log.info("IR cache ready: Redis %s, filesystem %s, TTL %ss, generator %s%s",
                  self.redis.display_url, self.fs.directory, self.ttl, generator_label(self.generator),
                  ", read-only" if self.read_only else "")
@@ -212,6 +224,8 @@ class IRCache:
         for task in inflight:
             task.cancel()
         await asyncio.gather(*inflight, return_exceptions=True)
+        if self.hits is not None:
+            await self.hits.stop()  # the last batch, while Redis is still open
         if self.redis is not None:
             await self.redis.aclose()
         aclose = getattr(self.generator, "aclose", None)
@@ -226,6 +240,15 @@ class IRCache:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def _count(self, event: CacheEvent) -> None:
+        """Every lookup, into the hit counter (an event subscriber: memory only)."""
+        if self.hits is None:
+            return
+        if event.kind == "hit":
+            self.hits.record(event.tier, event.cache_key, event.usage)
+        elif event.kind == "generated":  # a miss that generated (a failed one answered nothing)
+            self.hits.record("generator", event.cache_key, None)
 
     # -- the entry point -------------------------------------------------------
     async def get_application_ir(
@@ -556,6 +579,7 @@ class IRCache:
         try:
             if redis:
                 result["redis"] = await self._tier().clear_ir_cache(spec_name, on_progress=on_progress)
+                await self._drop_hits(spec_name)
             if filesystem:
                 result["filesystem"] = await self.fs.clear(spec_name)
         except FlushIncomplete as exc:
@@ -567,6 +591,48 @@ class IRCache:
                 self.events.emit(CacheEvent("flushed", spec_name or "", "", "+".join(result), str(result)))
         self.decoded.clear()  # not needed for correctness (bytes are compared), only to free memory
         return result
+
+    async def _drop_hits(self, spec_name: str | None) -> None:
+        """Flushed entries take their hit counts with them (the totals stay: they are history)."""
+        if self.hits is not None:
+            self.hits.forget(spec_name)
+        with contextlib.suppress(*_REDIS_ERRORS):
+            await self.redis.clear_hits(spec_name)
+
+    async def hit_totals(self) -> dict[str, Any]:
+        """Hits by tier across every process, since when, and what they saved (this process's
+        pending batch included): `{"redis", "filesystem", "generator", "since", "saved_usd",
+        "saved_seconds"}`. Raises RedisUnavailable."""
+        stored = await self._tier().hit_totals()
+        pending = self.hits.pending if self.hits is not None else None
+        totals: dict[str, Any] = {
+            tier: int(stored.get(tier, 0)) + (pending.totals[tier] if pending else 0)
+            for tier in ("redis", "filesystem", "generator")
+        }
+        totals["since"] = stored.get("since")
+        totals["saved_usd"] = round(float(stored.get("saved_usd", 0)) + (pending.saved_usd if pending else 0), 6)
+        totals["saved_seconds"] = round(float(stored.get("saved_seconds", 0))
+                                        + (pending.saved_seconds if pending else 0), 3)
+        return totals
+
+    async def hit_counts(self, cache_keys: list[str]) -> list[dict[str, Any]]:
+        """Per key: `{"redis", "filesystem", "last"}` (last: epoch seconds or None), across
+        processes, this one's pending batch included. Raises RedisUnavailable."""
+        stored = await self._tier().hit_counts(cache_keys)
+        pending = self.hits.pending if self.hits is not None else None
+        out = []
+        for key, (r, f, last) in zip(cache_keys, stored):
+            mine = pending.per_entry.get(key) if pending else None
+            if mine:
+                r, f = r + mine["redis"], f + mine["filesystem"]
+                last = max(last or 0.0, pending.last.get(key, 0.0)) or None
+            out.append({"redis": r, "filesystem": f, "last": last})
+        return out
+
+    async def generation_totals(self) -> dict[str, Any]:
+        """What the entries on disk (the tier that keeps every generation) cost to produce:
+        `{"entries", "entries_with_usage", "input_tokens", "output_tokens", "cost_usd", "seconds"}`."""
+        return await self.fs.usage_totals()
 
     async def get_cache_info(self) -> CacheInfo:
         """`{"redis": {...}, "filesystem": {...}}` as in the seed, plus whether Redis answered."""
@@ -763,6 +829,7 @@ class IRCache:
             try:
                 for start in range(0, len(rkeys), _UNLINK_BATCH):
                     removed_redis += await self._tier().unlink_many(rkeys[start : start + _UNLINK_BATCH])
+                    await self.redis.unlink_hits(redis_keys[start : start + _UNLINK_BATCH])
             except _REDIS_ERRORS as exc:
                 raise FlushIncomplete({"redis": removed_redis}, f"Redis delete stopped: {exc}") from None
             try:

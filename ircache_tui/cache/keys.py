@@ -160,6 +160,19 @@ class KeySpace:
         # Ends in ':lock', so it never parses as an IR key and no flush touches it.
         return f"{self.redis_key(key)}:lock"
 
+    def hits_key(self, key: str) -> str:
+        """An entry's hit counts (cache/hits.py); ends in ':hits', so never an IR key."""
+        return f"{self.redis_key(key)}:hits"
+
+    @property
+    def stats_key(self) -> str:
+        """The cache's hit totals and savings: `{prefix}:stats:hits` (no `_{hash8}` end: never an IR key)."""
+        return f"{self._head}stats:hits"
+
+    def hits_pattern(self, spec_name: str | None = None) -> str:
+        """SCAN MATCH for the per-entry hit keys of every entry, or of one spec's."""
+        return self.match_pattern(spec_name) + ":hits"
+
     def cache_key_of(self, redis_key: str | bytes) -> ParsedKey | None:
         """The parsed cache key of a Redis key, or None if it is not one of ours."""
         if isinstance(redis_key, bytes):

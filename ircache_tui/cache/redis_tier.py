@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -37,6 +37,9 @@ from . import scan, scripts
 from .errors import FlushIncomplete, ReadOnlyError, RedisCommandError, RedisPermissionError, RedisUnavailable
 from .health import RedisHealth
 from .keys import KeySpace, ParsedKey
+
+if TYPE_CHECKING:
+    from .hits import HitBatch
 from .handshake import connection_class_for
 from .urls import mask_url
 
@@ -300,9 +303,18 @@ class RedisTier:
         return [bool(x) for x in await self._run(op)]
 
     async def delete(self, cache_key: str) -> bool:
+        """UNLINK one entry (and its hit counts); True when the entry was there."""
         self._writable(f"UNLINK {cache_key}")
-        rkey = self.keys.redis_key(cache_key)
-        return bool(await self._run(lambda: self.client.unlink(rkey)))
+        rkey, hkey = self.keys.redis_key(cache_key), self.keys.hits_key(cache_key)
+
+        async def op() -> bool:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.unlink(rkey)
+            pipe.unlink(hkey)
+            gone, _ = await pipe.execute()
+            return bool(gone)
+
+        return await self._run(op)
 
     async def ttl_of(self, cache_key: str) -> int:
         """Seconds left (-1 no expiry, -2 missing)."""
@@ -557,6 +569,76 @@ class RedisTier:
                 log.warning("Cannot %s a generation lock: %s (until then a lock lasts its full TTL)", what, exc)
             raise
 
+    # -- hit counts (cache/hits.py) ------------------------------------------
+    async def add_hits(self, batch: "HitBatch", since: str) -> None:
+        """Add one process's batch of hit counts in one pipeline (no transaction: counts only add)."""
+        self._writable("HINCRBY (hit counts)")
+        stats = self.keys.stats_key
+
+        async def op() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hsetnx(stats, "since", since)
+            for tier, n in batch.totals.items():
+                pipe.hincrby(stats, tier, n)
+            if batch.saved_usd:
+                pipe.hincrbyfloat(stats, "saved_usd", batch.saved_usd)
+            if batch.saved_seconds:
+                pipe.hincrbyfloat(stats, "saved_seconds", batch.saved_seconds)
+            for key, counts in batch.per_entry.items():
+                hkey = self.keys.hits_key(key)
+                for tier, n in counts.items():
+                    pipe.hincrby(hkey, tier, n)
+                pipe.hset(hkey, "last", f"{batch.last[key]:.3f}")
+                if self.ttl > 0:
+                    pipe.expire(hkey, self.ttl)
+            await pipe.execute()
+
+        await self._run(op, sent="hincrby")
+
+    async def hit_totals(self) -> dict[str, str]:
+        """The shared totals hash, as stored (decoded); {} when nothing was counted yet."""
+        raw = await self._run(lambda: self.client.hgetall(self.keys.stats_key), sent="hgetall")
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def hit_counts(self, cache_keys: list[str]) -> list[tuple[int, int, float | None]]:
+        """(redis hits, filesystem hits, last hit epoch) per key, in one round trip."""
+        if not cache_keys:
+            return []
+
+        async def op() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for key in cache_keys:
+                pipe.hmget(self.keys.hits_key(key), "redis", "filesystem", "last")
+            return await pipe.execute()
+
+        rows = await self._run(op, sent="hmget")
+        return [(int(r or 0), int(f or 0), float(last) if last else None) for r, f, last in rows]
+
+    async def unlink_hits(self, cache_keys: list[str]) -> None:
+        """UNLINK the hit counts of these entries (deleted with them)."""
+        self._writable("UNLINK (hit counts)")
+        if cache_keys:
+            hkeys = [self.keys.hits_key(k) for k in cache_keys]
+            await self._run(lambda: self.client.unlink(*hkeys))
+
+    async def clear_hits(self, spec_name: str | None = None) -> int:
+        """UNLINK the per-entry hit keys (of one spec): they go with their entries. How many."""
+        self._writable("UNLINK (hit counts)")
+        match = self.keys.hits_pattern(spec_name)
+
+        def ours(key: bytes) -> bool:  # `{IR key}:hits`, exactly (MATCH is a glob, not a parser)
+            return key.endswith(b":hits") and self.keys.belongs(key[: -len(b":hits")], spec_name)
+
+        async def op() -> int:
+            deleted = 0
+            async for page in _scan_pages(self.client, match):
+                mine = [k for k in page if ours(k)]
+                if mine:
+                    deleted += await self.client.unlink(*mine)
+            return deleted
+
+        return await self._run(op)
+
     async def lock_held(self, cache_key: str) -> bool:
         lkey = self.keys.lock_key(cache_key)
         return bool(await self._run(lambda: self.client.exists(lkey)))
@@ -619,3 +701,12 @@ def _covers(flags: str) -> bool:
     if "A" in flags:
         return True
     return all(c in flags for c in "g$x")
+
+
+async def _scan_pages(client: aioredis.Redis, match: str, count: int = 1000) -> AsyncIterator[list[bytes]]:
+    cursor = 0
+    while True:
+        cursor, keys = await client.scan(cursor, match=match, count=count)
+        yield keys
+        if cursor == 0:
+            return

@@ -44,9 +44,10 @@ class StoredEntry(BaseModel):
     spec_path: str
     generated_at: datetime
     generator: GeneratorInfo
-    application_ir: ApplicationIR
-    #: tokens, seconds and dollars of the generation; None in entries written before it was recorded
+    #: tokens, seconds and dollars of the generation; None in entries written before it was recorded.
+    #: Before application_ir, so the first KiB of an entry (what listings read) holds it.
     usage: Usage | None = None
+    application_ir: ApplicationIR
 
     @classmethod
     def create(

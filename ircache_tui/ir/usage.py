@@ -11,7 +11,10 @@ never a guess shown as fact.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import json
+import re
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class Usage(BaseModel):
@@ -36,3 +39,16 @@ class Usage(BaseModel):
 
 #: what `get --json` shows for an entry written before usage was recorded
 UNKNOWN = Usage()
+
+_IN_HEAD = re.compile(rb'"usage"\s*:\s*(\{[^{}]*\})')
+
+
+def usage_from_head(head: bytes) -> Usage | None:
+    """The usage of an entry from its first bytes (it is written before the IR), or None."""
+    m = _IN_HEAD.search(head)
+    if m is None:
+        return None
+    try:
+        return Usage.model_validate(json.loads(m.group(1)))
+    except (ValueError, ValidationError):
+        return None

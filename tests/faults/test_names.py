@@ -17,6 +17,7 @@ import pytest
 from ircache_tui.cache.keys import spec_hash
 from ircache_tui.fmt import INVISIBLE
 
+from tests.support import entry_keys
 from .conftest import cli_env, one_line, run
 
 SPEC = "# {name}\n\n## Entities\n- Thing: name (str)\n"
@@ -65,7 +66,7 @@ def test_warm_skips_each_bad_name_with_one_warning_and_caches_the_rest(secured_u
     assert_warned_once_each(proc.stderr)
     result = json.loads(proc.stdout)
     assert result["specs"] == len(GOOD) and result["failures"] == []
-    in_redis = {k.decode()[len("ir_cache:"):] for k in admin.scan_iter("ir_cache:*")}
+    in_redis = {k.decode()[len("ir_cache:"):] for k in entry_keys(admin, "ir_cache:*")}
     assert in_redis == good_keys(d)
     assert {p.stem for p in cache.glob("*.json")} == good_keys(d)
 

@@ -1,0 +1,163 @@
+"""Hits counted across processes: batched into Redis without a round trip on the hit path,
+summed over processes, kept across restarts, dropped with their entries, never written by a
+read-only session, and never taken for IR keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ircache_tui.cache.ircache import IRCache
+from ircache_tui.cache.keys import cache_key
+from tests.support.generators import SPEC, CountingGenerator
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = cache_key(SPEC, "shop.md")
+
+
+async def test_hits_are_batched_not_sent_per_lookup(redis_url, sync_redis, cache_dir):
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator(),
+                       hit_flush_interval=3600) as cache:
+        await cache.lookup(SPEC, "shop.md")
+        sync_redis.config_resetstat()
+        for _ in range(50):
+            assert (await cache.lookup(SPEC, "shop.md")).tier == "redis"
+        stats = sync_redis.info("commandstats")
+        assert not [c for c in stats if c.startswith("cmdstat_hincrby")], stats  # nothing sent yet
+        assert stats["cmdstat_get"]["calls"] == 50  # one GET a hit: no extra round trip
+        totals = await cache.hit_totals()  # the pending batch is counted too
+        assert (totals["redis"], totals["generator"]) == (50, 1)
+    stored = {k.decode(): v.decode() for k, v in sync_redis.hgetall("ir_cache:stats:hits").items()}
+    assert stored["redis"] == "50" and stored["generator"] == "1" and stored["since"]
+    per_entry = sync_redis.hgetall(f"ir_cache:{KEY}:hits")
+    assert per_entry[b"redis"] == b"50" and float(per_entry[b"last"]) > time.time() - 60
+    assert 0 < sync_redis.ttl(f"ir_cache:{KEY}:hits") <= 604800
+
+
+async def test_counts_are_not_ir_keys_and_go_with_their_entries(redis_url, sync_redis, cache_dir):
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator(),
+                       hit_flush_interval=3600) as cache:
+        await cache.lookup(SPEC, "shop.md")
+        await cache.lookup(SPEC, "shop.md")
+        await cache.lookup("# Other\n", "other.md")
+        await cache.lookup("# Other\n", "other.md")
+        await cache.hits.flush()
+        assert await cache.count_keys() == 2  # the stats and hit keys are not entries
+        assert sync_redis.exists(f"ir_cache:{KEY}:hits")
+        assert await cache.clear_cache(redis=True, filesystem=False, spec_name="shop") == {"redis": 1}
+        assert not sync_redis.exists(f"ir_cache:{KEY}:hits")  # flushing a spec drops its counts
+        other = cache_key("# Other\n", "other.md")
+        assert sync_redis.exists(f"ir_cache:{other}:hits")
+        assert (await cache.hit_totals())["redis"] == 2  # the totals are history: they stay
+    assert {k.decode() for k in sync_redis.keys("*")} == {"ir_cache:stats:hits", f"ir_cache:{other}", f"ir_cache:{other}:hits"}
+
+
+async def test_saved_dollars_and_seconds_add_each_hit_entrys_cost(redis_url, sync_redis, cache_dir):
+    from ircache_tui.ir.usage import Usage
+
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator(),
+                       hit_flush_interval=3600) as cache:
+        first = await cache.lookup(SPEC, "shop.md")
+        entry = first.entry.model_copy(update={"usage": Usage(input_tokens=1000, output_tokens=4000,
+                                                              duration_s=40.0, cost_usd=0.063)})
+        sync_redis.set(f"ir_cache:{KEY}", entry.to_json_bytes())  # as if an LLM had made it
+        for _ in range(3):
+            await cache.lookup(SPEC, "shop.md")
+        totals = await cache.hit_totals()
+    assert totals["saved_usd"] == 0.189 and totals["saved_seconds"] == 120.0
+
+
+WORKER = """
+import asyncio, sys
+from ircache_tui.cache.ircache import IRCache
+from tests.support.generators import SPEC, CountingGenerator
+
+async def main(url, cache_dir, n, interval):
+    async with IRCache(redis_url=url, cache_dir=cache_dir, generator=CountingGenerator(),
+                       hit_flush_interval=float(interval)) as cache:
+        for i in range(int(n)):
+            await cache.lookup(SPEC, "shop.md")
+            if i == 9:
+                print("flushed-after-10", flush=True)
+                await cache.hits.flush()
+        print("done", flush=True)
+        await asyncio.sleep(3600)  # holds here until killed (or returns when the pipe closes)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def worker(url: str, cache_dir: Path, n: int, interval: float = 3600) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", WORKER, url, str(cache_dir), str(n), str(interval)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_sum_and_a_sigkill_loses_only_the_last_batch(redis_url, sync_redis, tmp_path):
+    cache_dir = tmp_path / "cache"
+    a, b = worker(redis_url, cache_dir, 25), worker(redis_url, cache_dir, 40)
+    try:
+        for proc in (a, b):
+            assert proc.stdout.readline() == "flushed-after-10\n", proc.stderr.read()
+            assert proc.stdout.readline() == "done\n"
+        a.send_signal(signal.SIGKILL)  # its last 15 lookups were never flushed
+        b.send_signal(signal.SIGTERM)  # neither were b's 30: a kill -TERM of a library process is a kill too
+        a.wait(10)
+        b.wait(10)
+    finally:
+        for proc in (a, b):
+            if proc.poll() is None:
+                proc.kill()
+    stored = {k.decode(): v.decode() for k, v in sync_redis.hgetall("ir_cache:stats:hits").items()}
+    # each process flushed its first 10 lookups (one of them generated, in whichever came first)
+    hits = int(stored.get("redis", 0)) + int(stored.get("filesystem", 0)) + int(stored.get("generator", 0))
+    assert hits == 20, stored
+
+
+async def test_two_closed_processes_sum_exactly(redis_url, sync_redis, tmp_path):
+    cache_dir = tmp_path / "cache"
+    for n in (7, 12):
+        async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
+            for _ in range(n):
+                await cache.lookup(SPEC, "shop.md")
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
+        totals = await cache.hit_totals()
+        (counts,) = await cache.hit_counts([KEY])
+    assert (totals["generator"], totals["redis"], totals["filesystem"]) == (1, 18, 0)
+    assert (counts["redis"], counts["filesystem"]) == (18, 0)
+
+
+async def test_a_read_only_session_writes_no_counts(redis_url, sync_redis, cache_dir):
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
+        await cache.lookup(SPEC, "shop.md")
+    before = {k: sync_redis.dump(k) for k in sync_redis.keys("*")}
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, read_only=True) as cache:
+        for _ in range(5):
+            assert (await cache.lookup(SPEC, "shop.md")).tier == "redis"
+        assert cache.hits is None
+    assert {k: sync_redis.dump(k) for k in sync_redis.keys("*")} == before
+
+
+async def test_counts_wait_in_memory_while_redis_is_down(cache_dir):
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer().start()
+    try:
+        async with IRCache(redis_url=server.url, cache_dir=cache_dir, generator=CountingGenerator(),
+                           hit_flush_interval=3600) as cache:
+            await cache.lookup(SPEC, "shop.md")
+            server.stop()
+            for _ in range(4):
+                assert (await cache.lookup(SPEC, "shop.md")).tier == "filesystem"
+            assert await cache.hits.flush() is False  # kept for the next try
+            server.start()
+            await cache.probe()
+            assert await cache.hits.flush() is True
+            totals = await cache.hit_totals()
+        assert (totals["generator"], totals["filesystem"]) == (1, 4)
+    finally:
+        server.stop()
