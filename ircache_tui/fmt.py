@@ -52,6 +52,15 @@ def plural(n: int, word: str, plural_word: str | None = None) -> str:
     return f"{human_count(n)} {noun}"
 
 
+def human_usd(usd: float | None) -> str:
+    """Dollars for people: `$0.0396` under a dollar (4 significant places), `$12.40`, `$1,234.00`."""
+    if usd is None:
+        return "n/a"
+    if abs(usd) < 1:
+        return f"${usd:.4f}"
+    return f"${usd:,.2f}"
+
+
 def human_bytes(n: int | None) -> str:
     if n is None:
         return "n/a"  # unknown: the server refused MEMORY USAGE, or the key went meanwhile

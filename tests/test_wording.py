@@ -271,10 +271,15 @@ def test_get_pluralises_the_summary(env, tmp_path, specs):
     assert data["summary"] == {"entities": 1, "endpoints": 1, "flows": 1, "rules": 1}
     out = run_cli("get", str(tiny), env=env)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [
+    lines = out.stdout.splitlines()
+    assert lines[:2] == [
         f"{cache_key(ONE_OF_EACH, str(tiny))}: from redis",
         "  Tiny API: 1 entity, 1 endpoint, 1 flow, 1 rule",
     ]
+    # what it cost to make, and how often it was served (this lookup included)
+    assert lines[2].startswith("  made without an LLM in ") and lines[2].endswith(
+        " s (no tokens, no cost); hit 1 time (1 Redis, 0 filesystem)"), lines
+    assert len(lines) == 3
     out = run_cli("get", str(specs / "petstore-spec.md"), env=env)
     assert out.stdout.splitlines()[1] == "  Petstore API: 3 entities, 5 endpoints, 1 flow, 3 rules"
 

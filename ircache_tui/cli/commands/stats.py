@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
+from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
-from ...fmt import human_bytes, human_count, plural
+from ...fmt import human_bytes, human_count, human_ttl, human_usd, plural
 from ...settings import Settings
 from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json
 
@@ -66,10 +68,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with IRCache(settings=settings) as cache:
-        info = await cache.get_cache_info()
+        info: dict[str, Any] = dict(await cache.get_cache_info())
         redis_url = cache.display_url
+        generation = await cache.generation_totals()
+        try:
+            totals = await cache.hit_totals()
+        except IRCacheError:
+            totals = None  # Redis down: the counts live there
     info["redis"]["url"] = redis_url
     info["ttl"] = settings.ttl
+    info["generation"] = {k: generation[k] for k in ("entries_with_usage", "input_tokens", "output_tokens", "cost_usd")}
+    info["hits"] = {k: totals[k] for k in ("redis", "filesystem", "generator", "since")} if totals else None
+    info["saved"] = {"usd": totals["saved_usd"], "seconds": totals["saved_seconds"]} if totals else None
     if args.json:
         print_json(info)
     else:
@@ -86,6 +96,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  files     {human_count(f['file_count'])}")
         print(f"  size      {human_bytes(f['total_size_bytes'])}")
         print(f"TTL         {settings.ttl}s" + (" (caching off)" if settings.ttl == 0 else ""))
+        g = generation
+        print(f"Generation  {plural(g['entries_with_usage'], 'entry', 'entries')} with usage of "
+              f"{human_count(g['entries'])}: {human_count(g['input_tokens'])} in / "
+              f"{human_count(g['output_tokens'])} out tokens, {human_usd(g['cost_usd'])}")
+        if totals:
+            since = f" since {totals['since']}" if totals["since"] else ""
+            print(f"Hits        {human_count(totals['redis'])} Redis, {human_count(totals['filesystem'])} filesystem, "
+                  f"{human_count(totals['generator'])} generated{since}")
+            print(f"Saved       {human_usd(totals['saved_usd'])} and {human_ttl(int(totals['saved_seconds']))} "
+                  f"of generation")
     if not info["redis"]["reachable"]:
         eprint(f"ircache-tui stats: {info['redis']['error']}")  # the one line that says why
         return EXIT_FAILED
