@@ -57,7 +57,7 @@ from .common import (
     watch_stop_signals,
 )
 
-SUBCOMMANDS = ("dashboard", "stats", "get", "warm", "flush", "prune", "watch")
+SUBCOMMANDS = tuple(commands.REGISTRY)  # every registered command is a word `ircache-tui WORD` knows
 
 # Commands that end every run with Redis unavailable by saying so in their own error line
 # (and exit 1): the health tracker's "Redis unavailable" WARNING would be that news twice.

@@ -59,7 +59,7 @@ log = logging.getLogger("ircache")
 DESTRUCTIVE = {"flush_spec", "flush_all", "regenerate", "warm", "prune"}
 TABS = ("tab-keys", "tab-files", "tab-specs")
 # App keys that act on the dashboard's panes: off while another screen is on top of it
-ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush"}
+ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff"}
 NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
 TOTALS_DELAY = 1.0  # a burst of changes refreshes the totals once, this long after
 
@@ -80,6 +80,7 @@ class IRCacheApp(App[None]):
         Binding("r", "regenerate", "Regenerate", tooltip="Regenerate the selected spec (force_refresh)"),
         Binding("w", "warm", "Warm", tooltip="Copy every filesystem entry Redis lacks into Redis"),
         Binding("P", "prune", "Prune", show=False, tooltip="Delete stale entries of the watched specs (asks first)"),
+        Binding("D", "diff", "Diff", tooltip="What the selected spec, key or file changed from its previous version"),
         Binding("1", "show_tab('tab-keys')", "Keys", show=False, tooltip="The Redis keys tab"),
         Binding("2", "show_tab('tab-files')", "Files", show=False, tooltip="The filesystem tab"),
         Binding("3", "show_tab('tab-specs')", "Specs", show=False, tooltip="The specs tab"),
@@ -507,6 +508,60 @@ class IRCacheApp(App[None]):
             if await asyncio.to_thread(candidate.is_file):
                 return candidate
         return None
+
+    # -- D: the structural diff of a picked entry or spec and its other version (screens/diff.py) --
+    def action_diff(self) -> None:
+        if len(self.screen_stack) > 1:
+            return  # another screen is on top of the dashboard
+        picked = self.picked()
+        if picked is None:
+            self.notify("Select a key, file or spec to diff", severity="warning")
+            return
+        current = next((s.cache_key for s in self.specs_pane.statuses.values()
+                        if s.spec_name == picked.spec_name and s.cache_key and s.state != "deleted"), None)
+        self.find_diff(picked, current)
+
+    @work(group="diff", exit_on_error=False)
+    async def find_diff(self, picked: PickedEntry, current: str | None) -> None:
+        """A picked older entry against the spec's current key; else the picked key (or spec)
+        against the most recent other entry of its spec (in time order when neither is current)."""
+        from ..ir.diff import diff_ir
+        from ..specs.history import older_entry, read_any_tier
+        from .screens.diff import DiffFound
+
+        name = picked.spec_name
+        if picked.tier != "spec" and current and current != picked.cache_key:
+            from_key, to_key = picked.cache_key, current
+        else:
+            to_key = picked.cache_key
+            try:
+                older = await older_entry(self.cache, name, to_key) if to_key else None
+            except (IRCacheError, OSError) as exc:  # the cache dir cannot be listed
+                self.post_message(DiffFound(name, note=f"Cannot diff {name}: {exc}"))
+                return
+            if older is None:
+                self.post_message(DiffFound(name, note=f"Nothing to compare {to_key or name} with: "
+                                                       f"no other entry of {name} in Redis or the filesystem"))
+                return
+            from_key = older[0]
+        before, after = await read_any_tier(self.cache, from_key), await read_any_tier(self.cache, to_key)
+        if before is None or after is None:
+            gone = from_key if before is None else to_key
+            self.post_message(DiffFound(name, note=f"Cannot diff {name}: {gone} is not in Redis or the filesystem"))
+            return
+        if (picked.tier != "spec" and current is None
+                and before[0].generated_at.timestamp() > after[0].generated_at.timestamp()):
+            (from_key, before), (to_key, after) = (to_key, after), (from_key, before)
+        diff = diff_ir(before[0].application_ir, after[0].application_ir)
+        self.post_message(DiffFound(name, from_key, to_key, diff))
+
+    def on_diff_found(self, message) -> None:
+        from .screens.diff import DiffScreen
+
+        if message.diff is None:
+            self.notify(message.note, severity="warning")
+        elif len(self.screen_stack) == 1:
+            self.push_screen(DiffScreen(message.spec_name, message.from_key, message.to_key, message.diff))
 
     def action_prune(self) -> None:
         self.find_prunable()

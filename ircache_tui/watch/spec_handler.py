@@ -12,7 +12,9 @@ Each reads the spec (in a thread) and keys it, then:
 
 On a read-only cache `check` observes too (and says what it sees): nothing
 is warmed or generated. `entry_changed` handles a cache entry written or
-removed by someone else. A status is recorded only for the key of the
+removed by someone else. When a generation lands under a new key for a spec
+whose previous key had landed too (the spec was edited), one INFO line says
+what changed structurally: `petstore-spec: +1 entity, +2 endpoints, −1 rule`. A status is recorded only for the key of the
 spec's latest read (`apply`): a slow read or generation of an older text
 never overwrites a newer one. The tiers are asked through IRCache only.
 """
@@ -24,8 +26,11 @@ from pathlib import Path
 
 from ..cache.errors import IRCacheError
 from ..cache.ircache import IRCache
+from ..ir.diff import diff_ir
+from ..ir.model import ApplicationIR
 from ..ir.generators import GenerationError
 from ..specs.discovery import SpecFile
+from ..specs.history import read_any_tier
 from .log import log, show
 from .pending import PathQueue
 from .spec_reader import Gone, IsDirectory, SpecReader
@@ -59,6 +64,8 @@ class SpecHandler:
         self._threads = threads
         self._walk_into = walk_into
         self._said_caching_off = False
+        #: path → the key of its last IR known to be in a tier: what a regeneration replaces
+        self._landed: dict[Path, str] = {}
         #: until the initial walk is processed: "already in Redis" is not news
         self.initial_walk = True
 
@@ -70,6 +77,8 @@ class SpecHandler:
         after = self._board.set(path, cache_key=key, **changes)
         if after is not before:
             self._stale.mark_dirty()
+        if key and after.state in (SpecState.IN_REDIS, SpecState.FILESYSTEM_ONLY):
+            self._landed[path] = key
         return True
 
     # -- specs --------------------------------------------------------------------
@@ -163,6 +172,7 @@ class SpecHandler:
         if not self.apply(path, key, spec_name=spec.spec_name, state=SpecState.GENERATING, error=""):
             return
         log.info("spec %s: generating its IR (%s)", show(path), key)
+        previous = self._landed.get(path)
         try:
             found = await self._cache.lookup(spec.text, str(path))
         except GenerationError as exc:  # the cache has logged it
@@ -184,9 +194,22 @@ class SpecHandler:
             state = SpecState.FILESYSTEM_ONLY
         else:
             state = SpecState.MISSING
-        self.apply(path, key, state=state, error="")
+        landed = self.apply(path, key, state=state, error="")
         how = "generated and cached" if found.tier == "generator" else f"found in {found.tier}"
         log.info("spec %s: IR %s (%s, %s)", show(path), how, key, state.value)
+        if landed and previous is not None and previous != key:
+            await self._say_what_changed(spec.spec_name, previous, found.ir)
+
+    async def _say_what_changed(self, spec_name: str, previous: str, ir: ApplicationIR) -> None:
+        """One INFO line: what the new IR changed from the previous key's (if that is still readable)."""
+        try:
+            before = await read_any_tier(self._cache, previous)  # None: gone (flushed, expired, pruned)
+            summary = None if before is None else diff_ir(before[0].application_ir, ir).summary()
+        except Exception as exc:  # a summary is a nicety: it never stops the watcher
+            log.debug("no diff of %s against %s: %s", spec_name, previous, exc)
+            return
+        if summary is not None:
+            log.info("%s: %s", spec_name, summary)
 
     def _spec_gone(self, path: Path) -> None:
         self._generations.discard(path)

@@ -1,6 +1,6 @@
 """One module per subcommand: HELP, DESCRIPTION, add_arguments(parser), run(args, settings)."""
 
-from . import dashboard, flush, get, prune, stats, warm, watch
+from . import dashboard, diff, flush, get, prune, stats, warm, watch
 
 REGISTRY = {
     "dashboard": dashboard,
@@ -10,4 +10,5 @@ REGISTRY = {
     "flush": flush,
     "prune": prune,
     "watch": watch,
+    "diff": diff,
 }
