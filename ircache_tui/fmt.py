@@ -56,6 +56,8 @@ def human_usd(usd: float | None) -> str:
     """Dollars for people: `$0.0396` under a dollar (4 significant places), `$12.40`, `$1,234.00`."""
     if usd is None:
         return "n/a"
+    if usd == 0:
+        return "$0"
     if abs(usd) < 1:
         return f"${usd:.4f}"
     return f"${usd:,.2f}"

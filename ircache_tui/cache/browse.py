@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..ir.envelope import SCHEMA_VERSION
+from ..ir.usage import usage_from_head
 from .keys import HASH_LEN, ParsedKey, glob_escape, parse_cache_key, validate_spec_name
 from .redis_tier import RedisTier
 
@@ -47,6 +48,11 @@ class KeyRow:
     #: what is visibly wrong with the value from its first KiB ("wrong type", "corrupt", "old schema",
     #: "hash ≠ key"); None when it looks fine. Reading it serves it as a miss either way.
     problem: str | None = None
+    #: what its generation cost (None: unknown), from the usage in its first KiB
+    cost_usd: float | None = None
+    #: hits across processes as last flushed to Redis (cache/hits.py), and when the last was
+    hits: int | None = None
+    last_hit: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +206,10 @@ class KeyBrowser:
         heads = await self.redis.key_details_with_head([k.cache_key for k in keys], _HEAD_BYTES)
         now = time.monotonic()
         rows = []
-        for parsed, (ttl, memory, head) in zip(keys, heads):
+        for parsed, (ttl, memory, head, counts) in zip(keys, heads):
             generated_at = generator = None
+            usage = usage_from_head(head) if head else None
+            hits, last_hit = counts if counts is not None else (None, None)
             problem = _problem(parsed, head)
             if head:
                 if m := _GENERATED_AT.search(head):
@@ -211,7 +219,8 @@ class KeyBrowser:
                     model = m.group(2).decode(errors="replace") if m.group(2) else None
                     generator = f"{name} ({model})" if model else name
             rows.append(KeyRow(parsed.cache_key, parsed.spec_name, parsed.hash8[:HASH_LEN], ttl, memory,
-                               generated_at, generator, now, problem))
+                               generated_at, generator, now, problem,
+                               usage.cost_usd if usage else None, hits, last_hit))
         return rows
 
 

@@ -444,8 +444,9 @@ class RedisTier:
 
     async def key_details_with_head(
         self, cache_keys: list[str], head_bytes: int
-    ) -> list[tuple[int, int | None, bytes | None]]:
-        """(TTL, MEMORY USAGE, first `head_bytes` of the value) per key, one round trip.
+    ) -> list[tuple[int, int | None, bytes | None, tuple[int, float | None] | None]]:
+        """(TTL, MEMORY USAGE, first `head_bytes` of the value, (hits, last hit) or None) per key,
+        one round trip.
 
         A command the server refuses (an ACL without MEMORY, say) leaves its
         field unknown instead of failing the page. The head is None when the
@@ -461,12 +462,13 @@ class RedisTier:
                 pipe.ttl(rkey)
                 pipe.memory_usage(rkey, samples=0)
                 pipe.getrange(rkey, 0, head_bytes - 1)
+                pipe.hmget(self.keys.hits_key(key), "redis", "filesystem", "last")
             return await pipe.execute(raise_on_error=False)
 
         flat = await self._run(op)
         return [
-            (t if isinstance(t, int) else -2, m if isinstance(m, int) else None, _head(h))
-            for t, m, h in zip(flat[::3], flat[1::3], flat[2::3])
+            (t if isinstance(t, int) else -2, m if isinstance(m, int) else None, _head(h), _hits(c))
+            for t, m, h, c in zip(flat[::4], flat[1::4], flat[2::4], flat[3::4])
         ]
 
     # -- live changes --------------------------------------------------------
@@ -701,6 +703,14 @@ def _covers(flags: str) -> bool:
     if "A" in flags:
         return True
     return all(c in flags for c in "g$x")
+
+
+def _hits(counts: Any) -> tuple[int, float | None] | None:
+    """An HMGET of an entry's hit counts as (hits, last hit epoch); None when refused (an ACL)."""
+    if not isinstance(counts, list):
+        return None
+    redis_hits, fs_hits, last = counts
+    return int(redis_hits or 0) + int(fs_hits or 0), float(last) if last else None
 
 
 async def _scan_pages(client: aioredis.Redis, match: str, count: int = 1000) -> AsyncIterator[list[bytes]]:

@@ -256,7 +256,11 @@ class IRCacheApp(App[None]):
     @work(group="stats", exclusive=True, exit_on_error=False)
     async def load_stats(self, reschedule: bool = True) -> None:
         info = await self.cache.get_cache_info()
-        self.post_message(m.StatsLoaded(info))
+        try:
+            hits = await self.cache.hit_totals()
+        except IRCacheError:
+            hits = None  # Redis down (said by the stats), or the counts refused by an ACL
+        self.post_message(m.StatsLoaded(info, hits))
         if reschedule:
             self.post_message(m.StatsRoundDone())
 
@@ -267,6 +271,9 @@ class IRCacheApp(App[None]):
             self._mark_up()
             size = redis_info["total_size_bytes"]
             self._status(ir_keys=redis_info["total_keys"], ir_bytes=size, sizes_refused=size is None)
+            if message.hits is not None:
+                self._status(saved_usd=message.hits["saved_usd"],
+                             shared_hits=message.hits["redis"] + message.hits["filesystem"])
             self.keys_pane.set_total(redis_info["total_keys"])
         else:
             self.post_message(m.RedisDown(redis_info.get("error", "unreachable")))

@@ -55,6 +55,8 @@ class FlushStarted(Message):
 @dataclass
 class StatsLoaded(Message):
     info: CacheInfo
+    #: hit totals across processes and what they saved (IRCache.hit_totals); None when not readable
+    hits: dict | None = None
 
 
 @dataclass

@@ -25,7 +25,7 @@ from ...cache.browse import KeyBrowser, KeyRow, Page
 from ...cache.errors import IRCacheError
 from ...cache.keys import InvalidSpecName
 from ...cache.live import ChangeBatch
-from ...fmt import human_bytes, human_ttl, plural
+from ...fmt import human_bytes, human_count, human_ttl, human_usd, plural
 from ...specs.stale import is_stale
 from .. import messages as m
 from ..picked import PickedEntry
@@ -36,20 +36,29 @@ from .table_pane import TablePane
 
 # (key, label, width): fixed widths for values that change (TTL counts down) so columns don't jump
 COLUMNS = (("mark", " ", 1), ("spec", "Spec", None), ("hash8", "Hash", 8), ("state", "State", 10), ("ttl", "TTL", 7),
-           ("memory", "Memory", 9), ("generated", "Generated", 16), ("generator", "Generator", None))
+           ("memory", "Memory", 9), ("cost", "Cost", 8), ("hits", "Hits", 6), ("last_hit", "Last hit", 8),
+           ("generated", "Generated", 16), ("generator", "Generator", None))
 
 View = Literal["scan", "largest", "expiring"]
 VIEWS: tuple[View, ...] = ("scan", "largest", "expiring")
 # `s` cycles these; a header click sorts by its column
-SORTS = ("spec", "ttl", "memory", "generated")
+SORTS = ("spec", "ttl", "memory", "cost", "hits", "last_hit", "generated")
 _SORT_KEYS = {
     "spec": lambda r: (r.spec_name, r.hash8),
     "ttl": lambda r: (r.ttl if r.ttl >= 0 else float("inf"), r.spec_name),
     "memory": lambda r: (-(r.memory or 0), r.spec_name),
+    "cost": lambda r: (-(r.cost_usd or 0), r.spec_name),  # dearest first: what the cache saves most on
+    "hits": lambda r: (-(r.hits or 0), r.spec_name),
+    "last_hit": lambda r: (-(r.last_hit or 0), r.spec_name),  # most recently hit first
     "generated": lambda r: (r.generated_at or "", r.spec_name),
 }
 #: refresh at most this many changed keys row by row; a bigger burst reloads the page
 REFRESH_LIMIT = 200
+
+
+def _cost(usd: float | None) -> str:
+    """`$0.0396`; `—` when unknown (an entry cached before usage was recorded, or an unpriced model)."""
+    return "—" if usd is None else human_usd(usd)
 
 
 def _generated(value: str | None) -> str:
@@ -313,7 +322,16 @@ class KeysPane(TablePane):
     def _cells(self, row: KeyRow) -> tuple:
         mark = Text("●", style="bold magenta") if row.cache_key in self.marked else ""
         return (mark, row.spec_name, row.hash8, self._state(row), human_ttl(row.ttl), human_bytes(row.memory),
+                _cost(row.cost_usd), "?" if row.hits is None else human_count(row.hits), self._last_hit(row),
                 _generated(row.generated_at), row.generator or "?")
+
+    def _last_hit(self, row: KeyRow) -> str:
+        """How long ago, from the injected clock (snapshot tests freeze it)."""
+        if row.hits is None:
+            return "?"  # the counts could not be read (an ACL without HMGET)
+        if row.last_hit is None:
+            return "never"
+        return human_ttl(max(0, int(self.services.clock().timestamp() - row.last_hit)))
 
     def _upsert(self, row: KeyRow, now: float) -> None:
         self.put_row(row.cache_key, self._cells(row), row.cache_key in self.rows)

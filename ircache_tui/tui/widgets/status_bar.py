@@ -1,4 +1,5 @@
-"""The one-line status: where Redis is, whether it answers, what is cached, this session's hits."""
+"""The one-line status: where Redis is, whether it answers, what is cached, this session's hits,
+and what every process's hits have saved."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, replace
 from rich.text import Text
 from textual.widgets import Static
 
-from ...fmt import human_bytes, human_count, human_ttl
+from ...fmt import human_bytes, human_count, human_ttl, human_usd
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class Status:
     generator: str = ""
     hits: int = 0
     misses: int = 0
+    #: hits of every process that shares this Redis, and the generation dollars they saved
+    shared_hits: int | None = None
+    saved_usd: float | None = None
     live: str = ""
     read_only: bool = False
 
@@ -54,6 +58,8 @@ class StatusBar(Static):
         text.append(f" │ TTL {human_ttl(s.ttl) if s.ttl else 'off'}")
         text.append(f" │ gen {s.generator}")
         text.append(f" │ hits {s.hits} miss {s.misses}")
+        if s.shared_hits:  # nothing to say until some process has hit the cache
+            text.append(f" │ saved {human_usd(s.saved_usd)} over {human_count(s.shared_hits)} hits", "green")
         if s.live:
             text.append(f" │ live: {s.live}")
         if s.read_only:
