@@ -352,6 +352,33 @@ async def bench_hits(url: str, workdir: Path, iterations: int, warmup: int) -> t
     return rows, info
 
 
+async def bench_hit_counting(url: str, workdir: Path, iterations: int, warmup: int) -> list[Row]:
+    """A Redis hit with hits counted (cache/hits.py: memory only, flushed every 5 s) beside the same
+    hit with counting off, same Redis, same entry, interleaved."""
+    from ircache_tui.cache import IRCache
+    from ircache_tui.settings import Settings
+
+    text, path = generated_spec(), "shop-platform.md"
+    settings = Settings(redis_url=url, cache_dir=workdir / "fs-counting", generator="offline")
+    async with IRCache(settings=settings, hit_flush_interval=1.0) as on, \
+            IRCache(settings=settings, count_hits=False) as off:
+        await on.lookup(text, path)
+        assert (await off.lookup(text, path)).tier == "redis" and off.hits is None
+
+        async def counted() -> None:
+            await on.get_application_ir(text, path)
+
+        async def uncounted() -> None:
+            await off.get_application_ir(text, path)
+
+        a, b = await interleaved(counted, uncounted, iterations, warmup)
+        totals = await on.hit_totals()
+        assert totals["redis"] >= iterations, totals  # they were counted (and flushed meanwhile)
+    ratio = percentile(a, 0.5) / percentile(b, 0.5)
+    return [Row("Redis hit p50 with hit counting on (flushed every 1 s here)", percentile(a, 0.5),
+                percentile(b, 0.5), "ms", "≤ 1.05× counting off", ratio <= 1.05, "counting off")]
+
+
 # ---------------------------------------------------------------------------
 # Flush and stats
 # ---------------------------------------------------------------------------
@@ -646,6 +673,7 @@ async def run(args: argparse.Namespace, url: str, socket_path: str, workdir: Pat
         r, i = await bench_hits(url, workdir, args.iterations, args.warmup)
         rows += r
         info["hits"] = i
+        rows += await bench_hit_counting(url, workdir, args.iterations, args.warmup)
     if "flush" in args.only:
         info["flush_stats"] = []
         for others in (0, args.keys):  # the issue's 100k keys alone, then among as many others
