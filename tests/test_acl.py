@@ -521,3 +521,34 @@ def test_stats_without_memory_counts_keys_and_says_na(shared, make_user, tmp_pat
     assert f"IR keys   {FOREIGN_SPECS:,}\n" in as_text.stdout
     memory = [line for line in as_text.stdout.splitlines() if line.strip().startswith("memory")]
     assert len(memory) == 1 and "n/a" in memory[0], as_text.stdout
+
+
+# -- 6. hit counts (cache/hits.py) ------------------------------------------------------------------
+COUNT_RULES = ["+hincrby", "+hincrbyfloat", "+hsetnx", "+hset", "+hmget", "+hgetall", "+expire"]
+
+
+async def test_the_read_write_user_works_without_the_count_rules_and_says_so_once(shared, make_user, tmp_path,
+                                                                                 ircache_logs):
+    url = make_user(RW_RULES)
+    async with IRCache(url, tmp_path / "cache", generator=CountingGenerator(), hit_flush_interval=3600) as cache:
+        await cache.lookup(SPEC, "shop.md")
+        for _ in range(3):
+            assert (await cache.lookup(SPEC, "shop.md")).tier == "redis"
+        assert await cache.hits.flush() is True  # refused: dropped, not retried forever
+        assert cache.hits.enabled is False
+        await cache.lookup(SPEC, "shop.md")
+    said = [r for r in ircache_logs.records if "Hit counts are not shared" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO and "+hsetnx" in said[0].getMessage()
+    assert not [r for r in ircache_logs.records if r.levelno >= logging.WARNING], ircache_logs.text
+    assert not shared.admin.exists(f"{PREFIX}:stats:hits")
+
+
+async def test_with_the_documented_count_rules_hits_are_shared(shared, make_user, tmp_path, ircache_logs):
+    url = make_user(RW_RULES + COUNT_RULES)
+    async with IRCache(url, tmp_path / "cache", generator=CountingGenerator()) as cache:
+        await cache.lookup(SPEC, "shop.md")
+        await cache.lookup(SPEC, "shop.md")
+    async with IRCache(url, tmp_path / "cache", generator=CountingGenerator()) as cache:
+        totals = await cache.hit_totals()
+    assert (totals["generator"], totals["redis"]) == (1, 1)
+    assert not [r for r in ircache_logs.records if r.levelno >= logging.WARNING], ircache_logs.text
