@@ -113,6 +113,38 @@ def parse_ttl(value: str | int, source: str = "IR_CACHE_TTL") -> int:
     return ttl
 
 
+# -- the Prometheus endpoint of `watch` (IR_METRICS_PORT, IR_METRICS_HOST) -------------------
+DEFAULT_METRICS_HOST = "127.0.0.1"  # loopback: the metrics are not published unless asked
+_BAD_HOST = re.compile(r"[\s\x00-\x1f\x7f/\\]")
+
+
+def parse_metrics_port(value: str | int, source: str = "IR_METRICS_PORT") -> int:
+    """A TCP port, 0 (any free one) to 65535; SettingsError names `source`."""
+    try:
+        port = int(str(value).strip())
+    except ValueError:
+        raise SettingsError(f"{source} must be a TCP port number (0-65535), got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"{source} must be a TCP port number (0-65535), got {port}")
+    return port
+
+
+def validate_metrics_host(value: str, source: str = "IR_METRICS_HOST") -> str:
+    """An address or host name to bind (not resolved here); `[::1]` is taken as `::1`."""
+    host = value.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or len(host) > 253 or _BAD_HOST.search(host):
+        raise SettingsError(f"{source} must be an address or host name to listen on, got {value!r}")
+    return host
+
+
+def _metrics_from(env: Mapping[str, str]) -> dict[str, object]:
+    port, host = (env.get(v, "").strip() for v in ("IR_METRICS_PORT", "IR_METRICS_HOST"))
+    return {"metrics_port": parse_metrics_port(port) if port else None,
+            "metrics_host": validate_metrics_host(host) if host else DEFAULT_METRICS_HOST}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     #: None means "start or reuse the embedded redis-server under cache_dir".
@@ -137,6 +169,10 @@ class Settings:
     #: IR_PRICE_OUTPUT_PER_MTOK); None: the price table in ir/prices.py
     price_input_per_mtok: float | None = None
     price_output_per_mtok: float | None = None
+    #: `watch` serves Prometheus metrics on this port (IR_METRICS_PORT, --metrics-port); None: not at all
+    metrics_port: int | None = None
+    #: ...bound to this address (IR_METRICS_HOST, --metrics-host): loopback unless asked
+    metrics_host: str = DEFAULT_METRICS_HOST
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -161,6 +197,7 @@ class Settings:
         if price_in:
             settings = replace(settings, price_input_per_mtok=parse_price(price_in, "IR_PRICE_INPUT_PER_MTOK"),
                                price_output_per_mtok=parse_price(price_out, "IR_PRICE_OUTPUT_PER_MTOK"))
+        settings = replace(settings, **_metrics_from(env))  # type: ignore[arg-type]
         # the Anthropic generator reads IR_MAX_TOKENS itself (as the SDK reads its variables);
         # checked here so a bad value is a usage error before anything runs
         _check_max_tokens(env.get("IR_MAX_TOKENS", "").strip())

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import logging
+import os
 import signal
+from typing import TYPE_CHECKING
 
 from ...cache.ircache import IRCache
-from ...fmt import human_count, plural
-from ...settings import Settings
+from ...fmt import describe_os_error, human_count, plural
+from ...settings import Settings, SettingsError, parse_metrics_port, parse_seconds, validate_metrics_host
 from ...specs.discovery import DEFAULT_MAX_BYTES, DEFAULT_PATTERN
 from ...watch import SpecWatcher
 from ..common import EXIT_OK, EXIT_USAGE, CommandError
 from ._shared import spec_dirs
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a watch that serves metrics
+    from ...cache.metrics import CacheMetrics, MetricsServer
+
+#: the same as cache.metrics.DEFAULT_REFRESH_INTERVAL (not imported here, see above)
+DEFAULT_REFRESH_INTERVAL = 30.0
 
 HELP = "watch spec directories and keep the cache warm (headless)"
 DESCRIPTION = """Watch spec directories (recursive) and keep the IR cache in step, for a
@@ -28,6 +38,14 @@ over 200 bytes) is skipped with one warning naming it. Every 2 s it checks
 Redis: when Redis comes back (empty or not), or another client flushed keys
 or they expired, every current spec is re-warmed from the filesystem.
 
+With --metrics-port (IR_METRICS_PORT) it serves Prometheus metrics at
+http://127.0.0.1:PORT/metrics while it watches (--metrics-host, IR_METRICS_HOST,
+to listen elsewhere; port 0 picks a free one, logged): lookups by tier,
+generations, their duration, tokens and cost, dollars and seconds saved by
+hits, watcher events, and Redis up/down and entries per tier from a stats walk
+every --metrics-refresh seconds (IR_METRICS_REFRESH, default 30), never per
+scrape. A port that cannot be bound is one line and exit status 1.
+
 One line per event goes to stderr (-v adds the cache's own lines). SIGINT
 (Ctrl+C), SIGTERM or SIGHUP stops it cleanly with exit status 0: a signal is
 how a watch ends (it leaves the embedded redis-server, which stops if it was
@@ -35,7 +53,8 @@ the last user).
 
 examples:
   ircache-tui watch examples/specs
-  ircache-tui watch specs/ more-specs/ --no-generate --pattern '*.spec.md'"""
+  ircache-tui watch specs/ more-specs/ --no-generate --pattern '*.spec.md'
+  ircache-tui watch examples/specs --metrics-port 9464"""
 
 log = logging.getLogger("ircache.watch")
 
@@ -60,6 +79,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"skip spec files larger than this (default {DEFAULT_MAX_BYTES})")
     p.add_argument("--debounce-ms", type=_positive, default=200, metavar="MS",
                    help="group the changes of a burst over at most this long (default 200)")
+    m = p.add_argument_group("Prometheus metrics (default: environment variables)")
+    m.add_argument("--metrics-port", type=_arg(parse_metrics_port, "--metrics-port"), metavar="PORT",
+                   help="serve /metrics on this port while watching (IR_METRICS_PORT; 0: any free port)")
+    m.add_argument("--metrics-host", type=_arg(validate_metrics_host, "--metrics-host"), metavar="HOST",
+                   help="address to listen on (IR_METRICS_HOST, default 127.0.0.1)")
+    m.add_argument("--metrics-refresh", type=_arg(parse_seconds, "--metrics-refresh"), metavar="SECONDS",
+                   help="seconds between the stats walks behind the Redis up and entries gauges "
+                        f"(IR_METRICS_REFRESH, default {DEFAULT_REFRESH_INTERVAL:g})")
+
+
+def _arg(parse, source: str):
+    """An argparse type from a settings parser: its SettingsError becomes argparse's usage error."""
+
+    def convert(text: str):
+        try:
+            return parse(text, source)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _metrics_options(args: argparse.Namespace, settings: Settings) -> tuple[Settings, float]:
+    """The settings with the metrics flags applied (flags win), and the refresh interval."""
+    changes = {k: v for k, v in (("metrics_port", args.metrics_port), ("metrics_host", args.metrics_host))
+               if v is not None}
+    settings = dataclasses.replace(settings, **changes)
+    text = os.environ.get("IR_METRICS_REFRESH", "").strip()
+    interval = parse_seconds(text, "IR_METRICS_REFRESH") if text else DEFAULT_REFRESH_INTERVAL
+    if args.metrics_refresh is not None:
+        interval = args.metrics_refresh
+    if settings.metrics_port is None:
+        given = [flag for flag, value in (("--metrics-host", args.metrics_host),
+                                          ("--metrics-refresh", args.metrics_refresh)) if value is not None]
+        if given:
+            raise CommandError(f"{' and '.join(given)} need --metrics-port (or IR_METRICS_PORT)", EXIT_USAGE)
+    return settings, interval
+
+
+def _serve(metrics: "CacheMetrics", settings: Settings) -> "MetricsServer":
+    assert settings.metrics_port is not None
+    host, port = settings.metrics_host, settings.metrics_port
+    try:
+        server = metrics.serve(port, host)
+    except OSError as exc:  # in use, a host that is not this machine's: the command line was fine
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise CommandError(f"cannot serve metrics on {where}: {describe_os_error(exc)}") from None
+    log.info("serving Prometheus metrics at %s", server.url)
+    return server
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,14 +137,32 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         log.setLevel(logging.INFO)  # the watcher's own lines; the cache's INFO lines need -v
     for handler in logging.getLogger("ircache").handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S"))
-    return asyncio.run(_run(args, settings, dirs))
+    settings, refresh_interval = _metrics_options(args, settings)
+    if settings.metrics_port is None:
+        return asyncio.run(_run(args, settings, dirs))
+    import prometheus_client
+
+    from ...cache.metrics import CacheMetrics
+
+    # bound before anything starts: a port in use fails the command before a cache is opened
+    metrics = CacheMetrics()
+    # the usual process_* and python_* metrics, which the global registry would have had
+    prometheus_client.ProcessCollector(registry=metrics.registry)
+    prometheus_client.PlatformCollector(registry=metrics.registry)
+    prometheus_client.GCCollector(registry=metrics.registry)
+    server = _serve(metrics, settings)
+    try:
+        return asyncio.run(_run(args, settings, dirs, metrics, refresh_interval))
+    finally:
+        server.close()  # the port is free once the command returns
 
 
 # SIGHUP too: a watch started from a terminal that is then closed stops like one told to
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
+async def _run(args: argparse.Namespace, settings: Settings, dirs, metrics: "CacheMetrics | None" = None,
+               refresh_interval: float = DEFAULT_REFRESH_INTERVAL) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     watcher: SpecWatcher | None = None
@@ -111,12 +197,21 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
                 raise CommandError(str(exc), EXIT_USAGE) from None
             if stopping.is_set():
                 return EXIT_OK
-            try:
-                await watcher.run()
-            except ValueError as exc:  # a directory vanished before the start
-                raise CommandError(str(exc), EXIT_USAGE) from None
-            except OSError as exc:  # the file watcher itself failed
-                raise CommandError(f"cannot watch: {exc}") from None
+            async with contextlib.AsyncExitStack() as metering:
+                if metrics is not None:
+                    from ...watch.metrics import WatchCollector
+
+                    metering.callback(metrics.attach(cache))
+                    metering.callback(WatchCollector(watcher.stats).register(metrics.registry))
+                    refresher = asyncio.create_task(metrics.run_refresh(cache, refresh_interval),
+                                                    name="ircache-metrics-refresh")
+                    metering.push_async_callback(_cancel, refresher)
+                try:
+                    await watcher.run()
+                except ValueError as exc:  # a directory vanished before the start
+                    raise CommandError(str(exc), EXIT_USAGE) from None
+                except OSError as exc:  # the file watcher itself failed
+                    raise CommandError(f"cannot watch: {exc}") from None
             stats = watcher.stats
             log.info("stopped: %s known; %s warmed, %s generated, %s since the start",
                      plural(len(watcher.statuses), "spec"), human_count(stats.warmed), human_count(stats.generated),
@@ -124,3 +219,8 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
     finally:
         restore()
     return EXIT_OK
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
