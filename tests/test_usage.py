@@ -81,3 +81,26 @@ async def test_the_offline_generator_costs_time_only(redis_url, cache_dir):
 def test_price_overrides_are_checked(env, words):
     with pytest.raises(SettingsError, match=words):
         Settings.from_env(env)
+
+
+async def test_an_entry_written_before_usage_was_recorded_still_hits_in_both_tiers(redis_url, sync_redis, cache_dir):
+    """An upgrade must not send a regeneration bill: the old shape (no `usage`) is a hit, usage unknown."""
+    from ircache_tui.cache.keys import cache_key
+    from tests.support.generators import CountingGenerator
+
+    gen = CountingGenerator()
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=gen) as cache:
+        await cache.lookup(SPEC, "shop.md")
+    key = cache_key(SPEC, "shop.md")
+    old = json.loads(sync_redis.get(f"ir_cache:{key}"))
+    del old["usage"]  # as every entry was written before this change
+    old_bytes = json.dumps(old).encode()
+    sync_redis.set(f"ir_cache:{key}", old_bytes)
+    (cache_dir / f"{key}.json").write_bytes(old_bytes)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=gen) as cache:
+        hit = await cache.lookup(SPEC, "shop.md")
+        assert hit.tier == "redis" and hit.entry.usage is None
+        sync_redis.delete(f"ir_cache:{key}")
+        hit = await cache.lookup(SPEC, "shop.md")
+        assert hit.tier == "filesystem" and hit.entry.usage is None
+    assert gen.calls == 1  # generated once, before the "upgrade"
