@@ -139,6 +139,12 @@ def validate_metrics_host(value: str, source: str = "IR_METRICS_HOST") -> str:
     return host
 
 
+def _cluster_from(env: Mapping[str, str]) -> bool | None:
+    """IR_REDIS_CLUSTER: unset or empty = ask the server (None), else 1 / 0."""
+    text = env.get("IR_REDIS_CLUSTER", "").strip()
+    return parse_flag(text, "IR_REDIS_CLUSTER") if text else None
+
+
 def _metrics_from(env: Mapping[str, str]) -> dict[str, object]:
     port, host = (env.get(v, "").strip() for v in ("IR_METRICS_PORT", "IR_METRICS_HOST"))
     return {"metrics_port": parse_metrics_port(port) if port else None,
@@ -173,6 +179,9 @@ class Settings:
     metrics_port: int | None = None
     #: ...bound to this address (IR_METRICS_HOST, --metrics-host): loopback unless asked
     metrics_host: str = DEFAULT_METRICS_HOST
+    #: REDIS_URL is a Redis Cluster node (IR_REDIS_CLUSTER, --cluster / --no-cluster): True uses the
+    #: cluster client without asking, False refuses a cluster node, None asks it (INFO cluster) at open
+    redis_cluster: bool | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -190,6 +199,7 @@ class Settings:
             redis_timeout=_seconds_from(env, "IR_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
             redis_connect_timeout=_seconds_from(env, "IR_REDIS_CONNECT_TIMEOUT", DEFAULT_REDIS_CONNECT_TIMEOUT),
             generate_timeout=_seconds_from(env, "IR_GENERATE_TIMEOUT", DEFAULT_GENERATE_TIMEOUT, zero_ok=True),
+            redis_cluster=_cluster_from(env),
         )
         price_in, price_out = (env.get(v, "").strip() for v in ("IR_PRICE_INPUT_PER_MTOK", "IR_PRICE_OUTPUT_PER_MTOK"))
         if bool(price_in) != bool(price_out):
@@ -220,6 +230,12 @@ class Settings:
             validate_prefix(self.prefix)
         except ValueError as exc:
             raise SettingsError(f"IR_CACHE_PREFIX: {exc}") from None
+        if self.redis_cluster and self.redis_url is None:
+            raise SettingsError("IR_REDIS_CLUSTER=1 (--cluster) needs REDIS_URL: the embedded redis-server is "
+                                "a single node")
+        if self.redis_cluster and not self.redis_url.lower().startswith(("redis://", "rediss://")):
+            raise SettingsError("IR_REDIS_CLUSTER=1 (--cluster) needs a redis:// or rediss:// REDIS_URL: "
+                                "a Redis Cluster is not reached over a unix socket")
         if self.generator not in GENERATOR_CHOICES:
             raise SettingsError(f"IR_GENERATOR must be one of {', '.join(GENERATOR_CHOICES)}, got {self.generator!r}")
         if self.generator == "anthropic" and not self.anthropic_api_key:

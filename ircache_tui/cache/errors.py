@@ -6,6 +6,8 @@ Redis tier turns every Redis error into one of them at the door.
 
 from __future__ import annotations
 
+from ..settings import SettingsError
+
 
 class IRCacheError(Exception):
     """Base class for errors the cache reports to its caller."""
@@ -13,6 +15,17 @@ class IRCacheError(Exception):
 
 class RedisUnavailable(IRCacheError):
     """Redis could not be reached (or is known to be down and is being skipped)."""
+
+
+class ClusterRefused(RedisUnavailable, SettingsError):
+    """IR_REDIS_CLUSTER=0 (--no-cluster) and the Redis at REDIS_URL is a cluster node.
+
+    Walking one node of a cluster would report a part of the cache as the
+    whole (a count of one node's keys, a flush that misses two thirds), so
+    the cache refuses it. Found at open, it is a usage error (the CLI exits
+    2); found later (Redis was down at open), Redis stays unusable with this
+    reason, as if it were down: nothing partial is ever reported.
+    """
 
 
 class RedisCommandError(IRCacheError):

@@ -26,24 +26,35 @@ class RedisHealth:
         self.reason = ""
         self._backoff = min_backoff
         self._retry_at = 0.0
+        self._unannounced = False  # down, and not said yet (see mark_down's `announce`)
 
     def should_skip(self) -> bool:
         return self.down and time.monotonic() < self._retry_at
 
-    def mark_down(self, exc: BaseException, reason: str | None = None) -> None:
-        """`reason`: why, in words (the Redis tier's down_reason); by default the error's first line."""
+    def mark_down(self, exc: BaseException, reason: str | None = None, *, announce: bool = True) -> None:
+        """`reason`: why, in words (the Redis tier's down_reason); by default the error's first line.
+        `announce=False`: say it (once) only when a caller is next refused (`announce`), not now:
+        a failure while opening is news for the operation that needs Redis, in its context."""
         if reason is None:
             reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         if not self.down:
-            log.warning("Redis unavailable at %s: %s; using the filesystem tier until it is back", self.label, reason,
-                        extra={REDIS_DOWN: True})
+            self._unannounced = True
             self._backoff = self.min_backoff
         else:
             self._backoff = min(self._backoff * 2, self.max_backoff)
         self.down, self.reason = True, reason
         self._retry_at = time.monotonic() + self._backoff
+        if announce:
+            self.announce()
+
+    def announce(self) -> None:
+        """Log that Redis is down, once per outage."""
+        if self.down and self._unannounced:
+            self._unannounced = False
+            log.warning("Redis unavailable at %s: %s; using the filesystem tier until it is back", self.label,
+                        self.reason, extra={REDIS_DOWN: True})
 
     def mark_up(self) -> None:
-        if self.down:
+        if self.down and not self._unannounced:
             log.info("Redis reachable again at %s", self.label)
-        self.down, self.reason = False, ""
+        self.down, self.reason, self._unannounced = False, "", False

@@ -47,6 +47,7 @@ from .browse import KeyBrowser
 from .decoded import DecodedEntries
 from .embedded import EmbeddedRedis
 from .errors import (
+    ClusterRefused,
     EmbeddedRedisError,
     FlushIncomplete,
     ReadOnlyError,
@@ -121,15 +122,20 @@ class IRCache:
         max_connections: int | None = None,
         count_hits: bool = True,
         hit_flush_interval: float = FLUSH_INTERVAL,
+        redis_cluster: bool | None = _UNSET,
     ) -> None:
-        """`max_connections`: bound the Redis connections (a dashboard uses 4); default unbounded.
-        `count_hits`: share hit counts through Redis (hits.py), every `hit_flush_interval` seconds."""
+        """`max_connections`: bound the Redis connections (a dashboard uses 4; per node on a cluster);
+        default unbounded. `count_hits`: share hit counts through Redis (hits.py), every
+        `hit_flush_interval` seconds. `redis_cluster`: True / False / None (ask the server), as
+        IR_REDIS_CLUSTER."""
         base = settings or Settings.from_env()
         changes: dict[str, Any] = {
             k: v
             for k, v in {"cache_dir": cache_dir, "ttl": ttl, "prefix": prefix, "read_only": read_only}.items()
             if v is not None
         }
+        if redis_cluster is not _UNSET:
+            changes["redis_cluster"] = redis_cluster
         if redis_url is not _UNSET:
             changes["redis_url"] = redis_url
         if "cache_dir" in changes:
@@ -204,7 +210,14 @@ class IRCache:
             url, self.keys, self.settings.ttl, read_only=self.read_only, private=self.embedded is not None,
             max_connections=self._max_connections, socket_timeout=self.settings.redis_timeout,
             connect_timeout=self.settings.redis_connect_timeout,
+            cluster=None if self.embedded is not None else self.settings.redis_cluster,
         )
+        try:
+            await self.redis.open()  # is it a cluster node? (INFO cluster, once)
+        except ClusterRefused:
+            await self.redis.aclose()
+            self.redis = None  # type: ignore[assignment]
+            raise  # (never the embedded server: a single node, not asked)
         if not self.read_only:
             with contextlib.suppress(OSError):
                 await self.fs.cleanup_temp_files()
@@ -640,6 +653,7 @@ class IRCache:
             redis_info: dict[str, Any] = {"reachable": True, **await self.redis.get_ir_cache_stats()}
         except _REDIS_ERRORS as exc:
             redis_info = {"reachable": False, "error": str(exc)}
+        redis_info["cluster"] = self.redis.cluster_info  # {"primaries": N} on a cluster, None on one node
         return {"redis": redis_info, "filesystem": await self.fs.stats()}
 
     async def warm_redis(self) -> dict[str, Any]:
@@ -830,6 +844,9 @@ class IRCache:
                 for start in range(0, len(rkeys), _UNLINK_BATCH):
                     removed_redis += await self._tier().unlink_many(rkeys[start : start + _UNLINK_BATCH])
                     await self.redis.unlink_hits(redis_keys[start : start + _UNLINK_BATCH])
+            except FlushIncomplete as exc:  # some of a cluster's primaries deleted their part of the batch
+                removed_redis += exc.done.get("redis", 0)
+                raise FlushIncomplete({"redis": removed_redis}, exc.reason) from None
             except _REDIS_ERRORS as exc:
                 raise FlushIncomplete({"redis": removed_redis}, f"Redis delete stopped: {exc}") from None
             try:

@@ -11,10 +11,23 @@ which turns them into the cache's own errors (errors.py), a refused ACL rule
 into a RedisPermissionError that names the rule to add. It is also where
 read-only is enforced: every method that writes checks `_writable` first,
 so a read-only tier sends no write command at all.
+
+Redis Cluster: REDIS_URL may name any node of a cluster. Whether it is one is
+asked once (INFO cluster, on the plain connection, at open or at the first
+call that reaches Redis; IR_REDIS_CLUSTER forces or forbids it). On a cluster
+`client` becomes a RedisCluster (same credentials and timeouts, reads from
+primaries only) for single-key commands and the lock scripts, and every walk
+(flush, stats, top, count, the stale walk) runs once per primary,
+concurrently, over a plain connection to that primary (`_node_clients`): the
+per-node logic of scan.py is reused unchanged, each node's SCAN cursor and
+EVALSHA stay on that node, and the keys a node returns live in its slots.
+Pipelines are split by the node that owns each command's key (`_pipelined`),
+and no multi-key UNLINK ever names keys of two slots.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -22,19 +35,31 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError
+from redis.crc import key_slot
+from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError, ClusterCrossSlotError
+from redis.exceptions import ClusterDownError, ClusterError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, NoPermissionError, OutOfMemoryError, RedisError, ResponseError, WatchError
+from redis.exceptions import InvalidResponse, NoPermissionError, OutOfMemoryError, RedisClusterException, RedisError
+from redis.exceptions import ResponseError, SlotNotCoveredError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import redact
 from ..ir.envelope import CorruptEntry
 from . import scan, scripts
-from .errors import FlushIncomplete, ReadOnlyError, RedisCommandError, RedisPermissionError, RedisUnavailable
+from .errors import (
+    ClusterRefused,
+    FlushIncomplete,
+    ReadOnlyError,
+    RedisCommandError,
+    RedisPermissionError,
+    RedisUnavailable,
+)
 from .health import RedisHealth
 from .keys import KeySpace, ParsedKey
 
@@ -48,8 +73,10 @@ log = logging.getLogger("ircache")
 T = TypeVar("T")
 # Redis cannot be used: not reached, not answering, not Redis, or it refused our credentials
 # (AuthenticationError is a ConnectionError; the wrong-number-of-args one is a ResponseError)
+# A cluster that cannot serve: CLUSTERDOWN, a slot no node covers, no reachable node to learn the
+# topology from, redirections that never settle (RedisClusterException is not a RedisError)
 _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError,
-                AuthenticationWrongNumberOfArgsError, InvalidResponse)
+                AuthenticationWrongNumberOfArgsError, InvalidResponse, ClusterError, RedisClusterException)
 # "NOPERM this user has no permissions to run the 'unlink' command" (6.x); 'client|setname' for subcommands
 _NOPERM_COMMAND = re.compile(r"run the '([^']+)' command")
 # K keyspace channel; g generic (del, expire, rename); $ string (set); x expired
@@ -85,6 +112,64 @@ def make_client(
     pool = client.connection_pool  # from_url chose the class for the scheme; keep it, pack in C, SETNAME optional
     pool.connection_class = connection_class_for(pool.connection_class)
     return client
+
+
+class _Cluster(RedisCluster):
+    """RedisCluster retrying as make_client does: a dropped connection or a failover (CLUSTERDOWN,
+    a slot not covered yet) once, with the topology asked again; a timeout never (a hung node
+    would only hang again, and the filesystem can answer now)."""
+
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
+
+
+def make_cluster_client(
+    url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 0.5, max_connections: int | None = None
+) -> RedisCluster:
+    """A RedisCluster from the URL of any one node, credentials included, reading from primaries only.
+
+    The topology (CLUSTER SLOTS) and the command table (COMMAND) are asked at its first command.
+    """
+    options: dict[str, Any] = dict(
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),  # only its count is used
+        client_name="ircache-tui",
+    )
+    if max_connections is not None:
+        options["max_connections"] = max_connections  # per node
+    client = _Cluster.from_url(url, **options)
+    # as make_client: pack with hiredis, and connect unnamed where CLIENT SETNAME is refused
+    tolerant = connection_class_for(client.connection_kwargs["connection_class"])
+    client.connection_kwargs["connection_class"] = tolerant  # every node found from now on
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = tolerant
+    return client
+
+
+def node_url(url: str, host: str, port: int) -> str:
+    """`url` (scheme, credentials, options) pointed at another node."""
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return urlunsplit((parts.scheme, f"{userinfo}{at}{where}", parts.path, parts.query, parts.fragment))
+
+
+#: a composite SCAN cursor over a cluster: (the node's own cursor << _NODE_BITS) | the node's index
+_NODE_BITS = 16
+
+
+async def _noop() -> None:
+    return None
+
+
+def _slot_probe_keys(prefix: str) -> tuple[str, str]:
+    """Two keys under the prefix (never IR keys: no `_{hash8}` end) that hash to different slots."""
+    first = f"{prefix}:cluster-probe:0"
+    for i in range(1, 100):
+        other = f"{prefix}:cluster-probe:{i}"
+        if key_slot(other.encode()) != key_slot(first.encode()):
+            return first, other
+    raise AssertionError("unreachable: 100 keys in one slot")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -206,34 +291,235 @@ class RedisTier:
         read_only: bool = False,
         private: bool = False,
         max_connections: int | None = None,
+        cluster: bool | None = None,
     ) -> None:
-        """`read_only`: refuse every write. `private`: the embedded server, whose config is ours to set.
-        `max_connections`: at most this many connections; callers beyond it wait for a free one."""
+        """`read_only`: refuse every write. `private`: the embedded server, whose config is ours to set
+        (a single node: never asked about cluster mode).
+        `max_connections`: at most this many connections (per node on a cluster); callers beyond it wait.
+        `cluster`: True, the URL is a cluster node (no question asked); False, refuse a cluster node;
+        None, ask the server (INFO cluster) before the first call."""
         redact.register_url_password(url)
         self.url = url
         self.keys = keyspace
         self.ttl = ttl
         self.read_only = read_only
         self.private = private
-        self.client = make_client(url, connect_timeout=connect_timeout, socket_timeout=socket_timeout,
-                                  max_connections=max_connections)
+        self._client_options: dict[str, Any] = dict(
+            connect_timeout=connect_timeout, socket_timeout=socket_timeout, max_connections=max_connections
+        )
+        #: a RedisCluster once the URL is known to be a cluster node (see `cluster`), else a plain client
+        self.client: Any = None
+        self.cluster = False
+        self._cluster_setting = cluster
+        self._node_clients: dict[str, aioredis.Redis] = {}  # primary's name (host:port) → plain client
+        self._primary_count: int | None = None
+        self._mode_pending = not private and cluster is not True  # INFO cluster still to be asked
+        self._mode_lock = asyncio.Lock()
+        self._refusal: ClusterRefused | None = None
+        if cluster and not private:
+            self._use(make_cluster_client(url, **self._client_options), cluster=True)
+        else:
+            self._use(make_client(url, **self._client_options), cluster=False)
         self.health = RedisHealth(mask_url(url))
-        self._release = self.client.register_script(scripts.RELEASE_LOCK)
-        self._extend = self.client.register_script(scripts.EXTEND_LOCK)
         self._lock_mode: LockMode | None = None  # found on first use: scripts, WATCH/MULTI, or no lock
         self._said_lock_refusal: set[str] = set()
         self._stats_scripted = True  # False once the server refused the stats script
 
+    def _use(self, client: Any, *, cluster: bool) -> None:
+        self.client = client
+        self.cluster = cluster
+        # the lock scripts name their key (KEYS[1]): a cluster client sends them to its slot's node
+        self._release = client.register_script(scripts.RELEASE_LOCK)
+        self._extend = client.register_script(scripts.EXTEND_LOCK)
+
     @property
     def display_url(self) -> str:
-        return mask_url(self.url)
+        url = mask_url(self.url)
+        if not self.cluster:
+            return url
+        if self._primary_count is None:
+            return f"{url} (cluster)"
+        return f"{url} (cluster, {self._primary_count} {'primary' if self._primary_count == 1 else 'primaries'})"
+
+    @property
+    def cluster_info(self) -> dict[str, Any] | None:
+        """`{"primaries": N}` on a cluster (N None until its topology is known), None on a single node."""
+        return {"primaries": self._primary_count} if self.cluster else None
 
     @property
     def db(self) -> int:
+        if self.cluster:
+            return 0  # a cluster has only db 0
         return int(self.client.connection_pool.connection_kwargs.get("db", 0) or 0)
 
     async def aclose(self) -> None:
+        nodes, self._node_clients = list(self._node_clients.values()), {}
         await self.client.aclose()
+        for node in nodes:
+            await node.aclose()
+
+    # -- cluster mode ------------------------------------------------------------
+    async def open(self) -> None:
+        """Settle cluster mode now (INFO cluster), so that a refusal (ClusterRefused) comes at open,
+        and learn a cluster's topology (for display_url).
+
+        With Redis down it stays unsettled: the first call that reaches Redis asks. That Redis
+        is down is then said by the first call refused, not here (see RedisHealth.announce).
+        """
+        if not self._mode_pending and not (self.cluster and self._primary_count is None):
+            return
+        if self._refusal is not None:
+            raise self._refusal
+        try:
+            await self._settle_mode()
+            if self.cluster:
+                await self._primaries()
+            self.health.mark_up()
+        except ClusterRefused:
+            raise
+        except _DOWN_ERRORS as exc:
+            self.health.mark_down(exc, down_reason(exc), announce=False)
+        except RedisError as exc:
+            if _auth_refused(exc):
+                self.health.mark_down(exc, down_reason(exc), announce=False)
+            else:  # a refused command (an ACL): the first call that needs it says which rule
+                log.debug("Opening Redis: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    async def _settle_mode(self) -> None:
+        """Ask once whether the URL is a cluster node, and switch to the cluster client if so.
+
+        Raises redis-py's errors (mapped by `_run`) or ClusterRefused.
+        """
+        async with self._mode_lock:
+            if not self._mode_pending:
+                return
+            if not await self._is_cluster_node(self.client):
+                self._mode_pending = False
+                return
+            if self._cluster_setting is False:
+                self._mode_pending = False
+                self._refusal = ClusterRefused(
+                    f"{mask_url(self.url)}: this Redis is a cluster node; unset IR_REDIS_CLUSTER=0 "
+                    "(or drop --no-cluster) or point at a standalone Redis"
+                )
+                raise self._refusal
+            plain = self.client
+            self._use(make_cluster_client(self.url, **self._client_options), cluster=True)
+            self._mode_pending = False
+            await plain.aclose()
+            log.info("Redis at %s is a cluster node: using the cluster client, walks cover every primary",
+                     mask_url(self.url))
+
+    async def _is_cluster_node(self, client: aioredis.Redis) -> bool:
+        """INFO cluster → cluster_enabled. A user without +info is asked with EXISTS of two keys of
+        different slots under the prefix, which only a cluster node refuses (CROSSSLOT)."""
+        try:
+            info = await client.info("cluster")
+            return str(info.get("cluster_enabled", 0)) == "1"
+        except NoPermissionError:
+            pass
+        a, b = _slot_probe_keys(self.keys.prefix)
+        try:
+            await client.exists(a, b)
+            return False
+        except NoPermissionError:
+            log.info("Cannot tell whether Redis is a cluster node (INFO and EXISTS refused): taken as a "
+                     "single node; set IR_REDIS_CLUSTER=1 for a cluster")
+            return False
+        except ClusterCrossSlotError:
+            return True
+
+    async def _primaries(self) -> list[aioredis.Redis]:
+        """A plain client per primary of the cluster, in a stable order (host, port)."""
+        await self.client.initialize()  # the topology, once (again after a connection error)
+        nodes = sorted(self.client.get_primaries(), key=lambda n: (n.host, n.port))
+        self._primary_count = len(nodes)
+        return [self._node_client(node) for node in nodes]
+
+    def _node_client(self, node: Any) -> aioredis.Redis:
+        client = self._node_clients.get(node.name)
+        if client is None:
+            client = make_client(node_url(self.url, node.host, int(node.port)), **self._client_options)
+            self._node_clients[node.name] = client
+        return client
+
+    async def _client_for_key(self, key: str | bytes) -> aioredis.Redis:
+        """The plain client of the primary that serves `key` (the client itself on a single node)."""
+        if not self.cluster:
+            return self.client
+        await self._primaries()
+        return self._node_client(self.client.get_node_from_key(key))
+
+    async def _each_primary(self, work: Callable[[int, aioredis.Redis], Awaitable[T]]) -> list[T]:
+        """`work(index, client)` on every primary concurrently (once, on the client, on a single node).
+
+        Every node's work runs to its end even when another's fails (a flush goes as far as it
+        can everywhere, and counts what went); then the first error is raised.
+        """
+        if not self.cluster:
+            return [await work(0, self.client)]
+        nodes = await self._primaries()
+        results = await asyncio.gather(*(work(i, c) for i, c in enumerate(nodes)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
+
+    async def _pipelined(self, calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]],
+                         *, raise_on_error: bool = True) -> list[Any]:
+        """Run `calls` — (key it routes by, pipeline method, args, kwargs) — in one pipelined round trip
+        (one per node, concurrently, on a cluster: every command goes to its key's primary); the
+        replies in the order of `calls`."""
+        if not self.cluster:
+            pipe = self.client.pipeline(transaction=False)
+            for _, method, args, kwargs in calls:
+                getattr(pipe, method)(*args, **kwargs)
+            return list(await pipe.execute(raise_on_error=raise_on_error))
+        await self._primaries()
+        groups: dict[str, list[int]] = {}
+        nodes: dict[str, Any] = {}
+        for i, (key, *_rest) in enumerate(calls):
+            node = self.client.get_node_from_key(key)
+            nodes[node.name] = node
+            groups.setdefault(node.name, []).append(i)
+
+        async def run(name: str, idxs: list[int]) -> tuple[list[int], list[Any]]:
+            pipe = self._node_client(nodes[name]).pipeline(transaction=False)
+            for i in idxs:
+                _, method, args, kwargs = calls[i]
+                getattr(pipe, method)(*args, **kwargs)
+            return idxs, list(await pipe.execute(raise_on_error=raise_on_error))
+
+        out: list[Any] = [None] * len(calls)
+        for idxs, replies in await asyncio.gather(*(run(n, ix) for n, ix in groups.items())):
+            for i, reply in zip(idxs, replies):
+                out[i] = reply
+        return out
+
+    async def _unlink_exact(self, keys: list[bytes] | list[str], went: list[int] | None = None) -> int:
+        """UNLINK exactly `keys`; how many went. On a cluster: by node, concurrently, one UNLINK per
+        slot; `went[0]` adds up what every node deleted, even when another failed."""
+        if not self.cluster:
+            return await scan.unlink_keys(self.client, keys)
+        await self._primaries()
+        by_node: dict[str, list[Any]] = {}
+        nodes: dict[str, Any] = {}
+        for key in keys:
+            node = self.client.get_node_from_key(key)
+            nodes[node.name] = node
+            by_node.setdefault(node.name, []).append(key)
+        tally = went if went is not None else [0]
+
+        async def run(name: str, mine: list[Any]) -> int:
+            n = await scan.unlink_keys(self._node_client(nodes[name]), mine, by_slot=True)
+            tally[0] += n
+            return n
+
+        results = await asyncio.gather(*(run(n, k) for n, k in by_node.items()), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(results)  # type: ignore[arg-type]
 
     def _writable(self, what: str) -> None:
         if self.read_only:
@@ -250,9 +536,14 @@ class RedisTier:
     async def _run(self, op: Callable[[], Awaitable[T]], *, probe: bool = False, sent: str | None = None) -> T:
         """Run one Redis call; `probe` asks even inside the fast-fail window after a failure;
         `sent` names the subcommand, for the ACL rule a refusal asks for."""
+        if self._refusal is not None:
+            raise self._refusal
         if not probe and self.health.should_skip():
+            self.health.announce()
             raise self._down()
         try:
+            if self._mode_pending:
+                await self._settle_mode()
             result = await op()
         except _DOWN_ERRORS as exc:
             raise self._mark_down(exc) from None
@@ -294,24 +585,17 @@ class RedisTier:
         if not cache_keys:
             return []
 
-        async def op() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            for key in cache_keys:
-                pipe.exists(self.keys.redis_key(key))
-            return await pipe.execute()
-
-        return [bool(x) for x in await self._run(op)]
+        rkeys = [self.keys.redis_key(key) for key in cache_keys]
+        calls = [(rkey, "exists", (rkey,), {}) for rkey in rkeys]
+        return [bool(x) for x in await self._run(lambda: self._pipelined(calls))]
 
     async def delete(self, cache_key: str) -> bool:
         """UNLINK one entry (and its hit counts); True when the entry was there."""
         self._writable(f"UNLINK {cache_key}")
         rkey, hkey = self.keys.redis_key(cache_key), self.keys.hits_key(cache_key)
 
-        async def op() -> bool:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.unlink(rkey)
-            pipe.unlink(hkey)
-            gone, _ = await pipe.execute()
+        async def op() -> bool:  # two keys of two slots: two single-key commands
+            gone, _ = await self._pipelined([(rkey, "unlink", (rkey,), {}), (hkey, "unlink", (hkey,), {})])
             return bool(gone)
 
         return await self._run(op)
@@ -367,15 +651,24 @@ class RedisTier:
         self._writable("UNLINK (flush)")
         selection = self.keys.select(spec_name)
         so_far = 0
+        per_node: dict[int, int] = {}  # what each primary's walk deleted so far
 
-        def progress(n: int) -> None:
-            nonlocal so_far
-            so_far = n
-            if on_progress is not None:
-                on_progress(n)
+        def progress_of(node: int) -> Callable[[int], None]:
+            def progress(n: int) -> None:
+                nonlocal so_far
+                per_node[node] = n
+                so_far = sum(per_node.values())
+                if on_progress is not None:
+                    on_progress(so_far)
+            return progress
+
+        async def flush() -> int:
+            counts = await self._each_primary(lambda i, client: scan.scan_unlink(
+                client, selection, on_progress=progress_of(i), by_slot=self.cluster))
+            return sum(counts)
 
         try:
-            deleted = await self._run(lambda: scan.scan_unlink(self.client, selection, on_progress=progress))
+            deleted = await self._run(flush)
         except (RedisUnavailable, RedisCommandError) as exc:
             if not so_far:
                 raise  # nothing went: the plain reason is the whole story
@@ -390,8 +683,7 @@ class RedisTier:
         `total_size_bytes` is None when the server refuses MEMORY USAGE: the
         keys are still counted.
         """
-        sizes = await self._run(lambda: scan.scan_sizes(self.client, self.keys.select(), scripted=self._stats_scripted))
-        self._stats_scripted = sizes.scripted
+        sizes = await self._run(lambda: self._sizes(self.keys.select()))
         specs = sorted({s.decode("utf-8") for s in sizes.specs})
         known = sizes.bytes is not None
         spec_sizes = {
@@ -403,44 +695,122 @@ class RedisTier:
     async def count_ir_keys(self, spec_name: str | None = None) -> int:
         """How many IR keys (of one spec, or all), by the same server-side walk as the stats."""
         selection = self.keys.select(spec_name)
-        sizes = await self._run(lambda: scan.scan_sizes(self.client, selection, scripted=self._stats_scripted))
-        self._stats_scripted = sizes.scripted
+        sizes = await self._run(lambda: self._sizes(selection))
         return sizes.keys
+
+    async def _sizes(self, selection: Any) -> scan.Sizes:
+        """The server-side stats walk, on every primary at once on a cluster, added up."""
+        parts = await self._each_primary(
+            lambda _i, client: scan.scan_sizes(client, selection, scripted=self._stats_scripted))
+        sizes = scan.merge_sizes(parts) if len(parts) > 1 else parts[0]
+        self._stats_scripted = sizes.scripted
+        return sizes
 
     async def top_ir_keys(self, by: str, n: int) -> list[ParsedKey]:
         """The `n` largest IR keys (by="memory") or the `n` expiring soonest (by="ttl"), over the whole prefix."""
-        ranked, self._stats_scripted = await self._run(
-            lambda: scan.scan_top(self.client, self.keys.select(), by, n, scripted=self._stats_scripted)
-        )
+        selection = self.keys.select()
+
+        async def top() -> list[tuple[bytes, int]]:
+            parts = await self._each_primary(
+                lambda _i, client: scan.scan_top(client, selection, by, n, scripted=self._stats_scripted))
+            self._stats_scripted = all(scripted for _, scripted in parts)
+            return parts[0][0] if len(parts) == 1 else scan.merge_top([r for r, _ in parts], by, n)
+
+        ranked = await self._run(top)
         return [p for p in (self.keys.cache_key_of(k) for k, _ in ranked) if p is not None]
 
     # -- walking the keyspace (the dashboard and prune) ----------------------
     async def scan_ir_page(
         self, cursor: int, count: int, spec_name: str | None = None, match: str | None = None
     ) -> tuple[int, list[ParsedKey]]:
-        """One SCAN step over IR keys: (next cursor, parsed keys of this page)."""
+        """One SCAN step over IR keys: (next cursor, parsed keys of this page).
+
+        On a cluster the cursor is composite: the primaries are walked one after the other
+        (in host:port order), the node's own cursor in the high bits and its index in the low
+        `_NODE_BITS`; 0 still starts and ends the walk.
+        """
         pattern = match or self.keys.match_pattern(spec_name)
-        next_cursor, raw = await self._run(lambda: scan.scan_page(self.client, cursor, pattern, count))
+
+        async def step() -> tuple[int, list[bytes]]:
+            if not self.cluster:
+                return await scan.scan_page(self.client, cursor, pattern, count)
+            nodes = await self._primaries()
+            index, node_cursor = cursor & ((1 << _NODE_BITS) - 1), cursor >> _NODE_BITS
+            if index >= len(nodes):
+                return 0, []  # the cluster lost a primary meanwhile: the walk ends (phase 2: failover)
+            node_next, raw = await scan.scan_page(nodes[index], node_cursor, pattern, count)
+            if node_next == 0:
+                index, node_next = index + 1, 0
+            return (0 if index >= len(nodes) else (node_next << _NODE_BITS) | index), raw
+
+        next_cursor, raw = await self._run(step)
+        return next_cursor, self._parsed(raw, spec_name)
+
+    def _parsed(self, raw: list[bytes], spec_name: str | None) -> list[ParsedKey]:
         parsed = [p for p in map(self.keys.cache_key_of, raw) if p is not None]
         if spec_name is not None:
             parsed = [p for p in parsed if p.spec_name == spec_name]
-        return next_cursor, parsed
+        return parsed
 
     async def scan_ir_keys(self, spec_name: str | None = None) -> AsyncIterator[list[ParsedKey]]:
-        """Every IR key (parsed), a SCAN page at a time."""
-        cursor = 0
-        while True:
-            cursor, page = await self.scan_ir_page(cursor, scan.SCAN_COUNT, spec_name)
-            if page:
-                yield page
-            if cursor == 0:
+        """Every IR key (parsed), a SCAN page at a time; on a cluster every primary is walked at
+        once, and pages come as they arrive."""
+        if self._mode_pending:
+            await self._run(_noop)
+        if not self.cluster:
+            cursor = 0
+            while True:
+                cursor, page = await self.scan_ir_page(cursor, scan.SCAN_COUNT, spec_name)
+                if page:
+                    yield page
+                if cursor == 0:
+                    return
+        pattern = self.keys.match_pattern(spec_name)
+        nodes = await self._run(self._primaries)
+        pages: asyncio.Queue[list[ParsedKey] | BaseException | None] = asyncio.Queue(maxsize=4)
+
+        async def walk(client: aioredis.Redis) -> None:
+            try:
+                cursor = 0
+                while True:
+                    cursor, raw = await self._run(lambda: scan.scan_page(client, cursor, pattern, scan.SCAN_COUNT))
+                    parsed = self._parsed(raw, spec_name)
+                    if parsed:
+                        await pages.put(parsed)
+                    if cursor == 0:
+                        break
+            except Exception as exc:  # handed to the reader, which raises it
+                await pages.put(exc)
                 return
+            await pages.put(None)
+
+        walkers = [asyncio.ensure_future(walk(client)) for client in nodes]
+        try:
+            left = len(walkers)
+            while left:
+                item = await pages.get()
+                if item is None:
+                    left -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            for task in walkers:
+                task.cancel()
+            await asyncio.gather(*walkers, return_exceptions=True)
 
     async def unlink_many(self, redis_keys: list[bytes]) -> int:
         """UNLINK exact Redis keys (already checked to be ours by the caller)."""
         self._writable("UNLINK")
         keep = [k for k in redis_keys if self.keys.belongs(k)]
-        return await self._run(lambda: scan.unlink_keys(self.client, keep))
+        went = [0]
+        try:
+            return await self._run(lambda: self._unlink_exact(keep, went))
+        except (RedisUnavailable, RedisCommandError) as exc:
+            if went[0]:  # other primaries deleted theirs: say exactly how many
+                raise FlushIncomplete({"redis": went[0]}, f"Redis delete stopped: {exc}") from None
+            raise
 
     async def key_details_with_head(
         self, cache_keys: list[str], head_bytes: int
@@ -455,17 +825,13 @@ class RedisTier:
         if not cache_keys:
             return []
 
-        async def op() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            for key in cache_keys:
-                rkey = self.keys.redis_key(key)
-                pipe.ttl(rkey)
-                pipe.memory_usage(rkey, samples=0)
-                pipe.getrange(rkey, 0, head_bytes - 1)
-                pipe.hmget(self.keys.hits_key(key), "redis", "filesystem", "last")
-            return await pipe.execute(raise_on_error=False)
-
-        flat = await self._run(op)
+        calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = []
+        for key in cache_keys:
+            rkey, hkey = self.keys.redis_key(key), self.keys.hits_key(key)
+            calls += [(rkey, "ttl", (rkey,), {}), (rkey, "memory_usage", (rkey,), {"samples": 0}),
+                      (rkey, "getrange", (rkey, 0, head_bytes - 1), {}),
+                      (hkey, "hmget", (hkey, "redis", "filesystem", "last"), {})]
+        flat = await self._run(lambda: self._pipelined(calls, raise_on_error=False))
         return [
             (t if isinstance(t, int) else -2, m if isinstance(m, int) else None, _head(h), _hits(c))
             for t, m, h, c in zip(flat[::4], flat[1::4], flat[2::4], flat[3::4])
@@ -479,6 +845,12 @@ class RedisTier:
         server, or when `may_configure` and the tier is not read-only.
         """
         try:
+            if self._mode_pending:
+                await self._run(_noop)
+            if self.cluster:
+                # each node publishes only its own keys' events: phase 2 listens to every primary
+                log.info("Keyspace notifications are per node on a Redis Cluster; polling instead")
+                return False
             flags = (await self._run(lambda: self.client.config_get("notify-keyspace-events"))).get(
                 "notify-keyspace-events", ""
             )
@@ -503,6 +875,8 @@ class RedisTier:
         """
         from .keys import glob_escape
 
+        if self.cluster:
+            raise RedisCommandError("keyspace notifications are per node on a Redis Cluster: poll instead")
         channel_prefix = f"__keyspace@{self.db}__:".encode()
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -577,25 +951,22 @@ class RedisTier:
         self._writable("HINCRBY (hit counts)")
         stats = self.keys.stats_key
 
-        async def op() -> None:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hsetnx(stats, "since", since)
-            for tier, n in batch.totals.items():
-                pipe.hincrby(stats, tier, n)
-            if batch.saved_usd:
-                pipe.hincrbyfloat(stats, "saved_usd", batch.saved_usd)
-            if batch.saved_seconds:
-                pipe.hincrbyfloat(stats, "saved_seconds", batch.saved_seconds)
-            for key, counts in batch.per_entry.items():
-                hkey = self.keys.hits_key(key)
-                for tier, n in counts.items():
-                    pipe.hincrby(hkey, tier, n)
-                pipe.hset(hkey, "last", f"{batch.last[key]:.3f}")
-                if self.ttl > 0:
-                    pipe.expire(hkey, self.ttl)
-            await pipe.execute()
+        calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = [(stats, "hsetnx", (stats, "since", since), {})]
+        for tier, n in batch.totals.items():
+            calls.append((stats, "hincrby", (stats, tier, n), {}))
+        if batch.saved_usd:
+            calls.append((stats, "hincrbyfloat", (stats, "saved_usd", batch.saved_usd), {}))
+        if batch.saved_seconds:
+            calls.append((stats, "hincrbyfloat", (stats, "saved_seconds", batch.saved_seconds), {}))
+        for key, counts in batch.per_entry.items():
+            hkey = self.keys.hits_key(key)
+            for tier, n in counts.items():
+                calls.append((hkey, "hincrby", (hkey, tier, n), {}))
+            calls.append((hkey, "hset", (hkey, "last", f"{batch.last[key]:.3f}"), {}))
+            if self.ttl > 0:
+                calls.append((hkey, "expire", (hkey, self.ttl), {}))
 
-        await self._run(op, sent="hincrby")
+        await self._run(lambda: self._pipelined(calls), sent="hincrby")
 
     async def hit_totals(self) -> dict[str, str]:
         """The shared totals hash, as stored (decoded); {} when nothing was counted yet."""
@@ -607,13 +978,9 @@ class RedisTier:
         if not cache_keys:
             return []
 
-        async def op() -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
-            for key in cache_keys:
-                pipe.hmget(self.keys.hits_key(key), "redis", "filesystem", "last")
-            return await pipe.execute()
-
-        rows = await self._run(op, sent="hmget")
+        hkeys = [self.keys.hits_key(key) for key in cache_keys]
+        calls = [(hkey, "hmget", (hkey, "redis", "filesystem", "last"), {}) for hkey in hkeys]
+        rows = await self._run(lambda: self._pipelined(calls), sent="hmget")
         return [(int(r or 0), int(f or 0), float(last) if last else None) for r, f, last in rows]
 
     async def unlink_hits(self, cache_keys: list[str]) -> None:
@@ -621,7 +988,7 @@ class RedisTier:
         self._writable("UNLINK (hit counts)")
         if cache_keys:
             hkeys = [self.keys.hits_key(k) for k in cache_keys]
-            await self._run(lambda: self.client.unlink(*hkeys))
+            await self._run(lambda: self._unlink_exact(hkeys))
 
     async def clear_hits(self, spec_name: str | None = None) -> int:
         """UNLINK the per-entry hit keys (of one spec): they go with their entries. How many."""
@@ -631,15 +998,15 @@ class RedisTier:
         def ours(key: bytes) -> bool:  # `{IR key}:hits`, exactly (MATCH is a glob, not a parser)
             return key.endswith(b":hits") and self.keys.belongs(key[: -len(b":hits")], spec_name)
 
-        async def op() -> int:
+        async def on(_i: int, client: aioredis.Redis) -> int:
             deleted = 0
-            async for page in _scan_pages(self.client, match):
+            async for page in _scan_pages(client, match):
                 mine = [k for k in page if ours(k)]
                 if mine:
-                    deleted += await self.client.unlink(*mine)
+                    deleted += await scan.unlink_keys(client, mine, by_slot=self.cluster)
             return deleted
 
-        return await self._run(op)
+        return sum(await self._run(lambda: self._each_primary(on)))
 
     async def lock_held(self, cache_key: str) -> bool:
         lkey = self.keys.lock_key(cache_key)
@@ -677,8 +1044,10 @@ class RedisTier:
         return self._lock_mode
 
     async def _compare_and(self, lkey: str, token: str, then: Callable[[Any], object]) -> bool:
-        """If `lkey` holds `token`, run `then` on it in a transaction that fails if the key changed."""
-        async with self.client.pipeline(transaction=True) as pipe:
+        """If `lkey` holds `token`, run `then` on it in a transaction that fails if the key changed
+        (on a cluster, on the primary that serves `lkey`: one key, one slot)."""
+        client = await self._client_for_key(lkey)
+        async with client.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(lkey)
                 held = await pipe.get(lkey)

@@ -1,8 +1,11 @@
 """Every walk over the keyspace and every multi-key delete goes through here.
 
-One place so that Redis Cluster can slot in later: `scan_pages` and the
-scripted steps become one cursor per primary, and `unlink_keys` splits its
-batch by hash slot (a multi-key UNLINK across slots fails with CROSSSLOT).
+Everything here works on ONE node: a standalone server, or one primary of a
+Redis Cluster through a plain connection to it (redis_tier.py runs one walk
+per primary, concurrently, and adds the results up with `merge_sizes` /
+`merge_top`). On a cluster node `unlink_keys(by_slot=True)` splits its batch
+by hash slot: a multi-key UNLINK across slots fails with CROSSSLOT, even
+when every key lives on that node.
 
 A flush overlaps the walk, the filter and the UNLINKs: the producer only
 walks (the next SCAN depends on this page's cursor), a second task applies
@@ -23,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from . import scripts
@@ -87,11 +91,26 @@ async def scan_pages(client: Any, match: str, count: int = SCAN_COUNT) -> AsyncI
             return
 
 
-async def unlink_keys(client: Any, keys: Sequence[bytes]) -> int:
-    """Delete `keys` with UNLINK (memory is freed off Redis's main thread)."""
+async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, by_slot: bool = False) -> int:
+    """Delete `keys` with UNLINK (memory is freed off Redis's main thread); how many went.
+
+    `by_slot` (a cluster node): one UNLINK per hash slot, pipelined in one
+    round trip, so that no command names keys of two slots. Every key must
+    live on the node `client` talks to.
+    """
     if not keys:
         return 0
-    return int(await client.unlink(*keys))
+    if not by_slot:
+        return int(await client.unlink(*keys))
+    slots: dict[int, list[bytes | str]] = {}
+    for key in keys:
+        slots.setdefault(key_slot(key.encode() if isinstance(key, str) else key), []).append(key)
+    if len(slots) == 1:
+        return int(await client.unlink(*keys))
+    pipe = client.pipeline(transaction=False)
+    for group in slots.values():
+        pipe.unlink(*group)
+    return sum(int(n) for n in await pipe.execute())
 
 
 async def memory_usage(client: Any, keys: Sequence[bytes]) -> list[int | None]:
@@ -160,17 +179,19 @@ async def scan_unlink(
     count: int = SCAN_COUNT,
     batch: int = BATCH,
     on_progress: Callable[[int], None] | None = None,
+    by_slot: bool = False,
 ) -> int:
     """UNLINK every key `selection` takes; returns how many went.
 
     Client-side and overlapped (see scripts.py for why not a script): Redis
-    SCANs and UNLINKs while Python filters on another core.
+    SCANs and UNLINKs while Python filters on another core. `by_slot`: the
+    client talks to one cluster node (see unlink_keys).
     """
     deleted = 0
 
     async def work(keys: Keys) -> None:
         nonlocal deleted
-        deleted += await unlink_keys(client, keys)
+        deleted += await unlink_keys(client, keys, by_slot=by_slot)
         if on_progress is not None:
             on_progress(deleted)
 
@@ -298,6 +319,27 @@ async def scan_top(
             _raise_if_cancelled()
     ranked = sorted(heap, reverse=True)
     return [(key, sign * value) for value, key in ranked], scripted
+
+
+def merge_sizes(parts: Sequence[Sizes]) -> Sizes:
+    """The sizes of several nodes' walks (a cluster's primaries) as one."""
+    total = Sizes(scripted=all(p.scripted for p in parts))
+    for part in parts:
+        total.keys += part.keys
+        total.bytes = None if total.bytes is None or part.bytes is None else total.bytes + part.bytes
+        for spec, (keys, size) in part.per_spec.items():
+            total.add_spec(spec, keys, size)
+    return total
+
+
+def merge_top(parts: Sequence[list[tuple[bytes, int]]], by: str, n: int) -> list[tuple[bytes, int]]:
+    """The `n` best of several nodes' `scan_top` rankings, ranked the same way."""
+    found = [item for part in parts for item in part]
+    if by == "memory":
+        found.sort(key=lambda item: (-item[1], item[0]))
+    else:
+        found.sort(key=lambda item: (item[1], item[0]))
+    return found[:n]
 
 
 def _script_args(cursor: int, selection: Selection, count: int) -> list[Any]:

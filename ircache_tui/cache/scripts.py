@@ -10,6 +10,16 @@ cost Redis about 1.65 times the server time of the same work done with the
 filter in Python (benchmarks/bench_core.py), and Redis's single thread is
 what a flush waits on. Scripts may be refused (ACLs, managed services), so
 the stats step has an unscripted fallback.
+
+On a Redis Cluster the stats and top steps run on each primary (EVALSHA over
+a plain connection to that node, SCAN there), declaring no keys and touching
+only keys that node's SCAN returned, so every key is local. Redis 6.2 allows
+that. Redis 7 runs scripts without a shebang in compatibility mode, which
+keeps 6.2's rule; a script with flags would need `allow-cross-slot-keys`,
+and a server or proxy that refuses undeclared or cross-slot keys anyway
+(`Script attempted to access keys that do not hash to the same slot`, ...)
+answers with an error, on which the walk falls back to the unscripted path
+on that node (scan.py). The lock scripts declare their one key (KEYS[1]).
 """
 
 from __future__ import annotations

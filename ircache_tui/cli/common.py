@@ -51,6 +51,10 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                    help="who generates on a miss (IR_GENERATOR, default auto: anthropic if ANTHROPIC_API_KEY is set)")
     g.add_argument("--read-only", action="store_true", default=S,
                    help="change nothing in Redis or the cache dir and generate nothing (IR_READ_ONLY=1)")
+    g.add_argument("--cluster", dest="redis_cluster", action="store_true", default=S,
+                   help="REDIS_URL is a Redis Cluster node (IR_REDIS_CLUSTER=1; default: ask the server)")
+    g.add_argument("--no-cluster", dest="redis_cluster", action="store_false", default=S,
+                   help="refuse a Redis Cluster node (IR_REDIS_CLUSTER=0)")
     g.add_argument("-v", "--verbose", action="count", default=S, help="log more (-v info, -vv debug)")
 
 
@@ -65,6 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ttl=getattr(args, "ttl", None),
         generator=getattr(args, "generator", None),
         read_only=True if getattr(args, "read_only", False) else None,  # the flag only turns it on
+        redis_cluster=getattr(args, "redis_cluster", None),
     )
     register_secrets(settings.redis_url, api_keys=(settings.anthropic_api_key,))
     return settings

