@@ -287,10 +287,14 @@ async def test_lock_hits_and_dashboard_walks(filled, cluster, nodes, tmp_path):
         browser = cache.key_browser(page_size=97)
         page = await browser.first()
         seen = [r.cache_key for r in page.rows]
+        done = [page.primaries_done]
         while browser.has_next:
             page = await browser.next()
             seen += [r.cache_key for r in page.rows]
+            done.append(page.primaries_done)
         assert page.complete
+        # the pane's header counts the primaries walked to their end: 0, 1, 2 along the way, 3 at the end
+        assert page.primaries == 3 and done[-1] == 3 and done == sorted(done) and done[0] < 3
         expected = {k.decode()[len(PREFIX) + 1:] for k in ir if not KEYSPACE.belongs(k, "ecommerce")}
         assert len(seen) == len(set(seen)) and set(seen) == expected
         prev = await browser.prev()
@@ -445,3 +449,4 @@ async def test_dashboard_opens_on_the_cluster(filled, cluster, tmp_path):
         status = static_text(app, "#status")
         assert "cluster, 3 primaries" in status or "(cluster" in status
         assert "live: polling" in status
+        assert " of 3 primaries scanned" in static_text(app, "#keys-footer")

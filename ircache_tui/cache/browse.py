@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from ..ir.envelope import SCHEMA_VERSION
 from ..ir.usage import usage_from_head
 from .keys import HASH_LEN, ParsedKey, glob_escape, parse_cache_key, validate_spec_name
-from .redis_tier import RedisTier
+from .redis_tier import _NODE_BITS, RedisTier
+
+_NODE_INDEX_MASK = (1 << _NODE_BITS) - 1
 
 # The envelope's metadata is serialized before the IR, so the first KiB of a
 # value is enough to show when and by what it was generated.
@@ -62,6 +64,9 @@ class Page:
     complete: bool  # the scan reached the end of the keyspace with this page
     partial: bool  # the time budget ran out before the page was full
     scanned: int  # IR keys seen so far in this scan, up to the end of this page
+    #: on a cluster, the primaries walked to their end so far, of how many (None on one node)
+    primaries_done: int | None = None
+    primaries: int | None = None
 
 
 @dataclass(slots=True)
@@ -181,8 +186,18 @@ class KeyBrowser:
         complete = done and not carry
         self._next = None if complete else _Start(cursor, carry, scanned, done)
         rows = await self._details(page_keys)
-        self.page = Page(self._index + 1, rows, complete, not done and len(page_keys) < self.page_size, scanned)
+        self.page = Page(self._index + 1, rows, complete, not done and len(page_keys) < self.page_size, scanned,
+                         *self._primaries_done(cursor, done))
         return self.page
+
+    def _primaries_done(self, cursor: int, done: bool) -> tuple[int | None, int | None]:
+        """On a cluster the cursor walks the primaries in turn, the current one's index in its low
+        bits (redis_tier's composite cursor): those before it are done."""
+        info = self.redis.cluster_info
+        if not info or not info.get("primaries"):
+            return None, None
+        total = info["primaries"]
+        return (total if done else min(total, cursor & _NODE_INDEX_MASK)), total
 
     async def row_for(self, cache_key: str) -> KeyRow | None:
         """Fresh details of one key (after a live change); None if it is gone or not an IR key."""

@@ -308,8 +308,10 @@ class KeysPane(TablePane):
         flt = f" · filter {self.browser.filter_text!r}" if self.browser and self.browser.filter_text else ""
         state = "scan complete" if page.complete else ("partial page, more on n" if page.partial else "more on n")
         nav = " · p prev" if self.has_prev else ""
+        nodes = (f" · {page.primaries_done} of {plural(page.primaries, 'primary', 'primaries')} scanned"
+                 if page.primaries else "")
         self.set_footer(f"page {page.number}{total} · {plural(len(self.rows), 'key')} here · "
-                        f"{page.scanned:,} scanned so far · {state}{nav}{flt}{sort}{marked}")
+                        f"{page.scanned:,} scanned so far{nodes} · {state}{nav}{flt}{sort}{marked}")
 
     # -- rows ------------------------------------------------------------------------
     def _state(self, row: KeyRow) -> Text:
