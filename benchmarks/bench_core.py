@@ -27,6 +27,10 @@ Figures (ours vs baseline):
   separate process (its own connection, pinging back to back) sees during the
   flush. Ours is `RedisTier.clear_ir_cache()`; the baselines are KEYS + DEL in
   batches, and the seed's SCAN COUNT 100 + DEL of each page.
+- Selective flush of one spec (~1/97 of `--keys` IR keys): `RedisTier.clear_ir_cache(spec)`
+  against the floor of a plain `SCAN MATCH <exact glob> COUNT 1000` + UNLINK
+  loop, same server, alternating which goes first, medians of `--spec-repeats`;
+  worst PING as for the flush (target ≤ 1.1× the floor and ≤ 2 ms).
 - Stats over the same keyspaces: `RedisTier.get_ir_cache_stats()` (scripted
   steps) against one MEMORY USAGE round trip per key (SCAN COUNT 100 pages,
   not pipelined), and against our unscripted fallback (where EVAL is refused).
@@ -664,6 +668,99 @@ async def bench_flush_stats(url: str, socket_path: str, n: int, n_other: int, re
     return rows, info, notes
 
 
+async def flush_exact_scan(client: Any, pattern: str, keep, count: int = 1000) -> int:
+    """Floor of a one-spec flush: `SCAN MATCH <exact glob> COUNT 1000` + UNLINK of each page, in turn."""
+    cursor = 0
+    deleted = 0
+    while True:
+        cursor, keys = await client.scan(cursor, match=pattern, count=count)
+        keys = [k for k in keys if keep(k)]
+        if keys:
+            deleted += await client.unlink(*keys)
+        if cursor == 0:
+            return deleted
+
+
+async def bench_spec_flush(url: str, socket_path: str, n: int, repeats: int) -> tuple[list[Row], dict[str, Any], list[str]]:
+    """A selective flush of one spec among `n` IR keys (97 specs, so ~n/97 keys go), beside the floor loop."""
+    from ircache_tui.cache import KeySpace, RedisTier, scan
+    from ircache_tui.cache.redis_tier import make_client
+
+    spec = "spec0"
+    keyspace = KeySpace(PREFIX)
+    tier = RedisTier(url, keyspace, TTL)
+    admin = make_client(url, socket_timeout=60)
+    baseline_client = make_client(url, socket_timeout=60)
+    pattern = keyspace.match_pattern(spec)
+    expected = sum(1 for i in range(n) if i % 97 == 0)
+    clock = time.perf_counter
+    variants = {
+        "ours": lambda: tier.clear_ir_cache(spec),
+        "floor": lambda: flush_exact_scan(baseline_client, pattern, lambda k: keyspace.belongs(k, spec)),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in [*variants, "idle"]}
+    try:
+        await tier.ping()
+        await baseline_client.ping()
+        await admin.config_set("slowlog-log-slower-than", 200)
+        await admin.config_set("slowlog-max-len", 100_000)
+        for r in range(repeats):
+            order = list(variants.items())
+            for name, flush in (order if r % 2 == 0 else order[::-1]):  # alternate which goes first
+                populate(socket_path, n, 0)
+                gc.collect()
+                await reset_server_stats(admin)
+                pinger = PingLoop(socket_path)
+                try:
+                    await asyncio.sleep(0.1)
+                    t0 = clock()
+                    deleted = await flush()
+                    t1 = clock()
+                    ping = pinger.window(t0, t1)
+                finally:
+                    pinger.kill()
+                work = await server_work(admin)
+                remaining = await admin.dbsize()
+                if deleted != expected or remaining != n - expected:
+                    raise AssertionError(f"spec flush {name}: deleted {deleted} of {expected}, {remaining} left")
+                runs[name].append({"wall_s": t1 - t0, "worst_ping_s": ping["max_s"], "pings": ping["count"],
+                                   "deleted": deleted, **work})
+            pinger = PingLoop(socket_path)
+            try:
+                await asyncio.sleep(0.1)
+                t0 = clock()
+                await asyncio.sleep(runs["ours"][-1]["wall_s"])
+                ping = pinger.window(t0, clock())
+            finally:
+                pinger.kill()
+            runs["idle"].append({"worst_ping_s": ping["max_s"], "pings": ping["count"]})
+        await admin.flushall()
+    finally:
+        await tier.aclose()
+        await admin.aclose()
+        await baseline_client.aclose()
+
+    def med(name: str, field: str) -> float:
+        return statistics.median(r[field] for r in runs[name])
+
+    label = f"Selective flush of one spec ({expected:,} keys) among {n:,} IR keys"
+    floor = "`SCAN MATCH <exact glob> COUNT 1000` + UNLINK"
+    wall, base = med("ours", "wall_s"), med("floor", "wall_s")
+    ping = med("ours", "worst_ping_s")
+    rows = [
+        Row(f"{label}: wall", wall, base, "s", "≤ 1.1× floor", wall <= 1.1 * base, floor),
+        Row(f"{label}: worst PING of a concurrent client", ping, med("floor", "worst_ping_s"), "ms",
+            "≤ 2 ms", ping <= 2e-3, floor),
+        Row(f"{label}: longest single Redis command (SLOWLOG)", med("ours", "longest_command_s"),
+            med("floor", "longest_command_s"), "ms", note=floor),
+        Row("PING loop alone, as long as that flush (noise floor): worst", med("idle", "worst_ping_s"), None, "ms"),
+    ]
+    notes = [f"{label}: SCAN COUNT {scan.SPEC_SCAN_COUNT} (all-IR walks: {scan.SCAN_COUNT}); Redis's own time "
+             f"(median) ours {med('ours', 'server_s') * 1e3:.1f} ms, floor {med('floor', 'server_s') * 1e3:.1f} ms; "
+             f"ours per command (last run) {runs['ours'][-1]['usec_per_call']} µs, calls {runs['ours'][-1]['calls']}."]
+    return rows, {"ir_keys": n, "spec_keys": expected, "runs": runs}, notes
+
+
 # ---------------------------------------------------------------------------
 async def run(args: argparse.Namespace, url: str, socket_path: str, workdir: Path) -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
@@ -681,6 +778,11 @@ async def run(args: argparse.Namespace, url: str, socket_path: str, workdir: Pat
             rows += r
             notes += n
             info["flush_stats"].append(i)
+    if "flush" in args.only or "spec-flush" in args.only:
+        r, i, n = await bench_spec_flush(url, socket_path, args.keys, args.spec_repeats)
+        rows += r
+        notes += n
+        info["spec_flush"] = i
     info["notes"] = notes
     return rows, info
 
@@ -694,7 +796,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each flush/stats variant; medians are shown")
     parser.add_argument("--stats-keys", type=int, default=10_000,
                         help="keys the per-key MEMORY USAGE baseline measures before extrapolating (default 10000)")
-    parser.add_argument("--only", default="hits,flush", help="comma-separated: hits, flush (flush includes stats)")
+    parser.add_argument("--spec-repeats", type=int, default=7,
+                        help="runs of each one-spec flush variant (default 7; each is short)")
+    parser.add_argument("--only", default="hits,flush",
+                        help="comma-separated: hits, flush (flush includes stats and spec-flush), spec-flush")
     parser.add_argument("--notifications", action="store_true",
                         help="turn keyspace notifications on, as a dashboard does (the embedded server starts without)")
     parser.add_argument("--ping-worker", metavar="SOCKET", help=argparse.SUPPRESS)
