@@ -23,6 +23,14 @@ per-node logic of scan.py is reused unchanged, each node's SCAN cursor and
 EVALSHA stay on that node, and the keys a node returns live in its slots.
 Pipelines are split by the node that owns each command's key (`_pipelined`),
 and no multi-key UNLINK ever names keys of two slots.
+
+Failover: every walk starts from the topology asked again (CLUSTER SLOTS), and
+the per-primary clients are those of the primaries it names now. A flush
+whose walk on some primary fails because that primary died (connection
+refused or reset, a timeout) or no longer serves its slots (MOVED, ASK,
+READONLY, CLUSTERDOWN, TRYAGAIN) waits up to FAILOVER_WAIT seconds for the
+topology to change (a replica promoted), then walks every primary it names
+again; otherwise it stops and FlushIncomplete says how many keys went.
 """
 
 from __future__ import annotations
@@ -43,7 +51,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
 from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError, ClusterCrossSlotError
-from redis.exceptions import ClusterDownError, ClusterError
+from redis.exceptions import AskError, BusyLoadingError, ClusterDownError, ClusterError, MovedError, TryAgainError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoPermissionError, OutOfMemoryError, RedisClusterException, RedisError
 from redis.exceptions import ResponseError, SlotNotCoveredError, WatchError
@@ -156,6 +165,29 @@ def node_url(url: str, host: str, port: int) -> str:
 
 #: a composite SCAN cursor over a cluster: (the node's own cursor << _NODE_BITS) | the node's index
 _NODE_BITS = 16
+
+#: how long a flush waits for a cluster's topology to change (a replica promoted) after a primary's
+#: walk failed, before it stops and says how many keys went; asked again every _TOPOLOGY_POLL seconds
+FAILOVER_WAIT = 5.0
+_TOPOLOGY_POLL = 0.1
+# a node that is gone, or no longer serves the slots its walk was for (MOVED and ASK are ResponseErrors,
+# READONLY a replica refusing a write; CLUSTERDOWN, TRYAGAIN and LOADING pass during a failover)
+_TOPOLOGY_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, MovedError, AskError,
+                    RedisReadOnlyError, ClusterDownError, TryAgainError, BusyLoadingError)
+_TOPOLOGY_REPLIES = ("MOVED ", "ASK ", "READONLY ", "CLUSTERDOWN ", "TRYAGAIN ", "LOADING ")
+
+
+def _topology_error(exc: BaseException) -> bool:
+    """Whether `exc` says the node's walk failed because the cluster's topology changed under it
+    (never a refused password or ACL rule, which a failover does not cure)."""
+    if _auth_refused(exc) or isinstance(exc, NoPermissionError):
+        return False
+    for e in _chain(exc):
+        if isinstance(e, _TOPOLOGY_ERRORS):
+            return True
+        if isinstance(e, ResponseError) and str(e).startswith(_TOPOLOGY_REPLIES):
+            return True
+    return False
 
 
 async def _noop() -> None:
@@ -312,6 +344,7 @@ class RedisTier:
         self.cluster = False
         self._cluster_setting = cluster
         self._node_clients: dict[str, aioredis.Redis] = {}  # primary's name (host:port) → plain client
+        self._retired: list[aioredis.Redis] = []  # clients of nodes that are no longer primaries (closed at aclose)
         self._primary_count: int | None = None
         self._mode_pending = not private and cluster is not True  # INFO cluster still to be asked
         self._mode_lock = asyncio.Lock()
@@ -353,7 +386,8 @@ class RedisTier:
         return int(self.client.connection_pool.connection_kwargs.get("db", 0) or 0)
 
     async def aclose(self) -> None:
-        nodes, self._node_clients = list(self._node_clients.values()), {}
+        nodes, self._node_clients = [*self._node_clients.values(), *self._retired], {}
+        self._retired = []
         await self.client.aclose()
         for node in nodes:
             await node.aclose()
@@ -429,12 +463,68 @@ class RedisTier:
         except ClusterCrossSlotError:
             return True
 
-    async def _primaries(self) -> list[aioredis.Redis]:
-        """A plain client per primary of the cluster, in a stable order (host, port)."""
+    async def _primaries(self, *, refresh: bool = False) -> list[aioredis.Redis]:
+        """A plain client per primary of the cluster, in a stable order (host, port).
+
+        `refresh` (the start of every walk): ask the topology again (CLUSTER SLOTS) rather than
+        trust what the cluster client learned before (a replica may have been promoted since), and
+        retire the clients of nodes that are no longer primaries.
+        """
         await self.client.initialize()  # the topology, once (again after a connection error)
+        if refresh:
+            await self._refresh_topology()
         nodes = sorted(self.client.get_primaries(), key=lambda n: (n.host, n.port))
         self._primary_count = len(nodes)
+        if refresh:
+            current = {node.name for node in nodes}
+            for name in [n for n in self._node_clients if n not in current]:
+                # not closed now: a walk that still holds it fails on its own (the node is gone or a replica)
+                self._retired.append(self._node_clients.pop(name))
         return [self._node_client(node) for node in nodes]
+
+    async def _refresh_topology(self) -> None:
+        """Ask a primary for the slots again (CLUSTER SLOTS, on its plain connection); when they
+        changed owner (or no primary answered), have the cluster client learn the topology anew,
+        so that its single-key commands follow the new primaries too. (Not unconditionally: every
+        refresh of the cluster client reconnects all its connections.)"""
+        seen = await self._ask_slot_owners()
+        if seen is None or seen != self._slot_owners():
+            await self.client.nodes_manager.initialize()
+
+    async def _ask_slot_owners(self) -> tuple[str, ...] | None:
+        """Which primary serves each slot, by name, as the first primary that answers says; None
+        when none does."""
+        for client in list(self._node_clients.values()):
+            try:
+                reply = await client.execute_command("CLUSTER SLOTS")
+            except (*_DOWN_ERRORS, RedisError):
+                continue
+            owners = [""] * 16384
+            asked = str(client.connection_pool.connection_kwargs.get("host", ""))
+            for start, end, primary, *_replicas in reply:
+                host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
+                name = f"{host or asked}:{int(primary[1])}"
+                owners[int(start): int(end) + 1] = [name] * (int(end) - int(start) + 1)
+            return tuple(owners)
+        return None
+
+    def _slot_owners(self) -> tuple[str, ...]:
+        """Which primary serves each slot, by name, as the cluster client knows it now."""
+        slots = self.client.nodes_manager.slots_cache
+        return tuple(slots[i][0].name if slots.get(i) else "" for i in range(16384))
+
+    async def _topology_changed(self, before: tuple[str, ...], deadline: float) -> bool:
+        """Ask the topology again until a slot changed owner (True) or `deadline` (loop time) passed."""
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            await asyncio.sleep(_TOPOLOGY_POLL)
+            try:
+                await self._refresh_topology()
+            except (*_DOWN_ERRORS, RedisError):  # no node answered, or they disagree mid-failover: ask again
+                continue
+            if self._slot_owners() != before:
+                return True
+        return False
 
     def _node_client(self, node: Any) -> aioredis.Redis:
         client = self._node_clients.get(node.name)
@@ -450,20 +540,44 @@ class RedisTier:
         await self._primaries()
         return self._node_client(self.client.get_node_from_key(key))
 
-    async def _each_primary(self, work: Callable[[int, aioredis.Redis], Awaitable[T]]) -> list[T]:
-        """`work(index, client)` on every primary concurrently (once, on the client, on a single node).
+    async def _each_primary(self, work: Callable[[int, aioredis.Redis], Awaitable[T]],
+                            *, follow_failover: bool = False) -> list[T]:
+        """`work(index, client)` on every primary concurrently (once, on the client, on a single node),
+        from the topology as it is now (asked again at the start of every walk).
 
         Every node's work runs to its end even when another's fails (a flush goes as far as it
         can everywhere, and counts what went); then the first error is raised.
+
+        `follow_failover`: when every failure says the topology changed under the walk (see
+        `_topology_error`), wait up to FAILOVER_WAIT for a slot to change owner (a replica
+        promoted), then run `work` again on every primary there is then; the results are those of
+        that last round. Each call of `work` gets an index of its own, never reused across rounds
+        (a caller adding up progress per index keeps every round's share).
         """
         if not self.cluster:
             return [await work(0, self.client)]
-        nodes = await self._primaries()
-        results = await asyncio.gather(*(work(i, c) for i, c in enumerate(nodes)), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results  # type: ignore[return-value]
+        base = 0
+        deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            nodes = await self._primaries(refresh=True)
+            before = self._slot_owners()
+            results = await asyncio.gather(*(work(base + i, c) for i, c in enumerate(nodes)), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if not errors:
+                return results  # type: ignore[return-value]
+            base += len(nodes)
+            if not follow_failover or not all(_topology_error(e) for e in errors) or any(
+                isinstance(e, asyncio.CancelledError) for e in errors
+            ):
+                raise errors[0]
+            if deadline is None:
+                deadline = loop.time() + FAILOVER_WAIT
+            log.info("A primary's walk failed (%s): waiting for the cluster's topology to change",
+                     str(errors[0]).splitlines()[0] if str(errors[0]) else type(errors[0]).__name__)
+            if not await self._topology_changed(before, deadline):
+                raise errors[0]
+            log.info("The cluster's topology changed: walking every primary again")
 
     async def _pipelined(self, calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]],
                          *, raise_on_error: bool = True) -> list[Any]:
@@ -663,9 +777,11 @@ class RedisTier:
             return progress
 
         async def flush() -> int:
-            counts = await self._each_primary(lambda i, client: scan.scan_unlink(
-                client, selection, on_progress=progress_of(i), by_slot=self.cluster))
-            return sum(counts)
+            # what went is what every walk confirmed, including the rounds before a failover
+            # (their partial counts are in per_node, not in the last round's results)
+            await self._each_primary(lambda i, client: scan.scan_unlink(
+                client, selection, on_progress=progress_of(i), by_slot=self.cluster), follow_failover=True)
+            return so_far
 
         try:
             deleted = await self._run(flush)
@@ -734,7 +850,7 @@ class RedisTier:
         async def step() -> tuple[int, list[bytes]]:
             if not self.cluster:
                 return await scan.scan_page(self.client, cursor, pattern, count)
-            nodes = await self._primaries()
+            nodes = await self._primaries(refresh=cursor == 0)  # a new walk: the topology as it is now
             index, node_cursor = cursor & ((1 << _NODE_BITS) - 1), cursor >> _NODE_BITS
             if index >= len(nodes):
                 return 0, []  # the cluster lost a primary meanwhile: the walk ends (phase 2: failover)
@@ -766,7 +882,7 @@ class RedisTier:
                 if cursor == 0:
                     return
         pattern = self.keys.match_pattern(spec_name)
-        nodes = await self._run(self._primaries)
+        nodes = await self._run(lambda: self._primaries(refresh=True))
         pages: asyncio.Queue[list[ParsedKey] | BaseException | None] = asyncio.Queue(maxsize=4)
 
         async def walk(client: aioredis.Redis) -> None:

