@@ -33,6 +33,10 @@ EXTEND_LOCK = (
     " return redis.call('set', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) and 1 or 0 else return 0 end"
 )
 
+# UNLINK each key named in ARGV, on a cluster node whose keys span many slots (scan.unlink_keys):
+# no key is declared, so no CROSSSLOT; every key came from this node's own SCAN, so all are local.
+UNLINK_EACH = "local n = 0 for _, k in ipairs(ARGV) do n = n + redis.call('unlink', k) end return n"
+
 # ARGV: cursor, COUNT, `{prefix}:`, a spec name ("" for every spec), the
 # longest spec name in bytes. A key is ours when it is
 # `{prefix}:{spec}_{8 lowercase hex}` and spec is 1..max bytes of valid
