@@ -306,7 +306,8 @@ async def test_lock_hits_and_dashboard_walks(filled, cluster, nodes, tmp_path):
             await cache.redis.set_raw(key, b"{" + b" " * size + b"}")
         top = await browser.top("largest", 6)
         assert [r.cache_key for r in top.rows] == sorted(big, key=big.get, reverse=True)
-        assert not await cache.enable_live_updates()  # per-node notifications: phase 2; it polls
+        assert await cache.enable_live_updates()  # on every primary (each publishes its own keys' events)
+        assert all(c.config_get("notify-keyspace-events")["notify-keyspace-events"] for c in nodes)
 
 
 # -- the commands, with REDIS_URL of one node ------------------------------------------
@@ -448,5 +449,5 @@ async def test_dashboard_opens_on_the_cluster(filled, cluster, tmp_path):
         await until(pilot, lambda: "IR keys" in static_text(app, "#status"), what="stats")
         status = static_text(app, "#status")
         assert "cluster, 3 primaries" in status or "(cluster" in status
-        assert "live: polling" in status
+        assert "live: notifications" in status
         assert " of 3 primaries scanned" in static_text(app, "#keys-footer")

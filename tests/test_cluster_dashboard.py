@@ -121,3 +121,24 @@ async def test_every_binding_on_the_cluster(cluster, tmp_path, specs):
             assert "cluster, 3 primaries" in static_text(app, "#status") or "(cluster" in static_text(app, "#status")
     finally:
         client.close()
+
+
+async def test_live_updates_come_from_every_primary(cluster, tmp_path):
+    """Notifications on, listened to on each primary: keys written on any node show up without a poll."""
+    cluster.flushall()
+    cache = IRCache(redis_url=cluster.url, cache_dir=tmp_path / "ir", generator=CountingGenerator(), max_connections=4)
+    app = IRCacheApp(Services(cache=cache, watch=False, poll_interval=3600, stats_interval=3600))
+    client = SyncCluster.from_url(cluster.url)
+    try:
+        async with app.run_test(size=(150, 40)) as pilot:
+            await until(pilot, lambda: app.first_page_shown, what="first page")
+            await until(pilot, lambda: app.keys_pane.live_mode == "notifications", what="listening on every primary")
+            keys = [f"live-{i:02d}_{i:08x}" for i in range(30)]  # 30 names: every node gets some
+            for key in keys:
+                client.set(f"ir_cache:{key}", b'{"schema_version": 1}')
+            await until(pilot, lambda: set(keys) <= set(table_keys(app, "keys")), what="every new key shown")
+            assert len({client.keyslot(f"ir_cache:{k}") // 5462 for k in keys}) == 3  # they span the three nodes
+            client.delete(f"ir_cache:{keys[0]}")
+            await until(pilot, lambda: keys[0] not in table_keys(app, "keys"), what="a delete on any node")
+    finally:
+        client.close()

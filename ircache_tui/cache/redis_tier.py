@@ -163,6 +163,11 @@ def node_url(url: str, host: str, port: int) -> str:
     return urlunsplit((parts.scheme, f"{userinfo}{at}{where}", parts.path, parts.query, parts.fragment))
 
 
+def _node_name(client: aioredis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
 #: a composite SCAN cursor over a cluster: (the node's own cursor << _NODE_BITS) | the node's index
 _NODE_BITS = 16
 
@@ -963,22 +968,22 @@ class RedisTier:
         try:
             if self._mode_pending:
                 await self._run(_noop)
-            if self.cluster:
-                # each node publishes only its own keys' events: phase 2 listens to every primary
-                log.info("Keyspace notifications are per node on a Redis Cluster; polling instead")
-                return False
-            flags = (await self._run(lambda: self.client.config_get("notify-keyspace-events"))).get(
-                "notify-keyspace-events", ""
-            )
-            if isinstance(flags, bytes):
-                flags = flags.decode()
-            if _covers(flags):
-                return True
-            if not may_configure or (self.read_only and not self.private):
-                return False
-            wanted = "".join(sorted(set(flags) | set(_NOTIFY_FLAGS)))
-            await self._run(lambda: self.client.config_set("notify-keyspace-events", wanted), sent="config|set")
-            log.info("Enabled keyspace notifications (notify-keyspace-events %s)", wanted)
+            # each node of a cluster publishes only its own keys' events: every primary must have them on
+            nodes = await self._run(lambda: self._primaries(refresh=True)) if self.cluster else [self.client]
+            for node in nodes:
+                flags = (await self._run(lambda: node.config_get("notify-keyspace-events"))).get(
+                    "notify-keyspace-events", ""
+                )
+                if isinstance(flags, bytes):
+                    flags = flags.decode()
+                if _covers(flags):
+                    continue
+                if not may_configure or (self.read_only and not self.private):
+                    return False
+                wanted = "".join(sorted(set(flags) | set(_NOTIFY_FLAGS)))
+                await self._run(lambda: node.config_set("notify-keyspace-events", wanted), sent="config|set")
+                where = f" on {_node_name(node)}" if self.cluster else ""
+                log.info("Enabled keyspace notifications (notify-keyspace-events %s)%s", wanted, where)
             return True
         except (RedisCommandError, RedisUnavailable) as exc:
             log.info("Keyspace notifications unavailable (%s); polling instead", str(exc).splitlines()[0])
@@ -987,14 +992,57 @@ class RedisTier:
     async def keyspace_events(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[tuple[bytes, str]]:
         """(Redis key, event) for every key under the prefix, as notifications arrive.
 
-        Ends by raising RedisUnavailable when the connection drops.
+        Ends by raising RedisUnavailable when the connection drops. On a cluster, every
+        primary is listened to (each publishes only its own keys' events).
         """
+        if self.cluster:
+            async for change in self._cluster_keyspace_events(on_subscribed):
+                yield change
+            return
+        async for change in self._node_keyspace_events(self.client, on_subscribed):
+            yield change
+
+    async def _cluster_keyspace_events(
+        self, on_subscribed: Callable[[], None] | None
+    ) -> AsyncIterator[tuple[bytes, str]]:
+        """Every primary's events, merged: one listener per node into one bounded queue. A node
+        that fails ends the whole stream (the caller listens again, on the topology of then)."""
+        nodes = await self._run(lambda: self._primaries(refresh=True))
+        queue: asyncio.Queue[tuple[bytes, str] | BaseException] = asyncio.Queue(maxsize=10_000)
+        subscribed = 0
+
+        def one_subscribed() -> None:
+            nonlocal subscribed
+            subscribed += 1
+            if subscribed == len(nodes) and on_subscribed is not None:
+                on_subscribed()
+
+        async def listen(node: aioredis.Redis) -> None:
+            try:
+                async for change in self._node_keyspace_events(node, one_subscribed):
+                    await queue.put(change)
+            except BaseException as exc:  # handed to the reader, which raises it
+                await queue.put(exc)
+
+        tasks = [asyncio.create_task(listen(node)) for node in nodes]
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _node_keyspace_events(
+        self, node: aioredis.Redis, on_subscribed: Callable[[], None] | None
+    ) -> AsyncIterator[tuple[bytes, str]]:
         from .keys import glob_escape
 
-        if self.cluster:
-            raise RedisCommandError("keyspace notifications are per node on a Redis Cluster: poll instead")
         channel_prefix = f"__keyspace@{self.db}__:".encode()
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub = node.pubsub(ignore_subscribe_messages=True)
         try:
             try:
                 await pubsub.psubscribe(f"{glob_escape(channel_prefix.decode())}{glob_escape(self.keys.prefix)}:*")
