@@ -206,9 +206,7 @@ class SpecWatcher:
             self._stop_event.set()  # awatch's thread notices within one step
             if self._resync_task is not None:
                 tasks.append(self._resync_task)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel_all(tasks)
             if consumer is not None and not consumer.done():
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(consumer), timeout=5)
@@ -381,3 +379,17 @@ class SpecWatcher:
             self._idle.clear()
         else:
             self._idle.set()
+
+
+async def _cancel_all(tasks: list[asyncio.Task]) -> None:
+    """Cancel the workers and wait for them, asking again if one swallowed the request.
+
+    Python 3.11's asyncio.timeout / wait_for (redis-py reads and connects under them) can lose
+    a cancellation that lands as the inner operation finishes: that worker then goes back to
+    its queue and would hold the watcher's exit forever.
+    """
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
