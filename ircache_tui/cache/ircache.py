@@ -414,8 +414,8 @@ class IRCache:
             yield
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # not `suppress(CancelledError): await task`: that would also swallow a cancel of ours
+            await asyncio.gather(task, return_exceptions=True)
 
     # -- tiers -------------------------------------------------------------------
     async def _read_tiers(self, key: str, spec_name: str, *, again: bool = False) -> Lookup | None:
