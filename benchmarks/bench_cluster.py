@@ -51,7 +51,7 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from report import Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
+from report import PingLoop, Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
 
 PREFIX = "ir_cache"
 TTL = 604_800
@@ -101,30 +101,6 @@ def ping_worker(ports: str) -> None:
     sys.stdout.write(json.dumps({"count": len(lat), "max_s": lat[-1] if lat else None,
                                  "p99_s": percentile(lat, 0.99) if lat else None}) + "\n")
     sys.stdout.flush()
-
-
-class PingLoop:
-    def __init__(self, ports: list[int]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--ping-worker", ",".join(map(str, ports))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("PING worker did not start")
-
-    def window(self, t0: float, t1: float) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{t0!r} {t1!r}\n")
-        self.proc.stdin.flush()
-        result = json.loads(self.proc.stdout.readline())
-        self.proc.wait(10)
-        return result
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # ---------------------------------------------------------------------------
@@ -309,7 +285,7 @@ async def run(args: argparse.Namespace, cluster_ports: list[int], single_port: i
         fills[where].load(ports[where])
         gc.collect()
         await reset(where)
-        pinger = PingLoop(ports[where])
+        pinger = PingLoop(__file__, ",".join(map(str, ports[where])))
         try:
             await asyncio.sleep(0.1)
             t0 = clock()
@@ -357,7 +333,7 @@ async def run(args: argparse.Namespace, cluster_ports: list[int], single_port: i
             for name, (where, flush, expected) in (order if r % 2 == 0 else order[::-1]):
                 runs.setdefault(name, []).append(await measure(where, flush, expected))
             # the PING loop on the cluster with nothing else running, as long as our flush took
-            pinger = PingLoop(cluster_ports)
+            pinger = PingLoop(__file__, ",".join(map(str, cluster_ports)))
             try:
                 await asyncio.sleep(0.1)
                 t0 = clock()

@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from report import Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
+from report import PingLoop, Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
 
 
 
@@ -111,32 +111,6 @@ def ping_worker(socket_path: str) -> None:
     }
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
-
-
-class PingLoop:
-    """Start the worker before the measured region; `window(t0, t1)` returns what it saw then."""
-
-    def __init__(self, socket_path: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--ping-worker", socket_path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("PING worker did not start")
-
-    def window(self, t0: float, t1: float) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{t0!r} {t1!r}\n")
-        self.proc.stdin.flush()
-        result = json.loads(self.proc.stdout.readline())
-        self.proc.wait(10)
-        return result
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # ---------------------------------------------------------------------------
@@ -561,7 +535,7 @@ async def bench_flush_stats(url: str, socket_path: str, n: int, n_other: int, re
                 populate(socket_path, n, n_other)
                 gc.collect()
                 await reset_server_stats(admin)
-                pinger = PingLoop(socket_path)
+                pinger = PingLoop(__file__, socket_path)
                 try:
                     await asyncio.sleep(0.1)
                     t0 = clock()
@@ -579,7 +553,7 @@ async def bench_flush_stats(url: str, socket_path: str, n: int, n_other: int, re
                 runs[name].append({"wall_s": t1 - t0, "worst_ping_s": ping["max_s"], "p99_ping_s": ping["p99_s"],
                                    "pings": ping["count"], "deleted": deleted, "unrelated_left": remaining, **work})
             # The same PING loop with nothing else going on, as long as our flush took: the noise floor.
-            pinger = PingLoop(socket_path)
+            pinger = PingLoop(__file__, socket_path)
             try:
                 await asyncio.sleep(0.1)
                 t0 = clock()
@@ -710,7 +684,7 @@ async def bench_spec_flush(url: str, socket_path: str, n: int, repeats: int) -> 
                 populate(socket_path, n, 0)
                 gc.collect()
                 await reset_server_stats(admin)
-                pinger = PingLoop(socket_path)
+                pinger = PingLoop(__file__, socket_path)
                 try:
                     await asyncio.sleep(0.1)
                     t0 = clock()
@@ -725,7 +699,7 @@ async def bench_spec_flush(url: str, socket_path: str, n: int, repeats: int) -> 
                     raise AssertionError(f"spec flush {name}: deleted {deleted} of {expected}, {remaining} left")
                 runs[name].append({"wall_s": t1 - t0, "worst_ping_s": ping["max_s"], "pings": ping["count"],
                                    "deleted": deleted, **work})
-            pinger = PingLoop(socket_path)
+            pinger = PingLoop(__file__, socket_path)
             try:
                 await asyncio.sleep(0.1)
                 t0 = clock()

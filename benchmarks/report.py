@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,3 +44,29 @@ def print_table(rows: list[Row]) -> None:
     header = ["figure", "ours", "baseline", "ratio", "target", "met?"]
     for line in [header, ["---"] * len(header)] + [r.cells() for r in rows]:
         print("| " + " | ".join(line) + " |")
+
+class PingLoop:
+    """A PING worker process (the benchmark script run with `--ping-worker TARGET`), started before
+    the measured region; `window(t0, t1)` returns what it saw then (worst and median reply)."""
+
+    def __init__(self, script: str, target: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, script, "--ping-worker", target],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("PING worker did not start")
+
+    def window(self, t0: float, t1: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{t0!r} {t1!r}\n")
+        self.proc.stdin.flush()
+        result = json.loads(self.proc.stdout.readline())
+        self.proc.wait(10)
+        return result
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
