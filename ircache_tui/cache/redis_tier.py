@@ -31,6 +31,16 @@ refused or reset, a timeout) or no longer serves its slots (MOVED, ASK,
 READONLY, CLUSTERDOWN, TRYAGAIN) waits up to FAILOVER_WAIT seconds for the
 topology to change (a replica promoted), then walks every primary it names
 again; otherwise it stops and FlushIncomplete says how many keys went.
+
+Resharding: while a slot migrates, its keys live on two primaries, and a key
+carried from a node the flush has not walked yet to one it has walked is
+behind the cursor. A node's delete of a key it no longer serves fails alone
+(UNLINK_EACH runs each UNLINK under pcall) and the key goes through the
+cluster client, which follows MOVED and ASK (`_reroute`). A flush compares
+the slot owners and the slots in migration (`CLUSTER NODES`) before and
+after its walk; if anything moved, it waits up to RESHARD_WAIT for the
+migrations to end and walks again, until a walk sees nothing move. Still
+migrating then, it stops with FlushIncomplete, saying which slots move.
 """
 
 from __future__ import annotations
@@ -175,6 +185,9 @@ _NODE_BITS = 16
 #: walk failed, before it stops and says how many keys went; asked again every _TOPOLOGY_POLL seconds
 FAILOVER_WAIT = 5.0
 _TOPOLOGY_POLL = 0.1
+#: how long a flush that saw slots move between primaries waits for the resharding to end before it
+#: walks again (to find keys carried behind a cursor); still moving then, it stops and says so
+RESHARD_WAIT = 10.0
 # a node that is gone, or no longer serves the slots its walk was for (MOVED and ASK are ResponseErrors,
 # READONLY a replica refusing a write; CLUSTERDOWN, TRYAGAIN and LOADING pass during a failover)
 _TOPOLOGY_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, MovedError, AskError,
@@ -362,6 +375,7 @@ class RedisTier:
         self._lock_mode: LockMode | None = None  # found on first use: scripts, WATCH/MULTI, or no lock
         self._said_lock_refusal: set[str] = set()
         self._stats_scripted = True  # False once the server refused the stats script
+        self._resharded = False  # a flush walk found a key its node no longer serves (see _reroute)
 
     def _use(self, client: Any, *, cluster: bool) -> None:
         self.client = client
@@ -630,7 +644,7 @@ class RedisTier:
         tally = went if went is not None else [0]
 
         async def run(name: str, mine: list[Any]) -> int:
-            n = await scan.unlink_keys(self._node_client(nodes[name]), mine, by_slot=True)
+            n = await scan.unlink_keys(self._node_client(nodes[name]), mine, reroute=self._reroute)
             tally[0] += n
             return n
 
@@ -639,6 +653,43 @@ class RedisTier:
             if isinstance(result, BaseException):
                 raise result
         return sum(results)  # type: ignore[arg-type]
+
+    async def _reroute(self, keys: list[bytes]) -> int:
+        """UNLINK keys that the node whose SCAN returned them no longer serves (a resharding moved
+        their slot, or is moving it), one at a time through the cluster client, which follows MOVED
+        and ASK; how many went. Rare: only keys in flight between two nodes come here."""
+        self._resharded = True
+        deleted = 0
+        for key in keys:
+            deleted += int(await self.client.unlink(key))
+        return deleted
+
+    async def _migrations(self) -> frozenset[str]:
+        """The slots being moved between primaries now, as each primary says of itself in
+        `CLUSTER NODES` (`[5461->-id]` migrating, `[5461-<-id]` importing): `"5461 host:port
+        migrating"`. Empty when none, or when the user may not ask (`+cluster|nodes`): then a
+        resharding shows only once a slot changed owner, or when a key was found moved."""
+        async def ask(_i: int, client: aioredis.Redis) -> list[str]:
+            try:
+                reply = await client.execute_command("CLUSTER NODES")
+            except ResponseError:  # NOPERM, or a proxy that hides the command
+                return []
+            return _own_migrations(reply, _node_name(client))
+
+        found = await self._each_primary(ask)
+        return frozenset(m for node in found for m in node)
+
+    async def _reshard_state(self) -> tuple[tuple[str, ...], frozenset[str]]:
+        """Who serves each slot now (asked again), and which slots are being moved."""
+        await self._refresh_topology()
+        return self._slot_owners(), await self._migrations()
+
+    async def _migrations_over(self, deadline: float) -> frozenset[str]:
+        """Wait until no slot is being moved, or `deadline` (loop time); the slots still moving."""
+        loop = asyncio.get_running_loop()
+        while (moving := await self._migrations()) and loop.time() < deadline:
+            await asyncio.sleep(_TOPOLOGY_POLL)
+        return moving
 
     def _writable(self, what: str) -> None:
         if self.read_only:
@@ -781,12 +832,41 @@ class RedisTier:
                     on_progress(so_far)
             return progress
 
+        def walk(i: int, client: aioredis.Redis) -> Awaitable[int]:
+            if self.cluster:
+                return scan.scan_unlink_node(client, selection, reroute=self._reroute, on_progress=progress_of(i))
+            return scan.scan_unlink(client, selection, on_progress=progress_of(i))
+
         async def flush() -> int:
-            # what went is what every walk confirmed, including the rounds before a failover
-            # (their partial counts are in per_node, not in the last round's results)
-            await self._each_primary(lambda i, client: scan.scan_unlink(
-                client, selection, on_progress=progress_of(i), by_slot=self.cluster), follow_failover=True)
-            return so_far
+            # what went is what every walk confirmed, including the rounds before a failover or a
+            # resharding (their partial counts are in per_node, under indices never reused)
+            if not self.cluster:
+                await self._each_primary(walk)
+                return so_far
+            first = 0
+            deadline: float | None = None
+            while True:
+                before = await self._reshard_state()
+                self._resharded = False
+                await self._each_primary(lambda i, client: walk(first + i, client), follow_failover=True)
+                after = await self._reshard_state()
+                if not self._resharded and after == before and not after[1]:
+                    return so_far  # no slot moved during the walk, so none was carried behind a cursor
+                # a slot moved, or is moving: a key carried from a node not yet walked to one already
+                # walked was missed. Walk again once the resharding is over.
+                loop = asyncio.get_running_loop()
+                if deadline is None:
+                    deadline = loop.time() + RESHARD_WAIT
+                moving = await self._migrations_over(deadline)
+                if moving or loop.time() >= deadline:  # a rebalancer that keeps moving slots: do not chase it
+                    what = (_describe_migrations(moving) if moving
+                            else f"slots still changing hands after {RESHARD_WAIT:g} s")
+                    raise FlushIncomplete({"redis": so_far}, (
+                        f"a resharding is under way ({what}); keys it carried between primaries during "
+                        "the flush may remain: run it again when it is done"))
+                log.info("Slots changed hands during the flush (a resharding or a failover): "
+                         "walking every primary again")
+                first += 1 << 20  # a new range of indices for per_node
 
         try:
             deleted = await self._run(flush)
@@ -1167,7 +1247,7 @@ class RedisTier:
             async for page in _scan_pages(client, match):
                 mine = [k for k in page if ours(k)]
                 if mine:
-                    deleted += await scan.unlink_keys(client, mine, by_slot=self.cluster)
+                    deleted += await scan.unlink_keys(client, mine, reroute=self._reroute if self.cluster else None)
             return deleted
 
         return sum(await self._run(lambda: self._each_primary(on)))
@@ -1222,6 +1302,33 @@ class RedisTier:
             except WatchError:
                 return False  # changed under us: not ours any more
         return bool(result and result[0])
+
+
+def _own_migrations(reply: object, name: str) -> list[str]:
+    """The slots a node is moving, from its own entry of `CLUSTER NODES` (flag `myself`), as
+    `"5461 host:port migrating"` / `"5462 host:port importing"`. redis-py parses the reply into
+    {address: {"flags", "migrations": [{"slot", "state"}]}}; the raw text (`[5461->-<id>]`,
+    `[5462-<-<id>]`) is read too, should a client hand it over unparsed."""
+    if isinstance(reply, dict):
+        for node in reply.values():
+            if "myself" in str(node.get("flags", "")).split(","):
+                return [f"{m['slot']} {name} {m['state']}" for m in node.get("migrations", [])]
+        return []
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 8 and "myself" in fields[2].split(","):
+            return [f"{item[1:].split('-', 1)[0]} {name} {'migrating' if '->-' in item else 'importing'}"
+                    for item in fields[8:] if item.startswith("[") and ("->-" in item or "-<-" in item)]
+    return []
+
+
+def _describe_migrations(moving: frozenset[str]) -> str:
+    """`slot 5461 migrating from 127.0.0.1:7000` (or `slots 5461, 5462 …`), in words."""
+    slots = sorted({int(m.split()[0]) for m in moving})
+    sources = sorted({m.split()[1] for m in moving if m.endswith("migrating")})
+    shown = ", ".join(map(str, slots[:5])) + (f" and {len(slots) - 5} more" if len(slots) > 5 else "")
+    return f"slot{'s' if len(slots) > 1 else ''} {shown} moving" + (f" from {', '.join(sources)}" if sources else "")
 
 
 def _head(reply: object) -> bytes | None:

@@ -3,13 +3,15 @@
 Everything here works on ONE node: a standalone server, or one primary of a
 Redis Cluster through a plain connection to it (redis_tier.py runs one walk
 per primary, concurrently, and adds the results up with `merge_sizes` /
-`merge_top`). On a cluster node `unlink_keys(by_slot=True)` splits its batch
-by hash slot: a multi-key UNLINK across slots fails with CROSSSLOT, even
-when every key lives on that node.
+`merge_top`). On a cluster node a multi-key UNLINK across slots fails with
+CROSSSLOT, even when every key lives on that node, so `unlink_keys(reroute=)`
+never sends one (see `_queue_node_unlink`).
 
-A flush overlaps the walk, the filter and the UNLINKs: the producer only
-walks (the next SCAN depends on this page's cursor), a second task applies
-the filter and batches, and the consumer UNLINKs. Stats run as scripted steps
+A flush on one server overlaps the walk, the filter and the UNLINKs: the
+producer only walks (the next SCAN depends on this page's cursor), a second
+task applies the filter and batches, and the consumer UNLINKs. A cluster
+node's flush (`scan_unlink_node`) sends each page's UNLINKs with the next
+SCAN instead. Stats run as scripted steps
 (scripts.py): one EVALSHA SCANs a page and sizes the IR keys on it, so no key
 name travels to Python; where scripts are refused they run client-side.
 Either way Redis runs one short step at a time, so a concurrent client waits
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.crc import key_slot
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from . import scripts
 from .keys import Selection
@@ -110,40 +112,93 @@ async def scan_pages(client: Any, match: str, count: int = SCAN_COUNT) -> AsyncI
             return
 
 
-async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, by_slot: bool = False) -> int:
+#: deletes keys their node no longer serves (a resharding moved their slot, or is moving it) through
+#: the cluster client, which follows MOVED and ASK; how many went
+Reroute = Callable[[Keys], Awaitable[int]]
+
+# a reply that says the key's slot is served elsewhere now (or the cluster is between owners)
+_ELSEWHERE = ("MOVED ", "ASK ", "TRYAGAIN ", "CLUSTERDOWN ", "READONLY ")
+
+
+async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, reroute: Reroute | None = None) -> int:
     """Delete `keys` with UNLINK (memory is freed off Redis's main thread); how many went.
 
-    `by_slot` (a cluster node): one UNLINK per hash slot, pipelined in one
-    round trip, so that no command names keys of two slots. Every key must
-    live on the node `client` talks to.
+    `reroute` says `client` talks to one cluster node: no command then names
+    keys of two slots (see `_queue_node_unlink`), and a key whose slot moved
+    since the node's SCAN returned it goes to `reroute`.
     """
     if not keys:
         return 0
-    if not by_slot:
+    if reroute is None:
         return int(await client.unlink(*keys))
+    pipe = client.pipeline(transaction=False)
+    queued = await _queue_node_unlink(client, pipe, keys)
+    return await _settle_node_unlink(client, queued, await pipe.execute(raise_on_error=False), reroute)
+
+
+@dataclass(slots=True)
+class _Queued:
+    """UNLINKs queued on a cluster node's pipeline: one script call (`groups` None) or one per slot."""
+
+    keys: Sequence[bytes | str]
+    groups: list[list[bytes | str]] | None
+
+
+async def _queue_node_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str]) -> _Queued:
+    """Queue the UNLINK of `keys` (all served by the node `client` talks to) on `pipe`.
+
+    A multi-key command on a cluster must name keys of one slot, and a node's
+    SCAN page spans thousands of slots: one UNLINK per slot is one command per
+    key, and redis-py's per-command work then dominates. So one EVALSHA of
+    UNLINK_EACH deletes them all (every key is local; Redis 6.2, and Redis 7
+    for a script without flags, allow that). Where scripts are refused (ACL,
+    a proxy, cross-slot rules): one UNLINK per slot.
+    """
+    sha = _UNLINK_EACH.get(client)
+    if sha is None:  # loaded once per node (the read-write ACL user has both rules)
+        try:
+            sha = await client.script_load(scripts.UNLINK_EACH)
+        except ResponseError:
+            sha = False
+        _UNLINK_EACH[client] = sha
+    if sha is not False:
+        pipe.execute_command("EVALSHA", sha, 0, *keys)
+        return _Queued(keys, None)
     slots: dict[int, list[bytes | str]] = {}
     for key in keys:
         slots.setdefault(key_slot(key.encode() if isinstance(key, str) else key), []).append(key)
-    if len(slots) == 1:
-        return int(await client.unlink(*keys))
-    script = _UNLINK_EACH.get(client)
-    if script is None:  # EVALSHA, loaded once per node (the read-write ACL user has both rules)
-        script = _UNLINK_EACH[client] = client.register_script(scripts.UNLINK_EACH)
-    if script is not False:
-        # A node's SCAN page spans thousands of slots: one UNLINK per slot is one command per key, and
-        # redis-py's per-command pipeline work dominates. One script UNLINKs them all on this node (every
-        # key is local; Redis 6.2, and Redis 7 for a script without flags, allow that).
-        try:
-            return int(await script(args=list(keys), client=client))
-        except RedisError:  # scripts refused (ACL, a proxy, cross-slot rules): the per-slot pipeline
-            _UNLINK_EACH[client] = False
-    pipe = client.pipeline(transaction=False)
     for group in slots.values():
-        pipe.unlink(*group)
-    return sum(int(n) for n in await pipe.execute())
+        pipe.execute_command("UNLINK", *group)
+    return _Queued(keys, list(slots.values()))
 
 
-#: per node client: its UNLINK_EACH script, or False once the node refused it (then the per-slot pipeline)
+async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[Any], reroute: Reroute) -> int:
+    """How many keys the queued UNLINKs deleted, keys served elsewhere now rerouted."""
+    elsewhere: list[bytes | str] = []
+    deleted = 0
+    if queued.groups is None:
+        reply = replies[0]
+        if isinstance(reply, ResponseError):
+            # NOSCRIPT (a restarted or promoted node): load it again; anything else: scripts are refused
+            _UNLINK_EACH[client] = None if str(reply).startswith("NOSCRIPT") else False
+            return await unlink_keys(client, queued.keys, reroute=reroute)
+        if isinstance(reply, Exception):
+            raise reply
+        deleted, elsewhere = int(reply[0]), list(reply[1:])
+    else:
+        for group, reply in zip(queued.groups, replies):
+            if isinstance(reply, ResponseError) and str(reply).startswith(_ELSEWHERE):
+                elsewhere.extend(group)
+            elif isinstance(reply, Exception):
+                raise reply
+            else:
+                deleted += int(reply)
+    if elsewhere:
+        deleted += await reroute(elsewhere)  # type: ignore[arg-type]
+    return deleted
+
+
+#: per node client: the SHA of its UNLINK_EACH script, or False once the node refused scripts
 _UNLINK_EACH: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
@@ -213,14 +268,12 @@ async def scan_unlink(
     count: int | None = None,
     batch: int = BATCH,
     on_progress: Callable[[int], None] | None = None,
-    by_slot: bool = False,
 ) -> int:
-    """UNLINK every key `selection` takes; returns how many went.
+    """UNLINK every key `selection` takes on one server; returns how many went.
 
     Client-side and overlapped (see scripts.py for why not a script): Redis
-    SCANs and UNLINKs while Python filters on another core. `by_slot`: the
-    client talks to one cluster node (see unlink_keys). `count`: by default
-    `scan_count(selection)` (1000 for one exact spec, else 300).
+    SCANs and UNLINKs while Python filters on another core. `count`: by
+    default `scan_count(selection)` (1000 for one exact spec, else 300).
     """
     if count is None:
         count = scan_count(selection)
@@ -228,11 +281,54 @@ async def scan_unlink(
 
     async def work(keys: Keys) -> None:
         nonlocal deleted
-        deleted += await unlink_keys(client, keys, by_slot=by_slot)
+        deleted += await unlink_keys(client, keys)
         if on_progress is not None:
             on_progress(deleted)
 
     await _overlapped(client, selection.match, selection.keep_many, work, count=count, batch=batch)
+    return deleted
+
+
+async def scan_unlink_node(
+    client: Any,
+    selection: Selection,
+    *,
+    reroute: Reroute,
+    count: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """UNLINK every key `selection` takes on one cluster node; returns how many went.
+
+    One round trip per SCAN page, carrying the UNLINKs of the page before
+    (`_queue_node_unlink`). On one server `scan_unlink` overlaps three tasks
+    so that Redis never waits for Python; on a cluster every primary's walk
+    runs at once and fills those gaps, and half the round trips cost Python
+    a quarter less CPU (benchmarks/bench_cluster.py). `reroute`: see
+    unlink_keys.
+    """
+    if count is None:
+        count = scan_count(selection)
+    cursor, pending, deleted = 0, [], 0
+    while True:
+        pipe = client.pipeline(transaction=False)
+        queued = await _queue_node_unlink(client, pipe, pending) if pending else None
+        pipe.scan(cursor, match=selection.match, count=count)
+        replies = await pipe.execute(raise_on_error=False)
+        _raise_if_cancelled()
+        page = replies[-1]
+        if isinstance(page, Exception):
+            raise page
+        if queued is not None:
+            deleted += await _settle_node_unlink(client, queued, replies[:-1], reroute)
+            if on_progress is not None:
+                on_progress(deleted)
+        cursor, pending = int(page[0]), selection.keep_many(list(page[1]))
+        if cursor == 0:
+            break
+    if pending:
+        deleted += await unlink_keys(client, pending, reroute=reroute)
+        if on_progress is not None:
+            on_progress(deleted)
     return deleted
 
 

@@ -34,8 +34,14 @@ EXTEND_LOCK = (
 )
 
 # UNLINK each key named in ARGV, on a cluster node whose keys span many slots (scan.unlink_keys):
-# no key is declared, so no CROSSSLOT; every key came from this node's own SCAN, so all are local.
-UNLINK_EACH = "local n = 0 for _, k in ipairs(ARGV) do n = n + redis.call('unlink', k) end return n"
+# no key is declared, so no CROSSSLOT; every key came from this node's own SCAN, so all are local,
+# unless a resharding moved its slot meanwhile: then that one UNLINK fails ("non local key", ASK,
+# MOVED, CLUSTERDOWN), `pcall` lets the others go on, and the key comes back to the caller, which
+# deletes it through the cluster client (that follows MOVED and ASK). Returns {deleted, key, key...}.
+UNLINK_EACH = (
+    "local out = {0} for _, k in ipairs(ARGV) do local r = redis.pcall('unlink', k)"
+    " if type(r) == 'number' then out[1] = out[1] + r else out[#out + 1] = k end end return out"
+)
 
 # ARGV: cursor, COUNT, `{prefix}:`, a spec name ("" for every spec), the
 # longest spec name in bytes. A key is ours when it is

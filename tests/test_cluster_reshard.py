@@ -1,0 +1,243 @@
+"""Redis Cluster resharding: slots moved between primaries while a flush walks them.
+
+Its own 3-primary cluster (tests/support/redis_cluster.py), because the tests
+move slots. A slot is moved the way `redis-cli --cluster reshard` moves it:
+`CLUSTER SETSLOT <slot> IMPORTING` on the target, `MIGRATING` on the source,
+`CLUSTER GETKEYSINSLOT` + `MIGRATE ... KEYS` in small batches, then
+`SETSLOT <slot> NODE <target>` on every primary.
+
+While a slot is migrating its keys live on two nodes, and a key the target
+holds answers only to a client that says ASKING; a key carried from a node the
+flush has not walked yet to one it has already walked is behind the cursor.
+The flush must delete every IR key it can reach (rerouting what a node no
+longer serves through the cluster client), walk again once the resharding is
+over, and say so in one line when it is still under way; never touch a
+foreign key (MIGRATE moves those too: every one must still exist somewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import pytest
+import redis
+from redis.cluster import RedisCluster as SyncCluster
+from redis.crc import key_slot
+
+from ircache_tui import IRCache
+from ircache_tui.cache import redis_tier, scan
+from ircache_tui.cache.errors import FlushIncomplete
+from ircache_tui.cache.keys import KeySpace
+from tests.support.cli import cli_env, run_cli
+from tests.support.redis_cluster import RedisClusterServers
+
+PREFIX = "ir_cache"
+KEYSPACE = KeySpace(PREFIX)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with RedisClusterServers(3) as servers:
+        yield servers
+
+
+@pytest.fixture
+def nodes(cluster):
+    """A plain client per primary, every node flushed first."""
+    cluster.flushall()
+    clients = cluster.node_clients()
+    yield clients
+    for c in clients:
+        c.close()
+
+
+def layout(n_ir: int, n_foreign: int) -> tuple[list[bytes], list[bytes]]:
+    ir = [f"{PREFIX}:spec-{i % 31:02d}_{i:08x}".encode() for i in range(n_ir)]
+    foreign = [
+        (f"{PREFIX}:spec-01_{i:08x}:lock", f"{PREFIX}:spec-01_{i:07x}", f"other:spec-01_{i:08x}")[i % 3].encode()
+        for i in range(n_foreign)
+    ]
+    return ir, foreign
+
+
+def fill(cluster, ir: list[bytes], foreign: list[bytes]) -> None:
+    with SyncCluster.from_url(cluster.url) as client:
+        pipe = client.pipeline(transaction=False)
+        for k in ir:
+            pipe.set(k, b'{"x": 1}', ex=3600)
+        for k in foreign:
+            pipe.set(k, b"not ours")
+        pipe.execute()
+
+
+def all_keys(nodes) -> list[bytes]:
+    """Every key on every node (a key mid-migration may briefly be on two: a list, not a set)."""
+    return [k for n in nodes for k in n.scan_iter(count=1000)]
+
+
+class Mover:
+    """Moves slots between primaries as redis-cli --cluster reshard does."""
+
+    def __init__(self, cluster, nodes) -> None:
+        self.nodes = nodes
+        self.ports = cluster.ports
+        self.ids = [n.execute_command("CLUSTER", "MYID") for n in nodes]
+        self.ids = [i.decode() if isinstance(i, bytes) else i for i in self.ids]
+
+    def owner(self, slot: int) -> int:
+        for start, end, primary, *_ in self.nodes[0].execute_command("CLUSTER SLOTS"):
+            if int(start) <= slot <= int(end):
+                return self.ports.index(int(primary[1]))
+        raise AssertionError(f"slot {slot} has no owner")
+
+    def begin(self, slot: int, src: int, dst: int) -> None:
+        self.nodes[dst].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", self.ids[src])
+        self.nodes[src].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", self.ids[dst])
+
+    def carry(self, slot: int, src: int, dst: int, limit: int | None = None, batch: int = 5,
+              pause: float = 0.0) -> int:
+        """MIGRATE up to `limit` keys of `slot` from src to dst, `batch` at a time; how many."""
+        moved = 0
+        while limit is None or moved < limit:
+            n = batch if limit is None else min(batch, limit - moved)
+            keys = self.nodes[src].execute_command("CLUSTER", "GETKEYSINSLOT", slot, n)
+            if not keys:
+                break
+            self.nodes[src].execute_command("MIGRATE", "127.0.0.1", self.ports[dst], "", 0, 5000, "KEYS", *keys)
+            moved += len(keys)
+            if pause:
+                time.sleep(pause)
+        return moved
+
+    def finish(self, slot: int, dst: int) -> None:
+        for n in (self.nodes[dst], *(n for i, n in enumerate(self.nodes) if i != dst)):
+            n.execute_command("CLUSTER", "SETSLOT", slot, "NODE", self.ids[dst])
+
+    def move(self, slot: int, src: int, dst: int, pause: float = 0.0) -> None:
+        self.begin(slot, src, dst)
+        self.carry(slot, src, dst, pause=pause)
+        self.finish(slot, dst)
+
+
+def busiest_slots(keys: list[bytes], mover: Mover, node: int, n: int) -> list[int]:
+    """The `n` slots of `node` that hold the most of `keys`."""
+    counts: dict[int, int] = {}
+    for k in keys:
+        counts[key_slot(k)] = counts.get(key_slot(k), 0) + 1
+    mine = [s for s in sorted(counts, key=counts.get, reverse=True) if mover.owner(s) == node]
+    return mine[:n]
+
+
+async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_path, monkeypatch):
+    """Three slots half carried from one primary to another, and left so. Every IR key still goes
+    (the ones the target holds need ASKING: rerouted through the cluster client), the flush says in
+    one line that a resharding is under way, and once it is over a second flush finds nothing."""
+    monkeypatch.setattr(redis_tier, "RESHARD_WAIT", 1.0)
+    ir, foreign = layout(6000, 900)
+    fill(cluster, ir, foreign)
+    mover = Mover(cluster, nodes)
+    src, dst = 0, 1
+    slots = busiest_slots(ir, mover, src, 3)
+    for slot in slots:
+        mover.begin(slot, src, dst)
+        held = nodes[src].execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
+        assert mover.carry(slot, src, dst, limit=max(1, held // 2)) >= 1
+    on_target = [k for k in nodes[dst].scan_iter(count=1000) if key_slot(k) in slots and KEYSPACE.belongs(k)]
+    assert on_target, "the target node holds some IR keys of the migrating slots"
+
+    async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+        assert cache.redis.cluster
+        with pytest.raises(FlushIncomplete) as stopped:
+            await cache.clear_cache(filesystem=False)
+    message = str(stopped.value)
+    assert "a resharding is under way" in message and "run it again when it is done" in message, message
+    assert f"from 127.0.0.1:{cluster.ports[src]}" in message, message
+    for slot in slots:
+        assert str(slot) in message, message
+    assert "\n" not in message
+    assert stopped.value.done == {"redis": len(ir)}  # each went exactly once, and was counted once
+    left = all_keys(nodes)
+    assert not [k for k in left if KEYSPACE.belongs(k)]
+    assert sorted(set(left)) == sorted(foreign)  # every foreign key, on one node or another
+
+    # the CLI says the same in one line, exit 1 (after the default RESHARD_WAIT: it is another process)
+    fill(cluster, ir[:50], [])
+    done = run_cli("flush", "--yes", env=cli_env(cluster.url, tmp_path / "cli"))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "a resharding is under way" in done.stderr, done.stderr
+    assert not [k for k in all_keys(nodes) if KEYSPACE.belongs(k)]
+
+    for slot in slots:  # the resharding ends: then a flush completes, and has nothing left to do
+        mover.carry(slot, src, dst)
+        mover.finish(slot, dst)
+    async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+        assert await cache.clear_cache(filesystem=False) == {"redis": 0}
+    assert sorted(set(all_keys(nodes))) == sorted(foreign)
+
+
+async def test_flush_follows_a_resharding_that_runs_through_it(cluster, nodes, tmp_path, caplog):
+    """Slots move one after another, keys a few at a time, from before the flush starts until after
+    its first walk ends. The flush sees it, walks again once the resharding is over, and completes:
+    every IR key went, counted once; every foreign key is still somewhere."""
+    ir, foreign = layout(20_000, 2000)
+    fill(cluster, ir, foreign)
+    mover = Mover(cluster, nodes)
+    src, dst = 2, 0
+    slots = busiest_slots(ir + foreign, mover, src, 120)
+    started, failures = threading.Event(), []
+
+    def reshard() -> None:
+        try:
+            for i, slot in enumerate(slots):
+                mover.move(slot, src, dst, pause=0.002)
+                started.set()
+        except Exception as exc:  # noqa: BLE001  (reported by the test below)
+            failures.append(exc)
+            started.set()
+
+    thread = threading.Thread(target=reshard)
+    thread.start()
+    try:
+        assert started.wait(30)
+        caplog.set_level(logging.INFO, logger="ircache")
+        async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+            walk_started = time.monotonic()
+            result = await cache.clear_cache(filesystem=False)
+            first_walks_done = time.monotonic() - walk_started
+    finally:
+        thread.join(60)
+    assert not failures, failures
+    assert thread.is_alive() is False
+    assert "Slots changed hands during the flush (a resharding or a failover): walking every primary again" in caplog.text
+    assert result == {"redis": len(ir)}, (result, first_walks_done)
+    left = all_keys(nodes)
+    assert not [k for k in left if KEYSPACE.belongs(k)]
+    assert sorted(set(left)) == sorted(foreign)
+    for slot in slots:
+        assert mover.owner(slot) == dst
+
+
+async def test_a_key_the_node_no_longer_serves_is_rerouted(cluster, nodes, tmp_path):
+    """The per-node delete of keys whose slot moved after the node's SCAN returned them: the node
+    refuses them (MOVED), and they go through the cluster client instead, counted once."""
+    ir, _ = layout(3000, 0)
+    fill(cluster, ir, [])
+    mover = Mover(cluster, nodes)
+    src, dst = 1, 2
+    slot = busiest_slots(ir, mover, src, 1)[0]
+    stale = [k for k in nodes[src].scan_iter(count=1000) if KEYSPACE.belongs(k)]
+    assert any(key_slot(k) == slot for k in stale)
+    mover.move(slot, src, dst)  # the slot (and its keys) now lives on dst
+
+    async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+        tier = cache.redis
+        node = next(c for c in await tier._primaries(refresh=True)
+                    if c.connection_pool.connection_kwargs["port"] == cluster.ports[src])
+        deleted = await scan.unlink_keys(node, stale, reroute=tier._reroute)
+    assert deleted == len(stale)
+    assert not [k for k in all_keys(nodes) if k in set(stale)]
+    with redis.Redis(port=cluster.ports[dst]) as target:
+        assert not [k for k in target.scan_iter(count=1000) if key_slot(k) == slot and KEYSPACE.belongs(k)]
