@@ -21,6 +21,7 @@ import asyncio
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -241,3 +242,55 @@ async def test_a_key_the_node_no_longer_serves_is_rerouted(cluster, nodes, tmp_p
     assert not [k for k in all_keys(nodes) if k in set(stale)]
     with redis.Redis(port=cluster.ports[dst]) as target:
         assert not [k for k in target.scan_iter(count=1000) if key_slot(k) == slot and KEYSPACE.belongs(k)]
+
+
+def readme_cluster_user() -> list[str]:
+    """The README's read-write cluster user, rule for rule (its `ACL SETUSER ircache-rw` line
+    under "Least privilege on a cluster")."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    line = next(ln for ln in text.splitlines() if ln.startswith("ACL SETUSER ircache-rw ") and "+cluster|slots" in ln)
+    return line.split()[3:]
+
+
+@pytest.mark.parametrize("may_see_migrations", [True, False], ids=["readme-user", "without-cluster-nodes"])
+async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path, monkeypatch, may_see_migrations):
+    """The README's cluster user deletes the keys a migrating slot holds on both primaries (the
+    reroute follows ASK) and sees the migration; without +cluster|nodes the flush cannot see a
+    migration still under way, and completes, as the README says."""
+    monkeypatch.setattr(redis_tier, "RESHARD_WAIT", 0.5)
+    rules = readme_cluster_user()
+    assert rules[0] == "on" and rules[1] == ">PASSWORD" and "+cluster|nodes" in rules
+    password = "Re-shard-pw-7Kq"
+    rules = [">" + password if r == ">PASSWORD" else r for r in rules]
+    if not may_see_migrations:
+        rules.remove("+cluster|nodes")
+    for n in nodes:  # ACLs are per node
+        n.execute_command("ACL", "SETUSER", "ircache-rw", "reset", *rules)
+    try:
+        ir, foreign = layout(3000, 300)
+        fill(cluster, ir, foreign)
+        mover = Mover(cluster, nodes)
+        src, dst = 1, 0
+        slots = busiest_slots(ir, mover, src, 2)
+        for slot in slots:
+            mover.begin(slot, src, dst)
+            mover.carry(slot, src, dst, limit=max(1, nodes[src].execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) // 2))
+        url = f"redis://ircache-rw:{password}@127.0.0.1:{cluster.ports[2]}/0"
+        async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
+            assert cache.redis.cluster
+            if may_see_migrations:
+                with pytest.raises(FlushIncomplete, match="a resharding is under way") as stopped:
+                    await cache.clear_cache(filesystem=False)
+                deleted = stopped.value.done["redis"]
+            else:
+                deleted = (await cache.clear_cache(filesystem=False))["redis"]
+        assert deleted == len(ir)
+        left = all_keys(nodes)
+        assert not [k for k in left if KEYSPACE.belongs(k)]
+        assert sorted(set(left)) == sorted(foreign)
+    finally:
+        for slot in slots:
+            mover.carry(slot, src, dst)
+            mover.finish(slot, dst)
+        for n in nodes:
+            n.acl_deluser("ircache-rw")
