@@ -82,9 +82,10 @@ def all_keys(nodes) -> list[bytes]:
 class Mover:
     """Moves slots between primaries as redis-cli --cluster reshard does."""
 
-    def __init__(self, cluster, nodes) -> None:
+    def __init__(self, ports: list[int], nodes) -> None:
+        """`nodes[i]`: a client of the node on `ports[i]` (primaries only, or every node)."""
         self.nodes = nodes
-        self.ports = cluster.ports
+        self.ports = ports
         self.ids = [n.execute_command("CLUSTER", "MYID") for n in nodes]
         self.ids = [i.decode() if isinstance(i, bytes) else i for i in self.ids]
 
@@ -139,7 +140,7 @@ async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_pa
     monkeypatch.setattr(redis_tier, "RESHARD_WAIT", 1.0)
     ir, foreign = layout(6000, 900)
     fill(cluster, ir, foreign)
-    mover = Mover(cluster, nodes)
+    mover = Mover(cluster.ports, nodes)
     src, dst = 0, 1
     slots = busiest_slots(ir, mover, src, 3)
     for slot in slots:
@@ -185,7 +186,7 @@ async def test_flush_follows_a_resharding_that_runs_through_it(cluster, nodes, t
     every IR key went, counted once; every foreign key is still somewhere."""
     ir, foreign = layout(20_000, 2000)
     fill(cluster, ir, foreign)
-    mover = Mover(cluster, nodes)
+    mover = Mover(cluster.ports, nodes)
     src, dst = 2, 0
     slots = busiest_slots(ir + foreign, mover, src, 120)
     started, failures = threading.Event(), []
@@ -226,7 +227,7 @@ async def test_a_key_the_node_no_longer_serves_is_rerouted(cluster, nodes, tmp_p
     refuses them (MOVED), and they go through the cluster client instead, counted once."""
     ir, _ = layout(3000, 0)
     fill(cluster, ir, [])
-    mover = Mover(cluster, nodes)
+    mover = Mover(cluster.ports, nodes)
     src, dst = 1, 2
     slot = busiest_slots(ir, mover, src, 1)[0]
     stale = [k for k in nodes[src].scan_iter(count=1000) if KEYSPACE.belongs(k)]
@@ -269,7 +270,7 @@ async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path,
     try:
         ir, foreign = layout(3000, 300)
         fill(cluster, ir, foreign)
-        mover = Mover(cluster, nodes)
+        mover = Mover(cluster.ports, nodes)
         src, dst = 1, 0
         slots = busiest_slots(ir, mover, src, 2)
         for slot in slots:

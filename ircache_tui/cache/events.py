@@ -16,7 +16,8 @@ from ..ir.usage import Usage
 
 log = logging.getLogger("ircache")
 
-EventKind = Literal["hit", "miss", "generated", "warmed", "corrupt", "flushed", "deleted", "error"]
+# "topology": a cluster's slots changed primary (detail says how, in a sentence)
+EventKind = Literal["hit", "miss", "generated", "warmed", "corrupt", "flushed", "deleted", "error", "topology"]
 
 
 @dataclass(frozen=True, slots=True)

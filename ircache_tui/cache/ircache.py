@@ -211,6 +211,7 @@ class IRCache:
             max_connections=self._max_connections, socket_timeout=self.settings.redis_timeout,
             connect_timeout=self.settings.redis_connect_timeout,
             cluster=None if self.embedded is not None else self.settings.redis_cluster,
+            on_topology=self._topology_changed,
         )
         try:
             await self.redis.open()  # is it a cluster node? (INFO cluster, once)
@@ -229,6 +230,11 @@ class IRCache:
                  self.redis.display_url, self.fs.directory, self.ttl, generator_label(self.generator),
                  ", read-only" if self.read_only else "")
         return self
+
+    def _topology_changed(self, what: str) -> None:
+        """A cluster's slots changed primary (a failover, a resharding): said, and told to subscribers."""
+        log.info("%s", what)
+        self.events.emit(CacheEvent("topology", detail=what))
 
     async def close(self) -> None:
         # A generation runs in its own task (single-flight): let it release its lock while

@@ -342,12 +342,15 @@ class RedisTier:
         private: bool = False,
         max_connections: int | None = None,
         cluster: bool | None = None,
+        on_topology: Callable[[str], None] | None = None,
     ) -> None:
         """`read_only`: refuse every write. `private`: the embedded server, whose config is ours to set
         (a single node: never asked about cluster mode).
         `max_connections`: at most this many connections (per node on a cluster); callers beyond it wait.
         `cluster`: True, the URL is a cluster node (no question asked); False, refuse a cluster node;
-        None, ask the server (INFO cluster) before the first call."""
+        None, ask the server (INFO cluster) before the first call.
+        `on_topology`: told, in a sentence, when a cluster's slots changed primary (a failover, a
+        resharding) since the last time the topology was asked."""
         redact.register_url_password(url)
         self.url = url
         self.keys = keyspace
@@ -364,6 +367,8 @@ class RedisTier:
         self._node_clients: dict[str, aioredis.Redis] = {}  # primary's name (host:port) → plain client
         self._retired: list[aioredis.Redis] = []  # clients of nodes that are no longer primaries (closed at aclose)
         self._primary_count: int | None = None
+        self._on_topology = on_topology
+        self._owners_seen: tuple[str, ...] | None = None  # the slot owners when last asked
         self._mode_pending = not private and cluster is not True  # INFO cluster still to be asked
         self._mode_lock = asyncio.Lock()
         self._refusal: ClusterRefused | None = None
@@ -492,6 +497,8 @@ class RedisTier:
         await self.client.initialize()  # the topology, once (again after a connection error)
         if refresh:
             await self._refresh_topology()
+        elif self._owners_seen is None:
+            self._owners_seen = self._slot_owners()  # what a later change is told against
         nodes = sorted(self.client.get_primaries(), key=lambda n: (n.host, n.port))
         self._primary_count = len(nodes)
         if refresh:
@@ -509,6 +516,15 @@ class RedisTier:
         seen = await self._ask_slot_owners()
         if seen is None or seen != self._slot_owners():
             await self.client.nodes_manager.initialize()
+        self._note_topology(self._slot_owners())
+
+    def _note_topology(self, owners: tuple[str, ...]) -> None:
+        """Compare with the owners seen last (the cluster client may have learned a change by
+        itself, on a MOVED), and tell `on_topology` what changed."""
+        before, self._owners_seen = self._owners_seen, owners
+        if before is None or before == owners or not all(owners) or self._on_topology is None:
+            return
+        self._on_topology(_describe_topology_change(before, owners))
 
     async def _ask_slot_owners(self) -> tuple[str, ...] | None:
         """Which primary serves each slot, by name, as the first primary that answers says; None
@@ -1321,6 +1337,20 @@ def _own_migrations(reply: object, name: str) -> list[str]:
             return [f"{item[1:].split('-', 1)[0]} {name} {'migrating' if '->-' in item else 'importing'}"
                     for item in fields[8:] if item.startswith("[") and ("->-" in item or "-<-" in item)]
     return []
+
+
+def _describe_topology_change(before: tuple[str, ...], after: tuple[str, ...]) -> str:
+    """One sentence: a failover (a primary gone, another in its place) or a resharding."""
+    gone = sorted(set(before) - set(after) - {""})
+    new = sorted(set(after) - set(before))
+    if gone or new:
+        said = [f"{', '.join(gone)} no longer {'serves' if len(gone) == 1 else 'serve'} slots"] if gone else []
+        said += [f"{', '.join(new)} {'serves' if len(new) == 1 else 'serve'} them now"] if new else []
+        return "Cluster failover: " + "; ".join(said)
+    moved = sum(1 for a, b in zip(before, after) if a != b)
+    flows = sorted({f"{a} → {b}" for a, b in zip(before, after) if a != b})
+    return (f"Cluster resharding: {moved:,} slot{'s' if moved != 1 else ''} changed primary "
+            f"({', '.join(flows[:3])}{' …' if len(flows) > 3 else ''})")
 
 
 def _describe_migrations(moving: frozenset[str]) -> str:

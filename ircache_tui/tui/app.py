@@ -390,6 +390,10 @@ class IRCacheApp(App[None]):
             self._schedule_totals()
         if event.kind in ("flushed", "deleted"):  # the specs tab follows what went, without ctrl+r
             self.specs_pane.follow([event.spec_name] if event.spec_name else None)
+        if event.kind == "topology":  # a failover or a resharding: every node's cursor is stale
+            self.notify(f"{event.detail}: rescanning", title="Redis Cluster", severity="warning")
+            self.keys_pane.rescan()
+            self._schedule_totals()
         picked = self.detail_pane.picked
         if picked is not None and event.kind in ("generated", "warmed", "deleted", "flushed", "corrupt") and (
             event.cache_key in ("", picked.cache_key)

@@ -182,6 +182,11 @@ class KeysPane(TablePane):
     def redis_back(self) -> None:
         """Redis answers again (maybe restarted empty): forget every cursor and rescan from page 1."""
         self._down_since = ""
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Forget every cursor, rescan from page 1, and listen again (a cluster's primaries may have
+        changed: a node's cursor means nothing on another node, and its notifications stop)."""
         if self.browser is None:
             return
         self.browser.reset()
