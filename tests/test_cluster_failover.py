@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 
 import pytest
@@ -219,3 +220,34 @@ async def test_flush_stops_and_says_what_went_then_finishes_after_the_promotion(
         await asyncio.sleep(cache.redis.health.min_backoff + 0.1)  # past the fast-fail window
         assert await cache.clear_cache(filesystem=False) == {"redis": remaining}
     only_foreign_left(cluster, foreign)
+
+
+async def test_stats_follow_a_failover(cluster, tmp_path):
+    """The stats walk asked right after a primary died: the dead node's part fails, the walk waits
+    for its replica's promotion and runs again over the new primaries, so `stats` gives the whole
+    count (not one node short, not an error)."""
+    victim, replica, survivor = primary_with_replica(cluster)
+    url = cluster.node_url(cluster.ports.index(survivor))
+    cluster.flushall()
+    keys = ir_keys()[:6000]
+    with SyncCluster.from_url(url) as filler:
+        pipe = filler.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(key, b'{"ir": 1}', ex=3600)
+        pipe.execute()
+    cluster.wait_replicated()
+
+    async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
+        assert (await cache.get_cache_info())["redis"]["total_keys"] == len(keys)
+        cluster.kill(victim)
+        promote = threading.Timer(0.5, lambda: cluster.client(replica).execute_command(
+            "CLUSTER", "FAILOVER", "TAKEOVER"))
+        promote.start()  # after the walk below found the victim gone
+        try:
+            info = await cache.get_cache_info()
+        finally:
+            promote.join()
+        assert info["redis"]["total_keys"] == len(keys), info["redis"]
+        assert info["redis"]["cluster"] == {"primaries": 3}
+        now = sorted(cluster.primary_ports())
+        assert replica in now and victim not in now

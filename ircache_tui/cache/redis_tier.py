@@ -917,8 +917,9 @@ class RedisTier:
 
     async def _sizes(self, selection: Any) -> scan.Sizes:
         """The server-side stats walk, on every primary at once on a cluster, added up."""
-        parts = await self._each_primary(
-            lambda _i, client: scan.scan_sizes(client, selection, scripted=self._stats_scripted))
+        parts = await self._each_primary(  # read-only: after a failover, the whole walk again
+            lambda _i, client: scan.scan_sizes(client, selection, scripted=self._stats_scripted),
+            follow_failover=True)
         sizes = scan.merge_sizes(parts) if len(parts) > 1 else parts[0]
         self._stats_scripted = sizes.scripted
         return sizes
@@ -929,7 +930,8 @@ class RedisTier:
 
         async def top() -> list[tuple[bytes, int]]:
             parts = await self._each_primary(
-                lambda _i, client: scan.scan_top(client, selection, by, n, scripted=self._stats_scripted))
+                lambda _i, client: scan.scan_top(client, selection, by, n, scripted=self._stats_scripted),
+                follow_failover=True)
             self._stats_scripted = all(scripted for _, scripted in parts)
             return parts[0][0] if len(parts) == 1 else scan.merge_top([r for r, _ in parts], by, n)
 
@@ -1266,7 +1268,7 @@ class RedisTier:
                     deleted += await scan.unlink_keys(client, mine, reroute=self._reroute if self.cluster else None)
             return deleted
 
-        return sum(await self._run(lambda: self._each_primary(on)))
+        return sum(await self._run(lambda: self._each_primary(on, follow_failover=True)))
 
     async def lock_held(self, cache_key: str) -> bool:
         lkey = self.keys.lock_key(cache_key)
