@@ -295,3 +295,53 @@ async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path,
             mover.finish(slot, dst)
         for n in nodes:
             n.acl_deluser("ircache-rw")
+
+
+async def test_without_scripts_a_moved_key_is_rerouted_too(cluster, nodes, tmp_path):
+    """A user without script rights deletes one UNLINK per slot: the slot that moved answers MOVED,
+    and its keys go through the cluster client; the others are deleted where they are."""
+    password = "No-scr1pts-pw"
+    rules = [r for r in readme_cluster_user() if r not in ("+evalsha", "+script|load")]
+    rules = [">" + password if r == ">PASSWORD" else r for r in rules]
+    for n in nodes:
+        n.execute_command("ACL", "SETUSER", "ircache-noscripts", "reset", *rules)
+    try:
+        ir, _ = layout(3000, 0)
+        fill(cluster, ir, [])
+        mover = Mover(cluster.ports, nodes)
+        src, dst = 0, 2
+        slot = busiest_slots(ir, mover, src, 1)[0]
+        stale = [k for k in nodes[src].scan_iter(count=1000) if KEYSPACE.belongs(k)]
+        mover.move(slot, src, dst)
+        url = f"redis://ircache-noscripts:{password}@127.0.0.1:{cluster.ports[1]}/0"
+        async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
+            tier = cache.redis
+            node = next(c for c in await tier._primaries(refresh=True)
+                        if c.connection_pool.connection_kwargs["port"] == cluster.ports[src])
+            deleted = await scan.unlink_keys(node, stale, reroute=tier._reroute)
+            assert scan._UNLINK_EACH[node] is False  # refused (NOPERM): the per-slot pipeline
+        assert deleted == len(stale)
+        assert not set(stale) & set(all_keys(nodes))
+    finally:
+        for n in nodes:
+            n.acl_deluser("ircache-noscripts")
+
+
+async def test_a_node_that_lost_its_scripts_loads_them_again(cluster, nodes, tmp_path):
+    """SCRIPT FLUSH (a restart, a promoted replica) between two batches: NOSCRIPT, the script is
+    loaded again, and the node keeps deleting with it rather than falling back for good."""
+    ir, _ = layout(2000, 0)
+    fill(cluster, ir, [])
+    async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+        tier = cache.redis
+        node = (await tier._primaries(refresh=True))[0]
+        port = node.connection_pool.connection_kwargs["port"]
+        mine = [k for k in nodes[cluster.ports.index(port)].scan_iter(count=1000) if KEYSPACE.belongs(k)]
+        first, rest = mine[:100], mine[100:]
+        assert await scan.unlink_keys(node, first, reroute=tier._reroute) == len(first)
+        sha = scan._UNLINK_EACH[node]
+        assert isinstance(sha, str)
+        await node.script_flush()
+        assert await scan.unlink_keys(node, rest, reroute=tier._reroute) == len(rest)
+        assert scan._UNLINK_EACH[node] == sha  # loaded again, not given up on
+    assert not set(mine) & set(all_keys(nodes))

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.crc import key_slot
-from redis.exceptions import ResponseError
+from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError, ReadOnlyError, ResponseError
+from redis.exceptions import TryAgainError
 
 from . import scripts
 from .keys import Selection
@@ -116,8 +117,9 @@ async def scan_pages(client: Any, match: str, count: int = SCAN_COUNT) -> AsyncI
 #: the cluster client, which follows MOVED and ASK; how many went
 Reroute = Callable[[Keys], Awaitable[int]]
 
-# a reply that says the key's slot is served elsewhere now (or the cluster is between owners)
-_ELSEWHERE = ("MOVED ", "ASK ", "TRYAGAIN ", "CLUSTERDOWN ", "READONLY ")
+# a reply that says the key's slot is served elsewhere now (or the cluster is between owners); redis-py
+# parses MOVED, ASK, ... into these classes and drops the word from the text
+_ELSEWHERE = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 
 
 async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, reroute: Reroute | None = None) -> int:
@@ -180,14 +182,14 @@ async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[An
         reply = replies[0]
         if isinstance(reply, ResponseError):
             # NOSCRIPT (a restarted or promoted node): load it again; anything else: scripts are refused
-            _UNLINK_EACH[client] = None if str(reply).startswith("NOSCRIPT") else False
+            _UNLINK_EACH[client] = None if isinstance(reply, NoScriptError) else False
             return await unlink_keys(client, queued.keys, reroute=reroute)
         if isinstance(reply, Exception):
             raise reply
         deleted, elsewhere = int(reply[0]), list(reply[1:])
     else:
         for group, reply in zip(queued.groups, replies):
-            if isinstance(reply, ResponseError) and str(reply).startswith(_ELSEWHERE):
+            if isinstance(reply, _ELSEWHERE):
                 elsewhere.extend(group)
             elif isinstance(reply, Exception):
                 raise reply
