@@ -1323,21 +1323,13 @@ class RedisTier:
 
 
 def _own_migrations(reply: object, name: str) -> list[str]:
-    """The slots a node is moving, from its own entry of `CLUSTER NODES` (flag `myself`), as
-    `"5461 host:port migrating"` / `"5462 host:port importing"`. redis-py parses the reply into
-    {address: {"flags", "migrations": [{"slot", "state"}]}}; the raw text (`[5461->-<id>]`,
-    `[5462-<-<id>]`) is read too, should a client hand it over unparsed."""
-    if isinstance(reply, dict):
-        for node in reply.values():
-            if "myself" in str(node.get("flags", "")).split(","):
-                return [f"{m['slot']} {name} {m['state']}" for m in node.get("migrations", [])]
-        return []
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) > 8 and "myself" in fields[2].split(","):
-            return [f"{item[1:].split('-', 1)[0]} {name} {'migrating' if '->-' in item else 'importing'}"
-                    for item in fields[8:] if item.startswith("[") and ("->-" in item or "-<-" in item)]
+    """The slots a node is moving, from its own entry of `CLUSTER NODES` (flag `myself`; the
+    text's `[5461->-<id>]` and `[5462-<-<id>]`, which redis-py parses into {address: {"flags",
+    "migrations": [{"slot", "state"}]}}), as `"5461 host:port migrating"`."""
+    nodes = reply.values() if isinstance(reply, dict) else ()
+    for node in nodes:
+        if "myself" in str(node.get("flags", "")).split(","):
+            return [f"{m['slot']} {name} {m['state']}" for m in node.get("migrations", [])]
     return []
 
 

@@ -180,11 +180,11 @@ async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[An
     deleted = 0
     if queued.groups is None:
         reply = replies[0]
-        if isinstance(reply, ResponseError):
+        if isinstance(reply, ResponseError) and not isinstance(reply, _ELSEWHERE):
             # NOSCRIPT (a restarted or promoted node): load it again; anything else: scripts are refused
             _UNLINK_EACH[client] = None if isinstance(reply, NoScriptError) else False
             return await unlink_keys(client, queued.keys, reroute=reroute)
-        if isinstance(reply, Exception):
+        if isinstance(reply, Exception):  # the node is between owners: the walk's failover handling
             raise reply
         deleted, elsewhere = int(reply[0]), list(reply[1:])
     else:
@@ -318,12 +318,12 @@ async def scan_unlink_node(
         replies = await pipe.execute(raise_on_error=False)
         _raise_if_cancelled()
         page = replies[-1]
-        if isinstance(page, Exception):
-            raise page
-        if queued is not None:
+        if queued is not None:  # counted even when the SCAN beside it failed
             deleted += await _settle_node_unlink(client, queued, replies[:-1], reroute)
             if on_progress is not None:
                 on_progress(deleted)
+        if isinstance(page, Exception):
+            raise page
         cursor, pending = int(page[0]), selection.keep_many(list(page[1]))
         if cursor == 0:
             break
