@@ -32,7 +32,7 @@ def test_price_table_matches_dated_model_ids_by_prefix():
 @pytest.mark.parametrize(
     "model, env, cost",
     [
-        ("claude-sonnet-4-5", {}, (1000 * 3.0 + 2000 * 15.0) / 1e6),
+        ("claude-sonnet-4-6", {}, (1000 * 3.0 + 2000 * 15.0) / 1e6),  # (4-5 is past its end of life)
         ("claude-mystery-1", {}, None),  # unknown model: no cost rather than a guess
         ("claude-mystery-1", {"IR_PRICE_INPUT_PER_MTOK": "1", "IR_PRICE_OUTPUT_PER_MTOK": "2"}, (1000 + 4000) / 1e6),
     ],
