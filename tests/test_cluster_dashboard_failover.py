@@ -42,15 +42,32 @@ def scanning(pane) -> bool:
     return any(w.group == "keys-scan" and w.is_running for w in pane.workers)
 
 
+async def settled(app, pilot, quiet: float = 1.5) -> None:
+    """Until the log pane has had nothing new for `quiet` seconds and no page is loading: the nodes'
+    gossip may show the new topology to one node before another, and each change is another rescan."""
+    deadline = time.monotonic() + 30
+    last, since = log_text(app), time.monotonic()
+    while time.monotonic() - since < quiet or scanning(app.keys_pane):
+        assert time.monotonic() < deadline, "the dashboard never settled"
+        await pilot.pause(0.1)
+        if (now := log_text(app)) != last:
+            last, since = now, time.monotonic()
+
+
 async def every_key_by_paging(app, pilot) -> list[str]:
     """From page 1, `n` until the last page: every key shown on the way (a key twice, twice)."""
     pane = app.keys_pane
     await until(pilot, lambda: pane.rows and not scanning(pane), what="a page", timeout=30)
+    assert pane._page.number == 1
     seen = list(table_keys(app, "keys"))
     while pane.has_next:
-        await pilot.press("n")
-        await pilot.pause(0.05)
-        await until(pilot, lambda: not scanning(pane), what="the next page")
+        number = pane._page.number
+        deadline = time.monotonic() + 20
+        while pane._page.number != number + 1 or scanning(pane):
+            assert time.monotonic() < deadline, f"page {number + 1} never came"
+            if pane._page.number == number and not scanning(pane):
+                await pilot.press("n")  # (dropped while a background refresh of the page loads: again)
+            await pilot.pause(0.1)
         seen += table_keys(app, "keys")
     return seen
 
@@ -86,6 +103,7 @@ async def test_dashboard_says_a_failover_happened_and_rescans(cluster, tmp_path)
         await until(pilot, lambda: said in log_text(app), what="the failover said in the log pane", timeout=30)
         assert any(said in str(n.message) and n.severity == "warning" for n in app._notifications)
         await until(pilot, lambda: app.redis_up is True, what="Redis answering again", timeout=30)
+        await settled(app, pilot)
         after = await every_key_by_paging(app, pilot)
         assert sorted(after) == sorted(names)  # the promoted replica had them all: each shown once again
 
@@ -99,6 +117,7 @@ async def test_dashboard_says_a_failover_happened_and_rescans(cluster, tmp_path)
             mover.move(slot, src, dst)
         await until(pilot, lambda: "Cluster resharding: 4 slots changed primary" in log_text(app),
                     what="the resharding said in the log pane", timeout=30)
+        await settled(app, pilot)
         resharded = await every_key_by_paging(app, pilot)
         assert sorted(resharded) == sorted(names)
         for c in mover.nodes:
