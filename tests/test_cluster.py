@@ -53,11 +53,8 @@ def cluster():
 @pytest.fixture
 def nodes(cluster):
     """A plain client per primary, every node flushed first."""
-    cluster.flushall()
-    clients = cluster.node_clients()
-    yield clients
-    for c in clients:
-        c.close()
+    with cluster.flushed_node_clients() as clients:
+        yield clients
 
 
 def every_key(nodes) -> set[bytes]:

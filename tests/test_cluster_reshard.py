@@ -47,12 +47,9 @@ def cluster():
 
 @pytest.fixture
 def nodes(cluster):
-    """A plain client per primary, every node flushed first."""
-    cluster.flushall()
-    clients = cluster.node_clients()
-    yield clients
-    for c in clients:
-        c.close()
+    """A plain client per node, every node flushed first."""
+    with cluster.flushed_node_clients() as clients:
+        yield clients
 
 
 def layout(n_ir: int, n_foreign: int) -> tuple[list[bytes], list[bytes]]:
@@ -118,6 +115,13 @@ class Mover:
         for n in (self.nodes[dst], *(n for i, n in enumerate(self.nodes) if i != dst)):
             n.execute_command("CLUSTER", "SETSLOT", slot, "NODE", self.ids[dst])
 
+    def leave_half_carried(self, slots: list[int], src: int, dst: int) -> None:
+        """Begin moving each slot and carry half its keys (at least one): a migration under way."""
+        for slot in slots:
+            self.begin(slot, src, dst)
+            held = self.nodes[src].execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
+            assert self.carry(slot, src, dst, limit=max(1, held // 2)) >= 1
+
     def move(self, slot: int, src: int, dst: int, pause: float = 0.0) -> None:
         self.begin(slot, src, dst)
         self.carry(slot, src, dst, pause=pause)
@@ -143,10 +147,7 @@ async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_pa
     mover = Mover(cluster.ports, nodes)
     src, dst = 0, 1
     slots = busiest_slots(ir, mover, src, 3)
-    for slot in slots:
-        mover.begin(slot, src, dst)
-        held = nodes[src].execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
-        assert mover.carry(slot, src, dst, limit=max(1, held // 2)) >= 1
+    mover.leave_half_carried(slots, src, dst)
     on_target = [k for k in nodes[dst].scan_iter(count=1000) if key_slot(k) in slots and KEYSPACE.belongs(k)]
     assert on_target, "the target node holds some IR keys of the migrating slots"
 
@@ -273,9 +274,7 @@ async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path,
         mover = Mover(cluster.ports, nodes)
         src, dst = 1, 0
         slots = busiest_slots(ir, mover, src, 2)
-        for slot in slots:
-            mover.begin(slot, src, dst)
-            mover.carry(slot, src, dst, limit=max(1, nodes[src].execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) // 2))
+        mover.leave_half_carried(slots, src, dst)
         url = f"redis://ircache-rw:{password}@127.0.0.1:{cluster.ports[2]}/0"
         async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
             assert cache.redis.cluster

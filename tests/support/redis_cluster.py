@@ -16,6 +16,7 @@ all six; `primary_ports()` / `replica_of(port)` say who is who now, and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -224,6 +226,17 @@ class RedisClusterServers:
         for port in self.primary_ports() if self.replicas else self.ports:
             with self.client(port) as client:
                 client.flushall()
+
+    @contextlib.contextmanager
+    def flushed_node_clients(self) -> Iterator[list[redis.Redis]]:
+        """Every live primary flushed, then a plain client per node (closed after)."""
+        self.flushall()
+        clients = self.node_clients()
+        try:
+            yield clients
+        finally:
+            for c in clients:
+                c.close()
 
     def stop(self) -> None:
         for p in self.processes:
