@@ -514,6 +514,8 @@ class RedisTier:
         so that its single-key commands follow the new primaries too. (Not unconditionally: every
         refresh of the cluster client reconnects all its connections.)"""
         seen = await self._ask_slot_owners()
+        if seen is not None and seen == self._owners_seen:
+            return  # nothing moved since it was last asked: the common case, one CLUSTER SLOTS
         if seen is None or seen != self._slot_owners():
             await self.client.nodes_manager.initialize()
         self._note_topology(self._slot_owners())
@@ -596,7 +598,7 @@ class RedisTier:
         loop = asyncio.get_running_loop()
         while True:
             nodes = await self._primaries(refresh=True)
-            before = self._slot_owners()
+            before = self._owners_seen or self._slot_owners()  # (just asked: see _refresh_topology)
             results = await asyncio.gather(*(work(base + i, c) for i, c in enumerate(nodes)), return_exceptions=True)
             errors = [r for r in results if isinstance(r, BaseException)]
             if not errors:
@@ -692,19 +694,21 @@ class RedisTier:
                 return []
             return _own_migrations(reply, _node_name(client))
 
-        found = await self._each_primary(ask)
+        nodes = await self._primaries()  # as the caller just asked them (_reshard_state)
+        found = await asyncio.gather(*(ask(i, c) for i, c in enumerate(nodes)))
         return frozenset(m for node in found for m in node)
 
     async def _reshard_state(self) -> tuple[tuple[str, ...], frozenset[str]]:
         """Who serves each slot now (asked again), and which slots are being moved."""
-        await self._refresh_topology()
-        return self._slot_owners(), await self._migrations()
+        await self._primaries(refresh=True)
+        return self._owners_seen or (), await self._migrations()
 
     async def _migrations_over(self, deadline: float) -> frozenset[str]:
         """Wait until no slot is being moved, or `deadline` (loop time); the slots still moving."""
         loop = asyncio.get_running_loop()
         while (moving := await self._migrations()) and loop.time() < deadline:
             await asyncio.sleep(_TOPOLOGY_POLL)
+            await self._primaries(refresh=True)  # a failover meanwhile: ask the primaries there are now
         return moving
 
     def _writable(self, what: str) -> None:
