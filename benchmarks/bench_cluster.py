@@ -196,9 +196,9 @@ def slot_owners(ports: list[int]) -> list[int]:
 # ---------------------------------------------------------------------------
 # Baselines
 # ---------------------------------------------------------------------------
-async def naive_flush(clients: list[Any], pattern: str, keep, count: int = 300) -> int:
-    """Node after node: SCAN a page, then its keys' UNLINKs (one key each: no CROSSSLOT) in one round trip."""
-    deleted = 0
+async def naive_pages(clients: list[Any], pattern: str, keep, command: str, *args: Any, count: int = 300):
+    """Node after node: SCAN a page, then `command key *args` for each kept key (one key each: no
+    CROSSSLOT) in one pipelined round trip; yields (keys, replies) a page at a time."""
     for client in clients:
         cursor = 0
         while True:
@@ -207,31 +207,23 @@ async def naive_flush(clients: list[Any], pattern: str, keep, count: int = 300) 
             if keys:
                 pipe = client.pipeline(transaction=False)
                 for k in keys:
-                    pipe.unlink(k)
-                deleted += sum(await pipe.execute())
+                    pipe.execute_command(command, k, *args)
+                yield keys, await pipe.execute()
             if cursor == 0:
                 break
-    return deleted
+
+
+async def naive_flush(clients: list[Any], pattern: str, keep, count: int = 300) -> int:
+    """The naive flush: SCAN pages and single-key UNLINKs, node after node."""
+    return sum([sum(replies) async for _, replies in naive_pages(clients, pattern, keep, "UNLINK", count=count)])
 
 
 async def naive_stats(clients: list[Any], pattern: str, keep, count: int = 300) -> tuple[int, int]:
-    """Node after node: SCAN a page, then MEMORY USAGE of its keys in one round trip."""
-    keys_seen = 0
-    total = 0
-    for client in clients:
-        cursor = 0
-        while True:
-            cursor, keys = await client.scan(cursor, match=pattern, count=count)
-            keys = [k for k in keys if keep(k)]
-            if keys:
-                pipe = client.pipeline(transaction=False)
-                for k in keys:
-                    pipe.memory_usage(k, samples=0)
-                sizes = await pipe.execute()
-                keys_seen += len(keys)
-                total += sum(s or 0 for s in sizes)
-            if cursor == 0:
-                break
+    """The naive stats: SCAN pages and MEMORY USAGE of each key, node after node."""
+    keys_seen = total = 0
+    async for keys, sizes in naive_pages(clients, pattern, keep, "MEMORY USAGE", "SAMPLES", 0, count=count):
+        keys_seen += len(keys)
+        total += sum(s or 0 for s in sizes)
     return keys_seen, total
 
 
