@@ -81,6 +81,7 @@ async def coalesced(
             ready.set()
 
     reader = asyncio.create_task(read())
+    waiter: asyncio.Future[bool] | None = None
     try:
         while True:
             waiter = asyncio.ensure_future(ready.wait())
@@ -97,6 +98,10 @@ async def coalesced(
                 reader.result()  # raises the source's error
                 return
     finally:
+        # cancelled while waiting (the pane closed, a rescan): neither task may outlive us, or
+        # asyncio reports "Task was destroyed but it is pending" when the loop closes
+        if waiter is not None:
+            waiter.cancel()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
