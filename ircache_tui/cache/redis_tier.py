@@ -1264,15 +1264,17 @@ class RedisTier:
         def ours(key: bytes) -> bool:  # `{IR key}:hits`, exactly (MATCH is a glob, not a parser)
             return key.endswith(b":hits") and self.keys.belongs(key[: -len(b":hits")], spec_name)
 
-        async def on(_i: int, client: aioredis.Redis) -> int:
-            deleted = 0
+        deleted: dict[int, int] = {}  # per walk index: a round cut short by a failover keeps its share
+
+        async def on(i: int, client: aioredis.Redis) -> None:
             async for page in _scan_pages(client, match):
                 mine = [k for k in page if ours(k)]
                 if mine:
-                    deleted += await scan.unlink_keys(client, mine, reroute=self._reroute if self.cluster else None)
-            return deleted
+                    n = await scan.unlink_keys(client, mine, reroute=self._reroute if self.cluster else None)
+                    deleted[i] = deleted.get(i, 0) + n
 
-        return sum(await self._run(lambda: self._each_primary(on, follow_failover=True)))
+        await self._run(lambda: self._each_primary(on, follow_failover=True))
+        return sum(deleted.values())
 
     async def lock_held(self, cache_key: str) -> bool:
         lkey = self.keys.lock_key(cache_key)
