@@ -22,7 +22,7 @@ from ircache_tui.tui.app import IRCacheApp
 from ircache_tui.tui.services import Services
 from tests.support.generators import CountingGenerator
 from tests.support.redis_cluster import RedisClusterServers
-from tests.support.tui import table_keys, until
+from tests.support.tui import every_page, scanning, until
 from tests.test_cluster_reshard import Mover, busiest_slots
 
 KEYSPACE = KeySpace("ir_cache")
@@ -45,10 +45,6 @@ def slots_said_moved(text: str, flow: str) -> int:
     return sum(int(m[1]) for m in pattern.finditer(text) if m[2] == flow)
 
 
-def scanning(pane) -> bool:
-    return any(w.group == "keys-scan" and w.is_running for w in pane.workers)
-
-
 async def settled(app, pilot, quiet: float = 1.5) -> None:
     """Until the log pane has had nothing new for `quiet` seconds and no page is loading: the nodes'
     gossip may show the new topology to one node before another, and each change is another rescan."""
@@ -66,17 +62,7 @@ async def every_key_by_paging(app, pilot) -> list[str]:
     pane = app.keys_pane
     await until(pilot, lambda: pane.rows and not scanning(pane), what="a page", timeout=30)
     assert pane._page.number == 1
-    seen = list(table_keys(app, "keys"))
-    while pane.has_next:
-        number = pane._page.number
-        deadline = time.monotonic() + 20
-        while pane._page.number != number + 1 or scanning(pane):
-            assert time.monotonic() < deadline, f"page {number + 1} never came"
-            if pane._page.number == number and not scanning(pane):
-                await pilot.press("n")  # (dropped while a background refresh of the page loads: again)
-            await pilot.pause(0.1)
-        seen += table_keys(app, "keys")
-    return seen
+    return await every_page(pilot, app)
 
 
 async def test_dashboard_says_a_failover_happened_and_rescans(cluster, tmp_path):

@@ -17,7 +17,7 @@ from ircache_tui.tui.services import Services
 from ircache_tui.tui.widgets.log_pane import MAX_LINES, LogPane
 from tests.support.generators import CountingGenerator
 from tests.support.redis_server import RedisServer
-from tests.support.tui import cell, static_text, table_keys, until
+from tests.support.tui import every_page, cell, static_text, table_keys, until
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 
@@ -234,18 +234,6 @@ async def test_pages_and_filter(cache, sync_redis):
         await pilot.press("ctrl+u", *"*_0000000a", "enter")  # a glob: alpha_v2's hash only
         await until(pilot, lambda: "filter '*_0000000a'" in static_text(app, "#keys-footer"), what="glob filter")
         assert await every_page(pilot, app) == ["alpha_v2_0000000a"]
-
-
-async def every_page(pilot, app) -> list[str]:
-    """The keys on the page shown and on every page after it. A page may come back
-    partial (its time budget ran out on a slow machine), so walk them all."""
-    collected = list(table_keys(app, "keys"))
-    while app.keys_pane.has_next:
-        number = app.keys_pane._page.number
-        await pilot.press("n")
-        await until(pilot, lambda: app.keys_pane._page.number == number + 1, what=f"page {number + 1}")
-        collected += table_keys(app, "keys")
-    return collected
 
 
 async def test_detail_screen_and_corrupt_entry(cache, specs, sync_redis):

@@ -26,6 +26,9 @@ class Services:
     cache: IRCache
     spec_dirs: list[Path] = field(default_factory=list)
     page_size: int = 100
+    #: seconds a page of keys may take to fill before it is shown partial (IR keys rare in a
+    #: huge keyspace); tests that need whole pages on a busy machine raise it
+    page_time_budget: float = 0.5
     #: seconds between polls of the key page when keyspace notifications are off
     poll_interval: float = 5.0
     #: seconds between refreshes of totals (key count, memory) and the files pane

@@ -44,3 +44,28 @@ def static_text(app, selector: str) -> str:
     console = Console(width=200, record=True, file=io.StringIO(), color_system=None)
     console.print(content)
     return console.export_text()
+
+
+def scanning(pane) -> bool:
+    """A page of the key pane is on its way (its worker pending or running)."""
+    return any(w.group == "keys-scan" and not w.is_finished for w in pane.workers)
+
+
+async def every_page(pilot, app, timeout: float = 20.0) -> list[str]:
+    """The keys on the page shown, once it has loaded, and on every page after it (a key twice,
+    twice). A page may come back partial (its time budget ran out on a slow machine), so walk
+    them all; an `n` dropped while a background refresh of the page loads is pressed again."""
+    pane = app.keys_pane
+    await until(pilot, lambda: pane.first_page_shown and not scanning(pane), what="the page", timeout=timeout)
+    collected = list(table_keys(app, "keys"))
+    while pane.has_next:
+        number = pane._page.number
+        deadline = time.monotonic() + timeout
+        while pane._page.number != number + 1 or scanning(pane):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"page {number + 1} never came")
+            if pane._page.number == number and not scanning(pane):
+                await pilot.press("n")
+            await pilot.pause(0.1)
+        collected += table_keys(app, "keys")
+    return collected

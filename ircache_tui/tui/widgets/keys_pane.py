@@ -161,7 +161,7 @@ class KeysPane(TablePane):
     # -- what the App asks -----------------------------------------------------------
     def start(self, live_mode: str) -> None:
         """The cache is open: show the first page and follow changes."""
-        self.browser = self.cache.key_browser(self.services.page_size)
+        self.browser = self.cache.key_browser(self.services.page_size, time_budget=self.services.page_time_budget)
         self.live_mode = live_mode
         self.load("first")
         self._start_live()
