@@ -448,3 +448,31 @@ async def test_dashboard_opens_on_the_cluster(filled, cluster, tmp_path):
         assert "cluster, 3 primaries" in status or "(cluster" in status
         assert "live: notifications" in status
         assert " of 3 primaries scanned" in static_text(app, "#keys-footer")
+
+
+async def test_closing_the_change_stream_after_a_burst_it_did_not_read_ends_every_listener(cluster, nodes, tmp_path):
+    """Each primary's listener feeds one bounded queue; a burst the reader has not taken fills it.
+    Closing the stream then (a pane closed, a rescan) must end every listener, and drop every
+    subscription, before the close returns: not later, and not never."""
+    async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "ir", generator=CountingGenerator()) as cache:
+        assert await cache.enable_live_updates()
+        before = asyncio.all_tasks()
+        subscribed = asyncio.Event()
+        events = cache.key_changes(subscribed.set)
+        first = asyncio.ensure_future(anext(events))
+        await asyncio.wait_for(subscribed.wait(), 10)
+        client = SyncCluster.from_url(cluster.url)
+        try:
+            client.set("ir_cache:first_00000000", b"{}")
+            assert (await asyncio.wait_for(first, 10)).key.cache_key == "first_00000000"
+            pipe = client.pipeline()
+            for i in range(12_000):  # more events than the queue holds, none of them read
+                pipe.set(f"ir_cache:burst-{i % 50:02d}_{i:08x}", b"{}")
+            pipe.execute()
+            await asyncio.sleep(1.0)  # the listeners fill the queue and wait on it
+            await asyncio.wait_for(events.aclose(), 10)
+            left = [t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()]
+            assert left == [], f"still running after the close: {left}"
+            assert [c.pubsub_numpat() for c in nodes] == [0, 0, 0]  # every primary's subscription went
+        finally:
+            client.close()

@@ -819,8 +819,9 @@ class IRCache:
 
     async def scan_keys(self, spec_name: str | None = None) -> AsyncIterator[list[ParsedKey]]:
         """Every IR key in Redis (or exactly one spec's), a SCAN page at a time."""
-        async for page in self._tier().scan_ir_keys(spec_name):
-            yield page
+        async with contextlib.aclosing(self._tier().scan_ir_keys(spec_name)) as pages:
+            async for page in pages:
+                yield page
 
     async def count_keys(self, spec_name: str | None = None) -> int:
         """How many IR keys Redis holds (of one spec), by the server-side stats walk."""
@@ -891,8 +892,9 @@ class IRCache:
 
     async def key_changes(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[KeyChange]:
         """IR key changes as they happen; raises RedisUnavailable when the connection drops."""
-        async for change in key_changes(self.redis, on_subscribed):
-            yield change
+        async with contextlib.aclosing(key_changes(self.redis, on_subscribed)) as changes:
+            async for change in changes:
+                yield change
 
     def key_change_batches(
         self, on_subscribed: Callable[[], None] | None = None, *, interval: float = 0.1, limit: int = 500

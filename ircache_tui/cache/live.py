@@ -40,10 +40,11 @@ async def key_changes(redis: "RedisTier", on_subscribed: Callable[[], None] | No
     `on_subscribed` runs once the subscription is in place: a caller that
     reloads its view then misses nothing that changed before it listened.
     """
-    async for redis_key, event in redis.keyspace_events(on_subscribed):
-        parsed = redis.keys.cache_key_of(redis_key)
-        if parsed is not None:
-            yield KeyChange(parsed, event)
+    async with contextlib.aclosing(redis.keyspace_events(on_subscribed)) as events:
+        async for redis_key, event in events:
+            parsed = redis.keys.cache_key_of(redis_key)
+            if parsed is not None:
+                yield KeyChange(parsed, event)
 
 
 @dataclass(slots=True)
@@ -105,3 +106,7 @@ async def coalesced(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+        aclose = getattr(source, "aclose", None)  # the subscription goes now, not when collected
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()

@@ -1097,12 +1097,13 @@ class RedisTier:
         Ends by raising RedisUnavailable when the connection drops. On a cluster, every
         primary is listened to (each publishes only its own keys' events).
         """
-        if self.cluster:
-            async for change in self._cluster_keyspace_events(on_subscribed):
+        # aclosing: closing this stream closes the one it wraps now, not when the collector
+        # finds it (its subscriptions and listener tasks would outlive the caller until then)
+        stream = (self._cluster_keyspace_events(on_subscribed) if self.cluster
+                  else self._node_keyspace_events(self.client, on_subscribed))
+        async with contextlib.aclosing(stream):
+            async for change in stream:
                 yield change
-            return
-        async for change in self._node_keyspace_events(self.client, on_subscribed):
-            yield change
 
     async def _cluster_keyspace_events(
         self, on_subscribed: Callable[[], None] | None
@@ -1120,11 +1121,17 @@ class RedisTier:
                 on_subscribed()
 
         async def listen(node: aioredis.Redis) -> None:
+            # Exception only: a cancel (the reader closing) must end this task even while a put
+            # waits on a full queue, or the reader's gather below would wait for ever
             try:
-                async for change in self._node_keyspace_events(node, one_subscribed):
-                    await queue.put(change)
-            except BaseException as exc:  # handed to the reader, which raises it
+                async with contextlib.aclosing(self._node_keyspace_events(node, one_subscribed)) as events:
+                    async for change in events:
+                        await queue.put(change)
+            except Exception as exc:  # handed to the reader, which raises it
                 await queue.put(exc)
+                return
+            # its subscription ended without an error: the stream would go quiet for that node
+            await queue.put(RedisUnavailable(f"stopped listening for key changes on {_node_name(node)}"))
 
         tasks = [asyncio.create_task(listen(node)) for node in nodes]
         try:
