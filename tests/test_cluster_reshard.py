@@ -344,3 +344,29 @@ async def test_a_node_that_lost_its_scripts_loads_them_again(cluster, nodes, tmp
         assert await scan.unlink_keys(node, rest, reroute=tier._reroute) == len(rest)
         assert scan._UNLINK_EACH[node] == sha  # loaded again, not given up on
     assert not set(mine) & set(all_keys(nodes))
+
+
+async def test_single_key_commands_follow_a_slot_that_moved_since_the_last_walk(cluster, nodes, tmp_path):
+    """The dashboard's per-key commands (exists, details, hit counts, delete) go pipelined per node
+    from the slot map the cache last asked. A slot moved since: its commands answer MOVED on the old
+    owner, and go again through the cluster client instead of failing the page or the delete."""
+    ir, _ = layout(600, 0)
+    fill(cluster, ir, [])
+    mover = Mover(cluster.ports, nodes)
+    src, dst = 0, 1
+    async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+        assert await cache.count_keys() == len(ir)  # the topology, as it is before the move
+        slot = busiest_slots(ir, mover, src, 1)[0]
+        moved = sorted(k.decode().split(":", 1)[1] for k in ir if key_slot(k) == slot)
+        others = sorted(k.decode().split(":", 1)[1] for k in ir if key_slot(k) != slot)[:20]
+        mover.move(slot, src, dst)
+
+        assert await cache.in_redis_many(moved + others) == [True] * (len(moved) + len(others))
+        counts = await cache.hit_counts(moved)
+        assert [c["redis"] for c in counts] == [0] * len(moved)
+        page = await cache.key_browser(page_size=1000).first()
+        assert {row.cache_key for row in page.rows} >= set(moved)
+        assert all(row.ttl > 0 for row in page.rows if row.cache_key in moved)
+        assert await cache.delete_entry(moved[0], "redis") is True
+    assert not [k for k in all_keys(nodes) if k == f"{PREFIX}:{moved[0]}".encode()]
+    assert len([k for k in all_keys(nodes) if KEYSPACE.belongs(k)]) == len(ir) - 1

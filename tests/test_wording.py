@@ -308,3 +308,17 @@ def test_read_spec_keeps_no_longer_exists_for_files_that_were_seen(tmp_path):
     assert read_spec(found.path).error == "file no longer exists"
     assert read_spec(found.path, seen=False).error == "no such file"
     assert read_spec(Path(tmp_path / "never.md"), seen=False).error == "no such file"
+
+
+@pytest.mark.parametrize(("before", "after", "said"), [
+    (("a:1", "b:2", "c:3"), ("a:1", "d:4", "c:3"),
+     "Cluster failover: b:2 no longer serves slots; d:4 serves them now"),
+    (("a:1", "a:1", "b:2", "b:2"), ("a:1", "d:4", "b:2", "d:4"),  # onto a new primary: nobody gone
+     "Cluster resharding: 2 slots changed primary (a:1 → d:4, b:2 → d:4)"),
+    (("a:1", "b:2", "c:3"), ("a:1", "c:3", "c:3"),  # a primary emptied: nobody new
+     "Cluster resharding: 1 slot changed primary (b:2 → c:3)"),
+])
+def test_a_topology_change_is_called_what_it_is(before, after, said):
+    from ircache_tui.cache.redis_tier import _describe_topology_change
+
+    assert _describe_topology_change(before, after) == said

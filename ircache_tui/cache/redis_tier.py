@@ -639,12 +639,29 @@ class RedisTier:
             for i in idxs:
                 _, method, args, kwargs = calls[i]
                 getattr(pipe, method)(*args, **kwargs)
-            return idxs, list(await pipe.execute(raise_on_error=raise_on_error))
+            return idxs, list(await pipe.execute(raise_on_error=False))
 
         out: list[Any] = [None] * len(calls)
-        for idxs, replies in await asyncio.gather(*(run(n, ix) for n, ix in groups.items())):
-            for i, reply in zip(idxs, replies):
+        results = await asyncio.gather(*(run(n, ix) for n, ix in groups.items()), return_exceptions=True)
+        for result in results:  # every node's share done before any error is raised
+            if isinstance(result, BaseException):
+                raise result
+            for i, reply in zip(*result):
                 out[i] = reply
+        # A slot that changed primary since the topology was last asked (a resharding, a failover
+        # noticed by nobody yet): its commands go again, one by one, through the cluster client,
+        # which follows MOVED and ASK (and learns the new owner). Only they: the others ran.
+        for i, reply in enumerate(out):
+            if isinstance(reply, (MovedError, AskError)):
+                _, method, args, kwargs = calls[i]
+                try:
+                    out[i] = await getattr(self.client, method)(*args, **kwargs)
+                except ResponseError as exc:
+                    out[i] = exc
+        if raise_on_error:
+            for reply in out:
+                if isinstance(reply, ResponseError):
+                    raise reply
         return out
 
     async def _unlink_exact(self, keys: list[bytes] | list[str], went: list[int] | None = None) -> int:
@@ -1349,11 +1366,11 @@ def _own_migrations(reply: object, name: str) -> list[str]:
 def _describe_topology_change(before: tuple[str, ...], after: tuple[str, ...]) -> str:
     """One sentence: a failover (a primary gone, another in its place) or a resharding."""
     gone = sorted(set(before) - set(after) - {""})
-    new = sorted(set(after) - set(before))
-    if gone or new:
-        said = [f"{', '.join(gone)} no longer {'serves' if len(gone) == 1 else 'serve'} slots"] if gone else []
-        said += [f"{', '.join(new)} {'serves' if len(new) == 1 else 'serve'} them now"] if new else []
-        return "Cluster failover: " + "; ".join(said)
+    new = sorted(set(after) - set(before) - {""})
+    if gone and new:  # a primary gone and another in its place (a slot moved onto a new primary, or
+        # off one that is left empty, is a resharding: said below with its count)
+        return (f"Cluster failover: {', '.join(gone)} no longer {'serves' if len(gone) == 1 else 'serve'} slots; "
+                f"{', '.join(new)} {'serves' if len(new) == 1 else 'serve'} them now")
     moved = sum(1 for a, b in zip(before, after) if a != b)
     flows = sorted({f"{a} → {b}" for a, b in zip(before, after) if a != b})
     return (f"Cluster resharding: {moved:,} slot{'s' if moved != 1 else ''} changed primary "
