@@ -370,3 +370,36 @@ async def test_single_key_commands_follow_a_slot_that_moved_since_the_last_walk(
         assert await cache.delete_entry(moved[0], "redis") is True
     assert not [k for k in all_keys(nodes) if k == f"{PREFIX}:{moved[0]}".encode()]
     assert len([k for k in all_keys(nodes) if KEYSPACE.belongs(k)]) == len(ir) - 1
+
+
+async def test_a_user_who_may_not_follow_ask_is_told_and_counted_exactly(cluster, nodes, tmp_path):
+    """Without +asking the keys a migrating slot already carried to its target cannot be deleted:
+    the flush stops in one line that names the rule, and says exactly how many keys went before."""
+    rules = readme_cluster_user()
+    password = "No-asking-pw-3Jd"
+    rules = [">" + password if r == ">PASSWORD" else r for r in rules if r != "+asking"]
+    for n in nodes:
+        n.execute_command("ACL", "SETUSER", "ircache-rw", "reset", *rules)
+    ir, foreign = layout(3000, 300)
+    fill(cluster, ir, foreign)
+    mover = Mover(cluster.ports, nodes)
+    src, dst = 1, 0
+    slots = busiest_slots(ir, mover, src, 2)
+    try:
+        mover.leave_half_carried(slots, src, dst)
+        url = f"redis://ircache-rw:{password}@127.0.0.1:{cluster.ports[2]}/0"
+        async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
+            with pytest.raises(FlushIncomplete) as stopped:
+                await cache.clear_cache(filesystem=False)
+        said = str(stopped.value)
+        assert "\n" not in said and "asking" in said.lower(), said
+        left = [k for k in all_keys(nodes) if KEYSPACE.belongs(k)]
+        assert left  # the carried keys are still there
+        assert stopped.value.done["redis"] == len(ir) - len(left), said
+        assert sorted(set(k for k in all_keys(nodes) if not KEYSPACE.belongs(k))) == sorted(foreign)
+    finally:
+        for slot in slots:
+            mover.carry(slot, src, dst)
+            mover.finish(slot, dst)
+        for n in nodes:
+            n.acl_deluser("ircache-rw")

@@ -678,10 +678,11 @@ class RedisTier:
             by_node.setdefault(node.name, []).append(key)
         tally = went if went is not None else [0]
 
-        async def run(name: str, mine: list[Any]) -> int:
-            n = await scan.unlink_keys(self._node_client(nodes[name]), mine, reroute=self._reroute)
+        def add(n: int) -> None:
             tally[0] += n
-            return n
+
+        async def run(name: str, mine: list[Any]) -> int:
+            return await scan.unlink_keys(self._node_client(nodes[name]), mine, reroute=self._reroute, tally=add)
 
         results = await asyncio.gather(*(run(n, k) for n, k in by_node.items()), return_exceptions=True)
         for result in results:
@@ -1291,11 +1292,13 @@ class RedisTier:
         deleted: dict[int, int] = {}  # per walk index: a round cut short by a failover keeps its share
 
         async def on(i: int, client: aioredis.Redis) -> None:
+            def add(n: int) -> None:
+                deleted[i] = deleted.get(i, 0) + n
+
             async for page in _scan_pages(client, match):
                 mine = [k for k in page if ours(k)]
                 if mine:
-                    n = await scan.unlink_keys(client, mine, reroute=self._reroute if self.cluster else None)
-                    deleted[i] = deleted.get(i, 0) + n
+                    await scan.unlink_keys(client, mine, reroute=self._reroute if self.cluster else None, tally=add)
 
         await self._run(lambda: self._each_primary(on, follow_failover=True))
         return sum(deleted.values())

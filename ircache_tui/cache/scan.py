@@ -116,26 +116,43 @@ async def scan_pages(client: Any, match: str, count: int = SCAN_COUNT) -> AsyncI
 #: deletes keys their node no longer serves (a resharding moved their slot, or is moving it) through
 #: the cluster client, which follows MOVED and ASK; how many went
 Reroute = Callable[[Keys], Awaitable[int]]
+#: hears how many keys one part of a delete removed, as soon as it is known
+Tally = Callable[[int], None]
 
 # a reply that says the key's slot is served elsewhere now (or the cluster is between owners); redis-py
 # parses MOVED, ASK, ... into these classes and drops the word from the text
 _ELSEWHERE = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 
 
-async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, reroute: Reroute | None = None) -> int:
+async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, reroute: Reroute | None = None,
+                      tally: Tally | None = None) -> int:
     """Delete `keys` with UNLINK (memory is freed off Redis's main thread); how many went.
 
     `reroute` says `client` talks to one cluster node: no command then names
     keys of two slots (see `_queue_node_unlink`), and a key whose slot moved
-    since the node's SCAN returned it goes to `reroute`.
+    since the node's SCAN returned it goes to `reroute`. `tally(n)` hears of
+    each part as it is deleted, so that a caller still counts what went when
+    a later part fails (a reroute refused, a node gone).
     """
     if not keys:
         return 0
     if reroute is None:
-        return int(await client.unlink(*keys))
+        n = int(await client.unlink(*keys))
+        if tally is not None:
+            tally(n)
+        return n
+    went = 0
+
+    def add(n: int) -> None:
+        nonlocal went
+        went += n
+        if tally is not None:
+            tally(n)
+
     pipe = client.pipeline(transaction=False)
     queued = await _queue_node_unlink(client, pipe, keys)
-    return await _settle_node_unlink(client, queued, await pipe.execute(raise_on_error=False), reroute)
+    await _settle_node_unlink(client, queued, await pipe.execute(raise_on_error=False), reroute, add)
+    return went
 
 
 @dataclass(slots=True)
@@ -174,30 +191,35 @@ async def _queue_node_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str]
     return _Queued(keys, list(slots.values()))
 
 
-async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[Any], reroute: Reroute) -> int:
-    """How many keys the queued UNLINKs deleted, keys served elsewhere now rerouted."""
+async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[Any], reroute: Reroute,
+                              tally: Tally) -> None:
+    """`tally` how many keys the queued UNLINKs deleted, keys served elsewhere now rerouted (one at
+    a time: a reroute that fails has counted the ones before it)."""
     elsewhere: list[bytes | str] = []
-    deleted = 0
     if queued.groups is None:
         reply = replies[0]
         if isinstance(reply, ResponseError) and not isinstance(reply, _ELSEWHERE):
             # NOSCRIPT (a restarted or promoted node): load it again; anything else: scripts are refused
             _UNLINK_EACH[client] = None if isinstance(reply, NoScriptError) else False
-            return await unlink_keys(client, queued.keys, reroute=reroute)
+            await unlink_keys(client, queued.keys, reroute=reroute, tally=tally)
+            return
         if isinstance(reply, Exception):  # the node is between owners: the walk's failover handling
             raise reply
-        deleted, elsewhere = int(reply[0]), list(reply[1:])
+        tally(int(reply[0]))
+        elsewhere = list(reply[1:])
     else:
+        failed: Exception | None = None
         for group, reply in zip(queued.groups, replies):
             if isinstance(reply, _ELSEWHERE):
                 elsewhere.extend(group)
             elif isinstance(reply, Exception):
-                raise reply
+                failed = failed or reply
             else:
-                deleted += int(reply)
-    if elsewhere:
-        deleted += await reroute(elsewhere)  # type: ignore[arg-type]
-    return deleted
+                tally(int(reply))
+        if failed is not None:  # the other groups' deletes are counted first
+            raise failed
+    for key in elsewhere:
+        tally(await reroute([key]))  # type: ignore[list-item]
 
 
 #: per node client: the SHA of its UNLINK_EACH script, or False once the node refused scripts
@@ -311,6 +333,13 @@ async def scan_unlink_node(
     if count is None:
         count = scan_count(selection)
     cursor, pending, deleted = 0, [], 0
+
+    def add(n: int) -> None:  # as each part goes: a walk that fails later has counted it
+        nonlocal deleted
+        deleted += n
+        if on_progress is not None:
+            on_progress(deleted)
+
     while True:
         pipe = client.pipeline(transaction=False)
         queued = await _queue_node_unlink(client, pipe, pending) if pending else None
@@ -319,18 +348,14 @@ async def scan_unlink_node(
         _raise_if_cancelled()
         page = replies[-1]
         if queued is not None:  # counted even when the SCAN beside it failed
-            deleted += await _settle_node_unlink(client, queued, replies[:-1], reroute)
-            if on_progress is not None:
-                on_progress(deleted)
+            await _settle_node_unlink(client, queued, replies[:-1], reroute, add)
         if isinstance(page, Exception):
             raise page
         cursor, pending = int(page[0]), selection.keep_many(list(page[1]))
         if cursor == 0:
             break
     if pending:
-        deleted += await unlink_keys(client, pending, reroute=reroute)
-        if on_progress is not None:
-            on_progress(deleted)
+        await unlink_keys(client, pending, reroute=reroute, tally=add)
     return deleted
 
 
