@@ -694,10 +694,13 @@ class RedisTier:
         """UNLINK keys that the node whose SCAN returned them no longer serves (a resharding moved
         their slot, or is moving it), one at a time through the cluster client, which follows MOVED
         and ASK; how many went. Rare: only keys in flight between two nodes come here."""
-        self._resharded = True
         deleted = 0
         for key in keys:
             deleted += int(await self.client.unlink(key))
+        # a key found on its slot's new owner moved under the walk: the flush walks again. One the
+        # owner does not hold is no sign of that (a node may keep keys of a slot it gave away,
+        # unreachable: every walk would see them, and wait for a resharding that is not there)
+        self._resharded = self._resharded or deleted > 0
         return deleted
 
     async def _migrations(self) -> frozenset[str]:
@@ -713,8 +716,11 @@ class RedisTier:
             return _own_migrations(reply, _node_name(client))
 
         nodes = await self._primaries()  # as the caller just asked them (_reshard_state)
-        found = await asyncio.gather(*(ask(i, c) for i, c in enumerate(nodes)))
-        return frozenset(m for node in found for m in node)
+        found = await asyncio.gather(*(ask(i, c) for i, c in enumerate(nodes)), return_exceptions=True)
+        for reply in found:  # (raised once every node answered: no task left behind)
+            if isinstance(reply, BaseException):
+                raise reply
+        return frozenset(m for node in found for m in node)  # type: ignore[union-attr]
 
     async def _reshard_state(self) -> tuple[tuple[str, ...], frozenset[str]]:
         """Who serves each slot now (asked again), and which slots are being moved."""
