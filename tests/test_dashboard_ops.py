@@ -126,7 +126,7 @@ async def test_our_flush_of_20000_keys_does_not_refresh_them_one_by_one(redis_ur
         # Each key a pane refreshes costs a GETRANGE; our own flush's 20,000 del events cost none
         stats = sync_redis.info("commandstats")
         assert stats.get("cmdstat_getrange", {}).get("calls", 0) == 0, stats.get("cmdstat_getrange")
-        assert any("Flushed all IR entries: 20,000 keys from redis" in n.message for n in app._notifications)
+        assert any("Flushed all IR entries: 20,000 keys from Redis" in n.message for n in app._notifications)
 
 
 # -- what is on screen is true ------------------------------------------------------------------
@@ -227,7 +227,7 @@ async def test_redis_down_offers_the_filesystem_alone(tmp_path, specs):
             assert app.screen.query_one("#tier-redis").disabled and app.screen.query_one("#tier-fs").value
             await pilot.press("y")
             await until(pilot, lambda: not list((tmp_path / "ir").glob("*.json")), what="files flushed")
-            await until(pilot, lambda: any("2 files from filesystem" in n.message for n in app._notifications))
+            await until(pilot, lambda: any("2 files from the filesystem" in n.message for n in app._notifications))
     finally:
         server.stop()
 

@@ -324,7 +324,7 @@ def test_flush_all_over_50000_keys_with_notifications_on(terminal, redis_url, sy
     while not (done and empty):
         shown = screen(terminal)
         assert_never_down(shown, "during the flush")
-        done = done or "Flushed all IR entries: 50,000 keys from redis" in " ".join(shown.split())
+        done = done or "Flushed all IR entries: 50,000 keys from Redis" in " ".join(shown.split())
         empty = "No IR keys in Redis yet" in shown
         assert time.monotonic() - started < 30, f"the flush did not finish within 30 s; screen was:\n{shown}"
         time.sleep(0.1)

@@ -133,7 +133,8 @@ class FlushBar(Horizontal):
         except (IRCacheError, OSError) as exc:
             self.post_message(self._Finished(f"Flush failed after {plural(done, 'key')}: {exc}", error=True))
             return
-        parts = [plural(n, "key" if tier == "redis" else "file") + f" from {tier}" for tier, n in result.items()]
+        parts = [plural(n, "key") + " from Redis" if tier == "redis" else plural(n, "file") + " from the filesystem"
+                 for tier, n in result.items()]
         log.debug("flush of %s took %.3fs", what, loop.time() - started)
         self.post_message(self._Finished(f"Flushed {what}: " + ", ".join(parts)))
 

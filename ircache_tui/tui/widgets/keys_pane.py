@@ -303,7 +303,7 @@ class KeysPane(TablePane):
         page = self._page
         if page is None:
             return
-        total = f" of ~{self.total:,} IR keys" if self.total is not None and self.view == "scan" else ""
+        total = f" of ~{self.total:,} IR keys" if self.total and self.view == "scan" else ""  # (not "of ~0")
         marked = f" · {len(self.marked)} marked (d deletes them)" if self.marked else ""
         sort = f" · sorted by {self.sort_by}" if self.sort_by != "spec" else ""
         if self.view != "scan":
