@@ -69,6 +69,7 @@ from redis.exceptions import ResponseError, SlotNotCoveredError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import redact
+from ..fmt import plural
 from ..ir.envelope import CorruptEntry
 from . import scan, scripts
 from .errors import (
@@ -703,6 +704,20 @@ class RedisTier:
         self._resharded = self._resharded or deleted > 0
         return deleted
 
+    def _reroute_leaving_refused(self, refused: list[RedisError]) -> scan.Reroute:
+        """`_reroute` for a flush: a key the ACL may not follow to its new owner (no `+asking`) is
+        left, its refusal kept in `refused`, and the walk goes on: the flush deletes all it may,
+        then says how many it left and which rule would have deleted them."""
+        async def reroute(keys: list[bytes]) -> int:
+            deleted = 0
+            for key in keys:
+                try:
+                    deleted += await self._reroute([key])
+                except NoPermissionError as exc:
+                    refused.append(exc)
+            return deleted
+        return reroute  # type: ignore[return-value]
+
     async def _migrations(self) -> frozenset[str]:
         """The slots being moved between primaries now, as each primary says of itself in
         `CLUSTER NODES` (`[5461->-id]` migrating, `[5461-<-id]` importing): `"5461 host:port
@@ -866,6 +881,8 @@ class RedisTier:
         selection = self.keys.select(spec_name)
         so_far = 0
         per_node: dict[int, int] = {}  # what each primary's walk deleted so far
+        refused: list[RedisError] = []  # keys in migrating slots the ACL may not follow (see below)
+        reroute = self._reroute_leaving_refused(refused)
 
         def progress_of(node: int) -> Callable[[int], None]:
             def progress(n: int) -> None:
@@ -878,7 +895,7 @@ class RedisTier:
 
         def walk(i: int, client: aioredis.Redis) -> Awaitable[int]:
             if self.cluster:
-                return scan.scan_unlink_node(client, selection, reroute=self._reroute, on_progress=progress_of(i))
+                return scan.scan_unlink_node(client, selection, reroute=reroute, on_progress=progress_of(i))
             return scan.scan_unlink(client, selection, on_progress=progress_of(i))
 
         async def flush() -> int:
@@ -912,13 +929,23 @@ class RedisTier:
                          "walking every primary again")
                 first += 1 << 20  # a new range of indices for per_node
 
+        def left_refused() -> str:
+            return (f"{plural(len(refused), 'key')} in slots being migrated {'was' if len(refused) == 1 else 'were'} "
+                    f"left: {command_error(refused[0])}")
+
         try:
             deleted = await self._run(flush)
+        except FlushIncomplete as exc:
+            if refused:
+                raise FlushIncomplete(exc.done, f"{exc.reason}; and {left_refused()}") from None
+            raise
         except (RedisUnavailable, RedisCommandError) as exc:
             if not so_far:
                 raise  # nothing went: the plain reason is the whole story
             # Redis went (or refused) midway: say exactly how many went; running it again finishes the job
             raise FlushIncomplete({"redis": so_far}, f"Redis flush stopped: {exc}") from None
+        if refused:
+            raise FlushIncomplete({"redis": deleted}, left_refused())
         log.info("Cleared IR cache from Redis %s", {"pattern": selection.match, "deleted": deleted})
         return deleted
 
