@@ -18,9 +18,12 @@ foreign key (MIGRATE moves those too: every one must still exist somewhere).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -115,6 +118,12 @@ class Mover:
         for n in (self.nodes[dst], *(n for i, n in enumerate(self.nodes) if i != dst)):
             n.execute_command("CLUSTER", "SETSLOT", slot, "NODE", self.ids[dst])
 
+    def complete(self, slots: list[int], src: int, dst: int) -> None:
+        """Carry what is left of each slot's keys and give it to dst: the migration ends."""
+        for slot in slots:
+            self.carry(slot, src, dst)
+            self.finish(slot, dst)
+
     def leave_half_carried(self, slots: list[int], src: int, dst: int) -> None:
         """Begin moving each slot and carry half its keys (at least one): a migration under way."""
         for slot in slots:
@@ -173,9 +182,7 @@ async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_pa
     assert done.stderr.count("\n") == 1 and "a resharding is under way" in done.stderr, done.stderr
     assert not [k for k in all_keys(nodes) if KEYSPACE.belongs(k)]
 
-    for slot in slots:  # the resharding ends: then a flush completes, and has nothing left to do
-        mover.carry(slot, src, dst)
-        mover.finish(slot, dst)
+    mover.complete(slots, src, dst)  # the resharding ends: then a flush completes, and has nothing left to do
     async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
         assert await cache.clear_cache(filesystem=False) == {"redis": 0}
     assert sorted(set(all_keys(nodes))) == sorted(foreign)
@@ -226,14 +233,8 @@ async def test_flush_follows_a_resharding_that_runs_through_it(cluster, nodes, t
 async def test_a_key_the_node_no_longer_serves_is_rerouted(cluster, nodes, tmp_path):
     """The per-node delete of keys whose slot moved after the node's SCAN returned them: the node
     refuses them (MOVED), and they go through the cluster client instead, counted once."""
-    ir, _ = layout(3000, 0)
-    fill(cluster, ir, [])
-    mover = Mover(cluster.ports, nodes)
     src, dst = 1, 2
-    slot = busiest_slots(ir, mover, src, 1)[0]
-    stale = [k for k in nodes[src].scan_iter(count=1000) if KEYSPACE.belongs(k)]
-    assert any(key_slot(k) == slot for k in stale)
-    mover.move(slot, src, dst)  # the slot (and its keys) now lives on dst
+    stale, slot = moved_after_scan(cluster, nodes, src, dst)
 
     async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
         tier = cache.redis
@@ -254,6 +255,57 @@ def readme_cluster_user() -> list[str]:
     return line.split()[3:]
 
 
+def moved_after_scan(cluster, nodes, src: int, dst: int) -> tuple[list[bytes], int]:
+    """3,000 IR keys; src's IR keys as its SCAN returns them now, then its busiest slot moved to
+    dst: (those keys, now partly served elsewhere; the slot)."""
+    ir, _ = layout(3000, 0)
+    fill(cluster, ir, [])
+    mover = Mover(cluster.ports, nodes)
+    slot = busiest_slots(ir, mover, src, 1)[0]
+    stale = [k for k in nodes[src].scan_iter(count=1000) if KEYSPACE.belongs(k)]
+    assert any(key_slot(k) == slot for k in stale)
+    mover.move(slot, src, dst)  # the slot (and its keys) now lives on dst
+    return stale, slot
+
+
+@dataclass
+class Migration:
+    ir: list[bytes]
+    foreign: list[bytes]
+    slots: list[int]
+    src: int
+    dst: int
+
+
+@contextlib.contextmanager
+def migration_left_half_done(cluster, nodes, src: int = 1, dst: int = 0) -> Iterator[Migration]:
+    """3,000 IR keys and 300 foreign ones; src's two busiest slots half carried to dst, and left so
+    until the block ends (then the migration completes)."""
+    ir, foreign = layout(3000, 300)
+    fill(cluster, ir, foreign)
+    mover = Mover(cluster.ports, nodes)
+    slots = busiest_slots(ir, mover, src, 2)
+    mover.leave_half_carried(slots, src, dst)
+    try:
+        yield Migration(ir, foreign, slots, src, dst)
+    finally:
+        mover.complete(slots, src, dst)
+
+
+@contextlib.contextmanager
+def acl_user(nodes, name: str, password: str, rules: list[str]) -> Iterator[str]:
+    """`name` with these rules (`>PASSWORD` becomes `password`) on every node (ACLs are per node);
+    yields the user's URL part (`name:password`), and deletes the user after."""
+    rules = [">" + password if r == ">PASSWORD" else r for r in rules]
+    for n in nodes:
+        n.execute_command("ACL", "SETUSER", name, "reset", *rules)
+    try:
+        yield f"{name}:{password}"
+    finally:
+        for n in nodes:
+            n.acl_deluser(name)
+
+
 @pytest.mark.parametrize("may_see_migrations", [True, False], ids=["readme-user", "without-cluster-nodes"])
 async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path, monkeypatch, may_see_migrations):
     """The README's cluster user deletes the keys a migrating slot holds on both primaries (the
@@ -262,21 +314,11 @@ async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path,
     monkeypatch.setattr(redis_tier, "RESHARD_WAIT", 0.5)
     rules = readme_cluster_user()
     assert rules[0] == "on" and rules[1] == ">PASSWORD" and "+cluster|nodes" in rules
-    password = "Re-shard-pw-7Kq"
-    rules = [">" + password if r == ">PASSWORD" else r for r in rules]
     if not may_see_migrations:
         rules.remove("+cluster|nodes")
-    for n in nodes:  # ACLs are per node
-        n.execute_command("ACL", "SETUSER", "ircache-rw", "reset", *rules)
-    try:
-        ir, foreign = layout(3000, 300)
-        fill(cluster, ir, foreign)
-        mover = Mover(cluster.ports, nodes)
-        src, dst = 1, 0
-        slots = busiest_slots(ir, mover, src, 2)
-        mover.leave_half_carried(slots, src, dst)
-        url = f"redis://ircache-rw:{password}@127.0.0.1:{cluster.ports[2]}/0"
-        async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
+    with acl_user(nodes, "ircache-rw", "Re-shard-pw-7Kq", rules) as user, \
+            migration_left_half_done(cluster, nodes) as moving:
+        async with IRCache(redis_url=f"redis://{user}@127.0.0.1:{cluster.ports[2]}/0", cache_dir=tmp_path / "c") as cache:
             assert cache.redis.cluster
             if may_see_migrations:
                 with pytest.raises(FlushIncomplete, match="a resharding is under way") as stopped:
@@ -284,46 +326,28 @@ async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path,
                 deleted = stopped.value.done["redis"]
             else:
                 deleted = (await cache.clear_cache(filesystem=False))["redis"]
-        assert deleted == len(ir)
-        left = all_keys(nodes)
-        assert not [k for k in left if KEYSPACE.belongs(k)]
-        assert sorted(set(left)) == sorted(foreign)
-    finally:
-        for slot in slots:
-            mover.carry(slot, src, dst)
-            mover.finish(slot, dst)
-        for n in nodes:
-            n.acl_deluser("ircache-rw")
+    assert deleted == len(moving.ir)
+    left = all_keys(nodes)
+    assert not [k for k in left if KEYSPACE.belongs(k)]
+    assert sorted(set(left)) == sorted(moving.foreign)
 
 
 async def test_without_scripts_a_moved_key_is_rerouted_too(cluster, nodes, tmp_path):
     """A user without script rights deletes one UNLINK per slot: the slot that moved answers MOVED,
     and its keys go through the cluster client; the others are deleted where they are."""
-    password = "No-scr1pts-pw"
     rules = [r for r in readme_cluster_user() if r not in ("+evalsha", "+script|load")]
-    rules = [">" + password if r == ">PASSWORD" else r for r in rules]
-    for n in nodes:
-        n.execute_command("ACL", "SETUSER", "ircache-noscripts", "reset", *rules)
-    try:
-        ir, _ = layout(3000, 0)
-        fill(cluster, ir, [])
-        mover = Mover(cluster.ports, nodes)
-        src, dst = 0, 2
-        slot = busiest_slots(ir, mover, src, 1)[0]
-        stale = [k for k in nodes[src].scan_iter(count=1000) if KEYSPACE.belongs(k)]
-        mover.move(slot, src, dst)
-        url = f"redis://ircache-noscripts:{password}@127.0.0.1:{cluster.ports[1]}/0"
-        async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
+    src = 0
+    stale, _ = moved_after_scan(cluster, nodes, src, 2)
+    with acl_user(nodes, "ircache-noscripts", "No-scr1pts-pw", rules) as user:
+        async with IRCache(redis_url=f"redis://{user}@127.0.0.1:{cluster.ports[1]}/0",
+                           cache_dir=tmp_path / "c") as cache:
             tier = cache.redis
             node = next(c for c in await tier._primaries(refresh=True)
                         if c.connection_pool.connection_kwargs["port"] == cluster.ports[src])
             deleted = await scan.unlink_keys(node, stale, reroute=tier._reroute)
             assert scan._UNLINK_EACH[node] is False  # refused (NOPERM): the per-slot pipeline
-        assert deleted == len(stale)
-        assert not set(stale) & set(all_keys(nodes))
-    finally:
-        for n in nodes:
-            n.acl_deluser("ircache-noscripts")
+    assert deleted == len(stale)
+    assert not set(stale) & set(all_keys(nodes))
 
 
 async def test_a_node_that_lost_its_scripts_loads_them_again(cluster, nodes, tmp_path):
@@ -376,36 +400,22 @@ async def test_a_user_who_may_not_follow_ask_deletes_the_rest_and_says_what_it_l
     """Without +asking the keys a migrating slot already carried to its target cannot be deleted.
     The flush deletes every other IR key, then says in one line how many it left, the rule that
     would delete them, and exactly how many went."""
-    rules = readme_cluster_user()
-    password = "No-asking-pw-3Jd"
-    rules = [">" + password if r == ">PASSWORD" else r for r in rules if r != "+asking"]
-    rules.remove("+cluster|nodes")  # (else the migration left under way is said too: covered above)
-    for n in nodes:
-        n.execute_command("ACL", "SETUSER", "ircache-rw", "reset", *rules)
-    ir, foreign = layout(3000, 300)
-    fill(cluster, ir, foreign)
-    mover = Mover(cluster.ports, nodes)
-    src, dst = 1, 0
-    slots = busiest_slots(ir, mover, src, 2)
-    try:
-        mover.leave_half_carried(slots, src, dst)
-        carried = sorted(k for k in nodes[dst].scan_iter(count=1000) if KEYSPACE.belongs(k) and key_slot(k) in slots)
+    # (without +cluster|nodes too: else the migration left under way is said as well, as above)
+    rules = [r for r in readme_cluster_user() if r not in ("+asking", "+cluster|nodes")]
+    with acl_user(nodes, "ircache-rw", "No-asking-pw-3Jd", rules) as user, \
+            migration_left_half_done(cluster, nodes) as moving:
+        carried = sorted(k for k in nodes[moving.dst].scan_iter(count=1000)
+                         if KEYSPACE.belongs(k) and key_slot(k) in moving.slots)
         assert carried
-        url = f"redis://ircache-rw:{password}@127.0.0.1:{cluster.ports[2]}/0"
-        async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
+        async with IRCache(redis_url=f"redis://{user}@127.0.0.1:{cluster.ports[2]}/0", cache_dir=tmp_path / "c") as cache:
             with pytest.raises(FlushIncomplete) as stopped:
                 await cache.clear_cache(filesystem=False)
-        said = str(stopped.value)
-        assert "\n" not in said, said
-        assert said.startswith(f"{len(carried)} key{'s' if len(carried) > 1 else ''} in slots being migrated "), said
-        assert "add +asking to its ACL" in said, said
         left = sorted(k for k in all_keys(nodes) if KEYSPACE.belongs(k))
-        assert left == carried  # only what the rule would have deleted
-        assert stopped.value.done["redis"] == len(ir) - len(left), said
-        assert sorted(set(k for k in all_keys(nodes) if not KEYSPACE.belongs(k))) == sorted(foreign)
-    finally:
-        for slot in slots:
-            mover.carry(slot, src, dst)
-            mover.finish(slot, dst)
-        for n in nodes:
-            n.acl_deluser("ircache-rw")
+        others = sorted(set(k for k in all_keys(nodes) if not KEYSPACE.belongs(k)))
+    said = str(stopped.value)
+    assert "\n" not in said, said
+    assert said.startswith(f"{len(carried)} key{'s' if len(carried) > 1 else ''} in slots being migrated "), said
+    assert "add +asking to its ACL" in said, said
+    assert left == carried  # only what the rule would have deleted
+    assert stopped.value.done["redis"] == len(moving.ir) - len(left), said
+    assert others == sorted(moving.foreign)
