@@ -59,6 +59,7 @@ def test_warm_interrupted_by_a_redis_sigkill_reports_what_is_left_and_exits_1(tm
         try:
             wait_for(lambda: probe.dbsize() >= 2_000 or proc.poll() is not None, 60, "the warm to start")
             assert proc.poll() is None, "the warm finished before Redis could be killed"
+            seen = probe.dbsize()
             server.process.send_signal(signal.SIGKILL)
             out, err = proc.communicate(timeout=60)
         finally:
@@ -68,7 +69,8 @@ def test_warm_interrupted_by_a_redis_sigkill_reports_what_is_left_and_exits_1(tm
     assert_clean(out, err)
     assert proc.returncode == 1, err
     result = json.loads(out)
-    assert 2_000 <= result["warmed"] < len(keys)
+    # warmed counts the SETs Redis confirmed: one at a time, so at most one stored but never answered
+    assert seen - 1 <= result["warmed"] < len(keys), (seen, result["warmed"])
     assert result["left"] > 0 and result["warmed"] + result["left"] + result["failed"] == len(keys)
     assert any("not copied" in f and "Redis unavailable" in f for f in result["failures"]), result["failures"]
 
