@@ -370,6 +370,65 @@ async def test_a_node_that_lost_its_scripts_loads_them_again(cluster, nodes, tmp
     assert not set(mine) & set(all_keys(nodes))
 
 
+# a script that keeps its node busy for `ARGV[1]` microseconds (TIME is allowed: effects replication)
+BUSY_SCRIPT = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat
+    t = redis.call('TIME')
+until t[1] * 1000000 + t[2] - start > tonumber(ARGV[1])
+return 1
+"""
+
+
+@contextlib.contextmanager
+def busy_for_a_while(admin, port: int) -> Iterator[None]:
+    """The node runs another client's script for 1.5 s and answers BUSY meanwhile (past 20 ms)."""
+    old_limit = admin.config_get("lua-time-limit")["lua-time-limit"]
+    admin.config_set("lua-time-limit", 20)
+    busy_client = redis.Redis(port=port)
+    busy = threading.Thread(target=busy_client.eval, args=(BUSY_SCRIPT, 0, 1_500_000))
+    busy.start()
+    try:
+        time.sleep(0.3)
+        yield
+    finally:
+        busy.join()
+        busy_client.close()
+        admin.config_set("lua-time-limit", old_limit)
+
+
+async def test_a_node_busy_with_another_script_is_not_taken_for_one_that_refuses_scripts(cluster, nodes, tmp_path):
+    """Another client's long script makes a node answer BUSY, to the script's load and to its call.
+    The delete fails in one line each time, and the next one, once the node is free, deletes with
+    the script again (BUSY says nothing of whether scripts are allowed)."""
+    ir, _ = layout(2000, 0)
+    fill(cluster, ir, [])
+    async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+        tier = cache.redis
+        node = (await tier._primaries(refresh=True))[0]
+        port = node.connection_pool.connection_kwargs["port"]
+        admin = nodes[cluster.ports.index(port)]
+        mine = [k for k in admin.scan_iter(count=1000) if KEYSPACE.belongs(k)]
+        scan._UNLINK_EACH.pop(node, None)  # not loaded yet: the load meets BUSY first
+        with busy_for_a_while(admin, port):
+            with pytest.raises(redis.exceptions.ResponseError, match="^BUSY"):
+                await scan.unlink_keys(node, mine[:100], reroute=tier._reroute)
+        assert scan._UNLINK_EACH.get(node) is None  # not taken for a refusal
+        assert await scan.unlink_keys(node, mine[:100], reroute=tier._reroute) == 100
+        sha = scan._UNLINK_EACH[node]
+        assert isinstance(sha, str)
+
+        with busy_for_a_while(admin, port):  # loaded now: the call meets BUSY
+            with pytest.raises(redis.exceptions.ResponseError, match="^BUSY"):
+                await scan.unlink_keys(node, mine[100:200], reroute=tier._reroute)
+        assert scan._UNLINK_EACH[node] == sha
+        admin.config_resetstat()
+        assert await scan.unlink_keys(node, mine[100:], reroute=tier._reroute) == len(mine) - 100
+        assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] == 1  # the script, not per-slot UNLINKs
+    assert not set(mine) & set(all_keys(nodes))
+
+
 async def test_single_key_commands_follow_a_slot_that_moved_since_the_last_walk(cluster, nodes, tmp_path):
     """The dashboard's per-key commands (exists, details, hit counts, delete) go pipelined per node
     from the slot map the cache last asked. A slot moved since: its commands answer MOVED on the old

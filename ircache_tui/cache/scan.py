@@ -177,7 +177,9 @@ async def _queue_node_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str]
     if sha is None:  # loaded once per node (the read-write ACL user has both rules)
         try:
             sha = await client.script_load(scripts.UNLINK_EACH)
-        except ResponseError:
+        except ResponseError as exc:
+            if _busy(exc):
+                raise
             sha = False
         _UNLINK_EACH[client] = sha
     if sha is not False:
@@ -199,6 +201,8 @@ async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[An
     if queued.groups is None:
         reply = replies[0]
         if isinstance(reply, ResponseError) and not isinstance(reply, _ELSEWHERE):
+            if _busy(reply):  # for now: the next flush runs the script again
+                raise reply
             # NOSCRIPT (a restarted or promoted node): load it again; anything else: scripts are refused
             _UNLINK_EACH[client] = None if isinstance(reply, NoScriptError) else False
             await unlink_keys(client, queued.keys, reroute=reroute, tally=tally)
@@ -220,6 +224,12 @@ async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[An
             raise failed
     for key in elsewhere:
         tally(await reroute([key]))  # type: ignore[list-item]
+
+
+def _busy(exc: ResponseError) -> bool:
+    """BUSY: another client's script runs too long. Says nothing of whether scripts are allowed
+    (taking it for a refusal would cost every later flush the slower per-slot UNLINKs)."""
+    return str(exc).startswith("BUSY")
 
 
 #: per node client: the SHA of its UNLINK_EACH script, or False once the node refused scripts
