@@ -179,8 +179,12 @@ def _node_name(client: aioredis.Redis) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
-#: a composite SCAN cursor over a cluster: (the node's own cursor << _NODE_BITS) | the node's index
+#: a composite SCAN cursor over a cluster: (the node's own cursor << (_NODE_BITS + _LAYOUT_BITS)) |
+#: (the walk's layout << _NODE_BITS) | the node's index in that layout
 _NODE_BITS = 16
+#: a layout is the primaries a walk started with, by name (the last 2**_LAYOUT_BITS are kept): a
+#: cursor names its node in it, so a primary added or gone since cannot send it to another node
+_LAYOUT_BITS = 8
 
 #: how long a flush waits for a cluster's topology to change (a replica promoted) after a primary's
 #: walk failed, before it stops and says how many keys went; asked again every _TOPOLOGY_POLL seconds
@@ -382,6 +386,8 @@ class RedisTier:
         self._said_lock_refusal: set[str] = set()
         self._stats_scripted = True  # False once the server refused the stats script
         self._resharded = False  # a flush walk found a key its node no longer serves (see _reroute)
+        self._layouts: dict[int, tuple[str, ...]] = {}  # see _LAYOUT_BITS
+        self._layout = 0
 
     def _use(self, client: Any, *, cluster: bool) -> None:
         self.client = client
@@ -999,26 +1005,48 @@ class RedisTier:
     ) -> tuple[int, list[ParsedKey]]:
         """One SCAN step over IR keys: (next cursor, parsed keys of this page).
 
-        On a cluster the cursor is composite: the primaries are walked one after the other
-        (in host:port order), the node's own cursor in the high bits and its index in the low
-        `_NODE_BITS`; 0 still starts and ends the walk.
+        On a cluster the cursor is composite: the primaries the walk started with are walked
+        one after the other (in host:port order), the node's own cursor in the high bits, the
+        walk's layout and the node's index in it in the low ones; 0 still starts and ends the walk.
+        A walk whose next primary is one no longer ends there, having asked the topology again
+        (which says what changed, for the dashboard to rescan).
         """
         pattern = match or self.keys.match_pattern(spec_name)
 
         async def step() -> tuple[int, list[bytes]]:
             if not self.cluster:
                 return await scan.scan_page(self.client, cursor, pattern, count)
-            nodes = await self._primaries(refresh=cursor == 0)  # a new walk: the topology as it is now
-            index, node_cursor = cursor & ((1 << _NODE_BITS) - 1), cursor >> _NODE_BITS
-            if index >= len(nodes):
-                return 0, []  # the cluster lost a primary meanwhile: the walk ends (phase 2: failover)
-            node_next, raw = await scan.scan_page(nodes[index], node_cursor, pattern, count)
+            if cursor == 0:  # a new walk: the topology as it is now
+                nodes = await self._primaries(refresh=True)
+                layout = self._layout_of(tuple(_node_name(c) for c in nodes))
+                index, node_cursor = 0, 0
+            else:
+                layout = (cursor >> _NODE_BITS) & ((1 << _LAYOUT_BITS) - 1)
+                index, node_cursor = cursor & ((1 << _NODE_BITS) - 1), cursor >> (_NODE_BITS + _LAYOUT_BITS)
+            names = self._layouts.get(layout, ())
+            if index >= len(names):
+                return 0, []
+            by_name = {_node_name(c): c for c in await self._primaries()}
+            node = by_name.get(names[index])
+            if node is None:  # no longer a primary (a failover the cluster client has learned)
+                await self._primaries(refresh=True)
+                return 0, []
+            node_next, raw = await scan.scan_page(node, node_cursor, pattern, count)
             if node_next == 0:
                 index, node_next = index + 1, 0
-            return (0 if index >= len(nodes) else (node_next << _NODE_BITS) | index), raw
+            if index >= len(names):
+                return 0, raw
+            return (node_next << (_NODE_BITS + _LAYOUT_BITS)) | (layout << _NODE_BITS) | index, raw
 
         next_cursor, raw = await self._run(step)
         return next_cursor, self._parsed(raw, spec_name)
+
+    def _layout_of(self, names: tuple[str, ...]) -> int:
+        """The number of this list of primaries for cursors: the last one's, when unchanged."""
+        if self._layouts.get(self._layout) != names:
+            self._layout = (self._layout + 1) % (1 << _LAYOUT_BITS)
+            self._layouts[self._layout] = names
+        return self._layout
 
     def _parsed(self, raw: list[bytes], spec_name: str | None) -> list[ParsedKey]:
         parsed = [p for p in map(self.keys.cache_key_of, raw) if p is not None]
