@@ -350,16 +350,21 @@ async def test_without_scripts_a_moved_key_is_rerouted_too(cluster, nodes, tmp_p
     assert not set(stale) & set(all_keys(nodes))
 
 
+async def first_primary_filled(cluster, nodes, tier) -> tuple[object, int, list[bytes]]:
+    """2,000 IR keys over the cluster; the tier's client of its first primary, that primary's port,
+    and the IR keys it holds."""
+    fill(cluster, layout(2000, 0)[0], [])
+    node = (await tier._primaries(refresh=True))[0]
+    port = node.connection_pool.connection_kwargs["port"]
+    return node, port, [k for k in nodes[cluster.ports.index(port)].scan_iter(count=1000) if KEYSPACE.belongs(k)]
+
+
 async def test_a_node_that_lost_its_scripts_loads_them_again(cluster, nodes, tmp_path):
     """SCRIPT FLUSH (a restart, a promoted replica) between two batches: NOSCRIPT, the script is
     loaded again, and the node keeps deleting with it rather than falling back for good."""
-    ir, _ = layout(2000, 0)
-    fill(cluster, ir, [])
     async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
         tier = cache.redis
-        node = (await tier._primaries(refresh=True))[0]
-        port = node.connection_pool.connection_kwargs["port"]
-        mine = [k for k in nodes[cluster.ports.index(port)].scan_iter(count=1000) if KEYSPACE.belongs(k)]
+        node, _, mine = await first_primary_filled(cluster, nodes, tier)
         first, rest = mine[:100], mine[100:]
         assert await scan.unlink_keys(node, first, reroute=tier._reroute) == len(first)
         sha = scan._UNLINK_EACH[node]
@@ -402,14 +407,10 @@ async def test_a_node_busy_with_another_script_is_not_taken_for_one_that_refuses
     """Another client's long script makes a node answer BUSY, to the script's load and to its call.
     The delete fails in one line each time, and the next one, once the node is free, deletes with
     the script again (BUSY says nothing of whether scripts are allowed)."""
-    ir, _ = layout(2000, 0)
-    fill(cluster, ir, [])
     async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
         tier = cache.redis
-        node = (await tier._primaries(refresh=True))[0]
-        port = node.connection_pool.connection_kwargs["port"]
+        node, port, mine = await first_primary_filled(cluster, nodes, tier)
         admin = nodes[cluster.ports.index(port)]
-        mine = [k for k in admin.scan_iter(count=1000) if KEYSPACE.belongs(k)]
         scan._UNLINK_EACH.pop(node, None)  # not loaded yet: the load meets BUSY first
         with busy_for_a_while(admin, port):
             with pytest.raises(redis.exceptions.ResponseError, match="^BUSY"):
