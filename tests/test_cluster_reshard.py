@@ -479,3 +479,27 @@ async def test_a_user_who_may_not_follow_ask_deletes_the_rest_and_says_what_it_l
     assert left == carried  # only what the rule would have deleted
     assert stopped.value.done["redis"] == len(moving.ir) - len(left), said
     assert others == sorted(moving.foreign)
+
+
+async def test_keys_left_for_want_of_asking_are_deleted_once_the_migration_ends(cluster, nodes, tmp_path, caplog):
+    """The same user, when the migration ends while the flush waits for it: the walk after it finds
+    the carried keys on their new owner (no ASK needed) and deletes them. Nothing is left, so
+    nothing is said to be: the flush completes with the whole count."""
+    caplog.set_level(logging.INFO, logger="ircache")
+    rules = [r for r in readme_cluster_user() if r != "+asking"]  # +cluster|nodes: it sees the migration
+    with acl_user(nodes, "ircache-rw", "No-asking-pw-8Lm", rules) as user, \
+            migration_left_half_done(cluster, nodes) as moving:
+        mover = Mover(cluster.ports, nodes)
+        ends = threading.Timer(1.5, mover.complete, args=(moving.slots, moving.src, moving.dst))
+        ends.start()  # well after the first walk met the carried keys and left them
+        try:
+            async with IRCache(redis_url=f"redis://{user}@127.0.0.1:{cluster.ports[2]}/0",
+                               cache_dir=tmp_path / "c") as cache:
+                result = await cache.clear_cache(filesystem=False)
+        finally:
+            ends.join()
+    assert result == {"redis": len(moving.ir)}
+    assert "walking every primary again" in caplog.text  # the walk after the migration ended
+    left = all_keys(nodes)
+    assert not [k for k in left if KEYSPACE.belongs(k)]
+    assert sorted(set(left)) == sorted(moving.foreign)

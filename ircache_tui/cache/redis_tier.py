@@ -75,6 +75,7 @@ from . import scan, scripts
 from .errors import (
     ClusterRefused,
     FlushIncomplete,
+    IRCacheError,
     ReadOnlyError,
     RedisCommandError,
     RedisPermissionError,
@@ -710,7 +711,7 @@ class RedisTier:
         self._resharded = self._resharded or deleted > 0
         return deleted
 
-    def _reroute_leaving_refused(self, refused: list[RedisError]) -> scan.Reroute:
+    def _reroute_leaving_refused(self, refused: dict[bytes, RedisError]) -> scan.Reroute:
         """`_reroute` for a flush: a key the ACL may not follow to its new owner (no `+asking`) is
         left, its refusal kept in `refused`, and the walk goes on: the flush deletes all it may,
         then says how many it left and which rule would have deleted them."""
@@ -720,9 +721,19 @@ class RedisTier:
                 try:
                     deleted += await self._reroute([key])
                 except NoPermissionError as exc:
-                    refused.append(exc)
+                    refused[key] = exc
             return deleted
         return reroute  # type: ignore[return-value]
+
+    async def _still_left(self, refused: dict[bytes, RedisError]) -> None:
+        """Drop from `refused` the keys a later walk deleted after all (the migration ended, and
+        their new owner was walked): a key that is gone, or no longer needs ASKING, is not left."""
+        for key in list(refused):
+            try:
+                if not await self.client.exists(key):
+                    del refused[key]
+            except NoPermissionError:  # still in flight: still out of this user's reach
+                pass
 
     async def _migrations(self) -> frozenset[str]:
         """The slots being moved between primaries now, as each primary says of itself in
@@ -887,7 +898,7 @@ class RedisTier:
         selection = self.keys.select(spec_name)
         so_far = 0
         per_node: dict[int, int] = {}  # what each primary's walk deleted so far
-        refused: list[RedisError] = []  # keys in migrating slots the ACL may not follow (see below)
+        refused: dict[bytes, RedisError] = {}  # keys in migrating slots the ACL may not follow (see below)
         reroute = self._reroute_leaving_refused(refused)
 
         def progress_of(node: int) -> Callable[[int], None]:
@@ -935,21 +946,26 @@ class RedisTier:
                          "walking every primary again")
                 first += 1 << 20  # a new range of indices for per_node
 
-        def left_refused() -> str:
-            return (f"{plural(len(refused), 'key')} in slots being migrated {'was' if len(refused) == 1 else 'were'} "
-                    f"left: {command_error(refused[0])}")
+        def left_refused(reason: str = "") -> str:
+            if not refused:
+                return reason
+            left = (f"{plural(len(refused), 'key')} in slots being migrated {'was' if len(refused) == 1 else 'were'} "
+                    f"left: {command_error(next(iter(refused.values())))}")
+            return f"{reason}; and {left}" if reason else left
 
         try:
             deleted = await self._run(flush)
-        except FlushIncomplete as exc:
             if refused:
-                raise FlushIncomplete(exc.done, f"{exc.reason}; and {left_refused()}") from None
-            raise
+                await self._run(lambda: self._still_left(refused))
+        except FlushIncomplete as exc:
+            with contextlib.suppress(IRCacheError):
+                await self._run(lambda: self._still_left(refused))
+            raise FlushIncomplete(exc.done, left_refused(exc.reason)) from None
         except (RedisUnavailable, RedisCommandError) as exc:
             if not so_far:
                 raise  # nothing went: the plain reason is the whole story
             # Redis went (or refused) midway: say exactly how many went; running it again finishes the job
-            raise FlushIncomplete({"redis": so_far}, f"Redis flush stopped: {exc}") from None
+            raise FlushIncomplete({"redis": so_far}, left_refused(f"Redis flush stopped: {exc}")) from None
         if refused:
             raise FlushIncomplete({"redis": deleted}, left_refused())
         log.info("Cleared IR cache from Redis %s", {"pattern": selection.match, "deleted": deleted})
