@@ -388,14 +388,25 @@ return 1
 
 @contextlib.contextmanager
 def busy_for_a_while(admin, port: int) -> Iterator[None]:
-    """The node runs another client's script for 1.5 s and answers BUSY meanwhile (past 20 ms)."""
+    """The node runs another client's script for 1.5 s and answers BUSY meanwhile (past 20 ms): the
+    block starts once it does."""
     old_limit = admin.config_get("lua-time-limit")["lua-time-limit"]
     admin.config_set("lua-time-limit", 20)
     busy_client = redis.Redis(port=port)
     busy = threading.Thread(target=busy_client.eval, args=(BUSY_SCRIPT, 0, 1_500_000))
     busy.start()
     try:
-        time.sleep(0.3)
+        with redis.Redis(port=port) as probe:  # until the node says so (the thread may start late)
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    probe.ping()
+                except redis.exceptions.ResponseError as exc:
+                    if str(exc).startswith("BUSY"):
+                        break
+                    raise
+                assert time.monotonic() < deadline, "the node never got busy"
+                time.sleep(0.01)
         yield
     finally:
         busy.join()
