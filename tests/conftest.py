@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
@@ -51,3 +52,18 @@ def specs(tmp_path):
 def ircache_logs(caplog):
     caplog.set_level(logging.INFO, logger="ircache")
     return caplog
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    """A local Redis Cluster of 3 primaries, the module's own (a test may leave a node dead);
+    `CLUSTER_REPLICAS = 1` in the module gives each primary a replica."""
+    with RedisClusterServers(3, replicas=getattr(request.module, "CLUSTER_REPLICAS", 0)) as servers:
+        yield servers
+
+
+@pytest.fixture
+def nodes(cluster):
+    """A plain client per node, every node flushed first."""
+    with cluster.flushed_node_clients() as clients:
+        yield clients

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -43,19 +42,6 @@ OTHER_SPECS = 40  # and 10 keys each of `spec-00` ... `spec-39`
 
 
 # -- the cluster ---------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cluster():
-    with RedisClusterServers(3) as servers:
-        yield servers
-
-
-@pytest.fixture
-def nodes(cluster):
-    """A plain client per primary, every node flushed first."""
-    with cluster.flushed_node_clients() as clients:
-        yield clients
-
 
 def every_key(nodes) -> set[bytes]:
     """Our own SCAN of every node: the whole keyspace of the cluster."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
 from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache, cache_key
@@ -15,14 +12,7 @@ from ircache_tui.tui.screens.diff import DiffScreen
 from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.services import Services
 from tests.support.generators import CountingGenerator
-from tests.support.redis_cluster import RedisClusterServers
 from tests.support.tui import every_page, static_text, table_keys, until
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with RedisClusterServers(3) as servers:
-        yield servers
 
 
 async def test_every_binding_on_the_cluster(cluster, tmp_path, specs):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
 from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache
@@ -21,7 +20,6 @@ from ircache_tui.cache.keys import KeySpace
 from ircache_tui.tui.app import IRCacheApp
 from ircache_tui.tui.services import Services
 from tests.support.generators import CountingGenerator
-from tests.support.redis_cluster import RedisClusterServers
 from tests.support.tui import every_page, scanning, until
 from tests.test_cluster_reshard import Mover, busiest_slots
 
@@ -29,10 +27,7 @@ KEYSPACE = KeySpace("ir_cache")
 IR_KEYS = 240
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with RedisClusterServers(3, replicas=1) as servers:
-        yield servers
+CLUSTER_REPLICAS = 1  # (the cluster fixture: tests/conftest.py)
 
 
 def log_text(app) -> str:

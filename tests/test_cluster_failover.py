@@ -32,7 +32,6 @@ from ircache_tui.cache import redis_tier, scan
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
-from tests.support.redis_cluster import RedisClusterServers
 
 PREFIX = "ir_cache"
 KEYSPACE = KeySpace(PREFIX)
@@ -40,14 +39,7 @@ IR_KEYS = 100_000
 FOREIGN = 2000
 
 
-STARTED_AS_REPLICA: set[int] = set()
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with RedisClusterServers(3, replicas=1) as servers:
-        STARTED_AS_REPLICA.update(set(servers.ports) - set(servers.primary_ports()))
-        yield servers
+CLUSTER_REPLICAS = 1  # (the cluster fixture: tests/conftest.py)
 
 
 def ir_keys() -> list[bytes]:
@@ -119,7 +111,7 @@ def only_foreign_left(cluster, foreign: list[bytes]) -> None:
         try:
             replica = cluster.replica_of(p)
         except LookupError:  # a promoted replica has none of its own (its primary is dead)
-            assert p in STARTED_AS_REPLICA
+            assert p in cluster.started_as_replicas
             continue
         assert keys_on(cluster, replica) == held[p]
 

@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache
 from ircache_tui.cache.events import CacheEvent
-from tests.support.redis_cluster import RedisClusterServers
 
 KEYS = [f"pf-{i % 20:02d}_{i:08x}" for i in range(3000)]
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with RedisClusterServers(3, replicas=1) as servers:
-        yield servers
+CLUSTER_REPLICAS = 1  # (the cluster fixture: tests/conftest.py)
 
 
 def node_of(url: str, key: str) -> int:

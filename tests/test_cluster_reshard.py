@@ -17,7 +17,6 @@ foreign key (MIGRATE moves those too: every one must still exist somewhere).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -36,23 +35,9 @@ from ircache_tui.cache import redis_tier, scan
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import cli_env, run_cli
-from tests.support.redis_cluster import RedisClusterServers
 
 PREFIX = "ir_cache"
 KEYSPACE = KeySpace(PREFIX)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with RedisClusterServers(3) as servers:
-        yield servers
-
-
-@pytest.fixture
-def nodes(cluster):
-    """A plain client per node, every node flushed first."""
-    with cluster.flushed_node_clients() as clients:
-        yield clients
 
 
 def layout(n_ir: int, n_foreign: int) -> tuple[list[bytes], list[bytes]]:

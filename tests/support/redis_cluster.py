@@ -76,6 +76,8 @@ class RedisClusterServers:
             taken |= {port, port + 10000}
             self.ports.append(port)
         self.processes: list[subprocess.Popen[bytes]] = []
+        #: the nodes that started as replicas (a failover test tells a promoted one by this)
+        self.started_as_replicas: set[int] = set()
 
     # -- addresses --------------------------------------------------------------
     def node_url(self, i: int = 0) -> str:
@@ -170,6 +172,7 @@ class RedisClusterServers:
         self.wait_ok(deadline)
         if self.replicas:
             self.wait_replicas_synced(deadline)
+            self.started_as_replicas = set(self.ports) - set(self.primary_ports())
 
     def wait_ok(self, deadline: float) -> None:
         """Until every live node says cluster_state:ok, knows every node and sees every slot assigned."""
