@@ -213,13 +213,15 @@ async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[An
         elsewhere = list(reply[1:])
     else:
         failed: Exception | None = None
+        went = 0
         for group, reply in zip(queued.groups, replies):
             if isinstance(reply, _ELSEWHERE):
                 elsewhere.extend(group)
             elif isinstance(reply, Exception):
                 failed = failed or reply
             else:
-                tally(int(reply))
+                went += int(reply)
+        tally(went)  # once for the page, not per slot: a caller may report each tally as progress
         if failed is not None:  # the other groups' deletes are counted first
             raise failed
     for key in elsewhere:
