@@ -890,11 +890,9 @@ class IRCache:
         """
         return await self.redis.enable_notifications(may_configure=not self.read_only or self.embedded_redis)
 
-    async def key_changes(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[KeyChange]:
+    def key_changes(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[KeyChange]:
         """IR key changes as they happen; raises RedisUnavailable when the connection drops."""
-        async with contextlib.aclosing(key_changes(self.redis, on_subscribed)) as changes:
-            async for change in changes:
-                yield change
+        return key_changes(self.redis, on_subscribed)
 
     def key_change_batches(
         self, on_subscribed: Callable[[], None] | None = None, *, interval: float = 0.1, limit: int = 500
