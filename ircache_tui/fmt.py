@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import os
-import re
 from datetime import datetime, timezone
 
-# What a terminal would not show as itself: controls (C0, DEL, C1), and the
-# invisible or reordering format characters (zero-width, bidi overrides and
-# isolates, word joiner, BOM, tags) that let one name pass for another.
-INVISIBLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
-    "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
-)
-
-
-_SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def _escape(m: re.Match[str]) -> str:
-    ch = m.group()
-    if ch in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[ch]
-    return f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}"
+# INVISIBLE (what a terminal would not show as itself) lives beside the scrubber, whose
+# `printable` escapes it at every output boundary; re-exported for the name rules (cache/keys.py).
+from .redact import INVISIBLE as INVISIBLE
+from .redact import printable
 
 
 def shown_name(name: "str | bytes | os.PathLike[str]", *, quote: bool = True) -> str:
     """A file or spec name as it can be printed safely, quoted: `'a.md'`, `'\\xff.md'`,
     `'evil\\u202etxt.md'`. Bytes that are not UTF-8 (a name from os.listdir carries
-    them as surrogates) and invisible characters are spelled as escapes."""
+    them as surrogates) and invisible characters are spelled as escapes (`printable`)."""
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
-    if isinstance(name, str):
-        name = name.encode("utf-8", "surrogateescape")
-    text = name.decode("utf-8", "backslashreplace")
-    text = INVISIBLE.sub(_escape, text)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "surrogateescape")
+    text = printable(name)
     return "'" + text.replace("'", "\\'") + "'" if quote else text
 
 
@@ -50,6 +35,12 @@ def plural(n: int, word: str, plural_word: str | None = None) -> str:
     """
     noun = word if n == 1 else plural_word if plural_word is not None else f"{word}s"
     return f"{human_count(n)} {noun}"
+
+
+def kept_sentence(n: int) -> str:
+    """`1,510 keys under the prefix that are not IR entries (another tool's values)`: what a flush,
+    a count or the stats leave alone under names of our grammar."""
+    return f"{plural(n, 'key')} under the prefix that {'is' if n == 1 else 'are'} not IR entries (another tool's values)"
 
 
 def human_usd(usd: float | None) -> str:

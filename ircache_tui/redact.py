@@ -1,4 +1,5 @@
-"""One scrubber for every message that leaves the process: secrets become `***`.
+"""One scrubber for every message that leaves the process: secrets become `***`, and
+(`printable`) characters that would drive a terminal become visible escapes.
 
 The bottom layer: it imports nothing from the rest of the package, so ir/,
 cache/, cli/ and tui/ may all use it.
@@ -13,7 +14,14 @@ Two kinds of masking, both done by `scrub(text)`:
   header, JSON or repr form, and passwords in URLs
   (`redis://user:PASSWORD@host`, `?password=...`).
 
-`RedactingFilter` applies it to log records; `install()` puts one on the
+`printable(text)` is what every output boundary uses: `scrub`, then every
+character a terminal would act on or hide (controls, bidi and zero-width
+characters, lone surrogates) spelled as an escape (`\x1b`, `\u202e`), so
+text from outside (an IR from an LLM, a file name, a server's reply) is shown
+as text and never drives the terminal. Only what is shown changes, never the
+data.
+
+`RedactingFilter` applies both to log records; `install()` puts one on the
 `ircache` logger.
 """
 
@@ -26,10 +34,12 @@ import threading
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 __all__ = [
+    "INVISIBLE",
     "MASK",
     "MIN_SECRET_LENGTH",
     "RedactingFilter",
     "install",
+    "printable",
     "register",
     "register_url_password",
     "reset",
@@ -156,14 +166,57 @@ def scrub(text: str) -> str:
     return text
 
 
+# -- printable: text from outside shown as text ------------------------------------------
+# What a terminal would not show as itself: controls (C0, DEL, and C1, where CSI, OSC and DCS are
+# single characters), and the invisible or reordering format characters (soft hyphen, zero-width,
+# bidi overrides and isolates, word joiner, BOM, tags) that let one name pass for another.
+_FORMAT = "\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
+INVISIBLE = re.compile(f"[\x00-\x1f\x7f-\x9f{_FORMAT}]")
+# ... and lone surrogates: a file name that is not UTF-8 (os.fsdecode's surrogateescape).
+_UNSHOWN = re.compile(f"[\x00-\x1f\x7f-\x9f{_FORMAT}\ud800-\udfff]")
+_UNSHOWN_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_FORMAT}\ud800-\udfff]")
+_SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    short = _SHORT_ESCAPES.get(ch)
+    if short is not None:
+        return short
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape's stand-in for a byte that is not UTF-8: that byte
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: object, *, newlines: bool = False) -> str:
+    r"""`text` as it may be shown on a terminal: secrets masked (`scrub`), and every character a
+    terminal would act on or not show spelled as an escape, the way Python spells it: ESC is
+    `\x1b`, BEL `\x07`, a C1 CSI `\x9b`, a bidi override `\u202e`, a tab `\t`, a byte that is not
+    UTF-8 `\xff`. Line breaks too (`\n`), unless `newlines` (a traceback keeps its lines).
+
+    A backslash stays as it is: the result is for people to read, not to parse back.
+    """
+    if not isinstance(text, str):
+        text = str(text)
+    text = scrub(text)
+    if text.isascii() and text.isprintable():  # the usual case: one pass in C, nothing to escape
+        return text
+    return (_UNSHOWN_BUT_NEWLINE if newlines else _UNSHOWN).sub(_escape, text)
+
+
 # -- logging ---------------------------------------------------------------------------
 class RedactingFilter(logging.Filter):
-    """Scrubs a record's message (and any traceback or stack) in place; never drops a record.
+    """Makes a record's message (and any traceback or stack) `printable` in place: secrets
+    scrubbed, controls escaped, so a logged name can neither forge a log line nor drive the
+    terminal. Never drops a record.
 
     The message is formatted once here and stored as `record.msg` with no args. A
-    traceback is formatted into `record.exc_text`, scrubbed, and `exc_info` is
-    cleared, so handlers print the scrubbed text instead of formatting the
-    exception again (`logging.Formatter` appends `exc_text` by itself).
+    traceback is formatted into `record.exc_text`, made printable (its own line breaks
+    kept), and `exc_info` is cleared, so handlers print that text instead of formatting
+    the exception again (`logging.Formatter` appends `exc_text` by itself).
     """
 
     _formatter = logging.Formatter()
@@ -173,16 +226,16 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:
             return True  # a bad format string: leave it to the handler to report as usual
-        record.msg = scrub(message)
+        record.msg = printable(message)
         record.args = ()
         if record.exc_info:
             if not record.exc_text:
                 record.exc_text = self._formatter.formatException(record.exc_info)
             record.exc_info = None
         if record.exc_text:
-            record.exc_text = scrub(record.exc_text)
+            record.exc_text = printable(record.exc_text, newlines=True)
         if record.stack_info:
-            record.stack_info = scrub(record.stack_info)
+            record.stack_info = printable(record.stack_info, newlines=True)
         return True
 
 

@@ -51,7 +51,7 @@ def test_hostile_spec_names_are_refused(path):
         (os.fsdecode(b"\xff.md"), "'\\xff'"),  # os.listdir's name for a non-UTF-8 file
         ("evil\u202egpj.md", "'evil\\u202egpj'"),  # bidi override: reads as "evil" + "jpg" reversed
         ("zero\u200bwidth.md", "'zero\\u200bwidth'"),
-        ("c1\x85.md", "'c1\\u0085'"),
+        ("c1\x85.md", "'c1\\x85'"),  # a C1 control, spelled as Python does
         (".hidden.md", "'.hidden'"),
         (".md", "'.md'"),
     ],

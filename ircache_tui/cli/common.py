@@ -3,6 +3,8 @@
 Everything written here goes through `redact.scrub`: the log handler has a
 RedactingFilter, `print_json` and `eprint` scrub their text, and
 `settings_from_args` registers the API key and the Redis password with it.
+Text for people (`say`, `eprint`, the log) is `redact.printable`: names and
+errors that hold controls are shown escaped, never sent to the terminal raw.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import logging
 import os
 import select
@@ -196,19 +199,38 @@ def setup_logging(verbosity: int) -> None:
 
 
 def print_json(data: Any) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    """The data exactly, as JSON: ensure_ascii escapes every control (C1 too) and every
+    non-ASCII character, so no raw escape sequence or bidi override reaches stdout."""
+    text = json.dumps(_finite(data), indent=2, sort_keys=True, default=str, ensure_ascii=True, allow_nan=False)
     sys.stdout.write(redact.scrub(text) + "\n")
 
 
+def _finite(data: Any) -> Any:
+    """`data` with every NaN or infinite float as None: strict JSON has neither (`NaN`, `Infinity`
+    would break every parser but Python's), and a figure that is not finite is not known."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def say(line: object = "") -> None:
+    """One line for a human on stdout: printable (secrets masked, controls escaped)."""
+    print(redact.printable(line))
+
+
 def eprint(message: object) -> None:
-    """One line for a human on stderr, scrubbed of secrets (errors, warnings)."""
-    print(redact.scrub(str(message)), file=sys.stderr)
+    """One line for a human on stderr, printable (secrets masked, controls escaped): errors, warnings."""
+    print(redact.printable(message), file=sys.stderr)
 
 
 def _ask(prompt: str) -> str:
     """input() on a terminal, but waiting in short select() rounds: a signal that lands
     just before a blocking read() would only have its handler run after the answer."""
-    sys.stdout.write(prompt)
+    sys.stdout.write(redact.printable(prompt))
     sys.stdout.flush()
     while not select.select([sys.stdin], [], [], 0.2)[0]:
         pass

@@ -29,6 +29,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from .. import redact
@@ -44,6 +45,7 @@ from .picked import PickedEntry
 from .screens.help import HelpScreen
 from .screens.prune import PruneRequest, PruneScreen
 from .services import Services
+from .text import printable
 from .widgets.banner import RedisBanner
 from .widgets.detail_pane import DetailPane
 from .widgets.files_pane import FilesPane
@@ -162,6 +164,18 @@ class IRCacheApp(App[None]):
 
     def _status(self, **changes) -> None:
         self.status_bar.set(**changes)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Textual's notify, but text by default: the messages here name specs and keys and quote
+        errors, so they are made printable and never parsed as markup (markup=True is for constants)."""
+        if not markup:
+            message = printable(message)
+        super().notify(message, title=printable(title), severity=severity, timeout=timeout, markup=markup)
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: Textual's hint that q quits, in markup, as this notify no longer assumes."""
+        self.notify("Press [b]q[/b] to quit the app", title="Do you want to quit?", markup=True)
 
     @on(events.Resize)
     def _resized(self, event: events.Resize) -> None:

@@ -7,22 +7,32 @@ gone, the screen is not drawn any more (its writes would fail and block the
 App's output thread): the App is only closed. If it has not closed within
 STOP_GRACE seconds of the signal, it leaves the embedded server (stopped if
 it was the last user) and the process exits 128+n.
+
+A dashboard that crashes (an exception nothing handled) exits 1 and says so in
+one line on stderr, naming a file that holds the traceback (-v prints it too):
+Textual's own report would print it with its locals, raw, where secrets and the
+data's own text live.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
 import os
 import select
 import signal
+import sys
+import tempfile
 import threading
 import time
+import traceback
 
 from ...cache.embedded import stop_owned
+from ...redact import printable
 from ...settings import Settings
-from ..common import EXIT_OK, EXIT_SIGNAL_BASE
+from ..common import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE, eprint
 from ._shared import spec_dirs
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -49,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     dirs = spec_dirs(args.dirs)  # a missing dir is a clear error before the screen opens
+    from rich.console import Console
+
     from ...tui.app import IRCacheApp  # Textual is imported only for the dashboard
     from ...tui.services import build_services
 
@@ -63,6 +75,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     logger.handlers[:] = [logging.NullHandler()]
     logger.setLevel(logging.INFO)
     app = IRCacheApp(services)
+    # Textual prints an unhandled exception's traceback here when the App ends: keep it for the file
+    # (drawn at the terminal's width already; a narrower console would crop it)
+    report = io.StringIO()
+    app.error_console = Console(file=report, markup=False, highlight=False, color_system=None, width=1000)
+    crashed: BaseException | None = None
     stop = _Stop(app)
     with asyncio.Runner() as runner:  # the App's loop is ours, so that the signals can reach it
         stop.loop = runner.get_loop()
@@ -71,11 +88,39 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(sig, stop.on_signal)
         try:
             app.run(loop=stop.loop)
+        except Exception as exc:  # past Textual's own handling: its driver, or before the App ran
+            crashed = exc
+            report.write(traceback.format_exc())
         finally:
             for sig, handler in before.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
             stop.release()
+    if crashed is None and app.return_code:
+        # Textual keeps the first unhandled exception (its return code is then 1)
+        crashed = getattr(app, "_exception", None) or RuntimeError("the dashboard stopped on an error")
+    if crashed is not None:
+        _report_crash(crashed, report.getvalue(), verbose=(getattr(args, "verbose", 0) or 0) > 0)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _report_crash(exc: BaseException, trace: str, *, verbose: bool) -> None:
+    """One line on stderr; the traceback (secrets masked, controls escaped) in a private file,
+    and on stderr too with -v."""
+    trace = printable(trace, newlines=True)
+    where = ""
+    try:
+        fd, path = tempfile.mkstemp(prefix="ircache-tui-crash-", suffix=".txt")  # mode 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(trace)
+        where = f"; traceback in {path}"
+    except OSError as error:
+        where = f"; its traceback could not be saved ({error.strerror or error}): -v prints it"
+    if verbose:
+        sys.stderr.write(trace if trace.endswith("\n") else trace + "\n")
+    words = str(exc).strip().splitlines()
+    what = f"{type(exc).__name__}: {words[0]}" if words else type(exc).__name__
+    eprint(f"ircache-tui: the dashboard crashed: {what}{where}")
 
 
 class _Stop:

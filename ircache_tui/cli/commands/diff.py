@@ -16,7 +16,8 @@ from ...ir.envelope import StoredEntry
 from ...ir.generators import GenerationError
 from ...settings import Settings
 from ...specs import older_entry, read_any_tier, read_spec
-from ..common import EXIT_OK, EXIT_USAGE, CommandError, generation_failure_reported, print_json
+from ...redact import printable
+from ..common import EXIT_OK, EXIT_USAGE, CommandError, generation_failure_reported, print_json, say
 
 HELP = "compare a spec's IR with its previous version: entities, endpoints, flows, rules"
 DESCRIPTION = """Compare the spec's current IR (through the cache, generated on a miss unless
@@ -113,7 +114,7 @@ def _print_text(diff: IRDiff, spec_name: str, from_key: str, to_key: str) -> Non
     def paint(kind: LineKind, line: str) -> str:
         return f"{_ANSI[kind]}{line}{_RESET}" if colour else line
 
-    print(f"{spec_name}: {from_key} \u2192 {to_key}")
-    print(f"  {diff.summary()}")
-    for kind, line in render_lines(diff):
-        print(paint(kind, line))
+    say(f"{spec_name}: {from_key} \u2192 {to_key}")
+    say(f"  {diff.summary()}")
+    for kind, line in render_lines(diff):  # names from the IRs: escaped before our own colours go on
+        print(paint(kind, printable(line)))

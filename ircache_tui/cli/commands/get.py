@@ -14,7 +14,7 @@ from ...fmt import human_count, human_usd, plural, shown_name
 from ...ir.generators import GenerationError
 from ...settings import Settings
 from ...specs import read_spec
-from ..common import EXIT_OK, EXIT_USAGE, CommandError, generation_failure_reported, print_json
+from ..common import EXIT_OK, EXIT_USAGE, CommandError, generation_failure_reported, print_json, say
 
 HELP = "get one spec's IR through the cache (Redis → filesystem → generator)"
 DESCRIPTION = """Run get_application_ir on one spec file and say which tier answered.
@@ -78,11 +78,11 @@ async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
             "application_ir": result.ir.model_dump(mode="json"),
         })
         return EXIT_OK
-    print(f"{result.cache_key}: from {result.tier}")
-    print(f"  {result.ir.name}: {summary_text(summary)}")
-    print(f"  {usage_text(usage)}" + (f"; {hits_text(hits)}" if hits else ""))
+    say(f"{result.cache_key}: from {result.tier}")
+    say(f"  {result.ir.name}: {summary_text(summary)}")  # the IR's name, from an LLM: escaped
+    say(f"  {usage_text(usage)}" + (f"; {hits_text(hits)}" if hits else ""))
     if args.ir:
-        print(json.dumps(result.ir.model_dump(mode="json"), indent=2))
+        print(json.dumps(result.ir.model_dump(mode="json"), indent=2, ensure_ascii=True))  # escapes every control
     return EXIT_OK
 
 

@@ -10,7 +10,7 @@ from ...cache.ircache import IRCache
 from ...fmt import plural
 from ...settings import Settings
 from ...specs import StaleReport, discover_specs, find_stale, prune
-from ..common import EXIT_FAILED, EXIT_OK, confirm, eprint, print_json
+from ..common import EXIT_FAILED, EXIT_OK, confirm, eprint, print_json, say
 from ._shared import spec_dirs
 
 HELP = "delete stale entries: older hashes of the specs under DIR"
@@ -62,7 +62,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
         if args.dry_run or not report.total:
             _describe(report, dirs)
         if not args.dry_run and report.total:
-            print(f"pruned {plural(removed['redis'], 'Redis key')} and {plural(removed['filesystem'], 'file')}")
+            say(f"pruned {plural(removed['redis'], 'Redis key')} and {plural(removed['filesystem'], 'file')}")
     if report.redis_error:
         eprint(f"ircache-tui prune: Redis not checked: {report.redis_error}")
         return EXIT_FAILED
@@ -73,13 +73,13 @@ def _describe(report: StaleReport, dirs: list[Path]) -> None:
     where = ", ".join(map(str, dirs))
     orphan_label = "orphaned (spec not under DIR)" if report.include_orphans else f"not under {where} (kept)"
     if not report.total:
-        print("nothing stale")
+        say("nothing stale")
     for label, keys in (
         ("stale in Redis", report.redis_stale), (f"{orphan_label} in Redis", report.redis_orphaned),
         ("stale on disk", report.files_stale), (f"{orphan_label} on disk", report.files_orphaned),
     ):
         for key in keys:
-            print(f"{label}: {key}")
+            say(f"{label}: {key}")
     if report.kept:
-        print(f"kept {report.kept} entr{'y' if report.kept == 1 else 'ies'} of specs not under {where} "
+        say(f"kept {report.kept} entr{'y' if report.kept == 1 else 'ies'} of specs not under {where} "
               "(other pipelines may own them; --orphans deletes them)")

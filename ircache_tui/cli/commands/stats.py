@@ -8,9 +8,9 @@ from typing import Any
 
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
-from ...fmt import human_bytes, human_count, human_ttl, human_usd, plural
+from ...fmt import human_bytes, human_count, human_ttl, human_usd, kept_sentence, plural
 from ...settings import Settings
-from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json
+from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json, say
 
 HELP = "show what the IR cache holds (Redis keys, bytes, specs; files on disk)"
 DESCRIPTION = """Show what the IR cache holds: IR keys in Redis with their MEMORY USAGE and
@@ -85,26 +85,28 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         r, f = info["redis"], info["filesystem"]
         if r["reachable"]:
-            print(f"Redis       {redis_url}")
-            print(f"  IR keys   {human_count(r['total_keys'])}")
+            say(f"Redis       {redis_url}")
+            say(f"  IR keys   {human_count(r['total_keys'])}")
             size = r["total_size_bytes"]
-            print(f"  memory    {human_bytes(size) if size is not None else 'n/a (MEMORY USAGE refused)'}")
-            print(f"  specs     {specs_text(r)}")
+            say(f"  memory    {human_bytes(size) if size is not None else 'n/a (MEMORY USAGE refused)'}")
+            say(f"  specs     {specs_text(r)}")
+            if r.get("foreign_keys"):
+                say(f"  kept      {kept_sentence(r['foreign_keys'])}: not counted above")
         else:
-            print(f"Redis       {redis_url}: unreachable ({r['error']})")
-        print(f"Filesystem  {f['directory']}")
-        print(f"  files     {human_count(f['file_count'])}")
-        print(f"  size      {human_bytes(f['total_size_bytes'])}")
-        print(f"TTL         {settings.ttl}s" + (" (caching off)" if settings.ttl == 0 else ""))
+            say(f"Redis       {redis_url}: unreachable ({r['error']})")
+        say(f"Filesystem  {f['directory']}")
+        say(f"  files     {human_count(f['file_count'])}")
+        say(f"  size      {human_bytes(f['total_size_bytes'])}")
+        say(f"TTL         {settings.ttl}s" + (" (caching off)" if settings.ttl == 0 else ""))
         g = generation
-        print(f"Generation  {plural(g['entries_with_usage'], 'entry', 'entries')} with usage of "
+        say(f"Generation  {plural(g['entries_with_usage'], 'entry', 'entries')} with usage of "
               f"{human_count(g['entries'])}: {human_count(g['input_tokens'])} in / "
               f"{human_count(g['output_tokens'])} out tokens, {human_usd(g['cost_usd'])}")
         if totals:
             since = f" since {totals['since']}" if totals["since"] else ""
-            print(f"Hits        {human_count(totals['redis'])} Redis, {human_count(totals['filesystem'])} filesystem, "
+            say(f"Hits        {human_count(totals['redis'])} Redis, {human_count(totals['filesystem'])} filesystem, "
                   f"{human_count(totals['generator'])} generated{since}")
-            print(f"Saved       {human_usd(totals['saved_usd'])} and {human_ttl(int(totals['saved_seconds']))} "
+            say(f"Saved       {human_usd(totals['saved_usd'])} and {human_ttl(int(totals['saved_seconds']))} "
                   f"of generation")
     if not info["redis"]["reachable"]:
         eprint(f"ircache-tui stats: {info['redis']['error']}")  # the one line that says why

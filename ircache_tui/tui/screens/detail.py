@@ -19,7 +19,6 @@ from functools import lru_cache
 
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -33,6 +32,7 @@ from textual.widgets import Footer, Static
 from ...cache.decoded import EntryDigest
 from ...fmt import human_bytes
 from ...ir.envelope import StoredEntry
+from ..text import plain, printable
 from ..widgets.detail_pane import summary_table
 
 # One JSON token: a key (a string before a colon), a string, a number, a literal, punctuation.
@@ -66,9 +66,11 @@ class JsonLines:
         return len(self.starts)
 
     def line(self, index: int) -> str:
+        """One line as it is shown: JSON escapes C0 controls but not C1 or bidi, so `printable` (the
+        width, counted in bytes, may then fall a few cells short on a line of many escapes)."""
         start = self.starts[index]
         end = self.starts[index + 1] - 1 if index + 1 < len(self.starts) else len(self.data)
-        return self.data[start:end].decode("utf-8", "replace")
+        return printable(self.data[start:end].decode("utf-8", "replace"))
 
 
 class JsonView(ScrollView, can_focus=True):
@@ -182,9 +184,9 @@ class DetailScreen(Screen[None]):
         return self.digest.head if self.digest is not None else None
 
     def compose(self) -> ComposeResult:
-        yield Static(self.title_text, id="detail-title")
+        yield Static(plain(self.title_text), id="detail-title")
         if self.digest is None:
-            yield Static(Text(self.error or "entry not found", style="bold red"), id="detail-summary")
+            yield Static(plain(self.error or "entry not found", "bold red"), id="detail-summary")
         else:
             yield Static(summary_table(self.digest, size=True), id="detail-summary")
             size = f" of a {human_bytes(self.digest.size)} entry" if self.digest.size is not None else ""

@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, Static
 
 from ...ir.diff import IRDiff, render_lines
+from ..text import plain, printable
 
 STYLES = {"heading": "bold", "added": "green", "removed": "red", "changed": "yellow", "detail": "yellow"}
 
@@ -34,7 +35,8 @@ class DiffFound(Message):
 
 
 def diff_text(diff: IRDiff) -> Text:
-    """The diff as coloured text; `no structural change` when there is none."""
+    """The diff as coloured text; `no structural change` when there is none. Its lines name
+    entities, paths and flows from the IRs: escaped, as everything from outside is."""
     lines = render_lines(diff)
     if not lines:
         return Text("no structural change (entities, endpoints, flows and rules are the same)", style="dim")
@@ -42,7 +44,7 @@ def diff_text(diff: IRDiff) -> Text:
     for i, (kind, line) in enumerate(lines):
         if i:
             text.append("\n")
-        text.append(line, style=STYLES[kind])
+        text.append(printable(line), style=STYLES[kind])
     return text
 
 
@@ -66,8 +68,8 @@ class DiffScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"{self.spec_name}: {self.from_key} \u2192 {self.to_key}", id="diff-title", markup=False)
-            yield Label(self.diff.summary(), id="diff-summary", markup=False)
+            yield Label(plain(f"{self.spec_name}: {self.from_key} \u2192 {self.to_key}"), id="diff-title")
+            yield Label(plain(self.diff.summary()), id="diff-summary")
             with VerticalScroll():
                 yield Static(diff_text(self.diff), id="diff-body")
         yield Footer()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,7 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, RadioButton, RadioSet
 
-from ...fmt import plural
+from ...fmt import kept_sentence, plural
+from ..text import plain
 
 
 @dataclass(frozen=True)
@@ -32,23 +34,29 @@ class FlushScreen(ModalScreen[FlushRequest | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Flush")]
 
-    def __init__(self, spec_name: str | None, redis_keys: int | None, files: int, redis_error: str = "") -> None:
-        """`redis_keys` None: Redis cannot be counted (down); only the filesystem can be flushed."""
+    def __init__(self, spec_name: str | None, redis_keys: int | None, files: int, redis_error: str = "",
+                 *, foreign: int = 0) -> None:
+        """`redis_keys` None: Redis cannot be counted (down); only the filesystem can be flushed.
+        `foreign`: keys named like entries that hold another tool's values, which the flush keeps."""
         super().__init__()
         self.spec_name = spec_name
         self.redis_keys = redis_keys
         self.files = files
         self.redis_error = redis_error
+        self.foreign = foreign
 
     def compose(self) -> ComposeResult:
-        what = f"spec [b]{self.spec_name}[/b]" if self.spec_name else "[b]ALL[/b] IR entries"
+        # the spec's name and Redis's words are text, not markup
+        what = (Text.assemble("spec ", plain(self.spec_name, "bold")) if self.spec_name
+                else Text.assemble(("ALL", "bold"), " IR entries"))
         down = self.redis_keys is None
         redis = f"unavailable ({self.redis_error})" if down else plural(self.redis_keys, "key")
         with Vertical():
-            yield Label(f"Flush {what}?", id="flush-title")
+            yield Label(Text.assemble("Flush ", what, "?"), id="flush-title")
             yield Label(
-                f"Redis: {redis} · filesystem: {plural(self.files, 'file')}.\n"
-                "Only IR keys under the prefix are touched. The filesystem is the cold-start tier.",
+                Text.assemble(plain(f"Redis: {redis} · filesystem: {plural(self.files, 'file')}."), "\n",
+                              f"{kept_sentence(self.foreign).capitalize()}: kept.\n" if self.foreign and not down else "",
+                              "Only IR entries under the prefix are touched. The filesystem is the cold-start tier."),
                 id="flush-counts",
             )
             with RadioSet(id="flush-tiers"):

@@ -19,6 +19,7 @@ from textual.widgets import Button, Checkbox, Footer, Label
 
 from ...fmt import plural
 from ...specs.stale import StaleReport
+from ..text import plain
 
 
 @dataclass(frozen=True)
@@ -46,21 +47,21 @@ class PruneScreen(ModalScreen[PruneRequest | None]):
         r = self.report
         with Vertical():
             yield Label("Prune stale entries of the watched specs?", id="prune-title")
-            yield Label(
+            yield Label(plain(  # the directories' names, and Redis's words below: text, not markup
                 f"Stale (older hashes of specs under {self.dirs}): "
-                f"{plural(len(r.redis_stale), 'Redis key')}, {plural(len(r.files_stale), 'file')}. These go.",
+                f"{plural(len(r.redis_stale), 'Redis key')}, {plural(len(r.files_stale), 'file')}. These go."),
                 id="prune-stale",
             )
-            yield Label(
+            yield Label(plain(
                 f"Not under {self.dirs}: {plural(len(r.redis_orphaned), 'Redis key')}, "
                 f"{plural(len(r.files_orphaned), 'file')}. "
-                "Other pipelines sharing the prefix may own them: kept unless ticked.",
+                "Other pipelines sharing the prefix may own them: kept unless ticked."),
                 id="prune-orphans",
             )
             yield Checkbox("Also delete the entries not under these directories", value=False, id="orphans",
                            disabled=not (r.redis_orphaned or r.files_orphaned))
             if r.redis_error:
-                yield Label(f"Redis not checked: {r.redis_error}", id="prune-error")
+                yield Label(plain(f"Redis not checked: {r.redis_error}"), id="prune-error")
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Prune", variant="warning", id="confirm")

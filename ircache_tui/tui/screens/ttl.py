@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label
 
 from ...fmt import human_ttl
+from ..text import plain
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
@@ -45,7 +46,8 @@ class TtlScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"New TTL for {self.cache_key} (t resets it to the configured {human_ttl(self.configured)})")
+            yield Label(plain(f"New TTL for {self.cache_key} "
+                              f"(t resets it to the configured {human_ttl(self.configured)})"))
             yield Input(placeholder="3600, 90m, 12h, 7d", id="ttl-input")
             yield Label("", id="ttl-error")
         yield Footer()
@@ -55,7 +57,7 @@ class TtlScreen(ModalScreen[int | None]):
         try:
             self.dismiss(parse_duration(event.value))
         except ValueError as exc:
-            self.query_one("#ttl-error", Label).update(str(exc))
+            self.query_one("#ttl-error", Label).update(plain(exc))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from ..text import plain
+
 
 class RedisBanner(Static):
     DEFAULT_CSS = """
@@ -12,7 +14,8 @@ class RedisBanner(Static):
     """
 
     def show_down(self, reason: str) -> None:
-        self.update(f"Redis is down: {reason} — retrying; the filesystem and specs panes keep working")
+        # the reason quotes the client or the server: text, never markup
+        self.update(plain(f"Redis is down: {reason} — retrying; the filesystem and specs panes keep working"))
         self.add_class("-down")
 
     def show_up(self) -> None:

@@ -15,25 +15,29 @@ from ...cache.ircache import IRCache
 from ...fmt import human_bytes, human_time
 from ...ir.envelope import CorruptEntry, StoredEntry
 from ..picked import PickedEntry
+from ..text import plain
 
 HINT = "Select an entry to see its summary; enter opens the IR."
 
 
 def summary_table(entry: StoredEntry | EntryDigest, *, size: bool = False) -> Table:
-    """Name, counts, generator, time, spec and hash; `size`: also the stored size, when known."""
+    """Name, counts, generator, time, spec and hash; `size`: also the stored size, when known.
+
+    The values come from the entry (an LLM's IR, a spec's path): Text, never markup (a `str`
+    cell of a Rich table is parsed)."""
     digest = entry if isinstance(entry, EntryDigest) else EntryDigest(entry)
     head = digest.head
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("name", head.application_ir.name)
+    table.add_row("name", plain(head.application_ir.name))
     for label, n in digest.summary().items():
         table.add_row(label, str(n))
     gen = head.generator.name + (f" ({head.generator.model})" if head.generator.model else "")
-    table.add_row("generator", gen)
+    table.add_row("generator", plain(gen))
     table.add_row("generated", human_time(head.generated_at))
-    table.add_row("spec", head.spec_path)
-    table.add_row("hash", head.spec_hash[:16] + "…")
+    table.add_row("spec", plain(head.spec_path))
+    table.add_row("hash", plain(head.spec_hash[:16] + "…"))
     if size and digest.size is not None:
         table.add_row("size", human_bytes(digest.size))
     return table
@@ -115,7 +119,7 @@ class DetailPane(Static):
             self.update(Text(HINT, style="dim"))
             return
         if self._shown is None:  # a re-pick of what is shown keeps it until the reload lands
-            self.update(Text.assemble((_title(picked, _first_tier(picked)) + "\n", "bold"), ("loading…", "dim")))
+            self.update(Text.assemble(plain(_title(picked, _first_tier(picked)), "bold"), "\n", ("loading…", "dim")))
         if not picked.cache_key:  # a spec whose key is not known (unreadable): nothing to load
             self.workers.cancel_group(self, "detail")
             self._apply(DetailPane.Loaded(self._token, picked, picked.spec_name, None, "not cached"))
@@ -186,9 +190,9 @@ def _title(picked: PickedEntry, tier: str) -> str:
 
 def _render(loaded: DetailPane.Loaded) -> Text | Table:
     if loaded.digest is None:
-        return Text.assemble((loaded.title + "\n", "bold"), (loaded.error, "red"))
+        return Text.assemble(plain(loaded.title, "bold"), "\n", plain(loaded.error, "red"))
     grid = Table.grid()
-    grid.add_row(Text(loaded.title, style="bold"))
+    grid.add_row(plain(loaded.title, "bold"))
     size = loaded.digest.size
     if size is not None and size >= SLICED_MIN:  # worth knowing before opening it
         grid.add_row(Text(f"{human_bytes(size)} entry", style="dim"))

@@ -99,7 +99,7 @@ class FilesPane(TablePane):
                 cells = (entry.cache_key, human_bytes(entry.size), human_time(entry.mtime), state)
                 self.put_row(key, cells, key in self.entries)
                 self.entries[key] = entry
-            table.sort("key")
+            table.sort("key", key=str)  # the cells are Text (tui/text.py), sorted by what they show
         self.set_class(not message.entries, "-empty")
         if message.error:
             self.set_footer(message.error)

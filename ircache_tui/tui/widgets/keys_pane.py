@@ -32,6 +32,7 @@ from ..picked import PickedEntry
 from ..screens.confirm import ConfirmScreen
 from ..screens.ttl import TtlScreen
 from ..services import Services
+from ..text import printable
 from .table_pane import TablePane
 
 # (key, label, width): fixed widths for values that change (TTL counts down) so columns don't jump
@@ -354,8 +355,10 @@ class KeysPane(TablePane):
 
     def _sort(self) -> None:
         # DataTable sorts by cell values; spec and hash8 name the row, so look the KeyRow up from them
-        order, rows = _SORT_KEYS[self.sort_by], self.rows
-        self.table.sort("spec", "hash8", key=lambda cells: order(rows[f"{cells[0]}_{cells[1]}"]))
+        # (from what the cells show: the spec name made printable, tui/text.py)
+        order = _SORT_KEYS[self.sort_by]
+        rows = {(printable(row.spec_name), row.hash8): row for row in self.rows.values()}
+        self.table.sort("spec", "hash8", key=lambda cells: order(rows[str(cells[0]), str(cells[1])]))
 
     # -- live changes ------------------------------------------------------------------
     def _start_live(self) -> None:

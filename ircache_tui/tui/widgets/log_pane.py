@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from rich.text import Text
 from textual.widgets import RichLog
+
+from ..text import plain
 
 MAX_LINES = 1000
 _STYLES = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red", logging.DEBUG: "dim"}
@@ -20,4 +21,5 @@ class LogPane(RichLog):
         super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, highlight=False, **kwargs)
 
     def add(self, level: int, text: str) -> None:
-        self.write(Text(text, style=_STYLES.get(level, "")))
+        # child loggers (ircache.watch) reach the pane without the ircache logger's filter: escape here
+        self.write(plain(text, _STYLES.get(level, "")))

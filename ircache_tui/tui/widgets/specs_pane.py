@@ -25,6 +25,7 @@ from ...specs.stale import current_hashes
 from ...watch import SpecState, SpecStatus, SpecWatcher
 from ...watch.stale import current_specs
 from ..picked import PickedEntry
+from ..text import printable
 from .table_pane import TablePane
 
 COLUMNS = (("spec", "Spec", None), ("key", "Key", 8), ("state", "Status", None), ("stale", "Stale", 5), ("path", "Path", None))
@@ -161,13 +162,13 @@ class SpecsPane(TablePane):
         state = status.state.value
         label = Text(state, style=_STYLES.get(state, ""))
         if status.error:
-            label.append(f": {status.error}", style="red")
+            label.append(f": {printable(status.error)}", style="red")
         stale = str(status.stale) if status.stale else ""
         cells = (status.spec_name, status.cache_key[-8:] if status.cache_key else "", label, stale, key)
         with self.app.batch_update():
             self.put_row(key, cells, key in self.statuses)
             if key not in self.statuses:
-                self.table.sort("path")  # arrival order depends on which spec finished first
+                self.table.sort("path", key=str)  # arrival order depends on which spec finished first
         self.statuses[key] = status
         self.set_class(False, "-empty")
         self._footer()

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...fmt import human_bytes, human_count, human_ttl, human_usd
+from ..text import printable
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class Status:
     connected: bool | None = None  # None: not known yet
     ir_keys: int | None = None
     ir_bytes: int | None = None
+    #: keys named like entries that hold another tool's values: not counted above, never touched
+    foreign_keys: int = 0
     #: the server refuses MEMORY USAGE (an ACL without it): keys are counted, their size is unknown
     sizes_refused: bool = False
     ttl: int = 0
@@ -48,15 +51,17 @@ class StatusBar(Static):
         text = Text()
         state = ("● up", "green") if s.connected else ("● down", "red") if s.connected is False else ("○ …", "yellow")
         text.append("Redis ", "bold")
-        text.append(s.redis_url)
+        text.append(printable(s.redis_url))
         text.append(" ")
         text.append(*state)
         text.append(" ")
         keys = "…" if s.ir_keys is None else human_count(s.ir_keys)
         size = "size n/a" if s.sizes_refused else "…" if s.ir_bytes is None else human_bytes(s.ir_bytes)
         text.append(f" │ {keys} IR keys, {size}")
+        if s.foreign_keys:
+            text.append(f" (+{human_count(s.foreign_keys)} not ours)", "dim")
         text.append(f" │ TTL {human_ttl(s.ttl) if s.ttl else 'off'}")
-        text.append(f" │ gen {s.generator}")
+        text.append(f" │ gen {printable(s.generator)}")
         text.append(f" │ hits {s.hits} miss {s.misses}")
         if s.shared_hits:  # nothing to say until some process has hit the cache
             text.append(f" │ saved {human_usd(s.saved_usd)} over {human_count(s.shared_hits)} hits", "green")

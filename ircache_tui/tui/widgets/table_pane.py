@@ -1,4 +1,7 @@
-"""What the three table panes share: a DataTable updated by row key, an empty state, a footer line."""
+"""What the three table panes share: a DataTable updated by row key, an empty state, a footer line.
+
+Every cell, the footer and the empty hint pass through tui/text.py: they name specs, files and
+directories, which are shown as text, never as markup or escapes."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from collections.abc import Sequence
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
+
+from ..text import cell, plain
 
 Column = tuple[str, str, int | None]  # key, label, fixed width (None: fit the content)
 
@@ -32,8 +37,8 @@ class TablePane(Vertical):
         for key, label, width in self.COLUMNS:
             self._table.add_column(label, key=key, width=width)
         yield self._table
-        yield Static(self.empty_hint(), classes="empty")
-        self._footer_line = Static(self.INITIAL_FOOTER, classes="pane-footer", id=f"{self.NAME}-footer")
+        yield Static(plain(self.empty_hint()), classes="empty")
+        self._footer_line = Static(plain(self.INITIAL_FOOTER), classes="pane-footer", id=f"{self.NAME}-footer")
         yield self._footer_line
 
     @property
@@ -48,12 +53,13 @@ class TablePane(Vertical):
 
     def put_row(self, key: str, cells: Sequence[object], exists: bool) -> None:
         """Add the row, or update its cells in place (never rebuild the table)."""
+        shown = [cell(value) for value in cells]
         if exists:
-            for (column, _, width), value in zip(self.COLUMNS, cells):
+            for (column, _, width), value in zip(self.COLUMNS, shown):
                 # a cell that grows ("in redis" → "filesystem only") widens an auto-width column
                 self._table.update_cell(key, column, value, update_width=width is None)
         else:
-            self._table.add_row(*cells, key=key)
+            self._table.add_row(*shown, key=key)
 
     def set_footer(self, text: str) -> None:
-        self._footer_line.update(text)
+        self._footer_line.update(plain(text))
