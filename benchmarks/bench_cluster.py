@@ -52,6 +52,7 @@ for path in (str(ROOT), str(Path(__file__).resolve().parent)):
         sys.path.insert(0, path)
 
 from report import PingLoop, Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
+from ircache_tui.ir.envelope import ENTRY_HEAD  # noqa: E402
 
 PREFIX = "ir_cache"
 TTL = 604_800
@@ -139,7 +140,9 @@ class Fill:
         from redis.crc import key_slot
 
         rng = random.Random(42)
-        payloads = [os.urandom(rng.randint(1024, 2048)) for _ in range(64)]
+        # entries as the cache sees them: the envelope's first bytes (a key of our name holding anything
+        # else is another tool's, which a flush keeps), then 1-2 KB
+        payloads = [ENTRY_HEAD + os.urandom(rng.randint(1024, 2048)) for _ in range(64)]
         small = [os.urandom(rng.randint(16, 128)) for _ in range(16)]
         ttl = str(TTL).encode()
         self.per_node: list[list[bytes]] = [[] for _ in range(nodes)]

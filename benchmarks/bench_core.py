@@ -64,6 +64,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from report import PingLoop, Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
+from ircache_tui.ir.envelope import ENTRY_HEAD  # noqa: E402
 
 
 
@@ -403,7 +404,9 @@ def populate(socket_path: str, n_ir: int, n_other: int) -> None:
     would spend most of the benchmark's time filling the database.
     """
     rng = random.Random(42)
-    payloads = [os.urandom(rng.randint(1024, 2048)) for _ in range(64)]
+    # entries as the cache sees them: the envelope's first bytes (a key of our name holding anything
+    # else is another tool's, which a flush keeps), then 1-2 KB
+    payloads = [ENTRY_HEAD + os.urandom(rng.randint(1024, 2048)) for _ in range(64)]
     small = [os.urandom(rng.randint(16, 128)) for _ in range(16)]
     ttl = str(TTL).encode()
     commands = [_resp(b"SET", k, payloads[i % 64], b"EX", ttl) for i, k in enumerate(ir_keys(n_ir))]

@@ -44,11 +44,12 @@ FOREIGN_SPECS = 2000
 
 # The README's users, rule for rule (prefix ir_cache, db 0)
 RO_RULES = ["+ping", "+get", "+exists", "+scan", "+ttl", "+getrange", "+memory|usage", "+config|get", "+psubscribe"]
-RW_RULES = ["+ping", "+get", "+set", "+exists", "+scan", "+unlink", "+memory|usage", "+evalsha", "+script|load"]
+RW_RULES = ["+ping", "+get", "+set", "+exists", "+getrange", "+scan", "+unlink", "+memory|usage", "+evalsha",
+            "+script|load"]
 SCRIPT_RULES = ["+evalsha", "+script|load"]
 RW_NO_SCRIPTS_RULES = [r for r in RW_RULES if r not in SCRIPT_RULES] + ["+watch", "+multi", "+exec"]
 RW_NO_LOCK_RULES = [r for r in RW_RULES if r not in SCRIPT_RULES]
-DASH_RULES = RW_RULES + ["+ttl", "+getrange", "+expire", "+config|get", "+config|set", "+psubscribe"]
+DASH_RULES = RW_RULES + ["+ttl", "+expire", "+config|get", "+config|set", "+psubscribe"]
 KEYSPACE_CHANNELS = [f"&__keyspace@0__:{PREFIX}:*"]
 
 PETSTORE = "petstore-spec"
@@ -111,9 +112,10 @@ def shared(acl_server):
         digest = hashlib.sha256(spec_name.encode()).hexdigest()
         key = f"{PREFIX}:{spec_name}_{digest[:8]}".encode()
         foreign_ir.append(key)
-        value = {"spec_name": spec_name, "spec_hash": digest, "generator": {"name": "offline", "model": None},
+        value = {"schema_version": 1, "spec_name": spec_name, "spec_hash": digest,
+                 "generator": {"name": "offline", "model": None},
                  "application_ir": {"name": f"Other {i}", "entities": [], "endpoints": []}}
-        pipe.set(key, json.dumps(value))
+        pipe.set(key, json.dumps(value, separators=(",", ":")))  # an entry, as the cache spells it
     foreign_other = [f"{PREFIX}:foo".encode(), f"{PREFIX}:other-team-spec-1_ABCDEF12".encode(),
                      f"{PREFIX}:other-team-spec-2_0a1b2c3d:lock".encode(), b"other:x",
                      f"other:{PREFIX}:{PETSTORE}_0a1b2c3d".encode()]
@@ -243,7 +245,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "+ping":         {"get": OK,   "get again": OK,   "stats": OK,      "prune": OK,   "warm": STOP, "flush": STOP},
     "+get":          {"get": WARN, "get again": WARN, "stats": OK,      "prune": OK,   "warm": WARN, "flush": OK},
     "+set":          {"get": WARN, "get again": WARN, "stats": OK,      "prune": OK,   "warm": STOP, "flush": OK},
-    "+exists":       {"get": OK,   "get again": OK,   "stats": OK,      "prune": OK,   "warm": STOP, "flush": OK},
+    "+exists":       {"get": OK,   "get again": OK,   "stats": OK,      "prune": OK,   "warm": OK,   "flush": OK},
+    # an entry is told from another tool's key by its first bytes: nothing is counted or deleted without it
+    "+getrange":     {"get": OK,   "get again": OK,   "stats": STOP,    "prune": STOP, "warm": STOP, "flush": STOP},
     "+scan":         {"get": OK,   "get again": OK,   "stats": STOP,    "prune": STOP, "warm": OK,   "flush": STOP},
     # the lock is released by compare-and-UNLINK: without it a warning says each lock lasts its TTL
     "+unlink":       {"get": WARN, "get again": OK,   "stats": OK,      "prune": OK,   "warm": WARN, "flush": STOP},
@@ -256,7 +260,8 @@ GET_AGAIN_TIER = {"+get": "filesystem", "+set": "filesystem"}  # else "redis"
 WARM_TIERS = {"+get": {"redis": 0, "filesystem": 1, "generator": 1}}  # else 1 / 0 / 1
 FLUSHED = {"+set": 0}  # the IR never reached Redis; else exactly 1
 # the command Redis refused, as the one line spells it
-REFUSED = {"+ping": "PING", "+set": "SET", "+exists": "EXISTS", "+scan": "SCAN", "+unlink": "UNLINK"}
+REFUSED = {"+ping": "PING", "+set": "SET", "+exists": "EXISTS", "+scan": "SCAN", "+unlink": "UNLINK",
+           "+getrange": "GETRANGE"}
 NO_LOCK = "no cross-process"
 
 
@@ -297,6 +302,9 @@ def check_rw_run(shared: Shared, run: RwRun, rule: str | None, expected: dict[st
         assert len(info["specs"]) == len(run.keys_before_warm)
         if expected["stats"] == NO_SIZE:
             assert info["total_size_bytes"] is None
+        elif rule in GET_AGAIN_TIER:  # `get again` warmed Redis beside the stats walk: that one key was SET
+            # again meanwhile, and a fresh allocation of the same value may differ by an allocator step
+            assert abs(info["total_size_bytes"] - run.bytes_before_warm) <= 64 and run.bytes_before_warm > 0
         else:
             assert info["total_size_bytes"] == run.bytes_before_warm > 0
 
@@ -326,7 +334,7 @@ def check_rw_run(shared: Shared, run: RwRun, rule: str | None, expected: dict[st
             assert shared.admin.dbsize() == run.dbsize_before_flush
             assert shared.admin.exists(petstore_rkey) == 1
         else:
-            assert json.loads(r["flush"].stdout) == {"redis": FLUSHED.get(rule, 1)}
+            assert json.loads(r["flush"].stdout) == {"redis": FLUSHED.get(rule, 1), "foreign_kept": 0}
             assert shared.admin.exists(petstore_rkey) == 0
             assert shared.admin.dbsize() == run.dbsize_before_flush - FLUSHED.get(rule, 1)
 
@@ -524,7 +532,7 @@ def test_stats_without_memory_counts_keys_and_says_na(shared, make_user, tmp_pat
 
 
 # -- 6. hit counts (cache/hits.py) ------------------------------------------------------------------
-COUNT_RULES = ["+hincrby", "+hincrbyfloat", "+hsetnx", "+hset", "+hmget", "+hgetall", "+expire"]
+COUNT_RULES = ["+hincrby", "+hincrbyfloat", "+hset", "+hdel", "+hmget", "+hgetall", "+expire"]
 
 
 async def test_the_read_write_user_works_without_the_count_rules_and_says_so_once(shared, make_user, tmp_path,
@@ -538,7 +546,7 @@ async def test_the_read_write_user_works_without_the_count_rules_and_says_so_onc
         assert cache.hits.enabled is False
         await cache.lookup(SPEC, "shop.md")
     said = [r for r in ircache_logs.records if "Hit counts are not shared" in r.getMessage()]
-    assert len(said) == 1 and said[0].levelno == logging.INFO and "+hsetnx" in said[0].getMessage()
+    assert len(said) == 1 and said[0].levelno == logging.INFO and "+hmget" in said[0].getMessage()
     assert not [r for r in ircache_logs.records if r.levelno >= logging.WARNING], ircache_logs.text
     assert not shared.admin.exists(f"{PREFIX}:stats:hits")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ircache_tui import cache_key
+from tests.support.foreign import entry_value, plant_foreign
 from tests.support import entry_keys
 from tests.support.cli import run_cli, cli_env
 from tests.support.redis_server import free_port
@@ -96,11 +97,12 @@ def test_flush_refuses_without_yes_when_not_a_terminal(env, specs, sync_redis):
 
 def test_flush_exact_and_tiers(env, specs, sync_redis, cache_dir):
     run_cli("warm", str(specs), env=env)
-    sync_redis.set("ir_cache:petstore-spec_v2_0a1b2c3d", "{}")
-    sync_redis.set("other:petstore-spec_0a1b2c3d", "{}")
+    sync_redis.set("ir_cache:petstore-spec_v2_0a1b2c3d", entry_value())
+    sync_redis.set("other:petstore-spec_0a1b2c3d", entry_value())
+    foreign = plant_foreign(sync_redis, 2, 1)  # another tool's keys named like entries: kept, and said
     out = run_cli("flush", "petstore-spec", "--yes", "--json", env=env)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"redis": 1}
+    assert json.loads(out.stdout) == {"redis": 1, "foreign_kept": 0}
     assert sync_redis.exists("ir_cache:petstore-spec_v2_0a1b2c3d", "other:petstore-spec_0a1b2c3d") == 2
     assert len(list(cache_dir.glob("*.json"))) == 2  # Redis only by default
     out = run_cli("flush", "--filesystem", "--no-redis", "--yes", env=env)
@@ -108,7 +110,9 @@ def test_flush_exact_and_tiers(env, specs, sync_redis, cache_dir):
     assert not list(cache_dir.glob("*.json"))
     out = run_cli("flush", "--yes", env=env)
     assert "flushed ALL IR entries: 2 Redis keys" in out.stdout  # ecommerce + the _v2 one
+    assert "kept 3 keys under the prefix that are not IR entries (another tool's values)" in out.stdout
     assert sync_redis.exists("other:petstore-spec_0a1b2c3d")
+    assert sync_redis.exists(*foreign) == 3
     assert run_cli("flush", "a/b", "--yes", env=env).returncode == 2
 
 

@@ -26,6 +26,7 @@ from redis.cluster import RedisCluster as SyncCluster
 from ircache_tui import IRCache, cache_key
 from ircache_tui.cache.errors import ClusterRefused
 from ircache_tui.cache.keys import KeySpace
+from tests.support.foreign import entry_value
 from tests.support.cli import cli_env, run_cli
 from tests.support.generators import SPEC, CountingGenerator
 from tests.support.redis_cluster import RedisClusterServers
@@ -49,11 +50,20 @@ def every_key(nodes) -> set[bytes]:
 
 
 def ir_keys_per_node(nodes, spec: str | None = None) -> list[int]:
-    return [sum(1 for k in n.scan_iter(count=1000) if KEYSPACE.belongs(k, spec)) for n in nodes]
+    """Entries per node: keys of our grammar that hold an entry (another tool's values under our names
+    are not entries: FOREIGN_NAMED)."""
+    return [sum(1 for k in n.scan_iter(count=1000) if KEYSPACE.belongs(k, spec) and k not in FOREIGN_NAMED)
+            for n in nodes]
 
 
 def value(spec: str, i: int) -> bytes:
-    return json.dumps({"spec": spec, "i": i, "pad": "x" * (i % 50)}).encode()
+    """An entry, as far as its first bytes go (the cache writes the envelope compact, schema_version first)."""
+    return json.dumps({"schema_version": 1, "spec": spec, "i": i, "pad": "x" * (i % 50)}, separators=(",", ":")).encode()
+
+
+# another tool's keys named exactly like entries of `ecommerce` and `spec-00`: a string or a hash each,
+# never counted, flushed or pruned (fill() writes the `-h` ones as hashes)
+FOREIGN_NAMED = {f"{PREFIX}:{spec}_{0xb0000000 + i:08x}".encode() for spec in ("ecommerce", "spec-00") for i in range(150)}
 
 
 def layout() -> tuple[dict[bytes, bytes], list[bytes]]:
@@ -79,6 +89,7 @@ def layout() -> tuple[dict[bytes, bytes], list[bytes]]:
             7: f"{PREFIX}:ecommerce_v2_{i:08x}_bak",
         }[kind].encode())
     foreign += [f"other:ecommerce_{i:08x}".encode() for i in range(100)]  # outside the prefix
+    foreign += sorted(FOREIGN_NAMED)
     return ir, foreign
 
 
@@ -88,7 +99,10 @@ def fill(url_or_client, ir: dict[bytes, bytes], foreign: list[bytes]) -> None:
     for key, v in ir.items():
         pipe.set(key, v, ex=3600)
     for key in foreign:
-        pipe.set(key, b"not ours")
+        if key in FOREIGN_NAMED and int(key[-1:], 16) % 2:
+            pipe.hset(key, "owner", "team-b")
+        else:
+            pipe.set(key, b"not ours")
     pipe.execute()
     if isinstance(url_or_client, str):
         client.close()
@@ -118,6 +132,7 @@ def test_stats_counts_every_primary_and_matches_a_single_server(filled, nodes, e
     ours = sum(ir_keys_per_node(nodes))  # our own per-node SCAN
     assert ours == len(ir)
     assert stats["total_keys"] == ours
+    assert stats["foreign_keys"] == len(FOREIGN_NAMED)  # named like entries, holding another tool's values
     assert stats["cluster"] == {"primaries": 3}
     assert stats["total_size_bytes"] > 0
     assert sorted(stats["specs"]) == sorted({*SPEC_KEYS, *(f"spec-{s:02d}" for s in range(OTHER_SPECS))})
@@ -127,18 +142,14 @@ def test_stats_counts_every_primary_and_matches_a_single_server(filled, nodes, e
     # what one standalone server holding the same keys reports
     with RedisServer() as single:
         client = redis.Redis.from_url(single.url)
-        pipe = client.pipeline(transaction=False)
-        for key, v in ir.items():
-            pipe.set(key, v, ex=3600)
-        for key in foreign:
-            pipe.set(key, b"not ours")
-        pipe.execute()
+        fill(client, ir, foreign)
         client.close()
         alone = run_cli("stats", "--json", env=cli_env(single.url, tmp_path / "single" / "ir"))
     assert alone.returncode == 0, alone.stderr
     single_stats = json.loads(alone.stdout)["redis"]
     assert single_stats["cluster"] is None
     assert single_stats["total_keys"] == stats["total_keys"]
+    assert single_stats["foreign_keys"] == stats["foreign_keys"]
     assert single_stats["specs"] == stats["specs"]
     assert {k: v["keys"] for k, v in single_stats["spec_sizes"].items()} == \
         {k: v["keys"] for k, v in stats["spec_sizes"].items()}
@@ -210,13 +221,13 @@ def test_flush_one_spec_is_exact_on_every_node(filled, nodes, env):
 
     done = run_cli("flush", "ecommerce", "--yes", "--json", env=env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"redis": SPEC_KEYS["ecommerce"]}
+    assert json.loads(done.stdout) == {"redis": SPEC_KEYS["ecommerce"], "foreign_kept": 150}  # ecommerce's namesakes
     assert every_key(nodes) == before - ecommerce  # exactly those, from every node
 
     rest = len(ir) - len(ecommerce)
     done = run_cli("flush", "--yes", "--json", env=env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"redis": rest}
+    assert json.loads(done.stdout) == {"redis": rest, "foreign_kept": len(FOREIGN_NAMED)}
     assert every_key(nodes) == set(foreign)  # every IR key gone, nothing else
 
 
@@ -228,6 +239,10 @@ async def test_deletes_never_cross_slots(filled, cluster, nodes, tmp_path):
         assert await cache.in_redis_many(keys[:500] + ["ecommerce_v2_deadbeef"]) == [True] * 500 + [False]
         rkeys = [KEYSPACE.redis_key(k).encode() for k in keys[:400]]
         assert await cache.redis.unlink_many(rkeys + [b"ir_cache:ecommerce_v2_deadbeef"]) == 400
+        named = sorted(k for k in FOREIGN_NAMED if b"ecommerce_" in k)  # named like entries, not entries
+        kept: list[int] = []
+        assert await cache.redis.unlink_many(named, on_kept=kept.append) == 0 and sum(kept) == len(named)
+        assert set(named) <= every_key(nodes)  # still there, on their nodes
         assert await cache.redis.unlink_many(rkeys) == 0
         # prune's delete (entries and their hit counts), in batches
         removed = await cache.delete_entries(keys[400:], [])
@@ -240,7 +255,7 @@ async def test_deletes_never_cross_slots(filled, cluster, nodes, tmp_path):
     left = every_key(nodes)
     assert set(foreign) <= left
     assert not any(KEYSPACE.belongs(k, "ecommerce_v2") for k in left)
-    assert sum(1 for k in left if KEYSPACE.belongs(k)) == len(ir) - len(keys) - 1
+    assert sum(1 for k in left if KEYSPACE.belongs(k) and k not in FOREIGN_NAMED) == len(ir) - len(keys) - 1
 
 
 async def test_lock_hits_and_dashboard_walks(filled, cluster, nodes, tmp_path):
@@ -279,14 +294,21 @@ async def test_lock_hits_and_dashboard_walks(filled, cluster, nodes, tmp_path):
         # the pane's header counts the primaries walked to their end: 0, 1, 2 along the way, 3 at the end
         assert page.primaries == 3 and done[-1] == 3 and done == sorted(done) and done[0] < 3
         expected = {k.decode()[len(PREFIX) + 1:] for k in ir if not KEYSPACE.belongs(k, "ecommerce")}
+        expected |= {k.decode()[len(PREFIX) + 1:] for k in FOREIGN_NAMED}  # shown, as foreign rows
+        assert {r.cache_key for r in await browser.rows_for(sorted(expected)) if r.problem == "foreign"} == \
+            {k.decode()[len(PREFIX) + 1:] for k in FOREIGN_NAMED}
         assert len(seen) == len(set(seen)) and set(seen) == expected
         prev = await browser.prev()
         assert prev.number == page.number - 1 and len(prev.rows) == 97
 
         # "largest first" over the whole prefix: the biggest key of each node is found
-        big = {f"spec-0{i}_{0xb0000000 + i:08x}": 20_000 + 1000 * i for i in range(6)}
+        big = {f"big-0{i}_{0xc0000000 + i:08x}": 20_000 + 1000 * i for i in range(6)}
         for key, size in big.items():
-            await cache.redis.set_raw(key, b"{" + b" " * size + b"}")
+            await cache.redis.set_raw(key, value("big", size) + b" " * size)
+        writer = SyncCluster.from_url(cluster.url)
+        for key in sorted(FOREIGN_NAMED)[:3]:  # bigger still, but not entries: never in the ranking
+            writer.set(key, b"x" * 90_000)
+        writer.close()
         top = await browser.top("largest", 6)
         assert [r.cache_key for r in top.rows] == sorted(big, key=big.get, reverse=True)
         assert await cache.enable_live_updates()  # on every primary (each publishes its own keys' events)
@@ -307,7 +329,7 @@ def test_get_warm_prune_on_the_cluster(cluster, nodes, env, specs):
     assert json.loads(again.stdout)["tier"] == "redis"
     old_key = json.loads(again.stdout)["cache_key"]
 
-    assert json.loads(run_cli("flush", "--yes", "--json", env=env).stdout) == {"redis": 1}
+    assert json.loads(run_cli("flush", "--yes", "--json", env=env).stdout) == {"redis": 1, "foreign_kept": 0}
     warm = run_cli("warm", str(specs), "--json", env=env)
     assert warm.returncode == 0, warm.stderr
     result = json.loads(warm.stdout)
@@ -345,14 +367,14 @@ def test_password_cluster(specs, tmp_path):
         assert json.loads(stats.stdout)["redis"]["total_keys"] == 1
         assert json.loads(stats.stdout)["redis"]["cluster"] == {"primaries": 3}
         flush = run_cli("flush", "--yes", "--json", env=env)
-        assert json.loads(flush.stdout) == {"redis": 1}
+        assert json.loads(flush.stdout) == {"redis": 1, "foreign_kept": 0}
         outputs += [stats.stdout, stats.stderr, flush.stdout, flush.stderr]
         wrong = run_cli("stats", env=cli_env(secure.url.replace(PASSWORD, "nope"), tmp_path / "w"))
         assert wrong.returncode == 1 and "refused the password" in wrong.stderr
         assert not any(PASSWORD in text for text in outputs + [wrong.stderr])
 
 
-CLUSTER_RW_RULES = ["+ping", "+get", "+set", "+exists", "+scan", "+unlink", "+memory|usage", "+evalsha",
+CLUSTER_RW_RULES = ["+ping", "+get", "+set", "+exists", "+getrange", "+scan", "+unlink", "+memory|usage", "+evalsha",
                     "+script|load", "+cluster|slots", "+command"]
 NO_SCRIPTS = [r for r in CLUSTER_RW_RULES if r not in ("+evalsha", "+script|load")] + ["+watch", "+multi", "+exec"]
 
@@ -378,7 +400,7 @@ def test_acl_user_without_info(cluster, nodes, env, specs, rules, tmp_path):
         assert json.loads(stats.stdout)["redis"]["total_keys"] == 2
         assert json.loads(stats.stdout)["redis"]["cluster"] == {"primaries": 3}
         flush = run_cli("flush", "--yes", "--json", env=user_env)
-        assert json.loads(flush.stdout) == {"redis": 2}, flush.stderr
+        assert json.loads(flush.stdout) == {"redis": 2, "foreign_kept": 0}, flush.stderr
     finally:
         for n in nodes:
             n.acl_deluser("ircache-cluster")
@@ -449,11 +471,11 @@ async def test_closing_the_change_stream_after_a_burst_it_did_not_read_ends_ever
         await asyncio.wait_for(subscribed.wait(), 10)
         client = SyncCluster.from_url(cluster.url)
         try:
-            client.set("ir_cache:first_00000000", b"{}")
+            client.set("ir_cache:first_00000000", entry_value())
             assert (await asyncio.wait_for(first, 10)).key.cache_key == "first_00000000"
             pipe = client.pipeline()
             for i in range(12_000):  # more events than the queue holds, none of them read
-                pipe.set(f"ir_cache:burst-{i % 50:02d}_{i:08x}", b"{}")
+                pipe.set(f"ir_cache:burst-{i % 50:02d}_{i:08x}", entry_value())
             pipe.execute()
             await asyncio.sleep(1.0)  # the listeners fill the queue and wait on it
             await asyncio.wait_for(events.aclose(), 10)

@@ -32,6 +32,7 @@ from ircache_tui.cache import redis_tier, scan
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
+from tests.support.foreign import entry_value
 
 PREFIX = "ir_cache"
 KEYSPACE = KeySpace(PREFIX)
@@ -79,7 +80,7 @@ def fill(cluster, url: str, foreign: list[bytes]) -> None:
     filler = SyncCluster.from_url(url)
     pipe = filler.pipeline(transaction=False)
     for key in ir_keys():
-        pipe.set(key, b'{"ir": 1}', ex=3600)
+        pipe.set(key, entry_value(), ex=3600)
     for key in foreign:
         pipe.set(key, b"not ours")
     pipe.execute()
@@ -171,7 +172,7 @@ def test_primary_killed_mid_flush(cluster, tmp_path):
 
     again = run_cli("flush", "--yes", "--json", env=env)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == {"redis": remaining}
+    assert json.loads(again.stdout) == {"redis": remaining, "foreign_kept": 0}
 
     only_foreign_left(cluster, foreign)
 
@@ -210,7 +211,7 @@ async def test_flush_stops_and_says_what_went_then_finishes_after_the_promotion(
         assert abs(deleted - (IR_KEYS - remaining)) <= scan.BATCH, (deleted, remaining)
 
         await asyncio.sleep(cache.redis.health.min_backoff + 0.1)  # past the fast-fail window
-        assert await cache.clear_cache(filesystem=False) == {"redis": remaining}
+        assert await cache.clear_cache(filesystem=False) == {"redis": remaining, "foreign_kept": 0}
     only_foreign_left(cluster, foreign)
 
 
@@ -225,7 +226,7 @@ async def test_stats_follow_a_failover(cluster, tmp_path):
     with SyncCluster.from_url(url) as filler:
         pipe = filler.pipeline(transaction=False)
         for key in keys:
-            pipe.set(key, b'{"ir": 1}', ex=3600)
+            pipe.set(key, entry_value(), ex=3600)
         pipe.execute()
     cluster.wait_replicated()
 

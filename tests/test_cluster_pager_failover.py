@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache
 from ircache_tui.cache.events import CacheEvent
+from tests.support.foreign import entry_value
 
 KEYS = [f"pf-{i % 20:02d}_{i:08x}" for i in range(3000)]
 
@@ -40,7 +41,7 @@ async def test_a_walk_half_done_when_its_primary_fails_ends_and_says_so(cluster,
     with SyncCluster.from_url(cluster.url) as filler:
         pipe = filler.pipeline(transaction=False)
         for key in KEYS:
-            pipe.set(f"ir_cache:{key}", b'{"schema_version": 1}', ex=3600)
+            pipe.set(f"ir_cache:{key}", entry_value(), ex=3600)
         pipe.execute()
     cluster.wait_replicated()
     primaries = sorted(cluster.primary_ports())

@@ -35,6 +35,7 @@ from ircache_tui.cache import redis_tier, scan
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import cli_env, run_cli
+from tests.support.foreign import entry_value
 
 PREFIX = "ir_cache"
 KEYSPACE = KeySpace(PREFIX)
@@ -53,7 +54,7 @@ def fill(cluster, ir: list[bytes], foreign: list[bytes]) -> None:
     with SyncCluster.from_url(cluster.url) as client:
         pipe = client.pipeline(transaction=False)
         for k in ir:
-            pipe.set(k, b'{"x": 1}', ex=3600)
+            pipe.set(k, entry_value(), ex=3600)
         for k in foreign:
             pipe.set(k, b"not ours")
         pipe.execute()
@@ -169,7 +170,7 @@ async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_pa
 
     mover.complete(slots, src, dst)  # the resharding ends: then a flush completes, and has nothing left to do
     async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
-        assert await cache.clear_cache(filesystem=False) == {"redis": 0}
+        assert await cache.clear_cache(filesystem=False) == {"redis": 0, "foreign_kept": 0}
     assert sorted(set(all_keys(nodes))) == sorted(foreign)
 
 
@@ -207,7 +208,7 @@ async def test_flush_follows_a_resharding_that_runs_through_it(cluster, nodes, t
     assert not failures, failures
     assert thread.is_alive() is False
     assert "Slots changed hands during the flush (a resharding or a failover): walking every primary again" in caplog.text
-    assert result == {"redis": len(ir)}, (result, first_walks_done)
+    assert result == {"redis": len(ir), "foreign_kept": 0}, (result, first_walks_done)
     left = all_keys(nodes)
     assert not [k for k in left if KEYSPACE.belongs(k)]
     assert sorted(set(left)) == sorted(foreign)
@@ -330,7 +331,7 @@ async def test_without_scripts_a_moved_key_is_rerouted_too(cluster, nodes, tmp_p
             node = next(c for c in await tier._primaries(refresh=True)
                         if c.connection_pool.connection_kwargs["port"] == cluster.ports[src])
             deleted = await scan.unlink_keys(node, stale, reroute=tier._reroute)
-            assert scan._UNLINK_EACH[node] is False  # refused (NOPERM): the per-slot pipeline
+            assert scan._SCRIPTS[node]["unlink_each"] is False  # refused (NOPERM): the per-slot pipeline
     assert deleted == len(stale)
     assert not set(stale) & set(all_keys(nodes))
 
@@ -352,11 +353,11 @@ async def test_a_node_that_lost_its_scripts_loads_them_again(cluster, nodes, tmp
         node, _, mine = await first_primary_filled(cluster, nodes, tier)
         first, rest = mine[:100], mine[100:]
         assert await scan.unlink_keys(node, first, reroute=tier._reroute) == len(first)
-        sha = scan._UNLINK_EACH[node]
+        sha = scan._SCRIPTS[node]["unlink_each"]
         assert isinstance(sha, str)
         await node.script_flush()
         assert await scan.unlink_keys(node, rest, reroute=tier._reroute) == len(rest)
-        assert scan._UNLINK_EACH[node] == sha  # loaded again, not given up on
+        assert scan._SCRIPTS[node]["unlink_each"] == sha  # loaded again, not given up on
     assert not set(mine) & set(all_keys(nodes))
 
 
@@ -407,19 +408,19 @@ async def test_a_node_busy_with_another_script_is_not_taken_for_one_that_refuses
         tier = cache.redis
         node, port, mine = await first_primary_filled(cluster, nodes, tier)
         admin = nodes[cluster.ports.index(port)]
-        scan._UNLINK_EACH.pop(node, None)  # not loaded yet: the load meets BUSY first
+        scan._SCRIPTS.get(node, {}).pop("unlink_each", None)  # not loaded yet: the load meets BUSY first
         with busy_for_a_while(admin, port):
             with pytest.raises(redis.exceptions.ResponseError, match="^BUSY"):
                 await scan.unlink_keys(node, mine[:100], reroute=tier._reroute)
-        assert scan._UNLINK_EACH.get(node) is None  # not taken for a refusal
+        assert scan._SCRIPTS.get(node, {}).get("unlink_each") is None  # not taken for a refusal
         assert await scan.unlink_keys(node, mine[:100], reroute=tier._reroute) == 100
-        sha = scan._UNLINK_EACH[node]
+        sha = scan._SCRIPTS[node]["unlink_each"]
         assert isinstance(sha, str)
 
         with busy_for_a_while(admin, port):  # loaded now: the call meets BUSY
             with pytest.raises(redis.exceptions.ResponseError, match="^BUSY"):
                 await scan.unlink_keys(node, mine[100:200], reroute=tier._reroute)
-        assert scan._UNLINK_EACH[node] == sha
+        assert scan._SCRIPTS[node]["unlink_each"] == sha
         admin.config_resetstat()
         assert await scan.unlink_keys(node, mine[100:], reroute=tier._reroute) == len(mine) - 100
         assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] == 1  # the script, not per-slot UNLINKs
@@ -494,7 +495,7 @@ async def test_keys_left_for_want_of_asking_are_deleted_once_the_migration_ends(
                 result = await cache.clear_cache(filesystem=False)
         finally:
             ends.join()
-    assert result == {"redis": len(moving.ir)}
+    assert result == {"redis": len(moving.ir), "foreign_kept": 0}
     assert "walking every primary again" in caplog.text  # the walk after the migration ended
     left = all_keys(nodes)
     assert not [k for k in left if KEYSPACE.belongs(k)]

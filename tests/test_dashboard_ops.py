@@ -20,6 +20,7 @@ from ircache_tui.tui.screens.confirm import ConfirmScreen
 from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.ttl import TtlScreen, parse_duration
 from ircache_tui.tui.services import DASHBOARD_CONNECTIONS, Services
+from tests.support.foreign import entry_value
 from tests.support.generators import CountingGenerator
 from tests.support.redis_server import RedisServer
 from tests.support.tui import cell, static_text, table_keys, until
@@ -40,10 +41,11 @@ async def loaded(pilot, app, n: int | None = None) -> None:
 
 
 def entry(spec: str, hash8: str, size: int = 0) -> bytes:
-    """A value that looks like a stored entry in its first KiB (what the key pane reads)."""
+    """A value that looks like a stored entry in its first KiB (what the key pane reads), spelled
+    as the cache writes it (compact, schema_version first)."""
     return json.dumps({"schema_version": 1, "spec_name": spec, "spec_hash": (hash8 * 64)[:64],
                        "generated_at": "2026-11-30T09:00:00+00:00", "generator": {"name": "offline", "model": None},
-                       "application_ir": {}, "pad": "x" * size}).encode()
+                       "application_ir": {}, "pad": "x" * size}, separators=(",", ":")).encode()
 
 
 def shown(app) -> list[str]:
@@ -110,7 +112,7 @@ async def test_a_burst_of_5000_writes_uses_a_few_connections_and_ends_right(redi
 async def test_our_flush_of_20000_keys_does_not_refresh_them_one_by_one(redis_url, sync_redis, cache_dir):
     pipe = sync_redis.pipeline(transaction=False)
     for i in range(20_000):
-        pipe.set(f"ir_cache:bulk_{i:08x}", b"{}")
+        pipe.set(f"ir_cache:bulk_{i:08x}", entry_value())
     pipe.execute()
     app = make_app(dashboard_cache(redis_url, cache_dir), stats_interval=3600)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -123,9 +125,10 @@ async def test_our_flush_of_20000_keys_does_not_refresh_them_one_by_one(redis_ur
         await until(pilot, lambda: not app.flush_bar.running and sync_redis.dbsize() == 0, what="flushed", timeout=60)
         await until(pilot, lambda: app.keys_pane.has_class("-empty"), what="the pane reloaded empty")
         await pilot.pause(0.5)
-        # Each key a pane refreshes costs a GETRANGE; our own flush's 20,000 del events cost none
+        # Each key a pane refreshes costs a TTL (and a GETRANGE, which the flush's own script runs
+        # too, to tell entries from other keys); our own flush's 20,000 del events cost none
         stats = sync_redis.info("commandstats")
-        assert stats.get("cmdstat_getrange", {}).get("calls", 0) == 0, stats.get("cmdstat_getrange")
+        assert stats.get("cmdstat_ttl", {}).get("calls", 0) == 0, stats.get("cmdstat_ttl")
         assert any("Flushed all IR entries: 20,000 keys from Redis" in n.message for n in app._notifications)
 
 
@@ -194,14 +197,15 @@ async def test_bad_entries_are_marked_in_their_row(redis_url, sync_redis, cache_
     sync_redis.hset("ir_cache:hashed_0a1b2c3d", "a", "b")
     sync_redis.set("ir_cache:junk_0a1b2c3d", b"\x00\x01 not json")
     sync_redis.set("ir_cache:moved_0a1b2c3d", entry("moved", "f"))  # spec_hash ffff… under 0a1b2c3d
-    sync_redis.set("ir_cache:ancient_0a1b2c3d", entry("ancient", "0").replace(b'"schema_version": 1', b'"schema_version": 0'))
+    sync_redis.set("ir_cache:ancient_0a1b2c3d", entry("ancient", "0").replace(b'"schema_version":1', b'"schema_version":0'))
     sync_redis.set("ir_cache:fine_0a1b2c3d", entry("fine", "0a1b2c3d"))
-    sync_redis.set("ir_cache:partial_0a1b2c3d", b'{"schema_version": 1, "spec_name": "partial"}')  # JSON, not an entry
+    sync_redis.set("ir_cache:partial_0a1b2c3d", b'{"schema_version":1,"spec_name":"partial"}')  # ours, not whole
     app = make_app(dashboard_cache(redis_url, cache_dir))
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot, app, 6)
         states = {k: cell(app, "keys", k, "state") for k in table_keys(app, "keys")}
-    assert states == {"hashed_0a1b2c3d": "wrong type", "junk_0a1b2c3d": "corrupt", "moved_0a1b2c3d": "hash ≠ key",
+    # another tool's hash or string under our names is foreign; ours, broken, say how
+    assert states == {"hashed_0a1b2c3d": "foreign", "junk_0a1b2c3d": "foreign", "moved_0a1b2c3d": "hash ≠ key",
                       "ancient_0a1b2c3d": "old schema", "fine_0a1b2c3d": "", "partial_0a1b2c3d": "corrupt"}
 
 

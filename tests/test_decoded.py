@@ -110,12 +110,12 @@ async def test_repeated_hits_reuse_the_decode_until_the_stored_bytes_change(cach
     # Another writer replaces the entry: the next hit serves the new bytes, never the old decode.
     data = json.loads(sync_redis.get(f"ir_cache:{KEY}"))
     data["application_ir"]["name"] = "Rewritten elsewhere"
-    sync_redis.set(f"ir_cache:{KEY}", json.dumps(data))
+    sync_redis.set(f"ir_cache:{KEY}", json.dumps(data, separators=(",", ":")))  # as an entry is written
     third = await cache.lookup(SPEC, "shop.md")
     assert third.tier == "redis" and third.ir.name == "Rewritten elsewhere"
 
     # A corrupted value after reused hits is still a Redis miss: deleted, then the file answers.
-    sync_redis.set(f"ir_cache:{KEY}", b"\x00garbage")
+    sync_redis.set(f"ir_cache:{KEY}", b'{"schema_version":1,\x00garbage')
     fourth = await cache.lookup(SPEC, "shop.md")
     assert fourth.tier == "filesystem" and fourth.ir.name == "Shop API"
     assert json.loads(sync_redis.get(f"ir_cache:{KEY}"))["application_ir"]["name"] == "Shop API"

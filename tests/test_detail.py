@@ -323,8 +323,9 @@ async def test_nothing_picked_and_enter_says_so(cache):
 
 # -- errors --------------------------------------------------------------------------------------------------
 async def test_corrupt_missing_and_wrong_type_entries_say_what_they_are(cache, sync_redis):
-    broken, gone, hashed = "broken_0a1b2c3d", "gone_0a1b2c3d", "hashed_0a1b2c3d"
-    sync_redis.set(f"ir_cache:{broken}", b"{not json")
+    broken, gone, hashed, junk = "broken_0a1b2c3d", "gone_0a1b2c3d", "hashed_0a1b2c3d", "junk_0a1b2c3d"
+    sync_redis.set(f"ir_cache:{broken}", b'{"schema_version":1,not json')  # ours, broken past its head
+    sync_redis.set(f"ir_cache:{junk}", b"{not json")  # another tool's string
     sync_redis.hset(f"ir_cache:{hashed}", mapping={"application_ir": "{}", "spec_name": "hashed"})
     app = Host(cache)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -345,8 +346,14 @@ async def test_corrupt_missing_and_wrong_type_entries_say_what_they_are(cache, s
         pane.show(picked(hashed))
         await until(pilot, lambda: pane.shown is not None)
         text = pane_text(app)
-        assert "corrupt entry: not an IR entry: Redis holds a hash" in text and "WRONGTYPE" not in text
+        assert "holds a hash, list, set or other non-string value, not an IR entry (another tool's key?)" in text
+        assert "WRONGTYPE" not in text
+
+        pane.show(picked(junk))
+        await until(pilot, lambda: pane.shown is not None)
+        assert "holds the string '{not json', not an IR entry (another tool's key?)" in pane_text(app)
     assert sync_redis.type(f"ir_cache:{hashed}") == b"hash"  # shown, not touched
+    assert sync_redis.get(f"ir_cache:{junk}") == b"{not json"
 
 
 async def test_a_spec_reads_redis_then_the_filesystem(cache, sync_redis, cache_dir):

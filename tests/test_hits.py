@@ -49,7 +49,7 @@ async def test_counts_are_not_ir_keys_and_go_with_their_entries(redis_url, sync_
         await cache.hits.flush()
         assert await cache.count_keys() == 2  # the stats and hit keys are not entries
         assert sync_redis.exists(f"ir_cache:{KEY}:hits")
-        assert await cache.clear_cache(redis=True, filesystem=False, spec_name="shop") == {"redis": 1}
+        assert await cache.clear_cache(redis=True, filesystem=False, spec_name="shop") == {"redis": 1, "foreign_kept": 0}
         assert not sync_redis.exists(f"ir_cache:{KEY}:hits")  # flushing a spec drops its counts
         other = cache_key("# Other\n", "other.md")
         assert sync_redis.exists(f"ir_cache:{other}:hits")

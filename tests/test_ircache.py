@@ -10,6 +10,7 @@ import pytest
 
 from ircache_tui import ApplicationIR, GenerationError, IRCache, cache_key
 from ircache_tui.ir import SCHEMA_VERSION
+from tests.support.foreign import plant_foreign
 from tests.support.generators import SPEC, CountingGenerator
 from tests.support.redis_server import RedisServer
 
@@ -100,11 +101,33 @@ async def test_ttl_from_environment(redis_url, cache_dir, sync_redis, monkeypatc
 
 
 async def test_corrupt_redis_value_is_deleted_and_regenerated(cache, gen, sync_redis, ircache_logs):
-    sync_redis.set(f"ir_cache:{KEY}", b"\x00not json")
+    sync_redis.set(f"ir_cache:{KEY}", b'{"schema_version":1,"spec_name":"sh')  # ours, cut short
     result = await cache.lookup(SPEC, "shop.md")
     assert result.tier == "generator" and gen.calls == 1
     assert json.loads(sync_redis.get(f"ir_cache:{KEY}"))["schema_version"] == SCHEMA_VERSION
     assert "Corrupt IR entry in Redis for shop" in ircache_logs.text
+
+
+@pytest.mark.parametrize("plant", ["string", "hash"])
+async def test_another_tools_value_under_our_key_is_left_alone(cache, gen, sync_redis, cache_dir, ircache_logs,
+                                                                plant):
+    """A value under our exact key that is not an entry is another tool's: a miss, said once, never
+    deleted or overwritten; the IR is generated once and served from the filesystem after that."""
+    rkey = f"ir_cache:{KEY}"
+    if plant == "string":
+        sync_redis.set(rkey, b"\x00not json")
+    else:
+        sync_redis.hset(rkey, "owner", "team-b")
+    before = sync_redis.dump(rkey)
+    first = await cache.lookup(SPEC, "shop.md")
+    assert first.tier == "generator" and gen.calls == 1
+    second = await cache.lookup(SPEC, "shop.md")
+    assert second.tier == "filesystem" and gen.calls == 1  # the filesystem answers; Redis is not warmed
+    assert sync_redis.dump(rkey) == before  # untouched
+    assert (cache_dir / f"{KEY}.json").exists()
+    assert ircache_logs.text.count("not an IR entry (another tool's key?): left as it is") == 1
+    assert "Corrupt IR entry" not in ircache_logs.text
+    assert not await cache.in_redis(KEY)
 
 
 async def test_corrupt_file_is_quarantined_and_regenerated(cache, gen, cache_dir, ircache_logs):
@@ -122,7 +145,7 @@ async def test_wrong_schema_version_is_a_miss(cache, gen, sync_redis, cache_dir)
     await cache.get_application_ir(SPEC, "shop.md")
     old = json.loads(sync_redis.get(f"ir_cache:{KEY}"))
     old["schema_version"] = 0
-    sync_redis.set(f"ir_cache:{KEY}", json.dumps(old))
+    sync_redis.set(f"ir_cache:{KEY}", json.dumps(old, separators=(",", ":")))  # as the cache writes it
     (cache_dir / f"{KEY}.json").write_text(json.dumps(old))
     result = await cache.lookup(SPEC, "shop.md")
     assert result.tier == "generator" and gen.calls == 2
@@ -219,15 +242,18 @@ async def test_clear_cache_and_info(cache, sync_redis, cache_dir):
     await cache.get_application_ir(SPEC, "shop.md")
     await cache.get_application_ir("# Other\n", "other.md")
     sync_redis.set("unrelated", "keep")
+    foreign = plant_foreign(sync_redis, 3, 2, spec="shop")  # another tool's keys named like shop's entries
     info = await cache.get_cache_info()
     assert info["redis"]["reachable"] is True
     assert info["redis"]["total_keys"] == 2 and info["redis"]["specs"] == ["other", "shop"]
+    assert info["redis"]["foreign_keys"] == 5
     assert info["redis"]["total_size_bytes"] > 0
     assert info["filesystem"]["file_count"] == 2 and info["filesystem"]["directory"] == str(cache_dir)
-    assert await cache.clear_cache(filesystem=False, spec_name="shop") == {"redis": 1}
+    assert await cache.clear_cache(filesystem=False, spec_name="shop") == {"redis": 1, "foreign_kept": 0}
     assert await cache.clear_cache(redis=False) == {"filesystem": 2}
-    assert await cache.clear_cache() == {"redis": 1, "filesystem": 0}
+    assert await cache.clear_cache() == {"redis": 1, "filesystem": 0, "foreign_kept": 5}
     assert sync_redis.get("unrelated") == b"keep"
+    assert sync_redis.exists(*foreign) == len(foreign)
 
 
 async def test_warm_redis_from_filesystem(cache, sync_redis, cache_dir):
@@ -242,7 +268,8 @@ async def test_warm_redis_from_filesystem(cache, sync_redis, cache_dir):
     assert [f.split(":")[0] for f in result["failures"]] == ["broken_0a1b2c3d"]
     assert sync_redis.dbsize() == 2
     assert (cache_dir / ".quarantine").exists()
-    assert await cache.warm_redis() == {"warmed": 0, "already_in_redis": 2, "failed": 0, "left": 0, "failures": []}
+    assert await cache.warm_redis() == {"warmed": 0, "already_in_redis": 2, "failed": 0, "left": 0, "failures": [],
+                                        "error": None}
 
 
 async def test_unwritable_cache_dir_still_answers(redis_url, tmp_path, sync_redis, ircache_logs):

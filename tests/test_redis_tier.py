@@ -5,7 +5,11 @@ import pytest
 from ircache_tui.cache.errors import RedisUnavailable
 from ircache_tui.cache.keys import KeySpace
 from ircache_tui.cache.redis_tier import RedisTier
+from tests.support.foreign import entry_value, plant_foreign
 from tests.support.redis_server import RedisServer, free_port
+
+#: what `cache_ir` takes: an entry as a dict (StoredEntry.to_dict()); only its first key matters here
+ENTRY = {"schema_version": 1, "a": 1}
 
 
 @pytest.fixture
@@ -16,15 +20,15 @@ async def tier(redis_url):
 
 
 async def test_cache_ir_sets_value_with_ttl(tier, sync_redis):
-    assert await tier.cache_ir("petstore_0a1b2c3d", {"a": 1}) is True
-    assert await tier.get_cached_ir("petstore_0a1b2c3d") == {"a": 1}
+    assert await tier.cache_ir("petstore_0a1b2c3d", ENTRY) is True
+    assert await tier.get_cached_ir("petstore_0a1b2c3d") == ENTRY
     assert 3590 <= sync_redis.ttl("ir_cache:petstore_0a1b2c3d") <= 3600
-    assert await tier.cache_ir("petstore_0a1b2c3e", {"a": 2}, ttl=60) is True
+    assert await tier.cache_ir("petstore_0a1b2c3e", {**ENTRY, "a": 2}, ttl=60) is True
     assert 50 <= sync_redis.ttl("ir_cache:petstore_0a1b2c3e") <= 60
 
 
 async def test_ttl_zero_writes_nothing(tier, sync_redis):
-    assert await tier.cache_ir("petstore_0a1b2c3d", {"a": 1}, ttl=0) is False
+    assert await tier.cache_ir("petstore_0a1b2c3d", ENTRY, ttl=0) is False
     assert sync_redis.dbsize() == 0
 
 
@@ -50,7 +54,7 @@ SURVIVORS = [
 async def test_selective_flush_is_exact(tier, sync_redis):
     mine = ["ir_cache:ecommerce_0a1b2c3d", "ir_cache:ecommerce_ffffffff"]
     for k in mine + SURVIVORS:
-        sync_redis.set(k, "{}")
+        sync_redis.set(k, entry_value())
     assert await tier.clear_ir_cache("ecommerce") == 2
     left = sorted(k.decode() for k in sync_redis.keys("*"))
     assert left == sorted(SURVIVORS)
@@ -58,7 +62,7 @@ async def test_selective_flush_is_exact(tier, sync_redis):
 
 async def test_glob_characters_are_escaped(tier, sync_redis):
     for k in ["ir_cache:e*_0a1b2c3d", "ir_cache:ex_0a1b2c3d", "ir_cache:e[x]_0a1b2c3d", "ir_cache:a\\b_0a1b2c3d", "ir_cache:ab_0a1b2c3d"]:
-        sync_redis.set(k, "{}")
+        sync_redis.set(k, entry_value())
     assert await tier.clear_ir_cache("e*") == 1
     assert not sync_redis.exists("ir_cache:e*_0a1b2c3d")
     assert sync_redis.exists("ir_cache:ex_0a1b2c3d")
@@ -73,7 +77,7 @@ async def test_full_flush_touches_only_ir_keys(tier, sync_redis, ircache_logs):
     others = ["ir_cache:not-an-ir", "ir_cache:x_12345678:lock", "session:1", "ir_cacheX:y_12345678"]
     pipe = sync_redis.pipeline()
     for k in mine + others:
-        pipe.set(k, "{}")
+        pipe.set(k, entry_value())
     pipe.execute()
     progress = []
     deleted = await tier.clear_ir_cache(on_progress=progress.append)
@@ -86,7 +90,7 @@ async def test_full_flush_touches_only_ir_keys(tier, sync_redis, ircache_logs):
 
 async def test_flush_never_uses_keys_or_flushdb(tier, sync_redis, redis_server):
     for i in range(50):
-        sync_redis.set(f"ir_cache:s_{i:08x}", "{}")
+        sync_redis.set(f"ir_cache:s_{i:08x}", entry_value())
     sync_redis.config_resetstat()
     await tier.clear_ir_cache()
     await tier.get_ir_cache_stats()
@@ -98,13 +102,14 @@ async def test_flush_never_uses_keys_or_flushdb(tier, sync_redis, redis_server):
 
 
 async def test_stats_pipelined_memory_usage(tier, sync_redis):
-    sync_redis.set("ir_cache:a_00000001", "x" * 1000)
-    sync_redis.set("ir_cache:a_00000002", "x" * 1000)
-    sync_redis.set("ir_cache:b_00000001", "y" * 5000)
+    sync_redis.set("ir_cache:a_00000001", entry_value(1000))
+    sync_redis.set("ir_cache:a_00000002", entry_value(1000))
+    sync_redis.set("ir_cache:b_00000001", entry_value(5000))
+    plant_foreign(sync_redis, 3, 2)  # another tool's keys under our names: counted apart
     sync_redis.set("ir_cache:junk", "z" * 100000)
     sync_redis.set("unrelated", "z" * 100000)
     stats = await tier.get_ir_cache_stats()
-    assert stats["total_keys"] == 3
+    assert stats["total_keys"] == 3 and stats["foreign_keys"] == 5
     assert stats["specs"] == ["a", "b"]
     expected = sum(sync_redis.memory_usage(k, samples=0) for k in ["ir_cache:a_00000001", "ir_cache:a_00000002", "ir_cache:b_00000001"])
     assert stats["total_size_bytes"] == expected
@@ -115,8 +120,8 @@ async def test_password_tcp_url_and_unix_url():
         for url in (server.url, server.unix_url):
             t = RedisTier(url, KeySpace(), ttl=60)
             try:
-                assert await t.cache_ir("p_0a1b2c3d", {"ok": True})
-                assert await t.get_cached_ir("p_0a1b2c3d") == {"ok": True}
+                assert await t.cache_ir("p_0a1b2c3d", ENTRY)
+                assert await t.get_cached_ir("p_0a1b2c3d") == ENTRY
                 assert "s3cret" not in t.display_url
             finally:
                 await t.aclose()
@@ -134,7 +139,7 @@ async def test_unreachable_redis_is_fast_and_logged_once(ircache_logs, tmp_path)
         start = time.monotonic()
         for _ in range(20):
             assert await t.get_cached_ir("p_0a1b2c3d") is None
-            assert await t.cache_ir("p_0a1b2c3d", {}) is False
+            assert await t.cache_ir("p_0a1b2c3d", ENTRY) is False
         with pytest.raises(RedisUnavailable):
             await t.clear_ir_cache()
         assert time.monotonic() - start < 1.0

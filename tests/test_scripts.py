@@ -16,6 +16,7 @@ import redis
 from ircache_tui.cache import scan
 from ircache_tui.cache.keys import KeySpace
 from ircache_tui.cache.redis_tier import RedisTier
+from tests.support.foreign import FOREIGN_STRINGS, entry_value
 
 HEX = "0a1b2c3d"
 
@@ -113,7 +114,7 @@ async def sizes_match_belongs(url: str, client: redis.Redis, keys: list[bytes], 
     client.flushall()
     pipe = client.pipeline(transaction=False)
     for i, key in enumerate(keys):
-        pipe.set(key, b"v" * (i % 300))
+        pipe.set(key, entry_value(i % 300))
     pipe.execute()
     keyspace = KeySpace(prefix)
     ours = {k for k in keys if keyspace.belongs(k, spec_name)}
@@ -154,11 +155,17 @@ def populate(client: redis.Redis) -> tuple[list[bytes], list[bytes]]:
     ours = [k for k in keys if keyspace.belongs(k)]
     pipe = client.pipeline(transaction=False)
     for i, key in enumerate(keys):
-        pipe.set(key, b"v" * (10 + i % 50))
+        pipe.set(key, entry_value(10 + i % 50))
     for i in range(1200):  # enough for several SCAN pages
         key = f"ir_cache:bulk{i % 13}_{i:08x}".encode()
-        ours.append(key)
-        pipe.set(key, b"{}")
+        keys.append(key)
+        if i % 4:
+            ours.append(key)
+            pipe.set(key, entry_value(i % 7))
+        elif i % 8:  # another tool's string under our name: never an entry, never deleted
+            pipe.set(key, FOREIGN_STRINGS[i % len(FOREIGN_STRINGS)])
+        else:  # another tool's hash under our name
+            pipe.hset(key, "n", i)
     pipe.execute()
     return ours, [k for k in keys if k not in set(ours)]
 
@@ -175,6 +182,7 @@ async def flush_and_stats(url: str, sync_redis: redis.Redis) -> None:
     finally:
         await tier.aclose()
     assert stats["total_keys"] == len(ours)
+    assert stats["foreign_keys"] == 300  # the bulk keys of our name that hold another tool's value
     assert stats["total_size_bytes"] == expected_bytes
     assert set(stats["specs"]) == {keyspace.cache_key_of(k).spec_name for k in ours}
     assert deleted == len(ours)
@@ -198,3 +206,61 @@ async def test_without_scripts_the_same_keys_go(redis_url, sync_redis, ircache_l
         assert "Redis refused the stats script" in ircache_logs.text
     finally:
         sync_redis.acl_deluser("noscripts")
+
+
+# Values under a name of ours, and whether each is an entry: the envelope's first bytes, or a
+# value cut short inside them (a torn write of ours), is; anything else is another tool's.
+VALUES = [
+    (entry_value(), True),
+    (entry_value(3000), True),
+    (b'{"schema_version":', True),
+    (b'{"schema_ver', True),  # cut short inside the head
+    (b"{", True),
+    (b'{"schema_version"', True),
+    (b'{"user": 1}', False),
+    (b'{ "schema_version": 1}', False),  # not how the envelope is written
+    (b' {"schema_version":1}', False),
+    (b"\x1b]52;c;aGFja2VkCg==\x07", False),
+    (b"plain", False),
+    (b"x" * 100, False),
+]
+
+
+@pytest.mark.parametrize("scripts_allowed", [True, False], ids=["scripts", "no-scripts"])
+async def test_entries_are_told_from_other_tools_values_server_side(redis_url, sync_redis, scripts_allowed):
+    """Stats, flush, the top view and the name-based walks take a key for an entry by its value
+    too: another tool's string or hash under our name is counted apart and survives. Without
+    script rights the same keys are told apart client-side (GETRANGE, then UNLINK)."""
+    if not scripts_allowed:
+        sync_redis.acl_setuser("noscripts2", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                               commands=["+@all", "-@scripting"], reset=True)
+        redis_url = "unix://noscripts2:pw@" + redis_url.removeprefix("unix://")
+    keyspace = KeySpace("ir_cache")
+    entries, foreign = [], []
+    pipe = sync_redis.pipeline(transaction=False)
+    for i, (value, is_entry) in enumerate(VALUES):
+        key = f"ir_cache:spec{i}_{i:08x}".encode()
+        pipe.set(key, value)
+        (entries if is_entry else foreign).append(key)
+    for i in range(3):  # other types under our names
+        key = f"ir_cache:typed{i}_{i:08x}".encode()
+        (pipe.hset, pipe.rpush, pipe.sadd)[i](key, *(("a", 1) if i == 0 else ("a",)))
+        foreign.append(key)
+    pipe.set(b"ir_cache:empty_00000000", b"")  # an empty string: nobody's entry, not deleted
+    pipe.execute()
+    tier = RedisTier(redis_url, keyspace, ttl=3600)
+    try:
+        stats = await tier.get_ir_cache_stats()
+        assert (stats["total_keys"], stats["foreign_keys"]) == (len(entries), len(foreign))
+        assert await tier.count_entries() == (len(entries), len(foreign))
+        top = await tier.top_ir_keys("memory", 100)
+        assert {f"ir_cache:{p.cache_key}".encode() for p in top} == set(entries)
+        walked = [p async for page in tier.scan_ir_keys() for p in page]
+        assert {f"ir_cache:{p.cache_key}".encode() for p in walked} == set(entries)
+        kept = []
+        assert await tier.clear_ir_cache(on_kept=kept.append) == len(entries)
+        assert sum(kept) == len(foreign)
+    finally:
+        await tier.aclose()
+        sync_redis.acl_deluser("noscripts2")
+    assert set(sync_redis.keys("*")) == {*foreign, b"ir_cache:empty_00000000"}

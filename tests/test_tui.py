@@ -15,6 +15,7 @@ from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.help import HelpScreen
 from ircache_tui.tui.services import Services
 from ircache_tui.tui.widgets.log_pane import MAX_LINES, LogPane
+from tests.support.foreign import entry_value
 from tests.support.generators import CountingGenerator
 from tests.support.redis_server import RedisServer
 from tests.support.tui import every_page, cell, static_text, table_keys, until
@@ -72,7 +73,7 @@ async def test_dashboard_shows_keys_files_and_status(cache, specs):
 async def test_flush_selected_spec_redis_only(cache, specs, sync_redis, cache_dir):
     app = make_app(cache)
     keys = keys_of(specs)
-    sync_redis.set("ir_cache:petstore-spec_v2_0a1b2c3d", "{}")
+    sync_redis.set("ir_cache:petstore-spec_v2_0a1b2c3d", entry_value())
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app, 3)
         table = app.query_one("#keys-table")
@@ -119,7 +120,7 @@ async def test_long_flush_shows_progress_and_can_be_cancelled(cache, sync_redis)
     total = 300_000
     pipe = sync_redis.pipeline(transaction=False)
     for i in range(total):
-        pipe.set(f"ir_cache:bulk_{i:08x}", "x")
+        pipe.set(f"ir_cache:bulk_{i:08x}", entry_value())
         if i % 10_000 == 0:
             pipe.execute()
     pipe.execute()
@@ -204,8 +205,8 @@ async def test_delete_and_reset_ttl(cache, specs, sync_redis):
 
 async def test_pages_and_filter(cache, sync_redis):
     for i in range(7):
-        sync_redis.set(f"ir_cache:alpha_{i:08x}", "{}")
-    sync_redis.set("ir_cache:alpha_v2_0000000a", "{}")
+        sync_redis.set(f"ir_cache:alpha_{i:08x}", entry_value())
+    sync_redis.set("ir_cache:alpha_v2_0000000a", entry_value())
     app = make_app(cache, page_size=3)
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app)
@@ -238,7 +239,7 @@ async def test_pages_and_filter(cache, sync_redis):
 
 async def test_detail_screen_and_corrupt_entry(cache, specs, sync_redis):
     keys = keys_of(specs)
-    sync_redis.set("ir_cache:broken_0a1b2c3d", b"{not json")
+    sync_redis.set("ir_cache:broken_0a1b2c3d", b'{"schema_version":1,not json')  # ours, broken past its head
     app = make_app(cache)
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app, 3)
@@ -291,7 +292,7 @@ async def test_keys_changed_elsewhere_appear_live(cache, sync_redis):
         assert cell(app, "keys", "newcomer_0a1b2c3d", "ttl") in ("50s", "49s")
         sync_redis.delete("ir_cache:newcomer_0a1b2c3d")
         await until(pilot, lambda: "newcomer_0a1b2c3d" not in table_keys(app, "keys"), what="deleted key removed")
-        sync_redis.set("ir_cache:shortlived_0a1b2c3d", "{}", px=300)
+        sync_redis.set("ir_cache:shortlived_0a1b2c3d", entry_value(), px=300)
         await until(pilot, lambda: "shortlived_0a1b2c3d" in table_keys(app, "keys"))
         await until(pilot, lambda: "shortlived_0a1b2c3d" not in table_keys(app, "keys"), what="expired key removed")
 
@@ -301,7 +302,7 @@ async def test_polling_mode_picks_up_changes(cache, sync_redis):
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app, 2)
         assert "live: polling 0.3s" in static_text(app, "#status")
-        sync_redis.set("ir_cache:polled_0a1b2c3d", "{}")
+        sync_redis.set("ir_cache:polled_0a1b2c3d", entry_value())
         await until(pilot, lambda: "polled_0a1b2c3d" in table_keys(app, "keys"))
 
 
@@ -322,7 +323,7 @@ async def test_redis_down_banner_and_recovery(cache_dir, tmp_path):
                 app.action_refresh()
                 await pilot.pause(0.3)
                 server.start()  # empty: the key is gone, the file is not
-                redis.Redis.from_url(server.url).set("ir_cache:back_0a1b2c3d", "{}")
+                redis.Redis.from_url(server.url).set("ir_cache:back_0a1b2c3d", entry_value())
                 await until(pilot, lambda: not banner.has_class("-down"), what="recovery", timeout=15)
                 await until(pilot, lambda: table_keys(app, "keys") == ["back_0a1b2c3d"], what="refill")
     finally:
@@ -413,7 +414,7 @@ async def test_dashboard_turns_on_notifications_of_the_embedded_server(tmp_path)
             async with app.run_test(size=(140, 40)) as pilot:
                 await until(pilot, lambda: "live: notifications" in static_text(app, "#status"), what="live mode")
                 await pilot.pause(0.3)  # the listener subscribes
-                client.set("ir_cache:arrived_0a1b2c3d", "{}")
+                client.set("ir_cache:arrived_0a1b2c3d", entry_value())
                 await until(pilot, lambda: "arrived_0a1b2c3d" in table_keys(app, "keys"), what="key shown live")
             flags = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
             assert set("Kg$x") <= set(flags)
@@ -428,7 +429,7 @@ async def test_read_only_dashboard_leaves_an_external_servers_config_alone(tmp_p
             app = make_app(cache, read_only=True, poll_interval=0.3)
             async with app.run_test(size=(140, 40)) as pilot:
                 await until(pilot, lambda: "live: polling 0.3s" in static_text(app, "#status"), what="polling")
-                client.set("ir_cache:polled_0a1b2c3d", "{}")
+                client.set("ir_cache:polled_0a1b2c3d", entry_value())
                 await until(pilot, lambda: "polled_0a1b2c3d" in table_keys(app, "keys"), what="key found by polling")
         assert client.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
         client.close()
@@ -450,7 +451,7 @@ async def test_live_updates_come_back_after_a_restart_that_forgot_the_config(tmp
                 await until(pilot, lambda: set("Kg$x") <= set(
                     client.config_get("notify-keyspace-events")["notify-keyspace-events"]), what="config set again")
                 await pilot.pause(0.3)  # the listener subscribes again
-                client.set("ir_cache:after_0a1b2c3d", "{}")
+                client.set("ir_cache:after_0a1b2c3d", entry_value())
                 await until(pilot, lambda: "after_0a1b2c3d" in table_keys(app, "keys"), what="key shown live")
                 assert "live: notifications" in static_text(app, "#status")
                 client.close()
@@ -472,7 +473,7 @@ async def test_started_while_redis_was_down_it_switches_from_polling_to_notifica
                 assert app.keys_pane._poll_timer is None  # the poll loop stopped
                 await pilot.pause(0.3)
                 client = redis.Redis.from_url(server.url)
-                client.set("ir_cache:late_0a1b2c3d", "{}")
+                client.set("ir_cache:late_0a1b2c3d", entry_value())
                 await until(pilot, lambda: "late_0a1b2c3d" in table_keys(app, "keys"), what="key shown live")
                 client.close()
     finally:

@@ -19,6 +19,7 @@ from ircache_tui.fmt import human_count, plural
 from ircache_tui.specs import discover_specs, find_stale, prune, read_spec
 from ircache_tui.tui.logbridge import CLEARED_FILESYSTEM, CLEARED_REDIS, PRUNED, render, spec_of_pattern
 from tests.support.cli import cli_env, run_cli
+from tests.support.foreign import entry_value
 from tests.support.generators import CountingGenerator
 
 # one entity, endpoint, flow and rule: every noun of `get`'s summary in the singular
@@ -126,7 +127,7 @@ async def test_flush_records_render_as_sentences_and_stay_verbatim_in_the_log(ca
 async def test_large_flush_counts_have_thousands_separators(cache, sync_redis, ircache_logs):
     with sync_redis.pipeline(transaction=False) as pipe:
         for i in range(1200):
-            pipe.set(f"ir_cache:bulk-{i}_0a1b2c3d", "{}")
+            pipe.set(f"ir_cache:bulk-{i}_0a1b2c3d", entry_value())
         pipe.execute()
     await cache.clear_cache(filesystem=False)
     (record,) = logged(ircache_logs, CLEARED_REDIS)
@@ -217,8 +218,8 @@ async def test_dashboard_log_pane_shows_the_sentences_scrubbed(redis_url, tmp_pa
 # -- stats -----------------------------------------------------------------------------------
 def test_stats_lists_the_ten_biggest_specs_and_says_how_many_more(env, sync_redis):
     for i in range(50):  # api-49 is the biggest
-        sync_redis.set(f"ir_cache:api-{i:02d}_0a1b2c3d", "{" + "x" * 200 * i + "}")
-    sync_redis.set("ir_cache:api-49_0a1b2c3e", "{}")  # a second key of the biggest spec
+        sync_redis.set(f"ir_cache:api-{i:02d}_0a1b2c3d", entry_value(200 * i))
+    sync_redis.set("ir_cache:api-49_0a1b2c3e", entry_value())  # a second key of the biggest spec
     out = run_cli("stats", env=env)
     assert out.returncode == 0, out.stderr
     (line,) = [l for l in out.stdout.splitlines() if l.startswith("  specs ")]
@@ -237,7 +238,7 @@ def test_stats_lists_the_ten_biggest_specs_and_says_how_many_more(env, sync_redi
 def test_stats_of_thousands_of_specs_stays_short(env, sync_redis):
     with sync_redis.pipeline(transaction=False) as pipe:
         for i in range(1200):
-            pipe.set(f"ir_cache:spec-{i:04d}_0a1b2c3d", "{}")
+            pipe.set(f"ir_cache:spec-{i:04d}_0a1b2c3d", entry_value())
         pipe.execute()
     out = run_cli("stats", env=env)
     assert out.returncode == 0, out.stderr

@@ -6,6 +6,7 @@ Plain asyncio; nothing here imports Textual.
 from .embedded import EmbeddedRedis, find_redis_server
 from .errors import (
     EmbeddedRedisError,
+    ForeignKey,
     IRCacheError,
     ReadOnlyError,
     ReadOnlyMiss,
@@ -26,6 +27,7 @@ __all__ = [
     "EmbeddedRedisError",
     "FileEntry",
     "FilesystemTier",
+    "ForeignKey",
     "IRCache",
     "IRCacheError",
     "InvalidSpecName",

@@ -20,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from ..ir.envelope import SCHEMA_VERSION
+from ..ir.envelope import SCHEMA_VERSION, generated_epoch, is_entry_head
 from ..ir.usage import usage_from_head
 from .keys import HASH_LEN, ParsedKey, glob_escape, parse_cache_key, validate_spec_name
 from .redis_tier import _NODE_BITS, RedisTier
@@ -47,8 +47,9 @@ class KeyRow:
     generated_at: str | None
     generator: str | None
     fetched_at: float  # time.monotonic() when ttl was read, for a live countdown
-    #: what is visibly wrong with the value from its first KiB ("wrong type", "corrupt", "old schema",
-    #: "hash ≠ key"); None when it looks fine. Reading it serves it as a miss either way.
+    #: what is visibly wrong with the value from its first KiB ("foreign": another tool's value under
+    #: our name, never touched; "corrupt", "old schema", "hash ≠ key": an entry of ours that reads as
+    #: a miss); None when it looks fine.
     problem: str | None = None
     #: what its generation cost (None: unknown), from the usage in its first KiB
     cost_usd: float | None = None
@@ -224,7 +225,10 @@ class KeyBrowser:
         for parsed, (ttl, memory, head, counts) in zip(keys, heads):
             generated_at = generator = None
             usage = usage_from_head(head) if head else None
-            hits, last_hit = counts if counts is not None else (None, None)
+            hits, last_hit, counted_on = counts if counts is not None else (None, None, None)
+            made = generated_epoch(head) if head else None
+            if counted_on is not None and made is not None and abs(made - counted_on) > 1e-3:
+                hits, last_hit = 0, None  # counts of an earlier generation of this key (deleted, made again)
             problem = _problem(parsed, head)
             if head:
                 if m := _GENERATED_AT.search(head):
@@ -241,12 +245,10 @@ class KeyBrowser:
 
 def _problem(key: ParsedKey, head: bytes | None) -> str | None:
     """What the first KiB already shows to be wrong (the full check happens when it is read)."""
-    if head is None:
-        return "wrong type"
+    if head is None or (head and not is_entry_head(head)):
+        return "foreign"  # another type, or a string that is not our envelope: another tool's key
     if not head:
         return None  # gone, or the head could not be read: nothing to say
-    if not head.lstrip().startswith(b"{"):
-        return "corrupt"
     if len(head) < _HEAD_BYTES and (_whole_value_missing_fields(head)):
         return "corrupt"  # the head is the whole value, and it is not an entry
     if (m := _SCHEMA.search(head)) and int(m.group(1)) != SCHEMA_VERSION:

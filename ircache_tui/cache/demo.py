@@ -88,7 +88,7 @@ async def seed_demo(cache: IRCache, spec_dir: Path) -> list[str]:
                                 llm=False)
     os.utime(await cache.fs.write_raw(cold_key, cold_raw), (mtime - 3_600, mtime - 3_600))
     # a value some other writer mangled: the detail view shows why it is unusable
-    await cache.redis.set_raw("legacy-spec_0badc0de", b'{"schema_version": 0, "ir": {', DEMO_TTL)
+    await cache.redis.set_raw("legacy-spec_0badc0de", b'{"schema_version":0,"ir":{', DEMO_TTL)
     written.append("legacy-spec_0badc0de")
     # and a torn file the cache moved aside
     quarantine = cache.fs.quarantine_dir

@@ -44,6 +44,17 @@ class RedisPermissionError(RedisCommandError):
         )
 
 
+class ForeignKey(IRCacheError):
+    """A key of our name (`{prefix}:{spec}_{hash8}`) that holds something other than an entry: another
+    type, or a string that does not begin as our envelope does. Another tool's: never read as an
+    entry, overwritten, expired or deleted."""
+
+    def __init__(self, redis_key: str, what: str) -> None:
+        self.redis_key = redis_key
+        self.what = what
+        super().__init__(f"{redis_key} holds {what}, not an IR entry (another tool's key?): left as it is")
+
+
 class FlushIncomplete(IRCacheError):
     """A flush (or delete) stopped partway; `done` says what each tier lost before it did."""
 

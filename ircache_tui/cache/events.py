@@ -29,6 +29,8 @@ class CacheEvent:
     detail: str = ""
     #: on "hit" and "generated": what the entry cost to make (None: unknown, an older entry)
     usage: Usage | None = None
+    #: on "hit": when the entry that answered was generated (epoch seconds), which its hit counts follow
+    born: float | None = None
 
 
 @dataclass(slots=True)

@@ -16,17 +16,30 @@ entries):
 
 `saved_usd` adds, for every hit, what its entry cost to generate (usage.cost_usd),
 `saved_seconds` its duration; hits on entries of unknown cost add nothing.
+
+A flush is applied at most once (scripts.HIT_ADD): each batch carries this
+process's writer id and a batch number, and each hash remembers the last
+batch it took from each writer, so a batch sent again after a timeout (it may
+have been applied while its answer was lost) adds nothing the second time. An
+entry's counts carry the `generated_at` of the entry they were made on: before
+a flush the entries are looked at (their first bytes), and the counts of one
+that is gone or was generated again since are dropped from the per-entry
+hash (the totals keep them: they were hits); the script also refuses counts of
+an older generation than the hash holds. A stored count that is garbage is
+said once and started again; what is read back is checked the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..ir.usage import Usage
 from .errors import RedisCommandError, RedisPermissionError, RedisUnavailable
@@ -37,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ircache")
 
 FLUSH_INTERVAL = 5.0  # seconds: what a killed process may lose
+#: a stored total past this (hits or dollars) is garbage, not a count (scripts.HIT_ADD agrees)
+MAX_COUNT = 1e15
 
 
 @dataclass(slots=True)
@@ -50,9 +65,32 @@ class HitBatch:
     per_entry: dict[str, Counter[str]] = field(default_factory=dict)
     #: cache key -> epoch seconds of its last hit
     last: dict[str, float] = field(default_factory=dict)
+    #: cache key -> generated_at (epoch seconds) of the entry those hits were made on
+    born: dict[str, float] = field(default_factory=dict)
+    #: this process's number for the batch, once sent (sent again with the same number)
+    seq: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.totals)
+
+
+def read_count(stored: dict[str, str], name: str, *, where: str, said: set[str], integer: bool = True) -> float:
+    """A total as stored in a hits hash, or 0 when it is not a count (said once per field and
+    process: a garbage total must never break `stats` for every client of the prefix)."""
+    raw = stored.get(name)
+    if raw is None:
+        return 0
+    try:
+        value = float(raw) if not integer else int(raw)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and 0 <= value < MAX_COUNT):
+        if f"{where} {name}" not in said:
+            said.add(f"{where} {name}")
+            log.warning("%s field %s holds %r, not a count: read as 0 (the next hit flush starts it again)",
+                        where, name, raw[:40])
+        return 0
+    return value
 
 
 class HitCounter:
@@ -63,55 +101,78 @@ class HitCounter:
         self.interval = interval
         self.pending = HitBatch()
         self.enabled = True  # False once Redis refused the commands (an ACL without them)
+        #: this process, to the hashes that remember which of its batches they took
+        self.writer = uuid.uuid4().hex[:16]
+        self._seq = 0
+        #: a batch sent whose answer never came (a timeout, a dropped connection): sent again as is
+        self.unacked: HitBatch | None = None
+        self._marked = False  # a batch of ours left its mark in the totals hash (removed at stop)
         self._task: asyncio.Task[None] | None = None
 
-    def record(self, tier: str, cache_key: str, usage: Usage | None) -> None:
-        """One lookup answered by `tier` ("redis", "filesystem" or "generator"). No I/O."""
+    def record(self, tier: str, cache_key: str, usage: Usage | None, born: float | None = None) -> None:
+        """One lookup answered by `tier` ("redis", "filesystem" or "generator"), of the entry
+        generated at `born` (epoch seconds). No I/O."""
         batch = self.pending
         batch.totals[tier] += 1
         if tier == "generator":
             return
         batch.per_entry.setdefault(cache_key, Counter())[tier] += 1
         batch.last[cache_key] = time.time()
+        if born is not None:
+            batch.born[cache_key] = max(born, batch.born.get(cache_key, born))
         if usage is not None:
             batch.saved_usd += usage.cost_usd or 0.0
             batch.saved_seconds += usage.duration_s or 0.0
 
-    async def flush(self) -> bool:
-        """Add the pending counts to Redis; False (and kept for the next try) when Redis is down."""
-        batch, self.pending = self.pending, HitBatch()
-        if not batch or not self.enabled:
+    async def flush(self, *, final: bool = False) -> bool:
+        """Add the pending counts to Redis; False when Redis is down (the batch is kept as it is,
+        to be sent again with the same number: see the module docstring). `final`: the last flush
+        of this process, which also clears the marks its batches left."""
+        if not self.enabled:
+            self.pending, self.unacked = HitBatch(), None
             return True
+        if self.unacked is not None:
+            if not await self._send(self.unacked, final=final and not self.pending):
+                return False
+            self.unacked = None
+        batch, self.pending = self.pending, HitBatch()
+        if not batch:
+            if final and self._marked:
+                await self._send(batch, final=True)  # only the totals hash's mark to clear
+            return True
+        self._seq += 1
+        batch.seq = self._seq
+        if not await self._send(batch, final=final):
+            self.unacked = batch
+            return False
+        return True
+
+    async def _send(self, batch: HitBatch, *, final: bool) -> bool:
+        """True when Redis has the batch (added now, or before); False when it is down."""
         try:
-            await self.redis.add_hits(batch, since=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            await self.redis.add_hits(batch, since=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                      writer=self.writer, final=final)
         except RedisUnavailable:
-            self._merge_back(batch)
             return False
         except RedisPermissionError as exc:
             self.enabled = False
             log.info("Hit counts are not shared through Redis: %s", exc)
         except RedisCommandError as exc:
             log.info("Hit counts not added to Redis: %s", exc)
+        else:
+            self._marked = not final
         return True
 
     def forget(self, spec_name: str | None = None) -> None:
         """Drop the pending per-entry counts of flushed entries (every one, or one spec's), so the
         next flush does not bring their hit keys back; the totals stay."""
-        batch = self.pending
-        for key in [k for k in batch.per_entry if spec_name is None or k.rsplit("_", 1)[0] == spec_name]:
-            del batch.per_entry[key]
-            batch.last.pop(key, None)
-
-    def _merge_back(self, batch: HitBatch) -> None:
-        """Redis was down: keep the batch for the next flush (merged with what came since)."""
-        now = self.pending
-        now.totals.update(batch.totals)
-        now.saved_usd += batch.saved_usd
-        now.saved_seconds += batch.saved_seconds
-        for key, counts in batch.per_entry.items():
-            now.per_entry.setdefault(key, Counter()).update(counts)
-        for key, at in batch.last.items():
-            now.last[key] = max(at, now.last.get(key, 0.0))
+        for batch in (self.pending, self.unacked):
+            if batch is None:
+                continue
+            for key in [k for k in batch.per_entry if spec_name is None or k.rsplit("_", 1)[0] == spec_name]:
+                del batch.per_entry[key]
+                batch.last.pop(key, None)
+                batch.born.pop(key, None)
 
     def start(self) -> None:
         if self._task is None:
@@ -128,4 +189,4 @@ class HitCounter:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)  # a cancel of ours still propagates
-        await self.flush()
+        await self.flush(final=True)

@@ -50,6 +50,7 @@ from .errors import (
     ClusterRefused,
     EmbeddedRedisError,
     FlushIncomplete,
+    ForeignKey,
     ReadOnlyError,
     ReadOnlyMiss,
     RedisCommandError,
@@ -58,7 +59,7 @@ from .errors import (
 )
 from .events import CacheEvent, EventBus
 from .fs_tier import FileEntry, FilesystemTier
-from .hits import FLUSH_INTERVAL, HitCounter
+from .hits import FLUSH_INTERVAL, HitCounter, read_count
 from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
 from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .machine_lock import MachineLock, whoami
@@ -161,6 +162,8 @@ class IRCache:
         #: a Redis write refused by the ACL raises instead of degrading to the filesystem
         #: (for operations whose point is to fill Redis, like `warm`)
         self.strict_redis_writes = False
+        self._said_foreign: dict[str, None] = {}  # Redis keys said to hold another tool's value (bounded)
+        self._said_garbage: set[str] = set()  # stored hit totals said not to be counts (once each)
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -265,7 +268,7 @@ class IRCache:
         if self.hits is None:
             return
         if event.kind == "hit":
-            self.hits.record(event.tier, event.cache_key, event.usage)
+            self.hits.record(event.tier, event.cache_key, event.usage, event.born)
         elif event.kind == "generated":  # a miss that generated (a failed one answered nothing)
             self.hits.record("generator", event.cache_key, None)
 
@@ -429,7 +432,8 @@ class IRCache:
         entry = await self._read_redis(key, spec_name)
         if entry is not None:
             log.info("IR cache HIT (Redis) for %s", spec_name)
-            self.events.emit(CacheEvent("hit", spec_name, key, "redis", usage=entry.usage))
+            self.events.emit(CacheEvent("hit", spec_name, key, "redis", usage=entry.usage,
+                                        born=entry.generated_at.timestamp()))
             return Lookup(key, "redis", entry)
         found = await self._read_filesystem(key, spec_name, quiet=again)
         if found is not None:
@@ -438,7 +442,8 @@ class IRCache:
                 log.info("IR cache HIT (filesystem) for %s (read-only: Redis not warmed)", spec_name)
             else:
                 log.info("IR cache HIT (filesystem) for %s, warming Redis", spec_name)
-            self.events.emit(CacheEvent("hit", spec_name, key, "filesystem", usage=entry.usage))
+            self.events.emit(CacheEvent("hit", spec_name, key, "filesystem", usage=entry.usage,
+                                        born=entry.generated_at.timestamp()))
             if not self.read_only:
                 await self._store_redis(key, raw, strict=self.strict_redis_writes)
             return Lookup(key, "filesystem", entry)
@@ -448,6 +453,13 @@ class IRCache:
         try:
             raw = await self.redis.get_raw(key)
         except RedisUnavailable:
+            return None
+        except ForeignKey as exc:  # said once per key: then served from the filesystem, Redis left alone
+            if exc.redis_key not in self._said_foreign:
+                self._said_foreign[exc.redis_key] = None
+                while len(self._said_foreign) > 1024:
+                    del self._said_foreign[next(iter(self._said_foreign))]
+                log.warning("%s", exc)
             return None
         except RedisCommandError as exc:
             log.warning("Redis read of %s failed: %s", key, exc)
@@ -497,8 +509,8 @@ class IRCache:
         ACL rule raises, for operations that exist only to write Redis (warm)."""
         try:
             return await self.redis.set_raw(key, raw)
-        except RedisUnavailable:
-            return False
+        except (RedisUnavailable, ForeignKey):
+            return False  # (another tool's value under this key was said when it was read)
         except RedisCommandError as exc:
             if strict and isinstance(exc, RedisPermissionError):
                 raise
@@ -585,7 +597,9 @@ class IRCache:
                                  reported.cache_read_input_tokens, reported.cache_creation_input_tokens)
         elif cost is None:
             cost = 0.0
-        return reported.model_copy(update={"duration_s": round(reported.duration_s or seconds, 3), "cost_usd": cost})
+        # validated again (model_copy would not): a figure out of bounds is unknown, never stored
+        return Usage.model_validate({**reported.model_dump(), "duration_s": round(reported.duration_s or seconds, 3),
+                                     "cost_usd": cost})
 
     # -- operations ----------------------------------------------------------------
     async def clear_cache(
@@ -595,9 +609,18 @@ class IRCache:
         """Flush the IR cache (all of it, or exactly one spec) from the chosen tiers."""
         self._writable("flush")
         result: dict[str, int] = {}
+        kept = 0
+
+        def keep(n: int) -> None:
+            nonlocal kept
+            kept += n
+
         try:
             if redis:
-                result["redis"] = await self._tier().clear_ir_cache(spec_name, on_progress=on_progress)
+                result["redis"] = await self._tier().clear_ir_cache(spec_name, on_progress=on_progress, on_kept=keep)
+                if kept:
+                    log.info("%s under the prefix %s not IR entries: kept", plural(kept, "key"),
+                             "is" if kept == 1 else "are")
                 await self._drop_hits(spec_name)
             if filesystem:
                 result["filesystem"] = await self.fs.clear(spec_name)
@@ -609,6 +632,8 @@ class IRCache:
             if result:
                 self.events.emit(CacheEvent("flushed", spec_name or "", "", "+".join(result), str(result)))
         self.decoded.clear()  # not needed for correctness (bytes are compared), only to free memory
+        if redis:
+            result["foreign_kept"] = kept
         return result
 
     async def _drop_hits(self, spec_name: str | None) -> None:
@@ -621,26 +646,37 @@ class IRCache:
     async def hit_totals(self) -> dict[str, Any]:
         """Hits by tier across every process, since when, and what they saved (this process's
         pending batch included): `{"redis", "filesystem", "generator", "since", "saved_usd",
-        "saved_seconds"}`. Raises RedisUnavailable."""
+        "saved_seconds"}`. A stored total that is not a count reads as 0 (said once). Raises
+        RedisUnavailable."""
         stored = await self._tier().hit_totals()
         pending = self.hits.pending if self.hits is not None else None
+        where = self.keys.stats_key
+
+        def count(name: str, integer: bool = True) -> float:
+            return read_count(stored, name, where=where, said=self._said_garbage, integer=integer)
+
         totals: dict[str, Any] = {
-            tier: int(stored.get(tier, 0)) + (pending.totals[tier] if pending else 0)
+            tier: int(count(tier)) + (pending.totals[tier] if pending else 0)
             for tier in ("redis", "filesystem", "generator")
         }
-        totals["since"] = stored.get("since")
-        totals["saved_usd"] = round(float(stored.get("saved_usd", 0)) + (pending.saved_usd if pending else 0), 6)
-        totals["saved_seconds"] = round(float(stored.get("saved_seconds", 0))
-                                        + (pending.saved_seconds if pending else 0), 3)
+        since = stored.get("since")
+        totals["since"] = since if since and len(since) <= 40 and since.isprintable() else None
+        totals["saved_usd"] = round(count("saved_usd", False) + (pending.saved_usd if pending else 0), 6)
+        totals["saved_seconds"] = round(count("saved_seconds", False) + (pending.saved_seconds if pending else 0), 3)
         return totals
 
-    async def hit_counts(self, cache_keys: list[str]) -> list[dict[str, Any]]:
+    async def hit_counts(self, cache_keys: list[str], born: list[float | None] | None = None) -> list[dict[str, Any]]:
         """Per key: `{"redis", "filesystem", "last"}` (last: epoch seconds or None), across
-        processes, this one's pending batch included. Raises RedisUnavailable."""
+        processes, this one's pending batch included. `born`: each entry's generated_at (epoch
+        seconds), when known: counts made on another generation of the key (an entry deleted and
+        made again) are not its. Raises RedisUnavailable."""
         stored = await self._tier().hit_counts(cache_keys)
         pending = self.hits.pending if self.hits is not None else None
         out = []
-        for key, (r, f, last) in zip(cache_keys, stored):
+        for i, (key, (r, f, last, counted_on)) in enumerate(zip(cache_keys, stored)):
+            made = born[i] if born is not None else None
+            if made is not None and counted_on is not None and abs(made - counted_on) > 1e-3:
+                r, f, last = 0, 0, None
             mine = pending.per_entry.get(key) if pending else None
             if mine:
                 r, f = r + mine["redis"], f + mine["filesystem"]
@@ -665,17 +701,23 @@ class IRCache:
     async def warm_redis(self) -> dict[str, Any]:
         """Copy every valid filesystem entry that Redis lacks into Redis, and say what was not.
 
-        `{"warmed", "already_in_redis", "failed", "left", "failures"}`: `failures` holds one
-        "key: reason" per entry not copied (corrupt on disk, refused by Redis); when Redis
-        goes down midway the walk stops and `left` counts the entries not tried. A refused
-        ACL rule raises RedisPermissionError (every entry would fail the same way).
+        `{"warmed", "already_in_redis", "failed", "left", "failures", "error"}`, its counts in
+        step with its list on every path: `failures` holds one "key: reason" per entry tried
+        and not copied (corrupt on disk, refused by a full Redis), so `failed == len(failures)`.
+        A Redis that is down, or refuses the walk itself (an ACL rule: every entry would fail
+        the same way), stops it: `left` counts the entries not tried and `error` says why
+        (None when the walk ran to its end); the stop is logged as an ERROR.
         """
         self._writable("warming Redis")
         entries = await self.fs.list_entries()
-        present = await self._tier().exists_many([e.cache_key for e in entries])
-        todo = [e for e, there in zip(entries, present) if not there]
-        warmed = 0
         failures: list[str] = []
+        try:
+            present = await self._tier().exists_many([e.cache_key for e in entries])
+        except (RedisUnavailable, RedisCommandError) as exc:
+            return self._warm_result(0, 0, failures, len(entries), str(exc))
+        todo = [e for e, there in zip(entries, present) if not there]
+        skipped = len(entries) - len(todo)
+        warmed = 0
         for done, entry in enumerate(todo):
             found = await self._read_filesystem(entry.cache_key, entry.spec_name, remember=False)
             if found is None:
@@ -683,28 +725,27 @@ class IRCache:
                 continue
             try:
                 await self.redis.set_raw(entry.cache_key, found[1])
-            except RedisUnavailable as exc:
-                left = len(todo) - done
-                failures.append(f"{plural(left, 'entry', 'entries')} not copied: {exc}")
-                log.error("Warming Redis stopped after %s: %s", plural(warmed, "entry", "entries"), exc)
-                return self._warm_result(warmed, len(entries) - len(todo), failures, left)
-            except RedisPermissionError:
-                raise
-            except RedisCommandError as exc:  # e.g. OOM: a full Redis refuses writes
-                failures.append(f"{entry.cache_key}: {exc}")
+            except (RedisUnavailable, RedisPermissionError) as exc:
+                # this entry counts as not tried too: its SET was not confirmed
+                return self._warm_result(warmed, skipped, failures, len(todo) - done, str(exc))
+            except (RedisCommandError, ForeignKey) as exc:  # e.g. OOM: a full Redis refuses writes; or
+                failures.append(f"{entry.cache_key}: {exc}")  # another tool's value holds the key
                 continue
             warmed += 1
             self.events.emit(CacheEvent("warmed", entry.spec_name, entry.cache_key, "redis"))
-        return self._warm_result(warmed, len(entries) - len(todo), failures, 0)
+        return self._warm_result(warmed, skipped, failures, 0, None)
 
     @staticmethod
-    def _warm_result(warmed: int, skipped: int, failures: list[str], left: int) -> dict[str, Any]:
-        failed = len(failures) - (1 if left else 0)
+    def _warm_result(warmed: int, skipped: int, failures: list[str], left: int, error: str | None) -> dict[str, Any]:
+        if error is not None:
+            log.error("Warming Redis stopped after %s: %s", plural(warmed, "entry", "entries"), error)
+        failed = len(failures)
         tail = f", {plural(failed, 'entry', 'entries')} failed" if failed else ""
-        tail += f", {plural(left, 'entry', 'entries')} not tried (Redis went down)" if left else ""
+        tail += f", {plural(left, 'entry', 'entries')} not tried" if left else ""
         log.info("Warmed Redis from the filesystem: %s copied, %s already there%s",
                  plural(warmed, "entry", "entries"), human_count(skipped), tail)
-        return {"warmed": warmed, "already_in_redis": skipped, "failed": failed, "left": left, "failures": failures}
+        return {"warmed": warmed, "already_in_redis": skipped, "failed": failed, "left": left, "failures": failures,
+                "error": error}
 
     async def warm_key(self, cache_key: str) -> bool:
         """Copy one filesystem entry into Redis; True when it was copied.
@@ -762,14 +803,9 @@ class IRCache:
             abandoned = True
 
     async def _stored_bytes(self, cache_key: str, tier: StoreTier) -> bytes:
-        """The bytes read_entry decodes; KeyError when there are none."""
-        try:
-            raw = await (self._tier().get_raw(cache_key) if tier == "redis" else self.fs.read_raw(cache_key))
-        except RedisCommandError as exc:
-            if "WRONGTYPE" not in str(exc):
-                raise
-            raise CorruptEntry("not an IR entry: Redis holds a hash, list, set or other non-string value "
-                               "under this key") from None
+        """The bytes read_entry decodes; KeyError when there are none, ForeignKey when the key holds
+        another tool's value."""
+        raw = await (self._tier().get_raw(cache_key) if tier == "redis" else self.fs.read_raw(cache_key))
         if raw is None:
             raise KeyError(cache_key)
         return raw
@@ -824,8 +860,13 @@ class IRCache:
                 yield page
 
     async def count_keys(self, spec_name: str | None = None) -> int:
-        """How many IR keys Redis holds (of one spec), by the server-side stats walk."""
+        """How many IR entries Redis holds (of one spec), by the server-side stats walk."""
         return await self._tier().count_ir_keys(spec_name)
+
+    async def count_entries(self, spec_name: str | None = None) -> tuple[int, int]:
+        """(entries, keys of our name holding another tool's value) in Redis, of one spec or all:
+        what a flush would delete, and what it would keep. One server-side walk."""
+        return await self._tier().count_entries(spec_name)
 
     def key_browser(self, page_size: int = 100, *, time_budget: float = 0.5) -> KeyBrowser:
         """A SCAN pager over the IR keys, for a key pane."""
@@ -842,14 +883,20 @@ class IRCache:
         return gone
 
     async def delete_entries(self, redis_keys: list[str], files: list[str]) -> dict[str, int]:
-        """Delete exactly these IR keys (UNLINK in batches) and entry files; how many went from each."""
+        """Delete exactly these IR entries (UNLINK in batches) and entry files; how many went from
+        each. A key that holds another tool's value is kept (and said in the log)."""
         self._writable("deleting entries")
-        removed_redis = removed_files = 0
+        removed_redis = removed_files = kept = 0
         rkeys = [self.keys.redis_key(k).encode() for k in redis_keys]
+
+        def keep(n: int) -> None:
+            nonlocal kept
+            kept += n
+
         try:
             try:
                 for start in range(0, len(rkeys), _UNLINK_BATCH):
-                    removed_redis += await self._tier().unlink_many(rkeys[start : start + _UNLINK_BATCH])
+                    removed_redis += await self._tier().unlink_many(rkeys[start : start + _UNLINK_BATCH], on_kept=keep)
                     await self.redis.unlink_hits(redis_keys[start : start + _UNLINK_BATCH])
             except FlushIncomplete as exc:  # some of a cluster's primaries deleted their part of the batch
                 removed_redis += exc.done.get("redis", 0)
@@ -865,6 +912,8 @@ class IRCache:
                                       f"cannot delete files in {self.fs.directory}: {exc.strerror or exc}") from None
         finally:  # what went is announced even when the rest could not go
             self._emit_deleted(removed_redis, removed_files)
+        if kept:
+            log.info("%s under the prefix %s not IR entries: kept", plural(kept, "key"), "is" if kept == 1 else "are")
         return {"redis": removed_redis, "filesystem": removed_files}
 
     def _emit_deleted(self, removed_redis: int, removed_files: int) -> None:

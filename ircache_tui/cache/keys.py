@@ -15,6 +15,7 @@ from itertools import filterfalse
 
 # The prefix rule belongs to settings (a lower layer); re-exported here for callers.
 from ..fmt import INVISIBLE, shown_name
+from ..ir.envelope import ENTRY_HEAD
 from ..settings import _FORBIDDEN, DEFAULT_PREFIX, validate_prefix
 
 HASH_LEN = 8
@@ -87,11 +88,13 @@ def cache_key(spec_markdown: str, spec_path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The IR keys a walk (flush, stats) touches.
+    """The IR entries a walk (flush, stats) touches.
 
-    `match` narrows on the server; `keep` is the exact rule in Python, and
+    `match` narrows on the server; `keep` is the exact name rule in Python, and
     the server-side scripts apply the same rule from `head`, `spec_name`
-    and `max_spec_bytes`.
+    and `max_spec_bytes`. A name is not enough: the key must also hold an
+    entry, a value that begins with `entry` (envelope.ENTRY_HEAD), which the
+    scripts check beside the delete or count (scan.py).
     """
 
     match: str
@@ -101,6 +104,7 @@ class Selection:
     #: accepts the common keys (a printable-ASCII spec name) and nothing `keep` refuses
     quick: Callable[[bytes], object]
     max_spec_bytes: int = MAX_SPEC_NAME_BYTES
+    entry: bytes = ENTRY_HEAD
 
     def keep_many(self, keys: list[bytes]) -> list[bytes]:
         """The keys `keep` accepts (in no particular order).

@@ -48,8 +48,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import inspect
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -65,16 +67,17 @@ from redis.exceptions import AskError, BusyLoadingError, ClusterDownError, Clust
 from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoPermissionError, OutOfMemoryError, RedisClusterException, RedisError
-from redis.exceptions import ResponseError, SlotNotCoveredError, WatchError
+from redis.exceptions import NoScriptError, ResponseError, SlotNotCoveredError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import redact
 from ..fmt import plural
-from ..ir.envelope import CorruptEntry
+from ..ir.envelope import ENTRY_HEAD, CorruptEntry, generated_epoch, is_entry_head
 from . import scan, scripts
 from .errors import (
     ClusterRefused,
     FlushIncomplete,
+    ForeignKey,
     IRCacheError,
     ReadOnlyError,
     RedisCommandError,
@@ -104,6 +107,8 @@ _NOPERM_COMMAND = re.compile(r"run the '([^']+)' command")
 _NOTIFY_FLAGS = "Kg$x"
 
 LockMode = Literal["script", "watch", "none"]
+#: how many keys found to hold another tool's value under our names are remembered (never written)
+_FOREIGN_MEMORY = 1024
 
 
 def make_client(
@@ -158,6 +163,11 @@ def make_cluster_client(
     )
     if max_connections is not None:
         options["max_connections"] = max_connections  # per node
+    if "topology_refresh_min_interval" in inspect.signature(RedisCluster.__init__).parameters:
+        # redis-py 8.2 waits a second between two refreshes an error asks for (default 1 s): the
+        # one retry of a command that met a dead primary would then go to it again, and a failover
+        # would be learned only by a later command (the seconds a refresh costs are rare here)
+        options["topology_refresh_min_interval"] = 0
     client = _Cluster.from_url(url, **options)
     # as make_client: pack with hiredis, and connect unnamed where CLIENT SETNAME is refused
     tolerant = connection_class_for(client.connection_kwargs["connection_class"])
@@ -311,9 +321,10 @@ def permission_error(exc: RedisError, sent: str | None = None) -> RedisPermissio
     `sent`: the (sub)command the caller sent, when the server names only its parent.
     """
     text = str(exc)
-    if _SCRIPT_NOPERM in text:
-        return RedisPermissionError("evalsha", "a command inside the script is refused: it needs +get +set +unlink")
     m = _NOPERM_COMMAND.search(text)
+    if _SCRIPT_NOPERM in text and m is None:  # (Redis 6 and 7 do not say which command inside the script)
+        return RedisPermissionError("evalsha", "a command inside the script is refused: the cache's scripts "
+                                    "run +get +set +getrange +exists +unlink +memory|usage")
     if m:
         command = m.group(1).lower()
         if "|" not in command:
@@ -389,6 +400,10 @@ class RedisTier:
         self._resharded = False  # a flush walk found a key its node no longer serves (see _reroute)
         self._layouts: dict[int, tuple[str, ...]] = {}  # see _LAYOUT_BITS
         self._layout = 0
+        #: cache keys whose Redis key holds another tool's value (newest last, bounded): never SET
+        self._foreign: dict[str, None] = {}
+        self._entry_script = True  # False once the server refused DELETE_ENTRY (then GETRANGE + UNLINK)
+        self._said_garbage: set[str] = set()  # hit-count fields said to hold garbage (once each)
 
     def _use(self, client: Any, *, cluster: bool) -> None:
         self.client = client
@@ -396,6 +411,7 @@ class RedisTier:
         # the lock scripts name their key (KEYS[1]): a cluster client sends them to its slot's node
         self._release = client.register_script(scripts.RELEASE_LOCK)
         self._extend = client.register_script(scripts.EXTEND_LOCK)
+        self._delete_entry = client.register_script(scripts.DELETE_ENTRY)
 
     @property
     def display_url(self) -> str:
@@ -672,11 +688,13 @@ class RedisTier:
                     raise reply
         return out
 
-    async def _unlink_exact(self, keys: list[bytes] | list[str], went: list[int] | None = None) -> int:
-        """UNLINK exactly `keys`; how many went. On a cluster: by node, concurrently, one UNLINK per
-        slot; `went[0]` adds up what every node deleted, even when another failed."""
+    async def _unlink_exact(self, keys: list[bytes] | list[str], went: list[int] | None = None, *,
+                            entry: bytes | None = None, kept: scan.Tally | None = None) -> int:
+        """UNLINK exactly `keys` (with `entry`: those of them that hold entries; see scan.unlink_keys);
+        how many went. On a cluster: by node, concurrently, one UNLINK per slot; `went[0]` adds up
+        what every node deleted, even when another failed."""
         if not self.cluster:
-            return await scan.unlink_keys(self.client, keys)
+            return await scan.unlink_keys(self.client, keys, entry=entry, kept=kept)
         await self._primaries()
         by_node: dict[str, list[Any]] = {}
         nodes: dict[str, Any] = {}
@@ -689,8 +707,11 @@ class RedisTier:
         def add(n: int) -> None:
             tally[0] += n
 
+        reroute = self._reroute if entry is None else self._reroute_entries
+
         async def run(name: str, mine: list[Any]) -> int:
-            return await scan.unlink_keys(self._node_client(nodes[name]), mine, reroute=self._reroute, tally=add)
+            return await scan.unlink_keys(self._node_client(nodes[name]), mine, entry=entry, reroute=reroute,
+                                          tally=add, kept=kept)
 
         results = await asyncio.gather(*(run(n, k) for n, k in by_node.items()), return_exceptions=True)
         for result in results:
@@ -711,6 +732,33 @@ class RedisTier:
         self._resharded = self._resharded or deleted > 0
         return deleted
 
+    async def _reroute_entries(self, keys: list[bytes]) -> int:
+        """`_reroute` for entries: each key goes only if it holds one (DELETE_ENTRY, through the
+        cluster client); one that does not is left (and, in flight between nodes, not counted)."""
+        deleted = 0
+        for key in keys:
+            deleted += max(0, await self._delete_entry_key(key))
+        self._resharded = self._resharded or deleted > 0
+        return deleted
+
+    async def _delete_entry_key(self, rkey: str | bytes) -> int:
+        """UNLINK one Redis key if it holds an entry: 1 deleted, 0 gone, -1 kept (not an entry).
+        One script (DELETE_ENTRY) where scripts are allowed, else GETRANGE then UNLINK."""
+        if self._entry_script:
+            try:
+                return int(await self._delete_entry(keys=[rkey], args=[ENTRY_HEAD]))
+            except (NoScriptError, ResponseError) as exc:
+                if not isinstance(exc, NoScriptError) and (scan._refused(exc) or scan._busy(exc)
+                                                            or isinstance(exc, (MovedError, AskError))):
+                    raise
+                self._entry_script = False  # scripts refused here: check, then act
+        head = await self.client.getrange(rkey, 0, len(ENTRY_HEAD) - 1)
+        if head and not is_entry_head(head):
+            return -1
+        if not head and await self.client.exists(rkey):
+            return -1  # an empty string: nobody's entry
+        return int(await self.client.unlink(rkey))
+
     def _reroute_leaving_refused(self, refused: dict[bytes, RedisError]) -> scan.Reroute:
         """`_reroute` for a flush: a key the ACL may not follow to its new owner (no `+asking`) is
         left, its refusal kept in `refused`, and the walk goes on: the flush deletes all it may,
@@ -719,7 +767,7 @@ class RedisTier:
             deleted = 0
             for key in keys:
                 try:
-                    deleted += await self._reroute([key])
+                    deleted += await self._reroute_entries([key])
                 except NoPermissionError as exc:
                     refused[key] = exc
             return deleted
@@ -811,40 +859,100 @@ class RedisTier:
         await self._run(self.client.ping, probe=True)
 
     async def get_raw(self, cache_key: str) -> bytes | None:
+        """The stored bytes, or None on a miss; ForeignKey when the key holds another tool's value
+        (another type, or a string that is not an entry): never an entry of ours, never deleted."""
         rkey = self.keys.redis_key(cache_key)
-        return await self._run(lambda: self.client.get(rkey))
+        try:
+            raw = await self._run(lambda: self.client.get(rkey))
+        except RedisCommandError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            raise self._foreign_found(cache_key, "a hash, list, set or other non-string value") from None
+        if raw is None:
+            self._foreign.pop(cache_key, None)  # gone: the next writer may be us
+        elif not is_entry_head(raw[: len(ENTRY_HEAD)]):
+            raise self._foreign_found(cache_key, _shown_head(raw))
+        return raw
+
+    def _foreign_found(self, cache_key: str, what: str) -> ForeignKey:
+        self._foreign.pop(cache_key, None)
+        self._foreign[cache_key] = None
+        while len(self._foreign) > _FOREIGN_MEMORY:
+            del self._foreign[next(iter(self._foreign))]
+        return ForeignKey(self.keys.redis_key(cache_key), what)
+
+    def known_foreign(self, cache_key: str) -> bool:
+        """Whether a read found another tool's value under this key (so it must not be written)."""
+        return cache_key in self._foreign
 
     async def set_raw(self, cache_key: str, raw: bytes, ttl: int | None = None) -> bool:
+        """SET the entry with EX. ForeignKey when a read found another tool's value there: it is
+        not ours to overwrite (the filesystem keeps the entry)."""
         self._writable(f"SET {cache_key}")
         ttl = self.ttl if ttl is None else ttl
         if ttl <= 0:
             return False  # TTL 0 means caching is disabled, not "SET EX 0" (an error)
         rkey = self.keys.redis_key(cache_key)
+        if cache_key in self._foreign:
+            raise ForeignKey(rkey, "another tool's value (found when it was read)")
         return bool(await self._run(lambda: self.client.set(rkey, raw, ex=ttl)))
 
     async def exists(self, cache_key: str) -> bool:
+        """Whether Redis holds an entry under this key (another tool's value there is not one). One
+        command through the client itself (on a cluster, the cluster client: it follows MOVED and
+        learns a new primary after a failover)."""
         rkey = self.keys.redis_key(cache_key)
-        return bool(await self._run(lambda: self.client.exists(rkey)))
+        try:
+            head = await self._run(lambda: self.client.getrange(rkey, 0, len(ENTRY_HEAD) - 1), sent="getrange")
+        except RedisCommandError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            self._foreign_found(cache_key, "a non-string value")
+            return False
+        if head and not is_entry_head(head):
+            self._foreign_found(cache_key, "a string that does not begin as an entry")
+            return False
+        return bool(head)
 
     async def exists_many(self, cache_keys: list[str]) -> list[bool]:
-        """Which of `cache_keys` Redis holds, in one pipelined round trip."""
+        """Which of `cache_keys` hold entries in Redis, in one pipelined round trip (a GETRANGE of
+        the envelope's first bytes each: a key holding another tool's value is not an entry)."""
         if not cache_keys:
             return []
 
         rkeys = [self.keys.redis_key(key) for key in cache_keys]
-        calls = [(rkey, "exists", (rkey,), {}) for rkey in rkeys]
-        return [bool(x) for x in await self._run(lambda: self._pipelined(calls))]
+        calls = [(rkey, "getrange", (rkey, 0, len(ENTRY_HEAD) - 1), {}) for rkey in rkeys]
+        heads = await self._run(lambda: self._pipelined(calls, raise_on_error=False), sent="getrange")
+        out = []
+        for key, head in zip(cache_keys, heads):
+            if isinstance(head, ResponseError) and "WRONGTYPE" in str(head):
+                self._foreign_found(key, "a non-string value")
+                out.append(False)
+            elif isinstance(head, RedisError):
+                await self._run(_raising(head), sent="getrange")  # raises it, mapped like any other
+            elif head and not is_entry_head(head):
+                self._foreign_found(key, "a string that does not begin as an entry")
+                out.append(False)
+            else:
+                out.append(bool(head))
+        return out
 
     async def delete(self, cache_key: str) -> bool:
-        """UNLINK one entry (and its hit counts); True when the entry was there."""
+        """UNLINK one entry (and its hit counts); True when the entry was there. ForeignKey when the
+        key holds another tool's value: left as it is."""
         self._writable(f"UNLINK {cache_key}")
         rkey, hkey = self.keys.redis_key(cache_key), self.keys.hits_key(cache_key)
 
-        async def op() -> bool:  # two keys of two slots: two single-key commands
-            gone, _ = await self._pipelined([(rkey, "unlink", (rkey,), {}), (hkey, "unlink", (hkey,), {})])
-            return bool(gone)
+        async def op() -> int:  # two keys of two slots: two single-key commands
+            gone = await self._delete_entry_key(rkey)
+            if gone >= 0:
+                await self.client.unlink(hkey)
+            return gone
 
-        return await self._run(op)
+        gone = await self._run(op, sent="getrange")
+        if gone < 0:
+            raise self._foreign_found(cache_key, "another tool's value")
+        return bool(gone)
 
     async def ttl_of(self, cache_key: str) -> int:
         """Seconds left (-1 no expiry, -2 missing)."""
@@ -852,18 +960,32 @@ class RedisTier:
         return int(await self._run(lambda: self.client.ttl(rkey)))
 
     async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
+        """EXPIRE one entry; False when it is gone or TTL is 0. ForeignKey when the key holds another
+        tool's value (checked first: its TTL is not ours to change)."""
         self._writable(f"EXPIRE {cache_key}")
         ttl = self.ttl if ttl is None else ttl
         rkey = self.keys.redis_key(cache_key)
         if ttl <= 0:
             return False
+        if not (await self.exists_many([cache_key]))[0]:
+            if cache_key in self._foreign:
+                raise ForeignKey(rkey, "another tool's value")
+            return False
         return bool(await self._run(lambda: self.client.expire(rkey, ttl)))
 
     # -- the seed's four operations ---------------------------------------
     async def cache_ir(self, cache_key: str, ir_data: dict[str, Any], ttl: int | None = None) -> bool:
-        """SET `ir_cache:{cache_key}` with EX; False when Redis is down or caching is off."""
+        """SET `ir_cache:{cache_key}` with EX; False when Redis is down or caching is off.
+
+        `ir_data` is an entry as a dict (`StoredEntry.to_dict()`): what is stored must begin as an
+        entry does, or no flush or count would take it for one (CorruptEntry says so)."""
+        self._writable(f"SET {cache_key}")
+        raw = json.dumps(ir_data, separators=(",", ":")).encode("utf-8")  # the envelope's own spelling
+        if not is_entry_head(raw[: len(ENTRY_HEAD)]) or len(raw) < len(ENTRY_HEAD):
+            raise CorruptEntry("cache_ir stores entries: a dict whose first key is schema_version "
+                               "(StoredEntry.to_dict()), not any dict")
         try:
-            return await self.set_raw(cache_key, json.dumps(ir_data).encode("utf-8"), ttl)
+            return await self.set_raw(cache_key, raw, ttl)
         except RedisUnavailable:
             return False
 
@@ -874,7 +996,7 @@ class RedisTier:
         """
         try:
             raw = await self.get_raw(cache_key)
-        except RedisUnavailable:
+        except (RedisUnavailable, ForeignKey):
             return None
         if raw is None:
             return None
@@ -887,12 +1009,14 @@ class RedisTier:
         return data
 
     async def clear_ir_cache(
-        self, spec_name: str | None = None, *, on_progress: Callable[[int], None] | None = None
+        self, spec_name: str | None = None, *, on_progress: Callable[[int], None] | None = None,
+        on_kept: Callable[[int], None] | None = None,
     ) -> int:
-        """UNLINK every IR key (or exactly one spec's), found with SCAN; returns how many.
+        """UNLINK every IR entry (or exactly one spec's), found with SCAN; returns how many.
 
-        Only keys that parse as `{prefix}:{spec}_{hash8}` are touched, never
-        anything else under the prefix, let alone outside it.
+        Only keys named `{prefix}:{spec}_{hash8}` that hold an entry are touched (the script that
+        deletes them checks), never anything else under the prefix, let alone outside it;
+        `on_kept(n)` hears of keys of our name that hold another tool's value, left as they are.
         """
         self._writable("UNLINK (flush)")
         selection = self.keys.select(spec_name)
@@ -912,8 +1036,9 @@ class RedisTier:
 
         def walk(i: int, client: aioredis.Redis) -> Awaitable[int]:
             if self.cluster:
-                return scan.scan_unlink_node(client, selection, reroute=reroute, on_progress=progress_of(i))
-            return scan.scan_unlink(client, selection, on_progress=progress_of(i))
+                return scan.scan_unlink_node(client, selection, reroute=reroute, on_progress=progress_of(i),
+                                             on_kept=on_kept)
+            return scan.scan_unlink(client, selection, on_progress=progress_of(i), on_kept=on_kept)
 
         async def flush() -> int:
             # what went is what every walk confirmed, including the rounds before a failover or a
@@ -984,13 +1109,18 @@ class RedisTier:
             name.decode("utf-8"): {"keys": keys, "bytes": size if known else None}
             for name, (keys, size) in sizes.per_spec.items()
         }
-        return {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs, "spec_sizes": spec_sizes}
+        return {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs, "spec_sizes": spec_sizes,
+                "foreign_keys": sizes.foreign}
 
     async def count_ir_keys(self, spec_name: str | None = None) -> int:
-        """How many IR keys (of one spec, or all), by the same server-side walk as the stats."""
+        """How many IR entries (of one spec, or all), by the same server-side walk as the stats."""
+        return (await self.count_entries(spec_name))[0]
+
+    async def count_entries(self, spec_name: str | None = None) -> tuple[int, int]:
+        """(entries, keys of our name that hold another tool's value) of one spec, or all: one walk."""
         selection = self.keys.select(spec_name)
         sizes = await self._run(lambda: self._sizes(selection))
-        return sizes.keys
+        return sizes.keys, sizes.foreign
 
     async def _sizes(self, selection: Any) -> scan.Sizes:
         """The server-side stats walk, on every primary at once on a cluster, added up."""
@@ -1070,15 +1200,26 @@ class RedisTier:
             parsed = [p for p in parsed if p.spec_name == spec_name]
         return parsed
 
+    async def _entries_only(self, client: aioredis.Redis, page: list[ParsedKey]) -> list[ParsedKey]:
+        """The keys of `page` that hold entries (another tool's values under our names are left out)."""
+        if not page:
+            return page
+        rkeys = [self.keys.redis_key(p.cache_key).encode() for p in page]
+        ours, _ = await self._run(lambda: scan.entries_among(client, rkeys, ENTRY_HEAD), sent="getrange")
+        keep = set(ours)
+        return [p for p, rkey in zip(page, rkeys) if rkey in keep]
+
     async def scan_ir_keys(self, spec_name: str | None = None) -> AsyncIterator[list[ParsedKey]]:
-        """Every IR key (parsed), a SCAN page at a time; on a cluster every primary is walked at
-        once, and pages come as they arrive."""
+        """Every IR entry's key (parsed), a SCAN page at a time; on a cluster every primary is walked
+        at once, and pages come as they arrive. Keys of our name that hold another tool's value are
+        left out (a GETRANGE each, pipelined with the page's others)."""
         if self._mode_pending:
             await self._run(_noop)
         if not self.cluster:
             cursor = 0
             while True:
                 cursor, page = await self.scan_ir_page(cursor, scan.SCAN_COUNT, spec_name)
+                page = await self._entries_only(self.client, page)
                 if page:
                     yield page
                 if cursor == 0:
@@ -1092,7 +1233,7 @@ class RedisTier:
                 cursor = 0
                 while True:
                     cursor, raw = await self._run(lambda: scan.scan_page(client, cursor, pattern, scan.SCAN_COUNT))
-                    parsed = self._parsed(raw, spec_name)
+                    parsed = await self._entries_only(client, self._parsed(raw, spec_name))
                     if parsed:
                         await pages.put(parsed)
                     if cursor == 0:
@@ -1118,13 +1259,15 @@ class RedisTier:
                 task.cancel()
             await asyncio.gather(*walkers, return_exceptions=True)
 
-    async def unlink_many(self, redis_keys: list[bytes]) -> int:
-        """UNLINK exact Redis keys (already checked to be ours by the caller)."""
+    async def unlink_many(self, redis_keys: list[bytes], *, on_kept: scan.Tally | None = None) -> int:
+        """UNLINK exact Redis keys that hold entries (the names already checked by the caller);
+        `on_kept(n)` hears of those that hold another tool's value, left as they are."""
         self._writable("UNLINK")
         keep = [k for k in redis_keys if self.keys.belongs(k)]
         went = [0]
         try:
-            return await self._run(lambda: self._unlink_exact(keep, went))
+            return await self._run(lambda: self._unlink_exact(keep, went, entry=ENTRY_HEAD, kept=on_kept),
+                                   sent="getrange")
         except (RedisUnavailable, RedisCommandError) as exc:
             if went[0]:  # other primaries deleted theirs: say exactly how many
                 raise FlushIncomplete({"redis": went[0]}, f"Redis delete stopped: {exc}") from None
@@ -1132,9 +1275,9 @@ class RedisTier:
 
     async def key_details_with_head(
         self, cache_keys: list[str], head_bytes: int
-    ) -> list[tuple[int, int | None, bytes | None, tuple[int, float | None] | None]]:
-        """(TTL, MEMORY USAGE, first `head_bytes` of the value, (hits, last hit) or None) per key,
-        one round trip.
+    ) -> list[tuple[int, int | None, bytes | None, tuple[int, float | None, float | None] | None]]:
+        """(TTL, MEMORY USAGE, first `head_bytes` of the value, (hits, last hit, the generated_at
+        they were counted on) or None) per key, one round trip.
 
         A command the server refuses (an ACL without MEMORY, say) leaves its
         field unknown instead of failing the page. The head is None when the
@@ -1148,7 +1291,7 @@ class RedisTier:
             rkey, hkey = self.keys.redis_key(key), self.keys.hits_key(key)
             calls += [(rkey, "ttl", (rkey,), {}), (rkey, "memory_usage", (rkey,), {"samples": 0}),
                       (rkey, "getrange", (rkey, 0, head_bytes - 1), {}),
-                      (hkey, "hmget", (hkey, "redis", "filesystem", "last"), {})]
+                      (hkey, "hmget", (hkey, "redis", "filesystem", "last", "gen"), {})]
         flat = await self._run(lambda: self._pipelined(calls, raise_on_error=False))
         return [
             (t if isinstance(t, int) else -2, m if isinstance(m, int) else None, _head(h), _hits(c))
@@ -1314,11 +1457,76 @@ class RedisTier:
             raise
 
     # -- hit counts (cache/hits.py) ------------------------------------------
-    async def add_hits(self, batch: "HitBatch", since: str) -> None:
-        """Add one process's batch of hit counts in one pipeline (no transaction: counts only add)."""
+    async def add_hits(self, batch: "HitBatch", since: str, *, writer: str = "", final: bool = True) -> None:
+        """Add one process's batch of hit counts (hits.py): one HIT_ADD script call per hash, so a
+        batch is taken at most once (by `writer` and `batch.seq`), pipelined in one round trip
+        (one per node on a cluster), after one that looks at the entries: the per-entry counts of
+        an entry that is gone, or was generated again since, go to the totals only. Without script
+        rights: plain HINCRBYs (then a batch sent again after a timeout may count twice)."""
         self._writable("HINCRBY (hit counts)")
+        per_entry = await self._still_as_hit(batch)
         stats = self.keys.stats_key
+        hkeys = {key: self.keys.hits_key(key) for key in per_entry}
+        if not await self._run(lambda: self._scripts_on("hit_add", scripts.HIT_ADD, [stats, *hkeys.values()]),
+                               sent="script|load"):
+            await self._add_hits_plainly(batch, per_entry, since)
+            return
+        sha = scan.sha_of(scripts.HIT_ADD)
+        head = (writer or "anonymous", batch.seq, final)
 
+        def call(hkey: str, ttl: int, gen: str, since: str, last: str, fields: list[str]) -> tuple[Any, ...]:
+            writer_id, seq, last_one = head
+            return (hkey, "evalsha", (sha, 1, hkey, writer_id, seq, ttl, gen, "1" if last_one else "0", since, last,
+                                      *fields), {})
+
+        # every field, even at 0: a flush also starts again any field another writer left as garbage
+        totals = [f for tier in ("redis", "filesystem", "generator") for f in (tier, str(batch.totals[tier]))]
+        totals += ["saved_usd", f"{batch.saved_usd:.6f}", "saved_seconds", f"{batch.saved_seconds:.6f}"]
+        calls = [call(stats, 0, "", since, "", totals)]
+        for key, counts in per_entry.items():
+            fields = [f for tier in ("redis", "filesystem") for f in (tier, str(counts[tier]))]
+            born = batch.born.get(key)
+            calls.append(call(hkeys[key], max(self.ttl, 0), "" if born is None else f"{born:.6f}", "",
+                              f"{batch.last[key]:.3f}", fields))
+        replies = await self._run(lambda: self._pipelined(calls, raise_on_error=False), sent="evalsha")
+        if any(isinstance(r, NoScriptError) for r in replies):  # a restarted server: load it, send those again
+            scan.forget_script(self._script_clients(), "hit_add")
+            again = [c for c, r in zip(calls, replies) if isinstance(r, NoScriptError)]
+            await self._run(lambda: self._scripts_on("hit_add", scripts.HIT_ADD, [c[0] for c in again]))
+            fresh = iter(await self._run(lambda: self._pipelined(again, raise_on_error=False), sent="evalsha"))
+            replies = [next(fresh) if isinstance(r, NoScriptError) else r for r in replies]
+        for (hkey, *_), reply in zip(calls, replies):
+            if isinstance(reply, RedisError):
+                await self._run(_raising(reply), sent="hincrby")  # raises it, mapped
+            for name in reply[1:]:
+                said = f"{hkey} {name!r}"
+                if said not in self._said_garbage:
+                    self._said_garbage.add(said)
+                    log.warning("%s field %s did not hold a count: started again from this process's hits",
+                                hkey, name.decode(errors="replace") if isinstance(name, bytes) else name)
+
+    async def _still_as_hit(self, batch: "HitBatch") -> dict[str, Any]:
+        """The batch's per-entry counts whose entry is still in Redis, generated when those hits
+        found it (the first KiB of each, in one round trip): counts of an entry deleted (or made
+        again) since must not bring its hit key back."""
+        keys = list(batch.per_entry)
+        if not keys:
+            return {}
+        calls = [(rk, "getrange", (rk, 0, 1023), {}) for rk in map(self.keys.redis_key, keys)]
+        heads = await self._run(lambda: self._pipelined(calls, raise_on_error=False), sent="getrange")
+        kept = {}
+        for key, head in zip(keys, heads):
+            if not isinstance(head, bytes) or not head or not is_entry_head(head):
+                continue  # gone (or refused: counted in the totals only)
+            born = batch.born.get(key)
+            if born is not None and (made := generated_epoch(head)) is not None and abs(made - born) > 1e-3:
+                continue  # generated again since those hits
+            kept[key] = batch.per_entry[key]
+        return kept
+
+    async def _add_hits_plainly(self, batch: "HitBatch", per_entry: dict[str, Any], since: str) -> None:
+        """The batch as plain commands in one pipeline, for a user without script rights."""
+        stats = self.keys.stats_key
         calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = [(stats, "hsetnx", (stats, "since", since), {})]
         for tier, n in batch.totals.items():
             calls.append((stats, "hincrby", (stats, tier, n), {}))
@@ -1326,30 +1534,42 @@ class RedisTier:
             calls.append((stats, "hincrbyfloat", (stats, "saved_usd", batch.saved_usd), {}))
         if batch.saved_seconds:
             calls.append((stats, "hincrbyfloat", (stats, "saved_seconds", batch.saved_seconds), {}))
-        for key, counts in batch.per_entry.items():
+        for key, counts in per_entry.items():
             hkey = self.keys.hits_key(key)
             for tier, n in counts.items():
                 calls.append((hkey, "hincrby", (hkey, tier, n), {}))
             calls.append((hkey, "hset", (hkey, "last", f"{batch.last[key]:.3f}"), {}))
             if self.ttl > 0:
                 calls.append((hkey, "expire", (hkey, self.ttl), {}))
-
         await self._run(lambda: self._pipelined(calls), sent="hincrby")
+
+    def _script_clients(self) -> list[Any]:
+        return [self.client, *self._node_clients.values()]
+
+    async def _scripts_on(self, name: str, body: str, keys: list[str]) -> bool:
+        """Load script `name` on the node(s) that serve `keys`; False when one refuses scripts."""
+        if not self.cluster:
+            return await scan._sha(self.client, name, body) is not False
+        await self._primaries()
+        nodes = {n.name: n for n in (self.client.get_node_from_key(k) for k in keys)}
+        loaded = [await scan._sha(self._node_client(n), name, body) for n in nodes.values()]
+        return all(sha is not False for sha in loaded)
 
     async def hit_totals(self) -> dict[str, str]:
         """The shared totals hash, as stored (decoded); {} when nothing was counted yet."""
         raw = await self._run(lambda: self.client.hgetall(self.keys.stats_key), sent="hgetall")
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
 
-    async def hit_counts(self, cache_keys: list[str]) -> list[tuple[int, int, float | None]]:
-        """(redis hits, filesystem hits, last hit epoch) per key, in one round trip."""
+    async def hit_counts(self, cache_keys: list[str]) -> list[tuple[int, int, float | None, float | None]]:
+        """(redis hits, filesystem hits, last hit epoch, the generated_at they were counted on) per
+        key, in one round trip; a field that is not a count reads as 0 (or None)."""
         if not cache_keys:
             return []
 
         hkeys = [self.keys.hits_key(key) for key in cache_keys]
-        calls = [(hkey, "hmget", (hkey, "redis", "filesystem", "last"), {}) for hkey in hkeys]
+        calls = [(hkey, "hmget", (hkey, "redis", "filesystem", "last", "gen"), {}) for hkey in hkeys]
         rows = await self._run(lambda: self._pipelined(calls), sent="hmget")
-        return [(int(r or 0), int(f or 0), float(last) if last else None) for r, f, last in rows]
+        return [(_count(r), _count(f), _epoch(last), _epoch(gen)) for r, f, last, gen in rows]
 
     async def unlink_hits(self, cache_keys: list[str]) -> None:
         """UNLINK the hit counts of these entries (deleted with them)."""
@@ -1465,6 +1685,20 @@ def _describe_migrations(moving: frozenset[str]) -> str:
     return f"slot{'s' if len(slots) > 1 else ''} {shown} moving" + (f" from {', '.join(sources)}" if sources else "")
 
 
+def _shown_head(raw: bytes) -> str:
+    """Another tool's string value, for a message: `a string beginning '{"user": 1…'` (its first
+    bytes escaped, short)."""
+    text = repr(raw[:16])[2:-1]
+    return f"a string beginning '{text}…'" if len(raw) > 16 else f"the string '{text}'" if raw else "an empty string"
+
+
+def _raising(exc: BaseException) -> Callable[[], Awaitable[Any]]:
+    """An op for `_run` that raises `exc`, so that it is mapped like any Redis error."""
+    async def op() -> Any:
+        raise exc
+    return op
+
+
 def _head(reply: object) -> bytes | None:
     if isinstance(reply, bytes):
         return reply
@@ -1479,12 +1713,31 @@ def _covers(flags: str) -> bool:
     return all(c in flags for c in "g$x")
 
 
-def _hits(counts: Any) -> tuple[int, float | None] | None:
-    """An HMGET of an entry's hit counts as (hits, last hit epoch); None when refused (an ACL)."""
+def _count(raw: object) -> int:
+    """A hit count as stored, or 0 when it is not one (garbage is started again by the next flush)."""
+    try:
+        value = int(raw) if raw is not None else 0  # type: ignore[call-overload]
+    except ValueError:
+        return 0
+    return value if 0 <= value < 10**15 else 0
+
+
+def _epoch(raw: object) -> float | None:
+    """Epoch seconds as stored, or None when it is not a plausible time."""
+    try:
+        value = float(raw) if raw is not None else None  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) and 0 < value < 1e11 else None
+
+
+def _hits(counts: Any) -> tuple[int, float | None, float | None] | None:
+    """An HMGET of an entry's hit counts as (hits, last hit epoch, generated_at they were counted
+    on); None when refused (an ACL)."""
     if not isinstance(counts, list):
         return None
-    redis_hits, fs_hits, last = counts
-    return int(redis_hits or 0) + int(fs_hits or 0), float(last) if last else None
+    redis_hits, fs_hits, last, gen = counts
+    return _count(redis_hits) + _count(fs_hits), _epoch(last), _epoch(gen)
 
 
 async def _scan_pages(client: aioredis.Redis, match: str, count: int = 1000) -> AsyncIterator[list[bytes]]:

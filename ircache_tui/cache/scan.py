@@ -22,6 +22,7 @@ costs several microseconds per key).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import logging
 import weakref
@@ -34,6 +35,7 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptErr
 from redis.exceptions import TryAgainError
 
 from . import scripts
+from ..ir.envelope import is_entry_head
 from .keys import Selection
 
 log = logging.getLogger("ircache")
@@ -124,9 +126,15 @@ Tally = Callable[[int], None]
 _ELSEWHERE = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 
 
-async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, reroute: Reroute | None = None,
-                      tally: Tally | None = None) -> int:
+async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, entry: bytes | None = None,
+                      reroute: Reroute | None = None, tally: Tally | None = None,
+                      kept: Tally | None = None) -> int:
     """Delete `keys` with UNLINK (memory is freed off Redis's main thread); how many went.
+
+    `entry` (envelope.ENTRY_HEAD): delete only the keys whose value is an entry, judged in the
+    same script that deletes them (scripts.UNLINK_ENTRIES); `kept(n)` hears how many were not
+    entries (another tool's keys under our names), left as they were. Without it every key goes
+    (keys that are ours by name alone: the hit counts).
 
     `reroute` says `client` talks to one cluster node: no command then names
     keys of two slots (see `_queue_node_unlink`), and a key whose slot moved
@@ -136,11 +144,6 @@ async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, reroute: Rero
     """
     if not keys:
         return 0
-    if reroute is None:
-        n = int(await client.unlink(*keys))
-        if tally is not None:
-            tally(n)
-        return n
     went = 0
 
     def add(n: int) -> None:
@@ -150,72 +153,142 @@ async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, reroute: Rero
             tally(n)
 
     pipe = client.pipeline(transaction=False)
-    queued = await _queue_node_unlink(client, pipe, keys)
-    await _settle_node_unlink(client, queued, await pipe.execute(raise_on_error=False), reroute, add)
+    queued = await _queue_unlink(client, pipe, keys, entry, each=reroute is not None)
+    await _settle_unlink(client, queued, await pipe.execute(raise_on_error=False), reroute, add, kept)
     return went
 
 
 @dataclass(slots=True)
 class _Queued:
-    """UNLINKs queued on a cluster node's pipeline: one script call (`groups` None) or one per slot."""
+    """UNLINKs queued on a pipeline: one script call (`script` set) or, where scripts are refused,
+    one plain UNLINK (`groups` None) or one per slot; with `entry` and no script, GETRANGEs that
+    say which keys are entries (the UNLINKs follow once they are answered)."""
 
     keys: Sequence[bytes | str]
-    groups: list[list[bytes | str]] | None
+    entry: bytes | None
+    each: bool
+    script: bool
+    groups: list[list[bytes | str]] | None = None
 
 
-async def _queue_node_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str]) -> _Queued:
-    """Queue the UNLINK of `keys` (all served by the node `client` talks to) on `pipe`.
+def sha_of(body: str) -> str:
+    """A script's SHA1, as EVALSHA names it (the same on every node)."""
+    return hashlib.sha1(body.encode("utf-8")).hexdigest()
 
-    A multi-key command on a cluster must name keys of one slot, and a node's
-    SCAN page spans thousands of slots: one UNLINK per slot is one command per
-    key, and redis-py's per-command work then dominates. So one EVALSHA of
-    UNLINK_EACH deletes them all (every key is local; Redis 6.2, and Redis 7
-    for a script without flags, allow that). Where scripts are refused (ACL,
-    a proxy, cross-slot rules): one UNLINK per slot.
-    """
-    sha = _UNLINK_EACH.get(client)
+
+def forget_script(clients: Sequence[Any], name: str) -> None:
+    """Load script `name` again at next use on these clients (a server restarted: NOSCRIPT)."""
+    for client in clients:
+        _SCRIPTS.get(client, {}).pop(name, None)
+
+
+async def _sha(client: Any, name: str, body: str) -> Any:
+    """The SHA of script `name` on this node, loaded once; False once the node refused scripts."""
+    loaded = _SCRIPTS.setdefault(client, {})
+    sha = loaded.get(name)
     if sha is None:  # loaded once per node (the read-write ACL user has both rules)
         try:
-            sha = await client.script_load(scripts.UNLINK_EACH)
+            sha = await client.script_load(body)
         except ResponseError as exc:
             if _busy(exc):
                 raise
             sha = False
-        _UNLINK_EACH[client] = sha
+        loaded[name] = sha
+    return sha
+
+
+async def _queue_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str], entry: bytes | None,
+                        *, each: bool) -> _Queued:
+    """Queue the UNLINK of `keys` on `pipe` (`each`: all served by the cluster node `client` talks to).
+
+    A multi-key command on a cluster must name keys of one slot, and a node's
+    SCAN page spans thousands of slots: one UNLINK per slot is one command per
+    key, and redis-py's per-command work then dominates. So one EVALSHA
+    deletes them all (every key is local; Redis 6.2, and Redis 7 for a script
+    without flags, allow that), UNLINK_EACH for plain keys and UNLINK_ENTRIES
+    (which also tells entries from other keys) for entries. Where scripts are
+    refused (ACL, a proxy, cross-slot rules): UNLINKs (one per slot on a
+    cluster), after GETRANGEs where entries must be told apart.
+    """
+    if entry is not None:
+        sha = await _sha(client, "unlink_entries", scripts.UNLINK_ENTRIES)
+        if sha is not False:
+            pipe.execute_command("EVALSHA", sha, 0, entry, "1" if each else "0", *keys)
+            return _Queued(keys, entry, each, script=True)
+        for key in keys:
+            pipe.getrange(key, 0, len(entry) - 1)
+        return _Queued(keys, entry, each, script=False)
+    if not each:
+        pipe.unlink(*keys)
+        return _Queued(keys, None, each, script=False)
+    sha = await _sha(client, "unlink_each", scripts.UNLINK_EACH)
     if sha is not False:
         pipe.execute_command("EVALSHA", sha, 0, *keys)
-        return _Queued(keys, None)
+        return _Queued(keys, None, each, script=True)
+    return _queue_slots(pipe, keys, each)
+
+
+def _queue_slots(pipe: Any, keys: Sequence[bytes | str], each: bool) -> _Queued:
+    """Plain UNLINKs: one for the lot on one server, one per slot on a cluster node."""
+    if not each:
+        pipe.unlink(*keys)
+        return _Queued(keys, None, each, script=False)
     slots: dict[int, list[bytes | str]] = {}
     for key in keys:
         slots.setdefault(key_slot(key.encode() if isinstance(key, str) else key), []).append(key)
     for group in slots.values():
         pipe.execute_command("UNLINK", *group)
-    return _Queued(keys, list(slots.values()))
+    return _Queued(keys, None, each, script=False, groups=list(slots.values()))
 
 
-async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[Any], reroute: Reroute,
-                              tally: Tally) -> None:
-    """`tally` how many keys the queued UNLINKs deleted, keys served elsewhere now rerouted (one at
-    a time: a reroute that fails has counted the ones before it)."""
+async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], reroute: Reroute | None,
+                         tally: Tally, kept: Tally | None) -> None:
+    """`tally` how many keys the queued UNLINKs deleted (and `kept` the keys that are not
+    entries); keys served elsewhere now rerouted (one at a time: a reroute that fails has counted
+    the ones before it)."""
     elsewhere: list[bytes | str] = []
-    if queued.groups is None:
+    if queued.script:
         reply = replies[0]
-        if isinstance(reply, ResponseError) and not isinstance(reply, _ELSEWHERE):
+        if isinstance(reply, ResponseError) and not isinstance(reply, _ELSEWHERE) and not _refused(reply):
             if _busy(reply):  # for now: the next flush runs the script again
                 raise reply
             # NOSCRIPT (a restarted or promoted node): load it again; anything else: scripts are refused
-            _UNLINK_EACH[client] = None if isinstance(reply, NoScriptError) else False
-            await unlink_keys(client, queued.keys, reroute=reroute, tally=tally)
+            name = "unlink_entries" if queued.entry is not None else "unlink_each"
+            _SCRIPTS.setdefault(client, {})[name] = None if isinstance(reply, NoScriptError) else False
+            await unlink_keys(client, queued.keys, entry=queued.entry, reroute=reroute, tally=tally, kept=kept)
             return
-        if isinstance(reply, Exception):  # the node is between owners: the walk's failover handling
+        if isinstance(reply, Exception):  # refused inside (GETRANGE: an entry unprovable), or between owners
             raise reply
         tally(int(reply[0]))
-        elsewhere = list(reply[1:])
+        counts = 1 if queued.entry is None else 2  # UNLINK_EACH: {deleted, keys...}; UNLINK_ENTRIES: {deleted, kept, keys...}
+        if counts == 2 and kept is not None:
+            kept(int(reply[1]))
+        elsewhere = list(reply[counts:])
+    elif queued.entry is not None:  # no scripts: the GETRANGEs say which keys are entries, then UNLINK those
+        ours: list[bytes | str] = []
+        others = 0
+        for key, head in zip(queued.keys, replies):
+            if isinstance(head, ResponseError) and "WRONGTYPE" in str(head):
+                others += 1
+            elif isinstance(head, _ELSEWHERE) and queued.each:
+                elsewhere.append(key)
+            elif isinstance(head, Exception):
+                raise head
+            elif head and is_entry_head(head):
+                ours.append(key)
+            elif head:
+                others += 1
+        if kept is not None and others:
+            kept(others)
+        if ours:
+            pipe = client.pipeline(transaction=False)
+            plain = _queue_slots(pipe, ours, queued.each)
+            await _settle_unlink(client, plain, await pipe.execute(raise_on_error=False), reroute, tally, kept)
     else:
         failed: Exception | None = None
         went = 0
-        for group, reply in zip(queued.groups, replies):
-            if isinstance(reply, _ELSEWHERE):
+        for group, reply in zip(queued.groups or [queued.keys], replies):
+            if isinstance(reply, _ELSEWHERE) and queued.each:
                 elsewhere.extend(group)
             elif isinstance(reply, Exception):
                 failed = failed or reply
@@ -224,8 +297,10 @@ async def _settle_node_unlink(client: Any, queued: _Queued, replies: Sequence[An
         tally(went)  # once for the page, not per slot: a caller may report each tally as progress
         if failed is not None:  # the other groups' deletes are counted first
             raise failed
+    if elsewhere and reroute is None:
+        raise RuntimeError("unreachable: keys served elsewhere on a single node")
     for key in elsewhere:
-        tally(await reroute([key]))  # type: ignore[list-item]
+        tally(await reroute([key]))  # type: ignore[list-item,misc]
 
 
 def _busy(exc: ResponseError) -> bool:
@@ -234,8 +309,40 @@ def _busy(exc: ResponseError) -> bool:
     return str(exc).startswith("BUSY")
 
 
-#: per node client: the SHA of its UNLINK_EACH script, or False once the node refused scripts
-_UNLINK_EACH: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+def _refused(exc: ResponseError) -> bool:
+    """A command inside the script refused by the ACL (GETRANGE, UNLINK): not a refusal of scripts,
+    so no fallback (it would meet the same rule); the caller says which rule to add."""
+    text = str(exc)
+    return "can't run this command" in text or "ACL failure in script" in text or "No permissions" in text \
+        or text.startswith("NOPERM")
+
+
+#: per node client: script name → its SHA there, or False once the node refused scripts
+_SCRIPTS: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+async def entries_among(client: Any, keys: Sequence[bytes], entry: bytes) -> tuple[list[bytes], int]:
+    """Which of `keys` hold entries (one GETRANGE each, pipelined), and how many do not (another
+    type, or a string that is not an entry); gone keys are neither. The scripts decide this
+    server-side; this is the path where scripts are refused. A refused GETRANGE raises: a key
+    that cannot be proved an entry is never counted or deleted as one."""
+    if not keys:
+        return [], 0
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.getrange(key, 0, len(entry) - 1)
+    ours: list[bytes] = []
+    others = 0
+    for key, head in zip(keys, await pipe.execute(raise_on_error=False)):
+        if isinstance(head, ResponseError) and "WRONGTYPE" in str(head):
+            others += 1
+        elif isinstance(head, Exception):
+            raise head
+        elif head and is_entry_head(head):
+            ours.append(key)
+        elif head:
+            others += 1
+    return ours, others
 
 
 async def memory_usage(client: Any, keys: Sequence[bytes]) -> list[int | None]:
@@ -304,12 +411,15 @@ async def scan_unlink(
     count: int | None = None,
     batch: int = BATCH,
     on_progress: Callable[[int], None] | None = None,
+    on_kept: Tally | None = None,
 ) -> int:
-    """UNLINK every key `selection` takes on one server; returns how many went.
+    """UNLINK every entry `selection` takes on one server; returns how many went.
 
     Client-side and overlapped (see scripts.py for why not a script): Redis
-    SCANs and UNLINKs while Python filters on another core. `count`: by
-    default `scan_count(selection)` (1000 for one exact spec, else 300).
+    SCANs and UNLINKs while Python filters names on another core; whether a
+    key holds an entry is decided by the script that deletes the batch
+    (UNLINK_ENTRIES), and `on_kept(n)` hears of the keys it left. `count`:
+    by default `scan_count(selection)` (1000 for one exact spec, else 300).
     """
     if count is None:
         count = scan_count(selection)
@@ -317,7 +427,7 @@ async def scan_unlink(
 
     async def work(keys: Keys) -> None:
         nonlocal deleted
-        deleted += await unlink_keys(client, keys)
+        deleted += await unlink_keys(client, keys, entry=selection.entry, kept=on_kept)
         if on_progress is not None:
             on_progress(deleted)
 
@@ -332,15 +442,16 @@ async def scan_unlink_node(
     reroute: Reroute,
     count: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    on_kept: Tally | None = None,
 ) -> int:
-    """UNLINK every key `selection` takes on one cluster node; returns how many went.
+    """UNLINK every entry `selection` takes on one cluster node; returns how many went.
 
     One round trip per SCAN page, carrying the UNLINKs of the page before
-    (`_queue_node_unlink`). On one server `scan_unlink` overlaps three tasks
+    (`_queue_unlink`). On one server `scan_unlink` overlaps three tasks
     so that Redis never waits for Python; on a cluster every primary's walk
     runs at once and fills those gaps, and half the round trips cost Python
-    a quarter less CPU (benchmarks/bench_cluster.py). `reroute`: see
-    unlink_keys.
+    a quarter less CPU (benchmarks/bench_cluster.py). `reroute`, `on_kept`:
+    see unlink_keys.
     """
     if count is None:
         count = scan_count(selection)
@@ -354,20 +465,20 @@ async def scan_unlink_node(
 
     while True:
         pipe = client.pipeline(transaction=False)
-        queued = await _queue_node_unlink(client, pipe, pending) if pending else None
+        queued = await _queue_unlink(client, pipe, pending, selection.entry, each=True) if pending else None
         pipe.scan(cursor, match=selection.match, count=count)
         replies = await pipe.execute(raise_on_error=False)
         _raise_if_cancelled()
         page = replies[-1]
         if queued is not None:  # counted even when the SCAN beside it failed
-            await _settle_node_unlink(client, queued, replies[:-1], reroute, add)
+            await _settle_unlink(client, queued, replies[:-1], reroute, add, on_kept)
         if isinstance(page, Exception):
             raise page
         cursor, pending = int(page[0]), selection.keep_many(list(page[1]))
         if cursor == 0:
             break
     if pending:
-        await unlink_keys(client, pending, reroute=reroute, tally=add)
+        await unlink_keys(client, pending, entry=selection.entry, reroute=reroute, tally=add, kept=on_kept)
     return deleted
 
 
@@ -381,6 +492,9 @@ class Sizes:
     per_spec: dict[bytes, list[int]] = field(default_factory=dict)
     #: whether the scripted step ran (False: refused, counted client-side)
     scripted: bool = True
+    #: keys of our name that hold something else (another type, a string that is not an entry):
+    #: another tool's, counted apart and never as entries
+    foreign: int = 0
 
     def add_spec(self, spec: bytes, keys: int, size: int) -> None:
         totals = self.per_spec.get(spec)
@@ -395,12 +509,14 @@ class Sizes:
 async def scan_sizes(
     client: Any, selection: Selection, *, count: int = STATS_COUNT, batch: int = STATS_COUNT, scripted: bool = True
 ) -> Sizes:
-    """How many keys `selection` takes, their MEMORY USAGE in total, and their spec names.
+    """How many entries `selection` takes, their MEMORY USAGE in total, their spec names, and how
+    many keys of our name are not entries (`foreign`).
 
-    Each step is one read-only script (SCAN a page, add up MEMORY USAGE of
-    its IR keys) that returns only the page's totals. A server that refuses
-    scripts (or MEMORY inside them) gets SCAN and pipelined MEMORY USAGE,
-    `batch` keys a round trip; the caller passes `scripted=False` from then on.
+    Each step is one read-only script (SCAN a page, tell entries from other
+    keys, add up MEMORY USAGE of the entries) that returns only the page's
+    totals. A server that refuses scripts (or MEMORY inside them) gets SCAN
+    and pipelined GETRANGE and MEMORY USAGE, `batch` keys a round trip; the
+    caller passes `scripted=False` from then on.
     """
     if not scripted:
         return await _sizes_unscripted(client, selection, count=count, batch=batch)
@@ -409,7 +525,7 @@ async def scan_sizes(
     cursor = 0
     while True:
         try:
-            cursor, n, size, specs = await step(args=_script_args(cursor, selection, count))
+            cursor, n, size, specs, foreign = await step(args=_script_args(cursor, selection, count))
         except ResponseError as exc:
             log.info("Redis refused the stats script (%s); counting client-side", _first_line(exc))
             return await _sizes_unscripted(client, selection, count=count, batch=batch)
@@ -417,6 +533,7 @@ async def scan_sizes(
         cursor = int(cursor)
         sizes.keys += int(n)
         sizes.bytes += int(size)
+        sizes.foreign += int(foreign)
         for i in range(0, len(specs), 3):
             sizes.add_spec(specs[i], int(specs[i + 1]), int(specs[i + 2]))
         if cursor == 0:
@@ -427,9 +544,10 @@ async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, ba
     sizes = Sizes(scripted=False)
     refused: ResponseError | None = None
     async for page in scan_pages(client, selection.match, count):
-        kept = selection.keep_many(page)
-        for start in range(0, len(kept), batch):
-            chunk = kept[start : start + batch]
+        named = selection.keep_many(page)
+        for start in range(0, len(named), batch):
+            chunk, foreign = await entries_among(client, named[start : start + batch], selection.entry)
+            sizes.foreign += foreign
             sized = await memory_usage(client, chunk) if refused is None else [refused] * len(chunk)
             for key, size in zip(chunk, sized):
                 if size is None:
@@ -481,7 +599,7 @@ async def scan_top(
             scripted = False
     if not scripted:
         async for page in scan_pages(client, selection.match, count):
-            kept = selection.keep_many(page)
+            kept, _ = await entries_among(client, selection.keep_many(page), selection.entry)
             pipe = client.pipeline(transaction=False)
             for key in kept:
                 pipe.memory_usage(key, samples=0) if by == "memory" else pipe.pttl(key)
@@ -498,6 +616,7 @@ def merge_sizes(parts: Sequence[Sizes]) -> Sizes:
     total = Sizes(scripted=all(p.scripted for p in parts))
     for part in parts:
         total.keys += part.keys
+        total.foreign += part.foreign
         total.bytes = None if total.bytes is None or part.bytes is None else total.bytes + part.bytes
         for spec, (keys, size) in part.per_spec.items():
             total.add_spec(spec, keys, size)
@@ -515,7 +634,7 @@ def merge_top(parts: Sequence[list[tuple[bytes, int]]], by: str, n: int) -> list
 
 
 def _script_args(cursor: int, selection: Selection, count: int) -> list[Any]:
-    return [cursor, count, selection.head, selection.spec_name or "", selection.max_spec_bytes]
+    return [cursor, count, selection.head, selection.spec_name or "", selection.max_spec_bytes, selection.entry]
 
 
 def _first_line(exc: BaseException) -> str:

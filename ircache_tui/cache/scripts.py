@@ -43,16 +43,100 @@ UNLINK_EACH = (
     " if type(r) == 'number' then out[1] = out[1] + r else out[#out + 1] = k end end return out"
 )
 
+# Is this key an entry? GETRANGE of the envelope's first bytes (envelope.ENTRY_HEAD, passed in):
+# another type answers WRONGTYPE, another tool's string answers other bytes. One command per key,
+# inside the script that then counts or deletes it, so nothing can change in between.
+# Returns 1 (an entry, or a value cut short inside the head: a torn write of ours), 0 (not an
+# entry), nil (gone; or an empty string, which is nobody's entry), or false and an error reply for
+# the script to return (an ACL refusal of GETRANGE, a key its node no longer serves): a key that
+# cannot be proved ours is never counted or deleted. (Errors are returned, not raised: Redis 6.2
+# cannot raise an error reply from Lua, and only a returned one keeps its NOPERM word.)
+# `named`: a command refused inside a script is said without its name by Redis 6 and 7 ("The user
+# executing the script can't run this command or subcommand"), and differently by Valkey; it is
+# returned as NOPERM says it outside a script, naming the command, so the caller can name the rule.
+_ENTRY_STATE = r"""
+local function named(reply, command)
+  local err = reply.err
+  if string.find(err, 'access a key', 1, true) or string.find(err, 'permissions to access', 1, true) then
+    return {err = 'NOPERM No permissions to access a key'}
+  end
+  if string.find(err, "can't run this command", 1, true) or string.find(err, 'ACL failure', 1, true)
+      or string.find(err, 'NOPERM', 1, true) or string.find(err, 'no permissions', 1, true) then
+    return {err = "NOPERM this user has no permissions to run the '" .. command .. "' command"}
+  end
+  return reply
+end
+
+local function entry_state(key, entry)
+  local value = redis.pcall('GETRANGE', key, 0, #entry - 1)
+  if type(value) == 'table' then
+    if string.find(value.err, 'WRONGTYPE', 1, true) then return 0 end
+    return false, named(value, 'getrange')
+  end
+  if value == entry then return 1 end
+  if value == '' then return nil end
+  if #value < #entry and string.sub(entry, 1, #value) == value then return 1 end
+  return 0
+end
+"""
+
+# UNLINK the keys named in ARGV[3...] that hold entries (ARGV[1] = envelope.ENTRY_HEAD); keep the
+# others. ARGV[2] = '1' on a cluster node: each key on its own (no multi-key command across slots),
+# and a key its node no longer serves comes back to the caller (as in UNLINK_EACH) instead of
+# failing the batch. Returns {deleted, kept (not entries), key, key...}.
+UNLINK_ENTRIES = _ENTRY_STATE + r"""
+local entry, each = ARGV[1], ARGV[2] == '1'
+local deleted, kept, out, entries = 0, 0, {0, 0}, {}
+for i = 3, #ARGV do
+  local key = ARGV[i]
+  local state, err = entry_state(key, entry)
+  if state == false then
+    if not each then return err end
+    out[#out + 1] = key  -- (see UNLINK_EACH) or refused: the caller's reroute says which
+  elseif state == 0 then
+    kept = kept + 1
+  elseif state == 1 then
+    if each then
+      local r = redis.pcall('unlink', key)
+      if type(r) == 'number' then deleted = deleted + r else out[#out + 1] = key end
+    else
+      entries[#entries + 1] = key
+    end
+  end
+end
+for i = 1, #entries, 1000 do
+  local r = redis.pcall('unlink', unpack(entries, i, math.min(i + 999, #entries)))
+  if type(r) == 'table' then return named(r, 'unlink') end
+  deleted = deleted + r
+end
+out[1], out[2] = deleted, kept
+return out
+"""
+
+# UNLINK one key (KEYS[1]) if it holds an entry (ARGV[1] = envelope.ENTRY_HEAD): 1 deleted, 0 gone,
+# -1 kept (not an entry). For a delete by name (the dashboard's `d`) and the cluster reroute.
+DELETE_ENTRY = _ENTRY_STATE + r"""
+local state, err = entry_state(KEYS[1], ARGV[1])
+if state == false then return err end
+local command = state == 1 and 'unlink' or 'exists'
+local r = redis.pcall(command, KEYS[1])
+if type(r) == 'table' then return named(r, command) end
+if state == 1 then return r end
+if state == 0 or r == 1 then return -1 end
+return 0
+"""
+
 # ARGV: cursor, COUNT, `{prefix}:`, a spec name ("" for every spec), the
-# longest spec name in bytes. A key is ours when it is
+# longest spec name in bytes, envelope.ENTRY_HEAD. A key is an entry when its name is
 # `{prefix}:{spec}_{8 lowercase hex}` and spec is 1..max bytes of valid
 # UTF-8, with no control character, '/' or '\', nor an invisible character
 # (fmt.INVISIBLE, spelled below as its UTF-8 byte sequences), and does not
-# start with a dot.
+# start with a dot, and its value begins as an entry does (entry_state): a key of our name that
+# holds something else is counted apart (`foreign`), never as an entry.
 # The SCAN MATCH glob is built here from the prefix, so every key the script
 # sees already has the prefix and the hash; what is left is the spec name.
-_IS_OURS = r"""
-local cursor, count, head, only, max_spec = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+_IS_OURS = _ENTRY_STATE + r"""
+local cursor, count, head, only, max_spec, entry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local head_len = #head
 local function glob_escape(s) return (string.gsub(s, '([%*%?%[%]\\%^])', '\\%1')) end
 local MATCH = glob_escape(head) .. (only ~= '' and glob_escape(only) or '*') .. '_' .. string.rep('[0-9a-f]', 8)
@@ -111,16 +195,23 @@ local function spec_of(key)
 end
 """
 
-# One stats step, read-only: SCAN a page and add up MEMORY USAGE of its IR
-# keys. Returns {next cursor, keys, bytes, {spec, keys, bytes, spec, keys,
-# bytes, ...}}: the totals of each spec seen on this page (two integers a
-# spec; the names travel anyway).
+# One stats step, read-only: SCAN a page and add up MEMORY USAGE of its
+# entries. Returns {next cursor, keys, bytes, {spec, keys, bytes, spec, keys,
+# bytes, ...}, foreign}: the totals of each spec seen on this page (two
+# integers a spec; the names travel anyway), and how many keys of our name
+# hold something that is not an entry.
 STATS_STEP = _IS_OURS + r"""
 local page = redis.call('SCAN', cursor, 'MATCH', MATCH, 'COUNT', count)
-local count, bytes, at, specs = 0, 0, {}, {}
+local count, bytes, foreign, at, specs = 0, 0, 0, {}, {}
 for _, key in ipairs(page[2]) do
   local spec = spec_of(key)
-  if spec then
+  local state, err
+  if spec then state, err = entry_state(key, entry) end
+  if state == false then
+    return err
+  elseif state == 0 then
+    foreign = foreign + 1
+  elseif state == 1 then
     local size = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
     if size then  -- nil: the key expired meanwhile
       count = count + 1
@@ -136,7 +227,7 @@ for _, key in ipairs(page[2]) do
     end
   end
 end
-return {page[1], count, bytes, specs}
+return {page[1], count, bytes, specs, foreign}
 """
 
 # One step of a "largest first" / "expiring first" walk, read-only: SCAN a page
@@ -145,11 +236,14 @@ return {page[1], count, bytes, specs}
 # {next cursor, key1, value1, key2, value2, ...}. Only `top` names a page
 # travel to Python, so the walk costs about what the stats walk does.
 TOP_STEP = _IS_OURS + r"""
-local by, top = ARGV[6], tonumber(ARGV[7])
+local by, top = ARGV[7], tonumber(ARGV[8])
 local page = redis.call('SCAN', cursor, 'MATCH', MATCH, 'COUNT', count)
 local found = {}
 for _, key in ipairs(page[2]) do
-  if spec_of(key) then
+  local state, err
+  if spec_of(key) then state, err = entry_state(key, entry) end
+  if state == false then return err end
+  if state == 1 then
     local value
     if by == 'memory' then value = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
     else value = redis.call('PTTL', key); if value < 0 then value = nil end end
@@ -161,4 +255,82 @@ else table.sort(found, function(a, b) return a[2] < b[2] end) end
 local out = {page[1]}
 for i = 1, math.min(top, #found) do out[#out + 1] = found[i][1]; out[#out + 1] = found[i][2] end
 return out
+"""
+
+# Add one process's hit counts to one hash (KEYS[1]: `{prefix}:stats:hits` or `{prefix}:{key}:hits`),
+# at most once per batch: the hash remembers, per writing process, the last batch it took (field
+# `~w:{writer}`), so a batch sent again after a timeout (it may have been applied while its answer
+# was lost) adds nothing the second time. `gen` (the entry's generated_at, epoch seconds; '' for
+# the totals) ties an entry's counts to one generation of it: counts of an older generation than
+# the hash's are dropped (the entry was deleted and made again after those hits), a newer one starts
+# the hash afresh. A field that does not read as a count (another writer's garbage, a sum past what
+# a float holds) is started again from this batch and named in the reply, never a script error
+# halfway (a script's writes before an error stay: no rollback).
+# ARGV: writer, batch number, ttl (0: none), gen, final ('1': forget the writer's mark, the last
+# batch of a process), since (set unless a time is there; '' none), last hit (kept if later; '' none), then
+# field/increment pairs ('.' in an increment: a float). Returns {1 added | 0 had it | -1 older
+# generation, field started again, ...}.
+HIT_ADD = _ENTRY_STATE + r"""
+local failed
+local function call(command, ...)  -- a refused command ends the script, named (see `named`)
+  local r = redis.pcall(command, ...)
+  if type(r) == 'table' and r.err then
+    failed = named(r, string.lower(command))
+    error(failed.err)
+  end
+  return r
+end
+
+local function main()
+  local key, mark, seq = KEYS[1], '~w:' .. ARGV[1], tonumber(ARGV[2])
+  local ttl, gen, final = tonumber(ARGV[3]), ARGV[4], ARGV[5] == '1'
+  local function ok(x) return x ~= nil and x == x and x >= 0 and x < 1e15 end
+  local seen = call('HMGET', key, mark, 'gen', 'last', 'since')
+  if tonumber(seen[1]) and tonumber(seen[1]) >= seq then
+    if final then call('HDEL', key, mark) end
+    return {0}
+  end
+  if gen ~= '' and seen[2] and seen[2] ~= gen then
+    if (tonumber(gen) or 0) < (tonumber(seen[2]) or 0) then return {-1} end
+    call('UNLINK', key)
+    seen[3] = false
+  end
+  local out = {1}
+  local sets = {}
+  if gen ~= '' then sets[#sets + 1] = 'gen'; sets[#sets + 1] = gen end
+  if ARGV[6] ~= '' and not (seen[4] and string.find(seen[4], '^%d%d%d%d%-%d%d%-%d%dT[%d:]+[+%-Z]')) then
+    sets[#sets + 1] = 'since'; sets[#sets + 1] = ARGV[6]  -- none yet, or not a time: from now
+  end
+  if ARGV[7] ~= '' and not ((tonumber(seen[3]) or -1) >= tonumber(ARGV[7])) then
+    sets[#sets + 1] = 'last'; sets[#sets + 1] = ARGV[7]
+  end
+  for i = 8, #ARGV, 2 do
+    local field, add = ARGV[i], ARGV[i + 1]
+    local now = call('HMGET', key, field)[1]
+    local float = string.find(add, '.', 1, true) ~= nil
+    local value = now and tonumber(now)
+    if now and not (ok(value) and (float or string.find(now, '^%d+$'))) then
+      out[#out + 1] = field  -- garbage: this batch starts it again
+      sets[#sets + 1] = field; sets[#sets + 1] = add
+    elseif float then
+      if not ok((value or 0) + tonumber(add)) then
+        out[#out + 1] = field
+        sets[#sets + 1] = field; sets[#sets + 1] = add
+      else
+        call('HINCRBYFLOAT', key, field, add)
+      end
+    else
+      call('HINCRBY', key, field, add)
+    end
+  end
+  if not final then sets[#sets + 1] = mark; sets[#sets + 1] = seq end
+  if #sets > 0 then call('HSET', key, unpack(sets)) end
+  if final then call('HDEL', key, mark) end
+  if ttl > 0 then call('EXPIRE', key, ttl) end
+  return out
+end
+
+local ok, result = pcall(main)
+if ok then return result end
+return failed or {err = 'ERR hit counts: ' .. tostring(result)}
 """

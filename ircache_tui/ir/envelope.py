@@ -8,6 +8,7 @@ CorruptEntry, which every tier treats as a miss.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +20,36 @@ from .usage import Usage
 # Bump when ApplicationIR changes shape: older entries then read as misses
 # instead of being served stale.
 SCHEMA_VERSION = 1
+
+#: How every stored entry begins: pydantic writes the fields in order, with no spaces, and
+#: schema_version first. A key under the prefix whose value does not begin so (another type, or a
+#: string that is not our envelope) belongs to another tool: it is never counted, flushed or pruned.
+#: The Redis scripts get this as an argument, so Python and Lua judge by the same bytes.
+ENTRY_HEAD = b'{"schema_version":'
+
+
+_GENERATED_AT = re.compile(rb'"generated_at"\s*:\s*"([^"]{1,64})"')
+
+
+def generated_epoch(head: bytes) -> float | None:
+    """When the entry whose first bytes are `head` was generated (epoch seconds), or None when they
+    do not say (a head cut before it, garbage): which generation of an entry hits were counted on."""
+    m = _GENERATED_AT.search(head)
+    if m is None:
+        return None
+    try:
+        when = datetime.fromisoformat(m.group(1).decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def is_entry_head(head: bytes) -> bool:
+    """Whether a value's first bytes are an entry's (a value cut short inside them is one too:
+    a torn write of ours, which a read then treats as corrupt)."""
+    if head.startswith(ENTRY_HEAD):
+        return True
+    return 0 < len(head) < len(ENTRY_HEAD) and ENTRY_HEAD.startswith(head)
 
 
 class CorruptEntry(Exception):

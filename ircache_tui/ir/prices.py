@@ -68,6 +68,8 @@ def estimate_cost(
     """USD for one generation's tokens, rounded to a millionth; None when the price or tokens are unknown."""
     if price is None or input_tokens is None or output_tokens is None:
         return None
+    if min(input_tokens, output_tokens, cache_read_input_tokens or 0, cache_creation_input_tokens or 0) < 0:
+        return None  # (Usage reads such counts as unknown; a caller passing raw ones gets no price either)
     total = (
         input_tokens * price.input
         + output_tokens * price.output

@@ -12,12 +12,40 @@ never a guess shown as fact.
 from __future__ import annotations
 
 import json
+import math
 import re
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+#: Past these a figure is garbage, not a generation: an ApplicationIR is a few thousand tokens, a
+#: generation minutes, a bill dollars. Such a figure (or a negative, fractional, infinite or NaN
+#: one, or one of another type) is unknown, never priced, summed or shown.
+MAX_TOKENS = 10_000_000
+MAX_SECONDS = 86_400.0
+MAX_USD = 10_000.0
+
+
+def sane_tokens(value: object) -> int | None:
+    """A token count as the API or a stored entry gives it, or None when it is not a plausible one."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        return None
+    return value
+
+
+def sane_amount(value: object, limit: float) -> float | None:
+    """Seconds or dollars, or None when not a finite number in [0, limit]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and 0.0 <= number <= limit else None
 
 
 class Usage(BaseModel):
+    """What a generation cost. Any field that is not plausible (see MAX_TOKENS) reads as unknown
+    (None) rather than failing the entry: a garbage figure from an API answer or a planted entry
+    must neither be priced nor break a sum, and an entry must not be lost over its bookkeeping."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     #: None: not known (a generator that does not report tokens)
@@ -30,6 +58,22 @@ class Usage(BaseModel):
     duration_s: float | None = None
     #: estimated from the price table; None for an unknown model or unknown tokens
     cost_usd: float | None = None
+
+    @field_validator("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                     mode="before")
+    @classmethod
+    def _tokens(cls, value: Any) -> int | None:
+        return sane_tokens(value)
+
+    @field_validator("duration_s", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float | None:
+        return sane_amount(value, MAX_SECONDS)
+
+    @field_validator("cost_usd", mode="before")
+    @classmethod
+    def _dollars(cls, value: Any) -> float | None:
+        return sane_amount(value, MAX_USD)
 
     def as_json(self) -> dict[str, int | float | None]:
         """The four fields `get --json` shows (null when unknown)."""

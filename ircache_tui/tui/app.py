@@ -284,7 +284,8 @@ class IRCacheApp(App[None]):
         if redis_info.get("reachable"):
             self._mark_up()
             size = redis_info["total_size_bytes"]
-            self._status(ir_keys=redis_info["total_keys"], ir_bytes=size, sizes_refused=size is None)
+            self._status(ir_keys=redis_info["total_keys"], ir_bytes=size, sizes_refused=size is None,
+                         foreign_keys=redis_info.get("foreign_keys", 0))
             if message.hits is not None:
                 self._status(saved_usd=message.hits["saved_usd"],
                              shared_hits=message.hits["redis"] + message.hits["filesystem"])

@@ -40,10 +40,20 @@ async def good_bytes(redis_url: str, tmp_path: Path) -> bytes:
     return (tmp_path / "seed" / f"{KEY}.json").read_bytes()
 
 
-@pytest.mark.parametrize("kind", list(CORRUPT_BYTES))
+# In Redis an entry is a value that begins as the envelope does: those that do are ours, however
+# broken after that; the others are another tool's values under our names (FOREIGN_IN_REDIS).
+CORRUPT_IN_REDIS = {
+    **{kind: CORRUPT_BYTES[kind] for kind in ("truncated", "wrong schema_version")},
+    "not JSON past its head": lambda good: good[:30] + b"\xff\xfe\x00",
+    "wrong shape past its head": lambda good: f'{{"schema_version":{SCHEMA_VERSION}}}'.encode(),
+}
+FOREIGN_IN_REDIS = {kind: CORRUPT_BYTES[kind] for kind in ("wrong shape", "not UTF-8", "50 MB of junk")}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPT_IN_REDIS))
 async def test_a_corrupt_redis_entry_is_deleted_and_regenerated_once(kind, redis_url, sync_redis, tmp_path):
     good = await good_bytes(redis_url, tmp_path)
-    bad = CORRUPT_BYTES[kind](good)
+    bad = CORRUPT_IN_REDIS[kind](good)
     assert bad != good
     sync_redis.flushall()
     sync_redis.set(f"ir_cache:{KEY}", bad)
@@ -55,12 +65,27 @@ async def test_a_corrupt_redis_entry_is_deleted_and_regenerated_once(kind, redis
     assert decode_entry(sync_redis.get(f"ir_cache:{KEY}")).spec_name == "shop"
 
 
-async def test_a_redis_key_of_the_wrong_type_is_a_miss_and_is_replaced(redis_url, sync_redis, tmp_path):
-    sync_redis.hset(f"ir_cache:{KEY}", "a", "b")
+@pytest.mark.parametrize("kind", [*FOREIGN_IN_REDIS, "a hash"])
+async def test_another_tools_value_under_our_key_is_a_miss_and_is_never_replaced(kind, redis_url, sync_redis,
+                                                                                 tmp_path, ircache_logs):
+    """Not an entry, so not ours: a miss, said once, generated once into the filesystem, which
+    answers after that; the value in Redis is never deleted or overwritten."""
+    good = await good_bytes(redis_url, tmp_path)
+    sync_redis.flushall()
+    rkey = f"ir_cache:{KEY}"
+    if kind == "a hash":
+        sync_redis.hset(rkey, "a", "b")
+    else:
+        sync_redis.set(rkey, FOREIGN_IN_REDIS[kind](good))
+    before = sync_redis.dump(rkey)
     gen = CountingGenerator()
     async with IRCache(redis_url=redis_url, cache_dir=tmp_path / "cache", generator=gen) as cache:
         assert (await cache.lookup(SPEC, "shop.md")).tier == "generator"
-    assert gen.calls == 1 and sync_redis.type(f"ir_cache:{KEY}") == b"string"
+        assert (await cache.lookup(SPEC, "shop.md")).tier == "filesystem"
+        assert await cache.warm_key(KEY) is False  # not ours to overwrite
+    assert gen.calls == 1
+    assert sync_redis.dump(rkey) == before
+    assert ircache_logs.text.count("not an IR entry (another tool's key?)") == 1
 
 
 def plant(kind: str, path: Path, good: bytes, outside: Path) -> None:

@@ -90,7 +90,7 @@ def test_watch_once_prune_stats_and_flush_never_trip_on_bad_names(secured_url, a
     assert stats["filesystem"]["file_count"] == len(GOOD)  # the planted files are not entries
     proc = run("flush", "--filesystem", "--yes", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"redis": len(GOOD), "filesystem": len(GOOD)}
+    assert json.loads(proc.stdout) == {"redis": len(GOOD), "filesystem": len(GOOD), "foreign_kept": 0}
     left = sorted(os.listdir(os.fsencode(cache)))
     assert [n for n in left if n.endswith(b".json")] == sorted(planted)  # reported, and left as they were
 
@@ -115,7 +115,7 @@ def test_glob_and_case_names_flush_exactly(secured_url, admin, tmp_path):
     before = {k.decode() for k in admin.scan_iter("ir_cache:*")}
     for name in ("glob*[?]", "case"):
         proc = run("flush", name, "--yes", "--json", env=env)
-        assert json.loads(proc.stdout) == {"redis": 1}, proc.stdout
+        assert json.loads(proc.stdout) == {"redis": 1, "foreign_kept": 0}, proc.stdout
     after = {k.decode() for k in admin.scan_iter("ir_cache:*")}
     assert {k.split(":", 1)[1].rsplit("_", 1)[0] for k in before - after} == {"glob*[?]", "case"}
     assert any(k.startswith("ir_cache:Case_") for k in after)

@@ -7,16 +7,17 @@ import asyncio
 
 from ...cache.ircache import IRCache
 from ...cache.keys import InvalidSpecName, validate_spec_name
-from ...fmt import plural
+from ...fmt import kept_sentence, plural
 from ...settings import Settings
-from ..common import EXIT_OK, EXIT_USAGE, CommandError, confirm, print_json, progress
+from ..common import EXIT_OK, EXIT_USAGE, CommandError, confirm, print_json, progress, say
 from ._shared import require_redis
 
 HELP = "flush IR entries (all, or exactly one spec's) from Redis and/or the filesystem"
 DESCRIPTION = """Delete IR cache entries: every one, or exactly those of SPEC_NAME (not
 SPEC_NAME_v2, not SPEC_NAME-api). Redis only by default: the filesystem is the
 cold-start tier; add --filesystem to delete files too. Only keys under the
-prefix that are IR keys are touched (SCAN + UNLINK, never KEYS or FLUSHDB).
+prefix that are IR entries are touched (SCAN + UNLINK, never KEYS or FLUSHDB):
+a key named like one that holds another tool's value is kept, and counted.
 Asks for confirmation on a terminal; without one, --yes is required.
 
 examples:
@@ -30,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filesystem", action=argparse.BooleanOptionalAction, default=False,
                    help="flush the filesystem tier too (default: no)")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--json", action="store_true", help='print JSON: {"redis": N, "filesystem": M}')
+    p.add_argument("--json", action="store_true",
+                   help='print JSON: {"redis": N, "filesystem": M, "foreign_kept": K}')
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -63,5 +65,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             parts.append(plural(result["redis"], "Redis key"))
         if "filesystem" in result:
             parts.append(plural(result["filesystem"], "file"))
-        print(f"flushed {what}: " + ", ".join(parts))
+        say(f"flushed {what}: " + ", ".join(parts))
+        if result.get("foreign_kept"):
+            say(f"kept {kept_sentence(result['foreign_kept'])}")
     return EXIT_OK

@@ -60,7 +60,8 @@ async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
         except GenerationError as exc:
             raise CommandError(str(exc)) from None
         try:
-            (hits,) = await cache.hit_counts([result.cache_key])  # across processes, this lookup included
+            (hits,) = await cache.hit_counts([result.cache_key],  # across processes, this lookup included
+                                             [result.entry.generated_at.timestamp()])
         except IRCacheError:
             hits = None  # Redis down: the counts live there
     usage = result.entry.usage or UNKNOWN

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 
 from ... import redact
 from ..model import ApplicationIR
-from ..usage import Usage
+from ..usage import Usage, sane_tokens
 from .base import GenerationError
 
 log = logging.getLogger("ircache.generators.anthropic")
@@ -389,8 +389,12 @@ _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "ca
 
 
 def _count(tally: dict[str, int | None], usage: Any) -> None:
-    """Add one answer's `usage` to the generation's tally (fields the API leaves out stay None)."""
+    """Add one answer's `usage` to the generation's tally (fields the API leaves out stay None). A
+    count that is not plausible (negative, fractional, absurd: usage.sane_tokens) makes that field
+    of the whole generation unknown, never a wrong sum."""
     for name in _USAGE_FIELDS:
         value = getattr(usage, name, None)
-        if isinstance(value, int):
-            tally[name] = (tally[name] or 0) + value
+        if value is None or tally.get(name, 0) == -1:
+            continue
+        count = sane_tokens(value)
+        tally[name] = -1 if count is None else (tally[name] or 0) + count  # -1: unknown from now on

@@ -21,7 +21,7 @@ from textual.widgets import Label, ProgressBar
 
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
-from ...fmt import plural
+from ...fmt import kept_sentence, plural
 from .. import messages as m
 from ..screens.flush import FlushRequest, FlushScreen
 
@@ -43,6 +43,7 @@ class FlushBar(Horizontal):
         redis_keys: int | None  # None: Redis could not be counted
         files: int
         redis_error: str = ""
+        foreign: int = 0  # keys named like entries that hold another tool's values: kept
 
     @dataclass
     class _Progress(Message):
@@ -76,16 +77,16 @@ class FlushBar(Horizontal):
     @work(group="flush-count", exclusive=True, exit_on_error=False)
     async def count(self, spec_name: str | None) -> None:
         redis_keys: int | None
-        error = ""
+        error, foreign = "", 0
         try:
-            redis_keys = await self.cache.count_keys(spec_name)
+            redis_keys, foreign = await self.cache.count_entries(spec_name)
         except IRCacheError as exc:
             redis_keys, error = None, str(exc)
         try:
             files = sum(1 for e in await self.cache.list_files() if spec_name is None or e.spec_name == spec_name)
         except OSError:
             files = 0
-        self.post_message(self._Counted(spec_name, redis_keys, files, error))
+        self.post_message(self._Counted(spec_name, redis_keys, files, error, foreign))
 
     @on(_Counted)
     def _counted(self, message: _Counted) -> None:
@@ -96,8 +97,8 @@ class FlushBar(Horizontal):
             self._started()
             self.run_flush(request)
 
-        self.app.push_screen(FlushScreen(message.spec_name, message.redis_keys, message.files, message.redis_error),
-                             chosen)
+        self.app.push_screen(FlushScreen(message.spec_name, message.redis_keys, message.files, message.redis_error,
+                                         foreign=message.foreign), chosen)
 
     def _started(self) -> None:
         self.running = True
@@ -134,9 +135,10 @@ class FlushBar(Horizontal):
             self.post_message(self._Finished(f"Flush failed after {plural(done, 'key')}: {exc}", error=True))
             return
         parts = [plural(n, "key") + " from Redis" if tier == "redis" else plural(n, "file") + " from the filesystem"
-                 for tier, n in result.items()]
+                 for tier, n in result.items() if tier in ("redis", "filesystem")]
+        kept = f"; kept {kept_sentence(result['foreign_kept'])}" if result.get("foreign_kept") else ""
         log.debug("flush of %s took %.3fs", what, loop.time() - started)
-        self.post_message(self._Finished(f"Flushed {what}: " + ", ".join(parts)))
+        self.post_message(self._Finished(f"Flushed {what}: " + ", ".join(parts) + kept))
 
     @on(_Progress)
     def _progress(self, message: _Progress) -> None:
