@@ -13,18 +13,22 @@ next is scheduled when one ends), `RedisKeeper`:
 3. for each spec the watcher believed cached (in Redis, or filesystem only)
    whose key Redis lacks: warms Redis from its file (`IRCache.warm_key`);
    without a valid file, queues the spec for a check, so that the usual
-   path (warm, or generate once) puts it in both tiers.
+   path (warm, or generate once) puts it in both tiers. A spec already shown
+   missing because its IR left both tiers (another client's `flush
+   --filesystem`: the entry file's event may land before, between or after
+   these rounds) counts as believed cached too (`SpecHandler.lost`).
 
 When Redis comes back after being down, the round acts at once and says so
 in one line ("Redis is back at …: re-warmed N specs from the filesystem").
 Otherwise a key is acted on only once it is missing at two rounds in a row,
 so that a flush in progress is not raced. Keys that this process deleted on
-purpose (a flush or delete through this cache: the dashboard's `f`, `F`,
-`d`) are held: not put back until they are in Redis again or their spec
-changes, as after a flush "Redis stays flushed until a spec changes". Specs
-queued for a check or a generation are left to it, so nothing is generated
-twice. A read-only cache (or caching off) changes nothing: the round only
-puts the statuses right (in Redis / filesystem only / missing).
+purpose (a flush or delete through this cache, of either tier: the
+dashboard's `f`, `F`, `d`) are held: not put back until they are in Redis
+again or their spec changes, as after a flush "Redis stays flushed until a
+spec changes". Specs queued for a check or a generation are left to it, so
+nothing is generated twice. A read-only cache (or caching off) changes
+nothing: the round only puts the statuses right (in Redis / filesystem only
+/ missing).
 """
 
 from __future__ import annotations
@@ -108,11 +112,12 @@ class RedisKeeper:
             unsubscribe()
 
     def _on_cache_event(self, event: CacheEvent) -> None:
-        """Hold what this process flushed or deleted from Redis on purpose."""
-        if event.kind == "flushed" and "redis" in event.tier.split("+"):
+        """Hold what this process flushed or deleted on purpose, from either tier: a file deleted
+        here leaves a spec that Redis lacks missing, and that must stay so too."""
+        if event.kind == "flushed":
             self._held |= {s.cache_key for s in self._board.statuses.values()
                            if s.cache_key and (not event.spec_name or s.spec_name == event.spec_name)}
-        elif event.kind == "deleted" and event.tier == "redis" and event.cache_key:
+        elif event.kind == "deleted" and event.cache_key:
             self._held.add(event.cache_key)
 
     def _set_acting(self, acting: bool) -> None:
@@ -164,9 +169,9 @@ class RedisKeeper:
             if key in have:
                 self._show(paths, key, SpecState.IN_REDIS)
                 continue
-            believed = [p for p in paths if self._state(p) in _BELIEVED_CACHED]
+            believed = [p for p in paths if self._state(p) in _BELIEVED_CACHED or self._specs.lost(p, key)]
             if not believed:
-                continue  # missing, and the watcher says so already
+                continue  # never cached (or generation is off): the watcher says so already
             if self._cache.read_only or key in self._held:
                 self._set_acting(True)
                 await self._show_missing(believed, key)

@@ -16,7 +16,11 @@ removed by someone else. When a generation lands under a new key for a spec
 whose previous key had landed too (the spec was edited), one INFO line says
 what changed structurally: `petstore-spec: +1 entity, +2 endpoints, −1 rule`. A status is recorded only for the key of the
 spec's latest read (`apply`): a slow read or generation of an older text
-never overwrites a newer one. The tiers are asked through IRCache only.
+never overwrites a newer one, and its line says the file was renamed,
+deleted or changed meanwhile (the IR stays under the key of the text that
+was read). A spec whose IR left both tiers under it (another client's
+flush of both) is marked `lost`, for the Redis keeper to have it made
+again. The tiers are asked through IRCache only.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from .log import log, show
 from .pending import PathQueue
 from .spec_reader import Gone, IsDirectory, SpecReader
 from .stale import StaleRecounter
-from .status import SpecState, StatusBoard, WatchStats
+from .status import SpecState, SpecStatus, StatusBoard, WatchStats
 from .threads import FileThreads
+
+_CACHED = (SpecState.IN_REDIS, SpecState.FILESYSTEM_ONLY)  # the states of a spec whose IR is in a tier
 
 
 class SpecHandler:
@@ -66,6 +72,9 @@ class SpecHandler:
         self._said_caching_off = False
         #: path → the key of its last IR known to be in a tier: what a regeneration replaces
         self._landed: dict[Path, str] = {}
+        #: path → its current key, when that key's IR was in a tier and is now in neither (another
+        #: client flushed both, or they expired): the Redis keeper has it made again (see `lost`)
+        self._lost: dict[Path, str] = {}
         #: until the initial walk is processed: "already in Redis" is not news
         self.initial_walk = True
 
@@ -77,9 +86,29 @@ class SpecHandler:
         after = self._board.set(path, cache_key=key, **changes)
         if after is not before:
             self._stale.mark_dirty()
-        if key and after.state in (SpecState.IN_REDIS, SpecState.FILESYSTEM_ONLY):
+        if key and after.state in _CACHED:
             self._landed[path] = key
+        self._note_lost(path, before, after)
         return True
+
+    def lost(self, path: Path, key: str) -> bool:
+        """Whether the IR of `path` under `key` was cached and is now in neither tier, so that it
+        should be made again (warmed, or generated once) unless this process removed it."""
+        return self._lost.get(path) == key
+
+    def _note_lost(self, path: Path, before: SpecStatus | None, after: SpecStatus) -> None:
+        # Whoever saw it go (the entry file's event, a refresh, the keeper) marks it: a mark set
+        # only on one path would lose the race with the others, and MISSING is otherwise final.
+        if after.state is not SpecState.MISSING or before is None or not after.cache_key \
+                or before.cache_key != after.cache_key:
+            self._lost.pop(path, None)
+        elif before.state in _CACHED and self._can_make():
+            self._lost[path] = after.cache_key
+        # (MISSING again under the same key: the mark stays as it was)
+
+    def _can_make(self) -> bool:
+        """Whether this watcher may put a lost IR back (else a mark would only re-check it in vain)."""
+        return self._generation_on and self._cache.enabled and not self._cache.read_only
 
     # -- specs --------------------------------------------------------------------
     async def check(self, path: Path) -> None:
@@ -194,11 +223,24 @@ class SpecHandler:
             state = SpecState.FILESYSTEM_ONLY
         else:
             state = SpecState.MISSING
-        landed = self.apply(path, key, state=state, error="")
         how = "generated and cached" if found.tier == "generator" else f"found in {found.tier}"
+        if not self.apply(path, key, state=state, error=""):
+            self._moved_on(path, key, how, state)
+            return
         log.info("spec %s: IR %s (%s, %s)", show(path), how, key, state.value)
-        if landed and previous is not None and previous != key:
+        if previous is not None and previous != key:
             await self._say_what_changed(spec.spec_name, previous, found.ir)
+
+    def _moved_on(self, path: Path, key: str, how: str, state: SpecState) -> None:
+        """The file changed or went while its IR was made: the IR is that of the text read, under
+        that text's key; say so, never that `path` holds it now."""
+        status = self._board.get(path)
+        if status is None or status.state is SpecState.DELETED or self._reader.is_latest(path, ""):
+            log.info("spec %s was renamed or deleted meanwhile: the IR %s (%s, %s) is that of the text it had",
+                     show(path), how, key, state.value)
+        else:
+            log.info("spec %s changed meanwhile: the IR %s (%s, %s) is that of its previous text; "
+                     "the new text is checked next", show(path), how, key, state.value)
 
     async def _say_what_changed(self, spec_name: str, previous: str, ir: ApplicationIR) -> None:
         """One INFO line: what the new IR changed from the previous key's (if that is still readable)."""

@@ -48,7 +48,9 @@ def stale_counts(statuses: list[SpecStatus], found: dict[str, set[str]]) -> list
     out: list[tuple[Path, int]] = []
     for status in statuses:
         hashes = current.get(status.spec_name, set())
-        if not status.spec_name or ANY_HASH in hashes:
+        # a deleted spec has no versions of its own left: its entries are stale for another file of
+        # its name (counted there, once) or orphans, which prune keeps unless told
+        if not status.spec_name or status.state is SpecState.DELETED or ANY_HASH in hashes:
             count = 0
         else:
             count = len(found.get(status.spec_name, set()) - hashes)

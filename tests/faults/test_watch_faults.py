@@ -17,8 +17,8 @@ from ircache_tui import IRCache
 from ircache_tui.cache.keys import cache_key
 from ircache_tui.fmt import shown_name
 from ircache_tui.watch import SpecState, SpecWatcher
-from tests.support.cli import cli_env
-from tests.support.generators import SPEC, CountingGenerator
+from tests.support.cli import cli_env, run_cli
+from tests.support.generators import SPEC, CountingGenerator, GatedGenerator
 from tests.support.redis_server import RedisServer
 from tests.test_cli_watch import Watch
 
@@ -298,6 +298,105 @@ async def test_keys_flushed_by_another_client_come_back_but_not_our_own_flush(
         assert gen.calls == 3
 
 
+def entry_files(cache_dir: Path) -> set[str]:
+    return {p.stem for p in cache_dir.glob("*.json")}
+
+
+def entry_keys(client: redis.Redis) -> set[str]:
+    """The cache keys of the IR entries in Redis (not the hit counts beside them)."""
+    return {k.removeprefix("ir_cache:") for k in ir_keys(client) if re.fullmatch(r"ir_cache:[^:]+_[0-9a-f]{8}", k)}
+
+
+async def flush_both_tiers_from_another_process(redis_url: str, cache_dir: Path, n: int) -> None:
+    """`ircache-tui flush --filesystem --yes`, the real CLI in its own process: another client."""
+    done = await asyncio.to_thread(run_cli, "flush", "--filesystem", "--yes", env=cli_env(redis_url, cache_dir))
+    assert done.returncode == 0 and done.stdout.strip() == f"flushed ALL IR entries: {n} Redis keys, {n} files", done
+
+
+async def test_specs_flushed_from_both_tiers_by_another_client_are_made_again_once(
+        redis_url, sync_redis, cache_dir, tmp_path, watching):
+    """Before: after `flush --filesystem` from another shell, the entry files' events (or a refresh,
+    as the dashboard's) showed the specs missing, and the keeper's rounds never looked at a missing
+    spec again: they stayed missing for good. Each order of the events and the rounds, in turn."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    paths = [specs / f"s{i}.md" for i in range(3)]
+    for p in paths:
+        p.write_text(text_of(p.stem))
+    keys = {cache_key(p.read_text(), str(p)) for p in paths}
+    gen = CountingGenerator()
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=gen) as cache:
+        watcher = await watching(cache, [specs], redis_check_interval=3600)  # rounds run by hand here
+        keeper = watcher.keeper
+        assert gen.calls == 3
+
+        async def made_again(calls: int) -> None:
+            await until(lambda: gen.calls == calls and entry_keys(sync_redis) == keys
+                        and entry_files(cache_dir) == keys
+                        and all(state(watcher, p) is SpecState.IN_REDIS for p in paths), what="every spec made again")
+            for _ in range(3):  # and not again
+                await keeper.round()
+                await asyncio.wait_for(watcher.wait_idle(), 10)
+            assert gen.calls == calls
+
+        # 1. the files' events land first (the specs show missing), then two rounds
+        await flush_both_tiers_from_another_process(redis_url, cache_dir, 3)
+        await until(lambda: all(state(watcher, p) is SpecState.MISSING for p in paths), what="missing")
+        await keeper.round()
+        await keeper.round()
+        await made_again(6)
+
+        # 2. a round sees Redis without them before the files' events land, the next one after
+        await flush_both_tiers_from_another_process(redis_url, cache_dir, 3)
+        await keeper.round()
+        await until(lambda: all(state(watcher, p) is SpecState.MISSING for p in paths), what="missing")
+        await keeper.round()
+        await made_again(9)
+
+        # 3. the dashboard looks again (a refresh, after keyspace notifications) before the events land
+        await flush_both_tiers_from_another_process(redis_url, cache_dir, 3)
+        await watcher.refresh()
+        assert all(state(watcher, p) is SpecState.MISSING for p in paths)
+        await asyncio.sleep(0.3)  # the files' events, on missing specs
+        await asyncio.wait_for(watcher.wait_idle(), 10)
+        await keeper.round()
+        await keeper.round()
+        await made_again(12)
+
+        # a flush of both tiers through this cache (the dashboard's F) is meant: it stays flushed
+        await cache.clear_cache(redis=True, filesystem=True)
+        await until(lambda: all(state(watcher, p) is SpecState.MISSING for p in paths), what="missing")
+        for _ in range(3):
+            await keeper.round()
+            await asyncio.wait_for(watcher.wait_idle(), 10)
+        assert gen.calls == 12 and entry_keys(sync_redis) == set() and entry_files(cache_dir) == set()
+
+
+def test_cli_watch_makes_again_what_another_client_flushed_from_both_tiers(
+        redis_url, sync_redis, cache_dir, tmp_path, watches):
+    """The report: `watch` running, `flush --filesystem --yes` from another shell; before, the
+    specs stayed missing from both tiers for good. Each is generated again, once."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    paths = [specs / f"s{i}.md" for i in range(6)]
+    for p in paths:
+        p.write_text(text_of(p.stem))
+    keys = {cache_key(p.read_text(), str(p)) for p in paths}
+    env = cli_env(redis_url, cache_dir, IR_GENERATOR="offline")
+    w = watches(str(specs), "-v", "--debounce-ms", "50", env=env)
+    w.expect(r"initial walk done: 6 specs: 6 in redis")
+    for _ in range(2):
+        flushed = run_cli("flush", "--filesystem", "--yes", env=env)
+        assert flushed.stdout.strip() == "flushed ALL IR entries: 6 Redis keys, 6 files", flushed
+        wait_for(lambda: entry_keys(sync_redis) == keys and entry_files(cache_dir) == keys,
+                 timeout=30, what="every spec in both tiers again")
+    code, output = w.stop(signal.SIGTERM)
+    assert code == 0, output
+    assert "Traceback" not in output
+    assert len(re.findall(r"IR cache MISS for", output)) == 18, output  # 6 at the start, 6 after each flush
+    assert re.search(r"stopped: 6 specs known; 0 warmed, 18 generated, 0 errors", output), output
+
+
 async def test_read_only_watcher_only_shows_what_redis_lost(redis_url, sync_redis, cache_dir, tmp_path, watching):
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -341,6 +440,85 @@ async def test_a_spec_gone_from_both_tiers_is_generated_once(redis_url, sync_red
         await watcher.keeper.round()
         await asyncio.wait_for(watcher.wait_idle(), 10)
         assert gen.calls == 2 and state(watcher, spec) is SpecState.IN_REDIS
+
+
+# -- a spec renamed or edited while its IR is generated: in process, the generation held open ----------
+@pytest.mark.parametrize("new_name", ["catalog.md", "sub/shop.md"], ids=["another-name", "same-name-elsewhere"])
+async def test_a_spec_renamed_while_its_ir_is_generated(redis_url, cache_dir, tmp_path, sync_redis, ircache_logs,
+                                                         new_name):
+    """Before: the generation that landed after the rename was logged as "spec shop.md: IR generated
+    and cached" (the old name, gone), and the deleted shop.md counted that IR as a stale entry."""
+    gen = GatedGenerator()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec, renamed = specs / "shop.md", specs / new_name
+    renamed.parent.mkdir(exist_ok=True)
+    spec.write_text(SPEC)
+    old_key, new_key = cache_key(SPEC, str(spec)), cache_key(SPEC, str(renamed))
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=gen) as cache:
+        watcher = SpecWatcher(cache, [specs], debounce_ms=50)
+        task = asyncio.create_task(watcher.run())
+        try:
+            await until(lambda: state(watcher, spec) is SpecState.GENERATING and gen.calls == 1, what="generating")
+            os.rename(spec, renamed)  # while the generator holds the text it read
+            await until(lambda: state(watcher, spec) is SpecState.DELETED
+                        and state(watcher, renamed) is SpecState.GENERATING, what="the rename seen")
+            gen.gate.set()
+            await until(lambda: state(watcher, renamed) is SpecState.IN_REDIS, what="the new name cached")
+            await asyncio.wait_for(watcher.wait_idle(), 10)
+            # the IR is cached under the key of the text that was generated, the new name under its own
+            assert sync_redis.exists(f"ir_cache:{old_key}") and (cache_dir / f"{old_key}.json").exists()
+            assert sync_redis.exists(f"ir_cache:{new_key}") and (cache_dir / f"{new_key}.json").exists()
+            assert gen.calls == len({old_key, new_key})  # one run per key (the same name: one in all)
+            # the counts: the new name's entry is current, the old name is no current spec
+            await watcher.refresh()
+            assert watcher.statuses[renamed.resolve()].stale == 0
+            assert watcher.statuses[spec.resolve()].stale == 0 and state(watcher, spec) is SpecState.DELETED
+            report = await watcher.stale_report()
+            assert report.redis_stale == [] and report.files_stale == []
+        finally:
+            watcher.stop()
+            await asyncio.wait_for(task, 10)
+    lines = [r.getMessage() for r in ircache_logs.records if r.name == "ircache.watch"]
+    said = [line for line in lines if f"{specs.resolve()}/shop.md " in line or f"{specs.resolve()}/shop.md:" in line]
+    assert said == [f"spec {specs.resolve()}/shop.md: generating its IR ({old_key})",
+                    f"spec {specs.resolve()}/shop.md deleted: its cache entries stay until their TTL runs out or a prune",
+                    f"spec {specs.resolve()}/shop.md was renamed or deleted meanwhile: the IR generated and cached "
+                    f"({old_key}, in redis) is that of the text it had"], lines
+    assert not any("stale entr" in line for line in lines), lines
+
+
+async def test_a_spec_edited_while_its_ir_is_generated(redis_url, cache_dir, tmp_path, sync_redis, ircache_logs):
+    """The IR of the text read lands under its own key and is said to be the previous text's; the
+    edit is generated next; the first IR is then an older version of the spec: one stale entry."""
+    gen = GatedGenerator()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = specs / "shop.md"
+    spec.write_text(SPEC)
+    edited = SPEC + "\nEdited while generating.\n"
+    old_key, new_key = cache_key(SPEC, str(spec)), cache_key(edited, str(spec))
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=gen) as cache:
+        watcher = SpecWatcher(cache, [specs], debounce_ms=50)
+        task = asyncio.create_task(watcher.run())
+        try:
+            await until(lambda: state(watcher, spec) is SpecState.GENERATING, what="generating")
+            spec.write_text(edited)
+            await until(lambda: watcher.statuses[spec.resolve()].cache_key == new_key, what="the edit read")
+            gen.gate.set()
+            await until(lambda: watcher.statuses[spec.resolve()].cache_key == new_key
+                        and state(watcher, spec) is SpecState.IN_REDIS and gen.calls == 2, what="the edit cached")
+            await asyncio.wait_for(watcher.wait_idle(), 10)
+            await watcher.refresh()
+            assert sync_redis.exists(f"ir_cache:{old_key}") and sync_redis.exists(f"ir_cache:{new_key}")
+            assert watcher.statuses[spec.resolve()].stale == 1
+        finally:
+            watcher.stop()
+            await asyncio.wait_for(task, 10)
+    lines = [r.getMessage() for r in ircache_logs.records if r.name == "ircache.watch"]
+    assert f"spec {spec.resolve()} changed meanwhile: the IR generated and cached ({old_key}, in redis) is that " \
+           "of its previous text; the new text is checked next" in lines, lines
+    assert not any(f"IR generated and cached ({old_key}" in line and "meanwhile" not in line for line in lines), lines
 
 
 async def test_a_bad_name_never_stops_the_watcher_in_process(redis_url, cache_dir, tmp_path, watching, caplog):

@@ -48,3 +48,19 @@ Sells things.
 ## Validation
 - Product.price: must be greater than 0
 """
+
+
+class GatedGenerator(CountingGenerator):
+    """CountingGenerator whose runs wait until `gate` is set: a generation held open for as long
+    as a test needs (to rename its spec, say), whatever the machine's load."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
+        self.calls += 1
+        await self.gate.wait()
+        return await OfflineGenerator.generate(self, spec_markdown, spec_name)
