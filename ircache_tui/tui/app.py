@@ -489,10 +489,11 @@ class IRCacheApp(App[None]):
             return
         done = (f"Warmed {plural(result['warmed'], 'entry', 'entries')} into Redis "
                 f"({result['already_in_redis']:,} already there)")
-        if result["failures"]:  # say what was not done, with the first reason
+        if result["failures"] or result["error"]:  # say what was not done, with the first reason
             not_done = result["failed"] + result["left"]
+            why = result["error"] or result["failures"][0]
             self.post_message(m.OperationDone(
-                f"{done}; {plural(not_done, 'entry', 'entries')} not warmed: {result['failures'][0]}", error=True))
+                f"{done}; {plural(not_done, 'entry', 'entries')} not warmed: {why}", error=True))
         else:
             self.post_message(m.OperationDone(done))
 

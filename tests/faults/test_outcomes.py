@@ -21,6 +21,7 @@ import redis
 
 from tests.support import entry_keys
 from tests.support.cli import ENTRY_POINT
+from tests.support.foreign import entry_value
 from tests.support.redis_server import RedisServer
 
 from .conftest import PASSWORD, assert_clean, cli_env, one_line, run
@@ -72,7 +73,9 @@ def test_warm_interrupted_by_a_redis_sigkill_reports_what_is_left_and_exits_1(tm
     # warmed counts the SETs Redis confirmed: one at a time, so at most one stored but never answered
     assert seen - 1 <= result["warmed"] < len(keys), (seen, result["warmed"])
     assert result["left"] > 0 and result["warmed"] + result["left"] + result["failed"] == len(keys)
-    assert any("not copied" in f and "Redis unavailable" in f for f in result["failures"]), result["failures"]
+    assert result["failed"] == len(result["failures"]) and result["error"].startswith("Redis unavailable"), result
+    assert one_line(err).startswith(f"ERROR: Warming Redis stopped after {result['warmed']:,} entries: "
+                                    "Redis unavailable"), err
 
 
 def test_warm_into_a_full_redis_lists_the_refusals_and_exits_1(tmp_path):
@@ -99,7 +102,7 @@ def test_a_flush_cut_by_a_redis_sigkill_says_how_many_went_and_a_rerun_finishes(
         for start in range(0, n, 5_000):
             pipe = admin.pipeline(transaction=False)
             for i in range(start, start + 5_000):
-                pipe.set(f"ir_cache:spec-{i % 500}_{i:08x}", b"x")
+                pipe.set(f"ir_cache:spec-{i % 500}_{i:08x}", entry_value())
             pipe.execute()
         for i in range(foreign):
             admin.set(f"ir_cache:team-{i}:state", b"keep")  # under the prefix, not IR keys
@@ -129,7 +132,7 @@ def test_a_flush_cut_by_a_redis_sigkill_says_how_many_went_and_a_rerun_finishes(
         # an UNLINK whose reply was lost with the server may have run: at most one batch more than said
         assert reported <= n - left <= reported + 300
         proc = run("flush", "--yes", "--json", env=env)
-        assert json.loads(proc.stdout) == {"redis": left}
+        assert json.loads(proc.stdout) == {"redis": left, "foreign_kept": 0}
         assert admin.dbsize() == foreign
         admin.close()
 
@@ -210,3 +213,66 @@ def spec_file(tmp_path: Path) -> Path:
     path = d / "shop.md"
     path.write_text(spec_text(1))
     return path
+
+
+# -- warm --json: its counts agree with its lists, and it prints them on every exit ---------------------
+def warm_json(env: dict[str, str], *dirs: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    proc = run("warm", *dirs, "--json", env=env)
+    assert proc.stdout.strip(), f"no JSON (exit {proc.returncode}); stderr:\n{proc.stderr}"
+    result = json.loads(proc.stdout)
+    assert result["failed"] == len(result["failures"]), result
+    return proc, result
+
+
+def test_warm_json_counts_every_failure_it_lists(secured_url, admin, tmp_path):
+    """Before: `"failed": 1` beside three failures (the bad spec files were listed, not counted)."""
+    cache = tmp_path / "cache"
+    good = write_entries(cache, 2)
+    (cache / "broken_0a1b2c3d.json").write_text("not an entry")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "ok.md").write_text(spec_text(0))
+    (specs / "latin1.md").write_bytes(b"# Caf\xe9\n")
+    (specs / "fifo.md").unlink(missing_ok=True)
+    os.mkfifo(specs / "fifo.md")
+    proc, result = warm_json(cli_env(secured_url, cache), str(specs))
+    assert proc.returncode == 1, proc.stderr
+    assert result["warmed"] == 2 and result["left"] == 0 and result["error"] is None, result
+    assert result["failed"] == 3 and [f.split(":")[0] for f in result["failures"]] == [
+        "broken_0a1b2c3d", str(specs / "fifo.md"), str(specs / "latin1.md")], result
+    assert result["specs"] == 3 and sum(result["specs_by_tier"].values()) == 1, result
+    assert admin.exists(*[f"ir_cache:{k}" for k in good]) == 2
+
+
+def test_warm_json_is_printed_when_redis_is_down(tmp_path):
+    """Before: exit 1 and one line on stderr, nothing on stdout for `--json` to parse."""
+    cache = tmp_path / "cache"
+    write_entries(cache, 3)
+    server = RedisServer(password=PASSWORD)  # never started: nothing listens on its port
+    proc, result = warm_json(cli_env(server.url, cache))
+    assert proc.returncode == 1
+    assert one_line(proc.stderr).startswith("ircache-tui warm: Redis unavailable at"), proc.stderr
+    assert result["error"] == one_line(proc.stderr).removeprefix("ircache-tui warm: "), result
+    assert {k: result[k] for k in ("warmed", "failed", "left", "failures")} == {
+        "warmed": 0, "failed": 0, "left": 0, "failures": []}, result
+
+
+def test_warm_json_is_printed_when_redis_refuses_the_writes(secured_server, admin, tmp_path):
+    """A user without +set: the walk stops at its first SET; before, nothing was printed."""
+    user, password = "warm-no-set", "warm-no-set-pw-Qa8"
+    admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", "~ir_cache:*", "+@all", "-set")
+    try:
+        cache = tmp_path / "cache"
+        keys = write_entries(cache, 4)
+        (cache / "broken_0a1b2c3d.json").write_text("not an entry")  # listed first: a failure, then the stop
+        url = f"redis://{user}:{password}@127.0.0.1:{secured_server.port}/0"
+        proc, result = warm_json(cli_env(url, cache))
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert "Redis refused SET" in line and "add +set " in line, proc.stderr
+    assert "Redis refused SET" in result["error"] and "add +set " in result["error"], result
+    assert result["warmed"] == 0 and result["left"] == len(keys), result
+    assert result["failed"] == 1 and result["failures"][0].startswith("broken_0a1b2c3d:"), result
+    assert admin.dbsize() == 0

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
 from ...ir.generators import GenerationError
-from ...fmt import human_count, plural, shown_name
+from ...fmt import describe_os_error, human_count, plural, shown_name
 from ...settings import Settings
 from ...specs import discover_specs
-from ..common import EXIT_FAILED, EXIT_OK, generation_failure_reported, print_json, progress
+from ...specs.discovery import SpecFile
+from ..common import (EXIT_FAILED, EXIT_OK, CommandError, generation_failure_reported, print_json, progress,
+                      redis_down_reported, say)
 from ._shared import require_redis, spec_dirs
 
 _SHOWN_FAILURES = 20  # a full Redis refuses every entry: the first lines say why, --json has them all
@@ -38,47 +44,96 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_run(args, settings, dirs))
 
 
-async def _run(args, settings: Settings, dirs) -> int:
-    failures: list[str] = []
-    tiers = {"redis": 0, "filesystem": 0, "generator": 0}
+@dataclass
+class _Outcome:
+    """What the command did so far: printed on every exit (0 or 1), whatever stopped it."""
+
+    warm: dict[str, Any] = field(default_factory=lambda: {
+        "warmed": 0, "already_in_redis": 0, "failed": 0, "left": 0, "failures": [], "error": None})
+    specs: int = 0
+    tiers: dict[str, int] = field(default_factory=lambda: {"redis": 0, "filesystem": 0, "generator": 0})
+    spec_failures: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        # `failed` counts every line of `failures` (entries, then specs); `error`: why it stopped
+        failures = [*self.warm["failures"], *self.spec_failures]
+        return {"warmed": self.warm["warmed"], "already_in_redis": self.warm["already_in_redis"],
+                "failed": len(failures), "left": self.warm["left"], "specs": self.specs,
+                "specs_by_tier": self.tiers, "failures": failures, "error": self.error}
+
+
+async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -> int:
+    outcome = _Outcome()
+    try:
+        await _warm(args, settings, dirs, outcome)
+    except (CommandError, IRCacheError, OSError) as exc:  # main prints it as the one line
+        outcome.error = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        if args.json:
+            print_json(outcome.as_json())
+        raise
+    _print(args, dirs, outcome)
+    return EXIT_FAILED if outcome.error or outcome.warm["failures"] or outcome.spec_failures else EXIT_OK
+
+
+async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], outcome: _Outcome) -> None:
     async with IRCache(settings=settings) as cache:
         await require_redis(cache)
         cache.strict_redis_writes = True  # warming is filling Redis: a refused SET stops it
-        warmed = await cache.warm_redis()
-        failures.extend(warmed.pop("failures"))
+        with redis_down_reported():  # a Redis gone midway is the walk's own ERROR line
+            outcome.warm = await cache.warm_redis()
         specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir]) if dirs else []
-        for bad in (s for s in specs if not s.ok):
-            failures.append(f"{shown_name(bad.path, quote=False)}: {bad.error}")
-        good = [s for s in specs if s.ok]
-        limit = asyncio.Semaphore(max(1, args.jobs))
-        done = 0
-        with progress("caching specs", len(good)) as update:
+        outcome.specs = len(specs)
+        outcome.spec_failures += [f"{shown_name(bad.path, quote=False)}: {bad.error}" for bad in specs if not bad.ok]
+        if outcome.warm["error"] is not None:  # Redis is down or refuses writes: nothing more to fill
+            outcome.error = outcome.warm["error"]
+            return
+        await _cache_specs(cache, [s for s in specs if s.ok], args.jobs, outcome)
 
-            async def one(spec) -> None:
-                nonlocal done
-                async with limit:
-                    try:
-                        result = await cache.lookup(spec.text, str(spec.path))
-                        tiers[result.tier] += 1
-                    except GenerationError as exc:
-                        failures.append(f"{shown_name(spec.path, quote=False)}: {exc}")
-                done += 1
-                update(done)
 
-            await asyncio.gather(*(one(s) for s in good))
-    result = {**warmed, "specs": len(specs), "specs_by_tier": tiers, "failures": failures}
+async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome: _Outcome) -> None:
+    """Look every spec up (generating what is missing), `jobs` at once; a cache error (Redis
+    refusing the write) stops the rest and is raised once those in flight are done."""
+    limit = asyncio.Semaphore(max(1, jobs))
+    stopped: list[IRCacheError] = []
+    done = 0
+    with progress("caching specs", len(specs)) as update:
+
+        async def one(spec: SpecFile) -> None:
+            nonlocal done
+            async with limit:
+                if stopped:
+                    return
+                try:
+                    result = await cache.lookup(spec.text, str(spec.path))
+                    outcome.tiers[result.tier] += 1
+                except GenerationError as exc:
+                    outcome.spec_failures.append(f"{shown_name(spec.path, quote=False)}: {exc}")
+                except IRCacheError as exc:
+                    stopped.append(exc)
+                    return
+            done += 1
+            update(done)
+
+        await asyncio.gather(*(one(s) for s in specs))
+    if stopped:
+        raise stopped[0]
+
+
+def _print(args: argparse.Namespace, dirs: list[Path], outcome: _Outcome) -> None:
     if args.json:
-        print_json(result)
-    else:
-        print(f"warmed {plural(warmed['warmed'], 'entry', 'entries')} from the filesystem "
-              f"({human_count(warmed['already_in_redis'])} already in Redis"
-              + (f", {human_count(warmed['failed'])} failed" if warmed["failed"] else "")
-              + (f", {human_count(warmed['left'])} not tried" if warmed["left"] else "") + ")")
-        if dirs:
-            print(f"specs: {human_count(len(specs))} ({human_count(tiers['redis'])} in Redis, "
-                  f"{human_count(tiers['filesystem'])} warmed from disk, {human_count(tiers['generator'])} generated)")
-        for line in failures[:_SHOWN_FAILURES]:
-            print(f"failed: {line}")
-        if len(failures) > _SHOWN_FAILURES:
-            print(f"failed: … and {human_count(len(failures) - _SHOWN_FAILURES)} more (--json lists them all)")
-    return EXIT_FAILED if failures else EXIT_OK
+        print_json(outcome.as_json())
+        return
+    warmed, tiers = outcome.warm, outcome.tiers
+    print(f"warmed {plural(warmed['warmed'], 'entry', 'entries')} from the filesystem "
+          f"({human_count(warmed['already_in_redis'])} already in Redis"
+          + (f", {human_count(warmed['failed'])} failed" if warmed["failed"] else "")
+          + (f", {human_count(warmed['left'])} not tried" if warmed["left"] else "") + ")")
+    if dirs:
+        print(f"specs: {human_count(outcome.specs)} ({human_count(tiers['redis'])} in Redis, "
+              f"{human_count(tiers['filesystem'])} warmed from disk, {human_count(tiers['generator'])} generated)")
+    failures = [*warmed["failures"], *outcome.spec_failures]
+    for line in failures[:_SHOWN_FAILURES]:
+        say(f"failed: {line}")  # a server's words, a file's name: escaped
+    if len(failures) > _SHOWN_FAILURES:
+        print(f"failed: … and {human_count(len(failures) - _SHOWN_FAILURES)} more (--json lists them all)")
