@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ircache_tui import IRCache
 from ircache_tui.cache.metrics import DURATION_BUCKETS, CacheMetrics
+from ircache_tui.cache.metrics_server import FailureReport
 from ircache_tui.ir.generators import GenerationError, OfflineGenerator
 from ircache_tui.ir.usage import Usage
 from ircache_tui.settings import Settings, SettingsError
@@ -370,6 +371,18 @@ def test_watch_serves_metrics_while_it_watches(redis_url, sync_redis, cache_dir,
     with socket.socket() as s:  # released: a new server can take it at once
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_failed_requests_are_said_at_most_once_per_period(ircache_logs):
+    report = FailureReport(every=3600)
+    for i in range(250):
+        report.failed(ConnectionResetError("reset"), f"127.0.0.1:{40000 + i}")
+    report.close()
+    lines = [r.getMessage() for r in ircache_logs.records if r.name == "ircache.metrics"]
+    assert lines == ["metrics server: 1 request failed (the last: ConnectionResetError, from 127.0.0.1:40000); "
+                     "at most one such line every 3600 s",
+                     "metrics server: 249 requests failed since the last report"], lines
+    assert report.total == 250
 
 
 def test_metrics_host_flag_binds_elsewhere(redis_url, cache_dir, specs):

@@ -41,11 +41,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..settings import DEFAULT_METRICS_HOST
+from . import metrics_server
 from .events import CacheEvent
 
 if TYPE_CHECKING:  # (IRCache imports the world; the metrics only need its events and stats)
@@ -103,9 +104,12 @@ class _StatsCollector(Collector):
 class MetricsServer:
     """The `/metrics` HTTP server that `CacheMetrics.serve` started (a daemon thread)."""
 
-    def __init__(self, httpd: "WSGIServer", thread: threading.Thread) -> None:
+    def __init__(self, httpd: "WSGIServer", thread: threading.Thread,
+                 failures: metrics_server.FailureReport | None = None) -> None:
         self.httpd = httpd
         self.thread = thread
+        #: the requests that failed (reset, cut short, not HTTP): counted, said at most once a minute
+        self.failures = failures or metrics_server.FailureReport()
         address = httpd.server_address
         self.host: str = str(address[0])
         self.port: int = int(address[1])  # the real one when asked for port 0
@@ -124,6 +128,7 @@ class MetricsServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+        self.failures.close()
 
     def __enter__(self) -> "MetricsServer":
         return self
@@ -255,10 +260,11 @@ class CacheMetrics:
     def serve(self, port: int, host: str = DEFAULT_HOST) -> MetricsServer:
         """Serve this registry at http://host:port/metrics from a daemon thread; port 0 picks a free one.
 
-        Raises OSError when the address cannot be bound (in use, no such host).
+        Raises OSError when the address cannot be bound (in use, no such host). A request that
+        fails (a reset, a request cut short, bytes that are not HTTP) is counted in `.failures`
+        and logged at most once a minute, never as a traceback (see metrics_server.py).
         """
-        httpd, thread = start_http_server(port, addr=host, registry=self.registry)
-        return MetricsServer(httpd, thread)
+        return MetricsServer(*metrics_server.start(make_wsgi_app(self.registry), host, port))
 
 
 def _add(counter: Counter, value: float | None) -> None:
