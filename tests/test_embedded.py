@@ -16,6 +16,7 @@ import redis
 from ircache_tui import IRCache
 from ircache_tui.cache.embedded import EmbeddedRedis, stop_owned
 from ircache_tui.cache.errors import EmbeddedRedisError
+from tests.support.cli import cli_env, run_cli
 from tests.support.generators import SPEC, CountingGenerator
 from tests.support.impostor import NOBODY, PLANTED_KEY, Impostor
 
@@ -249,20 +250,13 @@ def test_long_path_socket_dir_is_per_user_and_private(tmp_path, private_tmp):
 
 
 @needs_root
-@pytest.mark.parametrize("where", ["temp-dir fallback", "shared cache dir"])
-def test_redis_server_of_another_user_is_refused(tmp_path, shared_tmp, where):
+def test_redis_server_of_another_user_in_the_cache_dir_is_refused(tmp_path, shared_tmp):
     # Another user gets to the socket's directory first and serves a planted entry there.
-    if where == "shared cache dir":
-        cache_dir = shared_tmp / "team-cache"  # e.g. a cache dir others may write in
-        cache_dir.mkdir(mode=0o777)
-        cache_dir.chmod(0o1777)
-    else:
-        cache_dir = deep(tmp_path)
+    cache_dir = shared_tmp / "team-cache"  # e.g. a cache dir others may write in
+    cache_dir.mkdir(mode=0o777)
+    cache_dir.chmod(0o1777)
     server = EmbeddedRedis(cache_dir)
-    if where == "shared cache dir":
-        assert server.socket_dir == cache_dir / ".redis"
-    else:
-        assert server.socket_dir == shared_tmp / f"ircache-{os.getuid()}"
+    assert server.socket_dir == cache_dir / ".redis"
     impostor = Impostor(Path(server.socket_path), shared_tmp)
     try:
         impostor.start()
@@ -281,6 +275,32 @@ def test_redis_server_of_another_user_is_refused(tmp_path, shared_tmp, where):
 
 
 @needs_root
+def test_redis_server_of_another_user_in_the_temp_dir_fallback_is_passed_over(tmp_path, shared_tmp, ircache_logs):
+    """Before: every start refused (a local denial of service by one mkdir in /tmp). Now the
+    taken directory is never used, nor its server asked anything: a new private one is made."""
+    taken = shared_tmp / f"ircache-{os.getuid()}"
+    server = EmbeddedRedis(deep(tmp_path))
+    assert server.socket_dir == taken  # the first choice, before the checks
+    impostor = Impostor(Path(server.socket_path), shared_tmp)
+    try:
+        impostor.start()
+        before = impostor.connections()
+        with server:
+            assert server.socket_dir.parent == shared_tmp and server.socket_dir != taken
+            assert server.socket_dir.name.startswith(f"ircache-{os.getuid()}-")
+            assert_private(server.socket_dir)
+            client = redis.Redis.from_url(server.url)
+            assert client.get(PLANTED_KEY) is None
+            client.close()
+        assert impostor.connections() == before + 1  # just the one asking: EmbeddedRedis never connected
+        with impostor.client() as client:
+            assert client.get(PLANTED_KEY) == b"planted"
+        assert f"Not using {taken} for the embedded Redis socket (owned by uid {NOBODY}" in ircache_logs.text
+    finally:
+        impostor.stop()
+
+
+@needs_root
 @pytest.mark.parametrize("mode", [0o700, 0o777])
 def test_cache_redis_dir_of_another_user_is_refused(tmp_path, mode):
     cache_dir = tmp_path / "ir"
@@ -293,26 +313,48 @@ def test_cache_redis_dir_of_another_user_is_refused(tmp_path, mode):
 
 
 @needs_root
-def test_long_path_socket_dir_of_another_user_is_refused(tmp_path, private_tmp):
-    socket_dir = private_tmp / f"ircache-{os.getuid()}"
-    socket_dir.mkdir(mode=0o777)
-    socket_dir.chmod(0o777)
-    os.chown(socket_dir, NOBODY, NOBODY)
-    assert_refused(EmbeddedRedis(deep(tmp_path)), str(socket_dir), f"owned by uid {NOBODY}")
-    assert list(socket_dir.iterdir()) == []
+@pytest.mark.parametrize("mode", [0o700, 0o777], ids=["0700", "0777"])
+def test_a_taken_temp_dir_fallback_is_passed_over_and_every_process_finds_the_server(tmp_path, private_tmp, mode):
+    """Before: `ircache-{uid}` in the temp dir, made first by another user, refused every command
+    of a deep cache dir. Now a new private directory holds the socket, and the location is
+    recorded, so that every process of the cache dir finds the same server (here: the real CLI)."""
+    taken = private_tmp / f"ircache-{os.getuid()}"
+    taken.mkdir()
+    taken.chmod(mode)
+    os.chown(taken, NOBODY, NOBODY)
+    cache_dir = deep(tmp_path)
+    spec = tmp_path / "shop.md"
+    spec.write_text(SPEC)
+    env = cli_env(None, cache_dir, IR_GENERATOR="offline")  # TMPDIR: private_tmp, as for this process
+    with EmbeddedRedis(cache_dir) as server:  # a user of the server for the whole test: it stays up
+        assert server.socket_dir != taken and server.socket_dir.parent == private_tmp
+        assert_private(server.socket_dir)
+        first = run_cli("get", str(spec), env=env)
+        again = run_cli("get", str(spec), env=env)
+        assert first.returncode == 0 and first.stdout.startswith("shop_"), first.stderr
+        assert first.stdout.splitlines()[0].endswith(": from generator"), first.stdout
+        assert again.returncode == 0 and again.stdout.splitlines()[0].endswith(": from redis"), again.stdout
+        assert "refusing" not in first.stderr + again.stderr
+        client = redis.Redis.from_url(server.url)
+        assert client.exists(f"ir_cache:{first.stdout.split(':')[0]}") == 1  # the CLI's server is this one
+        client.close()
+        assert len(redis_servers_of(server)) == 1
+        tempfile.tempdir = str(tmp_path)
+        try:
+            other = EmbeddedRedis(cache_dir)  # as another process of the cache dir, with another TMPDIR
+            assert other.running() and other.socket_path == server.socket_path
+        finally:
+            tempfile.tempdir = str(private_tmp)
+    assert list(taken.iterdir()) == [] and os.lstat(taken).st_uid == NOBODY  # never touched
+    assert not os.path.lexists(server.socket_path)
 
 
-@pytest.mark.parametrize("where", ["cache dir", "temp-dir fallback"])
-def test_symlinked_socket_dir_is_refused(tmp_path, private_tmp, where):
+def test_symlinked_socket_dir_is_refused(tmp_path):
     target = tmp_path / "elsewhere"
     target.mkdir(mode=0o700)  # ours and private: the symlink alone is the problem
-    if where == "cache dir":
-        cache_dir = tmp_path / "ir"
-        cache_dir.mkdir()
-        link = cache_dir / ".redis"
-    else:
-        cache_dir = deep(tmp_path)
-        link = private_tmp / f"ircache-{os.getuid()}"
+    cache_dir = tmp_path / "ir"
+    cache_dir.mkdir()
+    link = cache_dir / ".redis"
     link.symlink_to(target)
     server = EmbeddedRedis(cache_dir)
     assert server.socket_dir == link
@@ -320,6 +362,24 @@ def test_symlinked_socket_dir_is_refused(tmp_path, private_tmp, where):
     with pytest.raises(EmbeddedRedisError):
         server.running()
     assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "writable by others"])
+def test_a_temp_dir_fallback_not_fit_for_use_is_passed_over(tmp_path, private_tmp, kind):
+    fallback = private_tmp / f"ircache-{os.getuid()}"
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    if kind == "symlink":  # planted in the shared temp dir: never followed
+        fallback.symlink_to(target)
+    else:  # others could have planted a socket in it
+        fallback.mkdir()
+        fallback.chmod(0o777)
+    server = EmbeddedRedis(deep(tmp_path))
+    assert not server.running()
+    with server:
+        assert server.running() and server.socket_dir not in (fallback, target)
+        assert_private(server.socket_dir)
+    assert list(target.iterdir()) == [] and (kind == "symlink" or list(fallback.iterdir()) == [])
 
 
 @pytest.mark.parametrize("where, mode", [("cache dir", 0o755), ("temp-dir fallback", 0o750)])

@@ -13,6 +13,7 @@ The promises:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -28,6 +29,7 @@ import pytest
 import redis
 
 from ircache_tui.cache.embedded import EmbeddedRedis
+from ircache_tui.cache.errors import EmbeddedRedisError
 from tests.support import entry_keys
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
 
@@ -61,10 +63,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def socket_of(cache_dir: Path) -> str:
+    embedded = EmbeddedRedis(cache_dir)
+    with contextlib.suppress(EmbeddedRedisError):
+        embedded.running()  # settles where the socket is (a deep cache dir's is recorded in .redis/)
+    return embedded.socket_path
+
+
 def servers(cache_dir: Path) -> list[int]:
     """Running redis-servers on `cache_dir`'s socket, found in /proc (not by asking them).
     redis-server retitles itself `redis-server unixsocket:PATH`; before that, `--unixsocket PATH`."""
-    socket_path = EmbeddedRedis(cache_dir).socket_path
+    socket_path = socket_of(cache_dir)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -90,7 +99,7 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 def assert_no_server(cache_dir: Path) -> None:
     """Nothing of a server left: no process on the socket, no socket, no snapshot."""
     wait_until(lambda: not servers(cache_dir), 5, f"redis-server(s) {servers(cache_dir)} still running")
-    socket_path = EmbeddedRedis(cache_dir).socket_path
+    socket_path = socket_of(cache_dir)
     assert not os.path.lexists(socket_path), f"{socket_path} left behind"
     assert not (cache_dir / ".redis" / "dump.rdb").exists()
 
@@ -243,6 +252,37 @@ def test_processes_starting_at_once_make_one_server(tmp_path, lab):
     assert sorted(role for role, _ in answers) == ["owner"] + ["reused"] * 4
     (pid,) = {int(p) for _, p in answers}
     assert servers(cache_dir) == [pid]
+    for proc in procs:
+        leave(proc)
+    assert not alive(pid)
+    assert_no_server(cache_dir)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory another user's needs root")
+def test_processes_starting_at_once_past_a_taken_socket_dir_make_one_server(tmp_path, lab, monkeypatch):
+    """A deep cache dir's socket goes to `$TMPDIR/ircache-{uid}`; another user made that first.
+    Before: every process refused to start. Now they make one private directory and one server."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(mode=0o1777)
+    taken = tmp / f"ircache-{os.getuid()}"
+    taken.mkdir(mode=0o700)
+    os.chown(taken, 65534, 65534)
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    cache_dir = lab.cache_dir(tmp_path / ("d" * 60) / ("e" * 60))
+    procs = [
+        lab.spawn([sys.executable, "-c", HOLDER, str(cache_dir)], cli_env(None, cache_dir),
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(5)
+    ]
+    answers = [p.stdout.readline().split() for p in procs]
+    assert all(len(a) == 2 for a in answers), [p.stderr.read() for p in procs if p.poll() is not None]
+    assert sorted(role for role, _ in answers) == ["owner"] + ["reused"] * 4
+    (pid,) = {int(p) for _, p in answers}
+    assert servers(cache_dir) == [pid]
+    made = [d for d in tmp.iterdir() if d != taken]
+    assert len(made) == 1 and made[0].name.startswith(f"ircache-{os.getuid()}-")  # one new dir, private
+    assert os.lstat(made[0]).st_uid == os.getuid() and os.lstat(made[0]).st_mode & 0o777 == 0o700
+    assert list(taken.iterdir()) == []
     for proc in procs:
         leave(proc)
     assert not alive(pid)
