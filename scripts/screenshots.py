@@ -1,15 +1,20 @@
 """Regenerate screenshots/*.svg by driving the real app over the demo data (`make screenshots`).
 
-Uses the embedded redis-server in a scratch directory and the offline
-generator, so it runs anywhere `make test` does.
+Starts a redis-server of its own (the binary the embedded server uses) on a
+unix socket in a fixed scratch directory, so that the paths on screen do not
+change from run to run, and uses the offline generator: it runs anywhere
+`make test` does. Not the embedded server: for the Redis-down view the server
+is stopped, and the dashboard would start an embedded one again at its next
+probe (as it should), before the picture is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,21 +23,41 @@ sys.path.insert(0, str(ROOT))
 from ircache_tui import IRCache, OfflineGenerator, cache_key  # noqa: E402
 from ircache_tui.tui.app import IRCacheApp  # noqa: E402
 from ircache_tui.cache.demo import FIXED_TIME, seed_demo  # noqa: E402
+from ircache_tui.cache.embedded import find_redis_server  # noqa: E402
 from ircache_tui.tui.screens.detail import DetailScreen  # noqa: E402
 from ircache_tui.tui.screens.flush import FlushScreen  # noqa: E402
 from ircache_tui.tui.services import Services  # noqa: E402
 from tests.support.tui import until  # noqa: E402
 
 SIZE = (130, 36)
+SCRATCH = Path("/tmp/ircache-shots")  # shown on screen: the same every run
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A private redis-server on a unix socket in `directory`; (process, URL) once it answers."""
+    sock = directory / "redis.sock"
+    proc = subprocess.Popen([find_redis_server(), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+                             "--save", "", "--appendonly", "no", "--dir", str(directory)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.02)
+    return proc, f"unix://{sock}"
 
 
 async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="ircache-shots-"))
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    scratch = SCRATCH
+    (scratch / "redis").mkdir(parents=True)
     specs = scratch / "specs"
     shutil.copytree(ROOT / "examples" / "specs", specs)
+    server, url = start_redis(scratch / "redis")
     try:
-        async with IRCache(redis_url=None, cache_dir=scratch / "ir", ttl=604_800, generator=OfflineGenerator()) as cache:
+        async with IRCache(redis_url=url, cache_dir=scratch / "ir", ttl=604_800, generator=OfflineGenerator()) as cache:
             await seed_demo(cache, specs)
             services = Services(cache=cache, spec_dirs=[specs], watch=False, generate_on_watch=False,
                                 clock=lambda: FIXED_TIME, monotonic=lambda: 0.0, health_interval=0.3)
@@ -62,11 +87,17 @@ async def main(out: Path) -> None:
                 app.save_screenshot("detail.svg", str(out))
                 await pilot.press("escape")
 
-                await asyncio.to_thread(cache.embedded.stop)
-                await until(pilot, lambda: app.banner.has_class("-down"), timeout=20, what="Redis down banner")
+                server.terminate()
+                await asyncio.to_thread(server.wait)
+                await until(pilot, lambda: app.banner.has_class("-down") and app.status_bar.status.connected is False,
+                            timeout=20, what="Redis down, on the banner and the status line")
                 await pilot.pause(0.5)
+                if not (app.banner.has_class("-down") and app.status_bar.status.connected is False):
+                    raise RuntimeError("Redis came back before the picture of it down was taken")
                 app.save_screenshot("redis-down.svg", str(out))
     finally:
+        if server.poll() is None:
+            server.kill()
         shutil.rmtree(scratch, ignore_errors=True)
     for name in ("dashboard", "flush-confirm", "detail", "redis-down"):
         print(out / f"{name}.svg")
