@@ -28,7 +28,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.crc import key_slot
 from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptError, ReadOnlyError, ResponseError
@@ -41,6 +41,7 @@ from .keys import Selection
 log = logging.getLogger("ircache")
 
 Keys = list[bytes]
+K = TypeVar("K", bound=bytes | str)  # a key as bytes or str, handed back as it came
 
 # Measured with benchmarks/bench_core.py (100,000 IR keys among 100,000
 # others, a PING loop alongside) on a slow, shared 2-core VM: Redis spends
@@ -265,19 +266,7 @@ async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], r
             kept(int(reply[1]))
         elsewhere = list(reply[counts:])
     elif queued.entry is not None:  # no scripts: the GETRANGEs say which keys are entries, then UNLINK those
-        ours: list[bytes | str] = []
-        others = 0
-        for key, head in zip(queued.keys, replies):
-            if isinstance(head, ResponseError) and "WRONGTYPE" in str(head):
-                others += 1
-            elif isinstance(head, _ELSEWHERE) and queued.each:
-                elsewhere.append(key)
-            elif isinstance(head, Exception):
-                raise head
-            elif head and is_entry_head(head):
-                ours.append(key)
-            elif head:
-                others += 1
+        ours, others, elsewhere = _sorted_by_head(queued.keys, replies, each=queued.each)
         if kept is not None and others:
             kept(others)
         if ours:
@@ -331,18 +320,29 @@ async def entries_among(client: Any, keys: Sequence[bytes], entry: bytes) -> tup
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.getrange(key, 0, len(entry) - 1)
-    ours: list[bytes] = []
+    ours, others, _ = _sorted_by_head(keys, await pipe.execute(raise_on_error=False))
+    return ours, others
+
+
+def _sorted_by_head(keys: Sequence[K], heads: Sequence[Any], *, each: bool = False) -> tuple[list[K], int, list[K]]:
+    """From each key's GETRANGE reply: (the keys that hold entries, how many hold something else,
+    the keys a cluster node no longer serves, with `each`). Gone keys are none of them; any other
+    error raises (a key that cannot be proved an entry is never counted or deleted as one)."""
+    ours: list[K] = []
+    elsewhere: list[K] = []
     others = 0
-    for key, head in zip(keys, await pipe.execute(raise_on_error=False)):
+    for key, head in zip(keys, heads):
         if isinstance(head, ResponseError) and "WRONGTYPE" in str(head):
             others += 1
+        elif each and isinstance(head, _ELSEWHERE):
+            elsewhere.append(key)
         elif isinstance(head, Exception):
             raise head
         elif head and is_entry_head(head):
             ours.append(key)
         elif head:
             others += 1
-    return ours, others
+    return ours, others, elsewhere
 
 
 async def memory_usage(client: Any, keys: Sequence[bytes]) -> list[int | None]:
