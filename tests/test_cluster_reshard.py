@@ -35,7 +35,7 @@ from ircache_tui.cache import redis_tier, scan
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import cli_env, run_cli
-from tests.support.foreign import entry_value
+from tests.support.foreign import fill_cluster
 
 PREFIX = "ir_cache"
 KEYSPACE = KeySpace(PREFIX)
@@ -51,13 +51,7 @@ def layout(n_ir: int, n_foreign: int) -> tuple[list[bytes], list[bytes]]:
 
 
 def fill(cluster, ir: list[bytes], foreign: list[bytes]) -> None:
-    with SyncCluster.from_url(cluster.url) as client:
-        pipe = client.pipeline(transaction=False)
-        for k in ir:
-            pipe.set(k, entry_value(), ex=3600)
-        for k in foreign:
-            pipe.set(k, b"not ours")
-        pipe.execute()
+    fill_cluster(cluster.url, ir, foreign)
 
 
 def all_keys(nodes) -> list[bytes]:

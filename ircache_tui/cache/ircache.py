@@ -712,7 +712,9 @@ class IRCache:
         entries = await self.fs.list_entries()
         failures: list[str] = []
         try:
-            present = await self._tier().exists_many([e.cache_key for e in entries])
+            # (on a cluster, it and each SET wait for a primary that died to be replaced: a warm started
+            # just before a failover goes on as a walk does)
+            present = await self._tier().exists_many([e.cache_key for e in entries], follow_failover=True)
         except (RedisUnavailable, RedisCommandError) as exc:
             return self._warm_result(0, 0, failures, len(entries), str(exc))
         todo = [e for e, there in zip(entries, present) if not there]
@@ -724,7 +726,7 @@ class IRCache:
                 failures.append(f"{entry.cache_key}: unreadable or corrupt on disk (see the warning above)")
                 continue
             try:
-                await self.redis.set_raw(entry.cache_key, found[1])
+                await self.redis.set_raw(entry.cache_key, found[1], follow_failover=True)
             except (RedisUnavailable, RedisPermissionError) as exc:
                 # this entry counts as not tried too: its SET was not confirmed
                 return self._warm_result(warmed, skipped, failures, len(todo) - done, str(exc))
@@ -836,8 +838,9 @@ class IRCache:
             await self._tier().probe()
 
     async def require_redis(self) -> None:
-        """Raise RedisUnavailable (one line) unless Redis answers."""
-        await self._tier().ping()
+        """Raise RedisUnavailable (one line) unless Redis answers (on a cluster, once a primary that
+        died has been replaced, within the failover wait)."""
+        await self._tier().ping(follow_failover=True)
 
     async def in_redis(self, cache_key: str) -> bool:
         return await self._tier().exists(cache_key)

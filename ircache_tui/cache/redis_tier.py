@@ -30,7 +30,13 @@ whose walk on some primary fails because that primary died (connection
 refused or reset, a timeout) or no longer serves its slots (MOVED, ASK,
 READONLY, CLUSTERDOWN, TRYAGAIN) waits up to FAILOVER_WAIT seconds for the
 topology to change (a replica promoted), then walks every primary it names
-again; otherwise it stops and FlushIncomplete says how many keys went.
+again; otherwise it stops and FlushIncomplete says how many keys went. A
+command that meets the dead primary before any walk began (the topology
+asked first still names it until a replica is promoted: the flush's first
+CLUSTER NODES, the PING of a command that needs Redis, warm's existence check
+and SETs) waits the same way and runs again (`_run(follow_failover=True)`),
+tried even inside the fast-fail window that the failure opened. An error
+that comes from one node names it (host:port) after the URL given.
 
 Resharding: while a slot migrates, its keys live on two primaries, and a key
 carried from a node the flush has not walked yet to one it has walked is
@@ -89,7 +95,7 @@ from .keys import KeySpace, ParsedKey
 
 if TYPE_CHECKING:
     from .hits import HitBatch
-from .handshake import connection_class_for
+from .handshake import SERVER, connection_class_for
 from .urls import mask_url
 
 log = logging.getLogger("ircache")
@@ -209,6 +215,9 @@ RESHARD_WAIT = 10.0
 _TOPOLOGY_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, MovedError, AskError,
                     RedisReadOnlyError, ClusterDownError, TryAgainError, BusyLoadingError)
 _TOPOLOGY_REPLIES = ("MOVED ", "ASK ", "READONLY ", "CLUSTERDOWN ", "TRYAGAIN ", "LOADING ")
+#: set on a topology error a wait for the failover already followed and gave up on: an enclosing
+#: operation that follows failovers raises it at once instead of waiting again
+_WAITED = "ircache_failover_waited"
 
 
 def _topology_error(exc: BaseException) -> bool:
@@ -258,6 +267,40 @@ def _auth_refused(exc: BaseException) -> bool:
     return False
 
 
+# redis-py's own texts name the server: "Error 111 connecting to H:P.", "Timeout reading from H:P",
+# "Error while reading from H:P : ..." (not "Timeout connecting to server", nor a refused AUTH)
+_NAMED_IN_TEXT = re.compile(r"(?:connecting to|reading from|writing to) (\S+:\d+)")
+
+
+def _node_of(exc: BaseException) -> str | None:
+    """The `host:port` of the cluster node an error came from, when anything says it: the
+    connection that raised it (handshake.SERVER), the per-node walk or pipeline it failed in
+    (`_blame`), the cluster client's node (redis-py sets `.connection`), or redis-py's text."""
+    for e in _chain(exc):
+        named = getattr(e, SERVER, None)
+        if isinstance(named, str) and named:
+            return named
+        node = getattr(getattr(e, "connection", None), "name", None)
+        if isinstance(node, str) and node:
+            return node
+        if isinstance(e, (RedisError, OSError)) and (m := _NAMED_IN_TEXT.search(str(e))):
+            return m.group(1)
+    return None
+
+
+def _blame(exc: BaseException, node: str) -> None:
+    """Note that `exc` came from `node` (a walk's or a pipeline's), unless it already names one."""
+    if _node_of(exc) is None:
+        with contextlib.suppress(AttributeError):
+            setattr(exc, SERVER, node)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Refused, reset or timed out (not a refused password): the node is gone or hung."""
+    return not _auth_refused(exc) and any(
+        isinstance(e, (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)) for e in _chain(exc))
+
+
 _ERRNO_WORDS = {
     errno.ECONNREFUSED: "connection refused (nothing is listening there)",
     errno.ENOENT: "no such socket",
@@ -272,39 +315,45 @@ _ERRNO_WORDS = {
 }
 
 
-def down_reason(exc: BaseException) -> str:
+def down_reason(exc: BaseException, node: str | None = None) -> str:
     """Why Redis cannot be used, in words: wrong password, needs a password, connection
-    refused, timed out, no such socket... (the server's own text only when none fits)."""
+    refused, timed out, no such socket... (the server's own text only when none fits).
+
+    `node`: the cluster node (`host:port`) the error came from, said as the one that refused or
+    did not answer (the URL names another node, or none of the one that failed)."""
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     low = text.lower()
+    who = node or "it"
     if _auth_refused(exc):
         texts = " ".join(str(e).lower() for e in _chain(exc))
         if "without any password configured" in texts or "no password is set" in texts or isinstance(
             exc, AuthenticationWrongNumberOfArgsError
         ):
-            return "the URL gives a password, but the server has none set"
+            return f"the URL gives a password, but {node or 'the server'} has none set"
         if "invalid username-password" in texts or "invalid password" in texts or "wrongpass" in texts:
-            return "it refused the password (wrong password, or wrong user name)"
+            return f"{who} refused the password (wrong password, or wrong user name)"
         if "authentication required" in texts or "already authenticated" in texts or "noauth" in texts:
-            return "it needs a password, and the URL gives none"
-        return f"it refused the credentials ({redact.scrub(text)})"
+            return f"{who} needs a password, and the URL gives none"
+        return f"{who} refused the credentials ({redact.scrub(text)})"
     for e in _chain(exc):
         if isinstance(e, OSError) and e.errno in _ERRNO_WORDS:
             words = _ERRNO_WORDS[e.errno]
             if e.errno == errno.ENOENT and e.filename:
                 words = f"no such socket: {e.filename}"
-            return words
+            if node and e.errno == errno.ECONNREFUSED:
+                return f"{node} refused the connection (nothing is listening there)"
+            return f"{node}: {words}" if node else words
         if isinstance(e, OSError) and e.errno is not None and e.errno < 0 and "name" in str(e).lower():
             return "unknown host (the name does not resolve)"  # socket.gaierror
     if isinstance(exc, (RedisTimeoutError, TimeoutError)) or "timeout" in low or "timed out" in low:
-        return "timed out (no answer in time)"
+        return f"{node} did not answer in time" if node else "timed out (no answer in time)"
     if isinstance(exc, InvalidResponse):
-        return f"what answers there is not a Redis server ({redact.scrub(text)})"
+        return f"what answers {f'at {node}' if node else 'there'} is not a Redis server ({redact.scrub(text)})"
     if "max number of clients" in low:
-        return "it has reached its maximum number of clients"
+        return f"{who} has reached its maximum number of clients"
     if "closed by server" in low or "connection closed" in low:
-        return "the server closed the connection"
-    return redact.scrub(text)
+        return f"{node} closed the connection" if node else "the server closed the connection"
+    return f"{node}: {redact.scrub(text)}" if node else redact.scrub(text)
 
 
 # Redis 6 names only the parent command in NOPERM ('script'); the rule to add is
@@ -460,10 +509,10 @@ class RedisTier:
         except ClusterRefused:
             raise
         except _DOWN_ERRORS as exc:
-            self.health.mark_down(exc, down_reason(exc), announce=False)
+            self.health.mark_down(exc, self._reason(exc), announce=False)
         except RedisError as exc:
             if _auth_refused(exc):
-                self.health.mark_down(exc, down_reason(exc), announce=False)
+                self.health.mark_down(exc, self._reason(exc), announce=False)
             else:  # a refused command (an ACL): the first call that needs it says which rule
                 log.debug("Opening Redis: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
@@ -620,10 +669,18 @@ class RedisTier:
         base = 0
         deadline: float | None = None
         loop = asyncio.get_running_loop()
+
+        async def on(i: int, client: aioredis.Redis) -> T:
+            try:
+                return await work(i, client)
+            except Exception as exc:
+                _blame(exc, _node_name(client))  # the error names the node whose walk failed
+                raise
+
         while True:
             nodes = await self._primaries(refresh=True)
             before = self._owners_seen or self._slot_owners()  # (just asked: see _refresh_topology)
-            results = await asyncio.gather(*(work(base + i, c) for i, c in enumerate(nodes)), return_exceptions=True)
+            results = await asyncio.gather(*(on(base + i, c) for i, c in enumerate(nodes)), return_exceptions=True)
             errors = [r for r in results if isinstance(r, BaseException)]
             if not errors:
                 return results  # type: ignore[return-value]
@@ -634,11 +691,65 @@ class RedisTier:
                 raise errors[0]
             if deadline is None:
                 deadline = loop.time() + FAILOVER_WAIT
-            log.info("A primary's walk failed (%s): waiting for the cluster's topology to change",
-                     str(errors[0]).splitlines()[0] if str(errors[0]) else type(errors[0]).__name__)
+            log.info("A primary's walk failed: %s; waiting up to %.3g s for the cluster's topology to change",
+                     self._reason(errors[0]), max(0.0, deadline - loop.time()))
             if not await self._topology_changed(before, deadline):
+                with contextlib.suppress(AttributeError):
+                    setattr(errors[0], _WAITED, True)
                 raise errors[0]
             log.info("The cluster's topology changed: walking every primary again")
+
+    async def _through_failover(self, op: Callable[[], Awaitable[T]]) -> T:
+        """`op()`; on a cluster, run again when it failed because a primary is gone or no longer
+        serves its slots (see `_topology_error`) and the cluster replaced it within FAILOVER_WAIT
+        (a replica promoted): a command started just before or while a primary dies goes on as
+        one already walking does. Only for operations that may run twice (PING, reads, SET, a
+        flush that counts per round)."""
+        if not self.cluster:
+            return await op()
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while True:
+            before = self._owners_seen or self._slot_owners()
+            try:
+                return await op()
+            except Exception as exc:
+                if not _topology_error(exc) or getattr(exc, _WAITED, False):
+                    raise
+                if deadline is None:
+                    deadline = loop.time() + FAILOVER_WAIT
+                log.info("Waiting up to %.3g s for a failover: %s", max(0.0, deadline - loop.time()),
+                         self._reason(exc))
+                if not await self._failed_over(exc, before, deadline):
+                    with contextlib.suppress(AttributeError):
+                        setattr(exc, _WAITED, True)
+                    raise
+            log.info("The cluster failed over: trying again")
+
+    async def _failed_over(self, exc: BaseException, before: tuple[str, ...], deadline: float) -> bool:
+        """Whether, by `deadline` (loop time), the cluster replaced what `exc` met: the node that
+        refused or did not answer serves no slot any more (a replica took them), or (a node that
+        said CLUSTERDOWN, MOVED...) a slot changed owner since `before`. False at once when no node
+        answers: that is an outage, not a failover, and waiting would only delay saying so."""
+        gone = _node_of(exc) if _connection_lost(exc) else None
+        if gone not in before:
+            gone = None  # (a name the slot map does not use: wait for any change instead)
+        loop = asyncio.get_running_loop()
+        asked = False
+        while True:
+            try:
+                await self._refresh_topology()
+            except (*_DOWN_ERRORS, RedisError) as refused:  # no node answered, or they disagree mid-failover
+                if not asked and _connection_lost(refused):
+                    return False
+            else:
+                owners = self._slot_owners()
+                if all(owners) and (gone not in owners if gone else owners != before):
+                    return True
+            asked = True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(_TOPOLOGY_POLL)
 
     async def _pipelined(self, calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]],
                          *, raise_on_error: bool = True) -> list[Any]:
@@ -663,7 +774,11 @@ class RedisTier:
             for i in idxs:
                 _, method, args, kwargs = calls[i]
                 getattr(pipe, method)(*args, **kwargs)
-            return idxs, list(await pipe.execute(raise_on_error=False))
+            try:
+                return idxs, list(await pipe.execute(raise_on_error=False))
+            except Exception as exc:
+                _blame(exc, name)
+                raise
 
         out: list[Any] = [None] * len(calls)
         results = await asyncio.gather(*(run(n, ix) for n, ix in groups.items()), return_exceptions=True)
@@ -710,8 +825,12 @@ class RedisTier:
         reroute = self._reroute if entry is None else self._reroute_entries
 
         async def run(name: str, mine: list[Any]) -> int:
-            return await scan.unlink_keys(self._node_client(nodes[name]), mine, entry=entry, reroute=reroute,
-                                          tally=add, kept=kept)
+            try:
+                return await scan.unlink_keys(self._node_client(nodes[name]), mine, entry=entry, reroute=reroute,
+                                              tally=add, kept=kept)
+            except Exception as exc:
+                _blame(exc, name)
+                raise
 
         results = await asyncio.gather(*(run(n, k) for n, k in by_node.items()), return_exceptions=True)
         for result in results:
@@ -793,6 +912,9 @@ class RedisTier:
                 reply = await client.execute_command("CLUSTER NODES")
             except ResponseError:  # NOPERM, or a proxy that hides the command
                 return []
+            except Exception as exc:
+                _blame(exc, _node_name(client))
+                raise
             return _own_migrations(reply, _node_name(client))
 
         nodes = await self._primaries()  # as the caller just asked them (_reshard_state)
@@ -824,21 +946,29 @@ class RedisTier:
         return RedisUnavailable(f"Redis unavailable at {self.display_url}: {self.health.reason}")
 
     def _mark_down(self, exc: BaseException) -> RedisUnavailable:
-        self.health.mark_down(exc, down_reason(exc))
+        self.health.mark_down(exc, self._reason(exc))
         return self._down()
 
-    async def _run(self, op: Callable[[], Awaitable[T]], *, probe: bool = False, sent: str | None = None) -> T:
+    def _reason(self, exc: BaseException) -> str:
+        """down_reason, naming the node that failed on a cluster (the URL names one node of many)."""
+        return down_reason(exc, _node_of(exc) if self.cluster else None)
+
+    async def _run(self, op: Callable[[], Awaitable[T]], *, probe: bool = False, sent: str | None = None,
+                   follow_failover: bool = False) -> T:
         """Run one Redis call; `probe` asks even inside the fast-fail window after a failure;
-        `sent` names the subcommand, for the ACL rule a refusal asks for."""
+        `sent` names the subcommand, for the ACL rule a refusal asks for. `follow_failover` (an
+        operation that may run twice): on a cluster, `op` waits for a failover and runs again
+        (`_through_failover`), and is tried even inside the fast-fail window (a primary that died
+        a moment ago, and is being replaced, must not fail it untried)."""
         if self._refusal is not None:
             raise self._refusal
-        if not probe and self.health.should_skip():
+        if not probe and not (follow_failover and self.cluster) and self.health.should_skip():
             self.health.announce()
             raise self._down()
         try:
             if self._mode_pending:
                 await self._settle_mode()
-            result = await op()
+            result = await (self._through_failover(op) if follow_failover else op())
         except _DOWN_ERRORS as exc:
             raise self._mark_down(exc) from None
         except RedisError as exc:
@@ -851,8 +981,10 @@ class RedisTier:
         return result
 
     # -- raw access (the IRCache's hot path) ------------------------------
-    async def ping(self) -> bool:
-        return bool(await self._run(self.client.ping))
+    async def ping(self, *, follow_failover: bool = False) -> bool:
+        """PING; `follow_failover`: on a cluster, wait for a primary that died to be replaced (a
+        command that needs Redis, checking first)."""
+        return bool(await self._run(lambda: self.client.ping(), follow_failover=follow_failover))
 
     async def probe(self) -> None:
         """PING now, even inside the fast-fail window after a failure; raises if Redis is still down."""
@@ -885,9 +1017,11 @@ class RedisTier:
         """Whether a read found another tool's value under this key (so it must not be written)."""
         return cache_key in self._foreign
 
-    async def set_raw(self, cache_key: str, raw: bytes, ttl: int | None = None) -> bool:
+    async def set_raw(self, cache_key: str, raw: bytes, ttl: int | None = None, *,
+                      follow_failover: bool = False) -> bool:
         """SET the entry with EX. ForeignKey when a read found another tool's value there: it is
-        not ours to overwrite (the filesystem keeps the entry)."""
+        not ours to overwrite (the filesystem keeps the entry). `follow_failover`: on a cluster,
+        a SET that met a dead primary waits for its replica's promotion and goes again (warm)."""
         self._writable(f"SET {cache_key}")
         ttl = self.ttl if ttl is None else ttl
         if ttl <= 0:
@@ -895,7 +1029,7 @@ class RedisTier:
         rkey = self.keys.redis_key(cache_key)
         if cache_key in self._foreign:
             raise ForeignKey(rkey, "another tool's value (found when it was read)")
-        return bool(await self._run(lambda: self.client.set(rkey, raw, ex=ttl)))
+        return bool(await self._run(lambda: self.client.set(rkey, raw, ex=ttl), follow_failover=follow_failover))
 
     async def exists(self, cache_key: str) -> bool:
         """Whether Redis holds an entry under this key (another tool's value there is not one). One
@@ -914,15 +1048,18 @@ class RedisTier:
             return False
         return bool(head)
 
-    async def exists_many(self, cache_keys: list[str]) -> list[bool]:
+    async def exists_many(self, cache_keys: list[str], *, follow_failover: bool = False) -> list[bool]:
         """Which of `cache_keys` hold entries in Redis, in one pipelined round trip (a GETRANGE of
-        the envelope's first bytes each: a key holding another tool's value is not an entry)."""
+        the envelope's first bytes each: a key holding another tool's value is not an entry).
+        `follow_failover`: on a cluster, a node's share that met a dead primary waits for its
+        replica's promotion, and the reads go again (warm)."""
         if not cache_keys:
             return []
 
         rkeys = [self.keys.redis_key(key) for key in cache_keys]
         calls = [(rkey, "getrange", (rkey, 0, len(ENTRY_HEAD) - 1), {}) for rkey in rkeys]
-        heads = await self._run(lambda: self._pipelined(calls, raise_on_error=False), sent="getrange")
+        heads = await self._run(lambda: self._pipelined(calls, raise_on_error=False), sent="getrange",
+                                follow_failover=follow_failover)
         out = []
         for key, head in zip(cache_keys, heads):
             if isinstance(head, ResponseError) and "WRONGTYPE" in str(head):
@@ -1022,6 +1159,9 @@ class RedisTier:
         selection = self.keys.select(spec_name)
         so_far = 0
         per_node: dict[int, int] = {}  # what each primary's walk deleted so far
+        # each walk's own range of indices in per_node (1 << 20 wide), never reused: not after a
+        # resharding, nor when the whole flush runs again after a failover (_through_failover)
+        rounds = 0
         refused: dict[bytes, RedisError] = {}  # keys in migrating slots the ACL may not follow (see below)
         reroute = self._reroute_leaving_refused(refused)
 
@@ -1043,14 +1183,15 @@ class RedisTier:
         async def flush() -> int:
             # what went is what every walk confirmed, including the rounds before a failover or a
             # resharding (their partial counts are in per_node, under indices never reused)
+            nonlocal rounds
             if not self.cluster:
                 await self._each_primary(walk)
                 return so_far
-            first = 0
             deadline: float | None = None
             while True:
                 before = await self._reshard_state()
                 self._resharded = False
+                first, rounds = rounds << 20, rounds + 1
                 await self._each_primary(lambda i, client: walk(first + i, client), follow_failover=True)
                 after = await self._reshard_state()
                 if not self._resharded and after == before and not after[1]:
@@ -1069,7 +1210,6 @@ class RedisTier:
                         "the flush may remain: run it again when it is done"))
                 log.info("Slots changed hands during the flush (a resharding or a failover): "
                          "walking every primary again")
-                first += 1 << 20  # a new range of indices for per_node
 
         def left_refused(reason: str = "") -> str:
             if not refused:
@@ -1079,7 +1219,7 @@ class RedisTier:
             return f"{reason}; and {left}" if reason else left
 
         try:
-            deleted = await self._run(flush)
+            deleted = await self._run(flush, follow_failover=True)  # (a primary gone before its walk began)
             if refused:
                 await self._run(lambda: self._still_left(refused))
         except FlushIncomplete as exc:
@@ -1102,7 +1242,7 @@ class RedisTier:
         `total_size_bytes` is None when the server refuses MEMORY USAGE: the
         keys are still counted.
         """
-        sizes = await self._run(lambda: self._sizes(self.keys.select()))
+        sizes = await self._run(lambda: self._sizes(self.keys.select()), follow_failover=True)
         specs = sorted({s.decode("utf-8") for s in sizes.specs})
         known = sizes.bytes is not None
         spec_sizes = {
@@ -1119,7 +1259,7 @@ class RedisTier:
     async def count_entries(self, spec_name: str | None = None) -> tuple[int, int]:
         """(entries, keys of our name that hold another tool's value) of one spec, or all: one walk."""
         selection = self.keys.select(spec_name)
-        sizes = await self._run(lambda: self._sizes(selection))
+        sizes = await self._run(lambda: self._sizes(selection), follow_failover=True)
         return sizes.keys, sizes.foreign
 
     async def _sizes(self, selection: Any) -> scan.Sizes:
@@ -1142,7 +1282,7 @@ class RedisTier:
             self._stats_scripted = all(scripted for _, scripted in parts)
             return parts[0][0] if len(parts) == 1 else scan.merge_top([r for r, _ in parts], by, n)
 
-        ranked = await self._run(top)
+        ranked = await self._run(top, follow_failover=True)
         return [p for p in (self.keys.cache_key_of(k) for k, _ in ranked) if p is not None]
 
     # -- walking the keyspace (the dashboard and prune) ----------------------
@@ -1597,7 +1737,7 @@ class RedisTier:
                 if mine:
                     await scan.unlink_keys(client, mine, reroute=self._reroute if self.cluster else None, tally=add)
 
-        await self._run(lambda: self._each_primary(on, follow_failover=True))
+        await self._run(lambda: self._each_primary(on, follow_failover=True), follow_failover=True)
         return sum(deleted.values())
 
     async def lock_held(self, cache_key: str) -> bool:

@@ -8,6 +8,7 @@ never count, flush, prune, expire or overwrite.
 from __future__ import annotations
 
 import redis
+from redis.cluster import RedisCluster
 
 from ircache_tui.ir.envelope import ENTRY_HEAD
 
@@ -38,3 +39,15 @@ def plant_foreign(client: redis.Redis, n_strings: int, n_hashes: int, *, prefix:
         keys.append(key)
     pipe.execute()
     return keys
+
+
+def fill_cluster(url: str, ir: list[bytes], foreign: list[bytes]) -> None:
+    """Through the cluster client at `url`: each of `ir` an entry (with a TTL), each of `foreign`
+    another tool's string."""
+    with RedisCluster.from_url(url) as client:
+        pipe = client.pipeline(transaction=False)
+        for key in ir:
+            pipe.set(key, entry_value(), ex=3600)
+        for key in foreign:
+            pipe.set(key, b"not ours")
+        pipe.execute()
