@@ -110,6 +110,7 @@ class KeyBrowser:
         self._index = 0  # page shown = _history[_index]
         self._next: _Start | None = None  # where the following page starts, None when complete
         self.page: Page | None = None
+        self._loads = 0  # loads started: only the latest one moves the walk (see _load)
 
     def set_filter(self, text: str | None) -> None:
         """Filter by `text` (see filter_pattern; raises InvalidSpecName for a bad exact name) and start over."""
@@ -168,7 +169,12 @@ class KeyBrowser:
         return await self._load()
 
     async def _load(self) -> Page:
-        start = self._history[self._index]
+        """The page at the current index. A load that another started after it (a reload of page 1
+        still on its way when `n` asked for page 2, its cancel not yet landed) hands its page back
+        but leaves the walk alone: applied late, it would rewind the walk to the page it read."""
+        self._loads += 1
+        mine, index = self._loads, self._index
+        start = self._history[index]
         keys = list(start.carry)
         cursor, done = start.cursor, start.scan_done
         started = time.monotonic()
@@ -185,11 +191,13 @@ class KeyBrowser:
         page_keys, carry = keys[: self.page_size], keys[self.page_size :]
         scanned = start.scanned_before + len(page_keys)
         complete = done and not carry
-        self._next = None if complete else _Start(cursor, carry, scanned, done)
         rows = await self._details(page_keys)
-        self.page = Page(self._index + 1, rows, complete, not done and len(page_keys) < self.page_size, scanned,
-                         *self._primaries_done(cursor, done))
-        return self.page
+        page = Page(index + 1, rows, complete, not done and len(page_keys) < self.page_size, scanned,
+                    *self._primaries_done(cursor, done))
+        if mine == self._loads:
+            self._next = None if complete else _Start(cursor, carry, scanned, done)
+            self.page = page
+        return page
 
     def _primaries_done(self, cursor: int, done: bool) -> tuple[int | None, int | None]:
         """On a cluster the cursor walks the primaries in turn, the current one's index in its low

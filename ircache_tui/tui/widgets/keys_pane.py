@@ -261,6 +261,8 @@ class KeysPane(TablePane):
     def _page_loaded(self, message: _PageLoaded) -> None:
         if message.view != self.view:
             return  # the view changed while it loaded
+        if self.view == "scan" and self.browser is not None and message.page is not self.browser.page:
+            return  # a later load of the walk started meanwhile: its page is the one to show
         self.post_message(m.RedisAnswered())
         first = not self.first_page_shown
         self.first_page_shown = True
