@@ -24,6 +24,14 @@ this process still uses, a last resort for a process interrupted before it
 could (the command line calls it on the way out). A forked child inherits its
 parent's lock but is not a user: its `stop()` never stops the parent's server.
 
+The server may be Redis or Valkey (IRCACHE_REDIS_SERVER, or a `redis-server`
+on PATH that is Valkey), so it is known by what it says, never by its process
+title: INFO server over the socket gives its pid, run_id, name and version,
+and the first process to see it answer records them in `.redis/server-id`
+with that pid's start time and binary from /proc. A server that no longer
+answers (hung, SIGSTOPped) is the pid file's pid while /proc still shows that
+same process; it is stopped, never left running beside a new one.
+
 Trust comes from the directory, never from an answer to PING: anyone who can
 put a socket where we look can serve us entries. So the socket lives in a
 directory this user owns with mode 0700 (as ssh-agent and tmux do), checked
@@ -51,6 +59,7 @@ import errno
 import fcntl
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -66,11 +75,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import EmbeddedRedisError
+from .server import ServerInfo, from_info
 
 log = logging.getLogger("ircache")
 
 _SUN_PATH_MAX = 100  # sockaddr_un.sun_path is 108 bytes on Linux; keep a margin
 _SOCKET_RECORD = "socket-path"  # in .redis/: where the socket is, when it is not in .redis/ itself
+#: in .redis/, beside the pid file: who the server is, as it said when started or first seen answering
+#: (INFO server's process_id and run_id, its name and version) and as /proc saw that pid then (its
+#: start time and binary): how a server that no longer answers (hung, SIGSTOPped) is still known
+_SERVER_RECORD = "server-id"
 
 #: Servers this process uses (holds a shared lock on) and has not left yet (see stop_owned).
 _users: set["EmbeddedRedis"] = set()
@@ -186,6 +200,34 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+def _proc_start(pid: int) -> str | None:
+    """When `pid` started (clock ticks since boot, /proc/PID/stat field 22): with the pid, a
+    process's identity (a pid is recycled; a pid and a start time are not). None without /proc."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _proc_exe(pid: int) -> str | None:
+    """The binary `pid` runs (/proc/PID/exe, symlinks resolved: Debian's redis-server is
+    redis-check-rdb), whatever it calls itself; None without /proc."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")  # (upgraded under it)
+    except OSError:
+        return None
+
+
+def _info_fields(reply: bytes) -> dict[bytes, bytes]:
+    """`INFO server`'s `name:value` lines, as raw RESP from _command."""
+    fields = {}
+    for line in reply.split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        if sep:
+            fields[name] = value
+    return fields
+
+
 _IMPERSONATION = "another user may be impersonating the cache's redis-server"
 
 
@@ -288,6 +330,9 @@ class EmbeddedRedis:
         self.socket_dir = Path(self.socket_path).parent
         self._in_data_dir = self.socket_dir == self.data_dir
         self.pidfile = self.data_dir / "redis.pid"
+        self.server_record = self.data_dir / _SERVER_RECORD
+        #: what the server said it is (Redis, Valkey...) when this process last asked it
+        self.server: ServerInfo | None = None
         self.extra_args = extra_args or []
         #: the redis-server this process started (a child of ours), until this process leaves it
         self.process: subprocess.Popen[bytes] | None = None
@@ -442,40 +487,100 @@ class EmbeddedRedis:
         return self._private_dirs(create=False) and self._answers()
 
     def server_pid(self) -> int | None:
-        """The pid of the redis-server on our socket, or None if none is found.
+        """The pid of the server on our socket, or None if none is found.
 
-        The server's own answer comes first (INFO, over the socket in our private dir).
-        Next is the pid file, trusted only while /proc shows that pid as a redis-server
-        on our socket. On a full disk the pid file is empty.
+        The server's own answer comes first (INFO server, over the socket in our private dir),
+        and is recorded beside the pid file when it is news (see _note). Next is the pid file,
+        trusted only while that pid is the process recorded (see _is_our_server): a hung server
+        answers nothing. On a full disk the pid file is empty.
         """
         if not self._private_dirs(create=False):
             return None
         if _own_socket(self.socket_path):
-            reply = _command(self.socket_path, b"INFO", b"server") or b""
-            for line in reply.split(b"\r\n"):
-                if line.startswith(b"process_id:"):
-                    with contextlib.suppress(ValueError):
-                        return int(line.split(b":", 1)[1])
+            pid = self._note(_command(self.socket_path, b"INFO", b"server") or b"")
+            if pid is not None:
+                return pid
         try:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
         return pid if self._is_our_server(pid) else None
 
+    def _note(self, reply: bytes) -> int | None:
+        """The pid an `INFO server` reply gives; record who the server is if it is news (a server
+        started by another process, or by an older version: adopted), so that it is known when it
+        no longer answers."""
+        fields = _info_fields(reply)
+        try:
+            pid = int(fields.get(b"process_id", b""))
+        except ValueError:
+            return None
+        self.server = from_info(reply) or self.server
+        run_id = fields.get(b"run_id", b"").decode(errors="replace")
+        known = self._recorded()
+        if known is None or known.get("pid") != pid or known.get("run_id") != run_id:
+            self._write_record({
+                "pid": pid, "run_id": run_id, "start": _proc_start(pid), "exe": _proc_exe(pid),
+                **(self.server.as_json() if self.server else {}),
+            })
+        return pid
+
+    def _recorded(self) -> dict[str, object] | None:
+        """The server record (see _SERVER_RECORD), or None (none, or not one we wrote)."""
+        try:
+            fd = os.open(self.server_record, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "rb") as f:
+                record = json.loads(f.read(4096))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def _write_record(self, record: dict[str, object]) -> None:
+        """Temp file + rename (readers see all or nothing); a read-only dir leaves none (see _is_our_server)."""
+        temp = self.data_dir / f".{_SERVER_RECORD}.{os.getpid()}"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f)
+            os.replace(temp, self.server_record)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            log.debug("Cannot record the embedded server in %s: %s", self.server_record, _why(exc))
+
     def _is_our_server(self, pid: int) -> bool:
-        """`pid` runs (not a zombie) and is a redis-server on our socket, not a recycled pid."""
+        """`pid` runs (not a zombie) and is the server of this cache dir, not a recycled pid.
+
+        Known by the record (see _SERVER_RECORD), never by what the process calls itself
+        (Valkey titles itself `valkey-server`, and a `redis-server` may be Valkey): the same
+        pid, started at the same time, running the same binary. A server nobody recorded (an
+        older version started it, or the disk was full) is ours if its command line names our
+        socket (`unixsocket:PATH` once it has retitled itself, `--unixsocket PATH` before).
+        """
         if not _running(pid):
             return False
+        known = self._recorded()
+        if known is not None and known.get("pid") == pid:
+            start, exe = _proc_start(pid), _proc_exe(pid)
+            return (start is None or start == known.get("start")) and (exe is None or exe == known.get("exe"))
         try:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
         except FileNotFoundError:
             return False
         except OSError:
             return True  # no /proc to ask (not Linux): the pid file is all there is
-        # redis-server retitles itself `redis-server unixsocket:PATH`; before that, `--unixsocket PATH`.
-        return bool(args) and "redis-server" in args[0] and (
-            f"unixsocket:{self.socket_path}" in args or f"--unixsocket {self.socket_path}" in " ".join(args)
-        )
+        return f"unixsocket:{self.socket_path}" in args or f"--unixsocket {self.socket_path}" in " ".join(args)
+
+    def _program(self) -> str:
+        """What the server is called in log lines: `valkey-server` when it said it is Valkey."""
+        if self.server is not None:
+            return self.server.program
+        known = self._recorded()
+        name = known.get("name") if known else None
+        return f"{name}-server" if isinstance(name, str) and name else "redis-server"
 
     # -- joining -------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> str:
@@ -512,6 +617,8 @@ class EmbeddedRedis:
             try:
                 if not self._answers():  # also re-checks the socket is ours before any unlink below
                     self._launch(timeout)
+                elif took:  # joining a server another process started: known from here on if it hangs
+                    self._note(_command(self.socket_path, b"INFO", b"server") or b"")
             except BaseException:
                 if took:  # a failed start leaves this process no user; a failed restart keeps it one
                     self._drop_lease()
@@ -613,16 +720,19 @@ class EmbeddedRedis:
                     err = ""
                 self._forget_process()
                 tail = self._log_tail() or err.strip()
-                raise EmbeddedRedisError(f"redis-server exited at start: {tail or 'no output'}")
+                raise EmbeddedRedisError(f"{Path(binary).name} exited at start: {tail or 'no output'}")
             if self._answers():
                 if proc.stderr:
                     proc.stderr.close()  # it logs to its file from here on; it ignores SIGPIPE
-                log.info("Started embedded redis-server at %s", self.socket_path)
+                # who it is, recorded beside the pid file: how it is known if it ever hangs
+                self._note(_command(self.socket_path, b"INFO", b"server") or b"")
+                log.info("Started embedded %s%s at %s", self._program(),
+                         f" ({self.server.label})" if self.server else "", self.socket_path)
                 return
             time.sleep(0.01)
         self._terminate(proc.pid, 1.0)
         self._forget_process()
-        raise EmbeddedRedisError(f"redis-server did not answer on {self.socket_path} within {timeout:g}s")
+        raise EmbeddedRedisError(f"{Path(binary).name} did not answer on {self.socket_path} within {timeout:g}s")
 
     def _clear_stale(self, timeout: float) -> None:
         """Before a start: end a server of ours that no longer answers, and remove what a dead one left.
@@ -642,7 +752,7 @@ class EmbeddedRedis:
                     break
                 time.sleep(0.05)
             if self._is_our_server(pid):
-                log.warning("Embedded redis-server (pid %d) does not answer: stopping it", pid)
+                log.warning("Embedded %s (pid %d) does not answer: stopping it", self._program(), pid)
                 self._terminate(pid, 1.0)
         if self.process is not None and self._owner_pid == os.getpid() and self.process.poll() is not None:
             self._forget_process()  # ours, and dead: reap it
@@ -652,6 +762,8 @@ class EmbeddedRedis:
                     os.unlink(self.socket_path)  # stale socket of a dead server of ours
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.pidfile)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.server_record)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.data_dir / "dump.rdb")  # an older version's snapshot: nothing is restored
         except OSError as exc:
@@ -714,7 +826,7 @@ class EmbeddedRedis:
                 asked = _command(self.socket_path, b"SHUTDOWN", b"NOSAVE", timeout=min(timeout, 2.0)) is not None
         if pid is not None:
             self._terminate(pid, timeout, signalled=asked)
-            log.info("Stopped embedded redis-server (pid %d)", pid)
+            log.info("Stopped embedded %s (pid %d)", self._program(), pid)
         elif asked:
             deadline = time.monotonic() + timeout
             while _ping(self.socket_path, 0.1) and time.monotonic() < deadline:
@@ -725,6 +837,8 @@ class EmbeddedRedis:
         if pid is not None and not self._is_our_server(pid):
             with contextlib.suppress(OSError):
                 os.unlink(self.pidfile)
+            with contextlib.suppress(OSError):
+                os.unlink(self.server_record)
 
     def _terminate(self, pid: int, timeout: float, *, signalled: bool = False) -> None:
         """Wait up to `timeout` for `pid` to exit (SIGTERM first unless already asked), then SIGKILL."""
@@ -745,7 +859,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while not gone():
             if time.monotonic() >= deadline:
-                log.warning("Embedded redis-server (pid %d) did not stop within %gs: killing it", pid, timeout)
+                log.warning("Embedded %s (pid %d) did not stop within %gs: killing it", self._program(), pid, timeout)
                 send(signal.SIGKILL)
                 kill_deadline = time.monotonic() + 5.0
                 while not gone() and time.monotonic() < kill_deadline:

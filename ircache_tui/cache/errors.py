@@ -44,6 +44,17 @@ class RedisPermissionError(RedisCommandError):
         )
 
 
+class RedisKeyPermissionError(RedisPermissionError):
+    """A key the operation touches is outside the ACL user's key patterns; says which pattern to add."""
+
+    def __init__(self, pattern: str) -> None:
+        self.command = "key access"
+        self.rule = pattern
+        RedisCommandError.__init__(
+            self, f"Redis refused access to a key for this user (NOPERM): add {pattern} to its ACL key patterns"
+        )
+
+
 class ForeignKey(IRCacheError):
     """A key of our name (`{prefix}:{spec}_{hash8}`) that holds something other than an entry: another
     type, or a string that does not begin as our envelope does. Another tool's: never read as an

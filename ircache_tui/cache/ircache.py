@@ -694,7 +694,7 @@ class IRCache:
         try:
             redis_info: dict[str, Any] = {"reachable": True, **await self.redis.get_ir_cache_stats()}
         except _REDIS_ERRORS as exc:
-            redis_info = {"reachable": False, "error": str(exc)}
+            redis_info = {"reachable": False, "error": str(exc), "server": None}
         redis_info["cluster"] = self.redis.cluster_info  # {"primaries": N} on a cluster, None on one node
         return {"redis": redis_info, "filesystem": await self.fs.stats()}
 

@@ -72,7 +72,7 @@ from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArg
 from redis.exceptions import AskError, BusyLoadingError, ClusterDownError, ClusterError, MovedError, TryAgainError
 from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, NoPermissionError, OutOfMemoryError, RedisClusterException, RedisError
+from redis.exceptions import InvalidResponse, NoPermissionError, RedisClusterException, RedisError
 from redis.exceptions import NoScriptError, ResponseError, SlotNotCoveredError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -92,6 +92,8 @@ from .errors import (
 )
 from .health import RedisHealth
 from .keys import KeySpace, ParsedKey
+from .refusals import command_error
+from .server import ServerInfo, from_hello, from_info
 
 if TYPE_CHECKING:
     from .hits import HitBatch
@@ -107,12 +109,10 @@ T = TypeVar("T")
 # topology from, redirections that never settle (RedisClusterException is not a RedisError)
 _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError,
                 AuthenticationWrongNumberOfArgsError, InvalidResponse, ClusterError, RedisClusterException)
-# "NOPERM this user has no permissions to run the 'unlink' command" (6.x); 'client|setname' for subcommands
-_NOPERM_COMMAND = re.compile(r"run the '([^']+)' command")
 # K keyspace channel; g generic (del, expire, rename); $ string (set); x expired
 _NOTIFY_FLAGS = "Kg$x"
 
-LockMode = Literal["script", "watch", "none"]
+LockMode = Literal["native", "script", "watch", "none"]
 #: how many keys found to hold another tool's value under our names are remembered (never written)
 _FOREIGN_MEMORY = 1024
 
@@ -356,45 +356,6 @@ def down_reason(exc: BaseException, node: str | None = None) -> str:
     return f"{node}: {redact.scrub(text)}" if node else redact.scrub(text)
 
 
-# Redis 6 names only the parent command in NOPERM ('script'); the rule to add is
-# the subcommand we send, not the whole family (+script also grants SCRIPT FLUSH).
-_SUBCOMMAND_SENT = {"script": "script|load", "memory": "memory|usage", "client": "client|setname",
-                    "config": "config|get"}
-# A command inside a Lua script that the ACL refuses (not a NoPermissionError in redis-py)
-_SCRIPT_NOPERM = "can't run this command or subcommand"
-
-
-def permission_error(exc: RedisError, sent: str | None = None) -> RedisPermissionError:
-    """The refused command, from the server's NOPERM text, and the ACL rule that allows it.
-
-    `sent`: the (sub)command the caller sent, when the server names only its parent.
-    """
-    text = str(exc)
-    m = _NOPERM_COMMAND.search(text)
-    if _SCRIPT_NOPERM in text and m is None:  # (Redis 6 and 7 do not say which command inside the script)
-        return RedisPermissionError("evalsha", "a command inside the script is refused: the cache's scripts "
-                                    "run +get +set +getrange +exists +unlink +memory|usage")
-    if m:
-        command = m.group(1).lower()
-        if "|" not in command:
-            command = sent if sent and sent.split("|")[0] == command else _SUBCOMMAND_SENT.get(command, command)
-        return RedisPermissionError(command)
-    if "key" in text.lower():  # NOPERM for a key outside the user's key patterns
-        return RedisPermissionError("key access", "the user's key patterns must include the prefix, e.g. ~ir_cache:*")
-    return RedisPermissionError("a command", text.splitlines()[0] if text else "")
-
-
-def command_error(exc: RedisError, sent: str | None = None) -> RedisCommandError:
-    """Any other Redis error, as one line."""
-    if isinstance(exc, NoPermissionError) or _SCRIPT_NOPERM in str(exc):
-        return permission_error(exc, sent)
-    if isinstance(exc, OutOfMemoryError):  # redis-py drops the OOM word from the server's text
-        return RedisCommandError("Redis is full: it refuses writes (OOM: used memory is over maxmemory "
-                                 "and the eviction policy is noeviction)")
-    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return RedisCommandError(f"Redis error: {redact.scrub(text)}")  # a server may echo what it was sent
-
-
 class RedisTier:
     def __init__(
         self,
@@ -443,7 +404,11 @@ class RedisTier:
         else:
             self._use(make_client(url, **self._client_options), cluster=False)
         self.health = RedisHealth(mask_url(url))
-        self._lock_mode: LockMode | None = None  # found on first use: scripts, WATCH/MULTI, or no lock
+        self._lock_mode: LockMode | None = None  # found on first use: native, scripts, WATCH/MULTI, or no lock
+        #: which server answers (server.py), asked once (again after an outage: it may be another one);
+        #: False when it would not say
+        self._server: ServerInfo | Literal[False] | None = None
+        self._native: str | None = None  # the server's compare-and-delete command (lock_mode), if any
         self._said_lock_refusal: set[str] = set()
         self._stats_scripted = True  # False once the server refused the stats script
         self._resharded = False  # a flush walk found a key its node no longer serves (see _reroute)
@@ -947,6 +912,7 @@ class RedisTier:
 
     def _mark_down(self, exc: BaseException) -> RedisUnavailable:
         self.health.mark_down(exc, self._reason(exc))
+        self._server = None  # the one that comes back may be another server (an upgrade, a failover)
         return self._down()
 
     def _reason(self, exc: BaseException) -> str:
@@ -976,7 +942,7 @@ class RedisTier:
                 raise self._mark_down(exc) from None
             # Redis answered (so it is up): an ACL refusal, a wrong type, a bad argument.
             self.health.mark_up()
-            raise command_error(exc, sent) from None
+            raise command_error(exc, sent, prefix=self.keys.prefix) from None
         self.health.mark_up()
         return result
 
@@ -1215,7 +1181,7 @@ class RedisTier:
             if not refused:
                 return reason
             left = (f"{plural(len(refused), 'key')} in slots being migrated {'was' if len(refused) == 1 else 'were'} "
-                    f"left: {command_error(next(iter(refused.values())))}")
+                    f"left: {command_error(next(iter(refused.values())), prefix=self.keys.prefix)}")
             return f"{reason}; and {left}" if reason else left
 
         try:
@@ -1237,12 +1203,14 @@ class RedisTier:
         return deleted
 
     async def get_ir_cache_stats(self) -> dict[str, Any]:
-        """`{"total_keys", "total_size_bytes", "specs"}`, sizes from MEMORY USAGE (server-side per page).
+        """`{"total_keys", "total_size_bytes", "specs", "server"}`, sizes from MEMORY USAGE (server-side per
+        page), `server` as `{"name", "version"}` (None when the server will not say).
 
         `total_size_bytes` is None when the server refuses MEMORY USAGE: the
         keys are still counted.
         """
         sizes = await self._run(lambda: self._sizes(self.keys.select()), follow_failover=True)
+        server = await self.server_info()
         specs = sorted({s.decode("utf-8") for s in sizes.specs})
         known = sizes.bytes is not None
         spec_sizes = {
@@ -1250,7 +1218,7 @@ class RedisTier:
             for name, (keys, size) in sizes.per_spec.items()
         }
         return {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs, "spec_sizes": spec_sizes,
-                "foreign_keys": sizes.foreign}
+                "foreign_keys": sizes.foreign, "server": server.as_json() if server is not None else None}
 
     async def count_ir_keys(self, spec_name: str | None = None) -> int:
         """How many IR entries (of one spec, or all), by the same server-side walk as the stats."""
@@ -1552,10 +1520,34 @@ class RedisTier:
         finally:
             await pubsub.aclose()
 
+    # -- the server -------------------------------------------------------
+    async def server_info(self) -> ServerInfo | None:
+        """Which server answers (Redis, Valkey, ...) and its version: asked once (HELLO, which any
+        user may send; INFO server where HELLO is unknown or refused), and again after an outage.
+        None when it will not say. Raises RedisUnavailable when Redis is down."""
+        if self._server is None:
+            self._server = await self._run(self._ask_server) or False
+        return self._server or None
+
+    async def _ask_server(self) -> ServerInfo | None:
+        client = (await self._primaries())[0] if self.cluster else self.client
+        try:
+            # no protocol version: the connection's own (redis-py's handshake chose it) is kept
+            return from_hello(await client.execute_command("HELLO"))
+        except ResponseError as exc:  # a server before HELLO (Redis 5), a proxy, an ACL
+            log.debug("HELLO refused (%s); asking INFO server", str(exc).splitlines()[0] if str(exc) else exc)
+        try:
+            return from_info(await client.info("server"))
+        except ResponseError as exc:
+            log.debug("INFO server refused too (%s): the server is not known", str(exc).splitlines()[0] if str(exc) else exc)
+            return None
+
     # -- cross-process lock -----------------------------------------------
-    # Released and extended by compare-and-delete / compare-and-extend: with a
-    # script where the ACL allows EVALSHA, else with WATCH/MULTI/EXEC, else
-    # (neither allowed) no cross-process lock at all, said once.
+    # Released and extended by compare-and-delete / compare-and-extend: with the
+    # server's own commands where it has them (DELIFEQ on Valkey 9, DELEX IFEQ on
+    # Redis 8.4, and SET IFEQ: no script rights needed), else with a script where
+    # the ACL allows EVALSHA, else with WATCH/MULTI/EXEC, else (none allowed) no
+    # cross-process lock at all, said once.
     async def acquire_lock(self, cache_key: str, token: str, ttl_ms: int) -> bool:
         """True when we hold the lock now; False when another process does.
 
@@ -1564,14 +1556,23 @@ class RedisTier:
         self._writable("SET NX (lock)")
         lkey = self.keys.lock_key(cache_key)
         if await self.lock_mode(lkey) == "none":
-            raise RedisPermissionError("evalsha", "or +watch +multi +exec: without either there is no cross-process lock")
+            native = f"+{self._native}, or " if self._native else ""
+            raise RedisPermissionError(
+                "evalsha", f"or {native}+watch +multi +exec: without any of them there is no cross-process lock")
         return bool(await self._run(lambda: self.client.set(lkey, token, nx=True, px=ttl_ms)))
 
     async def extend_lock(self, cache_key: str, token: str, ttl_ms: int) -> bool:
         self._writable("SET XX PX (lock)")
         lkey = self.keys.lock_key(cache_key)
         with self._lock_refusal("extend"):
-            if self._lock_mode == "script":
+            mode = await self.lock_mode(lkey)
+            if mode == "native":
+                with self._native_gone():
+                    return bool(await self._run(
+                        lambda: self.client.execute_command("SET", lkey, token, "IFEQ", token, "PX", ttl_ms),
+                        sent="set"))
+                return await self.extend_lock(cache_key, token, ttl_ms)
+            if mode == "script":
                 return bool(await self._run(lambda: self._extend(keys=[lkey], args=[token, ttl_ms])))
             return await self._run(
                 lambda: self._compare_and(lkey, token, lambda pipe: pipe.set(lkey, token, xx=True, px=ttl_ms))
@@ -1581,9 +1582,32 @@ class RedisTier:
         self._writable("UNLINK (lock)")
         lkey = self.keys.lock_key(cache_key)
         with self._lock_refusal("release"):
-            if self._lock_mode == "script":
+            mode = await self.lock_mode(lkey)
+            if mode == "native":
+                with self._native_gone():
+                    return bool(await self._run(lambda: self._native_release(lkey, token), sent=self._native))
+                return await self.release_lock(cache_key, token)
+            if mode == "script":
                 return bool(await self._run(lambda: self._release(keys=[lkey], args=[token])))
             return await self._run(lambda: self._compare_and(lkey, token, lambda pipe: pipe.unlink(lkey)))
+
+    @contextlib.contextmanager
+    def _native_gone(self) -> Iterator[None]:
+        """A native lock command the server no longer knows (another server since the probe: an
+        upgrade rolled back, a failover to an older replica): forget the probe, and fall through
+        for the caller to try once more the way the new probe finds."""
+        try:
+            yield
+        except RedisCommandError as exc:
+            if isinstance(exc, RedisPermissionError) or "unknown command" not in str(exc).lower():
+                raise
+            log.info("Redis no longer knows %s: generation locks are probed again", (self._native or "").upper())
+            self._lock_mode, self._server, self._native = None, None, None
+
+    def _native_release(self, lkey: str, token: str) -> Awaitable[Any]:
+        if self._native == "delex":
+            return self.client.execute_command("DELEX", lkey, "IFEQ", token)
+        return self.client.execute_command("DELIFEQ", lkey, token)
 
     @contextlib.contextmanager
     def _lock_refusal(self, what: str) -> Iterator[None]:
@@ -1759,6 +1783,21 @@ class RedisTier:
         if self._lock_mode is not None:
             return self._lock_mode
         probe = "ircache-probe"
+        server = await self.server_info()
+        self._native = server.compare_and_delete if server is not None else None
+        if server is not None and self._native is not None:
+            try:
+                await self._run(lambda: self._native_release(lkey, probe), sent=self._native)
+                self._lock_mode = "native"
+                log.debug("Generation locks are released with %s and extended with SET IFEQ (%s)",
+                          self._native.upper(), server.label)
+                return self._lock_mode
+            except RedisPermissionError as refused:
+                log.info("Redis refuses %s for this user (%s): generation locks are released with a script "
+                         "or a transaction instead", self._native.upper(), refused.rule)
+            except RedisCommandError as exc:  # not there after all (a proxy, a build without it)
+                log.debug("%s is not usable here (%s)", self._native.upper(), exc)
+                self._native = None
         try:
             await self._run(lambda: self._release(keys=[lkey], args=[probe]))
             self._lock_mode = "script"
@@ -1770,9 +1809,10 @@ class RedisTier:
                          "and extended with WATCH/MULTI/EXEC", scripted.rule)
             except RedisPermissionError as watched:
                 self._lock_mode = "none"
+                native = f"+{self._native}, or " if self._native else ""
                 log.warning("Redis refuses both %s and %s for this user: no cross-process generation lock, "
-                            "so two processes may generate the same spec at once (add +evalsha +script|load, "
-                            "or +watch +multi +exec)", scripted.rule, watched.rule)
+                            "so two processes may generate the same spec at once (add %s+evalsha +script|load, "
+                            "or +watch +multi +exec)", scripted.rule, watched.rule, native)
         return self._lock_mode
 
     async def _compare_and(self, lkey: str, token: str, then: Callable[[Any], object]) -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import heapq
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -37,6 +36,7 @@ from redis.exceptions import TryAgainError
 from . import scripts
 from ..ir.envelope import is_entry_head
 from .keys import Selection
+from .refusals import is_refusal, refused_command
 
 log = logging.getLogger("ircache")
 
@@ -299,11 +299,10 @@ def _busy(exc: ResponseError) -> bool:
 
 
 def _refused(exc: ResponseError) -> bool:
-    """A command inside the script refused by the ACL (GETRANGE, UNLINK): not a refusal of scripts,
-    so no fallback (it would meet the same rule); the caller says which rule to add."""
-    text = str(exc)
-    return "can't run this command" in text or "ACL failure in script" in text or "No permissions" in text \
-        or text.startswith("NOPERM")
+    """A command (or key) inside the script refused by the ACL (GETRANGE, UNLINK), in any server's
+    words: not a refusal of scripts, so no fallback (it would meet the same rule); the caller says
+    which rule to add. (EVALSHA itself refused is a refusal of scripts: the caller falls back.)"""
+    return is_refusal(exc) and refused_command(exc) not in ("evalsha", "script", "script|load")
 
 
 #: per node client: script name → its SHA there, or False once the node refused scripts
@@ -570,16 +569,20 @@ async def scan_top(
     client: Any, selection: Selection, by: str, n: int, *, count: int = STATS_COUNT, scripted: bool = True
 ) -> tuple[list[tuple[bytes, int]], bool]:
     """The `n` IR keys with the most MEMORY USAGE (by="memory") or the least PTTL (by="ttl") over
-    the whole selection, and whether the scripted step ran. One short step per page, as the stats."""
-    heap: list[tuple[int, bytes]] = []  # bounded: the n best so far, the worst on top
-    sign = 1 if by == "memory" else -1  # keep the largest sizes, the smallest TTLs
+    the whole selection, and whether the scripted step ran. One short step per page, as the stats.
+
+    Ties are broken by the key's name (its bytes), so every server, whatever its SCAN order, ranks
+    the same keys the same way (`merge_top` too). A page's step returns every key tied with its
+    last one (scripts.TOP_STEP), so the choice among ties is made here."""
+    best: list[tuple[int, bytes]] = []  # (rank, key), best first once trimmed: the n best so far
+    sign = 1 if by == "memory" else -1  # the largest sizes first, the smallest TTLs first
 
     def offer(key: bytes, value: int) -> None:
-        item = (sign * value, key)
-        if len(heap) < n:
-            heapq.heappush(heap, item)
-        elif item > heap[0]:
-            heapq.heapreplace(heap, item)
+        best.append((-sign * value, key))
+
+    def trim() -> None:  # after each page: bounded by n and one page
+        best.sort()
+        del best[n:]
 
     if scripted:
         step = client.register_script(scripts.TOP_STEP)
@@ -591,11 +594,12 @@ async def scan_top(
                 cursor = int(reply[0])
                 for key, value in zip(reply[1::2], reply[2::2]):
                     offer(key, int(value))
+                trim()
                 if cursor == 0:
                     break
         except ResponseError as exc:
             log.info("Redis refused the top-keys script (%s); walking client-side", _first_line(exc))
-            heap.clear()
+            best.clear()
             scripted = False
     if not scripted:
         async for page in scan_pages(client, selection.match, count):
@@ -606,9 +610,10 @@ async def scan_top(
             for key, value in zip(kept, await pipe.execute(raise_on_error=False)):
                 if isinstance(value, int) and (by == "memory" or value >= 0):
                     offer(key, value)
+            trim()
             _raise_if_cancelled()
-    ranked = sorted(heap, reverse=True)
-    return [(key, sign * value) for value, key in ranked], scripted
+    trim()
+    return [(key, -sign * rank) for rank, key in best], scripted
 
 
 def merge_sizes(parts: Sequence[Sizes]) -> Sizes:
@@ -624,7 +629,7 @@ def merge_sizes(parts: Sequence[Sizes]) -> Sizes:
 
 
 def merge_top(parts: Sequence[list[tuple[bytes, int]]], by: str, n: int) -> list[tuple[bytes, int]]:
-    """The `n` best of several nodes' `scan_top` rankings, ranked the same way."""
+    """The `n` best of several nodes' `scan_top` rankings, ranked the same way (ties by name)."""
     found = [item for part in parts for item in part]
     if by == "memory":
         found.sort(key=lambda item: (-item[1], item[0]))

@@ -24,14 +24,6 @@ on that node (scan.py). The lock scripts declare their one key (KEYS[1]).
 
 from __future__ import annotations
 
-# Compare-and-delete and compare-and-extend: a lock is released or extended
-# only by the holder of its token. They use the commands a read-write user
-# has anyway (GET, UNLINK, SET XX PX): ACLs apply inside scripts too.
-RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('unlink', KEYS[1]) else return 0 end"
-EXTEND_LOCK = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then"
-    " return redis.call('set', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) and 1 or 0 else return 0 end"
-)
 
 # UNLINK each key named in ARGV, on a cluster node whose keys span many slots (scan.unlink_keys):
 # no key is declared, so no CROSSSLOT; every key came from this node's own SCAN, so all are local,
@@ -43,21 +35,16 @@ UNLINK_EACH = (
     " if type(r) == 'number' then out[1] = out[1] + r else out[#out + 1] = k end end return out"
 )
 
-# Is this key an entry? GETRANGE of the envelope's first bytes (envelope.ENTRY_HEAD, passed in):
-# another type answers WRONGTYPE, another tool's string answers other bytes. One command per key,
-# inside the script that then counts or deletes it, so nothing can change in between.
-# Returns 1 (an entry, or a value cut short inside the head: a torn write of ours), 0 (not an
-# entry), nil (gone; or an empty string, which is nobody's entry), or false and an error reply for
-# the script to return (an ACL refusal of GETRANGE, a key its node no longer serves): a key that
-# cannot be proved ours is never counted or deleted. (Errors are returned, not raised: Redis 6.2
-# cannot raise an error reply from Lua, and only a returned one keeps its NOPERM word.)
-# `named`: a command refused inside a script is said without its name by Redis 6 and 7 ("The user
-# executing the script can't run this command or subcommand"), and differently by Valkey; it is
-# returned as NOPERM says it outside a script, naming the command, so the caller can name the rule.
-_ENTRY_STATE = r"""
+# `named`: a refusal inside a script is worded by each server its own way (refusals.py has them
+# all): Redis 6 and 7 do not even name the refused command ("The user executing the script can't run
+# this command or subcommand", "... can't access at least one of the keys ..."), Valkey says "ACL
+# failure in script: ...". It is returned as NOPERM says it outside a script, naming the command, or
+# as a refused key, so the caller can name the rule, whatever the server.
+_NAMED = r"""
 local function named(reply, command)
   local err = reply.err
-  if string.find(err, 'access a key', 1, true) or string.find(err, 'permissions to access', 1, true) then
+  if string.find(err, 'access a key', 1, true) or string.find(err, 'permissions to access', 1, true)
+      or string.find(err, "can't access", 1, true) then
     return {err = 'NOPERM No permissions to access a key'}
   end
   if string.find(err, "can't run this command", 1, true) or string.find(err, 'ACL failure', 1, true)
@@ -66,7 +53,17 @@ local function named(reply, command)
   end
   return reply
 end
+"""
 
+# Is this key an entry? GETRANGE of the envelope's first bytes (envelope.ENTRY_HEAD, passed in):
+# another type answers WRONGTYPE, another tool's string answers other bytes. One command per key,
+# inside the script that then counts or deletes it, so nothing can change in between.
+# Returns 1 (an entry, or a value cut short inside the head: a torn write of ours), 0 (not an
+# entry), nil (gone; or an empty string, which is nobody's entry), or false and an error reply for
+# the script to return (an ACL refusal of GETRANGE, a key its node no longer serves): a key that
+# cannot be proved ours is never counted or deleted. (Errors are returned, not raised: Redis 6.2
+# cannot raise an error reply from Lua, and only a returned one keeps its NOPERM word.)
+_ENTRY_STATE = _NAMED + r"""
 local function entry_state(key, entry)
   local value = redis.pcall('GETRANGE', key, 0, #entry - 1)
   if type(value) == 'table' then
@@ -78,6 +75,29 @@ local function entry_state(key, entry)
   if #value < #entry and string.sub(entry, 1, #value) == value then return 1 end
   return 0
 end
+"""
+
+# Compare-and-delete and compare-and-extend: a lock is released or extended
+# only by the holder of its token. They use the commands a read-write user
+# has anyway (GET, UNLINK, SET XX PX): ACLs apply inside scripts too, and a
+# refusal is returned `named` (above), so the caller names the rule on every
+# server. (Where the server has them, redis_tier uses DELIFEQ / DELEX IFEQ and
+# SET IFEQ instead: no script rights needed.)
+RELEASE_LOCK = _NAMED + r"""
+local held = redis.pcall('get', KEYS[1])
+if type(held) == 'table' and held.err then return named(held, 'get') end
+if held ~= ARGV[1] then return 0 end
+local r = redis.pcall('unlink', KEYS[1])
+if type(r) == 'table' and r.err then return named(r, 'unlink') end
+return r
+"""
+EXTEND_LOCK = _NAMED + r"""
+local held = redis.pcall('get', KEYS[1])
+if type(held) == 'table' and held.err then return named(held, 'get') end
+if held ~= ARGV[1] then return 0 end
+local r = redis.pcall('set', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2])
+if type(r) == 'table' and r.err then return named(r, 'set') end
+return r and 1 or 0
 """
 
 # UNLINK the keys named in ARGV[3...] that hold entries (ARGV[1] = envelope.ENTRY_HEAD); keep the
@@ -233,8 +253,11 @@ return {page[1], count, bytes, specs, foreign}
 # One step of a "largest first" / "expiring first" walk, read-only: SCAN a page
 # and return the page's `top` IR keys by MEMORY USAGE (by='memory') or by the
 # smallest PTTL (by='ttl'; keys without an expiry are left out), as
-# {next cursor, key1, value1, key2, value2, ...}. Only `top` names a page
-# travel to Python, so the walk costs about what the stats walk does.
+# {next cursor, key1, value1, key2, value2, ...}, plus every further key tied
+# with the last of them: Lua's `<` on strings follows the server's locale, not
+# bytes, so the tie is broken by name in Python (scan.scan_top), the same on
+# every server. About `top` names a page travel to Python, so the walk costs
+# about what the stats walk does.
 TOP_STEP = _IS_OURS + r"""
 local by, top = ARGV[7], tonumber(ARGV[8])
 local page = redis.call('SCAN', cursor, 'MATCH', MATCH, 'COUNT', count)
@@ -253,7 +276,10 @@ end
 if by == 'memory' then table.sort(found, function(a, b) return a[2] > b[2] end)
 else table.sort(found, function(a, b) return a[2] < b[2] end) end
 local out = {page[1]}
-for i = 1, math.min(top, #found) do out[#out + 1] = found[i][1]; out[#out + 1] = found[i][2] end
+for i = 1, #found do
+  if i > top and (top < 1 or found[i][2] ~= found[top][2]) then break end
+  out[#out + 1] = found[i][1]; out[#out + 1] = found[i][2]
+end
 return out
 """
 

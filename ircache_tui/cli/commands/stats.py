@@ -8,6 +8,7 @@ from typing import Any
 
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
+from ...cache.server import ServerInfo
 from ...fmt import human_bytes, human_count, human_ttl, human_usd, kept_sentence, plural
 from ...settings import Settings
 from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json, say
@@ -85,7 +86,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         r, f = info["redis"], info["filesystem"]
         if r["reachable"]:
-            say(f"Redis       {redis_url}")
+            server = r.get("server")  # which server answered, by what it says (HELLO)
+            say(f"Redis       {redis_url}" + (f", {ServerInfo(**server).label}" if server else ""))
             say(f"  IR keys   {human_count(r['total_keys'])}")
             size = r["total_size_bytes"]
             say(f"  memory    {human_bytes(size) if size is not None else 'n/a (MEMORY USAGE refused)'}")

@@ -42,16 +42,17 @@ COLUMNS = (("mark", " ", 1), ("spec", "Spec", None), ("hash8", "Hash", 8), ("sta
 
 View = Literal["scan", "largest", "expiring"]
 VIEWS: tuple[View, ...] = ("scan", "largest", "expiring")
-# `s` cycles these; a header click sorts by its column
+# `s` cycles these; a header click sorts by its column. Ties go by name (spec, then hash), so a
+# page shows the same order whatever order the server's SCAN returned its keys in.
 SORTS = ("spec", "ttl", "memory", "cost", "hits", "last_hit", "generated")
 _SORT_KEYS = {
     "spec": lambda r: (r.spec_name, r.hash8),
-    "ttl": lambda r: (r.ttl if r.ttl >= 0 else float("inf"), r.spec_name),
-    "memory": lambda r: (-(r.memory or 0), r.spec_name),
-    "cost": lambda r: (-(r.cost_usd or 0), r.spec_name),  # dearest first: what the cache saves most on
-    "hits": lambda r: (-(r.hits or 0), r.spec_name),
-    "last_hit": lambda r: (-(r.last_hit or 0), r.spec_name),  # most recently hit first
-    "generated": lambda r: (r.generated_at or "", r.spec_name),
+    "ttl": lambda r: (r.ttl if r.ttl >= 0 else float("inf"), r.spec_name, r.hash8),
+    "memory": lambda r: (-(r.memory or 0), r.spec_name, r.hash8),
+    "cost": lambda r: (-(r.cost_usd or 0), r.spec_name, r.hash8),  # dearest first: what the cache saves most on
+    "hits": lambda r: (-(r.hits or 0), r.spec_name, r.hash8),
+    "last_hit": lambda r: (-(r.last_hit or 0), r.spec_name, r.hash8),  # most recently hit first
+    "generated": lambda r: (r.generated_at or "", r.spec_name, r.hash8),
 }
 #: refresh at most this many changed keys row by row; a bigger burst reloads the page
 REFRESH_LIMIT = 200
