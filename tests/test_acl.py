@@ -36,6 +36,8 @@ from tests.support.cli import cli_env, run_cli
 from tests.support.generators import SPEC, CountingGenerator
 from tests.support.redis_server import RedisServer
 
+pytestmark = pytest.mark.server  # ACL rules and the server's refusals
+
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 PASSWORD = "Zq7-acl-test-9Xk"  # long and odd: the CLI scrubs the password from everything it prints
 PREFIX = "ir_cache"

@@ -38,6 +38,7 @@ def test_bad_usage_exits_2(env):
     assert out.returncode == 2 and "/no/such/dir" in out.stderr
 
 
+@pytest.mark.server  # stats: MEMORY USAGE as this server counts it
 def test_get_then_stats(env, specs, sync_redis):
     spec = specs / "petstore-spec.md"
     first = run_cli("get", str(spec), "--json", env=env)

@@ -121,6 +121,7 @@ def test_connection_refused_is_one_line(world):
     assert any(l.startswith("WARNING: Redis unavailable at") for l in out.stderr.splitlines()), out.stderr
 
 
+@pytest.mark.server  # this server's words for a refused password
 @pytest.mark.parametrize("form", ["tcp", "unix"])
 def test_wrong_or_missing_password_is_one_line_in_words(form, world):
     with RedisServer(password=SECRET) as server:
@@ -191,6 +192,7 @@ def test_get_with_redis_down_warns_once_and_answers(world):
     assert "Petstore API: 3 entities, 5 endpoints" in out.stdout
 
 
+@pytest.mark.server  # this server's words for a refused password
 def test_get_with_a_wrong_password_warns_once_in_words_and_answers(world):
     with RedisServer(password=SECRET) as server:
         url = f"redis://:{WRONG}@127.0.0.1:{server.port}/0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache, cache_key
@@ -13,6 +14,8 @@ from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.services import Services
 from tests.support.generators import CountingGenerator
 from tests.support.tui import every_page, static_text, table_keys, until
+
+pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster
 
 
 async def test_every_binding_on_the_cluster(cluster, tmp_path, specs):

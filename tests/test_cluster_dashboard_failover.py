@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache
@@ -22,6 +23,8 @@ from ircache_tui.tui.services import Services
 from tests.support.generators import CountingGenerator
 from tests.support.tui import every_page, scanning, until
 from tests.test_cluster_reshard import Mover, busiest_slots
+
+pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster failover
 
 KEYSPACE = KeySpace("ir_cache")
 IR_KEYS = 240

@@ -34,6 +34,8 @@ from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
 from tests.support.foreign import entry_value
 
+pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster failover
+
 PREFIX = "ir_cache"
 KEYSPACE = KeySpace(PREFIX)
 IR_KEYS = 100_000

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache
 from ircache_tui.cache.events import CacheEvent
 from tests.support.foreign import entry_value
+
+pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster failover
 
 KEYS = [f"pf-{i % 20:02d}_{i:08x}" for i in range(3000)]
 

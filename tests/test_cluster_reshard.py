@@ -37,6 +37,8 @@ from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import cli_env, run_cli
 from tests.support.foreign import fill_cluster
 
+pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster resharding (MIGRATE, ASK, MOVED)
+
 PREFIX = "ir_cache"
 KEYSPACE = KeySpace(PREFIX)
 

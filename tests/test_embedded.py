@@ -19,33 +19,16 @@ from ircache_tui.cache.errors import EmbeddedRedisError
 from tests.support.cli import cli_env, run_cli
 from tests.support.generators import SPEC, CountingGenerator
 from tests.support.impostor import NOBODY, PLANTED_KEY, Impostor
+from tests.support.processes import alive, servers_on
+
+pytestmark = pytest.mark.server  # the embedded server
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making files another user's needs root")
 
 
-def alive(pid):
-    """Running: present and not a zombie (a dead child nobody has reaped yet)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def redis_servers_of(server):
-    """Running redis-servers on `server`'s socket, found in /proc (not by asking them)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
-        except OSError:
-            continue
-        if args and "redis-server" in args[0] and alive(int(entry.name)) and (
-            f"unixsocket:{server.socket_path}" in args or f"--unixsocket {server.socket_path}" in " ".join(args)
-        ):
-            found.append(int(entry.name))
-    return found
+    """Running servers on `server`'s socket, found in /proc (not by asking them)."""
+    return servers_on(server.socket_path)
 
 
 def use_tempdir(monkeypatch, path):

@@ -12,9 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ircache_tui.cache.ircache import IRCache
 from ircache_tui.cache.keys import cache_key
 from tests.support.generators import SPEC, CountingGenerator
+
+pytestmark = pytest.mark.server  # hit counts kept in this server
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = cache_key(SPEC, "shop.md")

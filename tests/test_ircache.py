@@ -14,6 +14,8 @@ from tests.support.foreign import plant_foreign
 from tests.support.generators import SPEC, CountingGenerator
 from tests.support.redis_server import RedisServer
 
+pytestmark = pytest.mark.server  # the tiers and the generation lock over this server
+
 KEY = cache_key(SPEC, "specs/shop.md")
 
 

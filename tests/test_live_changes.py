@@ -10,6 +10,8 @@ import pytest
 from ircache_tui import IRCache
 from tests.support.generators import CountingGenerator
 
+pytestmark = pytest.mark.server  # keyspace notifications
+
 
 @pytest.fixture
 async def cache(redis_url, cache_dir):

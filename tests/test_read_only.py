@@ -51,6 +51,8 @@ from tests.support.generators import SPEC, CountingGenerator
 from tests.support.redis_server import RedisServer
 from tests.support.tui import cell, static_text, until
 
+pytestmark = pytest.mark.server  # what this server's MONITOR and INFO commandstats see
+
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 PASSWORD = "ro-test-s3cret"
 FOREIGN_IR_KEYS = 300

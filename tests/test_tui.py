@@ -281,6 +281,7 @@ async def test_read_only_disables_destructive_bindings(cache, sync_redis):
     assert sync_redis.dbsize() == 2
 
 
+@pytest.mark.server  # keyspace notifications
 async def test_keys_changed_elsewhere_appear_live(cache, sync_redis):
     app = make_app(cache)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -404,6 +405,7 @@ async def test_edited_spec_appears_without_a_key_press_and_prunes(cache, specs, 
     assert sync_redis.exists(f"ir_cache:{new_key}")
 
 
+@pytest.mark.server  # notifications of the embedded server
 async def test_dashboard_turns_on_notifications_of_the_embedded_server(tmp_path):
     """The embedded server starts without them; even a read-only dashboard may turn them on there."""
     async with IRCache(cache_dir=tmp_path / "ir", generator=CountingGenerator()) as cache:
@@ -422,6 +424,7 @@ async def test_dashboard_turns_on_notifications_of_the_embedded_server(tmp_path)
             client.close()
 
 
+@pytest.mark.server  # CONFIG of this server
 async def test_read_only_dashboard_leaves_an_external_servers_config_alone(tmp_path):
     with RedisServer() as server:
         client = redis.Redis.from_url(server.unix_url)
@@ -435,6 +438,7 @@ async def test_read_only_dashboard_leaves_an_external_servers_config_alone(tmp_p
         client.close()
 
 
+@pytest.mark.server  # notifications after a restart
 async def test_live_updates_come_back_after_a_restart_that_forgot_the_config(tmp_path):
     """Notifications set with CONFIG SET are gone after a restart: the dashboard sets them again."""
     server = RedisServer().start()
@@ -459,6 +463,7 @@ async def test_live_updates_come_back_after_a_restart_that_forgot_the_config(tmp
         server.stop()
 
 
+@pytest.mark.server  # notifications
 async def test_started_while_redis_was_down_it_switches_from_polling_to_notifications(tmp_path):
     server = RedisServer()  # not started yet
     try:

