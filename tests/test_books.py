@@ -144,7 +144,8 @@ async def test_a_garbage_total_in_redis_is_said_once_and_started_again(redis_url
             await cache.lookup(SPEC, "shop.md")  # 1 generated, 5 Redis hits, flushed at close
     stored = {k.decode(): v.decode() for k, v in sync_redis.hgetall(stats_key).items()}
     assert (stored["redis"], stored["filesystem"], stored["generator"]) == ("5", "0", "4")
-    assert float(stored["saved_usd"]) == 0 and float(stored["saved_seconds"]) == 0
+    # the offline generator costs nothing but its seconds (a few ms a hit): sane figures again
+    assert float(stored["saved_usd"]) == 0 and 0 <= float(stored["saved_seconds"]) < 60
     assert stored["since"].startswith("20")  # a time again
     out = run_cli("stats", "--json", env=env)
     assert strict_json(out.stdout)["hits"]["redis"] == 5

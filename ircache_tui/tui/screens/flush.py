@@ -74,7 +74,9 @@ class FlushScreen(ModalScreen[FlushRequest | None]):
         self.query_one(RadioSet).focus()
 
     def _request(self) -> FlushRequest:
-        pressed = self.query_one(RadioSet).pressed_button
+        # `y` can come before the dialog is composed (a key typed ahead): then the default tier
+        sets = self.query(RadioSet)
+        pressed = sets.first().pressed_button if sets else None
         choice = pressed.id if pressed is not None else ("tier-fs" if self.redis_keys is None else "tier-redis")
         return FlushRequest(
             self.spec_name, redis=choice in ("tier-redis", "tier-both"), filesystem=choice in ("tier-fs", "tier-both")
