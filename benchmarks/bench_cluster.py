@@ -251,7 +251,7 @@ async def run(args: argparse.Namespace, cluster_ports: list[int], single_port: i
               pids: dict[str, list[int]]) -> tuple[list[Row], dict[str, Any], list[str]]:
     from ircache_tui import IRCache
     from ircache_tui.cache.keys import KeySpace
-    from ircache_tui.cache.redis_tier import make_client
+    from ircache_tui.cache.redis import make_client
     from ircache_tui.settings import Settings
 
     n, n_foreign = args.keys, args.foreign

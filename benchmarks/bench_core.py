@@ -506,8 +506,8 @@ async def reset_server_stats(client: Any) -> None:
 
 async def bench_flush_stats(url: str, socket_path: str, n: int, n_other: int, repeats: int,
                             stats_limit: int) -> tuple[list[Row], dict[str, Any], list[str]]:
-    from ircache_tui.cache import KeySpace, RedisTier, scan
-    from ircache_tui.cache.redis_tier import make_client
+    from ircache_tui.cache import KeySpace, RedisTier
+    from ircache_tui.cache.redis import make_client, sizes
 
     keyspace = KeySpace(PREFIX)
     tier = RedisTier(url, keyspace, TTL)
@@ -583,10 +583,10 @@ async def bench_flush_stats(url: str, socket_path: str, n: int, n_other: int, re
             stats_ours.append(clock() - t0)
             stats_work.append(await server_work(admin))
             t0 = clock()
-            sizes = await scan.scan_sizes(tier.client, keyspace.select(), scripted=False)
+            client_side = await sizes.scan_sizes(tier.client, keyspace.select(), scripted=False)
             stats_client.append(clock() - t0)
-            if sizes.keys != n:
-                raise AssertionError(f"client-side stats counted {sizes.keys} IR keys, expected {n}")
+            if client_side.keys != n:
+                raise AssertionError(f"client-side stats counted {client_side.keys} IR keys, expected {n}")
             t0 = clock()
             counted, _ = await stats_seed(baseline_client, pattern, keep, limit)
             stats_base.append((clock() - t0) * n / counted)
@@ -596,7 +596,7 @@ async def bench_flush_stats(url: str, socket_path: str, n: int, n_other: int, re
         for key in ir_keys(n):
             pipe.memory_usage(key, samples=0)
         expected = sum(await pipe.execute())
-        if result["total_size_bytes"] != expected or sizes.bytes != expected:
+        if result["total_size_bytes"] != expected or client_side.bytes != expected:
             raise AssertionError(f"stats total {result['total_size_bytes']} bytes, MEMORY USAGE says {expected}")
         info["stats"] = {"ours_s": stats_ours, "client_side_s": stats_client, "baseline_s": stats_base,
                          "baseline_keys_measured": limit, "ours_server": stats_work, "total_size_bytes": result["total_size_bytes"],
@@ -660,8 +660,8 @@ async def flush_exact_scan(client: Any, pattern: str, keep, count: int = 1000) -
 
 async def bench_spec_flush(url: str, socket_path: str, n: int, repeats: int) -> tuple[list[Row], dict[str, Any], list[str]]:
     """A selective flush of one spec among `n` IR keys (97 specs, so ~n/97 keys go), beside the floor loop."""
-    from ircache_tui.cache import KeySpace, RedisTier, scan
-    from ircache_tui.cache.redis_tier import make_client
+    from ircache_tui.cache import KeySpace, RedisTier
+    from ircache_tui.cache.redis import make_client, walk
 
     spec = "spec0"
     keyspace = KeySpace(PREFIX)
@@ -732,7 +732,7 @@ async def bench_spec_flush(url: str, socket_path: str, n: int, repeats: int) -> 
             med("floor", "longest_command_s"), "ms", note=floor),
         Row("PING loop alone, as long as that flush (noise floor): worst", med("idle", "worst_ping_s"), None, "ms"),
     ]
-    notes = [f"{label}: SCAN COUNT {scan.SPEC_SCAN_COUNT} (all-IR walks: {scan.SCAN_COUNT}); Redis's own time "
+    notes = [f"{label}: SCAN COUNT {walk.SPEC_SCAN_COUNT} (all-IR walks: {walk.SCAN_COUNT}); Redis's own time "
              f"(median) ours {med('ours', 'server_s') * 1e3:.1f} ms, floor {med('floor', 'server_s') * 1e3:.1f} ms; "
              f"ours per command (last run) {runs['ours'][-1]['usec_per_call']} µs, calls {runs['ours'][-1]['calls']}."]
     return rows, {"ir_keys": n, "spec_keys": expected, "runs": runs}, notes

@@ -72,7 +72,7 @@ async def first_page_ours(url: str, cache_dir: Path, page_size: int) -> float:
 
 async def load_everything(url: str, page_size: int) -> tuple[float, int]:
     """The baseline a naive browser does: every key, then details for every IR key."""
-    from ircache_tui.cache.redis_tier import RedisTier
+    from ircache_tui.cache.redis import RedisTier
 
     tier = RedisTier(url, KeySpace(), 604_800)
     start = time.perf_counter()
@@ -88,7 +88,7 @@ async def load_everything(url: str, page_size: int) -> tuple[float, int]:
 
 
 async def memory_ours(url: str, page_size: int, pages: int) -> int:
-    from ircache_tui.cache.redis_tier import RedisTier
+    from ircache_tui.cache.redis import RedisTier
 
     tier = RedisTier(url, KeySpace(), 604_800)
     gc.collect()

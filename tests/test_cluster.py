@@ -265,13 +265,13 @@ async def test_lock_hits_and_dashboard_walks(filled, cluster, nodes, tmp_path):
     async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c", hit_flush_interval=3600) as cache:
         # the lock: one key, compare-and-delete on that key's node: the server's own command where it
         # has one (DELIFEQ on Valkey 9), else a script with KEYS[1]
-        assert await cache.redis.acquire_lock("ecommerce_00000001", "tok-a", 5000)
-        assert cache.redis._lock_mode in ("native", "script")
-        assert not await cache.redis.acquire_lock("ecommerce_00000001", "tok-b", 5000)
-        assert await cache.redis.extend_lock("ecommerce_00000001", "tok-a", 5000)
-        assert not await cache.redis.release_lock("ecommerce_00000001", "tok-b")
-        assert await cache.redis.release_lock("ecommerce_00000001", "tok-a")
-        assert not await cache.redis.lock_held("ecommerce_00000001")
+        assert await cache.redis.locks.acquire("ecommerce_00000001", "tok-a", 5000)
+        assert cache.redis.locks.known_mode in ("native", "script")
+        assert not await cache.redis.locks.acquire("ecommerce_00000001", "tok-b", 5000)
+        assert await cache.redis.locks.extend("ecommerce_00000001", "tok-a", 5000)
+        assert not await cache.redis.locks.release("ecommerce_00000001", "tok-b")
+        assert await cache.redis.locks.release("ecommerce_00000001", "tok-a")
+        assert not await cache.redis.locks.held("ecommerce_00000001")
 
         # hit counts: pipelined single-key commands on the entries' and the totals' nodes
         keys = [f"ecommerce_{i:08x}" for i in range(60)]

@@ -11,7 +11,7 @@ flush then finishes the job, and every node is left with exactly the foreign
 keys, none lost (the promoted replica had them).
 
 The counts are exact up to what a kill makes unknowable: one UNLINK batch
-(scan.BATCH keys) in flight on the killed primary, executed there but its
+(walk.BATCH keys) in flight on the killed primary, executed there but its
 reply lost, or replied to but not yet replicated (then the key comes back on
 the promoted replica, and the flush deletes and counts it again).
 """
@@ -28,7 +28,8 @@ import pytest
 from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache
-from ircache_tui.cache import redis_tier, scan
+from ircache_tui.cache.redis import cluster as cluster_nodes
+from ircache_tui.cache.redis import walk
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
@@ -162,7 +163,7 @@ def test_primary_killed_mid_flush(cluster, tmp_path):
     if flush.returncode == 0:  # followed the promotion and finished
         assert remaining == 0, (out, err)
         deleted = json.loads(out)["redis"]
-        assert abs(deleted - IR_KEYS) <= scan.BATCH, (deleted, err)
+        assert abs(deleted - IR_KEYS) <= walk.BATCH, (deleted, err)
     else:  # stopped: one line saying exactly how many went
         assert flush.returncode == 1, (flush.returncode, out, err)
         # (piped, the progress goes to stderr as "unlinking keys: N" lines every 10,000 keys)
@@ -170,7 +171,7 @@ def test_primary_killed_mid_flush(cluster, tmp_path):
         assert len(lines) == 1, err
         assert "deleted before it stopped: " in lines[0] and lines[0].endswith(" Redis keys"), lines[0]
         deleted = int(lines[0].rsplit("deleted before it stopped: ", 1)[1].split()[0].replace(",", ""))
-        assert 0 < deleted and abs(deleted - gone) <= scan.BATCH, (deleted, gone, lines[0])
+        assert 0 < deleted and abs(deleted - gone) <= walk.BATCH, (deleted, gone, lines[0])
 
     again = run_cli("flush", "--yes", "--json", env=env)
     assert again.returncode == 0, again.stderr
@@ -183,7 +184,7 @@ async def test_flush_stops_and_says_what_went_then_finishes_after_the_promotion(
     """In-process, the other branch for sure: the killed primary's replica is not promoted within
     the wait, so clear_cache raises FlushIncomplete with what went; the same cache, asked again once
     the replica took over, walks the new primaries and finishes."""
-    monkeypatch.setattr(redis_tier, "FAILOVER_WAIT", 0.5)  # well inside the cluster's 5 s node timeout
+    monkeypatch.setattr(cluster_nodes, "FAILOVER_WAIT", 0.5)  # well inside the cluster's 5 s node timeout
     foreign = foreign_keys()
     victim, replica, survivor = primary_with_replica(cluster)
     url = cluster.node_url(cluster.ports.index(survivor))
@@ -210,7 +211,7 @@ async def test_flush_stops_and_says_what_went_then_finishes_after_the_promotion(
         cluster.wait_ok(time.monotonic() + 30)
         remaining = sum(ir_count(keys_on(cluster, p)) for p in cluster.primary_ports())
         assert remaining > 20_000  # the victim's walk was cut short, and its replica kept the rest
-        assert abs(deleted - (IR_KEYS - remaining)) <= scan.BATCH, (deleted, remaining)
+        assert abs(deleted - (IR_KEYS - remaining)) <= walk.BATCH, (deleted, remaining)
 
         await asyncio.sleep(cache.redis.health.min_backoff + 0.1)  # past the fast-fail window
         assert await cache.clear_cache(filesystem=False) == {"redis": remaining, "foreign_kept": 0}

@@ -31,7 +31,8 @@ from redis.cluster import RedisCluster as SyncCluster
 from redis.crc import key_slot
 
 from ircache_tui import IRCache
-from ircache_tui.cache import redis_tier, scan
+from ircache_tui.cache.redis import cluster as cluster_nodes
+from ircache_tui.cache.redis import walk
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
 from tests.support.cli import cli_env, run_cli
@@ -132,7 +133,7 @@ async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_pa
     """Three slots half carried from one primary to another, and left so. Every IR key still goes
     (the ones the target holds need ASKING: rerouted through the cluster client), the flush says in
     one line that a resharding is under way, and once it is over a second flush finds nothing."""
-    monkeypatch.setattr(redis_tier, "RESHARD_WAIT", 1.0)
+    monkeypatch.setattr(cluster_nodes, "RESHARD_WAIT", 1.0)
     ir, foreign = layout(6000, 900)
     fill(cluster, ir, foreign)
     mover = Mover(cluster.ports, nodes)
@@ -220,9 +221,9 @@ async def test_a_key_the_node_no_longer_serves_is_rerouted(cluster, nodes, tmp_p
 
     async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
         tier = cache.redis
-        node = next(c for c in await tier._primaries(refresh=True)
+        node = next(c for c in await tier.nodes.primaries(refresh=True)
                     if c.connection_pool.connection_kwargs["port"] == cluster.ports[src])
-        deleted = await scan.unlink_keys(node, stale, reroute=tier._reroute)
+        deleted = await walk.unlink_keys(node, stale, reroute=tier.nodes.reroute)
     assert deleted == len(stale)
     assert not [k for k in all_keys(nodes) if k in set(stale)]
     with redis.Redis(port=cluster.ports[dst]) as target:
@@ -293,7 +294,7 @@ async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path,
     """The README's cluster user deletes the keys a migrating slot holds on both primaries (the
     reroute follows ASK) and sees the migration; without +cluster|nodes the flush cannot see a
     migration still under way, and completes, as the README says."""
-    monkeypatch.setattr(redis_tier, "RESHARD_WAIT", 0.5)
+    monkeypatch.setattr(cluster_nodes, "RESHARD_WAIT", 0.5)
     rules = readme_cluster_user()
     assert rules[0] == "on" and rules[1] == ">PASSWORD" and "+cluster|nodes" in rules
     if not may_see_migrations:
@@ -324,10 +325,10 @@ async def test_without_scripts_a_moved_key_is_rerouted_too(cluster, nodes, tmp_p
         async with IRCache(redis_url=f"redis://{user}@127.0.0.1:{cluster.ports[1]}/0",
                            cache_dir=tmp_path / "c") as cache:
             tier = cache.redis
-            node = next(c for c in await tier._primaries(refresh=True)
+            node = next(c for c in await tier.nodes.primaries(refresh=True)
                         if c.connection_pool.connection_kwargs["port"] == cluster.ports[src])
-            deleted = await scan.unlink_keys(node, stale, reroute=tier._reroute)
-            assert scan._SCRIPTS[node]["unlink_each"] is False  # refused (NOPERM): the per-slot pipeline
+            deleted = await walk.unlink_keys(node, stale, reroute=tier.nodes.reroute)
+            assert walk._SCRIPTS[node]["unlink_each"] is False  # refused (NOPERM): the per-slot pipeline
     assert deleted == len(stale)
     assert not set(stale) & set(all_keys(nodes))
 
@@ -336,7 +337,7 @@ async def first_primary_filled(cluster, nodes, tier) -> tuple[object, int, list[
     """2,000 IR keys over the cluster; the tier's client of its first primary, that primary's port,
     and the IR keys it holds."""
     fill(cluster, layout(2000, 0)[0], [])
-    node = (await tier._primaries(refresh=True))[0]
+    node = (await tier.nodes.primaries(refresh=True))[0]
     port = node.connection_pool.connection_kwargs["port"]
     return node, port, [k for k in nodes[cluster.ports.index(port)].scan_iter(count=1000) if KEYSPACE.belongs(k)]
 
@@ -348,12 +349,12 @@ async def test_a_node_that_lost_its_scripts_loads_them_again(cluster, nodes, tmp
         tier = cache.redis
         node, _, mine = await first_primary_filled(cluster, nodes, tier)
         first, rest = mine[:100], mine[100:]
-        assert await scan.unlink_keys(node, first, reroute=tier._reroute) == len(first)
-        sha = scan._SCRIPTS[node]["unlink_each"]
+        assert await walk.unlink_keys(node, first, reroute=tier.nodes.reroute) == len(first)
+        sha = walk._SCRIPTS[node]["unlink_each"]
         assert isinstance(sha, str)
         await node.script_flush()
-        assert await scan.unlink_keys(node, rest, reroute=tier._reroute) == len(rest)
-        assert scan._SCRIPTS[node]["unlink_each"] == sha  # loaded again, not given up on
+        assert await walk.unlink_keys(node, rest, reroute=tier.nodes.reroute) == len(rest)
+        assert walk._SCRIPTS[node]["unlink_each"] == sha  # loaded again, not given up on
     assert not set(mine) & set(all_keys(nodes))
 
 
@@ -404,21 +405,21 @@ async def test_a_node_busy_with_another_script_is_not_taken_for_one_that_refuses
         tier = cache.redis
         node, port, mine = await first_primary_filled(cluster, nodes, tier)
         admin = nodes[cluster.ports.index(port)]
-        scan._SCRIPTS.get(node, {}).pop("unlink_each", None)  # not loaded yet: the load meets BUSY first
+        walk._SCRIPTS.get(node, {}).pop("unlink_each", None)  # not loaded yet: the load meets BUSY first
         with busy_for_a_while(admin, port):
             with pytest.raises(redis.exceptions.ResponseError, match="^BUSY"):
-                await scan.unlink_keys(node, mine[:100], reroute=tier._reroute)
-        assert scan._SCRIPTS.get(node, {}).get("unlink_each") is None  # not taken for a refusal
-        assert await scan.unlink_keys(node, mine[:100], reroute=tier._reroute) == 100
-        sha = scan._SCRIPTS[node]["unlink_each"]
+                await walk.unlink_keys(node, mine[:100], reroute=tier.nodes.reroute)
+        assert walk._SCRIPTS.get(node, {}).get("unlink_each") is None  # not taken for a refusal
+        assert await walk.unlink_keys(node, mine[:100], reroute=tier.nodes.reroute) == 100
+        sha = walk._SCRIPTS[node]["unlink_each"]
         assert isinstance(sha, str)
 
         with busy_for_a_while(admin, port):  # loaded now: the call meets BUSY
             with pytest.raises(redis.exceptions.ResponseError, match="^BUSY"):
-                await scan.unlink_keys(node, mine[100:200], reroute=tier._reroute)
-        assert scan._SCRIPTS[node]["unlink_each"] == sha
+                await walk.unlink_keys(node, mine[100:200], reroute=tier.nodes.reroute)
+        assert walk._SCRIPTS[node]["unlink_each"] == sha
         admin.config_resetstat()
-        assert await scan.unlink_keys(node, mine[100:], reroute=tier._reroute) == len(mine) - 100
+        assert await walk.unlink_keys(node, mine[100:], reroute=tier.nodes.reroute) == len(mine) - 100
         assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] == 1  # the script, not per-slot UNLINKs
     assert not set(mine) & set(all_keys(nodes))
 

@@ -5,7 +5,7 @@ from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocket
 from redis.exceptions import DataError
 
 from ircache_tui.cache.packing import HiredisPacking, with_hiredis_packing
-from ircache_tui.cache.redis_tier import make_client
+from ircache_tui.cache.redis import make_client
 
 COMMANDS = [
     ("GET", "ir_cache:petstore-spec_0a1b2c3d"),

@@ -4,7 +4,7 @@ import pytest
 
 from ircache_tui.cache.errors import RedisUnavailable
 from ircache_tui.cache.keys import KeySpace
-from ircache_tui.cache.redis_tier import RedisTier
+from ircache_tui.cache.redis import RedisTier
 from tests.support.foreign import entry_value, plant_foreign
 from tests.support.redis_server import RedisServer, free_port
 
@@ -163,11 +163,11 @@ async def test_unreachable_unix_socket(tmp_path):
 
 
 async def test_lock_is_released_only_by_its_holder(tier, sync_redis):
-    assert await tier.acquire_lock("s_0a1b2c3d", "tok1", 5000)
-    assert not await tier.acquire_lock("s_0a1b2c3d", "tok2", 5000)
-    assert not await tier.release_lock("s_0a1b2c3d", "tok2")
+    assert await tier.locks.acquire("s_0a1b2c3d", "tok1", 5000)
+    assert not await tier.locks.acquire("s_0a1b2c3d", "tok2", 5000)
+    assert not await tier.locks.release("s_0a1b2c3d", "tok2")
     assert sync_redis.get("ir_cache:s_0a1b2c3d:lock") == b"tok1"
-    assert await tier.extend_lock("s_0a1b2c3d", "tok1", 9000)
+    assert await tier.locks.extend("s_0a1b2c3d", "tok1", 9000)
     assert sync_redis.pttl("ir_cache:s_0a1b2c3d:lock") > 5000
-    assert await tier.release_lock("s_0a1b2c3d", "tok1")
-    assert not await tier.lock_held("s_0a1b2c3d")
+    assert await tier.locks.release("s_0a1b2c3d", "tok1")
+    assert not await tier.locks.held("s_0a1b2c3d")

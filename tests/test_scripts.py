@@ -13,9 +13,9 @@ import random
 import pytest
 import redis
 
-from ircache_tui.cache import scan
+from ircache_tui.cache.redis import sizes
 from ircache_tui.cache.keys import KeySpace
-from ircache_tui.cache.redis_tier import RedisTier
+from ircache_tui.cache.redis import RedisTier
 from tests.support.foreign import FOREIGN_STRINGS, entry_value
 
 pytestmark = pytest.mark.server  # the server-side scripts
@@ -123,12 +123,12 @@ async def sizes_match_belongs(url: str, client: redis.Redis, keys: list[bytes], 
     selection = keyspace.select(spec_name)
     tier = RedisTier(url, keyspace, ttl=3600)
     try:
-        sizes = await scan.scan_sizes(tier.client, selection, count=50)  # small pages: many steps
+        found = await sizes.scan_sizes(tier.client, selection, count=50)  # small pages: many steps
     finally:
         await tier.aclose()
-    assert sizes.keys == len(ours)
-    assert sizes.specs == {selection.spec_of(k) for k in ours}
-    assert sizes.bytes == sum(client.memory_usage(k, samples=0) for k in ours)
+    assert found.keys == len(ours)
+    assert found.specs == {selection.spec_of(k) for k in ours}
+    assert found.bytes == sum(client.memory_usage(k, samples=0) for k in ours)
     return ours
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from ircache_tui.cache import scan
+from ircache_tui.cache.redis import sizes
 from ircache_tui.cache.browse import KeyRow
 from ircache_tui.cache.keys import KeySpace
-from ircache_tui.cache.redis_tier import RedisTier
+from ircache_tui.cache.redis import RedisTier
 from ircache_tui.tui.widgets.keys_pane import _SORT_KEYS, SORTS
 from tests.support.foreign import entry_value
 
@@ -66,7 +66,7 @@ async def test_largest_first_breaks_ties_by_name(tier, sync_redis):
 @pytest.mark.parametrize("scripted", [True, False], ids=["script", "client-side"])
 async def test_scan_top_breaks_ties_by_name_either_way(tier, sync_redis, scripted):
     n, expected = plant_ties(sync_redis)
-    ranked, ran = await scan.scan_top(tier.client, KEYSPACE.select(), "memory", n, scripted=scripted)
+    ranked, ran = await sizes.scan_top(tier.client, KEYSPACE.select(), "memory", n, scripted=scripted)
     assert ran is scripted
     assert [KEYSPACE.cache_key_of(key).cache_key for key, _ in ranked] == expected
 
@@ -83,7 +83,7 @@ async def test_expiring_first_breaks_ties_by_name(tier, sync_redis, scripted):
         pipe.set(KEYSPACE.redis_key(key), entry_value(300))
         pipe.pexpireat(KEYSPACE.redis_key(key), at)
     pipe.execute()
-    ranked, _ = await scan.scan_top(tier.client, KEYSPACE.select(), "ttl", 10, scripted=scripted)
+    ranked, _ = await sizes.scan_top(tier.client, KEYSPACE.select(), "ttl", 10, scripted=scripted)
     got = [(value, KEYSPACE.cache_key_of(key).cache_key) for key, value in ranked]
     assert got == sorted(got) and len(got) == 10
     assert len({value for value, _ in got}) < 10, "no two PTTLs tied: nothing was tested"
@@ -92,9 +92,9 @@ async def test_expiring_first_breaks_ties_by_name(tier, sync_redis, scripted):
 def test_merge_top_breaks_ties_by_name():
     parts = [[(b"ir_cache:b_00000001", 10), (b"ir_cache:d_00000001", 5)],
              [(b"ir_cache:a_00000001", 10), (b"ir_cache:c_00000001", 5)]]
-    assert [k for k, _ in scan.merge_top(parts, "memory", 3)] == [
+    assert [k for k, _ in sizes.merge_top(parts, "memory", 3)] == [
         b"ir_cache:a_00000001", b"ir_cache:b_00000001", b"ir_cache:c_00000001"]
-    assert [k for k, _ in scan.merge_top(parts, "ttl", 3)] == [
+    assert [k for k, _ in sizes.merge_top(parts, "ttl", 3)] == [
         b"ir_cache:c_00000001", b"ir_cache:d_00000001", b"ir_cache:a_00000001"]
 
 

@@ -21,7 +21,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from ircache_tui.cache.errors import RedisKeyPermissionError, RedisPermissionError
 from ircache_tui.cache.ircache import IRCache
 from ircache_tui.cache.keys import KeySpace, spec_hash
-from ircache_tui.cache.redis_tier import RedisTier
+from ircache_tui.cache.redis import RedisTier
 from ircache_tui.cache.refusals import command_error
 from ircache_tui.cache.server import from_hello
 from tests.support.cli import cli_env, run_cli
@@ -149,7 +149,7 @@ async def test_a_refused_lock_release_is_said_once_naming_the_rule(server, admin
     lock = KEYSPACE.lock_key(f"shop_{spec_hash(SPEC)[:8]}")
     async with IRCache(url, tmp_path / "cache", generator=CountingGenerator()) as cache:
         assert (await cache.lookup(SPEC, "shop.md")).tier == "generator"
-        assert cache.redis._lock_mode == "script"
+        assert cache.redis.locks.known_mode == "script"
     warnings = [r.getMessage() for r in ircache_logs.records if r.levelno >= logging.WARNING]
     assert warnings == [f"Cannot release a generation lock: {UNLINK_REFUSED} (until then a lock lasts its full "
                         "TTL)"], (this_server(admin), ircache_logs.text)
@@ -204,7 +204,7 @@ async def test_locks_need_no_script_rights_where_the_server_compares_and_deletes
                       lock_ttl_ms=500, lock_poll_interval=0.02) for i in range(2)]
     async with caches[0] as a, caches[1] as b:
         found = await asyncio.gather(a.lookup(SPEC, "shop.md"), b.lookup(SPEC, "shop.md"))
-        assert a.redis._lock_mode == b.redis._lock_mode == "native"
+        assert a.redis.locks.known_mode == b.redis.locks.known_mode == "native"
     assert len(calls.read_text().splitlines()) == 1, ircache_logs.text
     assert sorted(f.tier for f in found) == ["generator", "redis"]
     assert admin.exists(KEYSPACE.lock_key(f"shop_{spec_hash(SPEC)[:8]}")) == 0
@@ -220,11 +220,11 @@ async def test_a_refused_native_release_is_named(server, admin, native, ircache_
     url = make_user(server, admin, RW_RULES + [f"+{native}"])
     tier = RedisTier(url, KEYSPACE, ttl=3600)
     try:
-        assert await tier.acquire_lock("shop_0a1b2c3d", "token", 10_000) is True
-        assert tier._lock_mode == "native"
+        assert await tier.locks.acquire("shop_0a1b2c3d", "token", 10_000) is True
+        assert tier.locks.known_mode == "native"
         admin.execute_command("ACL", "SETUSER", url.split("//")[1].split(":")[0], f"-{native}")
         with pytest.raises(RedisPermissionError) as refused:
-            await tier.release_lock("shop_0a1b2c3d", "token")
+            await tier.locks.release("shop_0a1b2c3d", "token")
     finally:
         await tier.aclose()
     assert refused.value.rule == f"+{native}"

@@ -320,6 +320,6 @@ def test_read_spec_keeps_no_longer_exists_for_files_that_were_seen(tmp_path):
      "Cluster resharding: 1 slot changed primary (b:2 → c:3)"),
 ])
 def test_a_topology_change_is_called_what_it_is(before, after, said):
-    from ircache_tui.cache.redis_tier import _describe_topology_change
+    from ircache_tui.cache.redis.topology import describe_topology_change
 
-    assert _describe_topology_change(before, after) == said
+    assert describe_topology_change(before, after) == said

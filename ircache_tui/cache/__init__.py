@@ -18,7 +18,7 @@ from .events import CacheEvent, Counters
 from .fs_tier import FileEntry, FilesystemTier
 from .ircache import IRCache, Lookup
 from .keys import InvalidSpecName, KeySpace, cache_key, spec_hash, spec_name_from_path
-from .redis_tier import RedisTier
+from .redis import RedisTier
 
 __all__ = [
     "CacheEvent",

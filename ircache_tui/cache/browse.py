@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from ..ir.envelope import SCHEMA_VERSION, generated_epoch, is_entry_head
 from ..ir.usage import usage_from_head
 from .keys import HASH_LEN, ParsedKey, glob_escape, parse_cache_key, validate_spec_name
-from .redis_tier import _NODE_BITS, RedisTier
+from .redis import RedisTier
+from .redis.pager import nodes_done
 
-_NODE_INDEX_MASK = (1 << _NODE_BITS) - 1
 
 # The envelope's metadata is serialized before the IR, so the first KiB of a
 # value is enough to show when and by what it was generated.
@@ -201,12 +201,12 @@ class KeyBrowser:
 
     def _primaries_done(self, cursor: int, done: bool) -> tuple[int | None, int | None]:
         """On a cluster the cursor walks the primaries in turn, the current one's index in its low
-        bits (redis_tier's composite cursor): those before it are done."""
+        bits (redis/pager.py's composite cursor): those before it are done."""
         info = self.redis.cluster_info
         if not info or not info.get("primaries"):
             return None, None
         total = info["primaries"]
-        return (total if done else min(total, cursor & _NODE_INDEX_MASK)), total
+        return (total if done else min(total, nodes_done(cursor))), total
 
     async def row_for(self, cache_key: str) -> KeyRow | None:
         """Fresh details of one key (after a live change); None if it is gone or not an IR key."""

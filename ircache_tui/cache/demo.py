@@ -102,5 +102,5 @@ async def seed_demo(cache: IRCache, spec_dir: Path) -> list[str]:
         usage = usage_from_head((await cache.fs.read_raw(key)) or b"")
         batch.saved_usd += sum(counts.values()) * ((usage.cost_usd or 0.0) if usage else 0.0)
         batch.saved_seconds += sum(counts.values()) * ((usage.duration_s or 0.0) if usage else 0.0)
-    await cache.redis.add_hits(batch, since=(FIXED_TIME - timedelta(days=6)).isoformat(timespec="seconds"))
+    await cache.redis.hit_store.add(batch, since=(FIXED_TIME - timedelta(days=6)).isoformat(timespec="seconds"))
     return written

@@ -39,13 +39,10 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from ..ir.usage import Usage
 from .errors import RedisCommandError, RedisPermissionError, RedisUnavailable
-
-if TYPE_CHECKING:
-    from .redis_tier import RedisTier
 
 log = logging.getLogger("ircache")
 
@@ -93,11 +90,17 @@ def read_count(stored: dict[str, str], name: str, *, where: str, said: set[str],
     return value
 
 
+class HitSink(Protocol):
+    """Where batches go: the Redis side of the counters (redis/hit_store.py)."""
+
+    async def add(self, batch: HitBatch, since: str, *, writer: str = "", final: bool = True) -> None: ...
+
+
 class HitCounter:
     """Counts lookups by tier and per entry; `flush` adds them to Redis in one pipeline."""
 
-    def __init__(self, redis: "RedisTier", *, interval: float = FLUSH_INTERVAL) -> None:
-        self.redis = redis
+    def __init__(self, store: HitSink, *, interval: float = FLUSH_INTERVAL) -> None:
+        self.store = store
         self.interval = interval
         self.pending = HitBatch()
         self.enabled = True  # False once Redis refused the commands (an ACL without them)
@@ -150,7 +153,7 @@ class HitCounter:
     async def _send(self, batch: HitBatch, *, final: bool) -> bool:
         """True when Redis has the batch (added now, or before); False when it is down."""
         try:
-            await self.redis.add_hits(batch, since=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            await self.store.add(batch, since=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       writer=self.writer, final=final)
         except RedisUnavailable:
             return False

@@ -63,8 +63,8 @@ from .hits import FLUSH_INTERVAL, HitCounter, read_count
 from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
 from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .machine_lock import MachineLock, whoami
-from .redis_tier import RedisTier
-from .scan import BATCH as _UNLINK_BATCH
+from .redis import RedisTier
+from .redis.walk import BATCH as _UNLINK_BATCH
 
 log = logging.getLogger("ircache")
 #: between INFO and WARNING: what a person at a terminal should see without -v, though
@@ -226,7 +226,7 @@ class IRCache:
             with contextlib.suppress(OSError):
                 await self.fs.cleanup_temp_files()
         if self._count_hits and not self.read_only and self.enabled:
-            self.hits = HitCounter(self.redis, interval=self._hit_flush_interval)
+            self.hits = HitCounter(self.redis.hit_store, interval=self._hit_flush_interval)
             self.events.subscribe(self._count)
             self.hits.start()
         log.info("IR cache ready: Redis %s, filesystem %s, TTL %ss, generator %s%s",
@@ -344,7 +344,7 @@ class IRCache:
             finally:
                 if locked:
                     with contextlib.suppress(*_REDIS_ERRORS):
-                        await self.redis.release_lock(key, token)
+                        await self.redis.locks.release(key, token)
         finally:
             machine.release()
 
@@ -377,7 +377,7 @@ class IRCache:
         try:
             return await self._waiting(
                 spec_name, lambda on_wait: self._redis_lock(key, spec_name, token, force, on_wait),
-                lambda: self.redis.lock_holder(key),
+                lambda: self.redis.locks.holder(key),
             )
         except _REDIS_ERRORS:
             return False  # down, or no usable lock (the tier said why, once)
@@ -387,18 +387,18 @@ class IRCache:
     ) -> bool | Lookup:
         waited = False
         while True:
-            if await self.redis.acquire_lock(key, token, self._lock_ttl_ms):
+            if await self.redis.locks.acquire(key, token, self._lock_ttl_ms):
                 if waited and force:
                     hit = await self._read_tiers(key, spec_name, again=True)  # their refresh is as fresh as ours
                     if hit is not None:
                         with contextlib.suppress(*_REDIS_ERRORS):
-                            await self.redis.release_lock(key, token)
+                            await self.redis.locks.release(key, token)
                         return hit
                 return True
             if not waited:
                 on_wait()
             waited = True
-            while await self.redis.lock_held(key):
+            while await self.redis.locks.held(key):
                 await asyncio.sleep(self._lock_poll)
             if not force:
                 hit = await self._read_tiers(key, spec_name, again=True)
@@ -416,7 +416,7 @@ class IRCache:
             while True:
                 await asyncio.sleep(self._lock_ttl_ms / 3000)
                 with contextlib.suppress(*_REDIS_ERRORS):
-                    await self.redis.extend_lock(key, token, self._lock_ttl_ms)
+                    await self.redis.locks.extend(key, token, self._lock_ttl_ms)
 
         task = asyncio.create_task(renew())
         try:
@@ -641,14 +641,14 @@ class IRCache:
         if self.hits is not None:
             self.hits.forget(spec_name)
         with contextlib.suppress(*_REDIS_ERRORS):
-            await self.redis.clear_hits(spec_name)
+            await self.redis.hit_store.clear(spec_name)
 
     async def hit_totals(self) -> dict[str, Any]:
         """Hits by tier across every process, since when, and what they saved (this process's
         pending batch included): `{"redis", "filesystem", "generator", "since", "saved_usd",
         "saved_seconds"}`. A stored total that is not a count reads as 0 (said once). Raises
         RedisUnavailable."""
-        stored = await self._tier().hit_totals()
+        stored = await self._tier().hit_store.totals()
         pending = self.hits.pending if self.hits is not None else None
         where = self.keys.stats_key
 
@@ -670,7 +670,7 @@ class IRCache:
         processes, this one's pending batch included. `born`: each entry's generated_at (epoch
         seconds), when known: counts made on another generation of the key (an entry deleted and
         made again) are not its. Raises RedisUnavailable."""
-        stored = await self._tier().hit_counts(cache_keys)
+        stored = await self._tier().hit_store.counts(cache_keys)
         pending = self.hits.pending if self.hits is not None else None
         out = []
         for i, (key, (r, f, last, counted_on)) in enumerate(zip(cache_keys, stored)):
@@ -900,7 +900,7 @@ class IRCache:
             try:
                 for start in range(0, len(rkeys), _UNLINK_BATCH):
                     removed_redis += await self._tier().unlink_many(rkeys[start : start + _UNLINK_BATCH], on_kept=keep)
-                    await self.redis.unlink_hits(redis_keys[start : start + _UNLINK_BATCH])
+                    await self.redis.hit_store.unlink(redis_keys[start : start + _UNLINK_BATCH])
             except FlushIncomplete as exc:  # some of a cluster's primaries deleted their part of the batch
                 removed_redis += exc.done.get("redis", 0)
                 raise FlushIncomplete({"redis": removed_redis}, exc.reason) from None

@@ -94,7 +94,7 @@ class Selection:
     the server-side scripts apply the same rule from `head`, `spec_name`
     and `max_spec_bytes`. A name is not enough: the key must also hold an
     entry, a value that begins with `entry` (envelope.ENTRY_HEAD), which the
-    scripts check beside the delete or count (scan.py).
+    scripts check beside the delete or count (redis/walk.py, redis/sizes.py).
     """
 
     match: str

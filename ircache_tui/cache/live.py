@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .keys import ParsedKey
 
 if TYPE_CHECKING:
-    from .redis_tier import RedisTier
+    from .redis import RedisTier
 
 
 @dataclass(frozen=True, slots=True)

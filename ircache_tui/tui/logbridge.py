@@ -25,7 +25,7 @@ from .messages import LogLine
 # format string. If one of these strings changes at its source, its line is shown as
 # logged: tests/test_wording.py renders records made by the real code paths. (The one
 # call that formats a list, watch/watcher.py's "initial walk done", is a sentence already.)
-CLEARED_REDIS = "Cleared IR cache from Redis %s"  # cache/redis_tier.py: {"pattern", "deleted"}
+CLEARED_REDIS = "Cleared IR cache from Redis %s"  # cache/redis/tier.py: {"pattern", "deleted"}
 CLEARED_FILESYSTEM = "Cleared IR cache from filesystem %s"  # cache/fs_tier.py: {"directory", "spec", "deleted"}
 PRUNED = "Pruned stale IR entries %s"  # specs/stale.py: {"redis", "filesystem"}
 

@@ -1,8 +1,8 @@
 """Every walk over the keyspace and every multi-key delete goes through here.
 
 Everything here works on ONE node: a standalone server, or one primary of a
-Redis Cluster through a plain connection to it (redis_tier.py runs one walk
-per primary, concurrently, and adds the results up with `merge_sizes` /
+Redis Cluster through a plain connection to it (cluster.py runs one walk
+per primary, concurrently, and adds the results up with sizes.py's `merge_sizes` /
 `merge_top`). On a cluster node a multi-key UNLINK across slots fails with
 CROSSSLOT, even when every key lives on that node, so `unlink_keys(reroute=)`
 never sends one (see `_queue_node_unlink`).
@@ -26,7 +26,7 @@ import hashlib
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.crc import key_slot
@@ -34,9 +34,9 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, NoScriptErr
 from redis.exceptions import TryAgainError
 
 from . import scripts
-from ..ir.envelope import is_entry_head
-from .keys import Selection
-from .refusals import is_refusal, refused_command
+from ...ir.envelope import is_entry_head
+from ..keys import Selection
+from ..refusals import is_refusal, refused_command
 
 log = logging.getLogger("ircache")
 
@@ -68,7 +68,6 @@ K = TypeVar("K", bound=bytes | str)  # a key as bytes or str, handed back as it 
 SCAN_COUNT = 300
 SPEC_SCAN_COUNT = 1000
 BATCH = 300
-STATS_COUNT = 500
 _QUEUE_PAGES = 4
 
 
@@ -90,7 +89,7 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
     return exc
 
 
-def _raise_if_cancelled() -> None:
+def raise_if_cancelled() -> None:
     """Raise the cancellation that an awaited Redis call returned through.
 
     On Python 3.11, asyncio.wait_for (which redis-py sends with when a socket
@@ -109,7 +108,7 @@ async def scan_pages(client: Any, match: str, count: int = SCAN_COUNT) -> AsyncI
     cursor = 0
     while True:
         cursor, keys = await scan_page(client, cursor, match, count)
-        _raise_if_cancelled()
+        raise_if_cancelled()
         if keys:
             yield keys
         if cursor == 0:
@@ -183,7 +182,7 @@ def forget_script(clients: Sequence[Any], name: str) -> None:
         _SCRIPTS.get(client, {}).pop(name, None)
 
 
-async def _sha(client: Any, name: str, body: str) -> Any:
+async def script_sha(client: Any, name: str, body: str) -> Any:
     """The SHA of script `name` on this node, loaded once; False once the node refused scripts."""
     loaded = _SCRIPTS.setdefault(client, {})
     sha = loaded.get(name)
@@ -191,7 +190,7 @@ async def _sha(client: Any, name: str, body: str) -> Any:
         try:
             sha = await client.script_load(body)
         except ResponseError as exc:
-            if _busy(exc):
+            if busy(exc):
                 raise
             sha = False
         loaded[name] = sha
@@ -212,7 +211,7 @@ async def _queue_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str], ent
     cluster), after GETRANGEs where entries must be told apart.
     """
     if entry is not None:
-        sha = await _sha(client, "unlink_entries", scripts.UNLINK_ENTRIES)
+        sha = await script_sha(client, "unlink_entries", scripts.UNLINK_ENTRIES)
         if sha is not False:
             pipe.execute_command("EVALSHA", sha, 0, entry, "1" if each else "0", *keys)
             return _Queued(keys, entry, each, script=True)
@@ -222,7 +221,7 @@ async def _queue_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str], ent
     if not each:
         pipe.unlink(*keys)
         return _Queued(keys, None, each, script=False)
-    sha = await _sha(client, "unlink_each", scripts.UNLINK_EACH)
+    sha = await script_sha(client, "unlink_each", scripts.UNLINK_EACH)
     if sha is not False:
         pipe.execute_command("EVALSHA", sha, 0, *keys)
         return _Queued(keys, None, each, script=True)
@@ -250,8 +249,8 @@ async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], r
     elsewhere: list[bytes | str] = []
     if queued.script:
         reply = replies[0]
-        if isinstance(reply, ResponseError) and not isinstance(reply, _ELSEWHERE) and not _refused(reply):
-            if _busy(reply):  # for now: the next flush runs the script again
+        if isinstance(reply, ResponseError) and not isinstance(reply, _ELSEWHERE) and not refused_in_script(reply):
+            if busy(reply):  # for now: the next flush runs the script again
                 raise reply
             # NOSCRIPT (a restarted or promoted node): load it again; anything else: scripts are refused
             name = "unlink_entries" if queued.entry is not None else "unlink_each"
@@ -292,13 +291,13 @@ async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], r
         tally(await reroute([key]))  # type: ignore[list-item,misc]
 
 
-def _busy(exc: ResponseError) -> bool:
+def busy(exc: ResponseError) -> bool:
     """BUSY: another client's script runs too long. Says nothing of whether scripts are allowed
     (taking it for a refusal would cost every later flush the slower per-slot UNLINKs)."""
     return str(exc).startswith("BUSY")
 
 
-def _refused(exc: ResponseError) -> bool:
+def refused_in_script(exc: ResponseError) -> bool:
     """A command (or key) inside the script refused by the ACL (GETRANGE, UNLINK), in any server's
     words: not a refusal of scripts, so no fallback (it would meet the same rule); the caller says
     which rule to add. (EVALSHA itself refused is a refusal of scripts: the caller falls back.)"""
@@ -391,7 +390,7 @@ async def _overlapped(
     async def consume() -> None:
         while (keys := await batches.get()) is not None:
             await work(keys)
-            _raise_if_cancelled()
+            raise_if_cancelled()
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -467,7 +466,7 @@ async def scan_unlink_node(
         queued = await _queue_unlink(client, pipe, pending, selection.entry, each=True) if pending else None
         pipe.scan(cursor, match=selection.match, count=count)
         replies = await pipe.execute(raise_on_error=False)
-        _raise_if_cancelled()
+        raise_if_cancelled()
         page = replies[-1]
         if queued is not None:  # counted even when the SCAN beside it failed
             await _settle_unlink(client, queued, replies[:-1], reroute, add, on_kept)
@@ -481,166 +480,5 @@ async def scan_unlink_node(
     return deleted
 
 
-@dataclass(slots=True)
-class Sizes:
-    keys: int = 0
-    #: None when the server refuses MEMORY USAGE (an ACL without it): the keys are still counted
-    bytes: int | None = 0
-    specs: set[bytes] = field(default_factory=set)
-    #: spec name → [keys, bytes] (bytes stay 0 when MEMORY USAGE is refused: see `bytes`)
-    per_spec: dict[bytes, list[int]] = field(default_factory=dict)
-    #: whether the scripted step ran (False: refused, counted client-side)
-    scripted: bool = True
-    #: keys of our name that hold something else (another type, a string that is not an entry):
-    #: another tool's, counted apart and never as entries
-    foreign: int = 0
-
-    def add_spec(self, spec: bytes, keys: int, size: int) -> None:
-        totals = self.per_spec.get(spec)
-        if totals is None:
-            self.per_spec[spec] = [keys, size]
-            self.specs.add(spec)
-        else:
-            totals[0] += keys
-            totals[1] += size
-
-
-async def scan_sizes(
-    client: Any, selection: Selection, *, count: int = STATS_COUNT, batch: int = STATS_COUNT, scripted: bool = True
-) -> Sizes:
-    """How many entries `selection` takes, their MEMORY USAGE in total, their spec names, and how
-    many keys of our name are not entries (`foreign`).
-
-    Each step is one read-only script (SCAN a page, tell entries from other
-    keys, add up MEMORY USAGE of the entries) that returns only the page's
-    totals. A server that refuses scripts (or MEMORY inside them) gets SCAN
-    and pipelined GETRANGE and MEMORY USAGE, `batch` keys a round trip; the
-    caller passes `scripted=False` from then on.
-    """
-    if not scripted:
-        return await _sizes_unscripted(client, selection, count=count, batch=batch)
-    sizes = Sizes()
-    step = client.register_script(scripts.STATS_STEP)
-    cursor = 0
-    while True:
-        try:
-            cursor, n, size, specs, foreign = await step(args=_script_args(cursor, selection, count))
-        except ResponseError as exc:
-            log.info("Redis refused the stats script (%s); counting client-side", _first_line(exc))
-            return await _sizes_unscripted(client, selection, count=count, batch=batch)
-        _raise_if_cancelled()
-        cursor = int(cursor)
-        sizes.keys += int(n)
-        sizes.bytes += int(size)
-        sizes.foreign += int(foreign)
-        for i in range(0, len(specs), 3):
-            sizes.add_spec(specs[i], int(specs[i + 1]), int(specs[i + 2]))
-        if cursor == 0:
-            return sizes
-
-
-async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, batch: int) -> Sizes:
-    sizes = Sizes(scripted=False)
-    refused: ResponseError | None = None
-    async for page in scan_pages(client, selection.match, count):
-        named = selection.keep_many(page)
-        for start in range(0, len(named), batch):
-            chunk, foreign = await entries_among(client, named[start : start + batch], selection.entry)
-            sizes.foreign += foreign
-            sized = await memory_usage(client, chunk) if refused is None else [refused] * len(chunk)
-            for key, size in zip(chunk, sized):
-                if size is None:
-                    continue  # expired meanwhile
-                if isinstance(size, ResponseError):  # MEMORY refused: count the key, its size is unknown
-                    refused = size
-                    sizes.bytes = None
-                    size = 0
-                elif sizes.bytes is not None:
-                    sizes.bytes += size
-                sizes.keys += 1
-                sizes.add_spec(selection.spec_of(key), 1, size)
-            _raise_if_cancelled()
-    if refused is not None:
-        log.info("Redis refused MEMORY USAGE (%s): keys counted, sizes unknown", _first_line(refused))
-    return sizes
-
-
-async def scan_top(
-    client: Any, selection: Selection, by: str, n: int, *, count: int = STATS_COUNT, scripted: bool = True
-) -> tuple[list[tuple[bytes, int]], bool]:
-    """The `n` IR keys with the most MEMORY USAGE (by="memory") or the least PTTL (by="ttl") over
-    the whole selection, and whether the scripted step ran. One short step per page, as the stats.
-
-    Ties are broken by the key's name (its bytes), so every server, whatever its SCAN order, ranks
-    the same keys the same way (`merge_top` too). A page's step returns every key tied with its
-    last one (scripts.TOP_STEP), so the choice among ties is made here."""
-    best: list[tuple[int, bytes]] = []  # (rank, key), best first once trimmed: the n best so far
-    sign = 1 if by == "memory" else -1  # the largest sizes first, the smallest TTLs first
-
-    def offer(key: bytes, value: int) -> None:
-        best.append((-sign * value, key))
-
-    def trim() -> None:  # after each page: bounded by n and one page
-        best.sort()
-        del best[n:]
-
-    if scripted:
-        step = client.register_script(scripts.TOP_STEP)
-        cursor = 0
-        try:
-            while True:
-                reply = await step(args=[*_script_args(cursor, selection, count), by, n])
-                _raise_if_cancelled()
-                cursor = int(reply[0])
-                for key, value in zip(reply[1::2], reply[2::2]):
-                    offer(key, int(value))
-                trim()
-                if cursor == 0:
-                    break
-        except ResponseError as exc:
-            log.info("Redis refused the top-keys script (%s); walking client-side", _first_line(exc))
-            best.clear()
-            scripted = False
-    if not scripted:
-        async for page in scan_pages(client, selection.match, count):
-            kept, _ = await entries_among(client, selection.keep_many(page), selection.entry)
-            pipe = client.pipeline(transaction=False)
-            for key in kept:
-                pipe.memory_usage(key, samples=0) if by == "memory" else pipe.pttl(key)
-            for key, value in zip(kept, await pipe.execute(raise_on_error=False)):
-                if isinstance(value, int) and (by == "memory" or value >= 0):
-                    offer(key, value)
-            trim()
-            _raise_if_cancelled()
-    trim()
-    return [(key, -sign * rank) for rank, key in best], scripted
-
-
-def merge_sizes(parts: Sequence[Sizes]) -> Sizes:
-    """The sizes of several nodes' walks (a cluster's primaries) as one."""
-    total = Sizes(scripted=all(p.scripted for p in parts))
-    for part in parts:
-        total.keys += part.keys
-        total.foreign += part.foreign
-        total.bytes = None if total.bytes is None or part.bytes is None else total.bytes + part.bytes
-        for spec, (keys, size) in part.per_spec.items():
-            total.add_spec(spec, keys, size)
-    return total
-
-
-def merge_top(parts: Sequence[list[tuple[bytes, int]]], by: str, n: int) -> list[tuple[bytes, int]]:
-    """The `n` best of several nodes' `scan_top` rankings, ranked the same way (ties by name)."""
-    found = [item for part in parts for item in part]
-    if by == "memory":
-        found.sort(key=lambda item: (-item[1], item[0]))
-    else:
-        found.sort(key=lambda item: (item[1], item[0]))
-    return found[:n]
-
-
-def _script_args(cursor: int, selection: Selection, count: int) -> list[Any]:
-    return [cursor, count, selection.head, selection.spec_name or "", selection.max_spec_bytes, selection.entry]
-
-
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,106 @@
+"""Keyspace notifications: turned on where we may (CONFIG SET), and listened to for our prefix.
+
+On a cluster each node publishes only its own keys' events: every primary must have them on,
+and every primary is listened to (the Nodes strategy merges the streams).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..errors import RedisCommandError, RedisUnavailable
+from ..keys import KeySpace, glob_escape
+from .diagnose import DOWN_ERRORS
+from .door import Door
+
+log = logging.getLogger("ircache")
+
+# K keyspace channel; g generic (del, expire, rename); $ string (set); x expired
+_NOTIFY_FLAGS = "Kg$x"
+
+
+async def enable(door: Door, *, may_configure: bool, private: bool) -> bool:
+    """True if keyspace notifications for our keys are (now) on on every node.
+
+    Turning them on is a CONFIG SET: allowed on the private embedded server, or when
+    `may_configure` and the tier is not read-only.
+    """
+    try:
+        nodes = await door.run(lambda: door.nodes.walk_nodes())  # (after the mode is settled)
+        for node in nodes:
+            flags = (await door.run(lambda: node.config_get("notify-keyspace-events"))).get(
+                "notify-keyspace-events", ""
+            )
+            if isinstance(flags, bytes):
+                flags = flags.decode()
+            if _covers(flags):
+                continue
+            if not may_configure or (door.read_only and not private):
+                return False
+            wanted = "".join(sorted(set(flags) | set(_NOTIFY_FLAGS)))
+            await door.run(lambda: node.config_set("notify-keyspace-events", wanted), sent="config|set")
+            log.info("Enabled keyspace notifications (notify-keyspace-events %s)%s", wanted, door.nodes.label(node))
+        return True
+    except (RedisCommandError, RedisUnavailable) as exc:
+        log.info("Keyspace notifications unavailable (%s); polling instead", str(exc).splitlines()[0])
+        return False
+
+
+async def keyspace_events(door: Door, keys: KeySpace,
+                          on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[tuple[bytes, str]]:
+    """(Redis key, event) for every key under the prefix, as notifications arrive. Ends by
+    raising RedisUnavailable when the connection drops."""
+
+    def listen(node: aioredis.Redis, subscribed: Callable[[], None] | None) -> AsyncIterator[tuple[bytes, str]]:
+        return _node_events(door, keys, node, subscribed)
+
+    # aclosing: closing this stream closes the one it wraps now, not when the collector
+    # finds it (its subscriptions and listener tasks would outlive the caller until then)
+    if door.settle is not None:
+        await door.run(_noop)
+    async with contextlib.aclosing(door.nodes.events(listen, on_subscribed)) as stream:
+        try:
+            async for change in stream:
+                yield change
+        except (*DOWN_ERRORS, RedisError) as exc:  # asking a cluster's primaries, before any listener
+            raise door.mapped(exc) from None
+
+
+async def _node_events(door: Door, keys: KeySpace, node: aioredis.Redis,
+                       on_subscribed: Callable[[], None] | None) -> AsyncIterator[tuple[bytes, str]]:
+    channel_prefix = f"__keyspace@{door.nodes.db}__:".encode()
+    pubsub = node.pubsub(ignore_subscribe_messages=True)
+    try:
+        try:
+            await pubsub.psubscribe(f"{glob_escape(channel_prefix.decode())}{glob_escape(keys.prefix)}:*")
+            if on_subscribed is not None:
+                on_subscribed()
+            async for message in pubsub.listen():
+                if message.get("type") != "pmessage":
+                    continue
+                channel = message["channel"]
+                if isinstance(channel, str):
+                    channel = channel.encode()
+                event = message["data"]
+                yield channel[len(channel_prefix):], event.decode() if isinstance(event, bytes) else str(event)
+        except (*DOWN_ERRORS, RedisError) as exc:
+            raise door.mapped(exc) from None
+    finally:
+        await pubsub.aclose()
+
+
+async def _noop() -> None:
+    return None
+
+
+def _covers(flags: str) -> bool:
+    if "K" not in flags:
+        return False
+    if "A" in flags:
+        return True
+    return all(c in flags for c in "g$x")
