@@ -1,14 +1,23 @@
 """`ircache-tui`: the dashboard by default, headless subcommands for scripts and CI.
 
     ircache-tui [SPEC_DIR ...]           open the dashboard
-    ircache-tui stats|get|warm|flush|prune|watch ...
+    ircache-tui stats|get|warm|flush|prune|watch|diff ...
+
+Every option goes anywhere: before or after the command word, before or after the
+command's own words (`ircache-tui --no-watch specs`, `ircache-tui --json stats`). The
+first word that is not an option is the command; any other word opens the dashboard
+with it as a SPEC_DIR. A word that is neither a command nor a directory but close to a
+command is taken as that command mistyped: `ircache-tui: unknown command 'stat' (did
+you mean 'stats'?)`, exit 2 (a word close to none: `spec directory … does not exist`,
+exit 2 too).
 
 Exit status:
 
     0        done
     1        failed; one line on stderr says why (e.g. Redis unavailable, and why in words)
-    2        bad usage: an option, a setting or a Redis URL that cannot be used (one line, before
-             anything starts: the dashboard's screen does not open)
+    2        bad usage: an option, a setting or a Redis URL that cannot be used, a mistyped
+             command, a spec directory that does not exist (one line, before anything
+             starts: the dashboard's screen does not open)
     128+n    a one-shot command (stats, get, warm, flush, prune) stopped by signal n:
              130 SIGINT, 143 SIGTERM, 129 SIGHUP
 
@@ -31,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
+import functools
 import os
 import signal
 import sys
@@ -101,6 +112,22 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: its options and its positional words in any order
+    (`ircache-tui specs --no-watch more-specs`), which plain parse_args refuses."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._intermixing:  # parse_known_intermixed_args' own passes (Python 3.11, 3.12)
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ircache-tui",
@@ -110,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ircache-tui {__version__}")
     add_common_options(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name, module in commands.REGISTRY.items():
         p = sub.add_parser(
             name, help=module.HELP, description=module.DESCRIPTION, formatter_class=_Formatter,
@@ -120,23 +147,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _with_default_command(argv: list[str]) -> list[str]:
-    """Insert `dashboard` unless the first positional word is a subcommand."""
-    takes_value = {"--redis-url", "--cache-dir", "--prefix", "--ttl", "--generator"}  # --read-only takes none
+_TOP_LEVEL_ONLY = ("-h", "--help", "--version")  # before any word: the top-level parser's own
+
+
+@functools.cache
+def _options() -> tuple[frozenset[str], frozenset[str]]:
+    """Every option any command takes: (those that take a value, those that take none). Read off
+    the commands' own parsers, so that a new option is known here as soon as it exists."""
+    takes_value: set[str] = set()
+    takes_none: set[str] = set(_TOP_LEVEL_ONLY)
+    for module in commands.REGISTRY.values():
+        p = argparse.ArgumentParser(add_help=False)
+        add_common_options(p)
+        module.add_arguments(p)
+        for action in p._actions:
+            (takes_none if action.nargs == 0 else takes_value).update(action.option_strings)
+    return frozenset(takes_value), frozenset(takes_none)
+
+
+def _takes_value(option: str) -> bool:
+    """Whether the word after `option` is its value (`--prefix p`; not `--prefix=p`, not `--yes`)."""
+    takes_value, takes_none = _options()
+    if "=" in option or option in takes_none:
+        return False
+    if option in takes_value or not option.startswith("--"):
+        return option in takes_value
+    could_be = [o for o in takes_value | takes_none if o.startswith(option)]  # argparse's abbreviations
+    return bool(could_be) and all(o in takes_value for o in could_be)
+
+
+def _first_word(argv: list[str]) -> tuple[int | None, bool]:
+    """Where the first word that is neither an option nor an option's value is (the command word,
+    or the dashboard's first SPEC_DIR; None if there is none, and after `--` there is none: what
+    follows it is never a command), and whether -h, --help or --version came before it."""
     skip = False
     for i, word in enumerate(argv):
         if skip:
             skip = False
-            continue
-        if word in takes_value:
-            skip = True
-            continue
-        if word.startswith("-"):
-            if word in ("-h", "--help", "--version"):
-                return argv
-            continue
-        return argv if word in SUBCOMMANDS else argv[:i] + ["dashboard"] + argv[i:]
-    return argv + ["dashboard"]
+        elif word in _TOP_LEVEL_ONLY:
+            return None, True
+        elif word == "--":
+            return None, False
+        elif word.startswith("-") and word != "-":
+            skip = _takes_value(word)
+        else:
+            return i, False
+    return None, False
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """argv with its command first: the command word moved to the front, or `dashboard` put there
+    when the first word is not a command. Every option then goes to the command's own parser,
+    which knows them all: before or after the command word, before or after its positional words.
+    Left as it is when -h, --help or --version comes before any word (the top-level help)."""
+    i, top_level = _first_word(argv)
+    if top_level:
+        return argv
+    if i is not None and argv[i] in SUBCOMMANDS:
+        return [argv[i], *argv[:i], *argv[i + 1:]]
+    return ["dashboard", *argv]
+
+
+def _mistyped_command(argv: list[str]) -> str | None:
+    """The one line for a first word that is no command and no directory but close to a command
+    (`stat`): it was meant as that command. A directory of that name opens as a SPEC_DIR, and a
+    word far from every command is left to the dashboard (`spec directory … does not exist`)."""
+    i, _ = _first_word(argv)
+    if i is None:
+        return None
+    word = argv[i]
+    if word in SUBCOMMANDS or "/" in word or os.sep in word or os.path.isdir(word):
+        return None  # a path is never a command
+    near = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
+    return f"unknown command '{word}' (did you mean '{near[0]}'?)" if near else None
 
 
 def _interrupted(command: str, signum: int) -> int:
@@ -156,8 +239,12 @@ def _interrupted(command: str, signum: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    words = list(sys.argv[1:] if argv is None else argv)
+    mistyped = _mistyped_command(words)
+    if mistyped is not None:
+        eprint(f"ircache-tui: {mistyped}")
+        return EXIT_USAGE
+    args = build_parser().parse_args(_with_default_command(words))
     setup_logging(getattr(args, "verbose", 0) or 0)
     _Stop.signum = None
     before = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}

@@ -77,6 +77,9 @@ class IRCacheApp(App[None]):
     BINDINGS = [
         Binding("question_mark", "help", "Help", tooltip="Every key and what it does"),
         Binding("q", "quit", "Quit"),
+        # ctrl+c quits too, as in k9s and lazygit (Textual binds it to a hint that q quits): a
+        # priority binding like its ctrl+q, so that no screen, dialog or input takes it for copy
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, tooltip="Quit, as q does (ctrl+q too)"),
         Binding("f", "flush_spec", "Flush spec", tooltip="Flush the selected spec's keys (asks first)"),
         Binding("F", "flush_all", "Flush all", tooltip="Flush every IR key under the prefix (asks first)"),
         Binding("r", "regenerate", "Regenerate", tooltip="Regenerate the selected spec (force_refresh)"),
@@ -172,10 +175,6 @@ class IRCacheApp(App[None]):
         if not markup:
             message = printable(message)
         super().notify(message, title=printable(title), severity=severity, timeout=timeout, markup=markup)
-
-    def action_help_quit(self) -> None:
-        """ctrl+c: Textual's hint that q quits, in markup, as this notify no longer assumes."""
-        self.notify("Press [b]q[/b] to quit the app", title="Do you want to quit?", markup=True)
 
     @on(events.Resize)
     def _resized(self, event: events.Resize) -> None:
