@@ -101,6 +101,7 @@ def worker(url: str, cache_dir: Path, n: int, interval: float = 3600) -> subproc
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.e2e
 def test_two_processes_sum_and_a_sigkill_loses_only_the_last_batch(redis_url, sync_redis, tmp_path):
     cache_dir = tmp_path / "cache"
     a, b = worker(redis_url, cache_dir, 25), worker(redis_url, cache_dir, 40)
@@ -165,3 +166,38 @@ async def test_counts_wait_in_memory_while_redis_is_down(cache_dir):
         assert (totals["generator"], totals["filesystem"]) == (1, 4)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("scripts", [True, False], ids=["script", "no-scripts"])
+async def test_a_flush_takes_hit_counts_in_the_same_walk(redis_url, sync_redis, cache_dir, scripts):
+    """One spec's flush walks the keyspace once: each entry's hit counts go in the same step as
+    the entry (it once walked it a second time for `*:hits`), with and without script rights."""
+    from tests.support.foreign import entry_value
+
+    pipe = sync_redis.pipeline(transaction=False)
+    shop = [f"shop_{i:08x}" for i in range(300)]
+    for i, key in enumerate(shop + [f"other{i % 50}_{i:08x}" for i in range(6000)]):
+        pipe.set(f"ir_cache:{key}", entry_value(20))
+        pipe.hset(f"ir_cache:{key}:hits", mapping={"redis": 1})
+    pipe.execute()
+    url = redis_url
+    if not scripts:  # a user without script rights: GETRANGE, then UNLINK
+        sync_redis.acl_setuser("noscripts", enabled=True, passwords=["+pw"], keys=["*"],
+                               commands=["+@all", "-evalsha", "-eval", "-script"])
+        url = redis_url.replace("unix://", "unix://noscripts:pw@")
+    sync_redis.config_resetstat()
+    async with IRCache(redis_url=url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
+        done = await cache.clear_cache(redis=True, filesystem=False, spec_name="shop")
+    assert done == {"redis": 300, "foreign_kept": 0}
+    assert not sync_redis.keys("ir_cache:shop_*")  # entries and hit counts alike
+    assert len(sync_redis.keys("ir_cache:other*:hits")) == 6000
+    stats = sync_redis.info("commandstats")
+    assert ("cmdstat_evalsha" in stats) is scripts  # (the user without script rights is the one used)
+    scans = stats["cmdstat_scan"]["calls"]
+    one_walk, cursor = 0, 0  # the pages of one walk over what is left (the same size, but for 600 keys)
+    while True:
+        cursor, _ = sync_redis.scan(cursor, match="ir_cache:shop_????????", count=1000)
+        one_walk += 1
+        if cursor == 0:
+            break
+    assert scans <= one_walk + 2, f"{scans} SCANs for a flush; one walk takes {one_walk}"

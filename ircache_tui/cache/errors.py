@@ -17,6 +17,11 @@ class RedisUnavailable(IRCacheError):
     """Redis could not be reached (or is known to be down and is being skipped)."""
 
 
+class RedisBusy(RedisUnavailable):
+    """Every connection this process may open to Redis is in use, and none came free in time: the
+    caller goes on as if Redis were down (the filesystem answers), but Redis is not marked down."""
+
+
 class ClusterRefused(RedisUnavailable, SettingsError):
     """IR_REDIS_CLUSTER=0 (--no-cluster) and the Redis at REDIS_URL is a cluster node.
 

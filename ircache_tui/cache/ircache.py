@@ -621,7 +621,8 @@ class IRCache:
                 if kept:
                     log.info("%s under the prefix %s not IR entries: kept", plural(kept, "key"),
                              "is" if kept == 1 else "are")
-                await self._drop_hits(spec_name)
+                if self.hits is not None:  # (the entries' hit counts in Redis went with them)
+                    self.hits.forget(spec_name)
             if filesystem:
                 result["filesystem"] = await self.fs.clear(spec_name)
         except FlushIncomplete as exc:
@@ -635,13 +636,6 @@ class IRCache:
         if redis:
             result["foreign_kept"] = kept
         return result
-
-    async def _drop_hits(self, spec_name: str | None) -> None:
-        """Flushed entries take their hit counts with them (the totals stay: they are history)."""
-        if self.hits is not None:
-            self.hits.forget(spec_name)
-        with contextlib.suppress(*_REDIS_ERRORS):
-            await self.redis.hit_store.clear(spec_name)
 
     async def hit_totals(self) -> dict[str, Any]:
         """Hits by tier across every process, since when, and what they saved (this process's

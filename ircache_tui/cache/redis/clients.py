@@ -19,13 +19,14 @@ from ..handshake import connection_class_for
 
 
 def make_client(
-    url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 0.5, max_connections: int | None = None
+    url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 0.5, max_connections: int | None = None,
+    pool_wait: float = 30.0,
 ) -> aioredis.Redis:
     """A client for any redis URL (redis://, rediss://, unix://, credentials included).
 
     With `max_connections`, a blocking pool: a burst of work waits for one of
     those connections instead of opening more (a dashboard on a shared Redis
-    must not take a hundred of them).
+    must not take a hundred of them), for up to `pool_wait` seconds.
     """
     options: dict[str, Any] = dict(
         socket_connect_timeout=connect_timeout,
@@ -38,7 +39,8 @@ def make_client(
     )
     if max_connections is not None:
         # a wait longer than any single call (socket_timeout) means something is stuck
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30, **options)
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=pool_wait,
+                                                          **options)
         client = aioredis.Redis.from_pool(pool)  # closes the pool with the client
     else:
         client = aioredis.Redis.from_url(url, **options)
@@ -56,9 +58,11 @@ class _Cluster(RedisCluster):
 
 
 def make_cluster_client(
-    url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 0.5, max_connections: int | None = None
+    url: str, *, connect_timeout: float = 0.5, socket_timeout: float = 0.5, max_connections: int | None = None,
+    pool_wait: float = 30.0,
 ) -> RedisCluster:
     """A RedisCluster from the URL of any one node, credentials included, reading from primaries only.
+    (Its pools do not wait for a free connection: the door does, for `pool_wait` seconds.)
 
     The topology (CLUSTER SLOTS) and the command table (COMMAND) are asked at its first command.
     """

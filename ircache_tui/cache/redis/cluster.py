@@ -64,6 +64,7 @@ class ClusterNodes(Nodes):
 
     is_cluster = True
     fails_over = True
+    hits_left_by_flush = True
 
     def __init__(self, client: Any, url: str, client_options: dict[str, Any], entries: EntryDeleter, *,
                  on_topology: Callable[[str], None] | None = None) -> None:

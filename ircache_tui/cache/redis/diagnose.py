@@ -5,13 +5,15 @@ This is where redis-py's exceptions are read: the door (door.py) maps them to th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import re
 from collections.abc import Iterator
 
 from redis.exceptions import AskError, AuthenticationError, AuthenticationWrongNumberOfArgsError, BusyLoadingError
-from redis.exceptions import ClusterDownError, ClusterError, InvalidResponse, MovedError, NoPermissionError
+from redis.exceptions import ClusterDownError, ClusterError, InvalidResponse, MaxConnectionsError, MovedError
+from redis.exceptions import NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError, TryAgainError
@@ -40,7 +42,7 @@ WAITED = "ircache_failover_waited"
 def topology_error(exc: BaseException) -> bool:
     """Whether `exc` says the node's walk failed because the cluster's topology changed under it
     (never a refused password or ACL rule, which a failover does not cure)."""
-    if auth_refused(exc) or isinstance(exc, NoPermissionError):
+    if auth_refused(exc) or isinstance(exc, NoPermissionError) or pool_exhausted(exc):
         return False
     for e in chain(exc):
         if isinstance(e, _TOPOLOGY_ERRORS):
@@ -49,6 +51,16 @@ def topology_error(exc: BaseException) -> bool:
             return True
     return False
 
+
+
+def pool_exhausted(exc: BaseException) -> bool:
+    """Every connection of this process's pool is in use (a burst of our own work), which is no
+    outage: redis-py's cluster pool says so at once (MaxConnectionsError), the blocking pool of a
+    single node after waiting its timeout ("No connection available.", from a TimeoutError)."""
+    if isinstance(exc, MaxConnectionsError):
+        return True
+    return (isinstance(exc, RedisConnectionError) and str(exc) == "No connection available."
+            and isinstance(exc.__cause__, (TimeoutError, asyncio.TimeoutError)))
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
@@ -101,7 +113,7 @@ def blame(exc: BaseException, node: str) -> None:
 
 def connection_lost(exc: BaseException) -> bool:
     """Refused, reset or timed out (not a refused password): the node is gone or hung."""
-    return not auth_refused(exc) and any(
+    return not auth_refused(exc) and not pool_exhausted(exc) and any(
         isinstance(e, (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)) for e in chain(exc))
 
 

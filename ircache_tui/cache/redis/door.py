@@ -10,18 +10,19 @@ method that writes calls `writable` first, so a read-only tier sends no write co
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
 
-from ..errors import ClusterRefused, ReadOnlyError, RedisUnavailable
+from ..errors import ClusterRefused, ReadOnlyError, RedisBusy, RedisUnavailable
 from ..health import RedisHealth
 from ..refusals import command_error
 from ..server import ServerInfo, from_hello, from_info
 from ..urls import mask_url
-from .diagnose import DOWN_ERRORS, auth_refused
+from .diagnose import DOWN_ERRORS, auth_refused, pool_exhausted
 from .nodes import Nodes
 
 log = logging.getLogger("ircache")
@@ -30,8 +31,11 @@ T = TypeVar("T")
 
 
 class Door:
-    def __init__(self, url: str, prefix: str, nodes: Nodes, *, read_only: bool) -> None:
+    def __init__(self, url: str, prefix: str, nodes: Nodes, *, read_only: bool, pool_wait: float = 30.0) -> None:
+        """`pool_wait`: how long a command waits for a free connection of a cluster node's pool (a
+        single node's blocking pool waits as long: clients.make_client)."""
         self.url = url
+        self.pool_wait = pool_wait
         self.prefix = prefix
         self.read_only = read_only
         self.nodes = nodes  # replaced once the URL is found to be a cluster node (RedisTier)
@@ -82,8 +86,12 @@ class Door:
         try:
             if self.settle is not None:
                 await self.settle()
-            result = await (self.nodes.through_failover(op) if follow_failover else op())
+            result = await self._when_connection_free(lambda: self.nodes.through_failover(op) if follow_failover
+                                                      else op())
         except DOWN_ERRORS as exc:
+            if pool_exhausted(exc):  # our own burst, not an outage: Redis stays up, and nobody says down
+                raise RedisBusy(f"Redis busy at {self.display_url}: every connection this process may open is "
+                                "in use, and none came free in time") from None
             raise self.mark_down(exc) from None
         except RedisError as exc:
             if auth_refused(exc):  # NOAUTH / WRONGPASS on a command: unusable, not a command error
@@ -93,6 +101,22 @@ class Door:
             raise command_error(exc, sent, prefix=self.prefix) from None
         self.health.mark_up()
         return result
+
+    async def _when_connection_free(self, op: Callable[[], Awaitable[T]]) -> T:
+        """`op()`, again while it failed only because every connection of a cluster node's pool was
+        in use (redis-py's cluster pool does not wait, as a single node's blocking pool does: the
+        command was not sent), for up to `pool_wait` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.pool_wait
+        pause = 0.005
+        while True:
+            try:
+                return await op()
+            except MaxConnectionsError:
+                if loop.time() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.1)
 
     async def server_info(self) -> ServerInfo | None:
         """Which server answers (Redis, Valkey, ...) and its version: asked once (HELLO, which any

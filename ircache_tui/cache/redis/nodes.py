@@ -56,6 +56,9 @@ class Nodes(ABC):
     """The client commands go through (plain, or a RedisCluster), and the nodes walks cover."""
 
     is_cluster = False
+    #: whether a flush leaves the deleted entries' hit counts for a walk of their own (a cluster node's
+    #: script cannot reach a hit key another node serves; one server's deletes them with the entry)
+    hits_left_by_flush = False
     #: whether a command may wait for a failover (then it is tried even inside the fast-fail window)
     fails_over = False
 

@@ -103,7 +103,9 @@ return r and 1 or 0
 # UNLINK the keys named in ARGV[3...] that hold entries (ARGV[1] = envelope.ENTRY_HEAD); keep the
 # others. ARGV[2] = '1' on a cluster node: each key on its own (no multi-key command across slots),
 # and a key its node no longer serves comes back to the caller (as in UNLINK_EACH) instead of
-# failing the batch. Returns {deleted, kept (not entries), key, key...}.
+# failing the batch. Returns {deleted, kept (not entries), key, key...}. On one server an entry's hit
+# counts (`{key}:hits`) go in the same step (not counted): a flush then needs no second walk for
+# them. (On a cluster node they may live on another node: the cluster's flush sweeps them.)
 UNLINK_ENTRIES = _ENTRY_STATE + r"""
 local entry, each = ARGV[1], ARGV[2] == '1'
 local deleted, kept, out, entries = 0, 0, {0, 0}, {}
@@ -128,6 +130,10 @@ for i = 1, #entries, 1000 do
   local r = redis.pcall('unlink', unpack(entries, i, math.min(i + 999, #entries)))
   if type(r) == 'table' then return named(r, 'unlink') end
   deleted = deleted + r
+end
+for i = 1, #entries do entries[i] = entries[i] .. ':hits' end
+for i = 1, #entries, 1000 do
+  redis.pcall('unlink', unpack(entries, i, math.min(i + 999, #entries)))
 end
 out[1], out[2] = deleted, kept
 return out

@@ -61,10 +61,12 @@ class RedisTier:
         max_connections: int | None = None,
         cluster: bool | None = None,
         on_topology: Callable[[str], None] | None = None,
+        pool_wait: float = 30.0,
     ) -> None:
         """`read_only`: refuse every write. `private`: the embedded server, whose config is ours to set
         (a single node: never asked about cluster mode).
-        `max_connections`: at most this many connections (per node on a cluster); callers beyond it wait.
+        `max_connections`: at most this many connections (per node on a cluster); callers beyond it wait
+        up to `pool_wait` seconds, then get RedisBusy (Redis is not marked down: the burst is ours).
         `cluster`: True, the URL is a cluster node (no question asked); False, refuse a cluster node;
         None, ask the server (INFO cluster) before the first call.
         `on_topology`: told, in a sentence, when a cluster's slots changed primary (a failover, a
@@ -76,7 +78,8 @@ class RedisTier:
         self.read_only = read_only
         self.private = private
         self._client_options: dict[str, Any] = dict(
-            connect_timeout=connect_timeout, socket_timeout=socket_timeout, max_connections=max_connections
+            connect_timeout=connect_timeout, socket_timeout=socket_timeout, max_connections=max_connections,
+            pool_wait=pool_wait,
         )
         self._cluster_setting = cluster
         self._on_topology = on_topology
@@ -84,7 +87,7 @@ class RedisTier:
         self._foreign = ForeignMemory(keyspace)  # keys that hold another tool's value: never SET
         nodes: Nodes = (self._cluster_nodes() if cluster and not private
                         else SingleNode(make_client(url, **self._client_options)))
-        self.door = Door(url, keyspace.prefix, nodes, read_only=read_only)
+        self.door = Door(url, keyspace.prefix, nodes, read_only=read_only, pool_wait=pool_wait)
         if not private and cluster is not True:  # INFO cluster still to be asked
             self.door.settle = self._settle_mode
         self._mode_lock = asyncio.Lock()
@@ -365,7 +368,8 @@ class RedisTier:
         """UNLINK every IR entry (or exactly one spec's), found with SCAN; returns how many.
 
         Only keys named `{prefix}:{spec}_{hash8}` that hold an entry are touched (the script that
-        deletes them checks), never anything else under the prefix, let alone outside it;
+        deletes them checks), with their hit counts (`{key}:hits`), never anything else under the
+        prefix, let alone outside it;
         `on_kept(n)` hears of keys of our name that hold another tool's value, left as they are.
         """
         self.door.writable("UNLINK (flush)")
@@ -396,6 +400,9 @@ class RedisTier:
             raise FlushIncomplete({"redis": progress.total}, left_refused(f"Redis flush stopped: {exc}")) from None
         if refused:
             raise FlushIncomplete({"redis": deleted}, left_refused())
+        if self.door.nodes.hits_left_by_flush:  # the entries' hit counts go with them (the totals stay)
+            with contextlib.suppress(IRCacheError):
+                await self.hit_store.clear(spec_name)
         log.info("Cleared IR cache from Redis %s", {"pattern": selection.match, "deleted": deleted})
         return deleted
 

@@ -271,7 +271,10 @@ async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], r
         if ours:
             pipe = client.pipeline(transaction=False)
             plain = _queue_slots(pipe, ours, queued.each)
-            await _settle_unlink(client, plain, await pipe.execute(raise_on_error=False), reroute, tally, kept)
+            if not queued.each:  # their hit counts go with them, as in the script (not counted)
+                pipe.unlink(*(hits_key_of(key) for key in ours))
+            replies = await pipe.execute(raise_on_error=False)
+            await _settle_unlink(client, plain, replies[: len(plain.groups or [ours])], reroute, tally, kept)
     else:
         failed: Exception | None = None
         went = 0
@@ -289,6 +292,11 @@ async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], r
         raise RuntimeError("unreachable: keys served elsewhere on a single node")
     for key in elsewhere:
         tally(await reroute([key]))  # type: ignore[list-item,misc]
+
+
+def hits_key_of(key: bytes | str) -> bytes | str:
+    """`{IR key}:hits`: an entry's hit counts (keys.KeySpace.hits_key, from a Redis key)."""
+    return key + b":hits" if isinstance(key, bytes) else key + ":hits"
 
 
 def busy(exc: ResponseError) -> bool:
