@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import redact
+from .errors import IRCacheError
 
 DEFAULT_PREFIX = "ir_cache"
 DEFAULT_TTL = 604_800  # 7 days
@@ -25,7 +26,7 @@ DEFAULT_GENERATE_TIMEOUT = 300.0  # a generation takes 30-120 s; past this it is
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
-class SettingsError(ValueError):
+class SettingsError(IRCacheError, ValueError):
     """A setting with a value we cannot use; the message names the variable."""
 
 

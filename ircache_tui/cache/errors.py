@@ -6,11 +6,10 @@ Redis tier turns every Redis error into one of them at the door.
 
 from __future__ import annotations
 
+from ..errors import IRCacheError
 from ..settings import SettingsError
 
-
-class IRCacheError(Exception):
-    """Base class for errors the cache reports to its caller."""
+__all__ = ["IRCacheError"]  # (the package's root, re-exported: the cache's errors derive from it)
 
 
 class RedisUnavailable(IRCacheError):

@@ -34,7 +34,7 @@ from typing import Any
 from ..fmt import plural, shown_name
 from ..ir.envelope import CorruptEntry
 from ..ir.usage import usage_from_head
-from .errors import FlushIncomplete, ReadOnlyError
+from .errors import FlushIncomplete, IRCacheError, ReadOnlyError
 from .keys import InvalidSpecName, parse_cache_key, validate_spec_name
 
 # An entry is a few KB: reading it inline takes ~20 µs, a hop to a thread
@@ -66,7 +66,7 @@ class NotARegularFile(OSError, CorruptEntry):
         self.reason = reason
 
 
-class UnsafeQuarantineDir(OSError):
+class UnsafeQuarantineDir(IRCacheError, OSError):
     """`.quarantine` is a symlink or not a directory: nothing is moved into it."""
 
 

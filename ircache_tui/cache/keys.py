@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import filterfalse
 
 # The prefix rule belongs to settings (a lower layer); re-exported here for callers.
+from ..errors import IRCacheError
 from ..fmt import INVISIBLE, shown_name
 from ..ir.envelope import ENTRY_HEAD
 from ..settings import _FORBIDDEN, DEFAULT_PREFIX, validate_prefix
@@ -27,7 +28,7 @@ _KEY_RE = re.compile(r"^(?P<spec>.+)_(?P<hash>[0-9a-f]{8})\Z", re.DOTALL)  # \Z:
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\^])")
 
 
-class InvalidSpecName(ValueError):
+class InvalidSpecName(IRCacheError, ValueError):
     """A spec name that cannot safely become a key or a file name."""
 
 

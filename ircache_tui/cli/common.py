@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 from .. import redact
 from ..cache.health import REDIS_DOWN
+from ..errors import IRCacheError
 from ..cache.ircache import GENERATION_FAILED, NOTICE
 from ..settings import Settings
 
@@ -33,7 +34,7 @@ EXIT_USAGE = 2
 EXIT_SIGNAL_BASE = 128  # a one-shot command cut short by signal n exits 128+n (see main.py)
 
 
-class CommandError(Exception):
+class CommandError(IRCacheError):
     """A failure to report as one line on stderr, with an exit code."""
 
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..errors import IRCacheError
 from .model import ApplicationIR
 from .usage import Usage
 
@@ -52,7 +53,7 @@ def is_entry_head(head: bytes) -> bool:
     return 0 < len(head) < len(ENTRY_HEAD) and ENTRY_HEAD.startswith(head)
 
 
-class CorruptEntry(Exception):
+class CorruptEntry(IRCacheError):
     """A stored entry that cannot be used; `reason` is one line for the log."""
 
     def __init__(self, reason: str) -> None:

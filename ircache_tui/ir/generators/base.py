@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from ...errors import IRCacheError
 from ..model import ApplicationIR
 from ..usage import Usage
 
 
-class GenerationError(Exception):
+class GenerationError(IRCacheError):
     """Generation failed; the message is one line fit for a log or a status bar."""
 
 
