@@ -79,7 +79,6 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
 async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], outcome: _Outcome) -> None:
     async with IRCache(settings=settings) as cache:
         await require_redis(cache)
-        cache.strict_redis_writes = True  # warming is filling Redis: a refused SET stops it
         with redis_down_reported():  # a Redis gone midway is the walk's own ERROR line
             outcome.warm = await cache.warm_redis()
         specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir]) if dirs else []
@@ -105,7 +104,8 @@ async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome
                 if stopped:
                     return
                 try:
-                    result = await cache.lookup(spec.text, str(spec.path))
+                    # warming is filling Redis: a refused SET stops it
+                    result = await cache.lookup(spec.text, str(spec.path), strict_redis=True)
                     outcome.tiers[result.tier] += 1
                 except GenerationError as exc:
                     outcome.spec_failures.append(f"{shown_name(spec.path, quote=False)}: {exc}")

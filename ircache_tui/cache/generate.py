@@ -1,0 +1,107 @@
+"""Generation: the generator asked within its deadline, its answer validated and priced, and
+kept in both tiers. The seed's MISS line is said here, and every failure is one GenerationError."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..ir.envelope import StoredEntry
+from ..ir.generators import GenerationError, Generator, generator_label
+from ..ir.generators.base import ReportsUsage
+from ..ir.model import ApplicationIR
+from ..ir.prices import estimate_cost, price_for
+from ..ir.usage import Usage
+from ..settings import Settings
+from .events import CacheEvent, EventBus
+from .results import GENERATION_FAILED, Lookup
+from .tiers import Tiers
+
+log = logging.getLogger("ircache")
+
+
+class Generation:
+    def __init__(self, generator: Generator, settings: Settings, tiers: Tiers, events: EventBus) -> None:
+        self.generator = generator
+        self._settings = settings
+        self._tiers = tiers
+        self._events = events
+
+    async def generate(
+        self, key: str, spec_name: str, digest: str, spec_markdown: str, spec_path: str, *, store: bool,
+        strict: bool = False,
+    ) -> Lookup:
+        """Generate (within IR_GENERATE_TIMEOUT), price it, and with `store` keep it in both tiers
+        (`strict`: a refused ACL rule on the Redis SET raises; the file is written anyway)."""
+        label = generator_label(self.generator)
+        if store:
+            if getattr(self.generator, "uses_llm", True):
+                log.info("IR cache MISS for %s, generating with LLM (%s)", spec_name, label)
+            else:  # the seed's line, minus a claim that an LLM is asked
+                log.info("IR cache MISS for %s, generating with the %s generator (no LLM)", spec_name, label)
+            self._events.emit(CacheEvent("miss", spec_name, key, "generator", label))
+        deadline = self._settings.generate_timeout or None
+        reported = Usage()
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(deadline):
+                if isinstance(self.generator, ReportsUsage):
+                    ir, reported = await self.generator.generate_with_usage(spec_markdown, spec_name)
+                else:
+                    ir = await self.generator.generate(spec_markdown, spec_name)
+            if not isinstance(ir, ApplicationIR):
+                ir = ApplicationIR.model_validate(ir)
+        except TimeoutError:
+            message = (f"{self.generator.name} generator did not finish {spec_name} within {deadline:g}s "
+                       "(IR_GENERATE_TIMEOUT); nothing was cached")
+            log.error("IR generation failed for %s: %s", spec_name, message, extra={GENERATION_FAILED: True})
+            self._events.emit(CacheEvent("error", spec_name, key, "generator", message))
+            raise GenerationError(message) from None
+        except GenerationError as exc:
+            log.error("IR generation failed for %s: %s", spec_name, exc, extra={GENERATION_FAILED: True})
+            self._events.emit(CacheEvent("error", spec_name, key, "generator", str(exc)))
+            raise
+        except Exception as exc:
+            message = f"{self.generator.name} generator failed for {spec_name}: {exc.__class__.__name__}: {exc}"
+            log.error("IR generation failed for %s: %s", spec_name, message, extra={GENERATION_FAILED: True})
+            self._events.emit(CacheEvent("error", spec_name, key, "generator", message))
+            raise GenerationError(message) from exc
+        usage = self.priced(reported, time.monotonic() - started)
+        entry = StoredEntry.create(
+            ir, spec_name=spec_name, spec_hash=digest, spec_path=str(spec_path),
+            generator=self.generator.name, model=self.generator.model, usage=usage,
+        )
+        if store:
+            raw = entry.to_json_bytes()
+            in_redis = on_disk = False
+            try:
+                in_redis = await self._tiers.store_redis(key, raw, strict=strict)
+            finally:  # what was paid for is kept on disk even when Redis refuses it
+                on_disk = await self._tiers.store_filesystem(key, raw)
+            where = " and ".join(t for t, ok in (("Redis", in_redis), ("the filesystem", on_disk)) if ok)
+            if where:
+                log.info("Generated IR for %s with %s and cached it as %s (in %s)", spec_name, label, key, where)
+            else:
+                log.warning("Generated IR for %s with %s, but could not cache it (%s)", spec_name, label, key)
+        self._events.emit(CacheEvent("generated", spec_name, key, "generator", label, usage))
+        return Lookup(key, "generator", entry)
+
+    def priced(self, reported: Usage, seconds: float) -> Usage:
+        """The generator's tokens, with the measured duration and the estimated dollars.
+
+        A generator that reports no tokens and asks no model (offline) cost nothing but time.
+        """
+        tokens = reported.input_tokens, reported.output_tokens
+        if tokens == (None, None) and not getattr(self.generator, "uses_llm", True):
+            reported = reported.model_copy(update={"input_tokens": 0, "output_tokens": 0})
+        cost = reported.cost_usd
+        if cost is None and getattr(self.generator, "uses_llm", True):
+            cost = estimate_cost(price_for(self.generator.model, self._settings.price_override),
+                                 reported.input_tokens, reported.output_tokens,
+                                 reported.cache_read_input_tokens, reported.cache_creation_input_tokens)
+        elif cost is None:
+            cost = 0.0
+        # validated again (model_copy would not): a figure out of bounds is unknown, never stored
+        return Usage.model_validate({**reported.model_dump(), "duration_s": round(reported.duration_s or seconds, 3),
+                                     "cost_usd": cost})
