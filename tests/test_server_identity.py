@@ -60,12 +60,12 @@ def test_a_record_naming_another_process_is_not_trusted(tmp_path):
         pid = embedded.server_pid()
         record = json.loads(embedded.server_record.read_text())
         assert record["pid"] == pid and record["name"] == this_server().name
-        assert embedded._is_our_server(pid)
+        assert embedded.is_our_server(pid)
         stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
             record["pid"] = stranger.pid  # as if the server's pid had been recycled
             embedded.server_record.write_text(json.dumps(record))
-            assert not embedded._is_our_server(stranger.pid)
+            assert not embedded.is_our_server(stranger.pid)
         finally:
             stranger.kill()
             stranger.wait()

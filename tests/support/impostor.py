@@ -21,7 +21,8 @@ from pathlib import Path
 
 import redis
 
-from ircache_tui.cache.embedded import _ping, find_redis_server
+from ircache_tui.cache.embedded import find_redis_server
+from ircache_tui.cache.embedded.resp import ping
 
 NOBODY = 65534
 PLANTED_KEY = "ir_cache:x_0a1b2c3d"
@@ -102,7 +103,7 @@ class Impostor:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        while not _ping(str(self.socket_path)):
+        while not ping(str(self.socket_path)):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"impostor redis-server did not start: {args}")
