@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-servers bench soak screenshots tmux debian-redis clean
+.PHONY: run test test-fast test-servers bench soak screenshots tmux debian-redis clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ test: $(STAMP) tmux debian-redis
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-servers
 
+# The quick part, for the edit-and-test loop (under 3 minutes on 2 cores): the suite without the
+# slow tests, the end-to-end ones (the command and the dashboard as processes) and the clusters.
+# It needs neither tmux nor Debian's server. `make test` runs everything, as CI does.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not e2e and not cluster"
+
 test-servers: $(STAMP) debian-redis
 	@failed=; for run in $(MATRIX); do \
 	  name=$${run%%=*}; marks=$$(echo "$${run#*=}" | tr - ' '); \
@@ -65,6 +71,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_watch.py
 	$(BIN)/python benchmarks/bench_dashboard.py
 	$(BIN)/python benchmarks/bench_dashboard_flush.py
+	$(BIN)/python benchmarks/bench_detail.py
 
 # The full load test (8 processes x 16 tasks, 60 s a test, Redis killed midway in one); CI runs a short one.
 soak: $(STAMP)

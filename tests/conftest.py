@@ -19,6 +19,28 @@ def pytest_report_header() -> str:
     return f"server: {this_run()}"
 
 
+#: The `e2e` and `slow` marks (pyproject.toml) of modules that do not import pytest, by node id: a
+#: module, or one of its tests. Every other module carries its marks itself (`pytestmark`, decorators);
+#: these belong there too, once `import pytest` is added to them.
+MARKS_BY_NODE = {
+    "tests/test_readme.py": ("e2e",),
+    "tests/faults/test_metrics_requests.py": ("e2e",),
+    "tests/faults/test_small_ones.py": ("e2e",),
+    "tests/faults/test_redis_faults.py::test_redis_killed_during_a_generation_keeps_the_entry_on_disk_and_says_where":
+        ("e2e", "slow"),
+    "tests/faults/test_dashboard_faults.py::test_redis_restarted_empty_under_the_dashboard_is_rewarmed": ("slow",),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` picks the tests by their marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for node, marks in MARKS_BY_NODE.items():
+            if item.nodeid == node or item.nodeid.startswith((node + "::", node + "[")):
+                for mark in marks:
+                    item.add_marker(mark)
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     """One real redis-server for the session; each test starts from an empty db."""

@@ -356,6 +356,7 @@ ALL_OK = dict.fromkeys(RW_COMMANDS, OK)
 # -- 1. each documented user, end to end ------------------------------------------------
 
 @pytest.mark.parametrize("rules", [RW_RULES, RW_NO_SCRIPTS_RULES], ids=["rw", "rw-no-scripts"])
+@pytest.mark.e2e
 def test_read_write_user_runs_every_headless_command(shared, make_user, specs, tmp_path, rules):
     url = make_user(rules)
     run = run_rw_commands(shared, url, specs, tmp_path / "cache")
@@ -366,6 +367,7 @@ def test_read_write_user_runs_every_headless_command(shared, make_user, specs, t
 
 
 @pytest.mark.parametrize("rules", [RW_RULES, RW_NO_SCRIPTS_RULES], ids=["rw", "rw-no-scripts"])
+@pytest.mark.e2e
 def test_get_leaves_no_lock_behind(shared, make_user, specs, tmp_path, rules):
     """A generation's lock is released when it is done: the next process must not wait out its TTL (30 s)."""
     env = cli_env(make_user(rules), tmp_path / "cache")
@@ -375,6 +377,7 @@ def test_get_leaves_no_lock_behind(shared, make_user, specs, tmp_path, rules):
     assert shared.admin.exists(lock) == 0, f"{lock} still held, PTTL {shared.admin.pttl(lock)} ms"
 
 
+@pytest.mark.e2e
 def test_read_only_user(shared, make_user, specs, tmp_path):
     ro = make_user(RO_RULES, KEYSPACE_CHANNELS)
     petstore = specs / f"{PETSTORE}.md"
@@ -455,12 +458,14 @@ async def test_dashboard_user_live_updates_and_ttl(shared, make_user, tmp_path):
 # -- 2. one rule missing from the read-write user -------------------------------------------
 
 @pytest.mark.parametrize("rule", list(EXPECTED))
+@pytest.mark.e2e
 def test_read_write_user_missing_one_rule(shared, make_user, specs, tmp_path, rule):
     url = make_user([r for r in RW_RULES if r != rule])
     run = run_rw_commands(shared, url, specs, tmp_path / "cache")
     check_rw_run(shared, run, rule, EXPECTED[rule])
 
 
+@pytest.mark.e2e
 def test_warm_without_set_stops_even_with_nothing_on_disk(shared, make_user, specs, tmp_path):
     """`warm DIR` exists to fill Redis: without +set it stops, whether the IR comes from disk or the generator."""
     url = make_user([r for r in RW_RULES if r != "+set"])
@@ -487,6 +492,7 @@ LOCK_KEY = KEYSPACE.lock_key(f"shop_{spec_hash(SPEC)[:8]}")
 
 
 @pytest.mark.parametrize("rules", [RW_RULES, RW_NO_SCRIPTS_RULES], ids=["scripts", "watch-multi-exec"])
+@pytest.mark.slow
 async def test_one_generation_across_processes(shared, make_user, tmp_path, ircache_logs, rules):
     """The lock outlives its 1 s TTL (extended while the 3 s generation runs) and is released after it."""
     url = make_user(rules)
@@ -503,6 +509,7 @@ async def test_one_generation_across_processes(shared, make_user, tmp_path, irca
     assert not [r for r in ircache_logs.records if r.levelno >= logging.WARNING], ircache_logs.text
 
 
+@pytest.mark.slow
 async def test_without_scripts_or_watch_there_is_no_lock_and_a_warning_says_so(shared, make_user, tmp_path, ircache_logs):
     """The documented degraded mode: both processes generate, each warns once, naming the rules to add."""
     url = make_user(RW_NO_LOCK_RULES)
@@ -518,6 +525,7 @@ async def test_without_scripts_or_watch_there_is_no_lock_and_a_warning_says_so(s
 
 # -- 4. MEMORY refused ------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_stats_without_memory_counts_keys_and_says_na(shared, make_user, tmp_path):
     url = make_user([r for r in RW_RULES if r != "+memory|usage"])
     env = cli_env(url, tmp_path / "cache")

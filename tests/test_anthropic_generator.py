@@ -354,17 +354,16 @@ async def test_refusal_twice_is_a_generation_error(api, make_generator):
 
 # -- the outer deadline -----------------------------------------------------------------
 async def test_deadline_bounds_the_whole_generation(api, make_generator):
-    api.script(message(IR_JSON, delay=10.0))
+    # the answer would come after a day, the request's own timeout after a minute: only the
+    # deadline can end this before the test's timeout, and the error must say it did
+    api.script(message(IR_JSON, delay=24 * 3600.0))
     gen = make_generator(deadline=0.5, timeout=60.0)
 
-    started = time.monotonic()
     with pytest.raises(GenerationError) as exc:
         await gen.generate(SPEC, "shop")
-    elapsed = time.monotonic() - started
 
     text = _one_line(exc)
     assert "deadline" in text and "0.5s" in text and "shop" in text
-    assert elapsed < 5.0
     assert len(api.requests) == 1
 
 

@@ -53,6 +53,7 @@ def no_bad_figures(value: object) -> None:
     {"input_tokens": -900_000_000, "output_tokens": 800},
     {"input_tokens": 1200, "output_tokens": 10**12},  # absurd: more than any answer holds
 ])
+@pytest.mark.e2e
 async def test_garbage_usage_from_the_api_is_unknown_never_priced(redis_url, cache_dir, tmp_path, usage):
     """The Messages API (through the real SDK) answers with impossible token counts: the field is
     unknown, so the generation has no cost, and nothing says it saved or cost a negative amount."""
@@ -100,6 +101,7 @@ def planted(usage: dict) -> bytes:
     {"input_tokens": -5, "output_tokens": 2.5, "cost_usd": -2700.0, "duration_s": "__INF__"},
     {"input_tokens": "12", "output_tokens": None, "cost_usd": "__INF__", "duration_s": -1},
 ])
+@pytest.mark.e2e
 async def test_a_planted_entry_with_garbage_usage_breaks_nothing(redis_url, sync_redis, cache_dir, tmp_path, usage):
     """Such an entry is still served (its bookkeeping is not its IR); its garbage figures are unknown,
     so hits on it save nothing, and `stats` keeps working for every client of the prefix."""
@@ -124,6 +126,7 @@ async def test_a_planted_entry_with_garbage_usage_breaks_nothing(redis_url, sync
         no_bad_figures(strict_json(shown.stdout))
 
 
+@pytest.mark.e2e
 async def test_a_garbage_total_in_redis_is_said_once_and_started_again(redis_url, sync_redis, cache_dir):
     """Another writer left the shared totals unreadable: stats say so once and go on (JSON strict);
     the next hit flush starts those fields again, and counts from there."""
@@ -184,6 +187,7 @@ async def test_a_hit_flush_that_timed_out_is_not_added_twice(tmp_path):
         assert not [f for f in admin.hkeys("ir_cache:stats:hits") if f.startswith(b"~w:")]  # marks cleared
 
 
+@pytest.mark.e2e
 async def test_a_late_flush_never_brings_back_a_deleted_entrys_counts(redis_url, sync_redis, tmp_path):
     """A holds 50 unflushed hits; B flushes the entry from both tiers; A closes. The entry's hit
     key stays gone (the totals keep the hits: they happened), and when the entry is made again

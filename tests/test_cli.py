@@ -19,6 +19,7 @@ def env(redis_url, cache_dir):
     return cli_env(redis_url, cache_dir)
 
 
+@pytest.mark.e2e
 def test_version_and_help():
     env = cli_env(None, Path("/nonexistent"))
     out = run_cli("--version", env=env)
@@ -29,6 +30,7 @@ def test_version_and_help():
         assert "example" in out.stdout and f"ircache-tui {command}" in out.stdout
 
 
+@pytest.mark.e2e
 def test_bad_usage_exits_2(env):
     assert run_cli("get", env=env).returncode == 2
     assert run_cli("stats", "--bogus", env=env).returncode == 2
@@ -39,6 +41,7 @@ def test_bad_usage_exits_2(env):
 
 
 @pytest.mark.server  # stats: MEMORY USAGE as this server counts it
+@pytest.mark.e2e
 def test_get_then_stats(env, specs, sync_redis):
     spec = specs / "petstore-spec.md"
     first = run_cli("get", str(spec), "--json", env=env)
@@ -69,6 +72,7 @@ def test_get_then_stats(env, specs, sync_redis):
     assert "IR keys   1" in text and "petstore-spec" in text
 
 
+@pytest.mark.e2e
 def test_get_bad_spec_file(env, tmp_path):
     bad = tmp_path / "latin1.md"
     bad.write_bytes(b"# caf\xe9\n")
@@ -76,6 +80,7 @@ def test_get_bad_spec_file(env, tmp_path):
     assert out.returncode == 2 and "not UTF-8" in out.stderr
 
 
+@pytest.mark.e2e
 def test_warm(env, specs, sync_redis):
     assert run_cli("get", str(specs / "petstore-spec.md"), env=env).returncode == 0
     sync_redis.flushall()
@@ -89,6 +94,7 @@ def test_warm(env, specs, sync_redis):
     assert data["already_in_redis"] == 1 and len(entry_keys(sync_redis)) == 2
 
 
+@pytest.mark.e2e
 def test_flush_refuses_without_yes_when_not_a_terminal(env, specs, sync_redis):
     run_cli("get", str(specs / "petstore-spec.md"), env=env)
     out = run_cli("flush", env=env)
@@ -96,6 +102,7 @@ def test_flush_refuses_without_yes_when_not_a_terminal(env, specs, sync_redis):
     assert len(entry_keys(sync_redis)) == 1
 
 
+@pytest.mark.e2e
 def test_flush_exact_and_tiers(env, specs, sync_redis, cache_dir):
     run_cli("warm", str(specs), env=env)
     sync_redis.set("ir_cache:petstore-spec_v2_0a1b2c3d", entry_value())
@@ -117,6 +124,7 @@ def test_flush_exact_and_tiers(env, specs, sync_redis, cache_dir):
     assert run_cli("flush", "a/b", "--yes", env=env).returncode == 2
 
 
+@pytest.mark.e2e
 def test_prune(env, specs, sync_redis, cache_dir):
     spec = specs / "petstore-spec.md"
     run_cli("warm", str(specs), env=env)
@@ -147,6 +155,7 @@ def test_prune(env, specs, sync_redis, cache_dir):
     assert [p.stem for p in cache_dir.glob("*.json")] == [left[0].split(":", 1)[1]]
 
 
+@pytest.mark.e2e
 def test_redis_unreachable_is_one_line_exit_1(cache_dir, specs):
     env = cli_env(f"redis://127.0.0.1:{free_port()}/0", cache_dir)
     for args in (["stats"], ["flush", "--yes"], ["warm"]):
@@ -159,6 +168,7 @@ def test_redis_unreachable_is_one_line_exit_1(cache_dir, specs):
     assert out.returncode == 0 and "from generator" in out.stdout
 
 
+@pytest.mark.e2e
 def test_embedded_redis_when_no_url(tmp_path, specs):
     env = cli_env(None, tmp_path / "ir")
     out = run_cli("get", str(specs / "petstore-spec.md"), env=env)

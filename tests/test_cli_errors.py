@@ -67,6 +67,7 @@ def assert_clean(out, *secrets: str) -> None:
 # -- a malformed URL: exit 2, one line, from every command --------------------------------------
 @pytest.mark.parametrize("via", ["env", "flag"])
 @pytest.mark.parametrize("url", BAD_URLS)
+@pytest.mark.e2e
 def test_a_malformed_redis_url_is_one_line_and_exit_2(url, via, world):
     if via == "env":
         env, flag, name = cli_env(url, world["cache_dir"]), [], "REDIS_URL"
@@ -85,6 +86,7 @@ def test_a_malformed_redis_url_is_one_line_and_exit_2(url, via, world):
     assert not world["cache_dir"].exists()
 
 
+@pytest.mark.e2e
 def test_the_flag_wins_over_a_malformed_variable(world, redis_url):
     env = cli_env("notaurl", world["cache_dir"])
     out = run_cli("--redis-url", redis_url, "stats", "--json", env=env)
@@ -105,6 +107,7 @@ def test_the_library_refuses_a_malformed_url_by_name(tmp_path):
 NEEDS_REDIS = (["stats"], ["flush", "--yes"], ["warm"])
 
 
+@pytest.mark.e2e
 def test_connection_refused_is_one_line(world):
     port = free_port()
     env = cli_env(f"redis://127.0.0.1:{port}/0", world["cache_dir"])
@@ -123,6 +126,7 @@ def test_connection_refused_is_one_line(world):
 
 @pytest.mark.server  # this server's words for a refused password
 @pytest.mark.parametrize("form", ["tcp", "unix"])
+@pytest.mark.e2e
 def test_wrong_or_missing_password_is_one_line_in_words(form, world):
     with RedisServer(password=SECRET) as server:
         if form == "tcp":
@@ -141,6 +145,7 @@ def test_wrong_or_missing_password_is_one_line_in_words(form, world):
                 assert_clean(out, SECRET, WRONG)
 
 
+@pytest.mark.e2e
 def test_no_such_socket_is_one_line(world, tmp_path):
     path = tmp_path / "nothing.sock"
     env = cli_env(f"unix://{path}", world["cache_dir"])
@@ -149,6 +154,7 @@ def test_no_such_socket_is_one_line(world, tmp_path):
     assert one_line(out) == f"ircache-tui flush: Redis unavailable at unix://{path}: no such socket"
 
 
+@pytest.mark.e2e
 def test_a_server_that_never_answers_is_one_line_saying_timed_out(world):
     """A real listening socket that accepts and then says nothing, like a hung server."""
     listener = socket.socket()
@@ -181,6 +187,7 @@ def test_a_server_that_never_answers_is_one_line_saying_timed_out(world):
 
 
 # -- get goes on without Redis: one WARNING, and the answer ------------------------------------
+@pytest.mark.e2e
 def test_get_with_redis_down_warns_once_and_answers(world):
     port = free_port()
     out = run_cli("get", str(world["spec"]), env=cli_env(f"redis://127.0.0.1:{port}/0", world["cache_dir"]))
@@ -193,6 +200,7 @@ def test_get_with_redis_down_warns_once_and_answers(world):
 
 
 @pytest.mark.server  # this server's words for a refused password
+@pytest.mark.e2e
 def test_get_with_a_wrong_password_warns_once_in_words_and_answers(world):
     with RedisServer(password=SECRET) as server:
         url = f"redis://:{WRONG}@127.0.0.1:{server.port}/0"

@@ -16,6 +16,8 @@ from ircache_tui import cache_key
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
 from tests.support.generators import SPEC
 
+pytestmark = pytest.mark.e2e  # `ircache-tui watch` as a process
+
 
 class Watch:
     """`ircache-tui watch ...` running, its stderr read line by line on a thread."""
@@ -134,6 +136,7 @@ def test_watch_bad_usage_exits_2(env, tmp_path):
         assert bad[0] in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_stop_while_a_generation_is_in_flight(redis_url, cache_dir, tmp_path, sync_redis, watches):
     """SIGTERM in the middle of an LLM call (the real SDK against a slow loopback Messages API):
     exit 0 at once, no traceback, no lock left behind, nothing half-cached."""

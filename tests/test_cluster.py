@@ -126,6 +126,7 @@ def env(cluster, tmp_path):
 
 # -- detection and stats --------------------------------------------------------
 
+@pytest.mark.e2e
 def test_stats_counts_every_primary_and_matches_a_single_server(filled, nodes, env, tmp_path):
     ir, foreign = filled
     done = run_cli("stats", "--json", env=env)
@@ -192,6 +193,7 @@ async def test_forced_cluster_mode(filled, cluster, tmp_path):
         assert await cache.count_keys() == len(ir)
 
 
+@pytest.mark.e2e
 def test_no_cluster_refuses_a_cluster_node(cluster, nodes, env):
     for args, extra in ((("stats", "--json"), {"IR_REDIS_CLUSTER": "0"}), (("--no-cluster", "stats"), {})):
         done = run_cli(*args, env={**env, **extra})
@@ -214,6 +216,7 @@ async def test_no_cluster_refuses_in_the_library(cluster, nodes, tmp_path):
 
 # -- flushes ------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_flush_one_spec_is_exact_on_every_node(filled, nodes, env):
     ir, foreign = filled
     before = every_key(nodes)
@@ -322,6 +325,8 @@ async def test_lock_hits_and_dashboard_walks(filled, cluster, nodes, tmp_path):
 
 # -- the commands, with REDIS_URL of one node ------------------------------------------
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_get_warm_prune_on_the_cluster(cluster, nodes, env, specs):
     foreign = [f"{PREFIX}:foreign_{i:07x}".encode() for i in range(200)]
     fill(cluster.url, {}, foreign)
@@ -357,6 +362,8 @@ def test_get_warm_prune_on_the_cluster(cluster, nodes, env, specs):
     assert sum(ir_keys_per_node(nodes)) == n_specs
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_password_cluster(specs, tmp_path):
     with RedisClusterServers(3, password=PASSWORD) as secure:
         env = cli_env(secure.url, tmp_path / "cache" / "ir", IR_GENERATOR="offline")
@@ -385,6 +392,7 @@ NO_SCRIPTS = [r for r in CLUSTER_RW_RULES if r not in ("+evalsha", "+script|load
 
 
 @pytest.mark.parametrize("rules", [CLUSTER_RW_RULES, NO_SCRIPTS], ids=["read-write", "no-scripts"])
+@pytest.mark.e2e
 def test_acl_user_without_info(cluster, nodes, env, specs, rules, tmp_path):
     """A least-privilege user (the README's read-write rules plus what the cluster client asks:
     +cluster|slots +command), without +info: detection falls back to the CROSSSLOT probe. Without
@@ -428,6 +436,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 def test_single_flight_across_processes(cluster, nodes, tmp_path):
     log = tmp_path / "generations.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

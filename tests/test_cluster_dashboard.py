@@ -18,6 +18,7 @@ from tests.support.tui import every_page, static_text, table_keys, until
 pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster
 
 
+@pytest.mark.slow
 async def test_every_binding_on_the_cluster(cluster, tmp_path, specs):
     cluster.flushall()
     client = SyncCluster.from_url(cluster.url)

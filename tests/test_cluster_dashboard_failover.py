@@ -24,7 +24,7 @@ from tests.support.generators import CountingGenerator
 from tests.support.tui import every_page, scanning, until
 from tests.test_cluster_reshard import Mover, busiest_slots
 
-pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster failover
+pytestmark = [pytest.mark.server, pytest.mark.cluster, pytest.mark.slow]  # cluster failover
 
 KEYSPACE = KeySpace("ir_cache")
 IR_KEYS = 240

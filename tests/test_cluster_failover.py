@@ -120,6 +120,8 @@ def only_foreign_left(cluster, foreign: list[bytes]) -> None:
         assert keys_on(cluster, replica) == held[p]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_primary_killed_mid_flush(cluster, tmp_path):
     foreign = foreign_keys()
     primaries = cluster.primary_ports()
@@ -180,6 +182,7 @@ def test_primary_killed_mid_flush(cluster, tmp_path):
     only_foreign_left(cluster, foreign)
 
 
+@pytest.mark.slow
 async def test_flush_stops_and_says_what_went_then_finishes_after_the_promotion(cluster, tmp_path, monkeypatch):
     """In-process, the other branch for sure: the killed primary's replica is not promoted within
     the wait, so clear_cache raises FlushIncomplete with what went; the same cache, asked again once

@@ -129,6 +129,8 @@ def busiest_slots(keys: list[bytes], mover: Mover, node: int, n: int) -> list[in
     return mine[:n]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_path, monkeypatch):
     """Three slots half carried from one primary to another, and left so. Every IR key still goes
     (the ones the target holds need ASKING: rerouted through the cluster client), the flush says in
@@ -171,6 +173,7 @@ async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_pa
     assert sorted(set(all_keys(nodes))) == sorted(foreign)
 
 
+@pytest.mark.slow
 async def test_flush_follows_a_resharding_that_runs_through_it(cluster, nodes, tmp_path, caplog):
     """Slots move one after another, keys a few at a time, from before the flush starts until after
     its first walk ends. The flush sees it, walks again once the resharding is over, and completes:
@@ -213,6 +216,7 @@ async def test_flush_follows_a_resharding_that_runs_through_it(cluster, nodes, t
         assert mover.owner(slot) == dst
 
 
+@pytest.mark.slow
 async def test_a_key_the_node_no_longer_serves_is_rerouted(cluster, nodes, tmp_path):
     """The per-node delete of keys whose slot moved after the node's SCAN returned them: the node
     refuses them (MOVED), and they go through the cluster client instead, counted once."""
@@ -290,6 +294,7 @@ def acl_user(nodes, name: str, password: str, rules: list[str]) -> Iterator[str]
 
 
 @pytest.mark.parametrize("may_see_migrations", [True, False], ids=["readme-user", "without-cluster-nodes"])
+@pytest.mark.slow
 async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path, monkeypatch, may_see_migrations):
     """The README's cluster user deletes the keys a migrating slot holds on both primaries (the
     reroute follows ASK) and sees the migration; without +cluster|nodes the flush cannot see a
@@ -397,6 +402,7 @@ def busy_for_a_while(admin, port: int) -> Iterator[None]:
         admin.config_set("lua-time-limit", old_limit)
 
 
+@pytest.mark.slow
 async def test_a_node_busy_with_another_script_is_not_taken_for_one_that_refuses_scripts(cluster, nodes, tmp_path):
     """Another client's long script makes a node answer BUSY, to the script's load and to its call.
     The delete fails in one line each time, and the next one, once the node is free, deletes with
@@ -450,6 +456,7 @@ async def test_single_key_commands_follow_a_slot_that_moved_since_the_last_walk(
     assert len([k for k in all_keys(nodes) if KEYSPACE.belongs(k)]) == len(ir) - 1
 
 
+@pytest.mark.slow
 async def test_a_user_who_may_not_follow_ask_deletes_the_rest_and_says_what_it_left(cluster, nodes, tmp_path):
     """Without +asking the keys a migrating slot already carried to its target cannot be deleted.
     The flush deletes every other IR key, then says in one line how many it left, the rule that
@@ -475,6 +482,7 @@ async def test_a_user_who_may_not_follow_ask_deletes_the_rest_and_says_what_it_l
     assert others == sorted(moving.foreign)
 
 
+@pytest.mark.slow
 async def test_keys_left_for_want_of_asking_are_deleted_once_the_migration_ends(cluster, nodes, tmp_path, caplog):
     """The same user, when the migration ends while the flush waits for it: the walk after it finds
     the carried keys on their new owner (no ASK needed) and deletes them. Nothing is left, so

@@ -238,6 +238,7 @@ async def test_redis_down_offers_the_filesystem_alone(tmp_path, specs):
 
 # -- what ops tools do -----------------------------------------------------------------------------
 @pytest.mark.server  # largest first: this server's MEMORY USAGE
+@pytest.mark.slow
 async def test_sort_views_marks_copy_and_ttl(redis_url, sync_redis, cache_dir):
     for i in range(12):
         sync_redis.set(f"ir_cache:s{i:02d}_{i:08x}", entry(f"s{i:02d}", f"{i:08x}"[:1], size=100 * i), ex=1000 + 60 * i)
@@ -289,6 +290,7 @@ def test_parse_duration():
             parse_duration(bad)
 
 
+@pytest.mark.slow
 async def test_tab_keys_modal_footers_and_80x24(redis_url, sync_redis, cache_dir, specs):
     app = make_app(dashboard_cache(redis_url, cache_dir), spec_dirs=[specs])
     async with app.run_test(size=(80, 24)) as pilot:

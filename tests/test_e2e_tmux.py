@@ -13,6 +13,8 @@ import pytest
 
 from tests.support.cli import ENTRY_POINT, cli_env
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # the dashboard in a real terminal
+
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 #: the environment the dashboard gets in tmux (`env -i`); IRCACHE_REDIS_SERVER: the server this run is about
 TERMINAL_ENV = ("REDIS_URL", "IR_CACHE_DIR", "IRCACHE_REDIS_SERVER", "PATH", "HOME", "TERM")

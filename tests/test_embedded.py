@@ -179,6 +179,7 @@ def test_ensure_running_from_many_threads_makes_one_server(tmp_path):
     assert redis_servers_of(users[0]) == []
 
 
+@pytest.mark.e2e
 def test_forked_child_never_stops_its_parents_server(tmp_path):
     with EmbeddedRedis(tmp_path / "ir") as server:
         pid = os.fork()
@@ -297,6 +298,7 @@ def test_cache_redis_dir_of_another_user_is_refused(tmp_path, mode):
 
 @needs_root
 @pytest.mark.parametrize("mode", [0o700, 0o777], ids=["0700", "0777"])
+@pytest.mark.e2e
 def test_a_taken_temp_dir_fallback_is_passed_over_and_every_process_finds_the_server(tmp_path, private_tmp, mode):
     """Before: `ircache-{uid}` in the temp dir, made first by another user, refused every command
     of a deep cache dir. Now a new private directory holds the socket, and the location is
@@ -409,6 +411,7 @@ def test_socket_path_not_our_socket_is_refused(tmp_path, kind):
     assert os.path.lexists(server.socket_path)  # not ours: left alone, not unlinked
 
 
+@pytest.mark.e2e
 def test_second_process_reuses_running_server(tmp_path):
     cache_dir = tmp_path / "ir"
     script = textwrap.dedent(

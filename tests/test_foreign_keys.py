@@ -25,7 +25,7 @@ from tests.support.foreign import plant_foreign
 from tests.support.generators import CountingGenerator
 from tests.support.tui import cell, static_text, table_keys, until
 
-pytestmark = pytest.mark.server  # entries told from foreign keys server-side, in the walk
+pytestmark = [pytest.mark.server, pytest.mark.e2e]  # entries told from foreign keys server-side, in the walk
 
 STRINGS = HASHES = 300
 

@@ -88,6 +88,7 @@ while True:
 """
 
 
+@pytest.mark.e2e
 def test_writer_killed_mid_write_leaves_old_or_new_file(tmp_path):
     path = tmp_path / "spec_0a1b2c3d.json"
     atomic_write(path, b'{"n": 0, "pad": ""}')

@@ -191,6 +191,7 @@ PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 async def test_two_processes_generate_once(redis_url, cache_dir, tmp_path):
     import pathlib
 
@@ -220,10 +221,8 @@ async def test_redis_stopped_mid_run_and_started_again(cache_dir, ircache_logs):
         async with IRCache(redis_url=server.url, cache_dir=cache_dir, generator=gen) as cache:
             assert (await cache.lookup(SPEC, "shop.md")).tier == "generator"
             server.stop()
-            start = time.monotonic()
             tiers = [(await cache.lookup(SPEC, "shop.md")).tier for _ in range(10)]
-            assert tiers == ["filesystem"] * 10
-            assert time.monotonic() - start < 2.0
+            assert tiers == ["filesystem"] * 10  # (that they skip Redis while it is down: test_redis_tier)
             other = SPEC + "\nmore\n"
             assert (await cache.lookup(other, "shop.md")).tier == "generator"  # generates without Redis
             downs = [r for r in ircache_logs.records if "Redis unavailable" in r.getMessage()]

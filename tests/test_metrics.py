@@ -321,6 +321,7 @@ def busy_port():
         yield s.getsockname()[1]
 
 
+@pytest.mark.e2e
 def test_watch_serves_metrics_while_it_watches(redis_url, sync_redis, cache_dir, specs, busy_port):
     port = free_port()
     # the flag wins over IR_METRICS_PORT (a port in use here: it would fail)
@@ -385,6 +386,7 @@ def test_failed_requests_are_said_at_most_once_per_period(ircache_logs):
     assert report.total == 250
 
 
+@pytest.mark.e2e
 def test_metrics_host_flag_binds_elsewhere(redis_url, cache_dir, specs):
     port = free_port()
     env = cli_env(redis_url, cache_dir, IR_GENERATOR="offline", IR_METRICS_HOST="127.0.0.1")
@@ -401,6 +403,7 @@ def test_metrics_host_flag_binds_elsewhere(redis_url, cache_dir, specs):
         w.kill()
 
 
+@pytest.mark.e2e
 def test_a_port_in_use_is_one_line_and_exit_1(redis_url, sync_redis, cache_dir, specs, busy_port):
     env = cli_env(redis_url, cache_dir, IR_GENERATOR="offline")
     out = run_cli("watch", str(specs), "--metrics-port", str(busy_port), env=env)
@@ -421,6 +424,7 @@ def test_a_port_in_use_is_one_line_and_exit_1(redis_url, sync_redis, cache_dir, 
     (["--metrics-port", "0"], {"IR_METRICS_REFRESH": "soon"}, "IR_METRICS_REFRESH"),
 ], ids=["port-range", "port-word", "host-without-port", "refresh-without-port", "refresh-0", "env-port",
         "env-refresh"])
+@pytest.mark.e2e
 def test_bad_metrics_options_exit_2(args, env_extra, named, redis_url, cache_dir, specs):
     env = cli_env(redis_url, cache_dir, IR_GENERATOR="offline", **env_extra)
     out = run_cli("watch", str(specs), *args, env=env)

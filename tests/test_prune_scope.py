@@ -82,6 +82,7 @@ async def test_orphans_go_only_when_asked(redis_url, sync_redis, cache_dir, spec
     assert {k.decode().split(":", 1)[1] for k in sync_redis.scan_iter("ir_cache:*_????????")} == mine
 
 
+@pytest.mark.e2e
 def test_cli_dry_run_lists_them_as_kept(redis_url, sync_redis, cache_dir, specs, shared):
     env = cli_env(redis_url, cache_dir)
     dry = run_cli("prune", str(specs), "--dry-run", env=env)
@@ -97,6 +98,7 @@ def test_cli_dry_run_lists_them_as_kept(redis_url, sync_redis, cache_dir, specs,
 
 
 @pytest.mark.parametrize("tick", [False, True], ids=["orphans kept", "orphans ticked"])
+@pytest.mark.slow
 async def test_dashboard_confirmation_shows_both_groups_orphans_unticked(redis_url, sync_redis, cache_dir, specs,
                                                                          shared, tick):
     cache = IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator())

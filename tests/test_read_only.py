@@ -470,6 +470,7 @@ def _one_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.e2e
 def test_read_only_command_line_answers_refuses_and_changes_nothing(world):
     keys, paths, specs = world.keys, world.paths, str(world.specs)
     env = cli_env(world.server.url, world.cache_dir, IR_GENERATOR="offline")
@@ -567,6 +568,7 @@ def _log_text(app) -> str:
     return "\n".join(line.text for line in app.query_one(LogPane).lines)
 
 
+@pytest.mark.slow
 async def test_read_only_dashboard_observes_specs_and_changes_nothing(world):
     keys, paths = world.keys, world.paths
     before = snapshot(world)
@@ -675,6 +677,7 @@ def test_read_only_flag_is_accepted_anywhere_on_the_command_line(monkeypatch, tm
     assert parsed("stats") == ("stats", True)
 
 
+@pytest.mark.e2e
 def test_read_only_watch_does_not_create_a_missing_cache_dir(world, tmp_path):
     """A read-only watcher (headless, or the dashboard's) pointed at a cache dir that does not exist
     reports every spec as it is and creates nothing: not the cache dir, not its parents."""

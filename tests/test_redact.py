@@ -391,6 +391,7 @@ async def test_key_is_absent_from_the_log_and_print_json(gateway, redis_url, cac
 # -- end to end through the CLI --------------------------------------------------------------
 @pytest.mark.parametrize("key", [ANT_KEY, GATEWAY_KEY])
 @pytest.mark.parametrize("verbosity", [[], ["-vv"]], ids=["quiet", "debug-log"])
+@pytest.mark.e2e
 def test_cli_get_through_an_echoing_gateway_keeps_the_key_secret(key, verbosity, redis_url, cache_dir, tmp_path):
     spec = tmp_path / "shop.md"
     spec.write_text(SPEC, encoding="utf-8")
@@ -412,6 +413,7 @@ def test_cli_get_through_an_echoing_gateway_keeps_the_key_secret(key, verbosity,
 
 
 @pytest.mark.parametrize("output", [["--json"], ["-vv"]], ids=["json", "text-and-debug-log"])
+@pytest.mark.e2e
 def test_cli_never_shows_the_redis_password(output, cache_dir):
     password = "redis-pw-SECRET%2F42"  # percent-encoded in the URL: "redis-pw-SECRET/42"
     env = cli_env(None, cache_dir)

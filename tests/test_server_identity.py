@@ -31,6 +31,7 @@ def this_server() -> ServerInfo:
     return ServerInfo(name.strip().lower(), rest.split()[0])
 
 
+@pytest.mark.e2e
 def test_the_log_and_stats_say_which_server(tmp_path, ircache_logs):
     server = this_server()
     with EmbeddedRedis(tmp_path / "cache") as embedded:
@@ -45,6 +46,7 @@ def test_the_log_and_stats_say_which_server(tmp_path, ircache_logs):
     assert json.loads(as_json.stdout)["redis"]["server"] == {"name": server.name, "version": server.version}
 
 
+@pytest.mark.e2e
 def test_stats_says_null_for_the_server_of_an_unreachable_redis(tmp_path):
     out = run_cli("stats", "--json", env=cli_env(f"redis://127.0.0.1:{free_port()}/0", tmp_path / "cache"))
     assert out.returncode == 1

@@ -156,6 +156,7 @@ async def test_a_refused_lock_release_is_said_once_naming_the_rule(server, admin
     assert admin.pttl(lock) > 0, "the refused release should leave the lock to its TTL"
 
 
+@pytest.mark.e2e
 async def test_a_key_outside_the_users_patterns_met_inside_a_script_is_named(server, admin, tmp_path):
     """A user whose key patterns cover only some specs' entries: a flush of everything SCANs another
     spec's entry, and the script that tells entries from other keys (GETRANGE) is refused it. Named

@@ -32,6 +32,8 @@ from tests.support.processes import alive, binary_of, servers_on
 from tests.support.redis_server import RedisServer
 from tests.test_e2e_tmux import _tmux, screen, wait_for
 
+pytestmark = pytest.mark.e2e  # signals to real processes: the command, the dashboard in a pty or tmux
+
 #: for the tests whose subject is the embedded server stopped on a signal: run on every server of the
 #: matrix, with one signal each (what the server sees does not depend on which: the same SHUTDOWN)
 on_every_server = pytest.mark.server
@@ -246,6 +248,7 @@ def test_dashboard_stops_on_sighup_after_its_terminal_is_gone(pty_dashboard):
 
 # not on every server: its subject is our process stuck writing to a dead terminal (12 s of it);
 # the server is stopped as in the test above
+@pytest.mark.slow
 def test_dashboard_stuck_on_a_dead_terminal_still_ends_and_stops_its_server(pty_dashboard):
     """With its terminal gone the App's output thread dies on the first failed write, and the App
     then blocks on output for good (spec changes keep it drawing). A SIGHUP must still end the
@@ -345,6 +348,7 @@ def test_get_interrupted_releases_its_generation_lock(tmp_path):
 
 
 @on_every_server
+@pytest.mark.slow
 def test_warm_interrupted_releases_every_generation_lock(tmp_path):
     cache_dir = tmp_path / "cache" / "ir"
     specs = copy_specs(tmp_path)

@@ -116,6 +116,7 @@ async def test_flush_modal_cancel_deletes_nothing(cache, sync_redis):
     assert sync_redis.dbsize() == 2
 
 
+@pytest.mark.slow
 async def test_long_flush_shows_progress_and_can_be_cancelled(cache, sync_redis):
     total = 300_000
     pipe = sync_redis.pipeline(transaction=False)
@@ -203,6 +204,7 @@ async def test_delete_and_reset_ttl(cache, specs, sync_redis):
     assert not sync_redis.exists(f"ir_cache:{keys['petstore-spec']}")
 
 
+@pytest.mark.slow
 async def test_pages_and_filter(cache, sync_redis):
     for i in range(7):
         sync_redis.set(f"ir_cache:alpha_{i:08x}", entry_value())

@@ -284,6 +284,7 @@ class Tracking(CountingGenerator):
             self.running -= 1
 
 
+@pytest.mark.slow
 async def test_burst_of_a_thousand_specs(cache, specs, sync_redis, cache_dir, watching):
     # like a `git checkout` to a branch: 1,000 files at once in new directories; the IRs of
     # most are on disk from an earlier run, 30 are new and must be generated

@@ -216,6 +216,7 @@ async def test_dashboard_log_pane_shows_the_sentences_scrubbed(redis_url, tmp_pa
 
 
 # -- stats -----------------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_stats_lists_the_ten_biggest_specs_and_says_how_many_more(env, sync_redis):
     for i in range(50):  # api-49 is the biggest
         sync_redis.set(f"ir_cache:api-{i:02d}_0a1b2c3d", entry_value(200 * i))
@@ -235,6 +236,7 @@ def test_stats_lists_the_ten_biggest_specs_and_says_how_many_more(env, sync_redi
     assert sum(s["bytes"] for s in sizes.values()) == info["total_size_bytes"]
 
 
+@pytest.mark.e2e
 def test_stats_of_thousands_of_specs_stays_short(env, sync_redis):
     with sync_redis.pipeline(transaction=False) as pipe:
         for i in range(1200):
@@ -265,6 +267,7 @@ def test_stats_specs_line_few_none_and_by_size():
 
 
 # -- get ---------------------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_get_pluralises_the_summary(env, tmp_path, specs):
     tiny = tmp_path / "tiny.md"
     tiny.write_text(ONE_OF_EACH)
@@ -285,6 +288,7 @@ def test_get_pluralises_the_summary(env, tmp_path, specs):
     assert out.stdout.splitlines()[1] == "  Petstore API: 3 entities, 5 endpoints, 1 flow, 3 rules"
 
 
+@pytest.mark.e2e
 def test_get_of_a_path_that_never_existed(env, tmp_path):
     out = run_cli("get", "nonexist.md", env=env, cwd=tmp_path)
     assert out.returncode == 2
@@ -292,6 +296,7 @@ def test_get_of_a_path_that_never_existed(env, tmp_path):
     assert "no longer exists" not in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.e2e
 def test_get_of_a_broken_symlink(env, tmp_path):
     (tmp_path / "link.md").symlink_to(tmp_path / "gone.md")
     out = run_cli("get", "link.md", env=env, cwd=tmp_path)

@@ -152,6 +152,7 @@ class Command:
             self.process.wait(10)
 
 
+@pytest.mark.e2e
 def test_flush_started_while_a_primary_is_dead_waits_for_the_failover(cluster, tmp_path):
     cluster.flushall()
     victim, replica, survivor = primary_with_replica(cluster)
@@ -181,6 +182,7 @@ def test_flush_started_while_a_primary_is_dead_waits_for_the_failover(cluster, t
     assert every_key(cluster) == set(foreign)  # every entry gone, every foreign key still there
 
 
+@pytest.mark.e2e
 def test_warm_started_while_a_primary_is_dead_waits_for_the_failover(cluster, tmp_path):
     cluster.flushall()
     victim, replica, survivor = primary_with_replica(cluster)

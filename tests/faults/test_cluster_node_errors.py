@@ -21,7 +21,7 @@ from tests.support.foreign import entry_value
 
 from .conftest import cli_env, run
 
-pytestmark = [pytest.mark.server, pytest.mark.cluster]  # cluster nodes' errors
+pytestmark = [pytest.mark.server, pytest.mark.cluster, pytest.mark.e2e]  # cluster nodes' errors
 
 PASSWORD = "Good-pw-N7q2"
 OTHER = "Other-pw-K4x9"
@@ -71,6 +71,7 @@ def test_a_node_with_another_password_is_named(cluster, tmp_path):
         assert sum(1 for _ in client.scan_iter("ir_cache:*", target_nodes=SyncCluster.PRIMARIES)) == 60
 
 
+@pytest.mark.slow
 def test_a_dead_primary_is_named(cluster, tmp_path):
     """Last in the module: the node stays dead (no replica). Slots a dead node served stay its
     own (cluster-require-full-coverage no: the others keep answering), so every command that

@@ -139,6 +139,8 @@ for data in itertools.cycle((a, b)):
 """
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 async def test_a_writer_killed_mid_write_never_leaves_a_torn_entry(redis_url, tmp_path):
     """SIGKILL a process rewriting one entry (two valid 2 MB versions) at random moments, 12 times."""
     good = await good_bytes(redis_url, tmp_path)

@@ -148,6 +148,8 @@ def leave(proc: subprocess.Popen) -> None:
 
 
 # -- sharing -----------------------------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_server_stays_up_for_the_processes_still_using_it(tmp_path, lab):
     """The issue's `warm &` + `watch`: the starter leaving must not pull Redis from under `watch`,
     nor may a `warm` that reuses it; `watch`, the last user, stops it."""
@@ -190,6 +192,8 @@ def test_server_stays_up_for_the_processes_still_using_it(tmp_path, lab):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_server_of_a_killed_owner_is_adopted_and_stopped_by_the_last_user(tmp_path, lab, sig):
     cache_dir = lab.cache_dir(tmp_path / "ir")
     owner, role, pid = lab.holder(cache_dir)
@@ -219,6 +223,8 @@ def test_server_of_a_killed_owner_is_adopted_and_stopped_by_the_last_user(tmp_pa
     assert_no_server(cache_dir)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_processes_starting_at_once_make_one_server(tmp_path, lab):
     cache_dir = lab.cache_dir(tmp_path / "ir")
     env = cli_env(None, cache_dir)
@@ -239,6 +245,7 @@ def test_processes_starting_at_once_make_one_server(tmp_path, lab):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a directory another user's needs root")
+@pytest.mark.e2e
 def test_processes_starting_at_once_past_a_taken_socket_dir_make_one_server(tmp_path, lab, monkeypatch):
     """A deep cache dir's socket goes to `$TMPDIR/ircache-{uid}`; another user made that first.
     Before: every process refused to start. Now they make one private directory and one server."""
@@ -270,6 +277,7 @@ def test_processes_starting_at_once_past_a_taken_socket_dir_make_one_server(tmp_
 
 
 # -- persistence -------------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_nothing_is_persisted(tmp_path, lab):
     cache_dir = lab.cache_dir(tmp_path / "ir")
     specs = tmp_path / "specs"
@@ -298,6 +306,7 @@ def test_nothing_is_persisted(tmp_path, lab):
     assert_no_server(cache_dir)
 
 
+@pytest.mark.e2e
 def test_full_disk_does_not_hold_up_the_exit(tmp_path, lab):
     """Once, SIGTERM on a full disk made redis-server log "can't save the DB, can't exit", and
     every command waited 10 s to SIGKILL it."""
@@ -316,13 +325,12 @@ def test_full_disk_does_not_hold_up_the_exit(tmp_path, lab):
         os.close(fd)
     assert os.statvfs(disk).f_bavail == 0
 
-    started = time.monotonic()
     out = run_cli("stats", "--json", env=cli_env(None, cache_dir), timeout=30)
-    elapsed = time.monotonic() - started
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["redis"]["reachable"] is True  # it did start a server, and used it
     assert_no_server(cache_dir)  # and stopped it on the way out
-    assert elapsed < 5, f"stats took {elapsed:.1f}s on a full disk"
+    # on its SHUTDOWN NOSAVE: not killed once the stop's 10 s were out, which the stop would say
+    assert "did not stop within" not in out.stderr, out.stderr
 
 
 # -- directories that cannot be made ---------------------------------------------------------------
@@ -335,6 +343,7 @@ def one_line_failure(out: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.parametrize("below", [False, True], ids=["cache-dir", "missing-subdir"])
+@pytest.mark.e2e
 def test_read_only_cache_dir_is_one_line(tmp_path, lab, below):
     source = tmp_path / "source"
     source.mkdir()
@@ -348,6 +357,7 @@ def test_read_only_cache_dir_is_one_line(tmp_path, lab, below):
     assert servers(cache_dir) == []
 
 
+@pytest.mark.e2e
 def test_cache_dir_that_is_a_file_is_one_line(tmp_path, lab):
     cache_file = lab.cache_dir(tmp_path / "not-a-dir")
     cache_file.write_text("x")
@@ -359,6 +369,7 @@ def test_cache_dir_that_is_a_file_is_one_line(tmp_path, lab):
     assert cache_file.read_text() == "x"
 
 
+@pytest.mark.slow
 async def test_a_cache_whose_embedded_server_was_killed_restarts_it_when_it_probes(tmp_path):
     """A watcher or dashboard probes Redis every few seconds: the probe brings the server back,
     and the next lookup is a Redis hit again (warmed from the filesystem on the way)."""

@@ -69,6 +69,7 @@ def shown_cells(app, pane: str) -> list[str]:
     return [default_cell_formatter(value).plain for row in table.rows for value in table.get_row(row)]
 
 
+@pytest.mark.slow
 async def test_the_dashboard_shows_hostile_text_as_text(corpus, redis_url):
     """Before: the dashboard did not start (MarkupError from `a[/b]` and `[/v2]`); entries showed
     `[reverse]evil` as `evil`, and names sent OSC 52 and CSI 2J to the terminal."""
@@ -169,6 +170,8 @@ def assert_no_raw(proc: subprocess.CompletedProcess[bytes], what: str) -> str:
     return proc.stdout.decode()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_every_command_prints_hostile_text_escaped_and_json_exact(corpus, redis_url, sync_redis):
     """Before: `get` and `diff` printed the IR name and entity names raw (OSC 52, CSI 2J, C1, bidi)."""
     env = cli_env(redis_url, corpus.cache_dir)
@@ -209,6 +212,7 @@ def test_every_command_prints_hostile_text_escaped_and_json_exact(corpus, redis_
     assert sync_redis.get(f"ir_cache:{corpus.key}") == corpus.entry.to_json_bytes()  # the data never changed
 
 
+@pytest.mark.e2e
 def test_an_error_line_naming_a_hostile_directory_is_escaped(tmp_path, redis_url):
     """A directory typed on the command line that holds escapes: the one error line shows them escaped.
     Before: `spec directory … does not exist` printed the name raw."""
@@ -281,6 +285,8 @@ def _dashboard_command(env: dict[str, str], *args: str) -> list[str]:
     return ["env", "-i", *(f"{k}={v}" for k, v in env.items() if k in keep), ENTRY_POINT, *args]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_dashboard_in_a_real_terminal_writes_no_clipboard_and_shows_escapes(tmux, corpus, redis_url, sync_redis):
     """tmux with set-clipboard on: every tab, the detail, the diff and the flush dialog over the corpus.
     Before: the dashboard died at start (MarkupError) and, without the markup, OSC 52 in an IR name
@@ -350,6 +356,8 @@ def test_the_dashboard_in_a_real_terminal_writes_no_clipboard_and_shows_escapes(
         time.sleep(0.2)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_dashboard_that_crashes_exits_1_and_says_so_in_one_line(tmux, tmp_path, redis_url):
     """No data can crash the dashboard any more (everything shown is text), so a Textual-level failure
     stands in: TEXTUAL_SCREENSHOT asks Textual to save a screenshot after 1 s, into a directory that

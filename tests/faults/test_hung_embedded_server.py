@@ -28,7 +28,7 @@ from ircache_tui.cache.errors import EmbeddedRedisError
 from ircache_tui.cache.server import ServerInfo
 from tests.support.cli import cli_env, run_cli
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.e2e, pytest.mark.slow]
 
 # A process that uses the embedded server through an IRCache until its stdin closes; it prints
 # the server's pid once the cache is open.

@@ -188,6 +188,8 @@ def retry_counts(server: MessagesAPI) -> list[str]:
 
 
 # -- retried by the SDK, then reported ---------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_rate_limited_429_is_retried_after_retry_after_then_reported(api, get, spec_file, sync_redis, cache_dir):
     # retry-after alone (no retry-after-ms): the SDK must wait what it says
     api.script(*(rate_limited("1", retry_after_ms=None) for _ in range(ATTEMPTS)), message(IR_JSON))
@@ -208,6 +210,8 @@ def test_rate_limited_429_is_retried_after_retry_after_then_reported(api, get, s
     assert len(api.requests) == ATTEMPTS + 1
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_overloaded_529_is_retried_then_reported(api, get, spec_file, sync_redis, cache_dir):
     api.script(*(overloaded() for _ in range(ATTEMPTS)), message(IR_JSON))
 
@@ -220,6 +224,8 @@ def test_overloaded_529_is_retried_then_reported(api, get, spec_file, sync_redis
     cached(get(api), spec_file, sync_redis, cache_dir)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_internal_error_500_is_retried_then_reported(api, get, spec_file, sync_redis, cache_dir):
     api.script(*(api_error() for _ in range(ATTEMPTS)), message(IR_JSON))
 
@@ -233,6 +239,8 @@ def test_internal_error_500_is_retried_then_reported(api, get, spec_file, sync_r
     cached(get(api), spec_file, sync_redis, cache_dir)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_proxys_html_502_page_is_named_as_such(api, get, spec_file, sync_redis, cache_dir):
     api.script(*(html_error(502) for _ in range(ATTEMPTS)), message(IR_JSON))
 
@@ -249,6 +257,8 @@ def test_a_proxys_html_502_page_is_named_as_such(api, get, spec_file, sync_redis
 
 # -- not retried ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("verbosity", [[], ["-vv"]], ids=["quiet", "debug-log"])
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_rejected_key_401_says_check_the_key_and_never_shows_it(verbosity, get, spec_file, sync_redis, cache_dir):
     # the server expects another key, and echoes the one it got in its 401 body, like a careless gateway
     with MessagesAPI(api_key="the-key-the-api-expects", echo_rejected=True) as server:
@@ -269,15 +279,14 @@ def test_a_rejected_key_401_says_check_the_key_and_never_shows_it(verbosity, get
         assert server.received == 2
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_hang_ends_at_the_deadline_and_the_sdk_timeout_follows_it(api, get, spec_file, sync_redis, cache_dir):
     api.script(hang(), message(IR_JSON))
 
-    started = time.monotonic()
-    out = get(api, timeout="2")
-    elapsed = time.monotonic() - started
+    out = get(api, timeout="2")  # the request hangs for a day: that the command ends at all (run_cli waits 120 s)
 
     failed(out, "anthropic generator did not finish shop within 2s (IR_GENERATE_TIMEOUT); nothing was cached")
-    assert elapsed < 20, elapsed  # generous: the point is that it ends, not how fast
     assert len(api.requests) == 1 and api.remaining == 1  # the hung request was never retried into success
     # the SDK's own per-request (read) timeout is the deadline, not its 600 s default
     assert float(api.headers[0]["x-stainless-read-timeout"]) == 2.0
@@ -297,6 +306,8 @@ def _repaired(server: MessagesAPI, words: str) -> None:
     assert words in second["messages"][2]["content"]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_refusal_is_reported_as_a_refusal(api, get, spec_file, sync_redis, cache_dir):
     api.script(refusal("I can't help with that."), refusal("I can't help with that."), message(IR_JSON))
 
@@ -311,6 +322,8 @@ def test_a_refusal_is_reported_as_a_refusal(api, get, spec_file, sync_redis, cac
     cached(get(api), spec_file, sync_redis, cache_dir)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_an_answer_cut_off_at_max_tokens_says_how_to_fix_it(api, get, spec_file, sync_redis, cache_dir):
     # the second cut-off is valid JSON of the right shape so far: still not trusted
     api.script(truncated(IR_JSON[:80]), truncated(json.dumps({"name": "Shop API"})), message(IR_JSON))
@@ -326,6 +339,8 @@ def test_an_answer_cut_off_at_max_tokens_says_how_to_fix_it(api, get, spec_file,
     cached(get(api, IR_MAX_TOKENS="4000"), spec_file, sync_redis, cache_dir)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_an_answer_that_is_not_json_is_reported_as_not_json(api, get, spec_file, sync_redis, cache_dir):
     api.script(message(NOT_JSON), message(NOT_JSON), message(IR_JSON))
 
@@ -339,6 +354,8 @@ def test_an_answer_that_is_not_json_is_reported_as_not_json(api, get, spec_file,
     cached(get(api), spec_file, sync_redis, cache_dir)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_json_that_is_not_an_application_ir_says_where(api, get, spec_file, sync_redis, cache_dir):
     api.script(message(BAD_ENUM), message(BAD_ENUM), message(IR_JSON))
 
@@ -355,6 +372,8 @@ def test_json_that_is_not_an_application_ir_says_where(api, get, spec_file, sync
 
 
 # -- said once ----------------------------------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_failure_is_said_once(api, get):
     """The cache logs the failure at ERROR and `get` prints it as its error line: once on stderr."""
     api.script(*(overloaded() for _ in range(ATTEMPTS)))

@@ -56,7 +56,7 @@ PREFIX = "ir_cache"
 FOREIGN = 1000
 STARTUP_TIMEOUT = 60.0
 
-pytestmark = pytest.mark.timeout(DURATION + 120 + (60 if SOAK else 0))
+pytestmark = [pytest.mark.timeout(DURATION + 120 + (60 if SOAK else 0)), pytest.mark.e2e, pytest.mark.slow]
 
 
 # -- the pieces --------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from ircache_tui.fmt import INVISIBLE
 from tests.support import entry_keys
 from .conftest import cli_env, one_line, run
 
+pytestmark = pytest.mark.e2e  # the installed command over bad names
+
 SPEC = "# {name}\n\n## Entities\n- Thing: name (str)\n"
 
 #: file name (bytes, as on disk) → how a message must spell it
@@ -71,6 +73,7 @@ def test_warm_skips_each_bad_name_with_one_warning_and_caches_the_rest(secured_u
     assert {p.stem for p in cache.glob("*.json")} == good_keys(d)
 
 
+@pytest.mark.slow
 def test_watch_once_prune_stats_and_flush_never_trip_on_bad_names(secured_url, admin, tmp_path):
     d = make_specs(tmp_path)
     cache = tmp_path / "cache"
@@ -108,6 +111,7 @@ def test_get_of_a_bad_name_is_one_line_and_writes_nothing(raw, secured_url, admi
     assert not cache.exists() or not [p for p in os.listdir(cache) if p.endswith(".json")]
 
 
+@pytest.mark.slow
 def test_glob_and_case_names_flush_exactly(secured_url, admin, tmp_path):
     d = make_specs(tmp_path)
     env = cli_env(secured_url, tmp_path / "cache")

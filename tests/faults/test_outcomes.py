@@ -27,6 +27,8 @@ from tests.support.redis_server import RedisServer
 from .conftest import PASSWORD, assert_clean, cli_env, one_line, run
 from .entries import spec_text, write_entries
 
+pytestmark = pytest.mark.e2e  # the installed command
+
 
 def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
@@ -50,6 +52,7 @@ def read_only_mount(source: Path, target: Path):
         subprocess.run(["umount", "-l", str(target)], check=False)
 
 
+@pytest.mark.slow
 def test_warm_interrupted_by_a_redis_sigkill_reports_what_is_left_and_exits_1(tmp_path):
     cache = tmp_path / "cache"
     keys = write_entries(cache, 20_000)
@@ -125,6 +128,7 @@ def test_warm_into_a_full_redis_lists_the_refusals_and_exits_1(tmp_path):
     assert len(failed) == 21 and "OOM" in failed[0] and failed[-1].startswith("failed: … and ")
 
 
+@pytest.mark.slow
 def test_a_flush_cut_by_a_redis_sigkill_says_how_many_went_and_a_rerun_finishes(tmp_path):
     n, foreign = 100_000, 2_000
     with RedisServer("--appendonly", "yes", "--appendfsync", "always", password=PASSWORD) as server:

@@ -18,6 +18,8 @@ import pytest
 
 from tests.support.redis_server import free_port
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # worker processes and the installed command
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

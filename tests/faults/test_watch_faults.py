@@ -66,6 +66,8 @@ def watches():
 
 
 # -- names that cannot become a key: the real CLI ---------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_cli_watch_survives_names_that_are_not_utf8(redis_url, sync_redis, cache_dir, tmp_path, watches):
     """Before: `\\xff.md` at the start exited 2, and such a name touched while watching killed the
     watcher with an ExceptionGroup traceback (watchfiles cannot decode it)."""
@@ -112,6 +114,7 @@ def test_cli_watch_survives_names_that_are_not_utf8(redis_url, sync_redis, cache
     assert sync_redis.exists(f"ir_cache:{cache_key(good.read_text(), str(good))}")
 
 
+@pytest.mark.e2e
 def test_cli_watch_survives_hostile_names(redis_url, sync_redis, cache_dir, tmp_path, watches):
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -161,6 +164,8 @@ def test_cli_watch_survives_hostile_names(redis_url, sync_redis, cache_dir, tmp_
 
 
 # -- Redis restarted empty: the real CLI -------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_cli_watch_rewarms_redis_restarted_empty(cache_dir, tmp_path, watches):
     """Before: specs stayed "filesystem only", and 30 s after the restart Redis still lacked them."""
     specs = tmp_path / "specs"
@@ -313,6 +318,8 @@ async def flush_both_tiers_from_another_process(redis_url: str, cache_dir: Path,
     assert done.returncode == 0 and done.stdout.strip() == f"flushed ALL IR entries: {n} Redis keys, {n} files", done
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 async def test_specs_flushed_from_both_tiers_by_another_client_are_made_again_once(
         redis_url, sync_redis, cache_dir, tmp_path, watching):
     """Before: after `flush --filesystem` from another shell, the entry files' events (or a refresh,
@@ -372,6 +379,8 @@ async def test_specs_flushed_from_both_tiers_by_another_client_are_made_again_on
         assert gen.calls == 12 and entry_keys(sync_redis) == set() and entry_files(cache_dir) == set()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_cli_watch_makes_again_what_another_client_flushed_from_both_tiers(
         redis_url, sync_redis, cache_dir, tmp_path, watches):
     """The report: `watch` running, `flush --filesystem --yes` from another shell; before, the

