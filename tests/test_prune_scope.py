@@ -107,7 +107,7 @@ async def test_dashboard_confirmation_shows_both_groups_orphans_unticked(redis_u
         await until(pilot, lambda: app.first_page_shown, what="first page")
         await pilot.press("P")
         await until(pilot, lambda: isinstance(app.screen, PruneScreen), what="prune confirmation")
-        assert "1 Redis key, 1 file. These go." in static_text(app, "#prune-stale")
+        assert "1 stale entry (1 Redis key, 1 file). These go." in static_text(app, "#prune-stale")
         assert f"{FOREIGN:,} Redis keys, 1 file" in static_text(app, "#prune-orphans")
         box = app.screen.query_one("#orphans")
         assert box.value is False

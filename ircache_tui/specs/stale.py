@@ -12,7 +12,12 @@ stand). `find_stale` lists them so a user can see them, and `prune` keeps
 them unless asked otherwise (`orphans=True`, `--orphans`).
 
 The walk (`walk_tiers`) lists the cache dir and SCANs Redis (never KEYS)
-through IRCache; the watcher's stale counts use the same walk.
+through IRCache. `find_stale` is the one count: `prune`, the dashboard's `P`,
+the watcher's log and the Specs tab all take theirs from its report
+(`StaleReport.stale_entries`), where an entry is one `{spec}_{hash8}`,
+counted once whether Redis, the disk or both hold it. A deleted spec's
+entries are not stale: no file under the directories bears its name, so
+they are orphaned (kept), like any other pipeline's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Literal
 
 from ..cache.errors import IRCacheError
 from ..cache.ircache import IRCache
+from ..fmt import plural
 from .discovery import SpecFile
 
 log = logging.getLogger("ircache")
@@ -42,6 +48,20 @@ class StaleReport:
     redis_error: str = ""
     #: whether prune removes the orphaned entries too (only when the user said so)
     include_orphans: bool = False
+
+    @property
+    def stale_entries(self) -> list[str]:
+        """The stale entries, each `{spec}_{hash8}` once whichever tiers hold it: the number every
+        view gives (the Specs tab, the watcher's log, `P`, `prune`)."""
+        return sorted(set(self.redis_stale) | set(self.files_stale))
+
+    def stale_by_spec(self) -> dict[str, int]:
+        """spec name → how many of `stale_entries` are its (they add up to the whole count)."""
+        counts: dict[str, int] = {}
+        for key in self.stale_entries:
+            name = key.rsplit("_", 1)[0]  # the hash8 never holds an underscore
+            counts[name] = counts.get(name, 0) + 1
+        return counts
 
     @property
     def redis_keys(self) -> list[str]:
@@ -72,6 +92,12 @@ class StaleReport:
             "redis": {"stale": self.redis_stale, "orphaned": self.redis_orphaned},
             "filesystem": {"stale": self.files_stale, "orphaned": self.files_orphaned},
         }
+
+
+def stale_summary(report: StaleReport) -> str:
+    """`4 stale entries (4 Redis keys, 3 files)`: the one count, then what holds them."""
+    return (f"{plural(len(report.stale_entries), 'stale entry', 'stale entries')} "
+            f"({plural(len(report.redis_stale), 'Redis key')}, {plural(len(report.files_stale), 'file')})")
 
 
 #: in `current_hashes`: a spec file of this name exists but could not be read,
@@ -125,14 +151,6 @@ async def walk_tiers(cache: IRCache, errors: list[str] | None = None) -> AsyncIt
             log.debug("walk without Redis: %s", exc)
         else:
             errors.append(str(exc))
-
-
-async def hashes_in_tiers(cache: IRCache) -> dict[str, set[str]]:
-    """spec name → the hash8s of its entries in Redis or on disk."""
-    found: dict[str, set[str]] = {}
-    async for entry in walk_tiers(cache):
-        found.setdefault(entry.spec_name, set()).add(entry.hash8)
-    return found
 
 
 async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool = False) -> StaleReport:

@@ -120,6 +120,7 @@ class SpecHandler:
 
     async def observe(self, path: Path) -> None:
         """Ask both tiers what they hold for the spec; change nothing, log quietly."""
+        self._stats.observed[path] += 1
         spec = await self._read(path, quiet=True)
         if spec is not None:
             await self._place(path, spec, quiet=True, act=False)

@@ -1,10 +1,11 @@
 """Stale counts: per spec, the entries of its name that no current spec file can hit.
 
-The definition and the walk over the tiers are `ircache_tui.specs.stale`'s
-(and so `prune`'s):
-an entry `{spec}_{hash8}` is stale when no existing spec file named `spec`
-has that hash now; a spec file that exists but cannot be read protects
-every entry of its name. A key present in both tiers counts once.
+The definition, the walk over the tiers and the count are
+`ircache_tui.specs.stale.find_stale`'s, as for `prune`: an entry
+`{spec}_{hash8}` is stale when no existing spec file named `spec` has that
+hash now; a spec file that exists but cannot be read protects every entry
+of its name. A key present in both tiers counts once; a deleted spec counts
+none (its entries are orphans, which prune keeps unless told).
 
 `StaleRecounter` keeps the counts on the status board up to date: each
 change marks them dirty, and a background loop counts again once a burst
@@ -19,10 +20,9 @@ from pathlib import Path
 
 from ..cache.ircache import IRCache
 from ..specs.discovery import SpecFile
-from ..specs.stale import ANY_HASH, current_hashes, hashes_in_tiers
+from ..specs.stale import find_stale
 from .log import log, show
 from .status import SpecState, SpecStatus, StatusBoard
-from .threads import FileThreads
 
 RECOUNT_DELAY = 0.05  # let a burst settle before counting stale entries...
 RECOUNT_INTERVAL = 0.25  # ...and count at most this often
@@ -42,33 +42,24 @@ def current_specs(statuses: Iterable[SpecStatus]) -> list[SpecFile]:
     return out
 
 
-def stale_counts(statuses: list[SpecStatus], found: dict[str, set[str]]) -> list[tuple[Path, int]]:
-    """(path, stale count) of each status. Pure, so that it can run in a thread."""
-    current = current_hashes(current_specs(statuses))
-    out: list[tuple[Path, int]] = []
-    for status in statuses:
-        hashes = current.get(status.spec_name, set())
-        # a deleted spec has no versions of its own left: its entries are stale for another file of
-        # its name (counted there, once) or orphans, which prune keeps unless told
-        if not status.spec_name or status.state is SpecState.DELETED or ANY_HASH in hashes:
-            count = 0
-        else:
-            count = len(found.get(status.spec_name, set()) - hashes)
-        out.append((status.path, count))
-    return out
+def stale_counts(statuses: Iterable[SpecStatus], by_spec: dict[str, int]) -> list[tuple[Path, int]]:
+    """(path, stale count) of each status, from `StaleReport.stale_by_spec`: every file of a spec
+    name shows that name's count; a deleted one shows none."""
+    return [(s.path, 0 if s.state is SpecState.DELETED else by_spec.get(s.spec_name, 0)) for s in statuses]
 
 
 class StaleRecounter:
     """Counts stale entries again after changes, into `board`; `on_change` runs when `busy` may have changed."""
 
-    def __init__(self, cache: IRCache, board: StatusBoard, threads: FileThreads, on_change: Callable[[], None]) -> None:
+    def __init__(self, cache: IRCache, board: StatusBoard, on_change: Callable[[], None]) -> None:
         self._cache = cache
         self._board = board
-        self._threads = threads
         self._on_change = on_change
         self._wanted = False
         self._running = 0  # recounts running (the loop's, and those awaited directly)
         self._wakeup = asyncio.Event()
+        #: stale entries in all at the last count (`StaleReport.stale_entries`): what a prune removes
+        self.total = 0
 
     @property
     def busy(self) -> bool:
@@ -97,24 +88,25 @@ class StaleRecounter:
             await asyncio.sleep(max(RECOUNT_INTERVAL, 10 * (loop.time() - started)))
 
     async def recount(self) -> None:
-        """Count now, and log the specs whose count went up."""
+        """Count now, and log the specs whose count went up (with the whole count, as prune gives it)."""
         self._wanted = False
         self._running += 1
         self._on_change()
         try:
+            statuses = list(self._board.statuses.values())
             try:
-                found = await hashes_in_tiers(self._cache)
+                report = await find_stale(self._cache, current_specs(statuses))
             except OSError as exc:  # the cache dir cannot be listed: counts stay as they are
                 log.warning("cannot count stale entries: %s", exc.strerror or exc)
                 return
-            statuses = self._board.statuses
-            before = {p: s.stale for p, s in statuses.items()}
-            counts = await self._threads.run(stale_counts, list(statuses.values()), found)
+            self.total = len(report.stale_entries)
+            before = {s.path: s.stale for s in self._board.statuses.values()}
+            counts = stale_counts(statuses, report.stale_by_spec())
             self._board.set_stale(counts)
             for path, count in counts:
                 if count > before.get(path, 0):
-                    log.info("spec %s: %d stale entr%s of other versions (prune removes them)",
-                             show(path), count, "y" if count == 1 else "ies")
+                    log.info("spec %s: %d stale entr%s of other versions (%d in all; prune removes them)",
+                             show(path), count, "y" if count == 1 else "ies", self.total)
         finally:
             self._running -= 1
             self._on_change()

@@ -52,6 +52,10 @@ class WatchStats:
     events: int = 0
     #: how many times each spec file was read and keyed by the check stage
     checked: Counter[Path] = field(default_factory=Counter)
+    #: how many times each spec file was read and keyed by a refresh (`SpecWatcher.refresh`)
+    observed: Counter[Path] = field(default_factory=Counter)
+    #: specs a refresh left unread: the key change that asked for it was this process's own write
+    echoes: int = 0
     warmed: int = 0
     #: of `warmed`: keys the Redis keeper put back (Redis restarted, or lost them)
     rewarmed: int = 0

@@ -31,8 +31,10 @@ file whose name cannot become a key is skipped with one warning (`BadNames`).
 
 So a save whose IR is on disk never waits behind a generation, and a burst
 of events costs one read per distinct path. Statuses, and the count of
-stale entries of each spec (`StaleRecounter`), live in `statuses`; every
-change is reported to `on_status`. Nothing here imports Textual.
+stale entries of each spec (`StaleRecounter`, with `find_stale`'s count, as
+prune's), live in `statuses`; every change is reported to `on_status`. A
+`refresh` asked for by a key change that was this process's own write (its
+echo, `OwnWrites`) does not read the spec again. Nothing here imports Textual.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..cache.errors import IRCacheError
 from ..cache.ircache import IRCache
 from ..fmt import plural
 from ..specs.discovery import DEFAULT_MAX_BYTES, DEFAULT_PATTERN
 from ..specs.stale import StaleReport, find_stale, prune
 from .change_feed import AWATCH_STEP_MS, ChangeFeed
 from .directories import DirectoryChanges
+from .echoes import OwnWrites
 from .bad_names import UNDECODABLE, BadNames
 from .log import log, show
 from .paths import PathKind, PathRules
@@ -128,9 +132,12 @@ class SpecWatcher:
         self._resync_wanted = False
         self._resyncing = False
         self._resync_task: asyncio.Task[None] | None = None
+        #: keys this process just wrote to Redis: their key changes are echoes, not news (refresh)
+        self._own_writes = OwnWrites()
+        self._files_watched = False  # the file watcher runs: edits arrive as file events
         #: files whose name cannot become a key, each warned about once
         self.bad_names = BadNames()
-        self._stale = StaleRecounter(cache, self._board, self._threads, self._update_idle)
+        self._stale = StaleRecounter(cache, self._board, self._update_idle)
         self._reader = SpecReader(self._threads, max_bytes, lambda path: path in self.statuses)
         self._feed = ChangeFeed(self.rules, self._checks, self._threads, self.stats, debounce_ms=debounce_ms,
                                 stop_event=self._stop_event, on_change=self._update_idle,
@@ -165,13 +172,16 @@ class SpecWatcher:
         self._loop = asyncio.get_running_loop()
         consumer: asyncio.Task[None] | None = None
         tasks: list[asyncio.Task[None]] = []
+        unsubscribe: Callable[[], None] = lambda: None
         try:
             for d in self.dirs:
                 self._checked_dir(d)
             if self._stop_event.is_set():
                 return  # stopped before it started
+            unsubscribe = self.cache.events.subscribe(self._own_writes.on_event)
             if self.watch:
                 consumer = asyncio.create_task(self._feed.run(), name="ircache-watch-awatch")
+                self._files_watched = True
                 # awatch sets up its inotify watches on its first step: let it take it,
                 # so that nothing written from here on goes unseen
                 for _ in range(3):
@@ -203,6 +213,8 @@ class SpecWatcher:
                 consumer.result()  # awatch failed: raise its error
                 log.warning("the file watcher ended on its own; stopping")
         finally:
+            self._files_watched = False
+            unsubscribe()
             self._stop_event.set()  # awatch's thread notices within one step
             if self._resync_task is not None:
                 tasks.append(self._resync_task)
@@ -243,11 +255,21 @@ class SpecWatcher:
     def idle(self) -> bool:
         return self._idle.is_set()
 
+    @property
+    def stale_entries(self) -> int:
+        """Stale entries in all at the last count, each `{spec}_{hash8}` once: what `prune` finds."""
+        return self._stale.total
+
     async def refresh(self, path: Path | Iterable[Path] | None = None) -> None:
         """Look again at one spec, several, or all known ones: read, key, and ask both tiers.
 
         Never warms nor generates (after a flush, Redis stays flushed until a
         spec changes). Specs queued for a check or a generation are left to it.
+        While the files are watched, a spec in Redis under a key this process
+        just wrote, and that Redis still holds, is not read again: the key
+        change that asked for the look was the echo of our own write (see
+        echoes.py; `stats.echoes` counts them). The stale counts are counted
+        again all the same.
         """
         if path is None:
             targets = list(self.statuses)
@@ -257,6 +279,7 @@ class SpecWatcher:
             p for p in targets
             if self.rules.classify(p) is PathKind.SPEC and not self._checks.queued(p) and not self._generations.queued(p)
         ]
+        targets = await self._without_echoes(targets)
         limit = asyncio.Semaphore(CHECK_WORKERS)
 
         async def one(p: Path) -> None:
@@ -265,6 +288,31 @@ class SpecWatcher:
 
         await asyncio.gather(*(one(p) for p in targets))
         await self._stale.recount()
+
+    async def _without_echoes(self, targets: list[Path]) -> list[Path]:
+        """`targets` less the specs whose key was this process's own recent write and is in Redis still
+        (one round trip for all; if Redis cannot say, every target is looked at)."""
+        if not self._files_watched:  # without file events, a refresh is the only way to see an edit
+            return targets
+        echoes: dict[Path, str] = {}
+        for p in targets:
+            status = self.statuses.get(p)
+            if status is not None and status.state is SpecState.IN_REDIS and self._own_writes.recent(status.cache_key):
+                echoes[p] = status.cache_key
+        if not echoes:
+            return targets
+        keys = sorted(set(echoes.values()))
+        try:
+            present = await self.cache.in_redis_many(keys)
+        except IRCacheError:
+            return targets
+        held = {k for k, there in zip(keys, present) if there}
+        skipped = {p for p, k in echoes.items() if k in held}
+        if skipped:
+            self.stats.echoes += len(skipped)
+            log.debug("refresh: %s not read again: their key changes were this process's own writes",
+                      plural(len(skipped), "spec"))
+        return [p for p in targets if p not in skipped]
 
     async def stale_report(self, *, orphans: bool = False) -> StaleReport:
         """What a prune would remove: older hashes of the watched specs (and, with

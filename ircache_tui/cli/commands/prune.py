@@ -10,6 +10,7 @@ from ...cache.ircache import IRCache
 from ...fmt import plural
 from ...settings import Settings
 from ...specs import StaleReport, discover_specs, find_stale, prune
+from ...specs.stale import stale_summary
 from ..common import EXIT_FAILED, EXIT_OK, confirm, eprint, print_json, say
 from ._shared import spec_dirs
 
@@ -55,7 +56,8 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
                     args.yes)
             removed = await prune(cache, report)
     if args.json:
-        print_json({"found": report.as_dict(), "removed": removed, "dry_run": args.dry_run,
+        print_json({"found": report.as_dict(), "stale_entries": len(report.stale_entries), "removed": removed,
+                    "dry_run": args.dry_run,
                     "orphans": "removed" if report.include_orphans else "kept",
                     "redis_error": report.redis_error or None})
     else:
@@ -74,6 +76,8 @@ def _describe(report: StaleReport, dirs: list[Path]) -> None:
     orphan_label = "orphaned (spec not under DIR)" if report.include_orphans else f"not under {where} (kept)"
     if not report.total:
         say("nothing stale")
+    if report.stale_entries:  # the count the Specs tab and the watcher give: each entry once, whatever its tiers
+        say(f"{stale_summary(report)} of specs under {where}")
     for label, keys in (
         ("stale in Redis", report.redis_stale), (f"{orphan_label} in Redis", report.redis_orphaned),
         ("stale on disk", report.files_stale), (f"{orphan_label} on disk", report.files_orphaned),

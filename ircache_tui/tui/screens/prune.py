@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Label
 
 from ...fmt import plural
-from ...specs.stale import StaleReport
+from ...specs.stale import StaleReport, stale_summary
 from ..text import plain
 
 
@@ -48,8 +48,7 @@ class PruneScreen(ModalScreen[PruneRequest | None]):
         with Vertical():
             yield Label("Prune stale entries of the watched specs?", id="prune-title")
             yield Label(plain(  # the directories' names, and Redis's words below: text, not markup
-                f"Stale (older hashes of specs under {self.dirs}): "
-                f"{plural(len(r.redis_stale), 'Redis key')}, {plural(len(r.files_stale), 'file')}. These go."),
+                f"Stale (older hashes of specs under {self.dirs}): {stale_summary(r)}. These go."),
                 id="prune-stale",
             )
             yield Label(plain(

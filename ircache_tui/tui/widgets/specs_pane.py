@@ -4,7 +4,8 @@ The pane owns the SpecWatcher: it starts it when the cache is ready, shows
 each status it reports, and looks again at the specs whose keys changed
 (a flush, a delete, an expiry, a Redis restart), coalesced, so the tab stays
 true without a refresh. It reports the specs' current hashes to the App,
-which hands them to the keys pane (older hashes are stale there).
+which hands them to the keys pane (older hashes are stale there). The
+footer's stale count is the watcher's, the number `prune` gives.
 """
 
 from __future__ import annotations
@@ -175,10 +176,11 @@ class SpecsPane(TablePane):
 
     def _footer(self) -> None:
         counts: dict[str, int] = {}
-        stale = 0
         for s in self.statuses.values():
             counts[s.state.value] = counts.get(s.state.value, 0) + 1
-            stale += s.stale
+        # the watcher's whole count, as prune gives it: not the rows' sum, in which a stale entry
+        # counts once for every file of its spec's name
+        stale = self.watcher.stale_entries if self.watcher is not None else 0
         parts = [f"{n} {state}" for state, n in sorted(counts.items())]
         stale_text = f" · {stale} stale (P prunes)" if stale else ""
         watched = ", ".join(map(str, self.dirs)) or "no dirs"
