@@ -7,13 +7,13 @@
         async with IRCache() as cache:
             ir = await cache.get_application_ir(open("spec.md").read(), "spec.md")
 
-The library never imports Textual; the dashboard lives in `ircache_tui.tui`.
+The library never imports Textual; the dashboard lives in `ircache_tui.tui`. This is the public
+API: `IRCache` is the one door to both tiers (the tiers themselves live in `ircache_tui.cache`),
+and every error it raises is an `IRCacheError`.
 """
 
 from .cache import (
     CacheEvent,
-    EmbeddedRedis,
-    FilesystemTier,
     ForeignKey,
     InvalidSpecName,
     IRCache,
@@ -23,10 +23,10 @@ from .cache import (
     ReadOnlyMiss,
     RedisCommandError,
     RedisPermissionError,
-    RedisTier,
     RedisUnavailable,
     cache_key,
 )
+from .cache.errors import ClusterRefused, EmbeddedRedisError, FlushIncomplete, RedisBusy
 from .ir import SCHEMA_VERSION, ApplicationIR, CorruptEntry, StoredEntry
 from .ir.generators import GenerationError, Generator, OfflineGenerator
 from .settings import Settings, SettingsError
@@ -37,9 +37,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "ApplicationIR",
     "CacheEvent",
+    "ClusterRefused",
     "CorruptEntry",
-    "EmbeddedRedis",
-    "FilesystemTier",
+    "EmbeddedRedisError",
+    "FlushIncomplete",
     "ForeignKey",
     "GenerationError",
     "Generator",
@@ -50,9 +51,9 @@ __all__ = [
     "OfflineGenerator",
     "ReadOnlyError",
     "ReadOnlyMiss",
+    "RedisBusy",
     "RedisCommandError",
     "RedisPermissionError",
-    "RedisTier",
     "RedisUnavailable",
     "Settings",
     "SettingsError",

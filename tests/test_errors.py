@@ -46,3 +46,13 @@ def test_the_root_is_one_class_wherever_it_is_imported_from():
     for cls in (InvalidSpecName, CorruptEntry, GenerationError, SettingsError):
         assert issubclass(cls, IRCacheError), cls
     assert issubclass(SettingsError, ValueError) and issubclass(InvalidSpecName, ValueError)  # (as they were)
+
+
+def test_the_root_exports_the_public_api_and_every_error_it_names():
+    exported = {name: getattr(ircache_tui, name) for name in ircache_tui.__all__}
+    errors = {n for n, v in exported.items() if isinstance(v, type) and issubclass(v, BaseException)}
+    assert errors >= {"IRCacheError", "RedisUnavailable", "RedisBusy", "FlushIncomplete", "SettingsError",
+                      "GenerationError", "CorruptEntry", "InvalidSpecName"}
+    assert all(issubclass(exported[n], IRCacheError) for n in errors)
+    # the tiers are reached through IRCache, the one door: not part of the public API
+    assert not {"RedisTier", "FilesystemTier", "EmbeddedRedis"} & set(exported)
