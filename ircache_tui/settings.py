@@ -7,9 +7,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from . import redact
 from .errors import IRCacheError
+
+if TYPE_CHECKING:  # imported lazily where used: importing the settings stays cheap
+    from .ir.generators.base import Generator
+    from .ir.prices import Price
 
 DEFAULT_PREFIX = "ir_cache"
 DEFAULT_TTL = 604_800  # 7 days
@@ -146,10 +151,36 @@ def _cluster_from(env: Mapping[str, str]) -> bool | None:
     return parse_flag(text, "IR_REDIS_CLUSTER") if text else None
 
 
-def _metrics_from(env: Mapping[str, str]) -> dict[str, object]:
+class _Metrics(TypedDict):
+    metrics_port: int | None
+    metrics_host: str
+
+
+def _metrics_from(env: Mapping[str, str]) -> _Metrics:
     port, host = (env.get(v, "").strip() for v in ("IR_METRICS_PORT", "IR_METRICS_HOST"))
     return {"metrics_port": parse_metrics_port(port) if port else None,
             "metrics_host": validate_metrics_host(host) if host else DEFAULT_METRICS_HOST}
+
+
+class Overrides(TypedDict, total=False):
+    """What `Settings.from_env` takes over the environment (the command-line flags): any field,
+    None meaning not given. Three are parsed as their variables are."""
+    redis_url: str | None  # "" = the embedded server, as an empty REDIS_URL
+    cache_dir: str | Path | None
+    ttl: str | int | None  # checked as IR_CACHE_TTL is, under the name --ttl
+    prefix: str | None
+    generator: str | None
+    model: str | None
+    anthropic_api_key: str | None
+    read_only: bool | None
+    redis_timeout: float | None
+    redis_connect_timeout: float | None
+    generate_timeout: float | None
+    price_input_per_mtok: float | None
+    price_output_per_mtok: float | None
+    metrics_port: int | None
+    metrics_host: str | None
+    redis_cluster: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +216,7 @@ class Settings:
     redis_cluster: bool | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Unpack[Overrides]) -> "Settings":
         """Environment first, then any non-None override (command-line flags)."""
         env = os.environ if env is None else env
         settings = cls(
@@ -208,17 +239,18 @@ class Settings:
         if price_in:
             settings = replace(settings, price_input_per_mtok=parse_price(price_in, "IR_PRICE_INPUT_PER_MTOK"),
                                price_output_per_mtok=parse_price(price_out, "IR_PRICE_OUTPUT_PER_MTOK"))
-        settings = replace(settings, **_metrics_from(env))  # type: ignore[arg-type]
+        settings = replace(settings, **_metrics_from(env))
         # the Anthropic generator reads IR_MAX_TOKENS itself (as the SDK reads its variables);
         # checked here so a bad value is a usage error before anything runs
         _check_max_tokens(env.get("IR_MAX_TOKENS", "").strip())
-        given = {k: v for k, v in overrides.items() if v is not None}
+        # Any: a TypedDict's items() lose each key's own type (Overrides states them for callers)
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         if given.get("redis_url") == "":
             given["redis_url"] = None  # as for REDIS_URL: empty means the embedded server
         if "cache_dir" in given:
             given["cache_dir"] = Path(str(given["cache_dir"]))
         if "ttl" in given:
-            given["ttl"] = parse_ttl(given["ttl"], "--ttl")  # type: ignore[arg-type]
+            given["ttl"] = parse_ttl(given["ttl"], "--ttl")
         # the flag wins over the variable, so only the URL in use is checked, under its own name
         url_source = "--redis-url" if "redis_url" in given else "REDIS_URL"
         return replace(settings, **given).validated(redis_url_source=url_source)
@@ -231,12 +263,13 @@ class Settings:
             validate_prefix(self.prefix)
         except ValueError as exc:
             raise SettingsError(f"IR_CACHE_PREFIX: {exc}") from None
-        if self.redis_cluster and self.redis_url is None:
-            raise SettingsError("IR_REDIS_CLUSTER=1 (--cluster) needs REDIS_URL: the embedded redis-server is "
-                                "a single node")
-        if self.redis_cluster and not self.redis_url.lower().startswith(("redis://", "rediss://")):
-            raise SettingsError("IR_REDIS_CLUSTER=1 (--cluster) needs a redis:// or rediss:// REDIS_URL: "
-                                "a Redis Cluster is not reached over a unix socket")
+        if self.redis_cluster:
+            if self.redis_url is None:
+                raise SettingsError("IR_REDIS_CLUSTER=1 (--cluster) needs REDIS_URL: the embedded redis-server is "
+                                    "a single node")
+            if not self.redis_url.lower().startswith(("redis://", "rediss://")):
+                raise SettingsError("IR_REDIS_CLUSTER=1 (--cluster) needs a redis:// or rediss:// REDIS_URL: "
+                                    "a Redis Cluster is not reached over a unix socket")
         if self.generator not in GENERATOR_CHOICES:
             raise SettingsError(f"IR_GENERATOR must be one of {', '.join(GENERATOR_CHOICES)}, got {self.generator!r}")
         if self.generator == "anthropic" and not self.anthropic_api_key:
@@ -247,7 +280,7 @@ class Settings:
         return self
 
     @property
-    def price_override(self):
+    def price_override(self) -> Price | None:
         """The IR_PRICE_* override as a prices.Price, or None (the table applies)."""
         if self.price_input_per_mtok is None or self.price_output_per_mtok is None:
             return None
@@ -255,7 +288,7 @@ class Settings:
 
         return Price.of(self.price_input_per_mtok, self.price_output_per_mtok)
 
-    def make_generator(self):
+    def make_generator(self) -> Generator:
         """The generator these settings ask for (imports the SDK only when used)."""
         from .ir.generators import OfflineGenerator
 

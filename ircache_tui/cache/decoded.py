@@ -42,9 +42,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails, InitErrorDetails
 
 from ..ir.envelope import CorruptEntry, StoredEntry, _check, _describe, _loads_or_none, decode_entry
 from ..ir.model import ApplicationIR, Endpoint, Entity, Flow, ValidationRule
@@ -162,6 +163,9 @@ _ADAPTERS: dict[tuple[str, ...], TypeAdapter[Any]] = {
 }
 _WS = re.compile(r"[ \t\n\r]*")
 _SCAN = json.JSONDecoder()
+# The stdlib's string scanner (C, the one JSONDecoder uses). typeshed's json/decoder.pyi leaves it
+# out (it is not in the module's __all__), so it is typed here.
+_scanstring = cast(Callable[[str, int], tuple[str, int]], getattr(json.decoder, "scanstring"))
 
 
 class _Unsliceable(Exception):
@@ -295,7 +299,7 @@ def _in_slices(
         at = end
     parts.append(text[at:])
     shell_json = "".join(parts)
-    errors: list[Any] = []
+    errors: list[ErrorDetails] = []
     shell: StoredEntry | None = None
     try:
         shell = StoredEntry.model_validate_json(shell_json)
@@ -316,7 +320,9 @@ def _in_slices(
             except ValidationError as exc:
                 for error in exc.errors():
                     loc = error["loc"]
-                    errors.append({**error, "loc": (*path, first + loc[0], *loc[1:]) if loc else path})
+                    if loc and isinstance(loc[0], int):  # an item's error: its index within this slice
+                        loc = (first + loc[0], *loc[1:])
+                    errors.append({**error, "loc": (*path, *loc)})
             else:
                 if not errors:  # once anything failed, the entry is corrupt: stop handing out items
                     take(path, got)
@@ -325,13 +331,21 @@ def _in_slices(
         return None
     if errors or shell is None:
         errors.sort(key=_validation_order)  # stable: each part keeps its own order
-        details = [{k: e[k] for k in ("type", "loc", "input", "ctx") if k in e} for e in errors]
-        exc = ValidationError.from_exception_data(StoredEntry.__name__, details)  # type: ignore[arg-type]
-        raise CorruptEntry(_describe(exc, _loads_or_none(shell_json))) from None
+        details = [_init_details(e) for e in errors]
+        merged = ValidationError.from_exception_data(StoredEntry.__name__, details)
+        raise CorruptEntry(_describe(merged, _loads_or_none(shell_json))) from None
     return _check(shell, expect_hash8)
 
 
-def _validation_order(error: Any) -> tuple[int, int]:
+def _init_details(error: ErrorDetails) -> InitErrorDetails:
+    """What ValidationError.from_exception_data takes back of an error it reported: no msg or url."""
+    details = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
+    if "ctx" in error:
+        details["ctx"] = error["ctx"]
+    return details
+
+
+def _validation_order(error: ErrorDetails) -> tuple[int, int]:
     """Where pydantic reports an error: by the envelope's field order, then the IR's."""
     loc = error["loc"]
     fields = list(StoredEntry.model_fields)
@@ -349,9 +363,13 @@ def _replaced(model: BaseModel, path: tuple[str, ...], value: Any) -> BaseModel:
     return model.model_copy(update={head: new})
 
 
-def _find_lists(text: str) -> dict[tuple[str, ...], tuple[int, int, list[tuple[int, int]]]]:
+#: Path -> (where its '[' is, just past its ']', (start, end) of each item) for each long list.
+_Found = dict[tuple[str, ...], tuple[int, int, list[tuple[int, int]]]]
+
+
+def _find_lists(text: str) -> _Found:
     """Path -> (where its '[' is, just past its ']', (start, end) of each item) for each long list."""
-    found: dict[tuple[str, ...], tuple[int, int, list[tuple[int, int]]]] = {}
+    found: _Found = {}
     pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
     end = _walk_object(text, pos, (), found)
     if _WS.match(text, end).end() != len(text):  # type: ignore[union-attr]
@@ -359,7 +377,7 @@ def _find_lists(text: str) -> dict[tuple[str, ...], tuple[int, int, list[tuple[i
     return found
 
 
-def _walk_object(text: str, pos: int, path: tuple[str, ...], found: dict) -> int:
+def _walk_object(text: str, pos: int, path: tuple[str, ...], found: _Found) -> int:
     """Scan the object at `pos` (values scanned, not kept); returns the index just past it."""
     if text[pos] != "{":
         raise _Unsliceable(f"not an object at {'.'.join(path) or 'the top'}")
@@ -370,7 +388,7 @@ def _walk_object(text: str, pos: int, path: tuple[str, ...], found: dict) -> int
     while True:
         if text[pos] != '"':
             raise _Unsliceable("a key that is not a string")
-        key, pos = json.decoder.scanstring(text, pos + 1)
+        key, pos = _scanstring(text, pos + 1)
         if key in seen and path + (key,) in _WALKED:
             raise _Unsliceable(f"duplicate key {key!r}")  # which one wins is pydantic's business
         seen.add(key)

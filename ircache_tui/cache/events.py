@@ -16,8 +16,9 @@ from ..ir.usage import Usage
 
 log = logging.getLogger("ircache")
 
-# "topology": a cluster's slots changed primary (detail says how, in a sentence)
-EventKind = Literal["hit", "miss", "generated", "warmed", "corrupt", "flushed", "deleted", "error", "topology"]
+# "topology": a cluster's slots changed primary (detail says how, in a sentence);
+# "ttl": one key's TTL was reset (detail: the seconds)
+EventKind = Literal["hit", "miss", "generated", "warmed", "corrupt", "flushed", "deleted", "error", "topology", "ttl"]
 
 
 @dataclass(frozen=True, slots=True)

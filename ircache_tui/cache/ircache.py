@@ -37,7 +37,7 @@ from ..ir.generators import Generator, generator_label
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
 from .browse import KeyBrowser
-from .decoded import DecodedEntries
+from .decoded import DecodedEntries, EntryDigest
 from .embedded import EmbeddedRedis
 from .errors import ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss, RedisUnavailable
 from .events import CacheEvent, EventBus
@@ -348,8 +348,7 @@ class IRCache:
             made = born[i] if born is not None else None
             if made is not None and counted_on is not None and abs(made - counted_on) > 1e-3:
                 r, f, last = 0, 0, None
-            mine = pending.per_entry.get(key) if pending else None
-            if mine:
+            if pending and (mine := pending.per_entry.get(key)):
                 r, f = r + mine["redis"], f + mine["filesystem"]
                 last = max(last or 0.0, pending.last.get(key, 0.0)) or None
             out.append({"redis": r, "filesystem": f, "last": last})
@@ -389,7 +388,7 @@ class IRCache:
         finally:
             abandoned = True  # cancelled: the thread gives up at its next slice
 
-    async def read_entry_digest(self, cache_key: str, tier: StoreTier = "redis") -> EntryDigest:  # noqa: F821
+    async def read_entry_digest(self, cache_key: str, tier: StoreTier = "redis") -> EntryDigest:
         """What a viewer needs of one stored entry: its head, counts, size and indented JSON.
 
         Raises like read_entry. A small entry is decoded as read_entry does
@@ -397,7 +396,7 @@ class IRCache:
         worker thread and never held whole (see decoded.digest_sliced): the
         event loop keeps running and memory stays ~3× the stored bytes.
         """
-        from .decoded import SLICED_MIN, EntryDigest, digest_sliced
+        from .decoded import SLICED_MIN, digest_sliced
 
         raw = await self._stored_bytes(cache_key, tier)
         if len(raw) < SLICED_MIN:

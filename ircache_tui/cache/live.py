@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .keys import ParsedKey
 
@@ -82,7 +82,7 @@ async def coalesced(
             ready.set()
 
     reader = asyncio.create_task(read())
-    waiter: asyncio.Future[bool] | None = None
+    waiter: asyncio.Task[Literal[True]] | None = None
     try:
         while True:
             waiter = asyncio.ensure_future(ready.wait())

@@ -122,9 +122,12 @@ def start(app: WSGIApp, host: str, port: int) -> tuple[WSGIServer, threading.Thr
     """Serve `app` on host:port from a daemon thread; raises OSError when it cannot be bound."""
     # the address family from the host, as prometheus_client does (an IPv6 host needs AF_INET6)
     family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    address = sockaddr[0]
+    if not isinstance(address, str):  # an AF_INET or AF_INET6 address: getaddrinfo gives no other for a host
+        raise OSError(f"cannot listen on {host!r}: not an IP address family")
     report = FailureReport()
-    server_class = type("_MetricsServer", (_Server,), {"address_family": family, "report": report})
-    httpd = make_server(sockaddr[0], port, _counted(app, report), server_class, handler_class=_Handler)
+    server_class: type[_Server] = type("_MetricsServer", (_Server,), {"address_family": family, "report": report})
+    httpd = make_server(address, port, _counted(app, report), server_class, handler_class=_Handler)
     thread = threading.Thread(target=httpd.serve_forever, name="ircache-metrics", daemon=True)
     thread.start()
     return httpd, thread, report

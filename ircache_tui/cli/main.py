@@ -45,7 +45,9 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from types import FrameType
+from typing import TypeVar, overload
 
 from .. import __version__
 from ..cache.embedded import stop_owned
@@ -89,7 +91,7 @@ class _Stop:
     signum: int | None = None
 
 
-def _on_stop_signal(signum: int, frame: object) -> None:
+def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
     """SIGTERM / SIGHUP: mute the log, then do what SIGINT does here.
 
     Inside asyncio.run, SIGINT's handler is the runner's: the first one cancels the main
@@ -112,13 +114,26 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+_N = TypeVar("_N")  # a namespace given to parse_known_args
+
+
 class _CommandParser(argparse.ArgumentParser):
     """A command's parser: its options and its positional words in any order
     (`ircache-tui specs --no-watch more-specs`), which plain parse_args refuses."""
 
     _intermixing = False
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    # typed as ArgumentParser.parse_known_args is (typeshed's overloads)
+    @overload
+    def parse_known_args(self, args: Iterable[str] | None = None,
+                         namespace: None = None) -> tuple[argparse.Namespace, list[str]]: ...
+    @overload
+    def parse_known_args(self, args: Iterable[str] | None, namespace: _N) -> tuple[_N, list[str]]: ...
+    @overload
+    def parse_known_args(self, *, namespace: _N) -> tuple[_N, list[str]]: ...
+
+    def parse_known_args(self, args: Iterable[str] | None = None,
+                         namespace: object = None) -> tuple[object, list[str]]:
         if self._intermixing:  # parse_known_intermixed_args' own passes (Python 3.11, 3.12)
             return super().parse_known_args(args, namespace)
         self._intermixing = True

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..fmt import plural
 from .model import ApplicationIR, Attribute, Endpoint, Entity, Flow, Parameter, Relationship, ValidationRule
@@ -52,6 +52,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
 _NESTED_NOUNS = {"attributes": "attribute", "relationships": "relationship", "parameters": "parameter"}
 
 Detail = dict[str, Any]
+_T = TypeVar("_T")  # one section's item: an Entity, an Endpoint...
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +138,9 @@ def _relationship_id(rel: Relationship) -> str:
     return f"{rel.source_entity} -> {rel.target_entity}"
 
 
-def _index(items: Iterable[Any], key: Callable[[Any], str]) -> dict[str, Any]:
+def _index(items: Iterable[_T], key: Callable[[_T], str]) -> dict[str, _T]:
     """identity → item, in order; an identity seen again becomes `id #2`, `id #3`..."""
-    out: dict[str, Any] = {}
+    out: dict[str, _T] = {}
     seen: Counter[str] = Counter()
     for item in items:
         ident = key(item)
@@ -149,7 +150,7 @@ def _index(items: Iterable[Any], key: Callable[[Any], str]) -> dict[str, Any]:
 
 
 def _compare(
-    old: Iterable[Any], new: Iterable[Any], key: Callable[[Any], str], changes: Callable[[Any, Any], Detail],
+    old: Iterable[_T], new: Iterable[_T], key: Callable[[_T], str], changes: Callable[[_T, _T], Detail],
 ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, Detail]]:
     before, after = _index(old, key), _index(new, key)
     added = tuple(k for k in after if k not in before)
@@ -163,11 +164,15 @@ def _compare(
     return added, removed, changed
 
 
-def _section(old, new, key, changes) -> SectionDiff:
+def _section(
+    old: Iterable[_T], new: Iterable[_T], key: Callable[[_T], str], changes: Callable[[_T, _T], Detail],
+) -> SectionDiff:
     return SectionDiff(*_compare(old, new, key, changes))
 
 
-def _nested(old, new, key, changes) -> Detail | None:
+def _nested(
+    old: Iterable[_T], new: Iterable[_T], key: Callable[[_T], str], changes: Callable[[_T, _T], Detail],
+) -> Detail | None:
     added, removed, changed = _compare(old, new, key, changes)
     if not (added or removed or changed):
         return None

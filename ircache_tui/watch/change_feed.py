@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from .bad_names import undecodable_paths
 from .log import log, show
@@ -141,7 +141,8 @@ class ChangeFeed:
             self._on_restart()  # runs once the new notifier below is in place (it is set up synchronously)
 
     async def _watch(self, paths: list[Path], force_polling: bool) -> None:
-        options = dict(
+        async for changes in awatch(
+            *paths,
             watch_filter=None,  # classified in a thread by _enqueue: a burst costs the loop nothing
             debounce=self._debounce_ms,
             step=min(AWATCH_STEP_MS, self._debounce_ms),
@@ -149,11 +150,10 @@ class ChangeFeed:
             recursive=True,
             ignore_permission_denied=True,
             force_polling=force_polling or None,  # None: watchfiles' default (WATCHFILES_FORCE_POLLING)
-        )
-        async for changes in awatch(*paths, **options):
+        ):
             await self._enqueue(changes)
 
-    async def _enqueue(self, changes: set[tuple[object, str]]) -> None:
+    async def _enqueue(self, changes: set[tuple[Change, str]]) -> None:
         self._stats.batches += 1
         self._stats.events += len(changes)
         raw = {p for _, p in changes}

@@ -57,7 +57,7 @@ class SpecHandler:
         threads: FileThreads,
         *,
         generate: bool,
-        walk_into: Callable[[Path], Awaitable[None]],
+        walk_into: Callable[[Path], Awaitable[object]],
     ) -> None:
         """`walk_into(directory)` queues the specs of a directory found where a spec was expected."""
         self._cache = cache

@@ -171,7 +171,7 @@ class SpecWatcher:
         self._ran = True
         self._loop = asyncio.get_running_loop()
         consumer: asyncio.Task[None] | None = None
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[object]] = []  # object: the workers' None, the stop event's True
         unsubscribe: Callable[[], None] = lambda: None
         try:
             for d in self.dirs:
@@ -429,7 +429,7 @@ class SpecWatcher:
             self._idle.set()
 
 
-async def _cancel_all(tasks: list[asyncio.Task]) -> None:
+async def _cancel_all(tasks: list[asyncio.Task[object]]) -> None:
     """Cancel the workers and wait for them, asking again if one swallowed the request.
 
     Python 3.11's asyncio.timeout / wait_for (redis-py reads and connects under them) can lose

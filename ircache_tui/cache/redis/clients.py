@@ -5,6 +5,7 @@ an unreachable Redis costs milliseconds and a hung one a single timeout."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,13 +40,14 @@ def make_client(
     )
     if max_connections is not None:
         # a wait longer than any single call (socket_timeout) means something is stuck
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=pool_wait,
-                                                          **options)
-        client = aioredis.Redis.from_pool(pool)  # closes the pool with the client
+        blocking = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=pool_wait,
+                                                              **options)
+        client = aioredis.Redis.from_pool(blocking)  # closes the pool with the client
     else:
         client = aioredis.Redis.from_url(url, **options)
     pool = client.connection_pool  # from_url chose the class for the scheme; keep it, pack in C, SETNAME optional
-    pool.connection_class = connection_class_for(pool.connection_class)
+    # mypy takes no class object for Hashable (python/mypy#11470), which functools.cache's stub asks
+    pool.connection_class = connection_class_for(pool.connection_class)  # type: ignore[arg-type]
     return client
 
 
@@ -54,7 +56,9 @@ class _Cluster(RedisCluster):
     a slot not covered yet) once, with the topology asked again; a timeout never (a hung node
     would only hang again, and the filesystem can answer now)."""
 
-    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
+    # redis-py leaves AbstractRedisCluster.ERRORS_ALLOW_RETRY (redis/cluster.py) unannotated, so mypy
+    # takes its four classes for its type and refuses any other set, this one without TimeoutError
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
 
 def make_cluster_client(
@@ -102,3 +106,9 @@ def node_name(client: aioredis.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
+
+def execute(client: aioredis.Redis | RedisCluster, *args: str) -> Awaitable[Any]:
+    """`client.execute_command(*args)`, whose reply is whatever the command answers. redis-py (8.2)
+    leaves Redis.execute_command unannotated: its type is stated here, once."""
+    command: Callable[..., Awaitable[Any]] = client.execute_command
+    return command(*args)

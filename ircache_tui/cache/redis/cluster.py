@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -38,10 +38,10 @@ from redis.exceptions import AskError, MovedError, NoPermissionError, RedisError
 
 from ..errors import FlushIncomplete, RedisUnavailable
 from ..keys import Selection
-from .clients import make_client, node_name, node_url
+from .clients import execute, make_client, node_name, node_url
 from .diagnose import DOWN_ERRORS, WAITED, blame, connection_lost, down_reason, node_of, topology_error
 from .entries import EntryDeleter
-from .nodes import Call, FlushProgress, Listen, Nodes
+from .nodes import Call, Events, FlushProgress, Listen, Nodes
 from .pager import ClusterCursor, Layouts
 from .topology import describe_migrations, describe_topology_change, own_migrations
 from .walk import Reroute, Tally, scan_page, scan_unlink_node, script_sha, unlink_keys
@@ -181,7 +181,7 @@ class ClusterNodes(Nodes):
         when none does."""
         for client in list(self._node_clients.values()):
             try:
-                reply = await client.execute_command("CLUSTER SLOTS")
+                reply = await execute(client, "CLUSTER SLOTS")
             except (*DOWN_ERRORS, RedisError):
                 continue
             owners = [""] * 16384
@@ -434,7 +434,7 @@ class ClusterNodes(Nodes):
                 except NoPermissionError as exc:
                     refused[key] = exc
             return deleted
-        return reroute  # type: ignore[return-value]
+        return reroute
 
     async def still_left(self, refused: dict[bytes, RedisError]) -> None:
         """Drop from `refused` the keys a later walk deleted after all (the migration ended, and
@@ -453,7 +453,7 @@ class ClusterNodes(Nodes):
         resharding shows only once a slot changed owner, or when a key was found moved."""
         async def ask(_i: int, client: aioredis.Redis) -> list[str]:
             try:
-                reply = await client.execute_command("CLUSTER NODES")
+                reply = await execute(client, "CLUSTER NODES")
             except ResponseError:  # NOPERM, or a proxy that hides the command
                 return []
             except Exception as exc:
@@ -537,7 +537,7 @@ class ClusterNodes(Nodes):
             return 0, raw
         return ClusterCursor(node_next, at.layout, index).encode(), raw
 
-    async def events(self, listen: Listen, on_subscribed: Callable[[], None] | None) -> AsyncIterator[tuple[bytes, str]]:
+    async def events(self, listen: Listen, on_subscribed: Callable[[], None] | None) -> Events:
         """Every primary's events, merged: one listener per node into one bounded queue. A node
         that fails ends the whole stream (the caller listens again, on the topology of then)."""
         nodes = await self.primaries(refresh=True)

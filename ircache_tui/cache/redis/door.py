@@ -15,13 +15,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
-from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError, ResponseError
 
 from ..errors import ClusterRefused, ReadOnlyError, RedisBusy, RedisUnavailable
 from ..health import RedisHealth
 from ..refusals import command_error
 from ..server import ServerInfo, from_hello, from_info
 from ..urls import mask_url
+from .clients import execute
 from .diagnose import DOWN_ERRORS, auth_refused, pool_exhausted
 from .nodes import Nodes
 
@@ -65,11 +66,11 @@ class Door:
         self._server = None  # the one that comes back may be another server (an upgrade, a failover)
         return self.down()
 
-    def mapped(self, exc: RedisError | OSError) -> Exception:
+    def mapped(self, exc: RedisError | RedisClusterException | OSError) -> Exception:
         """`exc` as the cache's own error (for a stream that ends with it)."""
         if isinstance(exc, DOWN_ERRORS) or auth_refused(exc):
             return self.mark_down(exc)
-        return command_error(exc)  # type: ignore[arg-type]
+        return command_error(exc)
 
     async def run(self, op: Callable[[], Awaitable[T]], *, probe: bool = False, sent: str | None = None,
                   follow_failover: bool = False) -> T:
@@ -134,7 +135,7 @@ class Door:
         client = await self.nodes.any_node()
         try:
             # no protocol version: the connection's own (redis-py's handshake chose it) is kept
-            return from_hello(await client.execute_command("HELLO"))
+            return from_hello(await execute(client, "HELLO"))
         except ResponseError as exc:  # a server before HELLO (Redis 5), a proxy, an ACL
             log.debug("HELLO refused (%s); asking INFO server", _first_line(exc))
         try:

@@ -20,6 +20,7 @@ from ..hits import HitBatch
 from ..keys import KeySpace
 from . import scripts
 from .door import Door, raising
+from .nodes import Call
 from .walk import forget_script, scan_pages, sha_of, unlink_keys
 
 log = logging.getLogger("ircache")
@@ -87,7 +88,7 @@ class HitStore:
         keys = list(batch.per_entry)
         if not keys:
             return {}
-        calls = [(rk, "getrange", (rk, 0, 1023), {}) for rk in map(self._keys.redis_key, keys)]
+        calls: list[Call] = [(rk, "getrange", (rk, 0, 1023), {}) for rk in map(self._keys.redis_key, keys)]
         heads = await self._door.run(lambda: self._door.nodes.pipelined(calls, raise_on_error=False), sent="getrange")
         kept = {}
         for key, head in zip(keys, heads):
@@ -130,7 +131,7 @@ class HitStore:
             return []
 
         hkeys = [self._keys.hits_key(key) for key in cache_keys]
-        calls = [(hkey, "hmget", (hkey, "redis", "filesystem", "last", "gen"), {}) for hkey in hkeys]
+        calls: list[Call] = [(hkey, "hmget", (hkey, "redis", "filesystem", "last", "gen"), {}) for hkey in hkeys]
         rows = await self._door.run(lambda: self._door.nodes.pipelined(calls), sent="hmget")
         return [(count_of(r), count_of(f), epoch_of(last), epoch_of(gen)) for r, f, last, gen in rows]
 

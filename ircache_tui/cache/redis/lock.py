@@ -19,6 +19,7 @@ from ... import redact
 from ..errors import RedisCommandError, RedisPermissionError
 from ..keys import KeySpace
 from . import scripts
+from .clients import execute
 from .door import Door
 
 log = logging.getLogger("ircache")
@@ -108,9 +109,10 @@ class Locks:
             self._door.forget_server()
 
     def _native_release(self, lkey: str, token: str) -> Awaitable[Any]:
+        client = self._door.nodes.client  # a plain client or a RedisCluster: both take any command
         if self._native == "delex":
-            return self._door.nodes.client.execute_command("DELEX", lkey, "IFEQ", token)
-        return self._door.nodes.client.execute_command("DELIFEQ", lkey, token)
+            return execute(client, "DELEX", lkey, "IFEQ", token)
+        return execute(client, "DELIFEQ", lkey, token)
 
     @contextlib.contextmanager
     def _lock_refusal(self, what: str) -> Iterator[None]:
@@ -182,7 +184,7 @@ class Locks:
             try:
                 await pipe.watch(lkey)
                 held = await pipe.get(lkey)
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]  # redis-py (8.2) leaves Pipeline.multi unannotated
                 if held == token.encode():
                     then(pipe)
                 result = await pipe.execute()  # an empty MULTI/EXEC ends the WATCH without UNWATCH

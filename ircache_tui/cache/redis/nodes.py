@@ -9,7 +9,7 @@ asks which one it holds: a walk is `each(work)`, a pipeline `pipelined(calls)`, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -22,8 +22,10 @@ from .walk import Reroute, Tally, scan_page, scan_unlink, script_sha, unlink_key
 T = TypeVar("T")
 #: (the key a command routes by, the pipeline method, its args, its kwargs)
 Call = tuple[str, str, tuple[Any, ...], dict[str, Any]]
+#: (Redis key, event) as keyspace notifications arrive; a generator, so that aclosing() ends it at once
+Events = AsyncGenerator[tuple[bytes, str], None]
 #: listens to one node's keyspace events: (node, told when subscribed) → (Redis key, event)
-Listen = Callable[[aioredis.Redis, Callable[[], None] | None], AsyncIterator[tuple[bytes, str]]]
+Listen = Callable[[aioredis.Redis, Callable[[], None] | None], Events]
 
 
 class FlushProgress:
@@ -155,7 +157,7 @@ class Nodes(ABC):
         """Load script `name` where `keys` live; False when a node refuses scripts."""
 
     @abstractmethod
-    def events(self, listen: Listen, on_subscribed: Callable[[], None] | None) -> AsyncIterator[tuple[bytes, str]]:
+    def events(self, listen: Listen, on_subscribed: Callable[[], None] | None) -> Events:
         """Keyspace events of every node, as one stream."""
 
 
@@ -215,6 +217,6 @@ class SingleNode(Nodes):
     async def scripts_on(self, name: str, body: str, keys: list[str]) -> bool:
         return await script_sha(self.client, name, body) is not False
 
-    def events(self, listen: Listen, on_subscribed: Callable[[], None] | None) -> AsyncIterator[tuple[bytes, str]]:
+    def events(self, listen: Listen, on_subscribed: Callable[[], None] | None) -> Events:
         return listen(self.client, on_subscribed)
 

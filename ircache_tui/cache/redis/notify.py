@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -17,6 +17,7 @@ from ..errors import RedisCommandError, RedisUnavailable
 from ..keys import KeySpace, glob_escape
 from .diagnose import DOWN_ERRORS
 from .door import Door
+from .nodes import Events
 
 log = logging.getLogger("ircache")
 
@@ -34,8 +35,8 @@ async def enable(door: Door, *, may_configure: bool, private: bool) -> bool:
         nodes = await door.run(lambda: door.nodes.walk_nodes())  # (after the mode is settled)
         for node in nodes:
             flags = (await door.run(lambda: node.config_get("notify-keyspace-events"))).get(
-                "notify-keyspace-events", ""
-            )
+                "notify-keyspace-events"
+            ) or ""  # (typed Optional by redis-py; a server answers a string, maybe empty)
             if isinstance(flags, bytes):
                 flags = flags.decode()
             if _covers(flags):
@@ -52,11 +53,11 @@ async def enable(door: Door, *, may_configure: bool, private: bool) -> bool:
 
 
 async def keyspace_events(door: Door, keys: KeySpace,
-                          on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[tuple[bytes, str]]:
+                          on_subscribed: Callable[[], None] | None = None) -> Events:
     """(Redis key, event) for every key under the prefix, as notifications arrive. Ends by
     raising RedisUnavailable when the connection drops."""
 
-    def listen(node: aioredis.Redis, subscribed: Callable[[], None] | None) -> AsyncIterator[tuple[bytes, str]]:
+    def listen(node: aioredis.Redis, subscribed: Callable[[], None] | None) -> Events:
         return _node_events(door, keys, node, subscribed)
 
     # aclosing: closing this stream closes the one it wraps now, not when the collector
@@ -72,7 +73,7 @@ async def keyspace_events(door: Door, keys: KeySpace,
 
 
 async def _node_events(door: Door, keys: KeySpace, node: aioredis.Redis,
-                       on_subscribed: Callable[[], None] | None) -> AsyncIterator[tuple[bytes, str]]:
+                       on_subscribed: Callable[[], None] | None) -> Events:
     channel_prefix = f"__keyspace@{door.nodes.db}__:".encode()
     pubsub = node.pubsub(ignore_subscribe_messages=True)
     try:

@@ -8,6 +8,7 @@ so no key name travels to Python; where scripts are refused the walk runs client
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,16 +30,16 @@ class Sizes:
     keys: int = 0
     #: None when the server refuses MEMORY USAGE (an ACL without it): the keys are still counted
     bytes: int | None = 0
-    specs: set[bytes] = field(default_factory=set)
+    specs: set[builtins.bytes] = field(default_factory=set)  # builtins.: the field `bytes` shadows the type
     #: spec name → [keys, bytes] (bytes stay 0 when MEMORY USAGE is refused: see `bytes`)
-    per_spec: dict[bytes, list[int]] = field(default_factory=dict)
+    per_spec: dict[builtins.bytes, list[int]] = field(default_factory=dict)
     #: whether the scripted step ran (False: refused, counted client-side)
     scripted: bool = True
     #: keys of our name that hold something else (another type, a string that is not an entry):
     #: another tool's, counted apart and never as entries
     foreign: int = 0
 
-    def add_spec(self, spec: bytes, keys: int, size: int) -> None:
+    def add_spec(self, spec: builtins.bytes, keys: int, size: int) -> None:
         totals = self.per_spec.get(spec)
         if totals is None:
             self.per_spec[spec] = [keys, size]
@@ -63,6 +64,7 @@ async def scan_sizes(
     if not scripted:
         return await _sizes_unscripted(client, selection, count=count, batch=batch)
     sizes = Sizes()
+    total = 0  # of MEMORY USAGE: a server that refuses it inside the script refuses the whole step
     step = client.register_script(scripts.STATS_STEP)
     cursor = 0
     while True:
@@ -74,11 +76,12 @@ async def scan_sizes(
         raise_if_cancelled()
         cursor = int(cursor)
         sizes.keys += int(n)
-        sizes.bytes += int(size)
+        total += int(size)
         sizes.foreign += int(foreign)
         for i in range(0, len(specs), 3):
             sizes.add_spec(specs[i], int(specs[i + 1]), int(specs[i + 2]))
         if cursor == 0:
+            sizes.bytes = total
             return sizes
 
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -40,7 +40,7 @@ from .door import Door, raising
 from .entries import EntryDeleter, ForeignMemory, head_of, shown_head
 from .hit_store import HitStore, hits_of
 from .lock import Locks
-from .nodes import FlushProgress, Nodes, SingleNode
+from .nodes import Call, Events, FlushProgress, Nodes, SingleNode
 from .sizes import Sizes, merge_sizes, merge_top, scan_sizes, scan_top
 from .walk import SCAN_COUNT, Tally, entries_among, scan_page
 
@@ -218,7 +218,7 @@ class RedisTier:
         (another type, or a string that is not an entry): never an entry of ours, never deleted."""
         rkey = self.keys.redis_key(cache_key)
         try:
-            raw = await self.door.run(lambda: self.client.get(rkey))
+            raw: bytes | None = await self.door.run(lambda: self.client.get(rkey))  # (bytes: no decode_responses)
         except RedisCommandError as exc:
             if "WRONGTYPE" not in str(exc):
                 raise
@@ -273,7 +273,7 @@ class RedisTier:
             return []
 
         rkeys = [self.keys.redis_key(key) for key in cache_keys]
-        calls = [(rkey, "getrange", (rkey, 0, len(ENTRY_HEAD) - 1), {}) for rkey in rkeys]
+        calls: list[Call] = [(rkey, "getrange", (rkey, 0, len(ENTRY_HEAD) - 1), {}) for rkey in rkeys]
         heads = await self.door.run(lambda: self.door.nodes.pipelined(calls, raise_on_error=False), sent="getrange",
                                 follow_failover=follow_failover)
         out = []
@@ -482,7 +482,7 @@ class RedisTier:
         keep = set(ours)
         return [p for p, rkey in zip(page, rkeys) if rkey in keep]
 
-    async def scan_ir_keys(self, spec_name: str | None = None) -> AsyncIterator[list[ParsedKey]]:
+    async def scan_ir_keys(self, spec_name: str | None = None) -> AsyncGenerator[list[ParsedKey], None]:
         """Every IR entry's key (parsed), a SCAN page at a time; every node a walk covers is walked
         at once, and pages come as they arrive. Keys of our name that hold another tool's value are
         left out (a GETRANGE each, pipelined with the page's others)."""
@@ -565,7 +565,7 @@ class RedisTier:
         """True if keyspace notifications for our keys are (now) on (notify.py)."""
         return await notify.enable(self.door, may_configure=may_configure, private=self.private)
 
-    def keyspace_events(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[tuple[bytes, str]]:
+    def keyspace_events(self, on_subscribed: Callable[[], None] | None = None) -> Events:
         """(Redis key, event) for every key under the prefix, as notifications arrive (notify.py)."""
         return notify.keyspace_events(self.door, self.keys, on_subscribed)
 

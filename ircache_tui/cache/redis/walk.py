@@ -168,7 +168,7 @@ class _Queued:
     entry: bytes | None
     each: bool
     script: bool
-    groups: list[list[bytes | str]] | None = None
+    groups: list[Sequence[bytes | str]] | None = None
 
 
 def sha_of(body: str) -> str:
@@ -461,7 +461,8 @@ async def scan_unlink_node(
     """
     if count is None:
         count = scan_count(selection)
-    cursor, pending, deleted = 0, [], 0
+    cursor, deleted = 0, 0
+    pending: Keys = []
 
     def add(n: int) -> None:  # as each part goes: a walk that fails later has counted it
         nonlocal deleted

@@ -28,12 +28,16 @@ import tempfile
 import threading
 import time
 import traceback
+from typing import TYPE_CHECKING
 
 from ...cache.embedded import stop_owned
 from ...redact import printable
 from ...settings import Settings
 from ..common import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE, eprint
 from ._shared import spec_dirs
+
+if TYPE_CHECKING:  # Textual is imported only for the dashboard (see run)
+    from textual.app import App
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_GRACE = 8.0  # seconds from a stop signal to a forced exit
@@ -132,7 +136,7 @@ class _Stop:
     handler: set an event, duplicate file descriptors, wake the loop.
     """
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: App[None]) -> None:
         self.app = app
         self.loop: asyncio.AbstractEventLoop | None = None
         self.signum: int | None = None

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
@@ -100,6 +101,6 @@ def usage_text(usage: Usage) -> str:
     return f"made with {tokens}{seconds}{cost}"
 
 
-def hits_text(hits: dict) -> str:
+def hits_text(hits: dict[str, Any]) -> str:
     return f"hit {plural(hits['redis'] + hits['filesystem'], 'time')} ({human_count(hits['redis'])} Redis, " \
            f"{human_count(hits['filesystem'])} filesystem)"

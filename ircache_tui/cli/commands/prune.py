@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_run(args, settings, dirs))
 
 
-async def _run(args: argparse.Namespace, settings: Settings, dirs) -> int:
+async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -> int:
     specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir])
     async with IRCache(settings=settings) as cache:
         report = await find_stale(cache, specs, orphans=args.orphans and not args.keep_orphans)

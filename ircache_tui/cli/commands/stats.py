@@ -26,7 +26,7 @@ example:
 SPECS_SHOWN = 10
 
 
-def specs_text(redis_info: dict, limit: int = SPECS_SHOWN) -> str:
+def specs_text(redis_info: dict[str, Any], limit: int = SPECS_SHOWN) -> str:
     """The `specs` line: how many, then the first `limit` and how many more.
 
     The biggest first when the stats carry per-spec sizes (`spec_sizes`:

@@ -9,7 +9,9 @@ import dataclasses
 import logging
 import os
 import signal
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from ...cache.ircache import IRCache
 from ...fmt import describe_os_error, human_count, plural
@@ -21,6 +23,8 @@ from ._shared import spec_dirs
 
 if TYPE_CHECKING:  # prometheus_client is imported only by a watch that serves metrics
     from ...cache.metrics import CacheMetrics, MetricsServer
+
+T = TypeVar("T")  # what a settings parser makes of an argument
 
 #: the same as cache.metrics.DEFAULT_REFRESH_INTERVAL (not imported here, see above)
 DEFAULT_REFRESH_INTERVAL = 30.0
@@ -89,10 +93,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"(IR_METRICS_REFRESH, default {DEFAULT_REFRESH_INTERVAL:g})")
 
 
-def _arg(parse, source: str):
+def _arg(parse: Callable[[str, str], T], source: str) -> Callable[[str], T]:
     """An argparse type from a settings parser: its SettingsError becomes argparse's usage error."""
 
-    def convert(text: str):
+    def convert(text: str) -> T:
         try:
             return parse(text, source)
         except SettingsError as exc:
@@ -161,7 +165,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-async def _run(args: argparse.Namespace, settings: Settings, dirs, metrics: "CacheMetrics | None" = None,
+async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path], metrics: "CacheMetrics | None" = None,
                refresh_interval: float = DEFAULT_REFRESH_INTERVAL) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

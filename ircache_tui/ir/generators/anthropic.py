@@ -36,6 +36,7 @@ import re
 from typing import Any
 
 import anthropic
+from anthropic.types import MessageParam, OutputConfigParam
 from pydantic import ValidationError
 
 from ... import redact
@@ -211,7 +212,7 @@ class AnthropicGenerator:
             ) from None
 
     async def _generate(self, spec_markdown: str, spec_name: str, tally: dict[str, int | None]) -> ApplicationIR:
-        messages: list[dict[str, Any]] = [
+        messages: list[MessageParam] = [
             {"role": "user", "content": f"Spec `{spec_name}`:\n\n{spec_markdown}"},
         ]
         problem = ""
@@ -222,7 +223,7 @@ class AnthropicGenerator:
                     max_tokens=self.max_tokens,
                     system=SYSTEM_PROMPT,
                     messages=messages,
-                    output_config={"format": {"type": "json_schema", "schema": self._schema}},
+                    output_config=OutputConfigParam(format={"type": "json_schema", "schema": self._schema}),
                 )
             except json.JSONDecodeError:  # a 200 that says JSON and is not
                 raise _NotAMessage("a body that is not JSON") from None
@@ -318,7 +319,8 @@ def _line(text: object, limit: int = 200) -> str:
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    found = body.get("error")
+    error = found if isinstance(found, dict) else {}
     return _line(error.get("message") or exc.message)
 
 

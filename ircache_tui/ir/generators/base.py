@@ -15,10 +15,15 @@ class GenerationError(IRCacheError):
 
 @runtime_checkable
 class Generator(Protocol):
-    #: Short name recorded in every stored entry and in the log ("offline", "anthropic").
-    name: str
-    #: The model behind it, or None when there is none.
-    model: str | None
+    # Read-only (properties), so a generator may declare them narrower (`model: str` when it
+    # always has one): the cache only reads them.
+    @property
+    def name(self) -> str:
+        """Short name recorded in every stored entry and in the log ("offline", "anthropic")."""
+
+    @property
+    def model(self) -> str | None:
+        """The model behind it, or None when there is none."""
 
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR: ...
 

@@ -149,10 +149,10 @@ class _Parser:
             summary = re.sub(r"\s*\((?:auth[^)]*|public|no auth)\)\s*$", "", summary, flags=re.I)
             lowered = line.lower()
             auth = ("auth" in lowered or "🔒" in line) and "no auth" not in lowered and "public" not in lowered
-            params = [
+            params = tuple(
                 Parameter(name=p[0] or p[1], location="path", required=True)
                 for p in _PATH_PARAM.findall(path)
-            ]
+            )
             self.endpoints[(method, path)] = Endpoint(
                 method=method, path=path, summary=summary, auth_required=auth, parameters=params
             )
@@ -329,10 +329,10 @@ class _Parser:
         return ApplicationIR(
             name=self.name,
             description=self.description,
-            domain_model=DomainModel(entities=[Entity.model_validate(e) for e in self.entities.values()]),
-            api_model=APIModel(endpoints=list(self.endpoints.values())),
-            behavior_model=BehaviorModel(flows=[Flow.model_validate(f) for f in self.flows]),
-            validation_model=ValidationModel(rules=self.rules),
+            domain_model=DomainModel(entities=tuple(Entity.model_validate(e) for e in self.entities.values())),
+            api_model=APIModel(endpoints=tuple(self.endpoints.values())),
+            behavior_model=BehaviorModel(flows=tuple(Flow.model_validate(f) for f in self.flows)),
+            validation_model=ValidationModel(rules=tuple(self.rules)),
             infrastructure_model=InfrastructureModel(
                 database=DatabaseConfig(type=self.database or "postgresql", name=re.sub(r"\W+", "_", self.name.lower()).strip("_"))
             ),
