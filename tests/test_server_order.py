@@ -15,7 +15,7 @@ from ircache_tui.cache.redis import sizes
 from ircache_tui.cache.browse import KeyRow
 from ircache_tui.cache.keys import KeySpace
 from ircache_tui.cache.redis import RedisTier
-from ircache_tui.tui.widgets.keys_pane import _SORT_KEYS, SORTS
+from ircache_tui.tui.widgets.keys import SORT_KEYS, SORTS
 from tests.support.foreign import entry_value
 
 pytestmark = pytest.mark.server
@@ -110,5 +110,5 @@ def test_keys_pane_sorts_break_ties_by_name(column):
     order of their names whatever order the page brought them in."""
     rows = [_row("petstore", "ffff0000"), _row("petstore", "0000ffff"), _row("orders", "aaaa0000")]
     for arrived in (rows, rows[::-1]):
-        ordered = sorted(arrived, key=_SORT_KEYS[column])
+        ordered = sorted(arrived, key=SORT_KEYS[column])
         assert [r.cache_key for r in ordered] == ["orders_aaaa0000", "petstore_0000ffff", "petstore_ffff0000"]

@@ -7,17 +7,27 @@ of the keyspace: SCAN returns keys in batches, so the keys a batch returns
 beyond a full page are carried into the next page instead of being lost.
 
 Each page remembers the cursor (and carry) it started from, so "previous"
-replays exactly. A page that takes longer than `time_budget` to fill (IR
-keys are rare in a huge keyspace) is returned partial and the scan goes on
-from there on "next".
+replays exactly. A page fills itself: it scans until it holds `page_size`
+keys or the scan is complete, however long that takes (IR keys of one spec
+are rare under a shared prefix of 100,000 keys). It is never handed back
+partial. The time budget only slices the work: after each slice of about
+`time_budget` seconds the caller hears how far the page has got (`Filling`)
+and the event loop gets a turn.
+
+The walk asks SCAN for every key under the prefix (`MATCH {prefix}:*`) and
+applies the filter here, so that "scanned" is true: it counts the keys under
+the prefix the walk has examined (entries, other tools' keys, our hit counters
+and locks), not only those the filter takes. With a filter in MATCH the server
+would examine keys it never hands back, and nobody could say how many.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import asyncio
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..ir.envelope import SCHEMA_VERSION, generated_epoch, is_entry_head
@@ -60,67 +70,138 @@ class KeyRow:
 
 @dataclass(frozen=True, slots=True)
 class Page:
+    """A whole page: `page_size` rows, or fewer only when the scan reached its end with it."""
+
     number: int  # 1-based
     rows: list[KeyRow]
     complete: bool  # the scan reached the end of the keyspace with this page
-    partial: bool  # the time budget ran out before the page was full
-    scanned: int  # IR keys seen so far in this scan, up to the end of this page
+    #: keys under the prefix the walk has examined, from page 1 to the end of this page (every key
+    #: SCAN returned, before the filter: a key SCAN returns twice, as it may while the server
+    #: resizes its table, counts twice); 0 for the largest/expiring views (a server-side walk)
+    scanned: int
     #: on a cluster, the primaries walked to their end so far, of how many (None on one node)
     primaries_done: int | None = None
     primaries: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Filling:
+    """How far a page that is still filling has got: told once per time budget, never an answer."""
+
+    number: int  # the page being filled, 1-based
+    found: int  # keys the filter took so far (carried over from the page before included)
+    scanned: int  # as Page.scanned, so far
+    primaries_done: int | None = None
+    primaries: int | None = None
+
+
+OnFilling = Callable[[Filling], None]
 
 
 @dataclass(slots=True)
 class _Start:
     cursor: int
     carry: list[ParsedKey] = field(default_factory=list)
-    scanned_before: int = 0
+    scanned_before: int = 0  # keys examined before this page's cursor (its carry among them)
     scan_done: bool = False  # the scan already reached its end; only the carry is left
 
 
 _GLOB = "*?["
-_HASH_GLOB = "_" + "[0-9a-f]" * HASH_LEN
 
 
-def filter_pattern(prefix: str, text: str | None) -> tuple[str | None, str | None]:
-    """(spec_name, match) for the `/` filter, as an operator types it:
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Redis's glob (what SCAN MATCH understands: `*`, `?`, `[abc]`, `[^a-z]`, `\\x`) as a regex
+    for the whole name, so the filter takes here what MATCH would have taken (`?` is one character
+    here, where Redis counts bytes)."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            i, klass = _glob_class(pattern, i + 1)
+            out.append(klass)
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
 
-    - `pet`: spec names containing "pet" (SCAN MATCH `{prefix}:*pet*_{hash8}`);
-    - `=petstore-spec`: exactly that spec (not its `_v2` cousins);
-    - `pet*`, `*_0a1b*`: a glob over `{spec}_{hash8}`.
-    """
+
+def _glob_class(pattern: str, i: int) -> tuple[int, str]:
+    """The `[...]` starting at `i` (after the `[`) as a regex class, and the index of its `]` (an
+    unclosed class ends with the pattern, as in Redis)."""
+    n = len(pattern)
+    negate = i < n and pattern[i] == "^"
+    i += negate
+    items = []
+    while i < n and pattern[i] != "]":
+        if pattern[i] == "\\" and i + 1 < n:
+            items.append(re.escape(pattern[i + 1]))
+            i += 2
+        elif i + 2 < n and pattern[i + 1] == "-":
+            low, high = sorted((pattern[i], pattern[i + 2]))
+            items.append(f"{re.escape(low)}-{re.escape(high)}")
+            i += 3
+        else:
+            items.append(re.escape(pattern[i]))
+            i += 1
+    if not items:
+        return i, "." if negate else "(?!)"  # `[^]` takes any character, `[]` none
+    return i, f"[{'^' if negate else ''}{''.join(items)}]"
+
+
+def filter_rule(text: str) -> Callable[[ParsedKey], bool]:
+    """What the `/` filter `text` takes (see KeyBrowser.set_filter); InvalidSpecName for a bad `=name`."""
     if not text:
-        return None, None
+        return lambda key: True
     if text.startswith("="):
-        return validate_spec_name(text[1:]), None
+        name = validate_spec_name(text[1:])
+        return lambda key: key.spec_name == name
     if any(c in text for c in _GLOB):
-        return None, f"{glob_escape(prefix)}:{text}"
-    return None, f"{glob_escape(prefix)}:*{glob_escape(text)}*{_HASH_GLOB}"
+        matches = glob_regex(text).fullmatch
+        return lambda key: matches(key.cache_key) is not None
+    return lambda key: text in key.spec_name
 
 
 class KeyBrowser:
     def __init__(self, redis: RedisTier, page_size: int = 100, *, time_budget: float = 0.5) -> None:
+        """`time_budget`: seconds of scanning between two reports of a filling page (0: after
+        every SCAN step); the page itself always comes back whole."""
         self.redis = redis
         self.page_size = max(1, page_size)
         self.time_budget = time_budget
-        self.spec_name: str | None = None
-        self.match: str | None = None
+        self._pattern = f"{glob_escape(redis.keys.prefix)}:*"
         self._text = ""
+        self._takes = filter_rule("")
+        self._starts = f"{redis.keys.prefix}:".encode()
         self._history: list[_Start] = [_Start(0)]
-        self._index = 0  # page shown = _history[_index]
-        self._next: _Start | None = None  # where the following page starts, None when complete
-        self.page: Page | None = None
+        self._next: _Start | None = None  # where the page after `page` starts, None when complete
+        self.page: Page | None = None  # the page last loaded whole: where the walk is
         self._loads = 0  # loads started: only the latest one moves the walk (see _load)
 
     def set_filter(self, text: str | None) -> None:
-        """Filter by `text` (see filter_pattern; raises InvalidSpecName for a bad exact name) and start over."""
-        self.spec_name, self.match = filter_pattern(self.redis.keys.prefix, text)
-        self._text = text or ""
+        """Filter as an operator types it, and start over (raises InvalidSpecName for a bad exact name):
+
+        - `pet`: spec names containing "pet";
+        - `=petstore-spec`: exactly that spec (not its `_v2` cousins);
+        - `pet*`, `*_0a1b*`: a glob (Redis's) over `{spec}_{hash8}`.
+        """
+        text = text or ""
+        self._text, self._takes = text, filter_rule(text)
+        # what every key the filter takes begins with: one spec's keys are told apart in C, before
+        # any is parsed (a page of one spec among 100,000 keys parses only that spec's)
+        spec = text[1:] if text.startswith("=") else ""
+        self._starts = f"{self.redis.keys.prefix}:{spec}{'_' if spec else ''}".encode()
         self.reset()
 
     def reset(self) -> None:
         """Forget every cursor: the next load starts the scan again (after a restart, say)."""
-        self._history, self._index, self._next = [_Start(0)], 0, None
+        self._history, self._next = [_Start(0)], None
         self.page = None
 
     @property
@@ -128,15 +209,13 @@ class KeyBrowser:
         return self._text
 
     def wants(self, key: ParsedKey) -> bool:
-        """Whether the filter takes this key (for a key that changed while the page is shown)."""
-        text = self._text
-        if not text:
-            return True
-        if self.spec_name is not None:
-            return key.spec_name == self.spec_name
-        if any(c in text for c in _GLOB):
-            return fnmatch.fnmatchcase(key.cache_key, text)
-        return text in key.spec_name
+        """Whether the filter takes this key (one the walk met, or one that changed while the page is shown)."""
+        return self._takes(key)
+
+    @property
+    def _at(self) -> int:
+        """The index of the page the walk is at (the last one loaded whole)."""
+        return self.page.number - 1 if self.page is not None else 0
 
     @property
     def has_next(self) -> bool:
@@ -144,60 +223,73 @@ class KeyBrowser:
 
     @property
     def has_prev(self) -> bool:
-        return self._index > 0
+        return self._at > 0
 
-    async def first(self) -> Page:
-        self._index = 0
-        return await self._load()
+    async def first(self, on_filling: OnFilling | None = None) -> Page:
+        return await self._load(0, on_filling)
 
-    async def reload(self) -> Page:
-        return await self._load()
+    async def reload(self, on_filling: OnFilling | None = None) -> Page:
+        return await self._load(self._at, on_filling)
 
-    async def next(self) -> Page:
+    async def next(self, on_filling: OnFilling | None = None) -> Page:
+        """The page after the one the walk is at (that one again when the scan is complete)."""
         if self._next is None:
-            return self.page or await self._load()
-        if self._index + 1 < len(self._history):
-            self._history[self._index + 1] = self._next
+            return self.page or await self._load(0, on_filling)
+        index = self._at + 1
+        if index < len(self._history):
+            self._history[index] = self._next
         else:
             self._history.append(self._next)
-        self._index += 1
-        return await self._load()
+        return await self._load(index, on_filling)
 
-    async def prev(self) -> Page:
-        if self._index > 0:
-            self._index -= 1
-        return await self._load()
+    async def prev(self, on_filling: OnFilling | None = None) -> Page:
+        return await self._load(max(0, self._at - 1), on_filling)
 
-    async def _load(self) -> Page:
-        """The page at the current index. A load that another started after it (a reload of page 1
-        still on its way when `n` asked for page 2, its cancel not yet landed) hands its page back
-        but leaves the walk alone: applied late, it would rewind the walk to the page it read."""
+    async def _load(self, index: int, on_filling: OnFilling | None) -> Page:
+        """The page at `index`, whole: scanned until it holds `page_size` keys or the scan is
+        complete, with `on_filling` told how far it got after each time-budget slice.
+
+        Until it comes back the walk stays where it was: a load that fails or is cancelled moves
+        nothing. A load that another started after it (a reload of page 1 still on its way when
+        `n` asked for page 2, its cancel not yet landed) hands its page back but leaves the walk
+        alone: applied late, it would rewind the walk to the page it read."""
         self._loads += 1
-        mine, index = self._loads, self._index
+        mine, takes, starts = self._loads, self._takes, self._starts
         start = self._history[index]
         keys = list(start.carry)
-        cursor, done = start.cursor, start.scan_done
-        started = time.monotonic()
+        cursor, done, scanned = start.cursor, start.scan_done, start.scanned_before
         count = self.page_size
+        slice_started = time.monotonic()
         while len(keys) < self.page_size and not done:
-            cursor, found = await self.redis.scan_ir_page(cursor, count, self.spec_name, self.match)
+            cursor, raw = await self._scan_step(cursor, count)
+            scanned += len(raw)
+            found = [key for key in map(self.redis.keys.cache_key_of, (k for k in raw if k.startswith(starts)))
+                     if key is not None and takes(key)]
             keys.extend(found)
             if cursor == 0:
                 done = True  # SCAN returns cursor 0 exactly once: at the end
-            elif time.monotonic() - started > self.time_budget:
-                break
             elif len(found) < max(1, self.page_size // 4):  # sparse keyspace: ask for bigger batches
                 count = min(count * 2, _MAX_COUNT)
+            if not done and len(keys) < self.page_size and time.monotonic() - slice_started >= self.time_budget:
+                if on_filling is not None:
+                    on_filling(Filling(index + 1, len(keys), scanned, *self._primaries_done(cursor, False)))
+                await asyncio.sleep(0)  # the event loop's turn (the UI draws the progress)
+                slice_started = time.monotonic()
         page_keys, carry = keys[: self.page_size], keys[self.page_size :]
-        scanned = start.scanned_before + len(page_keys)
         complete = done and not carry
         rows = await self._details(page_keys)
-        page = Page(index + 1, rows, complete, not done and len(page_keys) < self.page_size, scanned,
-                    *self._primaries_done(cursor, done))
+        page = Page(index + 1, rows, complete, scanned, *self._primaries_done(cursor, done))
         if mine == self._loads:
             self._next = None if complete else _Start(cursor, carry, scanned, done)
             self.page = page
         return page
+
+    async def _scan_step(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """One SCAN step over every key under the prefix, through the tier's door (errors mapped,
+        health kept). Not RedisTier.scan_ir_page: that one drops the keys it does not parse, and
+        "scanned" counts them."""
+        door = self.redis.door
+        return await door.run(lambda: door.nodes.scan_step(cursor, self._pattern, count))
 
     def _primaries_done(self, cursor: int, done: bool) -> tuple[int | None, int | None]:
         """On a cluster the cursor walks the primaries in turn, the current one's index in its low
@@ -222,7 +314,7 @@ class KeyBrowser:
         """The `n` largest keys (by="largest") or those expiring first (by="expiring"), over the whole prefix."""
         keys = await self.redis.top_ir_keys("memory" if by == "largest" else "ttl", n)
         rows = await self._details(keys)
-        return Page(1, [r for r in rows if r.ttl != -2], True, False, len(rows))
+        return Page(1, [r for r in rows if r.ttl != -2], True, 0)
 
     async def _details(self, keys: list[ParsedKey]) -> list[KeyRow]:
         if not keys:

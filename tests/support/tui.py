@@ -53,8 +53,7 @@ def scanning(pane) -> bool:
 
 async def every_page(pilot, app, timeout: float = 20.0) -> list[str]:
     """The keys on the page shown, once it has loaded, and on every page after it (a key twice,
-    twice). A page may come back partial (its time budget ran out on a slow machine), so walk
-    them all; an `n` dropped while a background refresh of the page loads is pressed again."""
+    twice); an `n` dropped while a background refresh of the page loads is pressed again."""
     pane = app.keys_pane
     await until(pilot, lambda: pane.first_page_shown and not scanning(pane), what="the page", timeout=timeout)
     collected = list(table_keys(app, "keys"))

@@ -37,7 +37,8 @@ class TablePane(Vertical):
         for key, label, width in self.COLUMNS:
             self._table.add_column(label, key=key, width=width)
         yield self._table
-        yield Static(plain(self.empty_hint()), classes="empty")
+        self._empty_line = Static(plain(self.empty_hint()), classes="empty")
+        yield self._empty_line
         self._footer_line = Static(plain(self.INITIAL_FOOTER), classes="pane-footer", id=f"{self.NAME}-footer")
         yield self._footer_line
 
@@ -60,6 +61,10 @@ class TablePane(Vertical):
                 self._table.update_cell(key, column, value, update_width=width is None)
         else:
             self._table.add_row(*shown, key=key)
+
+    def set_empty_hint(self, text: str) -> None:
+        """What the empty state says (shown while the pane has the `-empty` class)."""
+        self._empty_line.update(plain(text))
 
     def set_footer(self, text: str) -> None:
         self._footer_line.update(plain(text))

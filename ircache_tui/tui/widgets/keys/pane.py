@@ -1,0 +1,382 @@
+"""Redis keys: one SCAN page at a time, kept live, sorted, marked; the pane owns all of that work.
+
+The pane holds its KeyBrowser (the SCAN pager) and owns its keys: paging, the filter as you
+type, the whole-prefix "largest first" and "expiring first" views, copying a key name, deleting
+(asks first), resetting or setting a TTL. The table itself (cells, sorting, marks) is rows.py's,
+following changes live.py's. Its workers only post messages; the handlers change the table.
+What other panes need (the picked row, the keys that changed, Redis going down) bubbles to the
+App as messages.
+
+A page fills itself: the footer says how far it has got while it fills (`Filling`), and the
+table changes only when the page is whole (or the scan complete), so a reload never shows a
+page emptier than it is. `n` and `p` move from the page shown. A page that fails to load keeps
+the page shown and says why once; only Redis going down (the App then rescans when it is back),
+a cluster's topology changing, or the user's own new walk (a filter, a view) goes back to page 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Input
+
+from ....cache.browse import Filling, KeyRow, Page
+from ....cache.errors import IRCacheError, RedisBusy, RedisUnavailable
+from ....cache.keys import InvalidSpecName
+from ....fmt import human_ttl, plural
+from ... import messages as m
+from ...screens.confirm import ConfirmScreen
+from ...screens.ttl import TtlScreen
+from ...services import Services
+from . import footer
+from .live import PAGE_LOADS, LiveKeyTable
+from .rows import VIEWS, View
+
+#: what a failed load was, for the one line that says so
+_WHAT = {"first": "Page 1", "next": "The next page", "prev": "The previous page", "reload": "The page's refresh"}
+
+
+class KeysPane(LiveKeyTable):
+    NAME = "keys"
+    INITIAL_FOOTER = "page 1 · scanning…"
+    DEFAULT_CSS = """
+    KeysPane > #keys-filter { display: none; height: 3; }
+    KeysPane.-filtering > #keys-filter { display: block; }
+    """
+    BINDINGS = [
+        Binding("n", "next_page", "Next", tooltip="Next SCAN page"),
+        Binding("p", "prev_page", "Prev", tooltip="Previous SCAN page"),
+        Binding("slash", "filter", "Filter", tooltip="Filter as you type: a substring, =exact name, or a glob"),
+        Binding("s", "sort", "Sort", show=False, tooltip="Sort this page by the next column (or click a header)"),
+        Binding("o", "view", "Largest/expiring", show=False,
+                tooltip="Cycle the view: scan order, largest first, expiring first (over the whole prefix)"),
+        Binding("space", "mark", "Mark", show=False, tooltip="Mark or unmark the row (d deletes the marked rows)"),
+        Binding("c", "copy", "Copy", show=False, tooltip="Copy the selected key's name to the clipboard"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected (or marked) keys, after asking"),
+        Binding("t", "reset_ttl", "Reset TTL", tooltip="Reset the selected key's TTL to the configured one"),
+        Binding("T", "set_ttl", "Set TTL", show=False, tooltip="Set the selected key's TTL to a value you type"),
+        Binding("escape", "close_filter", "Close filter", show=False),
+    ]
+    #: actions that write; a read-only cache says why instead
+    WRITES = {"delete", "reset_ttl", "set_ttl"}
+
+    @dataclass
+    class _PageLoaded(Message):
+        page: Page
+        view: View
+
+    @dataclass
+    class _PageFilling(Message):
+        filling: Filling
+        which: str
+        load: int  # which load it is about (only the latest one's is shown)
+
+    @dataclass
+    class _LoadFailed(Message):
+        error: IRCacheError
+        which: str
+        load: int
+
+    @dataclass
+    class _Applied(Message):
+        """Rows our own delete or TTL change touched."""
+
+        rows: list[KeyRow]
+        gone: list[str]
+
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(services, **kwargs)
+        self.first_page_shown = False
+        self.has_prev = self.has_next = False
+        self.total: int | None = None  # IR keys in all, from the stats walk
+        self._page: Page | None = None  # the page shown (whole)
+        self._filling: Filling | None = None  # how far the page on its way has got
+        self._filling_which = ""  # and what load it is ("reload": the page shown, again)
+        self._loads = 0  # page loads started (their messages say which they are about)
+        self._said = ""  # the last load error said (said once, until a page loads again)
+        self._down_since: str = ""
+        self._filter_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter: substring · =exact-name · glob (esc closes)", id="keys-filter")
+        yield from super().compose()
+
+    def empty_hint(self) -> str:
+        return footer.NO_KEYS_YET
+
+    def empty_now(self) -> str:
+        return footer.empty_hint(self._page, filling=self._filling is not None,
+                                 filter_text=self.browser.filter_text if self.browser else "")
+
+    # -- what the App asks -----------------------------------------------------------
+    def start(self, live_mode: str) -> None:
+        """The cache is open: show the first page and follow changes."""
+        self.browser = self.cache.key_browser(self.services.page_size, time_budget=self.services.page_time_budget)
+        self.live_mode = live_mode
+        self.load("first")
+        self.start_live()
+
+    def redis_back(self) -> None:
+        """Redis answers again (maybe restarted empty): forget every cursor and rescan from page 1."""
+        self._down_since = ""
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Forget every cursor, rescan from page 1, and listen again (a cluster's primaries may have
+        changed: a node's cursor means nothing on another node, and its notifications stop)."""
+        if self.browser is None:
+            return
+        self.browser.reset()
+        self.load("first")
+        self.recheck_live()
+
+    def redis_down(self, since: str) -> None:
+        self._down_since = since
+        self.render_footer()
+
+    def set_total(self, total: int | None) -> None:
+        self.total = total
+        self.render_footer()
+
+    # -- loading pages ---------------------------------------------------------------
+    def load(self, which: str) -> None:
+        """Load a page ("first", "next", "prev" or "reload") in a worker; it cancels the one on its way."""
+        self._loads += 1
+        if which != "reload" and self.has_next:
+            self.has_next = False  # no `n` past a page that is not whole yet
+            self.app.refresh_bindings()
+        self._load_page(which, self._loads)
+
+    @work(group=PAGE_LOADS, exclusive=True, exit_on_error=False)
+    async def _load_page(self, which: str, load: int) -> None:
+        browser = self.browser
+        if browser is None:
+            return
+        view = self.view
+        try:
+            if view == "scan":
+                page = await getattr(browser, which)(
+                    lambda filling: self.post_message(self._PageFilling(filling, which, load)))
+            else:
+                page = await browser.top(view, self.services.page_size)
+        except IRCacheError as exc:
+            self.post_message(self._LoadFailed(exc, which, load))
+            return
+        self.post_message(self._PageLoaded(page, view))
+
+    @on(_PageFilling)
+    def _page_filling(self, message: _PageFilling) -> None:
+        if message.load != self._loads or self.view != "scan":
+            return  # an older load's news, or another view now
+        self._filling, self._filling_which = message.filling, message.which
+        if not self.rows:
+            self.mark_empty()  # "scanning", never "no keys" before the scan says so
+        self.render_footer()
+
+    @on(_PageLoaded)
+    def _page_loaded(self, message: _PageLoaded) -> None:
+        if message.view != self.view:
+            return  # the view changed while it loaded
+        if self.view == "scan" and self.browser is not None and message.page is not self.browser.page:
+            return  # a later load of the walk started meanwhile: its page is the one to show
+        self.post_message(m.RedisAnswered())
+        first = not self.first_page_shown
+        self.first_page_shown = True
+        self._page, self._filling, self._said = message.page, None, ""
+        self._follow_walk()
+        self.show_rows(message.page.rows)
+        if first:
+            self.post_message(m.FirstPageShown())
+
+    @on(_LoadFailed)
+    def _load_failed(self, message: _LoadFailed) -> None:
+        exc = message.error
+        outage = isinstance(exc, RedisUnavailable) and not isinstance(exc, RedisBusy)
+        if outage:
+            self.post_message(m.RedisDown(str(exc)))  # the App asks Redis: only a failed probe says down
+        if message.load != self._loads:
+            return  # a later load is on its way
+        self._filling = None
+        self._follow_walk()  # the walk is still at the page shown
+        if message.which != "reload" or not outage:  # (a background refresh during an outage: the banner says it)
+            said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if said != self._said:  # once, however often n is pressed meanwhile
+                self._said = said
+                self.app.notify(f"{_WHAT.get(message.which, 'The page')} could not be read: {said}. "
+                                "The page shown stays.", severity="error")
+        if not self.rows:
+            self.mark_empty()
+        self.render_footer()
+
+    def _follow_walk(self) -> None:
+        browser = self.browser if self.view == "scan" else None
+        self.has_prev = browser is not None and browser.has_prev
+        self.has_next = browser is not None and browser.has_next
+        self.app.refresh_bindings()
+
+    def render_footer(self) -> None:
+        if self._down_since:
+            self.set_footer(footer.down_line(self._down_since))
+            return
+        flt = self.browser.filter_text if self.browser else ""
+        if self._filling is not None and self.view == "scan":
+            self.set_footer(footer.filling_line(self._filling, reloading=self._filling_which == "reload",
+                                                rows_shown=bool(self.rows), filter_text=flt))
+            return
+        page = self._page
+        if page is None:
+            return
+        if self.view != "scan":
+            self.set_footer(footer.top_line(self.view, rows=len(self.rows), sort_by=self.sort_by,
+                                            marked=len(self.marked)))
+            return
+        self.set_footer(footer.page_line(page, rows=len(self.rows), total=self.total, has_prev=self.has_prev,
+                                         filter_text=flt, sort_by=self.sort_by, marked=len(self.marked)))
+
+    # -- bindings --------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.WRITES and self.cache.read_only:
+            return None  # greyed out; the App's on_key says why
+        if action == "close_filter":
+            return self.has_class("-filtering")
+        if action == "next_page":
+            return True if self.has_next else None
+        if action == "prev_page":
+            return True if self.has_prev else None
+        return True
+
+    def action_next_page(self) -> None:
+        self.load("next")
+
+    def action_prev_page(self) -> None:
+        self.load("prev")
+
+    def action_filter(self) -> None:
+        box = self.query_one("#keys-filter", Input)
+        self.add_class("-filtering")
+        box.value = self.browser.filter_text if self.browser else ""
+        box.focus()
+
+    @on(Input.Changed, "#keys-filter")
+    def _filter_typed(self) -> None:
+        # as you type, but one scan per pause: each keystroke would start a scan over the whole prefix
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(0.25, self._apply_filter)
+
+    @on(Input.Submitted, "#keys-filter")
+    def _filter_submitted(self) -> None:
+        self._apply_filter()
+        self.remove_class("-filtering")
+        self.table.focus()
+
+    def _apply_filter(self) -> None:
+        self._filter_timer = None
+        box = self.query_one("#keys-filter", Input)
+        if self.browser is None:
+            return
+        text = box.value.strip()
+        if text == self.browser.filter_text:
+            return
+        try:
+            self.browser.set_filter(text or None)
+        except InvalidSpecName as exc:
+            self.app.notify(str(exc), severity="warning")
+            return
+        self.view = "scan"
+        self.load("first")  # the old filter's rows stay until the new page is whole
+
+    def action_close_filter(self) -> None:
+        self.remove_class("-filtering")
+        self.table.focus()
+
+    def action_view(self) -> None:
+        self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
+        self.sort_by = {"scan": "spec", "largest": "memory", "expiring": "ttl"}[self.view]
+        self._filling = None
+        self.load("first" if self.view == "scan" else "reload")
+        self.app.refresh_bindings()
+
+    # -- the keys ----------------------------------------------------------------------
+    def action_copy(self) -> None:
+        key = self.selected_key()
+        if key is None:
+            return
+        self.app.copy_to_clipboard(f"{self.cache.keys.prefix}:{key}")
+        self.app.notify(f"Copied {self.cache.keys.prefix}:{key}")
+
+    def _targets(self) -> list[str]:
+        if self.marked:
+            return sorted(self.marked)
+        key = self.selected_key()
+        return [key] if key else []
+
+    def action_delete(self) -> None:
+        keys = self._targets()
+        if not keys:
+            self.app.notify("Select a key to delete (space marks several)", severity="warning")
+            return
+        what = keys[0] if len(keys) == 1 else plural(len(keys), "key")
+        shown = "\n".join(keys[:8]) + (f"\n… and {len(keys) - 8} more" if len(keys) > 8 else "")
+
+        def chosen(yes: bool | None) -> None:
+            if yes:
+                self.delete_keys(keys)
+
+        self.app.push_screen(ConfirmScreen(f"Delete {what} from Redis?\n{shown}", "Delete"), chosen)
+
+    @work(group="keys-delete", exit_on_error=False)
+    async def delete_keys(self, keys: list[str]) -> None:
+        deleted = 0
+        try:
+            for key in keys:
+                deleted += await self.cache.delete_entry(key, "redis")
+        except IRCacheError as exc:
+            self.post_message(m.OperationDone(f"Delete failed after {plural(deleted, 'key')}: {exc}", error=True))
+            return
+        self.post_message(self._Applied([], keys))
+        self.post_message(m.OperationDone(f"Deleted {plural(deleted, 'key')} from Redis" if deleted
+                                          else "Already gone", refresh=False))
+
+    def action_reset_ttl(self) -> None:
+        key = self.selected_key()
+        if key is None:
+            self.app.notify("Select a key to reset its TTL", severity="warning")
+            return
+        self.set_key_ttl(key, None)
+
+    def action_set_ttl(self) -> None:
+        key = self.selected_key()
+        if key is None:
+            self.app.notify("Select a key to set its TTL", severity="warning")
+            return
+
+        def chosen(seconds: int | None) -> None:
+            if seconds is not None:
+                self.set_key_ttl(key, seconds)
+
+        self.app.push_screen(TtlScreen(key, self.cache.ttl), chosen)
+
+    @work(group="keys-ttl", exit_on_error=False)
+    async def set_key_ttl(self, key: str, seconds: int | None) -> None:
+        try:
+            ok = await self.cache.reset_ttl(key, seconds)
+            rows = await self.browser.rows_for([key]) if self.browser and ok else []
+        except IRCacheError as exc:
+            self.post_message(m.OperationDone(f"TTL change failed: {exc}", error=True))
+            return
+        ttl = self.cache.ttl if seconds is None else seconds
+        self.post_message(self._Applied(rows, []))
+        self.post_message(m.OperationDone(
+            f"TTL of {key} set to {human_ttl(ttl)}" if ok else f"{key} not changed (gone, or TTL 0)",
+            error=not ok, refresh=False))
+
+    @on(_Applied)
+    def _applied(self, message: _Applied) -> None:
+        self.apply(message.rows, message.gone)
