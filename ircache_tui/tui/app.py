@@ -1,4 +1,4 @@
-"""The dashboard App: it composes the panes, holds the services and routes the few messages that cross panes.
+"""The dashboard App: it composes the panes, holds the services and routes the messages that cross panes.
 
     status bar · Redis banner
     [ Redis keys | Filesystem | Specs ]   detail
@@ -7,13 +7,13 @@
 
 Each pane owns its work (keys: paging, live updates and its keys; files:
 listing; specs: the watcher; flush bar: count, confirm, run, cancel; detail:
-loading the picked entry). Workers only post messages; handlers in the pane
-that owns the work change its state. What the App itself does: open the
-cache, track whether Redis answers (and probe it while it does not), refresh
-the totals in the status bar, the operations that span tiers (warm, prune,
-regenerate), and hand one pane's news to another. The tiers are reached
-through IRCache's methods only, and a read-only cache refuses writes whatever
-a binding asks.
+loading the picked entry), and so do the controllers, widgets without display
+(controllers/): opening the cache, whether Redis answers, the totals in the
+status bar, the operations that span tiers (warm, prune, regenerate, diff).
+Workers only post messages; handlers in their owner change its state. The App
+runs no worker: it binds the keys and hands one part's news to another. The
+tiers are reached through IRCache's methods only, and a read-only cache
+refuses writes whatever a binding asks.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -33,17 +33,16 @@ from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from .. import redact
-from ..cache.errors import IRCacheError
 from ..cache.events import CacheEvent
-from ..fmt import plural
-from ..ir.generators import GenerationError, generator_label
-from ..specs import discover_specs, find_stale, prune, read_spec
-from ..specs.stale import StaleReport
+from ..ir.generators import generator_label
 from . import messages as m
+from .controllers.health import Health
+from .controllers.operations import Operations
+from .controllers.startup import Startup
+from .controllers.totals import Totals
 from .logbridge import AppLogHandler
 from .picked import PickedEntry
 from .screens.help import HelpScreen
-from .screens.prune import PruneRequest, PruneScreen
 from .services import Services
 from .text import printable
 from .widgets.banner import RedisBanner
@@ -63,7 +62,7 @@ TABS = ("tab-keys", "tab-files", "tab-specs")
 # App keys that act on the dashboard's panes: off while another screen is on top of it
 ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff"}
 NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
-TOTALS_DELAY = 1.0  # a burst of changes refreshes the totals once, this long after
+REFRESH_DELAY = 1.0  # a burst of changes refreshes the totals and the files pane once, this long after
 
 
 async def _finished(worker) -> None:
@@ -100,12 +99,12 @@ class IRCacheApp(App[None]):
         super().__init__()
         self.services = services
         self.cache = services.cache
-        self.redis_up: bool | None = None
-        self.last_answered: datetime | None = None
         self._owns_cache = not services.cache.is_open  # the app opens (and closes) it
-        self._totals_pending = False
         self._log_handler: AppLogHandler | None = None
         self._unsubscribe = None
+        #: live updates fell back from notifications to polling (a stall): ask again once Redis answers
+        self._live_fell_back = False
+        self._refresh_pending = False
 
     # -- layout -----------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -125,6 +124,10 @@ class IRCacheApp(App[None]):
         yield FlushBar(self.cache, id="flush-bar")
         yield LogPane(id="log")
         yield Footer()
+        yield Startup(self.cache, live=s.live)
+        yield Health(self.cache, clock=s.clock, up_interval=s.check_interval, down_interval=s.health_interval)
+        yield Totals(self.cache, interval=s.stats_interval)
+        yield Operations(self.cache, spec_dirs=s.spec_dirs, spec_pattern=s.spec_pattern)
 
     def on_mount(self) -> None:
         # Handlers use these references, not queries: a message that arrives while
@@ -138,6 +141,9 @@ class IRCacheApp(App[None]):
         self.flush_bar = self.query_one(FlushBar)
         self.log_pane = self.query_one(LogPane)
         self.tabs = self.query_one(TabbedContent)
+        self.health = self.query_one(Health)
+        self.totals = self.query_one(Totals)
+        self.operations = self.query_one(Operations)
         redact.install("ircache")  # also when the app is built without the command line
         self._log_handler = AppLogHandler(self, self.services.clock, prefix=self.cache.settings.prefix)
         logger = logging.getLogger("ircache")
@@ -150,7 +156,7 @@ class IRCacheApp(App[None]):
         self.detail_pane.show(None)
         self._fit(self.size.width)
         self.set_interval(1.0, lambda: self.keys_pane.tick(self.services.monotonic()))
-        self.startup()
+        self.query_one(Startup).open_cache()
 
     async def on_unmount(self) -> None:
         workers = list(self.workers)
@@ -167,6 +173,16 @@ class IRCacheApp(App[None]):
 
     def _status(self, **changes) -> None:
         self.status_bar.set(**changes)
+
+    @property
+    def redis_up(self) -> bool | None:
+        """Whether the dashboard shows Redis up: the health controller's last verdict, once every
+        pane has been told (None: none yet)."""
+        return self.status_bar.status.connected
+
+    @property
+    def last_answered(self) -> datetime | None:
+        return self.health.last_answered
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
@@ -215,20 +231,7 @@ class IRCacheApp(App[None]):
                 yield SystemCommand(binding.description, binding.tooltip or binding.description,
                                     lambda a=binding.action: self.run_action(a))
 
-    # -- startup ----------------------------------------------------------------------
-    @work(group="startup", exit_on_error=False)
-    async def startup(self) -> None:
-        try:
-            if not self.cache.is_open:
-                await self.cache.open()
-        except Exception as exc:  # embedded redis-server missing, a refused socket dir...
-            self.post_message(m.StartupFailed(str(exc)))
-            return
-        live = "polling"
-        if self.services.live == "auto":
-            live = "notifications" if await self.cache.enable_live_updates() else "polling"
-        self.post_message(m.CacheReady(live))
-
+    # -- startup (controllers/startup.py) ---------------------------------------------------
     @on(m.StartupFailed)
     def _startup_failed(self, message: m.StartupFailed) -> None:
         self._status(connected=False, redis_url=self.cache.display_url)
@@ -243,6 +246,7 @@ class IRCacheApp(App[None]):
         log.info("Dashboard ready: %s, live updates by %s", self.cache.display_url, self._live_label(message.live_mode))
         self.keys_pane.start(message.live_mode)  # totals (a full scan) start after its first page
         self.specs_pane.start()
+        self.health.start()
         # What exists now (Textual, the cache) lives as long as the app: keep it out of the
         # collector's full passes, which otherwise stall the screen for ~70 ms at a time.
         gc.freeze()
@@ -253,7 +257,7 @@ class IRCacheApp(App[None]):
     @on(m.FirstPageShown)
     def _first_page_shown(self) -> None:
         self.files_pane.reload()
-        self.load_stats()
+        self.totals.refresh_now()  # and periodically from then on
 
     @property
     def first_page_shown(self) -> bool:
@@ -264,99 +268,48 @@ class IRCacheApp(App[None]):
         if message.before:
             log.info("Live updates now by %s (were by %s)", self._live_label(message.mode), self._live_label(message.before))
         self._status(live=self._live_label(message.mode))
+        self._live_fell_back = message.mode == "polling" and message.before == "notifications"
 
-    # -- totals --------------------------------------------------------------------------
-    @work(group="stats", exclusive=True, exit_on_error=False)
-    async def load_stats(self, reschedule: bool = True) -> None:
-        info = await self.cache.get_cache_info()
-        try:
-            hits = await self.cache.hit_totals()
-        except IRCacheError:
-            hits = None  # Redis down (said by the stats), or the counts refused by an ACL
-        self.post_message(m.StatsLoaded(info, hits))
-        if reschedule:
-            self.post_message(m.StatsRoundDone())
+    # -- totals (controllers/totals.py) -------------------------------------------------
+    @on(Totals.Changed)
+    def _totals_changed(self, message: Totals.Changed) -> None:
+        self._status(**asdict(message.totals))
+        self.keys_pane.set_total(message.totals.ir_keys)
 
-    @on(m.StatsLoaded)
-    def _stats_loaded(self, message: m.StatsLoaded) -> None:
-        redis_info = message.info["redis"]
-        if redis_info.get("reachable"):
-            self._mark_up()
-            size = redis_info["total_size_bytes"]
-            self._status(ir_keys=redis_info["total_keys"], ir_bytes=size, sizes_refused=size is None,
-                         foreign_keys=redis_info.get("foreign_keys", 0))
-            if message.hits is not None:
-                self._status(saved_usd=message.hits["saved_usd"],
-                             shared_hits=message.hits["redis"] + message.hits["filesystem"])
-            self.keys_pane.set_total(redis_info["total_keys"])
-        else:
-            self.post_message(m.RedisDown(redis_info.get("error", "unreachable")))
-
-    @on(m.StatsRoundDone)
-    def _stats_round_done(self) -> None:
-        self.set_timer(self.services.stats_interval, lambda: self.load_stats())
-
-    def _schedule_totals(self) -> None:
-        """Coalesce bursts of changes into one stats + files refresh a second later."""
-        if not self._totals_pending:
-            self._totals_pending = True
-            self.set_timer(TOTALS_DELAY, self._refresh_totals)
-
-    def _refresh_totals(self) -> None:
-        self._totals_pending = False
-        self.load_stats(reschedule=False)
-        self.files_pane.reload()
-
-    # -- Redis up and down ---------------------------------------------------------------
+    # -- Redis up and down (controllers/health.py: only a failed probe says down) -------------
     @on(m.RedisDown)
-    def _redis_down(self, message: m.RedisDown) -> None:
-        if self.redis_up is False:
+    def _redis_suspect(self) -> None:
+        self.health.suspect()
+
+    @on(m.RedisAnswered)
+    def _redis_answered(self) -> None:
+        self.health.answered()
+
+    @on(m.RedisProbed)
+    def _redis_probed(self, message: m.RedisProbed) -> None:
+        if message.up:
+            if message.was is not True:
+                self._status(connected=True)
+                self.banner.show_up()
+            if message.was is False:
+                log.info("Redis is back: rescanning from page 1 and refilling the panes")
+                self.keys_pane.redis_back()  # which turns live updates on again where it may
+                self.files_pane.reload()
+                self.totals.refresh_now()
+                self.specs_pane.follow(None)
+            elif self._live_fell_back:
+                self.keys_pane.recheck_live()  # polling since a stall: notifications, if they may be again
             return
-        self.redis_up = False
+        if message.was is False:
+            self.banner.show_down(redact.scrub(message.reason))  # still down: the latest reason
+            return
         log.warning("Redis is down (%s); retrying every %gs", message.reason, self.services.health_interval)
         self._status(connected=False)
-        last = f"last answered {self.last_answered:%H:%M:%S}" if self.last_answered else "not answered yet"
+        last = f"last answered {message.last_answered:%H:%M:%S}" if message.last_answered else "not answered yet"
         self.banner.show_down(redact.scrub(f"{message.reason} ({last})"))
         self.keys_pane.redis_down(f"{self.services.clock():%H:%M:%S} ({last})")
         if not self.keys_pane.first_page_shown:
             self.files_pane.reload()  # down from the start: the filesystem still answers
-        self.set_timer(self.services.health_interval, self.probe_redis)
-
-    @work(group="health", exclusive=True, exit_on_error=False)
-    async def probe_redis(self) -> None:
-        try:
-            await self.cache.probe()  # asks even inside the tier's fast-fail window
-        except (IRCacheError, OSError) as exc:
-            self.post_message(m.ProbeFailed(str(exc).splitlines()[0]))
-            return
-        self.post_message(m.RedisUp())
-
-    @on(m.ProbeFailed)
-    def _probe_failed(self, message: m.ProbeFailed) -> None:
-        self.banner.show_down(redact.scrub(message.reason))
-        self.set_timer(self.services.health_interval, self.probe_redis)
-
-    @on(m.RedisUp)
-    def _redis_up(self) -> None:
-        was_down = self.redis_up is False
-        self._mark_up()
-        if was_down:
-            log.info("Redis is back: rescanning from page 1 and refilling the panes")
-            self.keys_pane.redis_back()
-            self.files_pane.reload()
-            self.load_stats(reschedule=False)
-            self.specs_pane.follow(None)
-
-    @on(m.RedisAnswered)
-    def _redis_answered(self) -> None:
-        self._mark_up()
-
-    def _mark_up(self) -> None:
-        self.last_answered = self.services.clock()
-        if self.redis_up is not True:
-            self.redis_up = True
-            self._status(connected=True)
-            self.banner.show_up()
 
     # -- what crosses panes ----------------------------------------------------------------
     @on(KeysPane.Picked)
@@ -385,7 +338,19 @@ class IRCacheApp(App[None]):
     @on(KeysPane.Changed)
     def _keys_changed(self, message: KeysPane.Changed) -> None:
         self.specs_pane.follow(None if message.everything else message.spec_names)
-        self._schedule_totals()
+        self._changed()
+
+    def _changed(self) -> None:
+        """Keys changed in a way nobody counted: the totals and the files pane look again, once a
+        burst is over."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self.set_timer(REFRESH_DELAY, self._refresh_after_changes)
+
+    def _refresh_after_changes(self) -> None:
+        self._refresh_pending = False
+        self.totals.refresh_now()
+        self.files_pane.reload()
 
     @on(SpecsPane.CurrentChanged)
     def _current_changed(self, message: SpecsPane.CurrentChanged) -> None:
@@ -400,14 +365,16 @@ class IRCacheApp(App[None]):
         event: CacheEvent = message.event
         counters = self.cache.events.counters
         self._status(hits=counters.hits, misses=counters.misses)
-        if event.kind in ("generated", "warmed", "flushed", "corrupt", "deleted", "ttl"):
-            self._schedule_totals()
-        if event.kind in ("flushed", "deleted"):  # the specs tab follows what went, without ctrl+r
+        # our flush is not among these: its OperationDone says what went (the totals follow by
+        # arithmetic) and the watcher follows its own process's flushes (its Redis keeper, file events)
+        if event.kind in ("generated", "warmed", "corrupt", "deleted", "ttl"):
+            self._changed()
+        if event.kind == "deleted":  # the specs tab follows what went, without ctrl+r
             self.specs_pane.follow([event.spec_name] if event.spec_name else None)
         if event.kind == "topology":  # a failover or a resharding: every node's cursor is stale
             self.notify(f"{event.detail}: rescanning", title="Redis Cluster", severity="warning")
             self.keys_pane.rescan()
-            self._schedule_totals()
+            self._changed()
         picked = self.detail_pane.picked
         if picked is not None and event.kind in ("generated", "warmed", "deleted", "flushed", "corrupt") and (
             event.cache_key in ("", picked.cache_key)
@@ -427,7 +394,10 @@ class IRCacheApp(App[None]):
             self.keys_pane.reload()
         if message.refresh:
             self.files_pane.reload()
-            self.load_stats(reschedule=False)
+            if message.removed is None:
+                self.totals.refresh_now()
+        if message.removed is not None:
+            self.totals.removed(message.removed)  # what the flush says went: no walk to count it again
         self.refresh_bindings()
 
     # -- actions -------------------------------------------------------------------------
@@ -443,7 +413,7 @@ class IRCacheApp(App[None]):
             return
         self.keys_pane.reload()
         self.files_pane.reload()
-        self.load_stats(reschedule=False)
+        self.totals.refresh_now()
         self.specs_pane.follow(None)
 
     def action_detail(self) -> None:
@@ -477,24 +447,7 @@ class IRCacheApp(App[None]):
         self.flush_bar.request(None)
 
     def action_warm(self) -> None:
-        self.run_warm()
-
-    @work(group="warm", exclusive=True, exit_on_error=False)
-    async def run_warm(self) -> None:
-        try:
-            result = await self.cache.warm_redis()
-        except (IRCacheError, OSError) as exc:
-            self.post_message(m.OperationDone(f"Warm failed: {exc}", error=True))
-            return
-        done = (f"Warmed {plural(result['warmed'], 'entry', 'entries')} into Redis "
-                f"({result['already_in_redis']:,} already there)")
-        if result["failures"] or result["error"]:  # say what was not done, with the first reason
-            not_done = result["failed"] + result["left"]
-            why = result["error"] or result["failures"][0]
-            self.post_message(m.OperationDone(
-                f"{done}; {plural(not_done, 'entry', 'entries')} not warmed: {why}", error=True))
-        else:
-            self.post_message(m.OperationDone(done))
+        self.operations.warm()
 
     def action_regenerate(self) -> None:
         picked = self.picked()
@@ -503,37 +456,7 @@ class IRCacheApp(App[None]):
             return
         self.keys_pane.mark_generating(picked.cache_key)
         self.notify(f"Regenerating {picked.spec_name}…")
-        self.run_regenerate(picked)
-
-    @work(group="generate", exit_on_error=False)
-    async def run_regenerate(self, picked: PickedEntry) -> None:
-        path = picked.spec_path or await self._spec_path_for(picked)
-        if path is None:
-            self.post_message(m.OperationDone(
-                f"Cannot regenerate {picked.spec_name}: its spec file is not known here "
-                "(open its directory: ircache-tui DIR)", error=True))
-            return
-        spec = await asyncio.to_thread(read_spec, path)
-        if spec.error:
-            self.post_message(m.OperationDone(f"Cannot regenerate {picked.spec_name}: {path}: {spec.error}", error=True))
-            return
-        try:
-            result = await self.cache.lookup(spec.text, str(path), force_refresh=True)
-        except (GenerationError, IRCacheError) as exc:
-            self.post_message(m.OperationDone(f"Regeneration failed: {exc}", error=True))
-            return
-        self.post_message(m.OperationDone(f"Regenerated {result.cache_key}"))
-
-    async def _spec_path_for(self, picked: PickedEntry) -> Path | None:
-        known = self.specs_pane.spec_path_for(picked.spec_name)
-        if known is not None:
-            return known
-        with contextlib.suppress(Exception):
-            entry = await self.cache.read_entry(picked.cache_key, "redis" if picked.tier == "redis" else "filesystem")
-            candidate = Path(entry.spec_path)
-            if await asyncio.to_thread(candidate.is_file):
-                return candidate
-        return None
+        self.operations.regenerate(picked, picked.spec_path or self.specs_pane.spec_path_for(picked.spec_name))
 
     # -- D: the structural diff of a picked entry or spec and its other version (screens/diff.py) --
     def action_diff(self) -> None:
@@ -545,80 +468,7 @@ class IRCacheApp(App[None]):
             return
         current = next((s.cache_key for s in self.specs_pane.statuses.values()
                         if s.spec_name == picked.spec_name and s.cache_key and s.state != "deleted"), None)
-        self.find_diff(picked, current)
-
-    @work(group="diff", exit_on_error=False)
-    async def find_diff(self, picked: PickedEntry, current: str | None) -> None:
-        """A picked older entry against the spec's current key; else the picked key (or spec)
-        against the most recent other entry of its spec (in time order when neither is current)."""
-        from ..ir.diff import diff_ir
-        from ..specs.history import older_entry, read_any_tier
-        from .screens.diff import DiffFound
-
-        name = picked.spec_name
-        if picked.tier != "spec" and current and current != picked.cache_key:
-            from_key, to_key = picked.cache_key, current
-        else:
-            to_key = picked.cache_key
-            try:
-                older = await older_entry(self.cache, name, to_key) if to_key else None
-            except (IRCacheError, OSError) as exc:  # the cache dir cannot be listed
-                self.post_message(DiffFound(name, note=f"Cannot diff {name}: {exc}"))
-                return
-            if older is None:
-                self.post_message(DiffFound(name, note=f"Nothing to compare {to_key or name} with: "
-                                                       f"no other entry of {name} in Redis or the filesystem"))
-                return
-            from_key = older[0]
-        before, after = await read_any_tier(self.cache, from_key), await read_any_tier(self.cache, to_key)
-        if before is None or after is None:
-            gone = from_key if before is None else to_key
-            self.post_message(DiffFound(name, note=f"Cannot diff {name}: {gone} is not in Redis or the filesystem"))
-            return
-        if (picked.tier != "spec" and current is None
-                and before[0].generated_at.timestamp() > after[0].generated_at.timestamp()):
-            (from_key, before), (to_key, after) = (to_key, after), (from_key, before)
-        diff = diff_ir(before[0].application_ir, after[0].application_ir)
-        self.post_message(DiffFound(name, from_key, to_key, diff))
-
-    def on_diff_found(self, message) -> None:
-        from .screens.diff import DiffScreen
-
-        if message.diff is None:
-            self.notify(message.note, severity="warning")
-        elif len(self.screen_stack) == 1:
-            self.push_screen(DiffScreen(message.spec_name, message.from_key, message.to_key, message.diff))
+        self.operations.find_diff(picked, current)
 
     def action_prune(self) -> None:
-        self.find_prunable()
-
-    @work(group="prune", exclusive=True, exit_on_error=False)
-    async def find_prunable(self) -> None:
-        specs = await asyncio.to_thread(
-            discover_specs, self.services.spec_dirs, self.services.spec_pattern, ignored=[self.cache.cache_dir])
-        report = await find_stale(self.cache, specs)  # orphans are listed, not included
-        self.post_message(m.PruneFound(report))
-
-    @on(m.PruneFound)
-    def _prune_found(self, message: m.PruneFound) -> None:
-        report = message.report
-        if not (report.total or report.kept):
-            self.notify("Nothing stale to prune" + (f" (Redis not checked: {report.redis_error})"
-                                                      if report.redis_error else ""))
-            return
-
-        def chosen(request: PruneRequest | None) -> None:
-            if request is not None:
-                self.run_prune(report.with_orphans(request.include_orphans))
-
-        self.push_screen(PruneScreen(report, ", ".join(map(str, self.services.spec_dirs))), chosen)
-
-    @work(group="prune", exclusive=True, exit_on_error=False)
-    async def run_prune(self, report: StaleReport) -> None:
-        try:
-            removed = await prune(self.cache, report)
-        except (IRCacheError, OSError) as exc:
-            self.post_message(m.OperationDone(f"Prune failed: {exc}", error=True))
-            return
-        self.post_message(m.OperationDone(
-            f"Pruned {plural(removed['redis'], 'Redis key')}, {plural(removed['filesystem'], 'file')}"))
+        self.operations.find_prunable()

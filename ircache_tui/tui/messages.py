@@ -1,17 +1,16 @@
-"""Messages that cross panes: posted by workers and panes, routed by the App.
+"""Messages that cross panes: posted by panes and controllers, routed by the App.
 
-Messages private to one pane are nested in that pane's class.
+Messages private to one pane or controller are nested in its class.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from textual.message import Message
 
 from ..cache.events import CacheEvent
-from ..cache.ircache import CacheInfo
-from ..specs.stale import StaleReport
 
 
 @dataclass
@@ -26,16 +25,24 @@ class StartupFailed(Message):
 
 @dataclass
 class RedisDown(Message):
+    """A call failed as if Redis were down. Not a verdict (our own pool may have been busy, or the
+    stall brief): the health controller probes, and only a failed probe says down."""
+
     reason: str
 
 
-@dataclass
-class RedisUp(Message):
-    pass
-
-
 class RedisAnswered(Message):
-    """A pane's Redis call just succeeded: if Redis was down, it is up."""
+    """A Redis call just succeeded (if Redis was said down, the health controller probes now)."""
+
+
+@dataclass
+class RedisProbed(Message):
+    """A health probe's verdict (controllers/health.py): posted after every probe that could tell."""
+
+    up: bool
+    was: bool | None  # the verdict before this one (None: none yet)
+    reason: str = ""  # why it is down
+    last_answered: datetime | None = None
 
 
 class FirstPageShown(Message):
@@ -52,11 +59,13 @@ class FlushStarted(Message):
     """Our own flush runs: panes stop refreshing key by key."""
 
 
-@dataclass
-class StatsLoaded(Message):
-    info: CacheInfo
-    #: hit totals across processes and what they saved (IRCache.hit_totals); None when not readable
-    hits: dict | None = None
+@dataclass(frozen=True)
+class Removed:
+    """What an operation removed, as it says: the totals follow by arithmetic, not by a walk."""
+
+    spec_name: str | None  # None: every spec's entries
+    redis: int = 0  # IR keys gone from Redis
+    files: int = 0  # entry files gone from the filesystem
 
 
 @dataclass
@@ -66,6 +75,10 @@ class OperationDone(Message):
     text: str
     error: bool = False
     refresh: bool = True
+    #: who did it: "flush", "warm", "prune", "regenerate", ... ("" when the sender does not say)
+    by: str = ""
+    #: what it removed, when it says (a flush, finished or stopped partway)
+    removed: Removed | None = None
 
 
 @dataclass
@@ -75,20 +88,6 @@ class LogLine(Message):
 
 
 @dataclass
-class StatsRoundDone(Message):
-    """A periodic stats round finished; the next one is scheduled from here."""
-
-
-@dataclass
-class ProbeFailed(Message):
-    reason: str
-
-
-@dataclass
 class CacheEventPosted(Message):
     event: CacheEvent
 
-
-@dataclass
-class PruneFound(Message):
-    report: StaleReport

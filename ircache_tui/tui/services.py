@@ -26,15 +26,18 @@ class Services:
     cache: IRCache
     spec_dirs: list[Path] = field(default_factory=list)
     page_size: int = 100
-    #: seconds a page of keys may take to fill before it is shown partial (IR keys rare in a
-    #: huge keyspace); tests that need whole pages on a busy machine raise it
+    #: seconds of scanning between two progress reports of a key page that is still filling (IR
+    #: keys rare in a huge keyspace); the page itself is always shown whole (cache/browse.py)
     page_time_budget: float = 0.5
     #: seconds between polls of the key page when keyspace notifications are off
     poll_interval: float = 5.0
-    #: seconds between refreshes of totals (key count, memory) and the files pane
+    #: seconds between the periodic rounds of totals (key count, memory, hits and savings)
     stats_interval: float = 30.0
-    #: seconds between health probes while Redis is down
+    #: seconds between health probes (PING) while Redis is down
     health_interval: float = 2.0
+    #: seconds between health probes while Redis answers: a stall is said within about this,
+    #: even when nothing else asks Redis
+    check_interval: float = 5.0
     watch: bool = True
     generate_on_watch: bool = True
     spec_pattern: str = "*.md"

@@ -4,7 +4,10 @@
 walk, the filesystem by listing), asks with FlushScreen (Redis only by
 default; the filesystem alone when Redis is down), runs the flush in a worker
 and shows its progress here. It posts FlushStarted / OperationDone so the
-panes stop refreshing key by key while it runs and reload once after.
+panes stop refreshing key by key while it runs and reload once after; the
+OperationDone says what went (`removed`: the spec, the keys and files
+deleted, also when the flush stopped partway), so the totals follow by
+arithmetic instead of another walk.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Label, ProgressBar
 
-from ...cache.errors import IRCacheError
+from ...cache.errors import FlushIncomplete, IRCacheError
 from ...cache.ircache import IRCache
 from ...fmt import kept_sentence, plural
 from .. import messages as m
@@ -53,6 +56,7 @@ class FlushBar(Horizontal):
     class _Finished(Message):
         text: str
         error: bool = False
+        removed: m.Removed | None = None
 
     def __init__(self, cache: IRCache, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -123,22 +127,29 @@ class FlushBar(Horizontal):
 
         what = f"spec {request.spec_name}" if request.spec_name else "all IR entries"
         started = loop.time()
+
+        def removed(counts: dict[str, int]) -> m.Removed:
+            return m.Removed(request.spec_name, counts.get("redis", 0), counts.get("filesystem", 0))
+
         try:
             result = await self.cache.clear_cache(
                 redis=request.redis, filesystem=request.filesystem, spec_name=request.spec_name, on_progress=progress
             )
         except asyncio.CancelledError:
             log.warning("Flush of %s cancelled after %s", what, plural(done, "key"))
-            self.post_message(self._Finished(f"Flush cancelled after {plural(done, 'key')}", error=True))
+            self.post_message(self._Finished(f"Flush cancelled after {plural(done, 'key')}", error=True,
+                                             removed=removed({"redis": done})))
             raise
         except (IRCacheError, OSError) as exc:
-            self.post_message(self._Finished(f"Flush failed after {plural(done, 'key')}: {exc}", error=True))
+            gone = exc.done if isinstance(exc, FlushIncomplete) else {"redis": done}
+            self.post_message(self._Finished(f"Flush failed after {plural(done, 'key')}: {exc}", error=True,
+                                             removed=removed(gone)))
             return
         parts = [plural(n, "key") + " from Redis" if tier == "redis" else plural(n, "file") + " from the filesystem"
                  for tier, n in result.items() if tier in ("redis", "filesystem")]
         kept = f"; kept {kept_sentence(result['foreign_kept'])}" if result.get("foreign_kept") else ""
         log.debug("flush of %s took %.3fs", what, loop.time() - started)
-        self.post_message(self._Finished(f"Flushed {what}: " + ", ".join(parts) + kept))
+        self.post_message(self._Finished(f"Flushed {what}: " + ", ".join(parts) + kept, removed=removed(result)))
 
     @on(_Progress)
     def _progress(self, message: _Progress) -> None:
@@ -150,5 +161,5 @@ class FlushBar(Horizontal):
     def _finished(self, message: _Finished) -> None:
         self.running = False
         self.remove_class("-active")
-        self.post_message(m.OperationDone(message.text, message.error))
+        self.post_message(m.OperationDone(message.text, message.error, by="flush", removed=message.removed))
         self.app.refresh_bindings()

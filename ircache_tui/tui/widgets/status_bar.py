@@ -22,6 +22,8 @@ class Status:
     foreign_keys: int = 0
     #: the server refuses MEMORY USAGE (an ACL without it): keys are counted, their size is unknown
     sizes_refused: bool = False
+    #: keys went (our flush) since the size was measured: it is at most ir_bytes until the next round
+    size_at_most: bool = False
     ttl: int = 0
     generator: str = ""
     hits: int = 0
@@ -56,7 +58,8 @@ class StatusBar(Static):
         text.append(*state)
         text.append(" ")
         keys = "…" if s.ir_keys is None else human_count(s.ir_keys)
-        size = "size n/a" if s.sizes_refused else "…" if s.ir_bytes is None else human_bytes(s.ir_bytes)
+        size = ("size n/a" if s.sizes_refused else "…" if s.ir_bytes is None
+                else ("≤" if s.size_at_most else "") + human_bytes(s.ir_bytes))
         text.append(f" │ {keys} IR keys, {size}")
         if s.foreign_keys:
             text.append(f" (+{human_count(s.foreign_keys)} not ours)", "dim")

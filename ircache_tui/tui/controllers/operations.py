@@ -1,0 +1,161 @@
+"""The operations that span tiers and panes: `w` warm, `r` regenerate, `P` prune, `D` diff.
+
+Each runs in a worker of its own group and ends with a message: OperationDone (the App
+notifies and refreshes the panes), or the prune report and the diff found, which this
+controller shows in their screens. The panes' knowledge they need (the spec file of a picked
+entry, the spec's current key) comes with the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.message import Message
+
+from ...cache.errors import IRCacheError
+from ...cache.ircache import IRCache
+from ...fmt import plural
+from ...ir.diff import diff_ir
+from ...ir.generators import GenerationError
+from ...specs import discover_specs, find_stale, prune, read_spec
+from ...specs.history import older_entry, read_any_tier
+from ...specs.stale import StaleReport
+from .. import messages as m
+from ..picked import PickedEntry
+from ..screens.diff import DiffFound, DiffScreen
+from ..screens.prune import PruneRequest, PruneScreen
+from .base import Controller
+
+
+class Operations(Controller):
+    @dataclass
+    class _PruneFound(Message):
+        report: StaleReport
+
+    def __init__(self, cache: IRCache, *, spec_dirs: list[Path], spec_pattern: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.cache = cache
+        self.spec_dirs = spec_dirs
+        self.spec_pattern = spec_pattern
+
+    # -- w --------------------------------------------------------------------------------
+    @work(group="warm", exclusive=True, exit_on_error=False)
+    async def warm(self) -> None:
+        try:
+            result = await self.cache.warm_redis()
+        except (IRCacheError, OSError) as exc:
+            self.post_message(m.OperationDone(f"Warm failed: {exc}", error=True, by="warm"))
+            return
+        done = (f"Warmed {plural(result['warmed'], 'entry', 'entries')} into Redis "
+                f"({result['already_in_redis']:,} already there)")
+        if result["failures"] or result["error"]:  # say what was not done, with the first reason
+            not_done = result["failed"] + result["left"]
+            why = result["error"] or result["failures"][0]
+            self.post_message(m.OperationDone(
+                f"{done}; {plural(not_done, 'entry', 'entries')} not warmed: {why}", error=True, by="warm"))
+        else:
+            self.post_message(m.OperationDone(done, by="warm"))
+
+    # -- r --------------------------------------------------------------------------------
+    @work(group="generate", exit_on_error=False)
+    async def regenerate(self, picked: PickedEntry, spec_path: Path | None) -> None:
+        """`spec_path`: the spec file, when the panes know it; else the one the entry names."""
+        path = spec_path or await self._spec_path_of_entry(picked)
+        if path is None:
+            self.post_message(m.OperationDone(
+                f"Cannot regenerate {picked.spec_name}: its spec file is not known here "
+                "(open its directory: ircache-tui DIR)", error=True, by="regenerate"))
+            return
+        spec = await asyncio.to_thread(read_spec, path)
+        if spec.error:
+            self.post_message(m.OperationDone(f"Cannot regenerate {picked.spec_name}: {path}: {spec.error}",
+                                              error=True, by="regenerate"))
+            return
+        try:
+            result = await self.cache.lookup(spec.text, str(path), force_refresh=True)
+        except (GenerationError, IRCacheError) as exc:
+            self.post_message(m.OperationDone(f"Regeneration failed: {exc}", error=True, by="regenerate"))
+            return
+        self.post_message(m.OperationDone(f"Regenerated {result.cache_key}", by="regenerate"))
+
+    async def _spec_path_of_entry(self, picked: PickedEntry) -> Path | None:
+        with contextlib.suppress(Exception):
+            entry = await self.cache.read_entry(picked.cache_key, "redis" if picked.tier == "redis" else "filesystem")
+            candidate = Path(entry.spec_path)
+            if await asyncio.to_thread(candidate.is_file):
+                return candidate
+        return None
+
+    # -- D --------------------------------------------------------------------------------
+    @work(group="diff", exit_on_error=False)
+    async def find_diff(self, picked: PickedEntry, current: str | None) -> None:
+        """A picked older entry against the spec's `current` key; else the picked key (or spec)
+        against the most recent other entry of its spec (in time order when neither is current)."""
+        name = picked.spec_name
+        if picked.tier != "spec" and current and current != picked.cache_key:
+            from_key, to_key = picked.cache_key, current
+        else:
+            to_key = picked.cache_key
+            try:
+                older = await older_entry(self.cache, name, to_key) if to_key else None
+            except (IRCacheError, OSError) as exc:  # the cache dir cannot be listed
+                self.post_message(DiffFound(name, note=f"Cannot diff {name}: {exc}"))
+                return
+            if older is None:
+                self.post_message(DiffFound(name, note=f"Nothing to compare {to_key or name} with: "
+                                                       f"no other entry of {name} in Redis or the filesystem"))
+                return
+            from_key = older[0]
+        before, after = await read_any_tier(self.cache, from_key), await read_any_tier(self.cache, to_key)
+        if before is None or after is None:
+            gone = from_key if before is None else to_key
+            self.post_message(DiffFound(name, note=f"Cannot diff {name}: {gone} is not in Redis or the filesystem"))
+            return
+        if (picked.tier != "spec" and current is None
+                and before[0].generated_at.timestamp() > after[0].generated_at.timestamp()):
+            (from_key, before), (to_key, after) = (to_key, after), (from_key, before)
+        diff = diff_ir(before[0].application_ir, after[0].application_ir)
+        self.post_message(DiffFound(name, from_key, to_key, diff))
+
+    @on(DiffFound)
+    def _diff_found(self, message: DiffFound) -> None:
+        message.stop()
+        if message.diff is None:
+            self.app.notify(message.note, severity="warning")
+        elif len(self.app.screen_stack) == 1:  # not over another screen opened meanwhile
+            self.app.push_screen(DiffScreen(message.spec_name, message.from_key, message.to_key, message.diff))
+
+    # -- P --------------------------------------------------------------------------------
+    @work(group="prune", exclusive=True, exit_on_error=False)
+    async def find_prunable(self) -> None:
+        specs = await asyncio.to_thread(discover_specs, self.spec_dirs, self.spec_pattern,
+                                        ignored=[self.cache.cache_dir])
+        self.post_message(self._PruneFound(await find_stale(self.cache, specs)))  # orphans listed, not included
+
+    @on(_PruneFound)
+    def _prune_found(self, message: _PruneFound) -> None:
+        report = message.report
+        if not (report.total or report.kept):
+            self.app.notify("Nothing stale to prune" + (f" (Redis not checked: {report.redis_error})"
+                                                          if report.redis_error else ""))
+            return
+
+        def chosen(request: PruneRequest | None) -> None:
+            if request is not None:
+                self.run_prune(report.with_orphans(request.include_orphans))
+
+        self.app.push_screen(PruneScreen(report, ", ".join(map(str, self.spec_dirs))), chosen)
+
+    @work(group="prune", exclusive=True, exit_on_error=False)
+    async def run_prune(self, report: StaleReport) -> None:
+        try:
+            removed = await prune(self.cache, report)
+        except (IRCacheError, OSError) as exc:
+            self.post_message(m.OperationDone(f"Prune failed: {exc}", error=True, by="prune"))
+            return
+        self.post_message(m.OperationDone(
+            f"Pruned {plural(removed['redis'], 'Redis key')}, {plural(removed['filesystem'], 'file')}", by="prune"))
