@@ -85,6 +85,7 @@ async def test_ctrl_c_quits_the_dashboard_as_q_does(key, where, cache_dir, specs
     wait_gone(server, 10, "the embedded redis-server")
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("no_server_left_behind")
 def test_ctrl_c_quits_the_dashboard_in_a_real_terminal(terminal, tmp_path):
     """In tmux, on its embedded server: ctrl+c (a key, the terminal is raw) quits as q does: exit
@@ -101,6 +102,7 @@ def test_ctrl_c_quits_the_dashboard_in_a_real_terminal(terminal, tmp_path):
 
 
 # -- options anywhere -----------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_the_dashboards_options_go_before_its_spec_dirs(env, tmp_path):
     """The dashboard's own options before its SPEC_DIRs (and between them) reach the dashboard, which
     then checks its dirs: the one line about the missing one, not `unrecognized arguments`."""
@@ -119,6 +121,7 @@ def test_the_dashboards_options_go_before_its_spec_dirs(env, tmp_path):
         assert (out.returncode, out.stderr.strip(), out.stdout) == (2, expected, ""), argv
 
 
+@pytest.mark.e2e
 def test_a_commands_options_go_before_or_after_its_command_word(env, specs):
     """`--json stats` is `stats --json`; `warm DIR --json DIR` warms both dirs."""
     other = specs.parent / "more-specs"
@@ -140,6 +143,7 @@ def test_a_commands_options_go_before_or_after_its_command_word(env, specs):
     assert json.loads(out.stdout) == {"redis": 2, "filesystem": 2, "foreign_kept": 0}
 
 
+@pytest.mark.e2e
 def test_bad_usage_anywhere_is_still_exit_2(env, specs):
     for argv in (("--bogus", str(specs)), (str(specs), "--bogus"), ("--json", str(specs)),
                  ("--page-size", "many", str(specs)), ("stats", str(specs)), ("--json", "stats", "extra")):
@@ -149,6 +153,7 @@ def test_bad_usage_anywhere_is_still_exit_2(env, specs):
 
 
 # -- a mistyped command ---------------------------------------------------------------------------
+@pytest.mark.e2e
 @pytest.mark.parametrize("argv, meant", [
     (("stat",), "stats"),
     (("flsh", "--yes"), "flush"),
@@ -164,12 +169,14 @@ def test_a_mistyped_command_names_the_nearest_one(argv, meant, env, tmp_path):
     assert out.stdout == ""
 
 
+@pytest.mark.e2e
 def test_a_mistyped_command_is_shown_escaped(env, tmp_path):
     out = run_cli("sta\x1bt", env=env, cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr == "ircache-tui: unknown command 'sta\\x1bt' (did you mean 'stats'?)\n"
 
 
+@pytest.mark.e2e
 def test_a_word_far_from_every_command_is_still_a_missing_spec_dir(env, tmp_path):
     out = run_cli("nothere", env=env, cwd=tmp_path)
     assert out.returncode == 2
@@ -180,6 +187,7 @@ def test_a_word_far_from_every_command_is_still_a_missing_spec_dir(env, tmp_path
     assert out.stderr == "ircache-tui dashboard: spec directory stat does not exist or is not a directory\n"
 
 
+@pytest.mark.e2e
 def test_a_directory_named_like_a_mistyped_command_opens_in_a_real_terminal(terminal, redis_url, tmp_path):
     """`ircache-tui --poll stat` where `stat/` exists: the dashboard on that dir (it lists and caches
     its specs), polling as told before the dir; ctrl+c ends it with exit status 0."""

@@ -28,7 +28,7 @@ from tests.support.monitor import CommandLog, scan_walks
 from tests.support.redis_server import RedisServer
 from tests.support.tui import static_text, until
 
-pytestmark = pytest.mark.server  # SIGSTOP of this server; its MONITOR
+pytestmark = [pytest.mark.server, pytest.mark.slow]  # SIGSTOP of this server; its MONITOR
 
 
 def dashboard_cache(url: str, cache_dir, **options) -> IRCache:

@@ -72,11 +72,13 @@ async def busy_then_free(url: str, *, cluster: bool | None) -> None:
         await tier.aclose()
 
 
+@pytest.mark.slow  # (the held connection is held for seconds)
 async def test_a_busy_pool_is_not_an_outage(redis_url):
     await busy_then_free(redis_url, cluster=False)
 
 
 @pytest.mark.server
 @pytest.mark.cluster
+@pytest.mark.slow
 async def test_a_busy_cluster_pool_is_not_an_outage(cluster, nodes):
     await busy_then_free(cluster.url, cluster=True)

@@ -12,6 +12,8 @@ import asyncio
 import json
 import re
 
+import pytest
+
 from ircache_tui import IRCache, cache_key
 from ircache_tui.tui.app import IRCacheApp
 from ircache_tui.tui.screens.prune import PruneScreen
@@ -32,6 +34,7 @@ def in_both_tiers(sync_redis, cache_dir, key: str) -> tuple[bool, bool]:
     return bool(sync_redis.exists(f"ir_cache:{key}")), (cache_dir / f"{key}.json").exists()
 
 
+@pytest.mark.slow
 async def test_watcher_specs_tab_and_prune_count_stale_entries_alike(redis_url, sync_redis, cache_dir, tmp_path,
                                                                     ircache_logs):
     mine, also = tmp_path / "mine", tmp_path / "also"
