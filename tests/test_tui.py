@@ -373,6 +373,20 @@ async def test_80x24_every_pane_usable(cache, specs):
         assert app.query_one("#status").region.height >= 1
 
 
+async def test_specs_pane_keeps_textuals_watch(cache, specs):
+    """The pane's `watch` flag (follow the spec dirs or not) lives beside Textual's DOMNode.watch
+    (reactive watchers, data_bind), not over it: the method still watches."""
+    app = make_app(cache, spec_dirs=[specs])
+    seen: list[str] = []
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app)
+        light = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        app.specs_pane.watch(app, "theme", lambda theme: seen.append(theme), init=False)
+        app.theme = light
+        await until(pilot, lambda: seen == [light], what="the pane's theme watcher")
+        assert app.specs_pane.watcher is not None and app.specs_pane.watcher.watch is False  # make_app's watch=False
+
+
 async def test_empty_cache_says_what_to_do(redis_url, cache_dir):
     async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator()) as empty:
         app = make_app(empty)

@@ -50,10 +50,10 @@ class Counters:
 @dataclass(slots=True)
 class EventBus:
     counters: Counters = field(default_factory=Counters)
-    _subscribers: list[Callable[[CacheEvent], None]] = field(default_factory=list)
+    _subscribers: list[Callable[[CacheEvent], object]] = field(default_factory=list)
 
-    def subscribe(self, callback: Callable[[CacheEvent], None]) -> Callable[[], None]:
-        """Add a subscriber; returns a function that removes it."""
+    def subscribe(self, callback: Callable[[CacheEvent], object]) -> Callable[[], None]:
+        """Add a subscriber (what it returns is ignored); returns a function that removes it."""
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 

@@ -22,15 +22,19 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any, Unpack
 
 from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.worker import Worker
 
 from .. import redact
 from ..cache.events import CacheEvent
@@ -52,7 +56,7 @@ from .widgets.flush_bar import FlushBar
 from .widgets.keys_pane import KeysPane
 from .widgets.log_pane import LogPane
 from .widgets.specs_pane import SpecsPane
-from .widgets.status_bar import StatusBar
+from .widgets.status_bar import StatusBar, StatusChanges
 
 log = logging.getLogger("ircache")
 
@@ -65,7 +69,7 @@ NARROW = 110  # below this width the detail pane folds away (enter still opens t
 REFRESH_DELAY = 1.0  # a burst of changes refreshes the totals and the files pane once, this long after
 
 
-async def _finished(worker) -> None:
+async def _finished(worker: Worker[Any]) -> None:
     with contextlib.suppress(Exception):  # cancelled or failed: either way it is done
         await worker.wait()
 
@@ -101,7 +105,7 @@ class IRCacheApp(App[None]):
         self.cache = services.cache
         self._owns_cache = not services.cache.is_open  # the app opens (and closes) it
         self._log_handler: AppLogHandler | None = None
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
         #: live updates fell back from notifications to polling (a stall): ask again once Redis answers
         self._live_fell_back = False
         self._refresh_pending = False
@@ -171,7 +175,7 @@ class IRCacheApp(App[None]):
         if self._owns_cache:
             await self.cache.close()
 
-    def _status(self, **changes) -> None:
+    def _status(self, **changes: Unpack[StatusChanges]) -> None:
         self.status_bar.set(**changes)
 
     @property
@@ -219,12 +223,13 @@ class IRCacheApp(App[None]):
         focused = self.focused
         for pane in (self.keys_pane, self.files_pane):
             if focused is not None and pane in focused.ancestors_with_self:
-                actions.update({b.key: b.action for b in pane.BINDINGS if b.action in pane.WRITES})
+                actions.update({b.key: b.action for b in pane.BINDINGS
+                                if isinstance(b, Binding) and b.action in pane.WRITES})
         if event.key in actions:
             self.notify(f"Read-only session: {actions[event.key].replace('_', ' ')} is disabled "
                         "(started with --read-only or IR_READ_ONLY=1)", severity="warning")
 
-    def get_system_commands(self, screen):
+    def get_system_commands(self, screen: Screen[Any]) -> Iterator[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and binding.action not in ("quit",) and self.check_action(binding.action, ()):
@@ -330,7 +335,8 @@ class IRCacheApp(App[None]):
         self.detail_pane.show(self._active_pane().picked())
 
     def _active_pane(self) -> KeysPane | FilesPane | SpecsPane:
-        return {"tab-keys": self.keys_pane, "tab-files": self.files_pane}.get(self.tabs.active, self.specs_pane)
+        panes: dict[str, KeysPane | FilesPane | SpecsPane] = {"tab-keys": self.keys_pane, "tab-files": self.files_pane}
+        return panes.get(self.tabs.active, self.specs_pane)
 
     def picked(self) -> PickedEntry | None:
         return self._active_pane().picked()
@@ -424,12 +430,12 @@ class IRCacheApp(App[None]):
 
     def action_help(self) -> None:
         rows = []
-        for owner in (self, self.keys_pane, self.files_pane):
-            for binding in owner.BINDINGS:
+        for where, bindings in (("", self.BINDINGS), (f" ({self.keys_pane.NAME} tab)", self.keys_pane.BINDINGS),
+                                (f" ({self.files_pane.NAME} tab)", self.files_pane.BINDINGS)):
+            for binding in bindings:
                 if isinstance(binding, Binding):
                     key = (binding.key.replace("question_mark", "?").replace("slash", "/")
                            .replace("left_square_bracket", "[").replace("right_square_bracket", "]"))
-                    where = "" if owner is self else f" ({owner.NAME} tab)"
                     rows.append((key, (binding.tooltip or binding.description) + where))
         self.push_screen(HelpScreen(rows))
 

@@ -126,7 +126,7 @@ def render(record: logging.LogRecord, prefix: str | None = None) -> str:
 
 
 class AppLogHandler(logging.Handler):
-    def __init__(self, app: App, clock: Callable[[], datetime], *, prefix: str | None = None) -> None:
+    def __init__(self, app: App[Any], clock: Callable[[], datetime], *, prefix: str | None = None) -> None:
         super().__init__(logging.INFO)
         self.app = app
         self.clock = clock

@@ -41,7 +41,7 @@ class SpecStatus:
     stale: int = 0
 
 
-StatusCallback = Callable[[SpecStatus], None]
+StatusCallback = Callable[[SpecStatus], object]  # what it returns is ignored
 
 
 @dataclass(slots=True)

@@ -88,7 +88,7 @@ class SpecWatcher:
         max_concurrent: int = 4,
         max_bytes: int = DEFAULT_MAX_BYTES,
         debounce_ms: int = 200,
-        on_status: Callable[[SpecStatus], None] | None = None,
+        on_status: Callable[[SpecStatus], object] | None = None,
         watch: bool = True,
         redis_check_interval: float | None = REDIS_CHECK_INTERVAL,
     ) -> None:

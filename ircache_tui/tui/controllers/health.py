@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from textual import on, work
 from textual.message import Message
@@ -38,7 +39,7 @@ class Health(Controller):
         reason: str = ""
 
     def __init__(self, cache: IRCache, *, clock: Callable[[], datetime], up_interval: float, down_interval: float,
-                 **kwargs) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = cache
         self.clock = clock

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.message import Message
@@ -36,7 +37,7 @@ class Operations(Controller):
     class _PruneFound(Message):
         report: StaleReport
 
-    def __init__(self, cache: IRCache, *, spec_dirs: list[Path], spec_pattern: str, **kwargs) -> None:
+    def __init__(self, cache: IRCache, *, spec_dirs: list[Path], spec_pattern: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = cache
         self.spec_dirs = spec_dirs

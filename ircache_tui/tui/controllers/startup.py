@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import work
 
 from ...cache.ircache import IRCache
@@ -10,7 +12,7 @@ from .base import Controller
 
 
 class Startup(Controller):
-    def __init__(self, cache: IRCache, *, live: str, **kwargs) -> None:
+    def __init__(self, cache: IRCache, *, live: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = cache
         self.live = live  # "auto" (notifications if possible, else polling) or "poll"

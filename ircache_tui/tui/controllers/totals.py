@@ -15,6 +15,7 @@ App (RedisDown), whose health controller probes.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from textual import on, work
 from textual.message import Message
@@ -58,12 +59,12 @@ class Totals(Controller):
     @dataclass
     class _Loaded(Message):
         info: CacheInfo
-        hits: dict | None  # IRCache.hit_totals; None when not readable (Redis down, an ACL)
+        hits: dict[str, Any] | None  # IRCache.hit_totals; None when not readable (Redis down, an ACL)
 
     class _RoundDone(Message):
         pass
 
-    def __init__(self, cache: IRCache, *, interval: float, **kwargs) -> None:
+    def __init__(self, cache: IRCache, *, interval: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = cache
         self.interval = interval

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from array import array
 from functools import lru_cache
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -80,7 +81,7 @@ class JsonView(ScrollView, can_focus=True):
     JsonView { height: 1fr; background: #272822; color: #f8f8f2; }
     """
 
-    def __init__(self, data: bytes, placeholder: str = "", **kwargs) -> None:
+    def __init__(self, data: bytes, placeholder: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data = data  # all of the JSON, UTF-8
         self.lines: JsonLines | None = None  # where its lines start, once found (see `index`)

@@ -50,7 +50,7 @@ class FlushScreen(ModalScreen[FlushRequest | None]):
         what = (Text.assemble("spec ", plain(self.spec_name, "bold")) if self.spec_name
                 else Text.assemble(("ALL", "bold"), " IR entries"))
         down = self.redis_keys is None
-        redis = f"unavailable ({self.redis_error})" if down else plural(self.redis_keys, "key")
+        redis = f"unavailable ({self.redis_error})" if self.redis_keys is None else plural(self.redis_keys, "key")
         with Vertical():
             yield Label(Text.assemble("Flush ", what, "?"), id="flush-title")
             yield Label(
@@ -63,8 +63,8 @@ class FlushScreen(ModalScreen[FlushRequest | None]):
                 yield RadioButton(f"Redis only ({'—' if down else self.redis_keys})", value=not down,
                                   id="tier-redis", disabled=down)
                 yield RadioButton(f"Filesystem only ({self.files})", value=down, id="tier-fs")
-                yield RadioButton(f"Both ({'—' if down else self.redis_keys + self.files})", id="tier-both",
-                                  disabled=down)
+                yield RadioButton(f"Both ({'—' if self.redis_keys is None else self.redis_keys + self.files})",
+                                  id="tier-both", disabled=down)
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Flush", variant="error", id="confirm")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -90,7 +92,7 @@ class DetailPane(Static):
             self.digest = digest
             self.error = error
 
-    def __init__(self, cache: IRCache, **kwargs) -> None:
+    def __init__(self, cache: IRCache, **kwargs: Any) -> None:
         super().__init__(Text(HINT, style="dim"), **kwargs)
         self.cache = cache
         self._picked: PickedEntry | None = None

@@ -8,6 +8,7 @@ the warm column then says `?`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -47,7 +48,7 @@ class FilesPane(TablePane):
         warm: list[bool | None]  # None: Redis unknown (down)
         error: str = ""
 
-    def __init__(self, cache: IRCache, **kwargs) -> None:
+    def __init__(self, cache: IRCache, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = cache
         self.entries: dict[str, FileEntry] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -58,7 +59,7 @@ class FlushBar(Horizontal):
         error: bool = False
         removed: m.Removed | None = None
 
-    def __init__(self, cache: IRCache, **kwargs) -> None:
+    def __init__(self, cache: IRCache, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = cache
         self.running = False

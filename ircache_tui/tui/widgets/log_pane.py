@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from textual.widgets import RichLog
 
@@ -17,7 +18,7 @@ class LogPane(RichLog):
     LogPane { height: 6; border-top: solid $panel-lighten-2; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, highlight=False, **kwargs)
 
     def add(self, level: int, text: str) -> None:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -57,12 +58,12 @@ class SpecsPane(TablePane):
         status: SpecStatus
 
     def __init__(self, cache: IRCache, dirs: list[Path], *, pattern: str = "*.md", watch: bool = True,
-                 generate: bool = True, **kwargs) -> None:
+                 generate: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cache = cache
         self.dirs = dirs
         self.pattern = pattern
-        self.watch = watch
+        self.watch_files = watch  # not `self.watch`: that would hide DOMNode.watch
         self.generate = generate
         self.watcher: SpecWatcher | None = None
         self.statuses: dict[str, SpecStatus] = {}
@@ -106,13 +107,15 @@ class SpecsPane(TablePane):
         if not self.dirs or self.watcher is not None:
             return
         self.watcher = SpecWatcher(
-            self.cache, self.dirs, pattern=self.pattern, generate=self.generate, watch=self.watch,
+            self.cache, self.dirs, pattern=self.pattern, generate=self.generate, watch=self.watch_files,
             on_status=lambda status: self.post_message(self._Status(status)),
         )
         self.run_watcher()
 
     @work(group="watch", exclusive=True, exit_on_error=False)
     async def run_watcher(self) -> None:
+        if self.watcher is None:  # start() sets it before it runs this
+            return
         try:
             await self.watcher.run()
         except Exception as exc:  # the log says why; the tab keeps what it showed

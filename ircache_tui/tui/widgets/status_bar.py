@@ -4,6 +4,7 @@ and what every process's hits have saved."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, TypedDict, Unpack
 
 from rich.text import Text
 from textual.widgets import Static
@@ -35,16 +36,36 @@ class Status:
     read_only: bool = False
 
 
+class StatusChanges(TypedDict, total=False):
+    """Status's fields, any of them, as `StatusBar.set` takes them (mypy checks them against Status)."""
+
+    redis_url: str
+    connected: bool | None
+    ir_keys: int | None
+    ir_bytes: int | None
+    foreign_keys: int
+    sizes_refused: bool
+    size_at_most: bool
+    ttl: int
+    generator: str
+    hits: int
+    misses: int
+    shared_hits: int | None
+    saved_usd: float | None
+    live: str
+    read_only: bool
+
+
 class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar { height: auto; background: $panel; color: $text; padding: 0 1; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("", **kwargs)
         self.status = Status()
 
-    def set(self, **changes) -> None:
+    def set(self, **changes: Unpack[StatusChanges]) -> None:
         self.status = replace(self.status, **changes)
         self.update(self.render_status(self.status))
 

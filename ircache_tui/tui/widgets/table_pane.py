@@ -33,7 +33,8 @@ class TablePane(Vertical):
 
     def compose(self) -> ComposeResult:
         # kept as attributes: late messages during shutdown must not query a torn-down DOM
-        self._table = DataTable(cursor_type="row", zebra_stripes=True, id=f"{self.NAME}-table")
+        # cells of any kind: text.cell's Text mostly, numbers and the product's own strings too
+        self._table: DataTable[object] = DataTable(cursor_type="row", zebra_stripes=True, id=f"{self.NAME}-table")
         for key, label, width in self.COLUMNS:
             self._table.add_column(label, key=key, width=width)
         yield self._table
@@ -43,7 +44,7 @@ class TablePane(Vertical):
         yield self._footer_line
 
     @property
-    def table(self) -> DataTable:
+    def table(self) -> DataTable[object]:
         return self._table
 
     def selected_row_key(self) -> str | None:
