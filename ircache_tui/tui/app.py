@@ -278,7 +278,8 @@ class IRCacheApp(App[None]):
     # -- totals (controllers/totals.py) -------------------------------------------------
     @on(Totals.Changed)
     def _totals_changed(self, message: Totals.Changed) -> None:
-        self._status(**asdict(message.totals))
+        # the URL too: what the cache learned since it opened (a cluster node, its primaries)
+        self._status(**asdict(message.totals), redis_url=self.cache.display_url)
         self.keys_pane.set_total(message.totals.ir_keys)
 
     # -- Redis up and down (controllers/health.py: only a failed probe says down) -------------
