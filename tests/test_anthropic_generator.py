@@ -16,8 +16,16 @@ from ircache_tui.cache.ircache import IRCache
 from ircache_tui.cache.keys import cache_key
 from ircache_tui.ir.envelope import decode_entry
 from ircache_tui.ir.generators import GenerationError
-from ircache_tui.ir.generators.anthropic import SYSTEM_PROMPT, AnthropicGenerator, ir_json_schema
+from ircache_tui.ir.generators.anthropic import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    SYSTEM_PROMPT,
+    AnthropicGenerator,
+    ir_json_schema,
+)
 from ircache_tui.ir.model import ApplicationIR
+from ircache_tui.settings import Settings
 from tests.support import entry_keys
 from tests.support.generators import SPEC
 from tests.support.messages_api import (
@@ -382,15 +390,20 @@ async def test_deadline_covers_retries_and_the_repair_turn(api, make_generator):
     assert len(api.requests) == 2
 
 
-# -- configuration from the environment ----------------------------------------------------
-async def test_environment_configures_a_generator_built_without_arguments(api, monkeypatch):
+# -- configuration: by argument, from the environment through the settings ---------------------
+@pytest.fixture
+def sdk_env(api, monkeypatch):
+    """The SDK's own variable points it at the loopback server (the settings leave it to the SDK)."""
     monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
-    monkeypatch.setenv("IR_MODEL", "claude-from-env")
+
+
+async def test_the_settings_configure_the_generator_they_make(api, sdk_env):
+    settings = Settings.from_env({"ANTHROPIC_API_KEY": API_KEY, "IR_MODEL": "claude-from-env"})
     api.script(message(IR_JSON, model="claude-from-env"))
 
-    gen = AnthropicGenerator()
+    gen = settings.make_generator()
+    assert isinstance(gen, AnthropicGenerator)
     try:
         assert gen.model == "claude-from-env"
         ir = await gen.generate(SPEC, "shop")
@@ -403,11 +416,11 @@ async def test_environment_configures_a_generator_built_without_arguments(api, m
     assert api.rejected == []
 
 
-async def test_ir_max_tokens_and_ir_generate_timeout_configure_a_generator(api, monkeypatch):
-    monkeypatch.setenv("IR_MAX_TOKENS", "4321")
-    monkeypatch.setenv("IR_GENERATE_TIMEOUT", "0.5")
+async def test_ir_max_tokens_and_ir_generate_timeout_configure_the_settings_generator(api, sdk_env):
+    settings = Settings.from_env({"ANTHROPIC_API_KEY": API_KEY, "IR_MAX_TOKENS": "4321", "IR_GENERATE_TIMEOUT": "0.5"})
     api.script(message(IR_JSON, delay=10.0))
-    gen = AnthropicGenerator(api_key=API_KEY, base_url=api.base_url)
+    gen = settings.make_generator()
+    assert isinstance(gen, AnthropicGenerator)
     try:
         assert gen.max_tokens == 4321 and gen.deadline == 0.5 and gen.timeout == 0.5
         with pytest.raises(GenerationError) as exc:
@@ -419,22 +432,28 @@ async def test_ir_max_tokens_and_ir_generate_timeout_configure_a_generator(api, 
     assert "within its 0.5s deadline (IR_GENERATE_TIMEOUT)" in _one_line(exc)
 
 
-@pytest.mark.parametrize(("name", "value"), [("IR_MAX_TOKENS", "lots"), ("IR_MAX_TOKENS", "0"), ("IR_GENERATE_TIMEOUT", "-3")])
-async def test_an_unusable_setting_falls_back_to_the_default_with_a_warning(monkeypatch, ircache_logs, name, value):
-    monkeypatch.setenv(name, value)
+async def test_a_generator_built_directly_reads_no_variable(monkeypatch):
+    # the settings read these; the class has documented defaults, whatever the environment says
+    for name, value in (("IR_MODEL", "claude-from-env"), ("IR_MAX_TOKENS", "4321"), ("IR_GENERATE_TIMEOUT", "7")):
+        monkeypatch.setenv(name, value)
     gen = AnthropicGenerator(api_key=API_KEY, base_url="http://127.0.0.1:9")
     try:
-        assert (gen.max_tokens, gen.deadline) == (16_000, 300.0)
+        assert (gen.model, gen.max_tokens, gen.deadline, gen.timeout) == (
+            DEFAULT_MODEL, DEFAULT_MAX_TOKENS, DEFAULT_DEADLINE, DEFAULT_DEADLINE)
+        assert gen._max_tokens_hint == "raise max_tokens or shorten the spec" and gen._deadline_source == ""
     finally:
         await gen.aclose()
-    assert [r.getMessage() for r in ircache_logs.records if name in r.getMessage()], ircache_logs.text
 
 
-async def test_explicit_model_beats_ir_model(api, monkeypatch, make_generator):
-    monkeypatch.setenv("IR_MODEL", "claude-from-env")
+async def test_the_model_flag_beats_ir_model(api, sdk_env):
+    settings = Settings.from_env({"ANTHROPIC_API_KEY": API_KEY, "IR_MODEL": "claude-from-env"}, model="claude-explicit")
     api.script(message(IR_JSON))
-
-    await make_generator(model="claude-explicit").generate(SPEC, "shop")
+    gen = settings.make_generator()
+    assert isinstance(gen, AnthropicGenerator)
+    try:
+        await gen.generate(SPEC, "shop")
+    finally:
+        await gen.aclose()
 
     assert api.last_request["model"] == "claude-explicit"
 

@@ -2,8 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from ircache_tui.ir.generators import OfflineGenerator, default_generator
+from ircache_tui.ir.generators import OfflineGenerator
+from ircache_tui.ir.generators.anthropic import AnthropicGenerator
 from ircache_tui.ir.generators.offline import parse_spec
+from ircache_tui.settings import Settings
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 
@@ -53,8 +55,10 @@ def test_no_title_uses_spec_name():
     assert parse_spec("just text", "fallback").name == "fallback"
 
 
-def test_default_generator_follows_api_key(monkeypatch):
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    assert default_generator().name == "offline"
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
-    assert default_generator().name == "anthropic"
+async def test_the_settings_generator_follows_the_api_key():
+    assert Settings.from_env({}).make_generator().name == "offline"
+    gen = Settings.from_env({"ANTHROPIC_API_KEY": "sk-test"}).make_generator()
+    assert isinstance(gen, AnthropicGenerator)
+    await gen.aclose()
+    chosen = Settings.from_env({"ANTHROPIC_API_KEY": "sk-test", "IR_GENERATOR": "offline"})
+    assert chosen.make_generator().name == "offline"

@@ -173,7 +173,7 @@ class IRCache:
     async def open(self) -> "IRCache":
         url = self.settings.redis_url
         if url is None:
-            self.embedded = EmbeddedRedis(self.settings.cache_dir)
+            self.embedded = EmbeddedRedis(self.settings.cache_dir, server_binary=self.settings.redis_server)
             url = await asyncio.to_thread(self.embedded.start)
         self.redis = RedisTier(
             url, self.keys, self.settings.ttl, read_only=self.read_only, private=self.embedded is not None,

@@ -45,7 +45,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..settings import DEFAULT_METRICS_HOST
+from ..settings import DEFAULT_METRICS_HOST, DEFAULT_METRICS_REFRESH
 from . import metrics_server
 from .events import CacheEvent
 
@@ -59,7 +59,7 @@ log = logging.getLogger("ircache.metrics")
 #: a generation takes 30-120 s with an LLM, milliseconds offline (first bucket), at most
 #: IR_GENERATE_TIMEOUT (300 s by default)
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 300.0)
-DEFAULT_REFRESH_INTERVAL = 30.0
+DEFAULT_REFRESH_INTERVAL = DEFAULT_METRICS_REFRESH  # IR_METRICS_REFRESH's default
 DEFAULT_HOST = DEFAULT_METRICS_HOST  # loopback unless asked
 LOOKUP_TIERS = ("redis", "filesystem", "generator")
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_creation")

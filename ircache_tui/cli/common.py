@@ -26,7 +26,7 @@ from .. import redact
 from ..cache.health import REDIS_DOWN
 from ..errors import IRCacheError
 from ..cache.ircache import GENERATION_FAILED, NOTICE
-from ..settings import Settings
+from ..settings import Settings, secrets_from_env
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -64,8 +64,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     # registered before the settings are checked, so that even a SettingsError cannot show them
-    register_secrets(getattr(args, "redis_url", None), os.environ.get("REDIS_URL"),
-                     api_keys=(os.environ.get("ANTHROPIC_API_KEY"), os.environ.get("ANTHROPIC_AUTH_TOKEN")))
+    in_env = secrets_from_env()
+    register_secrets(getattr(args, "redis_url", None), in_env.redis_url, api_keys=in_env.api_keys)
     settings = Settings.from_env(
         redis_url=getattr(args, "redis_url", None),
         cache_dir=getattr(args, "cache_dir", None),

@@ -34,6 +34,7 @@ from ircache_tui.ir.envelope import decode_entry
 from ircache_tui.ir.generators import GenerationError
 from ircache_tui.ir.generators.anthropic import AnthropicGenerator
 from ircache_tui.ir.model import ApplicationIR
+from ircache_tui.settings import Settings
 from tests.support.cli import cli_env, run_cli
 from tests.support.generators import SPEC
 from tests.support.messages_api import (
@@ -406,10 +407,16 @@ async def test_in_process_a_rejected_key_is_one_scrubbed_line_and_nothing_is_cac
 
 
 async def test_the_generator_takes_its_deadline_and_request_timeout_from_ir_generate_timeout(monkeypatch):
-    monkeypatch.setenv("IR_GENERATE_TIMEOUT", "7")
+    def made(timeout: str) -> AnthropicGenerator:
+        gen = Settings.from_env({"ANTHROPIC_API_KEY": SECRET, "IR_GENERATE_TIMEOUT": timeout}).make_generator()
+        assert isinstance(gen, AnthropicGenerator)
+        return gen
+
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
     with MessagesAPI(api_key=SECRET) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)  # the SDK's own variable
         server.script(message(IR_JSON))
-        gen = AnthropicGenerator(api_key=SECRET, base_url=server.base_url)
+        gen = made("7")
         try:
             assert gen.deadline == 7 and gen.timeout == 7
             await gen.generate(SPEC, "shop")
@@ -417,8 +424,7 @@ async def test_the_generator_takes_its_deadline_and_request_timeout_from_ir_gene
             await gen.aclose()
         assert float(server.headers[0]["x-stainless-read-timeout"]) == 7.0
 
-    monkeypatch.setenv("IR_GENERATE_TIMEOUT", "0")  # no deadline: the SDK's own default per request
-    gen = AnthropicGenerator(api_key=SECRET, base_url="http://127.0.0.1:9")
+    gen = made("0")  # no deadline: the SDK's own default per request
     try:
         assert gen.deadline is None and gen.timeout == 600
     finally:

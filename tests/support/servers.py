@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ircache_tui.cache.embedded import find_redis_server
 from ircache_tui.cache.errors import EmbeddedRedisError
+from ircache_tui.settings import SettingsError
 
 
 def _package_dir(name: str) -> Path | None:
@@ -76,7 +77,7 @@ def this_run() -> str:
     """What the run's servers are, for pytest's header: the binary and its version line."""
     try:
         path = find_redis_server()
-    except EmbeddedRedisError as exc:
+    except (EmbeddedRedisError, SettingsError) as exc:  # SettingsError: IRCACHE_REDIS_SERVER is no executable
         return f"none ({exc})"
     return f"{path} ({version(path)})"
 

