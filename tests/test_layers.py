@@ -91,6 +91,16 @@ PLANTED = [
         r"ircache_tui\.tui\.widgets\.banner -> redis \(l\.\d+\)",
         id="tui-imports-redis",
     ),
+    pytest.param(  # the cycle the Redis tier once had with the hit counters (issue 19)
+        "no-cycles", "cache/hits.py", "from .redis import tier",
+        r"No cycles are allowed in ircache_tui\.cache\.",
+        id="hits-and-redis-import-each-other",
+    ),
+    pytest.param(
+        "no-cycles", "cache/redis/walk.py", "from . import tier",
+        r"No cycles are allowed in ircache_tui\.cache\.redis\.",
+        id="a-walk-imports-the-tier",
+    ),
 ]
 
 

@@ -34,7 +34,7 @@ from ...cache.decoded import EntryDigest
 from ...fmt import human_bytes
 from ...ir.envelope import StoredEntry
 from ..text import plain, printable
-from ..widgets.detail_pane import summary_table
+from ..summary import summary_table
 
 # One JSON token: a key (a string before a colon), a string, a number, a literal, punctuation.
 _TOKEN = re.compile(

@@ -14,35 +14,13 @@ from ... import redact
 from ...cache.decoded import SLICED_MIN, EntryDigest
 from ...cache.errors import IRCacheError, RedisUnavailable
 from ...cache.ircache import IRCache
-from ...fmt import human_bytes, human_time
-from ...ir.envelope import CorruptEntry, StoredEntry
+from ...ir.envelope import CorruptEntry
+from ...fmt import human_bytes
 from ..picked import PickedEntry
+from ..summary import summary_table
 from ..text import plain
 
 HINT = "Select an entry to see its summary; enter opens the IR."
-
-
-def summary_table(entry: StoredEntry | EntryDigest, *, size: bool = False) -> Table:
-    """Name, counts, generator, time, spec and hash; `size`: also the stored size, when known.
-
-    The values come from the entry (an LLM's IR, a spec's path): Text, never markup (a `str`
-    cell of a Rich table is parsed)."""
-    digest = entry if isinstance(entry, EntryDigest) else EntryDigest(entry)
-    head = digest.head
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("name", plain(head.application_ir.name))
-    for label, n in digest.summary().items():
-        table.add_row(label, str(n))
-    gen = head.generator.name + (f" ({head.generator.model})" if head.generator.model else "")
-    table.add_row("generator", plain(gen))
-    table.add_row("generated", human_time(head.generated_at))
-    table.add_row("spec", plain(head.spec_path))
-    table.add_row("hash", plain(head.spec_hash[:16] + "…"))
-    if size and digest.size is not None:
-        table.add_row("size", human_bytes(digest.size))
-    return table
 
 
 class DetailPane(Static):
@@ -177,7 +155,7 @@ class DetailPane(Static):
             self._push(message)
 
     def _push(self, loaded: DetailPane.Loaded) -> None:
-        from ..screens.detail import DetailScreen  # the screen imports this module's summary_table
+        from ..screens.detail import DetailScreen
 
         self.app.push_screen(DetailScreen(loaded.title, loaded.digest, loaded.error))
 
