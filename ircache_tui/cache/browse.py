@@ -285,11 +285,8 @@ class KeyBrowser:
         return page
 
     async def _scan_step(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
-        """One SCAN step over every key under the prefix, through the tier's door (errors mapped,
-        health kept). Not RedisTier.scan_ir_page: that one drops the keys it does not parse, and
-        "scanned" counts them."""
-        door = self.redis.door
-        return await door.run(lambda: door.nodes.scan_step(cursor, self._pattern, count))
+        """One SCAN step over every key under the prefix ("scanned" counts them all)."""
+        return await self.redis.scan_step(cursor, self._pattern, count)
 
     def _primaries_done(self, cursor: int, done: bool) -> tuple[int | None, int | None]:
         """On a cluster the cursor walks the primaries in turn, the current one's index in its low

@@ -458,14 +458,11 @@ class RedisTier:
         return [p for p in (self.keys.cache_key_of(k) for k, _ in ranked) if p is not None]
 
     # -- walking the keyspace (the dashboard and prune) ----------------------
-    async def scan_ir_page(
-        self, cursor: int, count: int, spec_name: str | None = None, match: str | None = None
-    ) -> tuple[int, list[ParsedKey]]:
-        """One SCAN step over IR keys: (next cursor, parsed keys of this page). On a cluster the
-        cursor is composite (pager.py); 0 still starts and ends the walk."""
-        pattern = match or self.keys.match_pattern(spec_name)
-        next_cursor, raw = await self.door.run(lambda: self.door.nodes.scan_step(cursor, pattern, count))
-        return next_cursor, self._parsed(raw, spec_name)
+    async def scan_step(self, cursor: int, pattern: str, count: int) -> tuple[int, list[bytes]]:
+        """One SCAN step over the keys matching `pattern` (every key it returns, parsed or not: a
+        pager counts what it examined): (next cursor, keys). On a cluster the cursor is composite
+        (pager.py); 0 still starts and ends the walk."""
+        return await self.door.run(lambda: self.door.nodes.scan_step(cursor, pattern, count))
 
     def _parsed(self, raw: list[bytes], spec_name: str | None) -> list[ParsedKey]:
         parsed = [p for p in map(self.keys.cache_key_of, raw) if p is not None]
