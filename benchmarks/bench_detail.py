@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 
-from report import Row, print_table  # noqa: E402  (benchmarks/report.py)
+from report import Heartbeat, Row, print_table  # noqa: E402  (benchmarks/report.py)
 from ircache_tui import IRCache, OfflineGenerator, cache_key  # noqa: E402
 from ircache_tui.cache import decoded  # noqa: E402
 from ircache_tui.cache.embedded import EmbeddedRedis  # noqa: E402
@@ -81,30 +81,6 @@ def huge_entry(entities: int = 4100, endpoints: int = 1000) -> bytes:
     return StoredEntry.create(ir, spec_name="huge", spec_hash=spec_hash(SPEC), spec_path="huge.md",
                               generator="offline",
                               generated_at=datetime(2026, 1, 2, tzinfo=timezone.utc)).to_json_bytes()
-
-
-class Heartbeat:
-    """A task that sleeps 5 ms again and again and records how late it wakes (as bench_watch.py)."""
-
-    def __init__(self, period: float = 0.005) -> None:
-        self.period = period
-        self.worst = 0.0
-        self.task: asyncio.Task[None] | None = None
-
-    async def _beat(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            t = loop.time()
-            await asyncio.sleep(self.period)
-            self.worst = max(self.worst, loop.time() - t - self.period)
-
-    def __enter__(self) -> "Heartbeat":
-        self.task = asyncio.get_running_loop().create_task(self._beat())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.task is not None
-        self.task.cancel()
 
 
 class Host(App[None]):

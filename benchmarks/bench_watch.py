@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from report import MS, Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
+from report import MS, Heartbeat, Row, percentile, print_table  # noqa: E402  (benchmarks/report.py)
 
 BLOCK = 5
 SPEC = """# Bench API
@@ -130,30 +130,6 @@ async def ir_on_disk(cache, texts: dict[Path, str]) -> list[str]:
         await cache.fs.write_raw(key, entry.to_json_bytes())
         keys.append(key)
     return keys
-
-
-class Heartbeat:
-    """A task that sleeps `period` again and again and records how late it wakes."""
-
-    def __init__(self, period: float = 0.005) -> None:
-        self.period = period
-        self.worst = 0.0
-        self.task: asyncio.Task[None] | None = None
-
-    async def _beat(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            t = loop.time()
-            await asyncio.sleep(self.period)
-            self.worst = max(self.worst, loop.time() - t - self.period)
-
-    def __enter__(self) -> "Heartbeat":
-        self.task = asyncio.get_running_loop().create_task(self._beat())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.task is not None
-        self.task.cancel()
 
 
 async def bench_saves(args, cache, listener: SetListener, work: Path) -> list[Row]:
@@ -258,7 +234,7 @@ async def bench_burst(args, cache, listener: SetListener, work: Path) -> list[Ro
     t0 = time.perf_counter()
     warmed = await cache.warm_redis()
     base = time.perf_counter() - t0
-    assert warmed["warmed"] >= len(keys), warmed
+    assert warmed.warmed >= len(keys), warmed
     await cache.redis.unlink_many(sorted(rkeys))
     with listener.lock:
         listener.seen.clear()

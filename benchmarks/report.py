@@ -1,7 +1,9 @@
-"""The result table every benchmark here prints: each figure beside its baseline from the same run."""
+"""What every benchmark here shares: the result table (each figure beside its baseline from the same
+run) and the heartbeat that measures how long the event loop stalls."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import subprocess
@@ -70,3 +72,27 @@ class PingLoop:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class Heartbeat:
+    """A task that sleeps `period` again and again and records how late it wakes."""
+
+    def __init__(self, period: float = 0.005) -> None:
+        self.period = period
+        self.worst = 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(self.period)
+            self.worst = max(self.worst, loop.time() - t - self.period)
+
+    def __enter__(self) -> "Heartbeat":
+        self.task = asyncio.get_running_loop().create_task(self._beat())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()

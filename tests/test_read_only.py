@@ -32,7 +32,6 @@ import stat
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from ircache_tui.tui.services import Services
 from ircache_tui.tui.widgets.log_pane import LogPane
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
 from tests.support.generators import SPEC, CountingGenerator
+from tests.support.monitor import CommandLog
 from tests.support.redis_server import RedisServer
 from tests.support.tui import cell, static_text, until
 
@@ -255,38 +255,17 @@ class WriteWatch:
     def __init__(self, server: RedisServer) -> None:
         self.url = server.unix_url
         self.admin = redis.Redis.from_url(self.url)
-        self.commands: list[dict] = []
-        self.error: BaseException | None = None
-        self._marker = f"ircache-test-monitor-stop-{uuid.uuid4().hex}"
+        self._log = CommandLog(self.url)
 
     def start(self) -> "WriteWatch":
         self.admin.config_resetstat()
         self._dirty = int(self.admin.info("persistence")["rdb_changes_since_last_save"])
-        self._monitor = redis.Redis.from_url(self.url).monitor()
-        self._monitor.__enter__()  # MONITOR answered OK: from here on every command is seen
-        self._thread = threading.Thread(target=self._collect, name="redis-monitor", daemon=True)
-        self._thread.start()
+        self._log.start()
         return self
 
-    def _collect(self) -> None:
-        try:
-            while True:
-                command = self._monitor.next_command()
-                if command is None:
-                    continue
-                if self._marker in command["command"]:
-                    return
-                self.commands.append(command)
-        except BaseException as exc:  # reported by stop()
-            self.error = exc
-
     def stop(self) -> WriteReport:
-        self.admin.echo(self._marker)
-        self._thread.join(10)
-        alive = self._thread.is_alive()
-        with contextlib.suppress(Exception):
-            self._monitor.__exit__(None, None, None)
-        assert not alive, "the MONITOR thread never saw the stop marker"
+        self._log.stop(check=False)  # (a MONITOR failure is the report's to say)
+        self.commands, self.error = self._log.commands, self._log.error
         stats = {name.removeprefix("cmdstat_"): v for name, v in self.admin.info("commandstats").items()}
         dirty = int(self.admin.info("persistence")["rdb_changes_since_last_save"]) - self._dirty
         names = {c["command"].split(" ", 1)[0].lower() for c in self.commands} | set(stats)
@@ -411,7 +390,7 @@ async def test_read_only_library_serves_both_tiers_refuses_every_write_and_chang
             # an external server's config is not ours to set when read-only: poll instead
             assert await cache.enable_live_updates() is False
             info = await cache.get_cache_info()  # reads still work after all that
-            assert info["redis"]["reachable"] and info["redis"]["total_keys"] == FOREIGN_IR_KEYS + 3
+            assert info.redis["reachable"] and info.redis["total_keys"] == FOREIGN_IR_KEYS + 3
         assert gen.calls == 0
     finally:
         report = watch.stop()
