@@ -27,6 +27,7 @@ from .cache import (
     cache_key,
 )
 from .cache.errors import ClusterRefused, EmbeddedRedisError, FlushIncomplete, RedisBusy
+from .cache.results import CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals, WarmResult
 from .ir import SCHEMA_VERSION, ApplicationIR, CorruptEntry, StoredEntry
 from .ir.generators import GenerationError, Generator, OfflineGenerator
 from .settings import Settings, SettingsError
@@ -37,13 +38,19 @@ __all__ = [
     "SCHEMA_VERSION",
     "ApplicationIR",
     "CacheEvent",
+    "CacheInfo",
     "ClusterRefused",
     "CorruptEntry",
+    "DeleteResult",
     "EmbeddedRedisError",
     "FlushIncomplete",
+    "FlushResult",
     "ForeignKey",
     "GenerationError",
+    "GenerationTotals",
     "Generator",
+    "HitCount",
+    "HitTotals",
     "IRCache",
     "IRCacheError",
     "InvalidSpecName",
@@ -58,6 +65,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "StoredEntry",
+    "WarmResult",
     "cache_key",
     "__version__",
 ]

@@ -568,5 +568,5 @@ async def test_with_the_documented_count_rules_hits_are_shared(shared, make_user
         await cache.lookup(SPEC, "shop.md")
     async with IRCache(url, tmp_path / "cache", generator=CountingGenerator()) as cache:
         totals = await cache.hit_totals()
-    assert (totals["generator"], totals["redis"]) == (1, 1)
+    assert (totals.generator, totals.redis) == (1, 1)
     assert not [r for r in ircache_logs.records if r.levelno >= logging.WARNING], ircache_logs.text

@@ -26,6 +26,7 @@ from redis.cluster import RedisCluster as SyncCluster
 from ircache_tui import IRCache, cache_key
 from ircache_tui.cache.errors import ClusterRefused
 from ircache_tui.cache.keys import KeySpace
+from ircache_tui.cache.results import DeleteResult
 from tests.support.foreign import entry_value
 from tests.support.cli import cli_env, run_cli
 from tests.support.generators import SPEC, CountingGenerator
@@ -170,8 +171,8 @@ async def test_library_detects_the_cluster_and_uses_the_server_side_steps(filled
         assert cache.redis.cluster
         assert "cluster, 3 primaries" in cache.display_url
         info = await cache.get_cache_info()
-        assert info["redis"]["cluster"] == {"primaries": 3}
-        assert info["redis"]["total_keys"] == len(ir)
+        assert info.redis["cluster"] == {"primaries": 3}
+        assert info.redis["total_keys"] == len(ir)
         assert await cache.count_keys("ecommerce") == SPEC_KEYS["ecommerce"]
         assert cache.redis._stats_scripted  # Redis 6.2 runs the stats step on each node (keys of that node)
         # the stale walk (scan_keys) sees every key once
@@ -251,7 +252,7 @@ async def test_deletes_never_cross_slots(filled, cluster, nodes, tmp_path):
         assert await cache.redis.unlink_many(rkeys) == 0
         # prune's delete (entries and their hit counts), in batches
         removed = await cache.delete_entries(keys[400:], [])
-        assert removed == {"redis": len(keys) - 400, "filesystem": 0}
+        assert removed == DeleteResult(len(keys) - 400, 0)
         assert await cache.count_keys("ecommerce_v2") == 0
         # one entry and its hit counts (two slots): delete_entry
         one = [k.decode()[len(PREFIX) + 1:] for k in ir if KEYSPACE.belongs(k, "ecommerce-api")][0]
@@ -282,8 +283,8 @@ async def test_lock_hits_and_dashboard_walks(filled, cluster, nodes, tmp_path):
             cache.hits.record("redis", key, None)
         await cache.hits.flush()
         counts = await cache.hit_counts(keys)
-        assert [c["redis"] for c in counts] == [1] * 60
-        assert (await cache.hit_totals())["redis"] == 60
+        assert [c.redis for c in counts] == [1] * 60
+        assert (await cache.hit_totals()).redis == 60
         await cache.clear_cache(filesystem=False, spec_name="ecommerce")  # takes the hit keys with it
         assert not any(k.endswith(b":hits") and b"ecommerce_" in k and b"_v2" not in k for k in every_key(nodes))
 

@@ -32,6 +32,7 @@ from ircache_tui.cache.redis import cluster as cluster_nodes
 from ircache_tui.cache.redis import walk
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
+from ircache_tui.cache.results import FlushResult
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
 from tests.support.foreign import entry_value
 
@@ -217,7 +218,7 @@ async def test_flush_stops_and_says_what_went_then_finishes_after_the_promotion(
         assert abs(deleted - (IR_KEYS - remaining)) <= walk.BATCH, (deleted, remaining)
 
         await asyncio.sleep(cache.redis.health.min_backoff + 0.1)  # past the fast-fail window
-        assert await cache.clear_cache(filesystem=False) == {"redis": remaining, "foreign_kept": 0}
+        assert await cache.clear_cache(filesystem=False) == FlushResult(redis=remaining)
     only_foreign_left(cluster, foreign)
 
 
@@ -237,7 +238,7 @@ async def test_stats_follow_a_failover(cluster, tmp_path):
     cluster.wait_replicated()
 
     async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
-        assert (await cache.get_cache_info())["redis"]["total_keys"] == len(keys)
+        assert (await cache.get_cache_info()).redis["total_keys"] == len(keys)
         cluster.kill(victim)
         promote = threading.Timer(0.5, lambda: cluster.client(replica).execute_command(
             "CLUSTER", "FAILOVER", "TAKEOVER"))
@@ -246,7 +247,7 @@ async def test_stats_follow_a_failover(cluster, tmp_path):
             info = await cache.get_cache_info()
         finally:
             promote.join()
-        assert info["redis"]["total_keys"] == len(keys), info["redis"]
-        assert info["redis"]["cluster"] == {"primaries": 3}
+        assert info.redis["total_keys"] == len(keys), info.redis
+        assert info.redis["cluster"] == {"primaries": 3}
         now = sorted(cluster.primary_ports())
         assert replica in now and victim not in now

@@ -35,6 +35,7 @@ from ircache_tui.cache.redis import cluster as cluster_nodes
 from ircache_tui.cache.redis import walk
 from ircache_tui.cache.errors import FlushIncomplete
 from ircache_tui.cache.keys import KeySpace
+from ircache_tui.cache.results import FlushResult
 from tests.support.cli import cli_env, run_cli
 from tests.support.foreign import fill_cluster
 
@@ -169,7 +170,7 @@ async def test_flush_during_a_migration_that_does_not_end(cluster, nodes, tmp_pa
 
     mover.complete(slots, src, dst)  # the resharding ends: then a flush completes, and has nothing left to do
     async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
-        assert await cache.clear_cache(filesystem=False) == {"redis": 0, "foreign_kept": 0}
+        assert await cache.clear_cache(filesystem=False) == FlushResult(redis=0)
     assert sorted(set(all_keys(nodes))) == sorted(foreign)
 
 
@@ -208,7 +209,7 @@ async def test_flush_follows_a_resharding_that_runs_through_it(cluster, nodes, t
     assert not failures, failures
     assert thread.is_alive() is False
     assert "Slots changed hands during the flush (a resharding or a failover): walking every primary again" in caplog.text
-    assert result == {"redis": len(ir), "foreign_kept": 0}, (result, first_walks_done)
+    assert result == FlushResult(redis=len(ir)), (result, first_walks_done)
     left = all_keys(nodes)
     assert not [k for k in left if KEYSPACE.belongs(k)]
     assert sorted(set(left)) == sorted(foreign)
@@ -313,7 +314,7 @@ async def test_least_privilege_user_during_a_migration(cluster, nodes, tmp_path,
                     await cache.clear_cache(filesystem=False)
                 deleted = stopped.value.done["redis"]
             else:
-                deleted = (await cache.clear_cache(filesystem=False))["redis"]
+                deleted = (await cache.clear_cache(filesystem=False)).redis
     assert deleted == len(moving.ir)
     left = all_keys(nodes)
     assert not [k for k in left if KEYSPACE.belongs(k)]
@@ -447,7 +448,7 @@ async def test_single_key_commands_follow_a_slot_that_moved_since_the_last_walk(
 
         assert await cache.in_redis_many(moved + others) == [True] * (len(moved) + len(others))
         counts = await cache.hit_counts(moved)
-        assert [c["redis"] for c in counts] == [0] * len(moved)
+        assert [c.redis for c in counts] == [0] * len(moved)
         page = await cache.key_browser(page_size=1000).first()
         assert {row.cache_key for row in page.rows} >= set(moved)
         assert all(row.ttl > 0 and row.memory for row in page.rows if row.cache_key in moved)
@@ -500,7 +501,7 @@ async def test_keys_left_for_want_of_asking_are_deleted_once_the_migration_ends(
                 result = await cache.clear_cache(filesystem=False)
         finally:
             ends.join()
-    assert result == {"redis": len(moving.ir), "foreign_kept": 0}
+    assert result == FlushResult(redis=len(moving.ir))
     assert "walking every primary again" in caplog.text  # the walk after the migration ended
     left = all_keys(nodes)
     assert not [k for k in left if KEYSPACE.belongs(k)]

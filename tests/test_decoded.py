@@ -174,6 +174,6 @@ async def test_warming_redis_from_disk_keeps_the_hot_decode(redis_url, cache_dir
         await c.get_application_ir("# Other\n", "other.md")
         hot = await c.lookup(SPEC, "shop.md")  # the one decode kept is shop's
         sync_redis.flushdb()
-        assert (await c.warm_redis())["warmed"] == 2
+        assert (await c.warm_redis()).warmed == 2
         again = await c.lookup(SPEC, "shop.md")
         assert again.tier == "redis" and again.entry is hot.entry

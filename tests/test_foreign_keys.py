@@ -15,6 +15,7 @@ import pytest
 
 from ircache_tui import ForeignKey, IRCache
 from ircache_tui.cache.metrics import CacheMetrics
+from ircache_tui.cache.results import DeleteResult
 from ircache_tui.fmt import plural
 from ircache_tui.tui.app import IRCacheApp
 from ircache_tui.tui.screens.confirm import ConfirmScreen
@@ -89,7 +90,7 @@ async def test_the_library_refuses_to_delete_expire_or_overwrite_one(shared, syn
             assert await cache.in_redis(key) is False
             with pytest.raises(ForeignKey):
                 await cache.read_entry(key)
-        assert await cache.delete_entries([string_key, hash_key], []) == {"redis": 0, "filesystem": 0}
+        assert await cache.delete_entries([string_key, hash_key], []) == DeleteResult(0, 0)
         await metrics.refresh(cache)
     assert metrics.registry.get_sample_value("ircache_entries", {"tier": "redis"}) == len(entries)
     assert {k: (sync_redis.dump(k), sync_redis.ttl(k)) for k in before} == before

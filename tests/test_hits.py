@@ -16,6 +16,7 @@ import pytest
 
 from ircache_tui.cache.ircache import IRCache
 from ircache_tui.cache.keys import cache_key
+from ircache_tui.cache.results import FlushResult
 from tests.support.generators import SPEC, CountingGenerator
 
 pytestmark = pytest.mark.server  # hit counts kept in this server
@@ -35,7 +36,7 @@ async def test_hits_are_batched_not_sent_per_lookup(redis_url, sync_redis, cache
         assert not [c for c in stats if c.startswith("cmdstat_hincrby")], stats  # nothing sent yet
         assert stats["cmdstat_get"]["calls"] == 50  # one GET a hit: no extra round trip
         totals = await cache.hit_totals()  # the pending batch is counted too
-        assert (totals["redis"], totals["generator"]) == (50, 1)
+        assert (totals.redis, totals.generator) == (50, 1)
     stored = {k.decode(): v.decode() for k, v in sync_redis.hgetall("ir_cache:stats:hits").items()}
     assert stored["redis"] == "50" and stored["generator"] == "1" and stored["since"]
     per_entry = sync_redis.hgetall(f"ir_cache:{KEY}:hits")
@@ -53,11 +54,11 @@ async def test_counts_are_not_ir_keys_and_go_with_their_entries(redis_url, sync_
         await cache.hits.flush()
         assert await cache.count_keys() == 2  # the stats and hit keys are not entries
         assert sync_redis.exists(f"ir_cache:{KEY}:hits")
-        assert await cache.clear_cache(redis=True, filesystem=False, spec_name="shop") == {"redis": 1, "foreign_kept": 0}
+        assert await cache.clear_cache(redis=True, filesystem=False, spec_name="shop") == FlushResult(redis=1)
         assert not sync_redis.exists(f"ir_cache:{KEY}:hits")  # flushing a spec drops its counts
         other = cache_key("# Other\n", "other.md")
         assert sync_redis.exists(f"ir_cache:{other}:hits")
-        assert (await cache.hit_totals())["redis"] == 2  # the totals are history: they stay
+        assert (await cache.hit_totals()).redis == 2  # the totals are history: they stay
     assert {k.decode() for k in sync_redis.keys("*")} == {"ir_cache:stats:hits", f"ir_cache:{other}", f"ir_cache:{other}:hits"}
 
 
@@ -73,7 +74,7 @@ async def test_saved_dollars_and_seconds_add_each_hit_entrys_cost(redis_url, syn
         for _ in range(3):
             await cache.lookup(SPEC, "shop.md")
         totals = await cache.hit_totals()
-    assert totals["saved_usd"] == 0.189 and totals["saved_seconds"] == 120.0
+    assert totals.saved_usd == 0.189 and totals.saved_seconds == 120.0
 
 
 WORKER = """
@@ -132,8 +133,8 @@ async def test_two_closed_processes_sum_exactly(redis_url, sync_redis, tmp_path)
     async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
         totals = await cache.hit_totals()
         (counts,) = await cache.hit_counts([KEY])
-    assert (totals["generator"], totals["redis"], totals["filesystem"]) == (1, 18, 0)
-    assert (counts["redis"], counts["filesystem"]) == (18, 0)
+    assert (totals.generator, totals.redis, totals.filesystem) == (1, 18, 0)
+    assert (counts.redis, counts.filesystem) == (18, 0)
 
 
 async def test_a_read_only_session_writes_no_counts(redis_url, sync_redis, cache_dir):
@@ -163,7 +164,7 @@ async def test_counts_wait_in_memory_while_redis_is_down(cache_dir):
             await cache.probe()
             assert await cache.hits.flush() is True
             totals = await cache.hit_totals()
-        assert (totals["generator"], totals["filesystem"]) == (1, 4)
+        assert (totals.generator, totals.filesystem) == (1, 4)
     finally:
         server.stop()
 
@@ -188,7 +189,7 @@ async def test_a_flush_takes_hit_counts_in_the_same_walk(redis_url, sync_redis, 
     sync_redis.config_resetstat()
     async with IRCache(redis_url=url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
         done = await cache.clear_cache(redis=True, filesystem=False, spec_name="shop")
-    assert done == {"redis": 300, "foreign_kept": 0}
+    assert done == FlushResult(redis=300)
     assert not sync_redis.keys("ir_cache:shop_*")  # entries and hit counts alike
     assert len(sync_redis.keys("ir_cache:other*:hits")) == 6000
     stats = sync_redis.info("commandstats")

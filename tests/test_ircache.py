@@ -9,6 +9,7 @@ import time
 import pytest
 
 from ircache_tui import ApplicationIR, GenerationError, IRCache, cache_key
+from ircache_tui.cache.results import FlushResult, WarmResult
 from ircache_tui.ir import SCHEMA_VERSION
 from tests.support.foreign import plant_foreign
 from tests.support.generators import SPEC, CountingGenerator
@@ -245,14 +246,14 @@ async def test_clear_cache_and_info(cache, sync_redis, cache_dir):
     sync_redis.set("unrelated", "keep")
     foreign = plant_foreign(sync_redis, 3, 2, spec="shop")  # another tool's keys named like shop's entries
     info = await cache.get_cache_info()
-    assert info["redis"]["reachable"] is True
-    assert info["redis"]["total_keys"] == 2 and info["redis"]["specs"] == ["other", "shop"]
-    assert info["redis"]["foreign_keys"] == 5
-    assert info["redis"]["total_size_bytes"] > 0
-    assert info["filesystem"]["file_count"] == 2 and info["filesystem"]["directory"] == str(cache_dir)
-    assert await cache.clear_cache(filesystem=False, spec_name="shop") == {"redis": 1, "foreign_kept": 0}
-    assert await cache.clear_cache(redis=False) == {"filesystem": 2}
-    assert await cache.clear_cache() == {"redis": 1, "filesystem": 0, "foreign_kept": 5}
+    assert info.redis["reachable"] is True
+    assert info.redis["total_keys"] == 2 and info.redis["specs"] == ["other", "shop"]
+    assert info.redis["foreign_keys"] == 5
+    assert info.redis["total_size_bytes"] > 0
+    assert info.filesystem["file_count"] == 2 and info.filesystem["directory"] == str(cache_dir)
+    assert await cache.clear_cache(filesystem=False, spec_name="shop") == FlushResult(redis=1)
+    assert await cache.clear_cache(redis=False) == FlushResult(filesystem=2)
+    assert await cache.clear_cache() == FlushResult(redis=1, filesystem=0, foreign_kept=5)
     assert sync_redis.get("unrelated") == b"keep"
     assert sync_redis.exists(*foreign) == len(foreign)
 
@@ -264,13 +265,11 @@ async def test_warm_redis_from_filesystem(cache, sync_redis, cache_dir):
     (cache_dir / "broken_0a1b2c3d.json").write_text("nope")
     result = await cache.warm_redis()
     # the corrupt file is quarantined and reported as not warmed, not passed over in silence
-    assert {k: result[k] for k in ("warmed", "already_in_redis", "failed", "left")} == {
-        "warmed": 2, "already_in_redis": 0, "failed": 1, "left": 0}
-    assert [f.split(":")[0] for f in result["failures"]] == ["broken_0a1b2c3d"]
+    assert (result.warmed, result.already_in_redis, result.failed, result.left) == (2, 0, 1, 0)
+    assert [f.split(":")[0] for f in result.failures] == ["broken_0a1b2c3d"]
     assert sync_redis.dbsize() == 2
     assert (cache_dir / ".quarantine").exists()
-    assert await cache.warm_redis() == {"warmed": 0, "already_in_redis": 2, "failed": 0, "left": 0, "failures": [],
-                                        "error": None}
+    assert await cache.warm_redis() == WarmResult(warmed=0, already_in_redis=2, left=0, failures=(), error=None)
 
 
 async def test_unwritable_cache_dir_still_answers(redis_url, tmp_path, sync_redis, ircache_logs):

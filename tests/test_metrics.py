@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ircache_tui import IRCache
 from ircache_tui.cache.metrics import DURATION_BUCKETS, CacheMetrics
 from ircache_tui.cache.metrics_server import FailureReport
+from ircache_tui.cache.results import CacheInfo
 from ircache_tui.ir.generators import GenerationError, OfflineGenerator
 from ircache_tui.ir.usage import Usage
 from ircache_tui.settings import Settings, SettingsError
@@ -194,7 +195,7 @@ class SlowStats:
         finally:
             self.running -= 1
         self.walks += 1
-        return {"redis": {"reachable": True, "total_keys": self.walks}, "filesystem": {"file_count": 0}}
+        return CacheInfo({"reachable": True, "total_keys": self.walks}, {"file_count": 0})
 
 
 async def test_refreshes_never_overlap():

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from ircache_tui import IRCache, cache_key
+from ircache_tui.cache.results import DeleteResult
 from ircache_tui.specs import discover_specs, find_stale, prune
 from ircache_tui.tui.app import IRCacheApp
 from ircache_tui.tui.screens.prune import PruneScreen
@@ -66,7 +67,7 @@ async def test_prune_keeps_entries_of_specs_not_under_my_dirs(redis_url, sync_re
         # found, listed, but not what a prune removes
         assert report.redis_keys == [shared["old"]] and report.files == [shared["old"]]
         assert report.kept == FOREIGN + 1
-        assert await prune(cache, report) == {"redis": 1, "filesystem": 1}
+        assert await prune(cache, report) == DeleteResult(1, 1)
     assert not sync_redis.exists(f"ir_cache:{shared['old']}")
     survivors_ok(sync_redis, cache_dir, shared, foreign=True)
     assert len([k for k in sync_redis.scan_iter("ir_cache:*_*") if b":lock" not in k]) == FOREIGN + 2
@@ -76,7 +77,7 @@ async def test_orphans_go_only_when_asked(redis_url, sync_redis, cache_dir, spec
     async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
         report = await find_stale(cache, discover_specs([specs]), orphans=True)
         assert report.kept == 0 and len(report.redis_keys) == FOREIGN + 1
-        assert await prune(cache, report) == {"redis": FOREIGN + 1, "filesystem": 2}
+        assert await prune(cache, report) == DeleteResult(FOREIGN + 1, 2)
     survivors_ok(sync_redis, cache_dir, shared, foreign=False)
     mine = {cache_key(p.read_text(), str(p)) for p in specs.glob("*.md")}
     assert {k.decode().split(":", 1)[1] for k in sync_redis.scan_iter("ir_cache:*_????????")} == mine

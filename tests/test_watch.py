@@ -14,6 +14,7 @@ import pytest
 from ircache_tui import IRCache, OfflineGenerator, StoredEntry
 from ircache_tui.cache.fs_tier import atomic_write
 from ircache_tui.cache.keys import cache_key, spec_hash
+from ircache_tui.cache.results import DeleteResult
 from ircache_tui.watch import SpecState, SpecStatus, SpecWatcher
 from tests.support.generators import SPEC, CountingGenerator
 
@@ -442,7 +443,7 @@ async def test_stale_entries_are_counted_and_pruned(cache, specs, gen, sync_redi
     assert sorted(report.redis_stale) == sorted(keys[:2]) == sorted(report.files_stale)
     assert report.redis_orphaned == report.files_orphaned == []
     removed = await watcher.prune(report)
-    assert removed == {"redis": 2, "filesystem": 2}
+    assert removed == DeleteResult(2, 2)
     assert watcher.statuses[spec.resolve()].stale == 0
     assert redis_has(sync_redis, keys[-1]) and (cache_dir / f"{keys[-1]}.json").exists()
     assert not any(redis_has(sync_redis, k) or (cache_dir / f"{k}.json").exists() for k in keys[:2])

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ircache_tui import IRCache, cache_key, redact
+from ircache_tui.cache.results import DeleteResult
 from ircache_tui.fmt import human_count, plural
 from ircache_tui.specs import discover_specs, find_stale, prune, read_spec
 from ircache_tui.tui.logbridge import CLEARED_FILESYSTEM, CLEARED_REDIS, PRUNED, render, spec_of_pattern
@@ -139,14 +140,14 @@ async def test_prune_record_renders_as_a_sentence(cache, specs, ircache_logs):
     petstore.write_text(petstore.read_text() + "\n- GET /pets/search - Search pets\n")
     await cache.get_application_ir(petstore.read_text(), str(petstore))  # the old version is now stale
     report = await find_stale(cache, discover_specs([specs]))
-    assert await prune(cache, report) == {"redis": 1, "filesystem": 1}
+    assert await prune(cache, report) == DeleteResult(1, 1)
 
     (record,) = logged(ircache_logs, PRUNED)
     assert record.getMessage() == "Pruned stale IR entries {'redis': 1, 'filesystem': 1}"
     assert render(record) == "Pruned 1 Redis key and 1 file"
 
     report = await find_stale(cache, discover_specs([specs]))  # nothing stale is left
-    assert await prune(cache, report) == {"redis": 0, "filesystem": 0}
+    assert await prune(cache, report) == DeleteResult(0, 0)
     assert render(logged(ircache_logs, PRUNED)[-1]) == "Pruned 0 Redis keys and 0 files"
 
 

@@ -19,15 +19,22 @@ from .fs_tier import FileEntry, FilesystemTier
 from .ircache import IRCache, Lookup
 from .keys import InvalidSpecName, KeySpace, cache_key, spec_hash, spec_name_from_path
 from .redis import RedisTier
+from .results import CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals, WarmResult
 
 __all__ = [
     "CacheEvent",
+    "CacheInfo",
+    "DeleteResult",
     "Counters",
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "FileEntry",
     "FilesystemTier",
+    "FlushResult",
     "ForeignKey",
+    "GenerationTotals",
+    "HitCount",
+    "HitTotals",
     "IRCache",
     "IRCacheError",
     "InvalidSpecName",
@@ -39,6 +46,7 @@ __all__ = [
     "RedisPermissionError",
     "RedisTier",
     "RedisUnavailable",
+    "WarmResult",
     "cache_key",
     "find_redis_server",
     "spec_hash",

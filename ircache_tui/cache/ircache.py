@@ -49,13 +49,15 @@ from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
 from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .maintenance import Maintenance
 from .redis import RedisTier
-from .results import GENERATION_FAILED, NOTICE, CacheInfo, Lookup, StoreTier, Tier
+from .results import GENERATION_FAILED, NOTICE, CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount
+from .results import HitTotals, Lookup, StoreTier, Tier, WarmResult
 from .tiers import REDIS_ERRORS, Tiers
 
 log = logging.getLogger("ircache")
 _UNSET: Any = object()
 P = TypeVar("P")
-__all__ = ["GENERATION_FAILED", "NOTICE", "CacheInfo", "IRCache", "Lookup", "StoreTier", "Tier"]
+__all__ = ["GENERATION_FAILED", "NOTICE", "CacheInfo", "DeleteResult", "FlushResult", "GenerationTotals", "HitCount",
+           "HitTotals", "IRCache", "Lookup", "StoreTier", "Tier", "WarmResult"]
 
 
 class IRCache:
@@ -277,11 +279,11 @@ class IRCache:
     async def clear_cache(
         self, redis: bool = True, filesystem: bool = True, spec_name: str | None = None,
         *, on_progress: Callable[[int], None] | None = None,
-    ) -> dict[str, int]:
+    ) -> FlushResult:
         """Flush the IR cache (all of it, or exactly one spec) from the chosen tiers."""
         return await self._maintenance.clear_cache(redis, filesystem, spec_name, on_progress=on_progress)
 
-    async def warm_redis(self) -> dict[str, Any]:
+    async def warm_redis(self) -> WarmResult:
         """Copy every valid filesystem entry that Redis lacks into Redis (Maintenance.warm_redis)."""
         return await self._maintenance.warm_redis()
 
@@ -293,7 +295,7 @@ class IRCache:
         """Delete one key (UNLINK) or one entry file; True when it was there."""
         return await self._maintenance.delete_entry(cache_key, tier)
 
-    async def delete_entries(self, redis_keys: list[str], files: list[str]) -> dict[str, int]:
+    async def delete_entries(self, redis_keys: list[str], files: list[str]) -> DeleteResult:
         """Delete exactly these IR entries and entry files; how many went from each."""
         return await self._maintenance.delete_entries(redis_keys, files)
 
@@ -314,10 +316,9 @@ class IRCache:
             raise RedisUnavailable(f"Redis not connected ({self.display_url})")
         return part
 
-    async def hit_totals(self) -> dict[str, Any]:
+    async def hit_totals(self) -> HitTotals:
         """Hits by tier across every process, since when, and what they saved (this process's
-        pending batch included): `{"redis", "filesystem", "generator", "since", "saved_usd",
-        "saved_seconds"}`. A stored total that is not a count reads as 0 (said once). Raises
+        pending batch included). A stored total that is not a count reads as 0 (said once). Raises
         RedisUnavailable."""
         stored = await self._tier().hit_store.totals()
         pending = self.hits.pending if self.hits is not None else None
@@ -326,18 +327,19 @@ class IRCache:
         def count(name: str, integer: bool = True) -> float:
             return read_count(stored, name, where=where, said=self._said_garbage, integer=integer)
 
-        totals: dict[str, Any] = {
-            tier: int(count(tier)) + (pending.totals[tier] if pending else 0)
-            for tier in ("redis", "filesystem", "generator")
-        }
-        since = stored.get("since")
-        totals["since"] = since if since and len(since) <= 40 and since.isprintable() else None
-        totals["saved_usd"] = round(count("saved_usd", False) + (pending.saved_usd if pending else 0), 6)
-        totals["saved_seconds"] = round(count("saved_seconds", False) + (pending.saved_seconds if pending else 0), 3)
-        return totals
+        def hits(tier: str) -> int:
+            return int(count(tier)) + (pending.totals[tier] if pending else 0)
 
-    async def hit_counts(self, cache_keys: list[str], born: list[float | None] | None = None) -> list[dict[str, Any]]:
-        """Per key: `{"redis", "filesystem", "last"}` (last: epoch seconds or None), across
+        since = stored.get("since")
+        return HitTotals(
+            redis=hits("redis"), filesystem=hits("filesystem"), generator=hits("generator"),
+            since=since if since and len(since) <= 40 and since.isprintable() else None,
+            saved_usd=round(count("saved_usd", False) + (pending.saved_usd if pending else 0), 6),
+            saved_seconds=round(count("saved_seconds", False) + (pending.saved_seconds if pending else 0), 3),
+        )
+
+    async def hit_counts(self, cache_keys: list[str], born: list[float | None] | None = None) -> list[HitCount]:
+        """Per key, its HitCount (last: epoch seconds or None), across
         processes, this one's pending batch included. `born`: each entry's generated_at (epoch
         seconds), when known: counts made on another generation of the key (an entry deleted and
         made again) are not its. Raises RedisUnavailable."""
@@ -351,22 +353,21 @@ class IRCache:
             if pending and (mine := pending.per_entry.get(key)):
                 r, f = r + mine["redis"], f + mine["filesystem"]
                 last = max(last or 0.0, pending.last.get(key, 0.0)) or None
-            out.append({"redis": r, "filesystem": f, "last": last})
+            out.append(HitCount(r, f, last))
         return out
 
-    async def generation_totals(self) -> dict[str, Any]:
-        """What the entries on disk (the tier that keeps every generation) cost to produce:
-        `{"entries", "entries_with_usage", "input_tokens", "output_tokens", "cost_usd", "seconds"}`."""
-        return await self.fs.usage_totals()
+    async def generation_totals(self) -> GenerationTotals:
+        """What the entries on disk (the tier that keeps every generation) cost to produce."""
+        return GenerationTotals(**await self.fs.usage_totals())
 
     async def get_cache_info(self) -> CacheInfo:
-        """`{"redis": {...}, "filesystem": {...}}` as in the seed, plus whether Redis answered."""
+        """The seed's `{"redis": {...}, "filesystem": {...}}` (CacheInfo), plus whether Redis answered."""
         try:
             redis_info: dict[str, Any] = {"reachable": True, **await self.redis.get_ir_cache_stats()}
         except REDIS_ERRORS as exc:
             redis_info = {"reachable": False, "error": str(exc), "server": None}
         redis_info["cluster"] = self.redis.cluster_info  # {"primaries": N} on a cluster, None on one node
-        return {"redis": redis_info, "filesystem": await self.fs.stats()}
+        return CacheInfo(redis_info, await self.fs.stats())
 
     async def read_entry(self, cache_key: str, tier: StoreTier = "redis") -> StoredEntry:
         """One stored entry; raises CorruptEntry or KeyError (and the tier's errors).

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
-
 from ..fmt import human_count, plural
 from .decoded import DecodedEntries
 from .errors import FlushIncomplete, ForeignKey, ReadOnlyError, RedisCommandError, RedisPermissionError
@@ -16,7 +14,7 @@ from .fs_tier import FilesystemTier
 from .keys import KeySpace
 from .redis import RedisTier
 from .redis.walk import BATCH as UNLINK_BATCH
-from .results import StoreTier
+from .results import DeleteResult, FlushResult, StoreTier, WarmResult
 from .tiers import REDIS_ERRORS, Tiers
 
 log = logging.getLogger("ircache")
@@ -45,7 +43,7 @@ class Maintenance:
     async def clear_cache(
         self, redis: bool = True, filesystem: bool = True, spec_name: str | None = None,
         *, on_progress: Callable[[int], None] | None = None,
-    ) -> dict[str, int]:
+    ) -> FlushResult:
         """Flush the IR cache (all of it, or exactly one spec) from the chosen tiers."""
         self._writable("flush")
         result: dict[str, int] = {}
@@ -72,16 +70,13 @@ class Maintenance:
             if result:
                 self._events.emit(CacheEvent("flushed", spec_name or "", "", "+".join(result), str(result)))
         self._decoded.clear()  # not needed for correctness (bytes are compared), only to free memory
-        if redis:
-            result["foreign_kept"] = kept
-        return result
+        return FlushResult(result.get("redis"), result.get("filesystem"), kept)
 
-    async def warm_redis(self) -> dict[str, Any]:
+    async def warm_redis(self) -> WarmResult:
         """Copy every valid filesystem entry that Redis lacks into Redis, and say what was not.
 
-        `{"warmed", "already_in_redis", "failed", "left", "failures", "error"}`, its counts in
-        step with its list on every path: `failures` holds one "key: reason" per entry tried
-        and not copied (corrupt on disk, refused by a full Redis), so `failed == len(failures)`.
+        A WarmResult: `failures` holds one "key: reason" per entry tried and not copied (corrupt
+        on disk, refused by a full Redis), and `failed` is its length.
         A Redis that is down, or refuses the walk itself (an ACL rule: every entry would fail
         the same way), stops it: `left` counts the entries not tried and `error` says why
         (None when the walk ran to its end); the stop is logged as an ERROR.
@@ -116,7 +111,7 @@ class Maintenance:
         return self._warm_result(warmed, skipped, failures, 0, None)
 
     @staticmethod
-    def _warm_result(warmed: int, skipped: int, failures: list[str], left: int, error: str | None) -> dict[str, Any]:
+    def _warm_result(warmed: int, skipped: int, failures: list[str], left: int, error: str | None) -> WarmResult:
         if error is not None:
             log.error("Warming Redis stopped after %s: %s", plural(warmed, "entry", "entries"), error)
         failed = len(failures)
@@ -124,8 +119,7 @@ class Maintenance:
         tail += f", {plural(left, 'entry', 'entries')} not tried" if left else ""
         log.info("Warmed Redis from the filesystem: %s copied, %s already there%s",
                  plural(warmed, "entry", "entries"), human_count(skipped), tail)
-        return {"warmed": warmed, "already_in_redis": skipped, "failed": failed, "left": left, "failures": failures,
-                "error": error}
+        return WarmResult(warmed, skipped, left, tuple(failures), error)
 
     async def warm_key(self, cache_key: str) -> bool:
         """Copy one filesystem entry into Redis; True when it was copied.
@@ -153,7 +147,7 @@ class Maintenance:
             self._events.emit(CacheEvent("deleted", spec_name, cache_key, tier))
         return gone
 
-    async def delete_entries(self, redis_keys: list[str], files: list[str]) -> dict[str, int]:
+    async def delete_entries(self, redis_keys: list[str], files: list[str]) -> DeleteResult:
         """Delete exactly these IR entries (UNLINK in batches) and entry files; how many went from
         each. A key that holds another tool's value is kept (and said in the log)."""
         self._writable("deleting entries")
@@ -185,7 +179,7 @@ class Maintenance:
             self._emit_deleted(removed_redis, removed_files)
         if kept:
             log.info("%s under the prefix %s not IR entries: kept", plural(kept, "key"), "is" if kept == 1 else "are")
-        return {"redis": removed_redis, "filesystem": removed_files}
+        return DeleteResult(removed_redis, removed_files)
 
     def _emit_deleted(self, removed_redis: int, removed_files: int) -> None:
         if removed_redis or removed_files:

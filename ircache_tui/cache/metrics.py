@@ -223,9 +223,9 @@ class CacheMetrics:
 
     async def _refresh(self, cache: "IRCache") -> None:
         info = await cache.get_cache_info()
-        redis = info["redis"]
+        redis = info.redis
         up = bool(redis.get("reachable"))
-        entries = {"filesystem": int(info["filesystem"].get("file_count", 0))}
+        entries = {"filesystem": int(info.filesystem.get("file_count", 0))}
         if up:
             entries["redis"] = int(redis.get("total_keys", 0))
         self.stats = CacheStats(redis_up=up, entries=entries)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from types import MappingProxyType
+from typing import Any, Literal
 
 from ..ir.envelope import StoredEntry
 from ..ir.model import ApplicationIR
@@ -20,11 +23,138 @@ logging.addLevelName(NOTICE, "NOTICE")
 GENERATION_FAILED = "ircache_generation_failed"
 
 
-class CacheInfo(TypedDict):
-    """`get_cache_info()`: the seed's two sections, plus whether Redis answered."""
+# Each result's `to_json()` is exactly what the CLI prints of it under --json (a documented
+# interface: the README's tables), so the commands and a library caller say the same thing.
 
-    redis: dict[str, Any]
-    filesystem: dict[str, Any]
+
+def _frozen(section: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(copy.deepcopy(dict(section)))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """`get_cache_info()`: the seed's two sections (read-only mappings), plus whether Redis answered.
+
+    `redis`: `{"reachable", "total_keys", "total_size_bytes", "specs", "spec_sizes", "foreign_keys",
+    "server", "cluster"}`, or `{"reachable": False, "error", "server", "cluster"}` when Redis does
+    not answer; `filesystem`: `{"directory", "file_count", "total_size_bytes"}`."""
+
+    redis: Mapping[str, Any]
+    filesystem: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "redis", _frozen(self.redis))
+        object.__setattr__(self, "filesystem", _frozen(self.filesystem))
+
+    def to_json(self) -> dict[str, Any]:
+        """`stats --json`'s "redis" (less the "url" the command adds) and "filesystem" sections."""
+        return {"redis": copy.deepcopy(dict(self.redis)), "filesystem": copy.deepcopy(dict(self.filesystem))}
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """`clear_cache()`: how many went from each tier flushed (None: not flushed), and the keys of our
+    name holding another tool's value that a Redis flush kept."""
+
+    redis: int | None = None
+    filesystem: int | None = None
+    foreign_kept: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        """`flush --json`: only the tiers flushed; `foreign_kept` with Redis."""
+        out: dict[str, int] = {}
+        if self.redis is not None:
+            out["redis"] = self.redis
+        if self.filesystem is not None:
+            out["filesystem"] = self.filesystem
+        if self.redis is not None:
+            out["foreign_kept"] = self.foreign_kept
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class WarmResult:
+    """`warm_redis()`: entries copied, already there, not tried (`left`), one "key: reason" per entry
+    tried and not copied, and why the walk stopped (None: it ran to its end)."""
+
+    warmed: int = 0
+    already_in_redis: int = 0
+    left: int = 0
+    failures: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def failed(self) -> int:
+        """Always in step with `failures`."""
+        return len(self.failures)
+
+    def to_json(self) -> dict[str, Any]:
+        """`warm --json`'s keys of the walk (the command adds "specs", "specs_by_tier" and its spec
+        failures to "failures" and "failed")."""
+        return {"warmed": self.warmed, "already_in_redis": self.already_in_redis, "failed": self.failed,
+                "left": self.left, "failures": list(self.failures), "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """`delete_entries()`: how many went from each tier."""
+
+    redis: int = 0
+    filesystem: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        """`prune --json`'s "removed"."""
+        return {"redis": self.redis, "filesystem": self.filesystem}
+
+
+@dataclass(frozen=True, slots=True)
+class HitTotals:
+    """`hit_totals()`: hits by tier across every process, since when (None: not known), and what they
+    saved."""
+
+    redis: int
+    filesystem: int
+    generator: int
+    since: str | None
+    saved_usd: float
+    saved_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """`stats --json`'s "hits" and "saved" sections."""
+        return {"hits": {"redis": self.redis, "filesystem": self.filesystem, "generator": self.generator,
+                         "since": self.since},
+                "saved": {"usd": self.saved_usd, "seconds": self.saved_seconds}}
+
+
+@dataclass(frozen=True, slots=True)
+class HitCount:
+    """One entry's hits (`hit_counts()`), across processes; `last`: epoch seconds, or None."""
+
+    redis: int = 0
+    filesystem: int = 0
+    last: float | None = None
+
+    def to_json(self) -> dict[str, int]:
+        """`get --json`'s "hits"."""
+        return {"redis": self.redis, "filesystem": self.filesystem}
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationTotals:
+    """`generation_totals()`: what the entries on disk cost to produce (`entries_with_usage` of
+    `entries` carry their usage)."""
+
+    entries: int = 0
+    entries_with_usage: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """`stats --json`'s "generation"."""
+        return {"entries_with_usage": self.entries_with_usage, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens, "cost_usd": self.cost_usd}
 
 
 @dataclass(frozen=True, slots=True)

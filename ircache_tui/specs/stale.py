@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..cache.errors import IRCacheError
-from ..cache.ircache import IRCache
+from ..cache.ircache import DeleteResult, IRCache
 from ..fmt import plural
 from .discovery import SpecFile
 
@@ -172,8 +172,8 @@ async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool
     return report
 
 
-async def prune(cache: IRCache, report: StaleReport) -> dict[str, int]:
+async def prune(cache: IRCache, report: StaleReport) -> DeleteResult:
     """Delete what `report` says a prune removes, and nothing else."""
     removed = await cache.delete_entries(report.redis_keys, report.files)
-    log.info("Pruned stale IR entries %s", removed)
+    log.info("Pruned stale IR entries %s", removed.to_json())  # (the dict's words, as before)
     return removed

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..cache.errors import IRCacheError
-from ..cache.ircache import IRCache
+from ..cache.ircache import DeleteResult, IRCache
 from ..fmt import plural
 from ..specs.discovery import DEFAULT_MAX_BYTES, DEFAULT_PATTERN
 from ..specs.stale import StaleReport, find_stale, prune
@@ -319,7 +319,7 @@ class SpecWatcher:
         orphans, entries of specs that are not among them), in both tiers."""
         return await find_stale(self.cache, current_specs(self.statuses.values()), orphans=orphans)
 
-    async def prune(self, report: StaleReport) -> dict[str, int]:
+    async def prune(self, report: StaleReport) -> DeleteResult:
         """Delete what `report` lists (ask the user first), then recount."""
         removed = await prune(self.cache, report)
         await self._stale.recount()

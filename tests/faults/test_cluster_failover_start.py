@@ -32,6 +32,7 @@ from redis.cluster import RedisCluster as SyncCluster
 
 from ircache_tui import IRCache, cache_key
 from ircache_tui.cache.keys import KeySpace
+from ircache_tui.cache.results import FlushResult
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
 from tests.support.foreign import fill_cluster
 from tests.support.generators import SPEC, CountingGenerator
@@ -280,7 +281,7 @@ async def test_warm_redis_waits_for_a_primary_that_died_after_open(cluster, tmp_
             logger.removeHandler(waits)
             promoted(cluster, replica)
     assert killed and waits.seen  # it died during the warm, and the warm waited
-    assert (result["warmed"], result["failed"], result["left"], result["error"]) == (40, 0, 0, None), result
+    assert (result.warmed, result.failed, result.left, result.error) == (40, 0, 0, None), result
     assert replica in cluster.primary_ports() and victim not in cluster.primary_ports()
     assert keys <= every_key(cluster)
 
@@ -299,7 +300,7 @@ async def test_flush_on_an_open_cache_waits_for_a_primary_that_died(cluster, tmp
     logger = logging.getLogger("ircache")
     waits = _OnLog("waiting up to", lambda: promote(cluster, replica))
     async with IRCache(redis_url=url, cache_dir=tmp_path / "c", count_hits=False) as cache:
-        assert (await cache.get_cache_info())["redis"]["total_keys"] == len(ir)
+        assert (await cache.get_cache_info()).redis["total_keys"] == len(ir)
         kill_pending(cluster, victim)
         logger.addHandler(waits)
         try:
@@ -308,5 +309,5 @@ async def test_flush_on_an_open_cache_waits_for_a_primary_that_died(cluster, tmp
             logger.removeHandler(waits)
             promoted(cluster, replica)
     assert waits.seen
-    assert result == {"redis": len(ir), "foreign_kept": 0}
+    assert result == FlushResult(redis=len(ir))
     assert every_key(cluster) == set(foreign)

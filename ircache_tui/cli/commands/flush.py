@@ -58,14 +58,14 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 redis=args.redis, filesystem=args.filesystem, spec_name=args.spec_name, on_progress=update
             )
     if args.json:
-        print_json(result)
+        print_json(result.to_json())
     else:
         parts = []
-        if "redis" in result:
-            parts.append(plural(result["redis"], "Redis key"))
-        if "filesystem" in result:
-            parts.append(plural(result["filesystem"], "file"))
+        if result.redis is not None:
+            parts.append(plural(result.redis, "Redis key"))
+        if result.filesystem is not None:
+            parts.append(plural(result.filesystem, "file"))
         say(f"flushed {what}: " + ", ".join(parts))
-        if result.get("foreign_kept"):
-            say(f"kept {kept_sentence(result['foreign_kept'])}")
+        if result.foreign_kept:
+            say(f"kept {kept_sentence(result.foreign_kept)}")
     return EXIT_OK

@@ -6,10 +6,9 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 from ...cache.errors import IRCacheError
-from ...cache.ircache import IRCache
+from ...cache.ircache import HitCount, IRCache
 from ...ir.usage import UNKNOWN, Usage
 from ...fmt import human_count, human_usd, plural, shown_name
 from ...ir.generators import GenerationError
@@ -76,7 +75,7 @@ async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
             "generator": result.entry.generator.model_dump(),
             "summary": summary,
             "usage": usage.as_json(),
-            "hits": {"redis": hits["redis"], "filesystem": hits["filesystem"]} if hits else None,
+            "hits": hits.to_json() if hits else None,
             "application_ir": result.ir.model_dump(mode="json"),
         })
         return EXIT_OK
@@ -101,6 +100,6 @@ def usage_text(usage: Usage) -> str:
     return f"made with {tokens}{seconds}{cost}"
 
 
-def hits_text(hits: dict[str, Any]) -> str:
-    return f"hit {plural(hits['redis'] + hits['filesystem'], 'time')} ({human_count(hits['redis'])} Redis, " \
-           f"{human_count(hits['filesystem'])} filesystem)"
+def hits_text(hits: HitCount) -> str:
+    return f"hit {plural(hits.redis + hits.filesystem, 'time')} ({human_count(hits.redis)} Redis, " \
+           f"{human_count(hits.filesystem)} filesystem)"

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from ...cache.ircache import IRCache
+from ...cache.ircache import DeleteResult, IRCache
 from ...fmt import plural
 from ...settings import Settings
 from ...specs import StaleReport, discover_specs, find_stale, prune
@@ -48,7 +48,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
     specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir])
     async with IRCache(settings=settings) as cache:
         report = await find_stale(cache, specs, orphans=args.orphans and not args.keep_orphans)
-        removed = {"redis": 0, "filesystem": 0}
+        removed = DeleteResult()
         if report.total and not args.dry_run:
             if not args.json:
                 _describe(report, dirs)
@@ -56,7 +56,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
                     args.yes)
             removed = await prune(cache, report)
     if args.json:
-        print_json({"found": report.as_dict(), "stale_entries": len(report.stale_entries), "removed": removed,
+        print_json({"found": report.as_dict(), "stale_entries": len(report.stale_entries), "removed": removed.to_json(),
                     "dry_run": args.dry_run,
                     "orphans": "removed" if report.include_orphans else "kept",
                     "redis_error": report.redis_error or None})
@@ -64,7 +64,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
         if args.dry_run or not report.total:
             _describe(report, dirs)
         if not args.dry_run and report.total:
-            say(f"pruned {plural(removed['redis'], 'Redis key')} and {plural(removed['filesystem'], 'file')}")
+            say(f"pruned {plural(removed.redis, 'Redis key')} and {plural(removed.filesystem, 'file')}")
     if report.redis_error:
         eprint(f"ircache-tui prune: Redis not checked: {report.redis_error}")
         return EXIT_FAILED

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with IRCache(settings=settings) as cache:
-        info: dict[str, Any] = dict(await cache.get_cache_info())
+        info = (await cache.get_cache_info()).to_json()
         redis_url = cache.display_url
         generation = await cache.generation_totals()
         try:
@@ -78,9 +78,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             totals = None  # Redis down: the counts live there
     info["redis"]["url"] = redis_url
     info["ttl"] = settings.ttl
-    info["generation"] = {k: generation[k] for k in ("entries_with_usage", "input_tokens", "output_tokens", "cost_usd")}
-    info["hits"] = {k: totals[k] for k in ("redis", "filesystem", "generator", "since")} if totals else None
-    info["saved"] = {"usd": totals["saved_usd"], "seconds": totals["saved_seconds"]} if totals else None
+    info["generation"] = generation.to_json()
+    info.update(totals.to_json() if totals else {"hits": None, "saved": None})
     if args.json:
         print_json(info)
     else:
@@ -101,14 +100,14 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         say(f"  size      {human_bytes(f['total_size_bytes'])}")
         say(f"TTL         {settings.ttl}s" + (" (caching off)" if settings.ttl == 0 else ""))
         g = generation
-        say(f"Generation  {plural(g['entries_with_usage'], 'entry', 'entries')} with usage of "
-              f"{human_count(g['entries'])}: {human_count(g['input_tokens'])} in / "
-              f"{human_count(g['output_tokens'])} out tokens, {human_usd(g['cost_usd'])}")
+        say(f"Generation  {plural(g.entries_with_usage, 'entry', 'entries')} with usage of "
+              f"{human_count(g.entries)}: {human_count(g.input_tokens)} in / "
+              f"{human_count(g.output_tokens)} out tokens, {human_usd(g.cost_usd)}")
         if totals:
-            since = f" since {totals['since']}" if totals["since"] else ""
-            say(f"Hits        {human_count(totals['redis'])} Redis, {human_count(totals['filesystem'])} filesystem, "
-                  f"{human_count(totals['generator'])} generated{since}")
-            say(f"Saved       {human_usd(totals['saved_usd'])} and {human_ttl(int(totals['saved_seconds']))} "
+            since = f" since {totals.since}" if totals.since else ""
+            say(f"Hits        {human_count(totals.redis)} Redis, {human_count(totals.filesystem)} filesystem, "
+                  f"{human_count(totals.generator)} generated{since}")
+            say(f"Saved       {human_usd(totals.saved_usd)} and {human_ttl(int(totals.saved_seconds))} "
                   f"of generation")
     if not info["redis"]["reachable"]:
         eprint(f"ircache-tui stats: {info['redis']['error']}")  # the one line that says why

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ...cache.errors import IRCacheError
-from ...cache.ircache import IRCache
+from ...cache.ircache import IRCache, WarmResult
 from ...ir.generators import GenerationError
 from ...fmt import describe_os_error, human_count, plural, shown_name
 from ...settings import Settings
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 class _Outcome:
     """What the command did so far: printed on every exit (0 or 1), whatever stopped it."""
 
-    warm: dict[str, Any] = field(default_factory=lambda: {
-        "warmed": 0, "already_in_redis": 0, "failed": 0, "left": 0, "failures": [], "error": None})
+    warm: WarmResult = field(default_factory=WarmResult)
     specs: int = 0
     tiers: dict[str, int] = field(default_factory=lambda: {"redis": 0, "filesystem": 0, "generator": 0})
     spec_failures: list[str] = field(default_factory=list)
@@ -57,10 +56,9 @@ class _Outcome:
 
     def as_json(self) -> dict[str, Any]:
         # `failed` counts every line of `failures` (entries, then specs); `error`: why it stopped
-        failures = [*self.warm["failures"], *self.spec_failures]
-        return {"warmed": self.warm["warmed"], "already_in_redis": self.warm["already_in_redis"],
-                "failed": len(failures), "left": self.warm["left"], "specs": self.specs,
-                "specs_by_tier": self.tiers, "failures": failures, "error": self.error}
+        failures = [*self.warm.failures, *self.spec_failures]
+        return {**self.warm.to_json(), "failed": len(failures), "specs": self.specs, "specs_by_tier": self.tiers,
+                "failures": failures, "error": self.error}
 
 
 async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -> int:
@@ -73,7 +71,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
             print_json(outcome.as_json())
         raise
     _print(args, dirs, outcome)
-    return EXIT_FAILED if outcome.error or outcome.warm["failures"] or outcome.spec_failures else EXIT_OK
+    return EXIT_FAILED if outcome.error or outcome.warm.failures or outcome.spec_failures else EXIT_OK
 
 
 async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], outcome: _Outcome) -> None:
@@ -84,8 +82,8 @@ async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], 
         specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir]) if dirs else []
         outcome.specs = len(specs)
         outcome.spec_failures += [f"{shown_name(bad.path, quote=False)}: {bad.error}" for bad in specs if not bad.ok]
-        if outcome.warm["error"] is not None:  # Redis is down or refuses writes: nothing more to fill
-            outcome.error = outcome.warm["error"]
+        if outcome.warm.error is not None:  # Redis is down or refuses writes: nothing more to fill
+            outcome.error = outcome.warm.error
             return
         await _cache_specs(cache, [s for s in specs if s.ok], args.jobs, outcome)
 
@@ -125,14 +123,14 @@ def _print(args: argparse.Namespace, dirs: list[Path], outcome: _Outcome) -> Non
         print_json(outcome.as_json())
         return
     warmed, tiers = outcome.warm, outcome.tiers
-    print(f"warmed {plural(warmed['warmed'], 'entry', 'entries')} from the filesystem "
-          f"({human_count(warmed['already_in_redis'])} already in Redis"
-          + (f", {human_count(warmed['failed'])} failed" if warmed["failed"] else "")
-          + (f", {human_count(warmed['left'])} not tried" if warmed["left"] else "") + ")")
+    print(f"warmed {plural(warmed.warmed, 'entry', 'entries')} from the filesystem "
+          f"({human_count(warmed.already_in_redis)} already in Redis"
+          + (f", {human_count(warmed.failed)} failed" if warmed.failed else "")
+          + (f", {human_count(warmed.left)} not tried" if warmed.left else "") + ")")
     if dirs:
         print(f"specs: {human_count(outcome.specs)} ({human_count(tiers['redis'])} in Redis, "
               f"{human_count(tiers['filesystem'])} warmed from disk, {human_count(tiers['generator'])} generated)")
-    failures = [*warmed["failures"], *outcome.spec_failures]
+    failures = [*warmed.failures, *outcome.spec_failures]
     for line in failures[:_SHOWN_FAILURES]:
         say(f"failed: {line}")  # a server's words, a file's name: escaped
     if len(failures) > _SHOWN_FAILURES:

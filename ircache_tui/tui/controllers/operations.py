@@ -51,11 +51,11 @@ class Operations(Controller):
         except (IRCacheError, OSError) as exc:
             self.post_message(m.OperationDone(f"Warm failed: {exc}", error=True, by="warm"))
             return
-        done = (f"Warmed {plural(result['warmed'], 'entry', 'entries')} into Redis "
-                f"({result['already_in_redis']:,} already there)")
-        if result["failures"] or result["error"]:  # say what was not done, with the first reason
-            not_done = result["failed"] + result["left"]
-            why = result["error"] or result["failures"][0]
+        done = (f"Warmed {plural(result.warmed, 'entry', 'entries')} into Redis "
+                f"({result.already_in_redis:,} already there)")
+        if result.failures or result.error:  # say what was not done, with the first reason
+            not_done = result.failed + result.left
+            why = result.error or result.failures[0]
             self.post_message(m.OperationDone(
                 f"{done}; {plural(not_done, 'entry', 'entries')} not warmed: {why}", error=True, by="warm"))
         else:
@@ -159,4 +159,4 @@ class Operations(Controller):
             self.post_message(m.OperationDone(f"Prune failed: {exc}", error=True, by="prune"))
             return
         self.post_message(m.OperationDone(
-            f"Pruned {plural(removed['redis'], 'Redis key')}, {plural(removed['filesystem'], 'file')}", by="prune"))
+            f"Pruned {plural(removed.redis, 'Redis key')}, {plural(removed.filesystem, 'file')}", by="prune"))

@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.timer import Timer
 
 from ...cache.errors import IRCacheError
-from ...cache.ircache import CacheInfo, IRCache
+from ...cache.ircache import CacheInfo, HitTotals, IRCache
 from .. import messages as m
 from .base import Controller
 
@@ -59,7 +59,7 @@ class Totals(Controller):
     @dataclass
     class _Loaded(Message):
         info: CacheInfo
-        hits: dict[str, Any] | None  # IRCache.hit_totals; None when not readable (Redis down, an ACL)
+        hits: HitTotals | None  # IRCache.hit_totals; None when not readable (Redis down, an ACL)
 
     class _RoundDone(Message):
         pass
@@ -93,7 +93,7 @@ class Totals(Controller):
 
     @on(_Loaded)
     def _loaded(self, message: _Loaded) -> None:
-        redis_info = message.info["redis"]
+        redis_info = message.info.redis
         if not redis_info.get("reachable"):
             self.post_message(m.RedisDown(redis_info.get("error", "unreachable")))
             return
@@ -102,8 +102,8 @@ class Totals(Controller):
         totals = replace(self.totals, ir_keys=redis_info["total_keys"], ir_bytes=size, sizes_refused=size is None,
                          size_at_most=False, foreign_keys=redis_info.get("foreign_keys", 0))
         if message.hits is not None:
-            totals = replace(totals, saved_usd=message.hits["saved_usd"],
-                             shared_hits=message.hits["redis"] + message.hits["filesystem"])
+            totals = replace(totals, saved_usd=message.hits.saved_usd,
+                             shared_hits=message.hits.redis + message.hits.filesystem)
         self._set(totals)
 
     @on(_RoundDone)

@@ -146,11 +146,12 @@ class FlushBar(Horizontal):
             self.post_message(self._Finished(f"Flush failed after {plural(done, 'key')}: {exc}", error=True,
                                              removed=removed(gone)))
             return
-        parts = [plural(n, "key") + " from Redis" if tier == "redis" else plural(n, "file") + " from the filesystem"
-                 for tier, n in result.items() if tier in ("redis", "filesystem")]
-        kept = f"; kept {kept_sentence(result['foreign_kept'])}" if result.get("foreign_kept") else ""
+        parts = ([plural(result.redis, "key") + " from Redis"] if result.redis is not None else []) + \
+                ([plural(result.filesystem, "file") + " from the filesystem"] if result.filesystem is not None else [])
+        kept = f"; kept {kept_sentence(result.foreign_kept)}" if result.foreign_kept else ""
         log.debug("flush of %s took %.3fs", what, loop.time() - started)
-        self.post_message(self._Finished(f"Flushed {what}: " + ", ".join(parts) + kept, removed=removed(result)))
+        self.post_message(self._Finished(f"Flushed {what}: " + ", ".join(parts) + kept,
+                                         removed=removed(result.to_json())))
 
     @on(_Progress)
     def _progress(self, message: _Progress) -> None:
