@@ -19,7 +19,7 @@ keeps 6.2's rule; a script with flags would need `allow-cross-slot-keys`,
 and a server or proxy that refuses undeclared or cross-slot keys anyway
 (`Script attempted to access keys that do not hash to the same slot`, ...)
 answers with an error, on which the walk falls back to the unscripted path
-on that node (scan.py). The lock scripts declare their one key (KEYS[1]).
+on that node (walk.py, sizes.py). The lock scripts declare their one key (KEYS[1]).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ end
 # only by the holder of its token. They use the commands a read-write user
 # has anyway (GET, UNLINK, SET XX PX): ACLs apply inside scripts too, and a
 # refusal is returned `named` (above), so the caller names the rule on every
-# server. (Where the server has them, redis_tier uses DELIFEQ / DELEX IFEQ and
+# server. (Where the server has them, lock.py uses DELIFEQ / DELEX IFEQ and
 # SET IFEQ instead: no script rights needed.)
 RELEASE_LOCK = _NAMED + r"""
 local held = redis.pcall('get', KEYS[1])
