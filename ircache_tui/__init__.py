@@ -14,6 +14,7 @@ and every error it raises is an `IRCacheError`.
 
 from .cache import (
     CacheEvent,
+    CacheKey,
     ForeignKey,
     InvalidSpecName,
     IRCache,
@@ -39,6 +40,7 @@ __all__ = [
     "ApplicationIR",
     "CacheEvent",
     "CacheInfo",
+    "CacheKey",
     "ClusterRefused",
     "CorruptEntry",
     "DeleteResult",

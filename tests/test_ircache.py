@@ -56,6 +56,24 @@ async def test_redis_hit(cache, gen, ircache_logs):
     assert cache.events.counters.redis_hits == 1 and cache.events.counters.misses == 1
 
 
+async def test_a_lookup_checks_its_key_once(cache, gen, sync_redis, monkeypatch):
+    """The key is made and checked once per lookup (CacheKey.for_spec), then passed as a value: no
+    tier parses it again, on a miss, a Redis hit or a filesystem hit that warms Redis."""
+    from ircache_tui.cache import keys
+
+    def parsed_again(text):
+        raise AssertionError(f"{text!r} parsed again")
+
+    monkeypatch.setattr(keys, "parse_cache_key", parsed_again)
+    tiers = [(await cache.lookup(SPEC, "shop.md")).tier, (await cache.lookup(SPEC, "shop.md")).tier]
+    sync_redis.delete(f"ir_cache:{KEY}")
+    cache.decoded.clear()
+    tiers.append((await cache.lookup(SPEC, "shop.md")).tier)
+    assert tiers == ["generator", "redis", "filesystem"] and sync_redis.exists(f"ir_cache:{KEY}")
+    with pytest.raises(AssertionError, match="parsed again"):  # text is still checked where it arrives
+        await cache.reset_ttl(KEY)
+
+
 async def test_filesystem_hit_warms_redis(cache, gen, sync_redis, ircache_logs):
     await cache.get_application_ir(SPEC, "shop.md")
     sync_redis.delete(f"ir_cache:{KEY}")

@@ -5,11 +5,13 @@ import pytest
 
 from ircache_tui import cache_key
 from ircache_tui.cache.keys import (
+    CacheKey,
     InvalidSpecName,
     KeySpace,
     glob_escape,
     parse_cache_key,
     spec_name_from_path,
+    spec_of,
 )
 from ircache_tui.fmt import INVISIBLE
 
@@ -80,6 +82,24 @@ def test_parse_cache_key():
     assert parse_cache_key("ecommerce_v2") is None
     assert parse_cache_key("x_0A1B2C3D") is None  # uppercase is not ours
     assert parse_cache_key("x_12345678:lock") is None
+
+
+def test_cache_key_value():
+    key, digest = CacheKey.for_spec("# Shop\n", "specs/shop.md")
+    assert str(key) == key.cache_key == cache_key("# Shop\n", "specs/shop.md") == f"shop_{digest[:8]}"
+    assert digest == hashlib.sha256(b"# Shop\n").hexdigest()
+    assert CacheKey.parse(key.cache_key) == key and hash(CacheKey.parse(str(key))) == hash(key)
+    assert CacheKey.parse("ecommerce_v2_0a1b2c3d").spec_name == "ecommerce_v2"
+    for bad in ("ecommerce", "x_0A1B2C3D", "x_12345678:lock", "../x_12345678", ".hidden_12345678"):
+        with pytest.raises(InvalidSpecName):
+            CacheKey.parse(bad)
+    with pytest.raises(InvalidSpecName):
+        CacheKey.for_spec("x", "a\x1b[2J.md")
+    assert spec_of("ecommerce_v2_0a1b2c3d") == "ecommerce_v2"
+    ks = KeySpace("team:ir")
+    assert ks.redis_key(key) == ks.redis_key(str(key)) == f"team:ir:{key}"
+    with pytest.raises(InvalidSpecName):
+        ks.redis_key("not-a-key")
 
 
 def test_glob_escape():

@@ -17,13 +17,14 @@ from .errors import (
 from .events import CacheEvent, Counters
 from .fs_tier import FileEntry, FilesystemTier
 from .ircache import IRCache, Lookup
-from .keys import InvalidSpecName, KeySpace, cache_key, spec_hash, spec_name_from_path
+from .keys import CacheKey, InvalidSpecName, KeySpace, cache_key, spec_hash, spec_name_from_path
 from .redis import RedisTier
 from .results import CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals, WarmResult
 
 __all__ = [
     "CacheEvent",
     "CacheInfo",
+    "CacheKey",
     "DeleteResult",
     "Counters",
     "EmbeddedRedis",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ..ir.envelope import SCHEMA_VERSION, generated_epoch, is_entry_head
 from ..ir.usage import usage_from_head
-from .keys import HASH_LEN, ParsedKey, glob_escape, parse_cache_key, validate_spec_name
+from .keys import HASH_LEN, CacheKey, glob_escape, parse_cache_key, validate_spec_name
 from .redis import RedisTier
 from .redis.pager import nodes_done
 
@@ -101,7 +101,7 @@ OnFilling = Callable[[Filling], None]
 @dataclass(slots=True)
 class _Start:
     cursor: int
-    carry: list[ParsedKey] = field(default_factory=list)
+    carry: list[CacheKey] = field(default_factory=list)
     scanned_before: int = 0  # keys examined before this page's cursor (its carry among them)
     scan_done: bool = False  # the scan already reached its end; only the carry is left
 
@@ -155,7 +155,7 @@ def _glob_class(pattern: str, i: int) -> tuple[int, str]:
     return i, f"[{'^' if negate else ''}{''.join(items)}]"
 
 
-def filter_rule(text: str) -> Callable[[ParsedKey], bool]:
+def filter_rule(text: str) -> Callable[[CacheKey], bool]:
     """What the `/` filter `text` takes (see KeyBrowser.set_filter); InvalidSpecName for a bad `=name`."""
     if not text:
         return lambda key: True
@@ -208,7 +208,7 @@ class KeyBrowser:
     def filter_text(self) -> str:
         return self._text
 
-    def wants(self, key: ParsedKey) -> bool:
+    def wants(self, key: CacheKey) -> bool:
         """Whether the filter takes this key (one the walk met, or one that changed while the page is shown)."""
         return self._takes(key)
 
@@ -313,7 +313,7 @@ class KeyBrowser:
         rows = await self._details(keys)
         return Page(1, [r for r in rows if r.ttl != -2], True, 0)
 
-    async def _details(self, keys: list[ParsedKey]) -> list[KeyRow]:
+    async def _details(self, keys: list[CacheKey]) -> list[KeyRow]:
         if not keys:
             return []
         heads = await self.redis.key_details_with_head([k.cache_key for k in keys], _HEAD_BYTES)
@@ -340,7 +340,7 @@ class KeyBrowser:
         return rows
 
 
-def _problem(key: ParsedKey, head: bytes | None) -> str | None:
+def _problem(key: CacheKey, head: bytes | None) -> str | None:
     """What the first KiB already shows to be wrong (the full check happens when it is read)."""
     if head is None or (head and not is_entry_head(head)):
         return "foreign"  # another type, or a string that is not our envelope: another tool's key

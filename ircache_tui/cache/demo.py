@@ -20,7 +20,7 @@ from ..ir.prices import estimate_cost, price_for
 from ..ir.usage import Usage, usage_from_head
 from .hits import HitBatch
 from .ircache import IRCache
-from .keys import spec_hash, spec_name_from_path
+from .keys import spec_hash, spec_name_from_path, spec_of
 
 FIXED_TIME = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
 # a whisker over 7 days, so the TTL reads "7d 0h" however long seeding takes
@@ -57,7 +57,7 @@ def _demo_hits(written: list[str]) -> HitBatch:
     batch = HitBatch()
     plan = {"petstore-spec": (41, 6, 60), "ecommerce-api-spec-human": (17, 2, 1_800)}
     for key in written:
-        spec = key.rsplit("_", 1)[0]
+        spec = spec_of(key)
         if spec not in plan or key.endswith("_3d166a93"):
             continue
         redis_hits, fs_hits, ago = plan[spec]

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from .fs_tier import FilesystemTier
 from .generate import Generation
+from .keys import CacheKey
 from .machine_lock import MachineLock, whoami
 from .redis import RedisTier
 from .results import NOTICE, Lookup
@@ -35,7 +36,7 @@ class Filler:
         self._generation = generation
         self._lock_ttl_ms = lock_ttl_ms
         self._lock_poll = lock_poll
-        self._inflight: dict[tuple[str, bool], asyncio.Task[Lookup]] = {}
+        self._inflight: dict[tuple[CacheKey, bool], asyncio.Task[Lookup]] = {}
 
     async def cancel(self) -> None:
         """Cancel the generations in flight, and wait for them to release their locks."""
@@ -44,7 +45,7 @@ class Filler:
             task.cancel()
         await asyncio.gather(*inflight, return_exceptions=True)
 
-    async def _single_flight(self, flight: tuple[str, bool], make: Callable[[], Awaitable[Lookup]]) -> Lookup:
+    async def _single_flight(self, flight: tuple[CacheKey, bool], make: Callable[[], Awaitable[Lookup]]) -> Lookup:
         task = self._inflight.get(flight)
         if task is None:
             task = asyncio.ensure_future(make())
@@ -54,18 +55,19 @@ class Filler:
         return await asyncio.shield(task)
 
     async def fill(
-        self, key: str, spec_name: str, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool
+        self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool
     ) -> Lookup:
         """Generate once what the tiers lack: in this process (single flight), on this machine (the
         file lock) and across machines (the Redis lock); a waiter reads what the holder made."""
         return await self._single_flight(
-            (key, force), lambda: self._fill(key, spec_name, digest, spec_markdown, spec_path, force, strict))
+            (key, force), lambda: self._fill(key, digest, spec_markdown, spec_path, force, strict))
 
     async def _fill(
-        self, key: str, spec_name: str, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool
+        self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool
     ) -> Lookup:
+        spec_name = key.spec_name
         token = f"{whoami()} {uuid.uuid4().hex}"  # the holder's name travels with the token, for waiters
-        machine = MachineLock(self._fs.directory, key, poll=self._lock_poll)
+        machine = MachineLock(self._fs.directory, key.cache_key, poll=self._lock_poll)
 
         async def machine_holder() -> str | None:
             return machine.holder()
@@ -77,7 +79,7 @@ class Filler:
             waited = False
         try:
             if waited:  # another process here generated (or refreshed) it while we waited
-                hit = await self._tiers.read(key, spec_name, again=True, strict=strict)
+                hit = await self._tiers.read(key, again=True, strict=strict)
                 if hit is not None:
                     return hit
             locked = await self._acquire_or_wait(key, spec_name, token, force, strict)
@@ -85,11 +87,11 @@ class Filler:
                 return locked  # another machine generated it while we waited
             try:
                 if not force:
-                    hit = await self._tiers.read(key, spec_name, again=True, strict=strict)  # filled between our miss and the lock
+                    hit = await self._tiers.read(key, again=True, strict=strict)  # filled between our miss and the lock
                     if hit is not None:
                         return hit
                 async with self._keep_lock(key, token, locked):
-                    return await self._generation.generate(key, spec_name, digest, spec_markdown, spec_path, store=True,
+                    return await self._generation.generate(key, digest, spec_markdown, spec_path, store=True,
                                                              strict=strict)
             finally:
                 if locked:
@@ -122,7 +124,7 @@ class Filler:
             if notice is not None:
                 notice.cancel()
 
-    async def _acquire_or_wait(self, key: str, spec_name: str, token: str, force: bool,
+    async def _acquire_or_wait(self, key: CacheKey, spec_name: str, token: str, force: bool,
                                strict: bool) -> bool | Lookup:
         """True: we hold the lock. False: Redis is down, go on without one. Lookup: someone else filled it."""
         try:
@@ -134,13 +136,13 @@ class Filler:
             return False  # down, or no usable lock (the tier said why, once)
 
     async def _redis_lock(
-        self, key: str, spec_name: str, token: str, force: bool, strict: bool, on_wait: Callable[[], None]
+        self, key: CacheKey, spec_name: str, token: str, force: bool, strict: bool, on_wait: Callable[[], None]
     ) -> bool | Lookup:
         waited = False
         while True:
             if await self._redis.locks.acquire(key, token, self._lock_ttl_ms):
                 if waited and force:
-                    hit = await self._tiers.read(key, spec_name, again=True, strict=strict)  # their refresh is as fresh as ours
+                    hit = await self._tiers.read(key, again=True, strict=strict)  # their refresh is as fresh as ours
                     if hit is not None:
                         with contextlib.suppress(*REDIS_ERRORS):
                             await self._redis.locks.release(key, token)
@@ -152,12 +154,12 @@ class Filler:
             while await self._redis.locks.held(key):
                 await asyncio.sleep(self._lock_poll)
             if not force:
-                hit = await self._tiers.read(key, spec_name, again=True, strict=strict)
+                hit = await self._tiers.read(key, again=True, strict=strict)
                 if hit is not None:
                     return hit
 
     @contextlib.asynccontextmanager
-    async def _keep_lock(self, key: str, token: str, locked: bool) -> AsyncIterator[None]:
+    async def _keep_lock(self, key: CacheKey, token: str, locked: bool) -> AsyncIterator[None]:
         """Extend the lock while a slow generation runs, so it never expires under us."""
         if not locked:
             yield

@@ -35,7 +35,7 @@ from ..fmt import plural, shown_name
 from ..ir.envelope import CorruptEntry
 from ..ir.usage import usage_from_head
 from .errors import FlushIncomplete, IRCacheError, ReadOnlyError
-from .keys import InvalidSpecName, parse_cache_key, validate_spec_name
+from .keys import CacheKey, InvalidSpecName, KeyLike, as_key, parse_cache_key, validate_spec_name
 
 # An entry is a few KB: reading it inline takes ~20 µs, a hop to a thread
 # ~200 µs. Larger files go to a thread so the event loop never waits on a
@@ -80,6 +80,10 @@ class FileEntry:
     mtime: float
     quarantined: bool = False
 
+    @property
+    def key(self) -> CacheKey:
+        return CacheKey(self.spec_name, self.hash8)
+
 
 class FilesystemTier:
     def __init__(self, cache_dir: str | os.PathLike[str], *, read_only: bool = False) -> None:
@@ -91,14 +95,12 @@ class FilesystemTier:
         if self.read_only:
             raise ReadOnlyError(f"read-only cache: not {what}")
 
-    def path_for(self, cache_key: str) -> Path:
-        parsed = parse_cache_key(cache_key)
-        if parsed is None:
-            raise ValueError(f"{cache_key!r} is not a cache key of the form {{spec_name}}_{{hash8}}")
-        return self.directory / f"{cache_key}.json"
+    def path_for(self, cache_key: KeyLike) -> Path:
+        """The entry's file; text that is not a cache key raises InvalidSpecName (a ValueError)."""
+        return self.directory / f"{as_key(cache_key).cache_key}.json"
 
     # -- read and write ----------------------------------------------------
-    async def read_raw(self, cache_key: str) -> bytes | None:
+    async def read_raw(self, cache_key: KeyLike) -> bytes | None:
         """The entry's bytes, or None. Small files are read inline (see INLINE_READ_MAX).
 
         Raises NotARegularFile (an OSError and a CorruptEntry) when the entry's
@@ -133,23 +135,23 @@ class FilesystemTier:
             if not handed_over:
                 os.close(fd)
 
-    async def write_raw(self, cache_key: str, raw: bytes) -> Path:
+    async def write_raw(self, cache_key: KeyLike, raw: bytes) -> Path:
         path = self.path_for(cache_key)
         self._refuse_if_read_only(f"writing {path}")
         await asyncio.to_thread(atomic_write, path, raw)
         return path
 
-    async def exists(self, cache_key: str) -> bool:
+    async def exists(self, cache_key: KeyLike) -> bool:
         """True when the entry's name holds a regular file (a symlink is not one)."""
         return await asyncio.to_thread(_is_regular_file, self.path_for(cache_key))
 
-    async def delete(self, cache_key: str) -> bool:
+    async def delete(self, cache_key: KeyLike) -> bool:
         """Remove the entry; a symlink under its name is unlinked itself, not its target."""
         path = self.path_for(cache_key)
         self._refuse_if_read_only(f"deleting {path}")
         return await asyncio.to_thread(_unlink_if_present, path)
 
-    async def quarantine(self, cache_key: str, reason: str) -> Path | None:
+    async def quarantine(self, cache_key: KeyLike, reason: str) -> Path | None:
         """Move a bad entry aside into `.quarantine/`; returns where it went.
 
         Whatever is under the entry's name moves, a symlink as the link itself.

@@ -15,6 +15,7 @@ from ..ir.prices import estimate_cost, price_for
 from ..ir.usage import Usage
 from ..settings import Settings
 from .events import CacheEvent, EventBus
+from .keys import CacheKey
 from .results import GENERATION_FAILED, Lookup
 from .tiers import Tiers
 
@@ -29,18 +30,19 @@ class Generation:
         self._events = events
 
     async def generate(
-        self, key: str, spec_name: str, digest: str, spec_markdown: str, spec_path: str, *, store: bool,
+        self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, *, store: bool,
         strict: bool = False,
     ) -> Lookup:
         """Generate (within IR_GENERATE_TIMEOUT), price it, and with `store` keep it in both tiers
         (`strict`: a refused ACL rule on the Redis SET raises; the file is written anyway)."""
         label = generator_label(self.generator)
+        spec_name = key.spec_name
         if store:
             if getattr(self.generator, "uses_llm", True):
                 log.info("IR cache MISS for %s, generating with LLM (%s)", spec_name, label)
             else:  # the seed's line, minus a claim that an LLM is asked
                 log.info("IR cache MISS for %s, generating with the %s generator (no LLM)", spec_name, label)
-            self._events.emit(CacheEvent("miss", spec_name, key, "generator", label))
+            self._events.emit(CacheEvent("miss", spec_name, key.cache_key, "generator", label))
         deadline = self._settings.generate_timeout or None
         reported = Usage()
         started = time.monotonic()
@@ -56,16 +58,16 @@ class Generation:
             message = (f"{self.generator.name} generator did not finish {spec_name} within {deadline:g}s "
                        "(IR_GENERATE_TIMEOUT); nothing was cached")
             log.error("IR generation failed for %s: %s", spec_name, message, extra={GENERATION_FAILED: True})
-            self._events.emit(CacheEvent("error", spec_name, key, "generator", message))
+            self._events.emit(CacheEvent("error", spec_name, key.cache_key, "generator", message))
             raise GenerationError(message) from None
         except GenerationError as exc:
             log.error("IR generation failed for %s: %s", spec_name, exc, extra={GENERATION_FAILED: True})
-            self._events.emit(CacheEvent("error", spec_name, key, "generator", str(exc)))
+            self._events.emit(CacheEvent("error", spec_name, key.cache_key, "generator", str(exc)))
             raise
         except Exception as exc:
             message = f"{self.generator.name} generator failed for {spec_name}: {exc.__class__.__name__}: {exc}"
             log.error("IR generation failed for %s: %s", spec_name, message, extra={GENERATION_FAILED: True})
-            self._events.emit(CacheEvent("error", spec_name, key, "generator", message))
+            self._events.emit(CacheEvent("error", spec_name, key.cache_key, "generator", message))
             raise GenerationError(message) from exc
         usage = self.priced(reported, time.monotonic() - started)
         entry = StoredEntry.create(
@@ -84,8 +86,8 @@ class Generation:
                 log.info("Generated IR for %s with %s and cached it as %s (in %s)", spec_name, label, key, where)
             else:
                 log.warning("Generated IR for %s with %s, but could not cache it (%s)", spec_name, label, key)
-        self._events.emit(CacheEvent("generated", spec_name, key, "generator", label, usage))
-        return Lookup(key, "generator", entry)
+        self._events.emit(CacheEvent("generated", spec_name, key.cache_key, "generator", label, usage))
+        return Lookup(key.cache_key, "generator", entry)
 
     def priced(self, reported: Usage, seconds: float) -> Usage:
         """The generator's tokens, with the measured duration and the estimated dollars.

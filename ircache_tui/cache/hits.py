@@ -43,6 +43,7 @@ from typing import Protocol
 
 from ..ir.usage import Usage
 from .errors import RedisCommandError, RedisPermissionError, RedisUnavailable
+from .keys import spec_of
 
 log = logging.getLogger("ircache")
 
@@ -115,17 +116,26 @@ class HitCounter:
     def record(self, tier: str, cache_key: str, usage: Usage | None, born: float | None = None) -> None:
         """One lookup answered by `tier` ("redis", "filesystem" or "generator"), of the entry
         generated at `born` (epoch seconds). No I/O."""
+        # on every hit: plain dict reads and writes only (no Counter built, no method of its own)
         batch = self.pending
-        batch.totals[tier] += 1
+        totals = batch.totals
+        totals[tier] = totals.get(tier, 0) + 1
         if tier == "generator":
             return
-        batch.per_entry.setdefault(cache_key, Counter())[tier] += 1
+        per = batch.per_entry.get(cache_key)
+        if per is None:
+            per = batch.per_entry[cache_key] = Counter()
+        per[tier] = per.get(tier, 0) + 1
         batch.last[cache_key] = time.time()
         if born is not None:
-            batch.born[cache_key] = max(born, batch.born.get(cache_key, born))
+            seen = batch.born.get(cache_key)
+            if seen is None or born > seen:
+                batch.born[cache_key] = born
         if usage is not None:
-            batch.saved_usd += usage.cost_usd or 0.0
-            batch.saved_seconds += usage.duration_s or 0.0
+            if usage.cost_usd:
+                batch.saved_usd += usage.cost_usd
+            if usage.duration_s:
+                batch.saved_seconds += usage.duration_s
 
     async def flush(self, *, final: bool = False) -> bool:
         """Add the pending counts to Redis; False when Redis is down (the batch is kept as it is,
@@ -172,7 +182,7 @@ class HitCounter:
         for batch in (self.pending, self.unacked):
             if batch is None:
                 continue
-            for key in [k for k in batch.per_entry if spec_name is None or k.rsplit("_", 1)[0] == spec_name]:
+            for key in [k for k in batch.per_entry if spec_name is None or spec_of(k) == spec_name]:
                 del batch.per_entry[key]
                 batch.last.pop(key, None)
                 batch.born.pop(key, None)

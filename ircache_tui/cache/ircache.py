@@ -45,7 +45,7 @@ from .fill import Filler
 from .fs_tier import FileEntry, FilesystemTier
 from .generate import Generation
 from .hits import FLUSH_INTERVAL, HitCounter, read_count
-from .keys import HASH_LEN, KeySpace, ParsedKey, spec_hash, spec_name_from_path
+from .keys import HASH_LEN, CacheKey, KeySpace
 from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .maintenance import Maintenance
 from .redis import RedisTier
@@ -199,7 +199,7 @@ class IRCache:
                 await self.fs.cleanup_temp_files()
         if self._count_hits and not self.read_only and self.enabled:
             self.hits = HitCounter(self.redis.hit_store, interval=self._hit_flush_interval)
-            self.events.subscribe(self._count)
+            self.events.tally = self.hits.record  # called directly on every lookup: no event built for it
             self.hits.start()
         log.info("IR cache ready: Redis %s, filesystem %s, TTL %ss, generator %s%s",
                  self.redis.display_url, self.fs.directory, self.ttl, generator_label(self.generator),
@@ -233,15 +233,6 @@ class IRCache:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _count(self, event: CacheEvent) -> None:
-        """Every lookup, into the hit counter (an event subscriber: memory only)."""
-        if self.hits is None:
-            return
-        if event.kind == "hit":
-            self.hits.record(event.tier, event.cache_key, event.usage, event.born)
-        elif event.kind == "generated":  # a miss that generated (a failed one answered nothing)
-            self.hits.record("generator", event.cache_key, None)
-
     # -- the entry point -------------------------------------------------------
     async def get_application_ir(
         self, spec_markdown: str, spec_path: str = "spec.md", force_refresh: bool = False
@@ -254,26 +245,23 @@ class IRCache:
         """Like get_application_ir, but also says which tier answered. `strict_redis`: a Redis write
         the ACL refuses raises instead of degrading to the filesystem (for operations whose point is
         to fill Redis, like `warm`)."""
-        spec_name = spec_name_from_path(spec_path)
-        digest = spec_hash(spec_markdown)
-        key = f"{spec_name}_{digest[:HASH_LEN]}"
+        key, digest = CacheKey.for_spec(spec_markdown, spec_path)  # checked here, then passed as a value
         if self.read_only:
             if force_refresh:
-                raise ReadOnlyError(f"read-only cache: not regenerating {spec_name} ({key})")
-            hit = await self._path().read(key, spec_name) if self.enabled else None
+                raise ReadOnlyError(f"read-only cache: not regenerating {key.spec_name} ({key})")
+            hit = await self._path().read(key) if self.enabled else None
             if hit is None:
-                raise ReadOnlyMiss(spec_name, key)
+                raise ReadOnlyMiss(key.spec_name, key.cache_key)
             return hit
         if not self.enabled:
-            log.info("IR cache disabled (IR_CACHE_TTL=0) for %s, generating with %s", spec_name, generator_label(self.generator))
-            return await self._open(self._generation).generate(key, spec_name, digest, spec_markdown, spec_path,
-                                                                store=False)
+            log.info("IR cache disabled (IR_CACHE_TTL=0) for %s, generating with %s", key.spec_name,
+                     generator_label(self.generator))
+            return await self._open(self._generation).generate(key, digest, spec_markdown, spec_path, store=False)
         if not force_refresh:
-            hit = await self._path().read(key, spec_name, strict=strict_redis)
+            hit = await self._path().read(key, strict=strict_redis)
             if hit is not None:
                 return hit
-        return await self._open(self._filler).fill(key, spec_name, digest, spec_markdown, spec_path, force_refresh,
-                                                   strict_redis)
+        return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, force_refresh, strict_redis)
 
     # -- maintenance (maintenance.py) --------------------------------------------------
     async def clear_cache(
@@ -460,7 +448,7 @@ class IRCache:
     async def list_files(self, *, include_quarantined: bool = False) -> list[FileEntry]:
         return await self.fs.list_entries(include_quarantined=include_quarantined)
 
-    async def scan_keys(self, spec_name: str | None = None) -> AsyncIterator[list[ParsedKey]]:
+    async def scan_keys(self, spec_name: str | None = None) -> AsyncIterator[list[CacheKey]]:
         """Every IR key in Redis (or exactly one spec's), a SCAN page at a time."""
         async with contextlib.aclosing(self._tier().scan_ir_keys(spec_name)) as pages:
             async for page in pages:

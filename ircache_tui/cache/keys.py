@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import filterfalse
 
 # The prefix rule belongs to settings (a lower layer); re-exported here for callers.
@@ -33,13 +34,69 @@ class InvalidSpecName(IRCacheError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class ParsedKey:
+class CacheKey:
+    """A cache key `{spec_name}_{hash8}`, checked once (`parse`, `for_spec`) and then passed as a
+    value: the tiers build their Redis key and file name from it without parsing it again."""
+
     spec_name: str
     hash8: str
+    #: the key as text, `{spec_name}_{hash8}` (built once: it is the memo's and the counters' key)
+    cache_key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def cache_key(self) -> str:
-        return f"{self.spec_name}_{self.hash8}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_key", f"{self.spec_name}_{self.hash8}")
+
+    def __str__(self) -> str:
+        return self.cache_key
+
+    @classmethod
+    def parse(cls, text: str) -> CacheKey:
+        """The key `text` names; InvalidSpecName when it is not an IR key."""
+        parsed = parse_cache_key(text)
+        if parsed is None:
+            raise InvalidSpecName(f"{text!r} is not a cache key of the form {{spec_name}}_{{hash8}}")
+        return parsed
+
+    @classmethod
+    def for_spec(cls, spec_markdown: str, spec_path: str) -> tuple[CacheKey, str]:
+        """The key of a spec's text and path, and the text's full SHA-256 digest (InvalidSpecName
+        when the path's name cannot be a key). Remembered for the specs read most recently: a
+        process that asks for the same spec again does not hash its text again (SHA-256 of a 5 KB
+        spec is ~2% of a Redis hit; the text's own hash, which a dict lookup needs, is cached by
+        Python on the string)."""
+        memo = (spec_path, spec_markdown)
+        known = _SPEC_KEYS.get(memo)
+        if known is not None:
+            return known
+        digest = spec_hash(spec_markdown)
+        made = cls(spec_name_from_path(spec_path), digest[:HASH_LEN]), digest
+        if len(spec_markdown) <= _SPEC_KEYS_MAX_CHARS:
+            with _SPEC_KEYS_LOCK:  # (worker threads may look specs up too)
+                _SPEC_KEYS[memo] = made
+                while len(_SPEC_KEYS) > _SPEC_KEYS_MAX:
+                    del _SPEC_KEYS[next(iter(_SPEC_KEYS))]
+        return made
+
+
+#: (spec path, spec text) -> its key and digest, oldest first; bounded in entries and in text size
+_SPEC_KEYS: dict[tuple[str, str], tuple[CacheKey, str]] = {}
+_SPEC_KEYS_MAX = 128
+_SPEC_KEYS_MAX_CHARS = 64 * 1024  # larger specs are hashed every time (their hash is not the cost)
+_SPEC_KEYS_LOCK = threading.Lock()
+
+
+#: what the tiers accept as a key: a CacheKey, or its text (parsed, and so checked, on arrival)
+KeyLike = CacheKey | str
+
+
+def as_key(key: KeyLike) -> CacheKey:
+    """`key` as a CacheKey; text is parsed (InvalidSpecName when it is not an IR key)."""
+    return key if isinstance(key, CacheKey) else CacheKey.parse(key)
+
+
+def spec_of(cache_key: str) -> str:
+    """The spec name of a cache key that is known to be one (its hash8 never holds an underscore)."""
+    return cache_key.rsplit("_", 1)[0]
 
 
 def spec_hash(spec_markdown: str) -> str:
@@ -123,7 +180,7 @@ class Selection:
         return key[len(self.head.encode("utf-8")) : -(HASH_LEN + 1)]
 
 
-def parse_cache_key(key: str) -> ParsedKey | None:
+def parse_cache_key(key: str) -> CacheKey | None:
     """Split a cache key into spec name and hash8, or None if it is not an IR key."""
     m = _KEY_RE.match(key)
     if not m:
@@ -132,7 +189,7 @@ def parse_cache_key(key: str) -> ParsedKey | None:
         validate_spec_name(m["spec"])
     except InvalidSpecName:
         return None
-    return ParsedKey(m["spec"], m["hash"])
+    return CacheKey(m["spec"], m["hash"])
 
 
 def glob_escape(text: str) -> str:
@@ -155,17 +212,15 @@ class KeySpace:
             re.DOTALL,
         )
 
-    def redis_key(self, key: str) -> str:
-        parsed = parse_cache_key(key)
-        if parsed is None:
-            raise InvalidSpecName(f"{key!r} is not a cache key of the form {{spec_name}}_{{hash8}}")
-        return self._head + key
+    def redis_key(self, key: KeyLike) -> str:
+        """The Redis key of a cache key (text is checked here; a CacheKey was checked when made)."""
+        return self._head + as_key(key).cache_key
 
-    def lock_key(self, key: str) -> str:
+    def lock_key(self, key: KeyLike) -> str:
         # Ends in ':lock', so it never parses as an IR key and no flush touches it.
         return f"{self.redis_key(key)}:lock"
 
-    def hits_key(self, key: str) -> str:
+    def hits_key(self, key: KeyLike) -> str:
         """An entry's hit counts (cache/hits.py); ends in ':hits', so never an IR key."""
         return f"{self.redis_key(key)}:hits"
 
@@ -178,7 +233,7 @@ class KeySpace:
         """SCAN MATCH for the per-entry hit keys of every entry, or of one spec's."""
         return self.match_pattern(spec_name) + ":hits"
 
-    def cache_key_of(self, redis_key: str | bytes) -> ParsedKey | None:
+    def cache_key_of(self, redis_key: str | bytes) -> CacheKey | None:
         """The parsed cache key of a Redis key, or None if it is not one of ours."""
         if isinstance(redis_key, bytes):
             try:

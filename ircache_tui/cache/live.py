@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .keys import ParsedKey
+from .keys import CacheKey
 
 if TYPE_CHECKING:
     from .redis import RedisTier
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class KeyChange:
-    key: ParsedKey
+    key: CacheKey
     event: str  # "set", "del", "expired", "expire", ...
 
     @property

@@ -11,7 +11,7 @@ from .errors import FlushIncomplete, ForeignKey, ReadOnlyError, RedisCommandErro
 from .errors import RedisUnavailable
 from .events import CacheEvent, EventBus
 from .fs_tier import FilesystemTier
-from .keys import KeySpace
+from .keys import KeySpace, as_key
 from .redis import RedisTier
 from .redis.walk import BATCH as UNLINK_BATCH
 from .results import DeleteResult, FlushResult, StoreTier, WarmResult
@@ -94,7 +94,7 @@ class Maintenance:
         skipped = len(entries) - len(todo)
         warmed = 0
         for done, entry in enumerate(todo):
-            found = await self._tiers().read_filesystem(entry.cache_key, entry.spec_name, remember=False)
+            found = await self._tiers().read_filesystem(entry.key, remember=False)
             if found is None:
                 failures.append(f"{entry.cache_key}: unreadable or corrupt on disk (see the warning above)")
                 continue
@@ -130,21 +130,21 @@ class Maintenance:
         to fill a gap check `in_redis` themselves.
         """
         self._writable(f"warming {cache_key}")
-        spec_name = self._fs.path_for(cache_key).stem.rsplit("_", 1)[0]  # path_for validates the key
-        found = await self._tiers().read_filesystem(cache_key, spec_name, remember=False)
-        if found is None or not await self._tiers().store_redis(cache_key, found[1]):
+        key = as_key(cache_key)
+        found = await self._tiers().read_filesystem(key, remember=False)
+        if found is None or not await self._tiers().store_redis(key, found[1]):
             return False
-        self._events.emit(CacheEvent("warmed", spec_name, cache_key, "redis"))
+        self._events.emit(CacheEvent("warmed", key.spec_name, key.cache_key, "redis"))
         return True
 
     async def delete_entry(self, cache_key: str, tier: StoreTier) -> bool:
         """Delete one key (UNLINK) or one entry file; True when it was there."""
         self._writable(f"deleting {cache_key}")
-        spec_name = self._fs.path_for(cache_key).stem.rsplit("_", 1)[0]
-        gone = await (self._tier().delete(cache_key) if tier == "redis" else self._fs.delete(cache_key))
+        key = as_key(cache_key)
+        gone = await (self._tier().delete(key) if tier == "redis" else self._fs.delete(key))
         if gone:
-            log.info("Deleted %s from %s", cache_key, "Redis" if tier == "redis" else "the filesystem")
-            self._events.emit(CacheEvent("deleted", spec_name, cache_key, tier))
+            log.info("Deleted %s from %s", key, "Redis" if tier == "redis" else "the filesystem")
+            self._events.emit(CacheEvent("deleted", key.spec_name, key.cache_key, tier))
         return gone
 
     async def delete_entries(self, redis_keys: list[str], files: list[str]) -> DeleteResult:
@@ -189,9 +189,10 @@ class Maintenance:
     async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
         """EXPIRE one key to `ttl` (default: the configured TTL); False when it is gone or TTL is 0."""
         self._writable(f"resetting the TTL of {cache_key}")
-        ok = await self._tier().reset_ttl(cache_key, ttl)
+        key = as_key(cache_key)
+        ok = await self._tier().reset_ttl(key, ttl)
         if ok:
             seconds = self._ttl if ttl is None else ttl
-            log.info("Reset TTL of %s to %ss", cache_key, seconds)
-            self._events.emit(CacheEvent("ttl", cache_key.rsplit("_", 1)[0], cache_key, "redis", str(seconds)))
+            log.info("Reset TTL of %s to %ss", key, seconds)
+            self._events.emit(CacheEvent("ttl", key.spec_name, key.cache_key, "redis", str(seconds)))
         return ok

@@ -15,6 +15,7 @@ from .decoded import DecodedEntries
 from .errors import ForeignKey, RedisCommandError, RedisPermissionError, RedisUnavailable
 from .events import CacheEvent, EventBus
 from .fs_tier import FilesystemTier
+from .keys import CacheKey, KeyLike, spec_of
 from .redis import RedisTier
 from .results import Lookup
 
@@ -36,31 +37,30 @@ class Tiers:
         self._read_only = read_only
         self._said_foreign: dict[str, None] = {}  # Redis keys said to hold another tool's value (bounded)
 
-    async def read(self, key: str, spec_name: str, *, again: bool = False, strict: bool = False) -> Lookup | None:
+    async def read(self, key: CacheKey, *, again: bool = False, strict: bool = False) -> Lookup | None:
         """Redis, then the filesystem (a hit there warms Redis). `again`: a re-check within one
         lookup (a file that could not be read is not reported twice). `strict`: a refused ACL rule on
         the warming SET raises (for operations that exist only to fill Redis, like `warm`)."""
-        entry = await self.read_redis(key, spec_name)
+        spec_name = key.spec_name
+        entry = await self.read_redis(key)
         if entry is not None:
             log.info("IR cache HIT (Redis) for %s", spec_name)
-            self._events.emit(CacheEvent("hit", spec_name, key, "redis", usage=entry.usage,
-                                        born=entry.generated_at.timestamp()))
-            return Lookup(key, "redis", entry)
-        found = await self.read_filesystem(key, spec_name, quiet=again)
+            self._events.hit(spec_name, key.cache_key, "redis", entry.usage, entry.generated_at)
+            return Lookup(key.cache_key, "redis", entry)
+        found = await self.read_filesystem(key, quiet=again)
         if found is not None:
             entry, raw = found
             if self._read_only:
                 log.info("IR cache HIT (filesystem) for %s (read-only: Redis not warmed)", spec_name)
             else:
                 log.info("IR cache HIT (filesystem) for %s, warming Redis", spec_name)
-            self._events.emit(CacheEvent("hit", spec_name, key, "filesystem", usage=entry.usage,
-                                        born=entry.generated_at.timestamp()))
+            self._events.hit(spec_name, key.cache_key, "filesystem", entry.usage, entry.generated_at)
             if not self._read_only:
                 await self.store_redis(key, raw, strict=strict)
-            return Lookup(key, "filesystem", entry)
+            return Lookup(key.cache_key, "filesystem", entry)
         return None
 
-    async def read_redis(self, key: str, spec_name: str) -> StoredEntry | None:
+    async def read_redis(self, key: CacheKey) -> StoredEntry | None:
         try:
             raw = await self._redis.get_raw(key)
         except RedisUnavailable:
@@ -78,9 +78,10 @@ class Tiers:
         if raw is None:
             return None
         try:
-            return self._decoded.decode(key, raw)
+            return self._decoded.decode(key.cache_key, raw)
         except CorruptEntry as exc:
-            self._events.emit(CacheEvent("corrupt", spec_name, key, "redis", exc.reason))
+            spec_name = key.spec_name
+            self._events.emit(CacheEvent("corrupt", spec_name, key.cache_key, "redis", exc.reason))
             if self._read_only:
                 log.warning("Corrupt IR entry in Redis for %s (%s): %s; left in place (read-only)",
                             spec_name, key, exc.reason)
@@ -91,15 +92,16 @@ class Tiers:
             return None
 
     async def read_filesystem(
-        self, key: str, spec_name: str, *, remember: bool = True, quiet: bool = False
+        self, key: CacheKey, *, remember: bool = True, quiet: bool = False
     ) -> tuple[StoredEntry, bytes] | None:
         try:
             raw = await self._fs.read_raw(key)
             if raw is None:
                 return None
-            return self._decoded.decode(key, raw, remember=remember), raw
+            return self._decoded.decode(key.cache_key, raw, remember=remember), raw
         except CorruptEntry as exc:  # bad bytes, or not a regular file (a symlink is never followed)
-            self._events.emit(CacheEvent("corrupt", spec_name, key, "filesystem", exc.reason))
+            spec_name = key.spec_name
+            self._events.emit(CacheEvent("corrupt", spec_name, key.cache_key, "filesystem", exc.reason))
             if self._read_only:
                 log.warning("Corrupt IR entry on disk for %s (%s): %s; left in place (read-only)",
                             spec_name, key, exc.reason)
@@ -115,7 +117,7 @@ class Tiers:
                     key, exc.strerror or exc)
             return None
 
-    async def store_redis(self, key: str, raw: bytes, *, strict: bool = False) -> bool:
+    async def store_redis(self, key: KeyLike, raw: bytes, *, strict: bool = False) -> bool:
         """SET the entry; False when Redis is down or refused it (logged). `strict`: a refused
         ACL rule raises, for operations that exist only to write Redis (warm)."""
         try:
@@ -128,11 +130,11 @@ class Tiers:
             log.warning("Redis write of %s failed: %s", key, exc)
             return False
 
-    async def store_filesystem(self, key: str, raw: bytes) -> bool:
+    async def store_filesystem(self, key: KeyLike, raw: bytes) -> bool:
         try:
             await self._fs.write_raw(key, raw)
             return True
         except OSError as exc:
             log.error("Cannot write cache file for %s in %s: %s", key, self._fs.directory, exc.strerror or exc)
-            self._events.emit(CacheEvent("error", key.rsplit("_", 1)[0], key, "filesystem", str(exc)))
+            self._events.emit(CacheEvent("error", spec_of(str(key)), str(key), "filesystem", str(exc)))
             return False

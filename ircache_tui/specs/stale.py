@@ -29,6 +29,7 @@ from typing import Literal
 
 from ..cache.errors import IRCacheError
 from ..cache.ircache import DeleteResult, IRCache
+from ..cache.keys import spec_of
 from ..fmt import plural
 from .discovery import SpecFile
 
@@ -59,7 +60,7 @@ class StaleReport:
         """spec name → how many of `stale_entries` are its (they add up to the whole count)."""
         counts: dict[str, int] = {}
         for key in self.stale_entries:
-            name = key.rsplit("_", 1)[0]  # the hash8 never holds an underscore
+            name = spec_of(key)
             counts[name] = counts.get(name, 0) + 1
         return counts
 

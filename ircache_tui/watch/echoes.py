@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from ..cache.events import CacheEvent
+from ..cache.keys import spec_of
 
 ECHO_WINDOW = 30.0  # seconds: a notification later than this is not taken for our echo
 MAX_KEYS = 4096
@@ -48,7 +49,7 @@ class OwnWrites:
             if not event.spec_name:
                 self._written.clear()
             else:
-                for gone in [k for k in self._written if k.rsplit("_", 1)[0] == event.spec_name]:
+                for gone in [k for k in self._written if spec_of(k) == event.spec_name]:
                     del self._written[gone]
 
     def note(self, key: str) -> None:

@@ -13,7 +13,7 @@ from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, Re
 
 from ...ir.envelope import ENTRY_HEAD, is_entry_head
 from ..errors import ForeignKey
-from ..keys import KeySpace
+from ..keys import KeyLike, KeySpace
 from . import scripts
 from .walk import busy, refused_in_script
 
@@ -56,20 +56,21 @@ class ForeignMemory:
         self._keys = keys
         self._found: dict[str, None] = {}
 
-    def found(self, cache_key: str, what: str) -> ForeignKey:
+    def found(self, key: KeyLike, what: str) -> ForeignKey:
         """Remember it; the error that says so."""
+        cache_key = str(key)
         self._found.pop(cache_key, None)
         self._found[cache_key] = None
         while len(self._found) > _FOREIGN_MEMORY:
             del self._found[next(iter(self._found))]
         return ForeignKey(self._keys.redis_key(cache_key), what)
 
-    def forget(self, cache_key: str) -> None:
+    def forget(self, key: KeyLike) -> None:
         """The key is gone: the next writer may be us."""
-        self._found.pop(cache_key, None)
+        self._found.pop(str(key), None)
 
-    def __contains__(self, cache_key: object) -> bool:
-        return cache_key in self._found
+    def __contains__(self, key: object) -> bool:
+        return str(key) in self._found
 
 
 def shown_head(raw: bytes) -> str:

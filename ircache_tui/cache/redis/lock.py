@@ -17,7 +17,7 @@ from redis.exceptions import WatchError
 
 from ... import redact
 from ..errors import RedisCommandError, RedisPermissionError
-from ..keys import KeySpace
+from ..keys import KeyLike, KeySpace
 from . import scripts
 from .clients import execute
 from .door import Door
@@ -51,7 +51,7 @@ class Locks:
             bound = self._scripts[name] = (client, client.register_script(_SCRIPTS[name]))
         return bound[1]
 
-    async def acquire(self, cache_key: str, token: str, ttl_ms: int) -> bool:
+    async def acquire(self, cache_key: KeyLike, token: str, ttl_ms: int) -> bool:
         """True when we hold the lock now; False when another process does.
 
         Raises RedisUnavailable / RedisCommandError when there is no usable lock.
@@ -64,7 +64,7 @@ class Locks:
                 "evalsha", f"or {native}+watch +multi +exec: without any of them there is no cross-process lock")
         return bool(await self._door.run(lambda: self._door.nodes.client.set(lkey, token, nx=True, px=ttl_ms)))
 
-    async def extend(self, cache_key: str, token: str, ttl_ms: int) -> bool:
+    async def extend(self, cache_key: KeyLike, token: str, ttl_ms: int) -> bool:
         self._door.writable("SET XX PX (lock)")
         lkey = self._keys.lock_key(cache_key)
         with self._lock_refusal("extend"):
@@ -81,7 +81,7 @@ class Locks:
                 lambda: self._compare_and(lkey, token, lambda pipe: pipe.set(lkey, token, xx=True, px=ttl_ms))
             )
 
-    async def release(self, cache_key: str, token: str) -> bool:
+    async def release(self, cache_key: KeyLike, token: str) -> bool:
         self._door.writable("UNLINK (lock)")
         lkey = self._keys.lock_key(cache_key)
         with self._lock_refusal("release"):
@@ -125,11 +125,11 @@ class Locks:
                 log.warning("Cannot %s a generation lock: %s (until then a lock lasts its full TTL)", what, exc)
             raise
 
-    async def held(self, cache_key: str) -> bool:
+    async def held(self, cache_key: KeyLike) -> bool:
         lkey = self._keys.lock_key(cache_key)
         return bool(await self._door.run(lambda: self._door.nodes.client.exists(lkey)))
 
-    async def holder(self, cache_key: str) -> str | None:
+    async def holder(self, cache_key: KeyLike) -> str | None:
         """Who holds the lock, from its token (`pid N on HOST <uuid>`), or None."""
         lkey = self._keys.lock_key(cache_key)
         token = await self._door.run(lambda: self._door.nodes.client.get(lkey))

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -28,7 +28,7 @@ from ...fmt import plural
 from ...ir.envelope import ENTRY_HEAD, CorruptEntry, is_entry_head
 from ..errors import ClusterRefused, FlushIncomplete, ForeignKey, IRCacheError, RedisCommandError, RedisUnavailable
 from ..health import RedisHealth
-from ..keys import KeySpace, ParsedKey
+from ..keys import CacheKey, KeyLike, KeySpace
 from ..refusals import command_error
 from ..server import ServerInfo
 from ..urls import mask_url
@@ -213,7 +213,7 @@ class RedisTier:
         """PING now, even inside the fast-fail window after a failure; raises if Redis is still down."""
         await self.door.run(lambda: self.client.ping(), probe=True)
 
-    async def get_raw(self, cache_key: str) -> bytes | None:
+    async def get_raw(self, cache_key: KeyLike) -> bytes | None:
         """The stored bytes, or None on a miss; ForeignKey when the key holds another tool's value
         (another type, or a string that is not an entry): never an entry of ours, never deleted."""
         rkey = self.keys.redis_key(cache_key)
@@ -229,11 +229,11 @@ class RedisTier:
             raise self._foreign.found(cache_key, shown_head(raw))
         return raw
 
-    def known_foreign(self, cache_key: str) -> bool:
+    def known_foreign(self, cache_key: KeyLike) -> bool:
         """Whether a read found another tool's value under this key (so it must not be written)."""
         return cache_key in self._foreign
 
-    async def set_raw(self, cache_key: str, raw: bytes, ttl: int | None = None, *,
+    async def set_raw(self, cache_key: KeyLike, raw: bytes, ttl: int | None = None, *,
                       follow_failover: bool = False) -> bool:
         """SET the entry with EX. ForeignKey when a read found another tool's value there: it is
         not ours to overwrite (the filesystem keeps the entry). `follow_failover`: on a cluster,
@@ -247,7 +247,7 @@ class RedisTier:
             raise ForeignKey(rkey, "another tool's value (found when it was read)")
         return bool(await self.door.run(lambda: self.client.set(rkey, raw, ex=ttl), follow_failover=follow_failover))
 
-    async def exists(self, cache_key: str) -> bool:
+    async def exists(self, cache_key: KeyLike) -> bool:
         """Whether Redis holds an entry under this key (another tool's value there is not one). One
         command through the client itself (on a cluster, the cluster client: it follows MOVED and
         learns a new primary after a failover)."""
@@ -264,7 +264,7 @@ class RedisTier:
             return False
         return bool(head)
 
-    async def exists_many(self, cache_keys: list[str], *, follow_failover: bool = False) -> list[bool]:
+    async def exists_many(self, cache_keys: Sequence[KeyLike], *, follow_failover: bool = False) -> list[bool]:
         """Which of `cache_keys` hold entries in Redis, in one pipelined round trip (a GETRANGE of
         the envelope's first bytes each: a key holding another tool's value is not an entry).
         `follow_failover`: on a cluster, a node's share that met a dead primary waits for its
@@ -290,7 +290,7 @@ class RedisTier:
                 out.append(bool(head))
         return out
 
-    async def delete(self, cache_key: str) -> bool:
+    async def delete(self, cache_key: KeyLike) -> bool:
         """UNLINK one entry (and its hit counts); True when the entry was there. ForeignKey when the
         key holds another tool's value: left as it is."""
         self.door.writable(f"UNLINK {cache_key}")
@@ -307,12 +307,12 @@ class RedisTier:
             raise self._foreign.found(cache_key, "another tool's value")
         return bool(gone)
 
-    async def ttl_of(self, cache_key: str) -> int:
+    async def ttl_of(self, cache_key: KeyLike) -> int:
         """Seconds left (-1 no expiry, -2 missing)."""
         rkey = self.keys.redis_key(cache_key)
         return int(await self.door.run(lambda: self.client.ttl(rkey)))
 
-    async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
+    async def reset_ttl(self, cache_key: KeyLike, ttl: int | None = None) -> bool:
         """EXPIRE one entry; False when it is gone or TTL is 0. ForeignKey when the key holds another
         tool's value (checked first: its TTL is not ours to change)."""
         self.door.writable(f"EXPIRE {cache_key}")
@@ -327,7 +327,7 @@ class RedisTier:
         return bool(await self.door.run(lambda: self.client.expire(rkey, ttl)))
 
     # -- the seed's four operations ---------------------------------------
-    async def cache_ir(self, cache_key: str, ir_data: dict[str, Any], ttl: int | None = None) -> bool:
+    async def cache_ir(self, cache_key: KeyLike, ir_data: dict[str, Any], ttl: int | None = None) -> bool:
         """SET `ir_cache:{cache_key}` with EX; False when Redis is down or caching is off.
 
         `ir_data` is an entry as a dict (`StoredEntry.to_dict()`): what is stored must begin as an
@@ -342,7 +342,7 @@ class RedisTier:
         except RedisUnavailable:
             return False
 
-    async def get_cached_ir(self, cache_key: str) -> dict[str, Any] | None:
+    async def get_cached_ir(self, cache_key: KeyLike) -> dict[str, Any] | None:
         """The stored dict, or None on a miss or when Redis is down.
 
         Raises CorruptEntry when the value is not a JSON object.
@@ -443,7 +443,7 @@ class RedisTier:
         self._stats_scripted = sizes.scripted
         return sizes
 
-    async def top_ir_keys(self, by: str, n: int) -> list[ParsedKey]:
+    async def top_ir_keys(self, by: str, n: int) -> list[CacheKey]:
         """The `n` largest IR keys (by="memory") or the `n` expiring soonest (by="ttl"), over the whole prefix."""
         selection = self.keys.select()
 
@@ -464,13 +464,13 @@ class RedisTier:
         (pager.py); 0 still starts and ends the walk."""
         return await self.door.run(lambda: self.door.nodes.scan_step(cursor, pattern, count))
 
-    def _parsed(self, raw: list[bytes], spec_name: str | None) -> list[ParsedKey]:
+    def _parsed(self, raw: list[bytes], spec_name: str | None) -> list[CacheKey]:
         parsed = [p for p in map(self.keys.cache_key_of, raw) if p is not None]
         if spec_name is not None:
             parsed = [p for p in parsed if p.spec_name == spec_name]
         return parsed
 
-    async def _entries_only(self, client: aioredis.Redis, page: list[ParsedKey]) -> list[ParsedKey]:
+    async def _entries_only(self, client: aioredis.Redis, page: list[CacheKey]) -> list[CacheKey]:
         """The keys of `page` that hold entries (another tool's values under our names are left out)."""
         if not page:
             return page
@@ -479,13 +479,13 @@ class RedisTier:
         keep = set(ours)
         return [p for p, rkey in zip(page, rkeys) if rkey in keep]
 
-    async def scan_ir_keys(self, spec_name: str | None = None) -> AsyncGenerator[list[ParsedKey], None]:
+    async def scan_ir_keys(self, spec_name: str | None = None) -> AsyncGenerator[list[CacheKey], None]:
         """Every IR entry's key (parsed), a SCAN page at a time; every node a walk covers is walked
         at once, and pages come as they arrive. Keys of our name that hold another tool's value are
         left out (a GETRANGE each, pipelined with the page's others)."""
         pattern = self.keys.match_pattern(spec_name)
         nodes = await self.door.run(lambda: self.door.nodes.walk_nodes())
-        pages: asyncio.Queue[list[ParsedKey] | BaseException | None] = asyncio.Queue(maxsize=4)
+        pages: asyncio.Queue[list[CacheKey] | BaseException | None] = asyncio.Queue(maxsize=4)
 
         async def walk(client: aioredis.Redis) -> None:
             try:
@@ -533,7 +533,7 @@ class RedisTier:
             raise
 
     async def key_details_with_head(
-        self, cache_keys: list[str], head_bytes: int
+        self, cache_keys: Sequence[KeyLike], head_bytes: int
     ) -> list[tuple[int, int | None, bytes | None, tuple[int, float | None, float | None] | None]]:
         """(TTL, MEMORY USAGE, first `head_bytes` of the value, (hits, last hit, the generated_at
         they were counted on) or None) per key, one round trip.
