@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import AskError, MovedError, NoPermissionError, RedisError, ResponseError
+from redis.exceptions import AskError, MaxConnectionsError, MovedError, NoPermissionError, RedisError, ResponseError
 
 from ..errors import FlushIncomplete, RedisUnavailable
 from ..keys import Selection
@@ -269,6 +269,22 @@ class ClusterNodes(Nodes):
                     setattr(errors[0], WAITED, True)
                 raise errors[0]
             log.info("The cluster's topology changed: walking every primary again")
+
+    async def when_free(self, op: Callable[[], Awaitable[T]], pool_wait: float) -> T:
+        """`op()`, again while it failed only because every connection of a node's pool was in use
+        (redis-py's cluster pool does not wait, as a single node's blocking pool does: the command
+        was not sent), for up to `pool_wait` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + pool_wait
+        pause = 0.005
+        while True:
+            try:
+                return await op()
+            except MaxConnectionsError:
+                if loop.time() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.1)
 
     async def through_failover(self, op: Callable[[], Awaitable[T]]) -> T:
         """`op()`; on a cluster, run again when it failed because a primary is gone or no longer

@@ -10,12 +10,11 @@ method that writes calls `writable` first, so a read-only tier sends no write co
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
-from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from ..errors import ClusterRefused, ReadOnlyError, RedisBusy, RedisUnavailable
 from ..health import RedisHealth
@@ -87,8 +86,8 @@ class Door:
         try:
             if self.settle is not None:
                 await self.settle()
-            result = await self._when_connection_free(lambda: self.nodes.through_failover(op) if follow_failover
-                                                      else op())
+            result = await self.nodes.when_free((lambda: self.nodes.through_failover(op)) if follow_failover
+                                                else op, self.pool_wait)
         except DOWN_ERRORS as exc:
             if pool_exhausted(exc):  # our own burst, not an outage: Redis stays up, and nobody says down
                 raise RedisBusy(f"Redis busy at {self.display_url}: every connection this process may open is "
@@ -102,22 +101,6 @@ class Door:
             raise command_error(exc, sent, prefix=self.prefix) from None
         self.health.mark_up()
         return result
-
-    async def _when_connection_free(self, op: Callable[[], Awaitable[T]]) -> T:
-        """`op()`, again while it failed only because every connection of a cluster node's pool was
-        in use (redis-py's cluster pool does not wait, as a single node's blocking pool does: the
-        command was not sent), for up to `pool_wait` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.pool_wait
-        pause = 0.005
-        while True:
-            try:
-                return await op()
-            except MaxConnectionsError:
-                if loop.time() + pause > deadline:
-                    raise
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.1)
 
     async def server_info(self) -> ServerInfo | None:
         """Which server answers (Redis, Valkey, ...) and its version: asked once (HELLO, which any

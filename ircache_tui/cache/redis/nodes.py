@@ -100,6 +100,10 @@ class Nodes(ABC):
         return ""
 
     @abstractmethod
+    def when_free(self, op: Callable[[], Awaitable[T]], pool_wait: float) -> Awaitable[T]:
+        """`op()`, waiting up to `pool_wait` seconds for a free connection of the pool it needs."""
+
+    @abstractmethod
     async def through_failover(self, op: Callable[[], Awaitable[T]]) -> T:
         """`op()`, again after a failover where there can be one."""
 
@@ -179,6 +183,11 @@ class SingleNode(Nodes):
 
     async def through_failover(self, op: Callable[[], Awaitable[T]]) -> T:
         return await op()
+
+    def when_free(self, op: Callable[[], Awaitable[T]], pool_wait: float) -> Awaitable[T]:
+        """`op()` (a single node's blocking pool waits up to `pool_wait` for a free connection
+        itself, so no coroutine of ours wraps the call: this is on every cache hit)."""
+        return op()
 
     async def each(self, work: Callable[[int, aioredis.Redis], Awaitable[T]], *,
                    follow_failover: bool = False) -> list[T]:
