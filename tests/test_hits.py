@@ -202,3 +202,52 @@ async def test_a_flush_takes_hit_counts_in_the_same_walk(redis_url, sync_redis, 
         if cursor == 0:
             break
     assert scans <= one_walk + 2, f"{scans} SCANs for a flush; one walk takes {one_walk}"
+
+
+@pytest.mark.parametrize("rights", ["type", "no-type", "no-scripts"])
+async def test_a_flush_of_everything_takes_hit_counts_in_its_walk(redis_url, sync_redis, cache_dir, rights):
+    """Flushing everything walks once and takes each entry's hit counts with it, wherever SCAN
+    returns the hit key (before its entry, after it, in another batch), and touches nothing that
+    is not proved ours: another tool's value under an entry's name keeps its `:hits`, a string under
+    a hit key's name stays. With TYPE (proof that a hit key is a hash) the walk's MATCH takes hit keys
+    too, and a hit key left by an entry gone earlier goes; without TYPE (the README's ACLs) or
+    without scripts, each deleted entry's hit key goes by its name, and such an orphan waits for
+    its TTL, as it always did."""
+    from tests.support.foreign import entry_value
+
+    pipe = sync_redis.pipeline(transaction=False)
+    ours = [f"spec{i % 40}_{i:08x}" for i in range(3000)]
+    for key in ours:
+        pipe.set(f"ir_cache:{key}", entry_value(20))
+        pipe.hset(f"ir_cache:{key}:hits", mapping={"redis": 2})
+    for j in range(40):
+        pipe.hset(f"ir_cache:gone_{j:08x}:hits", mapping={"redis": 1})  # its entry went before
+        pipe.set(f"ir_cache:theirs_{j:08x}", '{"user": 1}')  # another tool's value, named like ours
+        pipe.hset(f"ir_cache:theirs_{j:08x}:hits", mapping={"visits": 3})
+        pipe.set(f"ir_cache:squat_{j:08x}:hits", "not a hash")
+        pipe.set(f"ir_cache:team:{j}", "x")
+    pipe.execute()
+    url = redis_url
+    if rights != "type":
+        denied = ["-type"] if rights == "no-type" else ["-evalsha", "-eval", "-script"]
+        sync_redis.acl_setuser("limited", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", *denied])
+        url = redis_url.replace("unix://", "unix://limited:pw@")
+    foreign = {k: sync_redis.dump(k) for k in sync_redis.scan_iter("ir_cache:*")
+               if k.startswith((b"ir_cache:theirs_", b"ir_cache:squat_", b"ir_cache:team:"))}
+    one_walk, cursor = 0, 0  # the pages of one walk over this keyspace (COUNT as the flush's)
+    while True:
+        cursor, _ = sync_redis.scan(cursor, match="ir_cache:*", count=300)
+        one_walk += 1
+        if cursor == 0:
+            break
+    sync_redis.config_resetstat()
+    async with IRCache(redis_url=url, cache_dir=cache_dir, generator=CountingGenerator()) as cache:
+        done = await cache.clear_cache(redis=True, filesystem=False)
+    assert done == FlushResult(redis=3000, foreign_kept=40)  # (`theirs_…`: said, not deleted)
+    assert not sync_redis.keys("ir_cache:spec*")  # entries and hit counts alike
+    assert {k: sync_redis.dump(k) for k in foreign} == foreign  # every foreign key, as it was
+    orphans = len(sync_redis.keys("ir_cache:gone_*"))
+    assert orphans == (0 if rights == "type" else 40)
+    stats = sync_redis.info("commandstats")
+    scans = stats["cmdstat_scan"]["calls"]
+    assert scans <= one_walk + 2, f"{scans} SCANs for a flush; one walk takes {one_walk}"

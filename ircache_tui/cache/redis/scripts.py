@@ -100,16 +100,24 @@ if type(r) == 'table' and r.err then return named(r, 'set') end
 return r and 1 or 0
 """
 
-# UNLINK the keys named in ARGV[3...] that hold entries (ARGV[1] = envelope.ENTRY_HEAD); keep the
-# others. ARGV[2] = '1' on a cluster node: each key on its own (no multi-key command across slots),
-# and a key its node no longer serves comes back to the caller (as in UNLINK_EACH) instead of
-# failing the batch. Returns {deleted, kept (not entries), key, key...}. On one server an entry's hit
-# counts (`{key}:hits`) go in the same step (not counted): a flush then needs no second walk for
-# them. (On a cluster node they may live on another node: the cluster's flush sweeps them.)
+# UNLINK the keys named in ARGV[4 .. 3 + ARGV[3]] that hold entries (ARGV[1] = envelope.ENTRY_HEAD);
+# keep the others. ARGV[2] says where and how their hit counts (`{key}:hits`) go:
+#  '1' on a cluster node: each key on its own (no multi-key command across slots), and a key its node
+#      no longer serves comes back to the caller (as in UNLINK_EACH) instead of failing the batch. (Hit
+#      keys may live on another node there: the cluster's flush sweeps them.)
+#  '0' on one server, for a list of keys: each deleted entry's hit key goes in the same step.
+#  'w' on one server, in a walk that finds the hit keys itself (its MATCH takes both): they are the
+#      rest of ARGV, and each goes when its entry is gone (deleted here, before, or long ago) and it is
+#      a hash (as ours are); one whose entry is still there (a later page of the walk deletes it) comes
+#      back to the caller, who asks again at the end. A flush then builds no hit key name per entry:
+#      on 100,000 entries that sweep cost Redis about a third of the flush (bench_core.py). Only for a
+#      user who may send TYPE (walk.py asks): the README's ACLs do not grant it, and take mode '0'.
+# Returns {deleted, kept (not entries), key, key...}: the keys that came back (elsewhere, or waiting).
 UNLINK_ENTRIES = _ENTRY_STATE + r"""
-local entry, each = ARGV[1], ARGV[2] == '1'
+local entry, mode, last = ARGV[1], ARGV[2], 3 + tonumber(ARGV[3])
+local each = mode == '1'
 local deleted, kept, out, entries = 0, 0, {0, 0}, {}
-for i = 3, #ARGV do
+for i = 4, last do
   local key = ARGV[i]
   local state, err = entry_state(key, entry)
   if state == false then
@@ -131,9 +139,22 @@ for i = 1, #entries, 1000 do
   if type(r) == 'table' then return named(r, 'unlink') end
   deleted = deleted + r
 end
-for i = 1, #entries do entries[i] = entries[i] .. ':hits' end
-for i = 1, #entries, 1000 do
-  redis.pcall('unlink', unpack(entries, i, math.min(i + 999, #entries)))
+if mode == '0' then
+  for i = 1, #entries do entries[i] = entries[i] .. ':hits' end
+  for i = 1, #entries, 1000 do
+    redis.pcall('unlink', unpack(entries, i, math.min(i + 999, #entries)))
+  end
+elseif mode == 'w' then
+  for i = last + 1, #ARGV do
+    local hits = ARGV[i]
+    local there = redis.pcall('exists', string.sub(hits, 1, -6))
+    if there == 1 then
+      out[#out + 1] = hits
+    elseif there == 0 then
+      local kind = redis.pcall('type', hits)  -- (refused: not proved ours, left; walk.py asks first)
+      if kind.ok == 'hash' then redis.pcall('unlink', hits) end
+    end
+  end
 end
 out[1], out[2] = deleted, kept
 return out

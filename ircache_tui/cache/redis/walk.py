@@ -128,7 +128,8 @@ _ELSEWHERE = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyErr
 
 async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, entry: bytes | None = None,
                       reroute: Reroute | None = None, tally: Tally | None = None,
-                      kept: Tally | None = None) -> int:
+                      kept: Tally | None = None, hits: Sequence[bytes] | None = None,
+                      waiting: list[bytes] | None = None) -> int:
     """Delete `keys` with UNLINK (memory is freed off Redis's main thread); how many went.
 
     `entry` (envelope.ENTRY_HEAD): delete only the keys whose value is an entry, judged in the
@@ -141,8 +142,12 @@ async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, entry: bytes 
     since the node's SCAN returned it goes to `reroute`. `tally(n)` hears of
     each part as it is deleted, so that a caller still counts what went when
     a later part fails (a reroute refused, a node gone).
+
+    On one server, the entries' hit counts go with them: each deleted entry's `{key}:hits`, or, with
+    `hits` (the hit keys a walk found itself: `scan_unlink`), those whose entry is gone; the ones
+    whose entry is still there are added to `waiting` (see scripts.UNLINK_ENTRIES).
     """
-    if not keys:
+    if not keys and not hits:
         return 0
     went = 0
 
@@ -153,8 +158,8 @@ async def unlink_keys(client: Any, keys: Sequence[bytes | str], *, entry: bytes 
             tally(n)
 
     pipe = client.pipeline(transaction=False)
-    queued = await _queue_unlink(client, pipe, keys, entry, each=reroute is not None)
-    await _settle_unlink(client, queued, await pipe.execute(raise_on_error=False), reroute, add, kept)
+    queued = await _queue_unlink(client, pipe, keys, entry, each=reroute is not None, hits=hits)
+    await _settle_unlink(client, queued, await pipe.execute(raise_on_error=False), reroute, add, kept, waiting)
     return went
 
 
@@ -169,6 +174,8 @@ class _Queued:
     each: bool
     script: bool
     groups: list[Sequence[bytes | str]] | None = None
+    #: the hit keys a walk found (UNLINK_ENTRIES's mode 'w'); None: each deleted entry's goes with it
+    hits: Sequence[bytes] | None = None
 
 
 def sha_of(body: str) -> str:
@@ -198,7 +205,7 @@ async def script_sha(client: Any, name: str, body: str) -> Any:
 
 
 async def _queue_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str], entry: bytes | None,
-                        *, each: bool) -> _Queued:
+                        *, each: bool, hits: Sequence[bytes] | None = None) -> _Queued:
     """Queue the UNLINK of `keys` on `pipe` (`each`: all served by the cluster node `client` talks to).
 
     A multi-key command on a cluster must name keys of one slot, and a node's
@@ -213,9 +220,10 @@ async def _queue_unlink(client: Any, pipe: Any, keys: Sequence[bytes | str], ent
     if entry is not None:
         sha = await script_sha(client, "unlink_entries", scripts.UNLINK_ENTRIES)
         if sha is not False:
-            pipe.execute_command("EVALSHA", sha, 0, entry, "1" if each else "0", *keys)
-            return _Queued(keys, entry, each, script=True)
-        for key in keys:
+            mode = "1" if each else "0" if hits is None else "w"
+            pipe.execute_command("EVALSHA", sha, 0, entry, mode, len(keys), *keys, *(hits or ()))
+            return _Queued(keys, entry, each, script=True, hits=hits)
+        for key in keys:  # (no scripts: each deleted entry's hit key goes with it; `hits` is not needed)
             pipe.getrange(key, 0, len(entry) - 1)
         return _Queued(keys, entry, each, script=False)
     if not each:
@@ -242,10 +250,10 @@ def _queue_slots(pipe: Any, keys: Sequence[bytes | str], each: bool) -> _Queued:
 
 
 async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], reroute: Reroute | None,
-                         tally: Tally, kept: Tally | None) -> None:
+                         tally: Tally, kept: Tally | None, waiting: list[bytes] | None = None) -> None:
     """`tally` how many keys the queued UNLINKs deleted (and `kept` the keys that are not
     entries); keys served elsewhere now rerouted (one at a time: a reroute that fails has counted
-    the ones before it)."""
+    the ones before it); hit keys whose entry is still there added to `waiting`."""
     elsewhere: list[bytes | str] = []
     if queued.script:
         reply = replies[0]
@@ -255,7 +263,8 @@ async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], r
             # NOSCRIPT (a restarted or promoted node): load it again; anything else: scripts are refused
             name = "unlink_entries" if queued.entry is not None else "unlink_each"
             _SCRIPTS.setdefault(client, {})[name] = None if isinstance(reply, NoScriptError) else False
-            await unlink_keys(client, queued.keys, entry=queued.entry, reroute=reroute, tally=tally, kept=kept)
+            await unlink_keys(client, queued.keys, entry=queued.entry, reroute=reroute, tally=tally, kept=kept,
+                              hits=queued.hits, waiting=waiting)
             return
         if isinstance(reply, Exception):  # refused inside (GETRANGE: an entry unprovable), or between owners
             raise reply
@@ -263,7 +272,11 @@ async def _settle_unlink(client: Any, queued: _Queued, replies: Sequence[Any], r
         counts = 1 if queued.entry is None else 2  # UNLINK_EACH: {deleted, keys...}; UNLINK_ENTRIES: {deleted, kept, keys...}
         if counts == 2 and kept is not None:
             kept(int(reply[1]))
-        elsewhere = list(reply[counts:])
+        if queued.hits is not None:  # mode 'w': what came back are hit keys whose entry is still there
+            if waiting is not None:
+                waiting.extend(reply[counts:])
+        else:
+            elsewhere = list(reply[counts:])
     elif queued.entry is not None:  # no scripts: the GETRANGEs say which keys are entries, then UNLINK those
         ours, others, elsewhere = _sorted_by_head(queued.keys, replies, each=queued.each)
         if kept is not None and others:
@@ -419,7 +432,8 @@ async def scan_unlink(
     on_progress: Callable[[int], None] | None = None,
     on_kept: Tally | None = None,
 ) -> int:
-    """UNLINK every entry `selection` takes on one server; returns how many went.
+    """UNLINK every entry `selection` takes on one server, and their hit keys; returns how many
+    entries went.
 
     Client-side and overlapped (see scripts.py for why not a script): Redis
     SCANs and UNLINKs while Python filters names on another core; whether a
@@ -430,15 +444,51 @@ async def scan_unlink(
     if count is None:
         count = scan_count(selection)
     deleted = 0
+    # With TYPE (which proves a hit key ours), one walk finds the entries and their hit keys (MATCH
+    # `…_{8 hex}*` takes both); without it, each deleted entry's hit key goes by its name.
+    with_hits = await may_send_type(client, selection.head)
+    waiting: list[bytes] = []  # hit keys found before their entry was deleted
+
+    def take(page: Keys) -> Keys:
+        kept = selection.keep_many(page)
+        if with_hits and len(kept) < len(page):  # a hit key (`{entry}:hits`), a lock, another tool's key
+            kept.extend(k for k in page if k.endswith(b":hits") and selection.keep(k[:-5]))
+        return kept
 
     async def work(keys: Keys) -> None:
         nonlocal deleted
-        deleted += await unlink_keys(client, keys, entry=selection.entry, kept=on_kept)
+        entries = [k for k in keys if not k.endswith(b":hits")]  # (an entry's name ends in 8 hex digits)
+        hits = [k for k in keys if k.endswith(b":hits")] if len(entries) < len(keys) else []
+        deleted += await unlink_keys(client, entries, entry=selection.entry, kept=on_kept,
+                                     hits=hits if with_hits else None, waiting=waiting)
         if on_progress is not None:
             on_progress(deleted)
 
-    await _overlapped(client, selection.match, selection.keep_many, work, count=count, batch=batch)
+    await _overlapped(client, selection.match + ("*" if with_hits else ""), take, work, count=count, batch=batch)
+    if waiting:  # their entries went in a later batch (or are still there: then they stay)
+        await unlink_keys(client, [], entry=selection.entry, hits=waiting, waiting=[])
     return deleted
+
+
+#: per client: whether its user may send TYPE (asked once)
+_MAY_TYPE: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+
+
+async def may_send_type(client: Any, head: str) -> bool:
+    """Whether this client's user may send TYPE, which proves a hit key found by a walk ours (a
+    hash) before it goes (scripts.UNLINK_ENTRIES, mode 'w'); asked once per client, on the cache's
+    own totals key (inside the key pattern of every ACL the README gives). Down: raises."""
+    known = _MAY_TYPE.get(client)
+    if known is None:
+        try:
+            await client.type(f"{head}stats:hits")
+            known = True
+        except ResponseError as exc:
+            if not is_refusal(exc):
+                raise
+            known = False
+        _MAY_TYPE[client] = known
+    return known
 
 
 async def scan_unlink_node(
