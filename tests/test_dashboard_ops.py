@@ -243,9 +243,11 @@ async def test_sort_views_marks_copy_and_ttl(redis_url, sync_redis, cache_dir):
     for i in range(12):
         sync_redis.set(f"ir_cache:s{i:02d}_{i:08x}", entry(f"s{i:02d}", f"{i:08x}"[:1], size=100 * i), ex=1000 + 60 * i)
     sync_redis.set("ir_cache:biggest_0000000f", entry("biggest", "0", size=50_000), ex=5000)
-    app = make_app(dashboard_cache(redis_url, cache_dir), page_size=5)
+    # (totals asked once an hour: after a delete they follow from what it says it deleted)
+    app = make_app(dashboard_cache(redis_url, cache_dir), page_size=5, stats_interval=3600)
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot, app, 5)
+        await until(pilot, lambda: app.status_bar.status.ir_keys == 13, what="the totals")
         keys = app.keys_pane
         await pilot.press("s", "s")  # spec → ttl → memory
         assert keys.sort_by == "memory"
@@ -274,6 +276,7 @@ async def test_sort_views_marks_copy_and_ttl(redis_url, sync_redis, cache_dir):
         await pilot.press("y")
         await until(pilot, lambda: not any(sync_redis.exists(f"ir_cache:{k}") for k in marked), what="marked deleted")
         assert sync_redis.dbsize() == 11
+        await until(pilot, lambda: app.status_bar.status.ir_keys == 11, what="the totals follow the delete")
 
         target = keys.selected_key()
         await pilot.press("T")

@@ -20,7 +20,9 @@ import redis
 
 from ircache_tui import IRCache, cache_key
 from ircache_tui.tui.app import IRCacheApp
+from ircache_tui.tui.screens.confirm import ConfirmScreen
 from ircache_tui.tui.screens.flush import FlushScreen
+from ircache_tui.tui.screens.ttl import TtlScreen
 from ircache_tui.tui.services import DASHBOARD_CONNECTIONS, Services
 from tests.support.foreign import entry_value
 from tests.support.generators import CountingGenerator
@@ -194,10 +196,53 @@ async def test_one_flush_walks_only_to_count_delete_and_show_the_page(tmp_path, 
             client.close()
     print("walks after f:", walks, "after F:", walks_all)
     spec_walk = "ir_cache:petstore-spec_{hash8}"
-    assert walks[:2] == [spec_walk, spec_walk], walks  # the count (the dialog), the delete
+    # the count (the dialog), the delete (its MATCH takes the entries' hit keys too)
+    assert walks[:2] == [spec_walk, spec_walk + "*"], walks
     assert walks[2:] == ["page"], walks  # the page shown again, and no stats walk nor recount
     every = "ir_cache:*_{hash8}"
-    assert walks_all == [every, every, "page"], walks_all
+    assert walks_all == [every, every + "*", "page"], walks_all
+
+
+async def test_a_delete_and_a_ttl_from_the_keys_pane_walk_nothing(tmp_path):
+    """`d` on two marked keys and `T` on one, among 3,000: the rows and the totals follow from
+    what the pane's own worker says, and the keyspace notifications of its own commands are its
+    echo: no page reload, no stats walk (each was asked before, on the echo)."""
+    with RedisServer("--notify-keyspace-events", "KEA") as server:
+        client = redis.Redis.from_url(server.unix_url)
+        pipe = client.pipeline(transaction=False)
+        for i in range(3000):
+            pipe.set(f"ir_cache:bulk-{i % 30:02d}_{i:08x}", entry_value(), ex=3600)
+        pipe.execute()
+        app = IRCacheApp(Services(cache=dashboard_cache(server.url, tmp_path / "ir"), watch=False, page_size=PAGE,
+                                  stats_interval=3600))
+        log = CommandLog(server.unix_url).start()
+        try:
+            async with app.run_test(size=(160, 40)) as pilot:
+                await until(pilot, lambda: app.first_page_shown and app.status_bar.status.ir_keys == 3000
+                            and app.keys_pane.live_mode == "notifications", what="the page, totals, live updates")
+                keys = app.keys_pane
+                keys.table.focus()
+                keys.table.move_cursor(row=0)
+                before = log.mark()
+                await pilot.press("space", "space")
+                marked = sorted(keys.marked)
+                await pilot.press("d")
+                await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="asks first")
+                await pilot.press("y")
+                await until(pilot, lambda: app.status_bar.status.ir_keys == 2998
+                            and not any(k in keys.rows for k in marked), what="the rows and the totals")
+                target = keys.selected_key()
+                await pilot.press("T")
+                await until(pilot, lambda: isinstance(app.screen, TtlScreen), what="the TTL dialog")
+                await pilot.press(*"90m", "enter")
+                await until(pilot, lambda: 5390 <= client.ttl(f"ir_cache:{target}") <= 5400, what="TTL set")
+                await pilot.pause(2.5)  # what an echo would start (a refresh a second after it) has had time to
+                walks = scan_walks(log.since(before), page=PAGE)
+                assert not client.exists(*(f"ir_cache:{k}" for k in marked))
+        finally:
+            log.stop()
+            client.close()
+    assert walks == [], walks
 
 
 async def settled(pilot, app) -> None:

@@ -372,9 +372,10 @@ class IRCacheApp(App[None]):
         event: CacheEvent = message.event
         counters = self.cache.events.counters
         self._status(hits=counters.hits, misses=counters.misses)
-        # our flush is not among these: its OperationDone says what went (the totals follow by
-        # arithmetic) and the watcher follows its own process's flushes (its Redis keeper, file events)
-        if event.kind in ("generated", "warmed", "corrupt", "deleted", "ttl"):
+        # our flush, delete and prune are not among these: their OperationDone says what went (the
+        # totals follow by arithmetic); a TTL changes no total; the watcher follows its own
+        # process's flushes (its Redis keeper, file events)
+        if event.kind in ("generated", "warmed", "corrupt"):
             self._changed()
         if event.kind == "deleted":  # the specs tab follows what went, without ctrl+r
             self.specs_pane.follow([event.spec_name] if event.spec_name else None)

@@ -77,7 +77,7 @@ class OperationDone(Message):
     refresh: bool = True
     #: who did it: "flush", "warm", "prune", "regenerate", ... ("" when the sender does not say)
     by: str = ""
-    #: what it removed, when it says (a flush, finished or stopped partway)
+    #: what it removed, when it says (a flush finished or stopped partway, a delete, a prune)
     removed: Removed | None = None
 
 

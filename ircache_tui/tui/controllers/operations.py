@@ -159,4 +159,5 @@ class Operations(Controller):
             self.post_message(m.OperationDone(f"Prune failed: {exc}", error=True, by="prune"))
             return
         self.post_message(m.OperationDone(
-            f"Pruned {plural(removed.redis, 'Redis key')}, {plural(removed.filesystem, 'file')}", by="prune"))
+            f"Pruned {plural(removed.redis, 'Redis key')}, {plural(removed.filesystem, 'file')}", by="prune",
+            removed=m.Removed(None, redis=removed.redis, files=removed.filesystem)))

@@ -141,6 +141,8 @@ class FilesPane(TablePane):
         try:
             gone = await self.cache.delete_entry(cache_key, "filesystem")
         except (IRCacheError, OSError) as exc:
-            self.post_message(m.OperationDone(f"Delete failed: {exc}", error=True))
+            self.post_message(m.OperationDone(f"Delete failed: {exc}", error=True, by="delete-file"))
             return
-        self.post_message(m.OperationDone(f"Deleted {cache_key}.json" if gone else f"{cache_key}.json was already gone"))
+        # a file: Redis's totals are as they were (no walk to learn so)
+        self.post_message(m.OperationDone(f"Deleted {cache_key}.json" if gone else f"{cache_key}.json was already gone",
+                                          by="delete-file", removed=m.Removed(None, files=int(gone))))

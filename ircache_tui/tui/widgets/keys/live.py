@@ -8,6 +8,8 @@ a batch that overflowed, or a change while another view is shown reloads the pag
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,9 @@ from .rows import KeyTable
 REFRESH_LIMIT = 200
 #: the worker group of page loads (one at a time: a new one cancels the one on its way)
 PAGE_LOADS = "keys-scan"
+#: a change to a key this pane changed itself (a delete, a TTL) within this long is its echo
+OWN_ECHO_S = 10.0
+OWN_MAX = 4096  # keys remembered as changed by this pane (the oldest forgotten first)
 
 
 class LiveKeyTable(KeyTable):
@@ -62,6 +67,18 @@ class LiveKeyTable(KeyTable):
         self._reload_wanted = False
         self._refreshing = False
         self._poll_timer: Timer | None = None
+        self._own: dict[str, float] = {}  # cache key → until when its next change is our echo
+
+    def expect_own(self, keys: Iterable[str]) -> None:
+        """Keys this pane is about to change itself (before it sends the commands: the notification
+        may come before the worker's answer). Their next change is its echo: the rows follow from
+        what the worker says, and nobody is told of a change it already knows."""
+        until = time.monotonic() + OWN_ECHO_S
+        for key in keys:
+            self._own.pop(key, None)
+            self._own[key] = until
+        while len(self._own) > OWN_MAX:
+            del self._own[next(iter(self._own))]
 
     def load(self, which: str) -> None:
         """Load a page of the walk: "first", "next", "prev" or "reload" (the pane's, in PAGE_LOADS)."""
@@ -145,14 +162,18 @@ class LiveKeyTable(KeyTable):
     @on(_Batch)
     def _batch(self, message: _Batch) -> None:
         batch = message.batch
-        specs = frozenset(c.key.spec_name for c in batch.changes.values())
+        now = time.monotonic()
+        changes = {k: c for k, c in batch.changes.items() if not self._own.pop(k, 0.0) > now}  # (echo: taken once)
+        if not changes and not batch.overflow:
+            return
+        specs = frozenset(c.key.spec_name for c in changes.values())
         self.post_message(self.Changed(specs, everything=batch.overflow))
         if self.paused or self.browser is None:
             return
         if batch.overflow or self.view != "scan":
             self._reload_wanted = True
         else:
-            for key, change in batch.changes.items():
+            for key, change in changes.items():
                 if self.browser.wants(change.key):
                     self._pending[key] = change.gone
             if len(self._pending) > REFRESH_LIMIT:

@@ -327,6 +327,7 @@ class KeysPane(LiveKeyTable):
 
         def chosen(yes: bool | None) -> None:
             if yes:
+                self.expect_own(keys)
                 self.delete_keys(keys)
 
         self.app.push_screen(ConfirmScreen(f"Delete {what} from Redis?\n{shown}", "Delete"), chosen)
@@ -338,17 +339,21 @@ class KeysPane(LiveKeyTable):
             for key in keys:
                 deleted += await self.cache.delete_entry(key, "redis")
         except IRCacheError as exc:
-            self.post_message(m.OperationDone(f"Delete failed after {plural(deleted, 'key')}: {exc}", error=True))
+            self.post_message(m.OperationDone(f"Delete failed after {plural(deleted, 'key')}: {exc}", error=True,
+                                              by="delete", removed=m.Removed(None, redis=deleted)))
             return
         self.post_message(self._Applied([], keys))
+        # what went, said: the totals follow by arithmetic, and the page drops the rows itself
         self.post_message(m.OperationDone(f"Deleted {plural(deleted, 'key')} from Redis" if deleted
-                                          else "Already gone", refresh=False))
+                                          else "Already gone", refresh=False, by="delete",
+                                          removed=m.Removed(None, redis=deleted)))
 
     def action_reset_ttl(self) -> None:
         key = self.selected_key()
         if key is None:
             self.app.notify("Select a key to reset its TTL", severity="warning")
             return
+        self.expect_own([key])
         self.set_key_ttl(key, None)
 
     def action_set_ttl(self) -> None:
@@ -359,6 +364,7 @@ class KeysPane(LiveKeyTable):
 
         def chosen(seconds: int | None) -> None:
             if seconds is not None:
+                self.expect_own([key])
                 self.set_key_ttl(key, seconds)
 
         self.app.push_screen(TtlScreen(key, self.cache.ttl), chosen)
@@ -369,13 +375,13 @@ class KeysPane(LiveKeyTable):
             ok = await self.cache.reset_ttl(key, seconds)
             rows = await self.browser.rows_for([key]) if self.browser and ok else []
         except IRCacheError as exc:
-            self.post_message(m.OperationDone(f"TTL change failed: {exc}", error=True))
+            self.post_message(m.OperationDone(f"TTL change failed: {exc}", error=True, by="ttl"))
             return
         ttl = self.cache.ttl if seconds is None else seconds
         self.post_message(self._Applied(rows, []))
         self.post_message(m.OperationDone(
             f"TTL of {key} set to {human_ttl(ttl)}" if ok else f"{key} not changed (gone, or TTL 0)",
-            error=not ok, refresh=False))
+            error=not ok, refresh=False, by="ttl"))
 
     @on(_Applied)
     def _applied(self, message: _Applied) -> None:
