@@ -154,6 +154,7 @@ async def test_one_flush_walks_only_to_count_delete_and_show_the_page(tmp_path, 
             pipe.set(f"ir_cache:bulk-{i % 30:02d}_{i:08x}", entry_value())
         pipe.execute()
         petstore = specs / "petstore-spec.md"
+        others = [p for p in sorted(specs.glob("*.md")) if p != petstore]
         key = cache_key(petstore.read_text(), str(petstore))
         # polling (once an hour) and rounds once an hour: nothing but the flush asks Redis meanwhile
         app = IRCacheApp(Services(cache=dashboard_cache(server.url, tmp_path / "ir"), spec_dirs=[specs], watch=False,
@@ -178,9 +179,12 @@ async def test_one_flush_walks_only_to_count_delete_and_show_the_page(tmp_path, 
                 await until(pilot, lambda: not app.flush_bar.running and not client.exists(f"ir_cache:{key}"),
                             what="flushed")
                 await until(pilot, lambda: app.status_bar.status.ir_keys == 3001, what="the totals")
+                # the Specs tab follows our own flush (without file watching, without ctrl+r), no walk
+                await until(pilot, lambda: spec_state(app, petstore) == "filesystem only", what="petstore-spec on disk only")
                 await settled(pilot, app)
                 walks = scan_walks(log.since(before), page=PAGE)
                 assert "3,001 IR keys, ≤" in status(app)  # the memory is at most what it was
+                assert [spec_state(app, p) for p in others] == ["in redis"] * len(others)
 
                 before = log.mark()
                 await pilot.press("F")
@@ -188,6 +192,7 @@ async def test_one_flush_walks_only_to_count_delete_and_show_the_page(tmp_path, 
                 await pilot.press("y")
                 await until(pilot, lambda: not app.flush_bar.running and app.status_bar.status.ir_keys == 0,
                             what="flushed all")
+                await until(pilot, lambda: {spec_state(app, p) for p in others} == {"filesystem only"}, what="all on disk only")
                 await settled(pilot, app)
                 walks_all = scan_walks(log.since(before), page=PAGE)
                 assert "0 IR keys, 0 B" in status(app)
@@ -243,6 +248,11 @@ async def test_a_delete_and_a_ttl_from_the_keys_pane_walk_nothing(tmp_path):
             log.stop()
             client.close()
     assert walks == [], walks
+
+
+def spec_state(app, path) -> str:
+    """What the Specs tab says of a spec file."""
+    return app.specs_pane.watcher.statuses[path].state.value
 
 
 async def settled(pilot, app) -> None:

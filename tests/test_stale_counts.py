@@ -106,3 +106,41 @@ async def test_watcher_specs_tab_and_prune_count_stale_entries_alike(redis_url, 
             # and the dashboard sees it go
             await until(pilot, lambda: "stale" not in static_text(app, "#specs-footer")
                         and all(s.stale == 0 for s in watcher.statuses.values()), what="nothing stale")
+
+
+@pytest.mark.slow
+async def test_without_file_watching_the_specs_tab_follows_our_flush(redis_url, sync_redis, cache_dir, tmp_path):
+    """`--no-watch`: our own `f` (Redis only) moves the spec to "filesystem only" and its stale count
+    to what the cache dir still holds, without ctrl+r; another spec's count stays."""
+    from ircache_tui.tui.screens.flush import FlushScreen
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    alpha, bravo = specs / "alpha.md", specs / "bravo.md"
+    keys: dict[str, list[str]] = {}
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=CountingGenerator()) as cache:
+        for path in (alpha, bravo):
+            for version in (1, 2):
+                path.write_text(text(path.stem, "specs", version))
+                await cache.lookup(path.read_text(), str(path))
+                keys.setdefault(path.stem, []).append(cache_key(path.read_text(), str(path)))
+    (cache_dir / f"{keys['alpha'][0]}.json").unlink()  # alpha's stale version: in Redis only
+    sync_redis.delete(f"ir_cache:{keys['bravo'][0]}")  # bravo's: on disk only
+
+    cache = IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=CountingGenerator())
+    app = IRCacheApp(Services(cache=cache, spec_dirs=[specs], watch=False))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await until(pilot, lambda: app.first_page_shown and "2 stale (P prunes)" in static_text(app, "#specs-footer"),
+                    what="alpha's and bravo's stale versions")
+        statuses = app.specs_pane.statuses
+        app.action_show_tab("tab-specs")
+        table = app.specs_pane.table
+        table.move_cursor(row=table.get_row_index(str(alpha)))
+        await until(pilot, lambda: app.picked() is not None and app.picked().spec_name == "alpha", what="alpha picked")
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FlushScreen), what="the flush dialog")
+        await pilot.press("y")  # Redis only (the default)
+        await until(pilot, lambda: statuses[str(alpha)].state.value == "filesystem only" and statuses[str(alpha)].stale == 0
+                    and "1 stale (P prunes)" in static_text(app, "#specs-footer"), what="the Specs tab follows")
+        assert (statuses[str(bravo)].state.value, statuses[str(bravo)].stale) == ("in redis", 1)
+        assert not sync_redis.keys("ir_cache:alpha_*") and (cache_dir / f"{keys['alpha'][1]}.json").exists()

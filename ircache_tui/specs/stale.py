@@ -138,11 +138,13 @@ class Entry:
     cache_key: str
 
 
-async def walk_tiers(cache: IRCache, errors: list[str] | None = None) -> AsyncIterator[Entry]:
-    """Every entry file, then every IR key in Redis. A Redis error ends the Redis part
-    (noted in `errors` when given); the filesystem part still stands."""
+async def walk_tiers(cache: IRCache, errors: list[str] | None = None, *, redis: bool = True) -> AsyncIterator[Entry]:
+    """Every entry file, then (with `redis`) every IR key in Redis. A Redis error ends the Redis
+    part (noted in `errors` when given); the filesystem part still stands."""
     for f in await cache.list_files():
         yield Entry("filesystem", f.spec_name, f.hash8, f.cache_key)
+    if not redis:
+        return
     try:
         async for page in cache.scan_keys():
             for parsed in page:
@@ -154,8 +156,10 @@ async def walk_tiers(cache: IRCache, errors: list[str] | None = None) -> AsyncIt
             errors.append(str(exc))
 
 
-async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool = False) -> StaleReport:
-    """Stale entries of `specs`, and the entries of every other spec name (kept unless `orphans`)."""
+async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool = False,
+                     redis: bool = True) -> StaleReport:
+    """Stale entries of `specs`, and the entries of every other spec name (kept unless `orphans`);
+    without `redis`, of the cache dir alone."""
     current = current_hashes(specs)
     report = StaleReport(include_orphans=orphans)
     errors: list[str] = []
@@ -163,7 +167,7 @@ async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool
         ("redis", "stale"): report.redis_stale, ("redis", "orphaned"): report.redis_orphaned,
         ("filesystem", "stale"): report.files_stale, ("filesystem", "orphaned"): report.files_orphaned,
     }
-    async for entry in walk_tiers(cache, errors):
+    async for entry in walk_tiers(cache, errors, redis=redis):
         kind = classify(entry.spec_name, entry.hash8, current)
         if kind is not None:
             lists[(entry.tier, kind)].append(entry.cache_key)

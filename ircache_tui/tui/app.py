@@ -406,6 +406,9 @@ class IRCacheApp(App[None]):
                 self.totals.refresh_now()
         if message.removed is not None:
             self.totals.removed(message.removed)  # what the flush says went: no walk to count it again
+            if message.removed.tiers:  # a flush that finished: the Specs tab follows it too
+                self.specs_pane.flushed(message.removed.spec_name, redis="redis" in message.removed.tiers,
+                                        filesystem="filesystem" in message.removed.tiers)
         self.refresh_bindings()
 
     # -- actions -------------------------------------------------------------------------

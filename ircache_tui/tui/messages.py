@@ -66,6 +66,8 @@ class Removed:
     spec_name: str | None  # None: every spec's entries
     redis: int = 0  # IR keys gone from Redis
     files: int = 0  # entry files gone from the filesystem
+    #: a flush: the tiers it emptied of those entries (a tier it emptied of none is still emptied)
+    tiers: frozenset[str] = frozenset()
 
 
 @dataclass

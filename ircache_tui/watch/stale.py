@@ -87,6 +87,27 @@ class StaleRecounter:
             # a count over a big cache costs more: keep it to a small share of the time
             await asyncio.sleep(max(RECOUNT_INTERVAL, 10 * (loop.time() - started)))
 
+    async def after_flush(self, spec_name: str | None, *, filesystem: bool) -> None:
+        """Redis (and with `filesystem` the cache dir too) was emptied of `spec_name`'s entries
+        (None: of every spec's) by this process: what is stale of it is what the cache dir still
+        holds, counted from its files alone, with no Redis walk. The other specs keep their counts."""
+        statuses = list(self._board.statuses.values())
+        named = [s for s in statuses if spec_name is None or s.spec_name == spec_name]
+        before = {s.spec_name: s.stale for s in named}  # (every file of a name shows that name's count)
+        by_spec: dict[str, int] = {}
+        if not filesystem:
+            try:
+                by_spec = (await find_stale(self._cache, current_specs(statuses), redis=False)).stale_by_spec()
+            except OSError as exc:
+                log.warning("cannot count stale entries: %s", exc.strerror or exc)
+                self.mark_dirty()
+                return
+        counts = stale_counts(named, by_spec)
+        self._board.set_stale(counts)
+        after = {s.spec_name: by_spec.get(s.spec_name, 0) for s in named}
+        self.total = max(0, self.total - sum(before.values()) + sum(after.values()))
+        self._on_change()
+
     async def recount(self) -> None:
         """Count now, and log the specs whose count went up (with the whole count, as prune gives it)."""
         self._wanted = False

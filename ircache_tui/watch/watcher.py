@@ -289,6 +289,28 @@ class SpecWatcher:
         await asyncio.gather(*(one(p) for p in targets))
         await self._stale.recount()
 
+    async def follow_flush(self, spec_name: str | None, *, redis: bool, filesystem: bool) -> None:
+        """This process flushed `spec_name` (None: every spec) from these tiers: the statuses and
+        the stale counts follow from what that means, asking no tier but the filesystem (whether
+        a spec that was in Redis has its file; which stale entries the cache dir still holds). A
+        flush of the filesystem alone leaves the count to a recount (Redis's stale entries)."""
+        touched = [s for s in self.statuses.values() if (spec_name is None or s.spec_name == spec_name)
+                   and s.state in (SpecState.IN_REDIS, SpecState.FILESYSTEM_ONLY)]
+        for status in touched:
+            if redis and filesystem:
+                state = SpecState.MISSING
+            elif filesystem:
+                state = status.state if status.state is SpecState.IN_REDIS else SpecState.MISSING
+            elif status.state is SpecState.IN_REDIS:
+                state = SpecState.FILESYSTEM_ONLY if await self._specs.on_disk(status.cache_key) else SpecState.MISSING
+            else:
+                continue
+            self._board.set(status.path, state=state)
+        if redis:
+            await self._stale.after_flush(spec_name, filesystem=filesystem)
+        else:  # the stale entries Redis holds are Redis's to say: counted again
+            self._stale.mark_dirty()
+
     async def _without_echoes(self, targets: list[Path]) -> list[Path]:
         """`targets` less the specs whose key was this process's own recent write and is in Redis still
         (one round trip for all; if Redis cannot say, every target is looked at)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from textual import on, work
@@ -132,6 +132,8 @@ class FlushBar(Horizontal):
         def removed(counts: dict[str, int]) -> m.Removed:
             return m.Removed(request.spec_name, counts.get("redis", 0), counts.get("filesystem", 0))
 
+        tiers = frozenset(t for t, chosen in (("redis", request.redis), ("filesystem", request.filesystem)) if chosen)
+
         try:
             result = await self.cache.clear_cache(
                 redis=request.redis, filesystem=request.filesystem, spec_name=request.spec_name, on_progress=progress
@@ -151,7 +153,7 @@ class FlushBar(Horizontal):
         kept = f"; kept {kept_sentence(result.foreign_kept)}" if result.foreign_kept else ""
         log.debug("flush of %s took %.3fs", what, loop.time() - started)
         self.post_message(self._Finished(f"Flushed {what}: " + ", ".join(parts) + kept,
-                                         removed=removed(result.to_json())))
+                                         removed=replace(removed(result.to_json()), tiers=tiers)))
 
     @on(_Progress)
     def _progress(self, message: _Progress) -> None:

@@ -155,6 +155,17 @@ class SpecsPane(TablePane):
         if paths:
             self.refresh_specs(paths)
 
+    def flushed(self, spec_name: str | None, *, redis: bool, filesystem: bool) -> None:
+        """Our own flush: without file watching, the rows follow it here (SpecWatcher.follow_flush),
+        no walk; a watching watcher follows it by itself (its Redis keeper makes the IRs again)."""
+        if self.watcher is not None and not self.watch_files:
+            self.follow_flush(spec_name, redis, filesystem)
+
+    @work(group="specs-refresh", exit_on_error=False)
+    async def follow_flush(self, spec_name: str | None, redis: bool, filesystem: bool) -> None:
+        if self.watcher is not None:
+            await self.watcher.follow_flush(spec_name, redis=redis, filesystem=filesystem)
+
     @work(group="specs-refresh", exit_on_error=False)
     async def refresh_specs(self, paths: list[Path] | None) -> None:
         if self.watcher is not None:
