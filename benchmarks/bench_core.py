@@ -327,8 +327,11 @@ async def bench_hits(url: str, workdir: Path, iterations: int, warmup: int) -> t
 
 
 async def bench_hit_counting(url: str, workdir: Path, iterations: int, warmup: int) -> list[Row]:
-    """A Redis hit with hits counted (cache/hits.py: memory only, flushed every 5 s) beside the same
-    hit with counting off, same Redis, same entry, interleaved."""
+    """A Redis hit with hits counted (cache/hits.py: memory only, flushed every second here) beside
+    the same hit uncounted: on one cache (the same client, connection and entry), whose counter is
+    switched on and off before each call (`events.tally`, what `count_hits=False` leaves unset), so
+    that the two differ by the counting alone; and beside a second cache opened with
+    `count_hits=False` (two clients: that ratio carries their difference too)."""
     from ircache_tui.cache import IRCache
     from ircache_tui.settings import Settings
 
@@ -337,22 +340,46 @@ async def bench_hit_counting(url: str, workdir: Path, iterations: int, warmup: i
     async with IRCache(settings=settings, hit_flush_interval=1.0) as on, \
             IRCache(settings=settings, count_hits=False) as off:
         await on.lookup(text, path)
-        assert (await off.lookup(text, path)).tier == "redis" and off.hits is None
+        assert (await off.lookup(text, path)).tier == "redis" and off.hits is None and on.hits is not None
+        record = on.hits.record
+        before = (await on.hit_totals()).redis
 
         async def counted() -> None:
+            on.events.tally = record
             await on.get_application_ir(text, path)
 
         async def uncounted() -> None:
+            on.events.tally = None
+            await on.get_application_ir(text, path)
+
+        def nothing(*_: object) -> None:
+            pass
+
+        async def told_nobody() -> None:  # the control: a counter that does nothing
+            on.events.tally = nothing
+            await on.get_application_ir(text, path)
+
+        async def other_cache() -> None:
             await off.get_application_ir(text, path)
 
         pairs: list[float] = []
         a, b = await interleaved(counted, uncounted, iterations, warmup, blocks=pairs)
+        controls: list[float] = []
+        e, f = await interleaved(told_nobody, uncounted, iterations, warmup, blocks=controls)
+        instances: list[float] = []
+        c, d = await interleaved(counted, other_cache, iterations, warmup, blocks=instances)
+        on.events.tally = record
         totals = await on.hit_totals()
-        assert totals.redis >= iterations, totals  # they were counted (and flushed meanwhile)
+        # they were counted (and flushed meanwhile), and only when counting was on
+        assert totals.redis - before == 2 * (iterations + warmup), (before, totals)
     ratio = statistics.median(pairs)
     return [Row("Redis hit p50 with hit counting on (flushed every 1 s here)", percentile(a, 0.5),
                 percentile(b, 0.5), "ms", "≤ 1.03× counting off (median of block ratios)", ratio <= 1.03,
-                f"counting off; block ratio {ratio:.3f}")]
+                f"the same cache, counting off; block ratio {ratio:.3f}"),
+            Row("Redis hit p50 with a counter that does nothing (the control: what A/A moves)", percentile(e, 0.5),
+                percentile(f, 0.5), "ms", note=f"the same cache, counting off; block ratio {statistics.median(controls):.3f}"),
+            Row("Redis hit p50 with hit counting on, beside a second cache", percentile(c, 0.5), percentile(d, 0.5),
+                "ms", note=f"a cache opened with count_hits=False; block ratio {statistics.median(instances):.3f}")]
 
 
 # ---------------------------------------------------------------------------
