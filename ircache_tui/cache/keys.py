@@ -60,10 +60,10 @@ class CacheKey:
     @classmethod
     def for_spec(cls, spec_markdown: str, spec_path: str) -> tuple[CacheKey, str]:
         """The key of a spec's text and path, and the text's full SHA-256 digest (InvalidSpecName
-        when the path's name cannot be a key). Remembered for the specs read most recently: a
-        process that asks for the same spec again does not hash its text again (SHA-256 of a 5 KB
-        spec is ~2% of a Redis hit; the text's own hash, which a dict lookup needs, is cached by
-        Python on the string)."""
+        when the path's name cannot be a key). Remembered for the last 128 specs keyed (the oldest
+        first out): a process that asks for the same spec again does not hash its text again
+        (SHA-256 of a 5 KB spec is ~2% of a Redis hit; the text's own hash, which a dict lookup
+        needs, is cached by Python on the string)."""
         memo = (spec_path, spec_markdown)
         known = _SPEC_KEYS.get(memo)
         if known is not None:
@@ -81,7 +81,7 @@ class CacheKey:
 #: (spec path, spec text) -> its key and digest, oldest first; bounded in entries and in text size
 _SPEC_KEYS: dict[tuple[str, str], tuple[CacheKey, str]] = {}
 _SPEC_KEYS_MAX = 128
-_SPEC_KEYS_MAX_CHARS = 64 * 1024  # larger specs are hashed every time (their hash is not the cost)
+_SPEC_KEYS_MAX_CHARS = 32 * 1024  # larger specs are hashed every time; at most 128 × 32 Ki characters kept
 _SPEC_KEYS_LOCK = threading.Lock()
 
 

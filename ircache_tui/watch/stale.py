@@ -91,20 +91,22 @@ class StaleRecounter:
         """Redis (and with `filesystem` the cache dir too) was emptied of `spec_name`'s entries
         (None: of every spec's) by this process: what is stale of it is what the cache dir still
         holds, counted from its files alone, with no Redis walk. The other specs keep their counts."""
-        statuses = list(self._board.statuses.values())
-        named = [s for s in statuses if spec_name is None or s.spec_name == spec_name]
-        before = {s.spec_name: s.stale for s in named}  # (every file of a name shows that name's count)
         by_spec: dict[str, int] = {}
         if not filesystem:
             try:
+                statuses = list(self._board.statuses.values())
                 by_spec = (await find_stale(self._cache, current_specs(statuses), redis=False)).stale_by_spec()
             except OSError as exc:
                 log.warning("cannot count stale entries: %s", exc.strerror or exc)
                 self.mark_dirty()
                 return
+        # read after the walk (a recount may have ended meanwhile); a deleted spec file shows no count
+        named = [s for s in self._board.statuses.values() if spec_name is None or s.spec_name == spec_name]
+        live = [s for s in named if s.state is not SpecState.DELETED]
+        before = {s.spec_name: s.stale for s in live}  # (every file of a name shows that name's count)
         counts = stale_counts(named, by_spec)
         self._board.set_stale(counts)
-        after = {s.spec_name: by_spec.get(s.spec_name, 0) for s in named}
+        after = {s.spec_name: by_spec.get(s.spec_name, 0) for s in live}
         self.total = max(0, self.total - sum(before.values()) + sum(after.values()))
         self._on_change()
 

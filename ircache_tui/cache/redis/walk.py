@@ -465,8 +465,10 @@ async def scan_unlink(
             on_progress(deleted)
 
     await _overlapped(client, selection.match + ("*" if with_hits else ""), take, work, count=count, batch=batch)
-    if waiting:  # their entries went in a later batch (or are still there: then they stay)
-        await unlink_keys(client, [], entry=selection.entry, hits=waiting, waiting=[])
+    # their entries went in a later batch (or are still there: then they stay); a batch at a time, so
+    # that another client waits behind one batch at most (about half the hit keys come here)
+    for start in range(0, len(waiting), batch):
+        await unlink_keys(client, [], entry=selection.entry, hits=waiting[start : start + batch], waiting=[])
     return deleted
 
 

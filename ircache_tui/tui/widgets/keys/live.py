@@ -67,18 +67,33 @@ class LiveKeyTable(KeyTable):
         self._reload_wanted = False
         self._refreshing = False
         self._poll_timer: Timer | None = None
-        self._own: dict[str, float] = {}  # cache key → until when its next change is our echo
+        #: cache key → (until when, the event) of the change this pane's own command makes to it
+        self._own: dict[str, tuple[float, str]] = {}
 
-    def expect_own(self, keys: Iterable[str]) -> None:
-        """Keys this pane is about to change itself (before it sends the commands: the notification
-        may come before the worker's answer). Their next change is its echo: the rows follow from
-        what the worker says, and nobody is told of a change it already knows."""
+    def expect_own(self, keys: Iterable[str], event: str) -> None:
+        """Keys this pane is about to change itself with `event` ("del", "expire"), before it sends
+        the commands (the notification may come before the worker's answer). The next change of
+        each that is that event is its echo: the rows follow from what the worker says, and nobody
+        is told of a change it already knows. Any other change (another client's) is news."""
         until = time.monotonic() + OWN_ECHO_S
         for key in keys:
             self._own.pop(key, None)
-            self._own[key] = until
+            self._own[key] = (until, event)
         while len(self._own) > OWN_MAX:
             del self._own[next(iter(self._own))]
+
+    def unchanged(self, keys: Iterable[str]) -> None:
+        """Keys whose command changed nothing (gone already, refused, failed): no echo will come."""
+        for key in keys:
+            self._own.pop(key, None)
+
+    def _echo(self, key: str, event: str, now: float) -> bool:
+        """Whether this change of `key` is the echo of our own command (taken once)."""
+        own = self._own.get(key)
+        if own is None or own[1] != event:
+            return False
+        del self._own[key]
+        return own[0] > now
 
     def load(self, which: str) -> None:
         """Load a page of the walk: "first", "next", "prev" or "reload" (the pane's, in PAGE_LOADS)."""
@@ -163,7 +178,7 @@ class LiveKeyTable(KeyTable):
     def _batch(self, message: _Batch) -> None:
         batch = message.batch
         now = time.monotonic()
-        changes = {k: c for k, c in batch.changes.items() if not self._own.pop(k, 0.0) > now}  # (echo: taken once)
+        changes = {k: c for k, c in batch.changes.items() if not self._echo(k, c.event, now)}
         if not changes and not batch.overflow:
             return
         specs = frozenset(c.key.spec_name for c in changes.values())

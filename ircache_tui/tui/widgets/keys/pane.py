@@ -16,7 +16,7 @@ a cluster's topology changing, or the user's own new walk (a filter, a view) goe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual import on, work
@@ -85,10 +85,11 @@ class KeysPane(LiveKeyTable):
 
     @dataclass
     class _Applied(Message):
-        """Rows our own delete or TTL change touched."""
+        """Rows our own delete or TTL change touched; `unchanged`: keys it changed nothing of."""
 
         rows: list[KeyRow]
         gone: list[str]
+        unchanged: list[str] = field(default_factory=list)
 
     def __init__(self, services: Services, **kwargs: Any) -> None:
         super().__init__(services, **kwargs)
@@ -327,33 +328,35 @@ class KeysPane(LiveKeyTable):
 
         def chosen(yes: bool | None) -> None:
             if yes:
-                self.expect_own(keys)
+                self.expect_own(keys, "del")
                 self.delete_keys(keys)
 
         self.app.push_screen(ConfirmScreen(f"Delete {what} from Redis?\n{shown}", "Delete"), chosen)
 
     @work(group="keys-delete", exit_on_error=False)
     async def delete_keys(self, keys: list[str]) -> None:
-        deleted = 0
+        deleted: list[str] = []
         try:
             for key in keys:
-                deleted += await self.cache.delete_entry(key, "redis")
+                if await self.cache.delete_entry(key, "redis"):
+                    deleted.append(key)
         except IRCacheError as exc:
-            self.post_message(m.OperationDone(f"Delete failed after {plural(deleted, 'key')}: {exc}", error=True,
-                                              by="delete", removed=m.Removed(None, redis=deleted)))
+            self.post_message(self._Applied([], deleted, unchanged=[k for k in keys if k not in deleted]))
+            self.post_message(m.OperationDone(f"Delete failed after {plural(len(deleted), 'key')}: {exc}",
+                                              error=True, by="delete", removed=m.Removed(None, redis=len(deleted))))
             return
-        self.post_message(self._Applied([], keys))
+        self.post_message(self._Applied([], keys, unchanged=[k for k in keys if k not in deleted]))
         # what went, said: the totals follow by arithmetic, and the page drops the rows itself
-        self.post_message(m.OperationDone(f"Deleted {plural(deleted, 'key')} from Redis" if deleted
+        self.post_message(m.OperationDone(f"Deleted {plural(len(deleted), 'key')} from Redis" if deleted
                                           else "Already gone", refresh=False, by="delete",
-                                          removed=m.Removed(None, redis=deleted)))
+                                          removed=m.Removed(None, redis=len(deleted))))
 
     def action_reset_ttl(self) -> None:
         key = self.selected_key()
         if key is None:
             self.app.notify("Select a key to reset its TTL", severity="warning")
             return
-        self.expect_own([key])
+        self.expect_own([key], "expire")
         self.set_key_ttl(key, None)
 
     def action_set_ttl(self) -> None:
@@ -364,7 +367,7 @@ class KeysPane(LiveKeyTable):
 
         def chosen(seconds: int | None) -> None:
             if seconds is not None:
-                self.expect_own([key])
+                self.expect_own([key], "expire")
                 self.set_key_ttl(key, seconds)
 
         self.app.push_screen(TtlScreen(key, self.cache.ttl), chosen)
@@ -375,14 +378,16 @@ class KeysPane(LiveKeyTable):
             ok = await self.cache.reset_ttl(key, seconds)
             rows = await self.browser.rows_for([key]) if self.browser and ok else []
         except IRCacheError as exc:
+            self.post_message(self._Applied([], [], unchanged=[key]))
             self.post_message(m.OperationDone(f"TTL change failed: {exc}", error=True, by="ttl"))
             return
         ttl = self.cache.ttl if seconds is None else seconds
-        self.post_message(self._Applied(rows, []))
+        self.post_message(self._Applied(rows, [], unchanged=[] if ok else [key]))
         self.post_message(m.OperationDone(
             f"TTL of {key} set to {human_ttl(ttl)}" if ok else f"{key} not changed (gone, or TTL 0)",
             error=not ok, refresh=False, by="ttl"))
 
     @on(_Applied)
     def _applied(self, message: _Applied) -> None:
+        self.unchanged(message.unchanged)
         self.apply(message.rows, message.gone)
