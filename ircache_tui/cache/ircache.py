@@ -37,6 +37,7 @@ from ..ir.generators import Generator, generator_label
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
 from .browse import KeyBrowser
+from .audit import AuditTrail
 from .decoded import DecodedEntries, EntryDigest
 from .embedded import EmbeddedRedis
 from .errors import ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss, RedisUnavailable
@@ -80,11 +81,13 @@ class IRCache:
         count_hits: bool = True,
         hit_flush_interval: float = FLUSH_INTERVAL,
         redis_cluster: bool | None = _UNSET,
+        origin: str = "library",
     ) -> None:
         """`max_connections`: bound the Redis connections (a dashboard uses 4; per node on a cluster);
         default unbounded. `count_hits`: share hit counts through Redis (hits.py), every
         `hit_flush_interval` seconds. `redis_cluster`: True / False / None (ask the server), as
-        IR_REDIS_CLUSTER."""
+        IR_REDIS_CLUSTER. `origin`: who acts, as the audit trail says it ("dashboard",
+        "cli flush"; audit.py)."""
         base = settings or Settings.from_env()
         changes: dict[str, Any] = {
             k: v
@@ -119,8 +122,11 @@ class IRCache:
         #: this process's hit counts, shared through Redis (None: read-only, caching off, or not asked)
         self.hits: HitCounter | None = None
         self._said_garbage: set[str] = set()  # stored hit totals said not to be counts (once each)
+        #: every action that changes the cache, one JSON line each (none from a read-only cache)
+        self.audit = AuditTrail(self.fs.directory, origin, enabled=not self.read_only)
         self._maintenance = Maintenance(self._tier, self._path, self.fs, self.keys, self.events, self.decoded,
-                                        read_only=self.read_only, ttl=self.ttl, forget_hits=self._forget_hits)
+                                        self.audit, read_only=self.read_only, ttl=self.ttl,
+                                        forget_hits=self._forget_hits)
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -261,7 +267,9 @@ class IRCache:
             hit = await self._path().read(key, strict=strict_redis)
             if hit is not None:
                 return hit
-        return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, force_refresh, strict_redis)
+            return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, False, strict_redis)
+        with self.audit.recording("regenerate", spec=key.spec_name, key=key.cache_key, tiers=("redis", "filesystem")):
+            return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, True, strict_redis)
 
     # -- maintenance (maintenance.py) --------------------------------------------------
     async def clear_cache(
@@ -283,9 +291,9 @@ class IRCache:
         """Delete one key (UNLINK) or one entry file; True when it was there."""
         return await self._maintenance.delete_entry(cache_key, tier)
 
-    async def delete_entries(self, redis_keys: list[str], files: list[str]) -> DeleteResult:
+    async def delete_entries(self, redis_keys: list[str], files: list[str], *, action: str = "delete") -> DeleteResult:
         """Delete exactly these IR entries and entry files; how many went from each."""
-        return await self._maintenance.delete_entries(redis_keys, files)
+        return await self._maintenance.delete_entries(redis_keys, files, action=action)
 
     async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
         """EXPIRE one key to `ttl` (default: the configured TTL); False when it is gone or TTL is 0."""

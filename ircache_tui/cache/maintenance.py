@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from ..fmt import human_count, plural
+from .audit import AuditTrail
 from .decoded import DecodedEntries
 from .errors import FlushIncomplete, ForeignKey, ReadOnlyError, RedisCommandError, RedisPermissionError
 from .errors import RedisUnavailable
@@ -22,10 +23,12 @@ log = logging.getLogger("ircache")
 
 class Maintenance:
     def __init__(self, tier: Callable[[], RedisTier], tiers: Callable[[], Tiers], fs: FilesystemTier,
-                 keys: KeySpace, events: EventBus, decoded: DecodedEntries, *, read_only: bool, ttl: int,
-                 forget_hits: Callable[[str | None], None]) -> None:
+                 keys: KeySpace, events: EventBus, decoded: DecodedEntries, audit: AuditTrail, *, read_only: bool,
+                 ttl: int, forget_hits: Callable[[str | None], None]) -> None:
         """`tier`, `tiers`: the Redis tier and the read/store path (RedisUnavailable until the cache is
-        open); `forget_hits`: drop this process's pending hit counts of a spec (or all) flushed."""
+        open); `audit`: where each action is recorded (audit.py); `forget_hits`: drop this process's
+        pending hit counts of a spec (or all) flushed."""
+        self._audit = audit
         self._tier = tier
         self._tiers = tiers
         self._fs = fs
@@ -40,7 +43,7 @@ class Maintenance:
         if self._read_only:
             raise ReadOnlyError(f"read-only cache: {what} is not allowed")
 
-    async def clear_cache(
+    async def _clear_cache(
         self, redis: bool = True, filesystem: bool = True, spec_name: str | None = None,
         *, on_progress: Callable[[int], None] | None = None,
     ) -> FlushResult:
@@ -72,7 +75,7 @@ class Maintenance:
         self._decoded.clear()  # not needed for correctness (bytes are compared), only to free memory
         return FlushResult(result.get("redis"), result.get("filesystem"), kept)
 
-    async def warm_redis(self) -> WarmResult:
+    async def _warm_redis(self) -> WarmResult:
         """Copy every valid filesystem entry that Redis lacks into Redis, and say what was not.
 
         A WarmResult: `failures` holds one "key: reason" per entry tried and not copied (corrupt
@@ -121,7 +124,7 @@ class Maintenance:
                  plural(warmed, "entry", "entries"), human_count(skipped), tail)
         return WarmResult(warmed, skipped, left, tuple(failures), error)
 
-    async def warm_key(self, cache_key: str) -> bool:
+    async def _warm_key(self, cache_key: str) -> bool:
         """Copy one filesystem entry into Redis; True when it was copied.
 
         The file is read like any filesystem hit: a corrupt one is quarantined
@@ -137,7 +140,7 @@ class Maintenance:
         self._events.emit(CacheEvent("warmed", key.spec_name, key.cache_key, "redis"))
         return True
 
-    async def delete_entry(self, cache_key: str, tier: StoreTier) -> bool:
+    async def _delete_entry(self, cache_key: str, tier: StoreTier) -> bool:
         """Delete one key (UNLINK) or one entry file; True when it was there."""
         self._writable(f"deleting {cache_key}")
         key = as_key(cache_key)
@@ -147,7 +150,7 @@ class Maintenance:
             self._events.emit(CacheEvent("deleted", key.spec_name, key.cache_key, tier))
         return gone
 
-    async def delete_entries(self, redis_keys: list[str], files: list[str]) -> DeleteResult:
+    async def _delete_entries(self, redis_keys: list[str], files: list[str]) -> DeleteResult:
         """Delete exactly these IR entries (UNLINK in batches) and entry files; how many went from
         each. A key that holds another tool's value is kept (and said in the log)."""
         self._writable("deleting entries")
@@ -186,7 +189,7 @@ class Maintenance:
             self._events.emit(CacheEvent("deleted", "", "", "redis+filesystem",
                                         str({"redis": removed_redis, "filesystem": removed_files})))
 
-    async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
+    async def _reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
         """EXPIRE one key to `ttl` (default: the configured TTL); False when it is gone or TTL is 0."""
         self._writable(f"resetting the TTL of {cache_key}")
         key = as_key(cache_key)
@@ -196,3 +199,58 @@ class Maintenance:
             log.info("Reset TTL of %s to %ss", key, seconds)
             self._events.emit(CacheEvent("ttl", key.spec_name, key.cache_key, "redis", str(seconds)))
         return ok
+
+    # -- the public operations: each recorded in the audit trail, however it ends ----------------
+    async def clear_cache(
+        self, redis: bool = True, filesystem: bool = True, spec_name: str | None = None,
+        *, on_progress: Callable[[int], None] | None = None,
+    ) -> FlushResult:
+        with self._audit.recording("flush", spec=spec_name, tiers=_tiers(redis, filesystem)) as touched:
+            try:
+                result = await self._clear_cache(redis, filesystem, spec_name, on_progress=on_progress)
+            except FlushIncomplete as exc:
+                touched.counts.update(exc.done)
+                raise
+            touched.counts.update({k: v for k, v in result.to_json().items() if isinstance(v, int)})
+            return result
+
+    async def warm_redis(self) -> WarmResult:
+        with self._audit.recording("warm", tiers=("redis",)) as touched:
+            result = await self._warm_redis()
+            touched.counts.update(warmed=result.warmed, failed=result.failed, left=result.left)
+            if result.error is not None:
+                touched.outcome = f"stopped: {result.error.splitlines()[0] if result.error else ''}"
+            return result
+
+    async def warm_key(self, cache_key: str) -> bool:
+        with self._audit.recording("warm", key=cache_key, tiers=("redis",)) as touched:
+            copied = await self._warm_key(cache_key)
+            touched.counts["warmed"] = int(copied)
+            return copied
+
+    async def delete_entry(self, cache_key: str, tier: StoreTier) -> bool:
+        with self._audit.recording("delete", key=cache_key, tiers=(tier,)) as touched:
+            gone = await self._delete_entry(cache_key, tier)
+            touched.counts[tier] = int(gone)
+            return gone
+
+    async def delete_entries(self, redis_keys: list[str], files: list[str], *, action: str = "delete") -> DeleteResult:
+        """(`action`: what the trail calls it, "prune" for a prune.)"""
+        with self._audit.recording(action, tiers=_tiers(bool(redis_keys), bool(files))) as touched:
+            try:
+                result = await self._delete_entries(redis_keys, files)
+            except FlushIncomplete as exc:
+                touched.counts.update(exc.done)
+                raise
+            touched.counts.update(redis=result.redis, filesystem=result.filesystem)
+            return result
+
+    async def reset_ttl(self, cache_key: str, ttl: int | None = None) -> bool:
+        with self._audit.recording("ttl", key=cache_key, tiers=("redis",)) as touched:
+            ok = await self._reset_ttl(cache_key, ttl)
+            touched.counts["redis"] = int(ok)
+            return ok
+
+
+def _tiers(redis: bool, filesystem: bool) -> tuple[str, ...]:
+    return tuple(t for t, on in (("redis", redis), ("filesystem", filesystem)) if on)

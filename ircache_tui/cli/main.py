@@ -1,7 +1,7 @@
 """`ircache-tui`: the dashboard by default, headless subcommands for scripts and CI.
 
     ircache-tui [SPEC_DIR ...]           open the dashboard
-    ircache-tui stats|get|warm|flush|prune|watch|diff ...
+    ircache-tui stats|get|warm|flush|prune|watch|diff|audit ...
 
 Every option goes anywhere: before or after the command word, before or after the
 command's own words (`ircache-tui --no-watch specs`, `ircache-tui --json stats`). The

@@ -179,6 +179,6 @@ async def find_stale(cache: IRCache, specs: Iterable[SpecFile], *, orphans: bool
 
 async def prune(cache: IRCache, report: StaleReport) -> DeleteResult:
     """Delete what `report` says a prune removes, and nothing else."""
-    removed = await cache.delete_entries(report.redis_keys, report.files)
+    removed = await cache.delete_entries(report.redis_keys, report.files, action="prune")
     log.info("Pruned stale IR entries %s", removed.to_json())  # (the dict's words, as before)
     return removed

@@ -64,5 +64,5 @@ DASHBOARD_CONNECTIONS = 4
 
 def build_services(settings: Settings, spec_dirs: list[Path], **options: object) -> Services:
     """The production factory: one IRCache from the settings (opened by the app)."""
-    cache = IRCache(settings=settings, max_connections=DASHBOARD_CONNECTIONS)
+    cache = IRCache(settings=settings, max_connections=DASHBOARD_CONNECTIONS, origin="dashboard")
     return Services(cache=cache, spec_dirs=spec_dirs, **options)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """One module per subcommand: HELP, DESCRIPTION, add_arguments(parser), run(args, settings)."""
 
-from . import dashboard, diff, flush, get, prune, stats, warm, watch
+from . import audit, dashboard, diff, flush, get, prune, stats, warm, watch
 
 REGISTRY = {
     "dashboard": dashboard,
@@ -11,4 +11,5 @@ REGISTRY = {
     "prune": prune,
     "watch": watch,
     "diff": diff,
+    "audit": audit,
 }

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
-    async with IRCache(settings=settings) as cache:
+    async with IRCache(settings=settings, origin="cli diff") as cache:
         to_key, current = await _current(cache, args, text)
         spec_name = _spec_of(to_key)
         if args.from_key is not None:

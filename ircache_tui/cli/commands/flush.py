@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     tiers = " and ".join(t for t, on in (("Redis", args.redis), ("the filesystem", args.filesystem)) if on)
     what = f"spec {args.spec_name!r}" if args.spec_name else "ALL IR entries"
-    async with IRCache(settings=settings) as cache:
+    async with IRCache(settings=settings, origin="cli flush") as cache:
         if args.redis:
             await require_redis(cache)
         confirm(f"Flush {what} from {tiers}?", args.yes)

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
-    async with IRCache(settings=settings) as cache:
+    async with IRCache(settings=settings, origin="cli get") as cache:
         try:
             result = await cache.lookup(text, args.spec, force_refresh=args.force)
         except GenerationError as exc:

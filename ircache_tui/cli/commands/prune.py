@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -> int:
     specs = discover_specs(dirs, args.pattern, ignored=[settings.cache_dir])
-    async with IRCache(settings=settings) as cache:
+    async with IRCache(settings=settings, origin="cli prune") as cache:
         report = await find_stale(cache, specs, orphans=args.orphans and not args.keep_orphans)
         removed = DeleteResult()
         if report.total and not args.dry_run:

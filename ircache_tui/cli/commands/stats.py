@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    async with IRCache(settings=settings) as cache:
+    async with IRCache(settings=settings, origin="cli stats") as cache:
         info = (await cache.get_cache_info()).to_json()
         redis_url = cache.display_url
         generation = await cache.generation_totals()

@@ -75,7 +75,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
 
 
 async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], outcome: _Outcome) -> None:
-    async with IRCache(settings=settings) as cache:
+    async with IRCache(settings=settings, origin="cli warm") as cache:
         await require_redis(cache)
         with redis_down_reported():  # a Redis gone midway is the walk's own ERROR line
             outcome.warm = await cache.warm_redis()
@@ -85,7 +85,12 @@ async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], 
         if outcome.warm.error is not None:  # Redis is down or refuses writes: nothing more to fill
             outcome.error = outcome.warm.error
             return
-        await _cache_specs(cache, [s for s in specs if s.ok], args.jobs, outcome)
+        # one line in the audit trail for the specs it filled (what it generated costs money)
+        with cache.audit.recording("warm", spec=None, tiers=("redis", "filesystem")) as touched:
+            try:
+                await _cache_specs(cache, [s for s in specs if s.ok], args.jobs, outcome)
+            finally:
+                touched.counts.update(specs=len(specs), **{f"from_{t}": n for t, n in outcome.tiers.items()})
 
 
 async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome: _Outcome) -> None:

@@ -185,7 +185,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path], m
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        async with IRCache(settings=settings) as cache:
+        async with IRCache(settings=settings, origin="cli watch") as cache:
             if stopping.is_set():
                 return EXIT_OK
             try:
