@@ -86,7 +86,7 @@ async def test_orphans_go_only_when_asked(redis_url, sync_redis, cache_dir, spec
 @pytest.mark.e2e
 def test_cli_dry_run_lists_them_as_kept(redis_url, sync_redis, cache_dir, specs, shared):
     env = cli_env(redis_url, cache_dir)
-    dry = run_cli("prune", str(specs), "--dry-run", env=env)
+    dry = run_cli("prune", str(specs), "--dry-run", "-v", env=env)  # (-v: every name, not the first few)
     assert dry.returncode == 0, dry.stderr
     assert f"stale in Redis: {shared['old']}" in dry.stdout
     assert f"not under {specs} (kept) in Redis: team-b-spec-17_00000011" in dry.stdout

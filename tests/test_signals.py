@@ -405,5 +405,5 @@ def test_flush_interrupted_at_its_question_stops_its_embedded_server(sig, tmp_pa
         os.close(master)
     assert code == 128 + sig
     text = shown.decode(errors="replace").replace("\r\n", "\n")
-    assert text == f"Flush ALL IR entries from Redis? [y/N] \nircache-tui flush: interrupted by {sig.name}\n"
+    assert text == f"Flush ALL IR entries from Redis: 0 Redis keys? [y/N] \nircache-tui flush: interrupted by {sig.name}\n"
     wait_gone(server, 5, "the embedded redis-server")

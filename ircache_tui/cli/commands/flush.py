@@ -18,9 +18,11 @@ SPEC_NAME_v2, not SPEC_NAME-api). Redis only by default: the filesystem is the
 cold-start tier; add --filesystem to delete files too. Only keys under the
 prefix that are IR entries are touched (SCAN + UNLINK, never KEYS or FLUSHDB):
 a key named like one that holds another tool's value is kept, and counted.
-Asks for confirmation on a terminal; without one, --yes is required.
+Asks for confirmation on a terminal, saying how many it would delete from
+each tier; without one, --yes is required. --dry-run only counts.
 
 examples:
+  ircache-tui flush petstore-spec --dry-run
   ircache-tui flush petstore-spec --yes
   ircache-tui flush --filesystem --yes --json"""
 
@@ -31,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filesystem", action=argparse.BooleanOptionalAction, default=False,
                    help="flush the filesystem tier too (default: no)")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--dry-run", action="store_true", help="say what it would delete from each tier; delete nothing")
     p.add_argument("--json", action="store_true",
                    help='print JSON: {"redis": N, "filesystem": M, "foreign_kept": K}')
 
@@ -52,7 +55,15 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with IRCache(settings=settings, origin="cli flush") as cache:
         if args.redis:
             await require_redis(cache)
-        confirm(f"Flush {what} from {tiers}?", args.yes)
+        if args.dry_run or not args.yes:  # the counts first: on the prompt, or as the answer
+            would = await _would_delete(cache, args)
+            if args.dry_run:
+                if args.json:
+                    print_json({**would, "dry_run": True})
+                else:
+                    say(f"would flush {what}: {_counts(would)}; nothing deleted (--dry-run)")
+                return EXIT_OK
+            confirm(f"Flush {what} from {tiers}: {_counts(would)}?", args.yes)
         with progress("unlinking keys") as update:
             result = await cache.clear_cache(
                 redis=args.redis, filesystem=args.filesystem, spec_name=args.spec_name, on_progress=update
@@ -69,3 +80,21 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if result.foreign_kept:
             say(f"kept {kept_sentence(result.foreign_kept)}")
     return EXIT_OK
+
+
+async def _would_delete(cache: IRCache, args: argparse.Namespace) -> dict[str, int]:
+    """What a flush would delete from each tier (and keep in Redis), counted: one walk of Redis (the
+    flush's own count), one listing of the cache dir."""
+    would: dict[str, int] = {}
+    if args.redis:
+        would["redis"], would["foreign_kept"] = await cache.count_entries(args.spec_name)
+    if args.filesystem:
+        would["filesystem"] = sum(1 for f in await cache.list_files() if args.spec_name in (None, f.spec_name))
+    return would
+
+
+def _counts(would: dict[str, int]) -> str:
+    parts = ([plural(would["redis"], "Redis key")] if "redis" in would else []) + \
+            ([plural(would["filesystem"], "file")] if "filesystem" in would else [])
+    kept = f" (keeping {kept_sentence(would['foreign_kept'])})" if would.get("foreign_kept") else ""
+    return ", ".join(parts) + kept

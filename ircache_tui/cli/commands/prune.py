@@ -20,7 +20,8 @@ a spec under DIR are stale, and are deleted from Redis and the filesystem
 after confirmation (--yes without a terminal). Entries of spec names that
 are not under DIR may belong to another pipeline sharing the prefix: they
 are listed as "not under DIR (kept)" and deleted only with --orphans.
---dry-run only lists.
+--dry-run only lists. Each list shows its first few names and how many more
+(-v shows them all; --json has them all).
 
 examples:
   ircache-tui prune examples/specs --dry-run
@@ -51,7 +52,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
         removed = DeleteResult()
         if report.total and not args.dry_run:
             if not args.json:
-                _describe(report, dirs)
+                _describe(report, dirs, every=bool(getattr(args, "verbose", 0)))
             confirm(f"Delete {plural(len(report.redis_keys), 'Redis key')} and {plural(len(report.files), 'file')}?",
                     args.yes)
             removed = await prune(cache, report)
@@ -62,7 +63,7 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
                     "redis_error": report.redis_error or None})
     else:
         if args.dry_run or not report.total:
-            _describe(report, dirs)
+            _describe(report, dirs, every=bool(getattr(args, "verbose", 0)))
         if not args.dry_run and report.total:
             say(f"pruned {plural(removed.redis, 'Redis key')} and {plural(removed.filesystem, 'file')}")
     if report.redis_error:
@@ -71,7 +72,12 @@ async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -
     return EXIT_OK
 
 
-def _describe(report: StaleReport, dirs: list[Path]) -> None:
+#: names shown of each list before "… and N more" (-v shows them all)
+SHOWN = 5
+
+
+def _describe(report: StaleReport, dirs: list[Path], *, every: bool = False) -> None:
+    """A summary first, then each list's first names (`every`: all of them)."""
     where = ", ".join(map(str, dirs))
     orphan_label = "orphaned (spec not under DIR)" if report.include_orphans else f"not under {where} (kept)"
     if not report.total:
@@ -82,8 +88,11 @@ def _describe(report: StaleReport, dirs: list[Path]) -> None:
         ("stale in Redis", report.redis_stale), (f"{orphan_label} in Redis", report.redis_orphaned),
         ("stale on disk", report.files_stale), (f"{orphan_label} on disk", report.files_orphaned),
     ):
-        for key in keys:
+        shown = keys if every else keys[:SHOWN]
+        for key in shown:
             say(f"{label}: {key}")
+        if len(keys) > len(shown):
+            say(f"{label}: … and {len(keys) - len(shown):,} more (-v lists them all)")
     if report.kept:
         say(f"kept {report.kept} entr{'y' if report.kept == 1 else 'ies'} of specs not under {where} "
               "(other pipelines may own them; --orphans deletes them)")
