@@ -22,17 +22,17 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Unpack
 
 from textual import events, on
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.notifications import SeverityLevel
-from textual.screen import Screen
+from textual.screen import SystemModalScreen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import Worker
 
@@ -40,6 +40,7 @@ from .. import redact
 from ..cache.events import CacheEvent
 from ..ir.generators import generator_label
 from . import messages as m
+from .commands import BindingCommands
 from .controllers.health import Health
 from .controllers.operations import Operations
 from .controllers.startup import Startup
@@ -77,6 +78,8 @@ async def _finished(worker: Worker[Any]) -> None:
 class IRCacheApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "ircache-tui"
+    # ctrl+p lists every key's action (commands.py) beside Textual's own (theme, screenshot, quit)
+    COMMANDS = App.COMMANDS | {BindingCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help", tooltip="Every key and what it does"),
         Binding("q", "quit", "Quit"),
@@ -205,7 +208,7 @@ class IRCacheApp(App[None]):
 
     # -- bindings: enabled, disabled (greyed), hidden; a disabled key says why ----------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if len(self.screen_stack) > 1 and action in ON_THE_DASHBOARD:
+        if self._covered() and action in ON_THE_DASHBOARD:
             return False  # a screen on top (the full detail view) shows its own keys, not the dashboard's
         if action in DESTRUCTIVE and self.cache.read_only:
             return None
@@ -226,15 +229,21 @@ class IRCacheApp(App[None]):
                 actions.update({b.key: b.action for b in pane.BINDINGS
                                 if isinstance(b, Binding) and b.action in pane.WRITES})
         if event.key in actions:
-            self.notify(f"Read-only session: {actions[event.key].replace('_', ' ')} is disabled "
-                        "(started with --read-only or IR_READ_ONLY=1)", severity="warning")
+            self.notify(self.disabled_reason(actions[event.key]), severity="warning")
 
-    def get_system_commands(self, screen: Screen[Any]) -> Iterator[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.action not in ("quit",) and self.check_action(binding.action, ()):
-                yield SystemCommand(binding.description, binding.tooltip or binding.description,
-                                    lambda a=binding.action: self.run_action(a))
+    def _covered(self) -> bool:
+        """Another screen of ours is over the dashboard. The command palette (a system screen) is not:
+        it lists the dashboard's keys, and runs the chosen one once it has closed."""
+        return any(not isinstance(screen, SystemModalScreen) for screen in self.screen_stack[1:])
+
+    def disabled_reason(self, action: str) -> str:
+        """Why a greyed-out key does nothing: said when it is pressed or chosen in the palette."""
+        if self.cache.read_only:
+            return (f"Read-only session: {action.replace('_', ' ')} is disabled "
+                    "(started with --read-only or IR_READ_ONLY=1)")
+        if action == "prune":
+            return "Prune needs the specs' directories: start the dashboard with them (ircache-tui DIR)"
+        return f"{action.replace('_', ' ')} is not available now"
 
     # -- startup (controllers/startup.py) ---------------------------------------------------
     @on(m.StartupFailed)
