@@ -128,7 +128,11 @@ async def test_valid_answer_is_returned_and_request_is_a_structured_output_call(
     sent = api.last_request
     assert sent["model"] == MODEL
     assert sent["max_tokens"] == 12_345
-    assert sent["system"] == SYSTEM_PROMPT
+    # the stable prefix first (the system prompt and the schema), marked for prompt caching
+    [system] = sent["system"]
+    assert system["text"].startswith(SYSTEM_PROMPT) and json.dumps(ir_json_schema(), separators=(",", ":"),
+                                                                   sort_keys=True) in system["text"]
+    assert system["cache_control"] == {"type": "ephemeral", "ttl": "5m"}
     assert sent["output_config"]["format"]["type"] == "json_schema"
     schema = sent["output_config"]["format"]["schema"]
     assert schema == ir_json_schema()
@@ -266,7 +270,7 @@ async def test_invalid_json_gets_one_repair_turn(api, make_generator):
     assert second["messages"][1]["content"] == NOT_JSON
     assert "not a valid ApplicationIR" in second["messages"][2]["content"]
     # the repair turn is still a structured-output call for the same model
-    assert second["model"] == MODEL and second["system"] == SYSTEM_PROMPT
+    assert second["model"] == MODEL and second["system"] == first["system"]  # the same cached prefix
     assert second["output_config"] == first["output_config"]
 
 

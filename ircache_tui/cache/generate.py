@@ -11,7 +11,7 @@ from ..ir.envelope import StoredEntry
 from ..ir.generators import GenerationError, Generator, generator_label
 from ..ir.generators.base import ReportsUsage
 from ..ir.model import ApplicationIR
-from ..ir.prices import estimate_cost, price_for
+from ..ir.prices import cost_of, price_for
 from ..ir.usage import Usage
 from ..settings import Settings
 from .events import CacheEvent, EventBus
@@ -99,11 +99,9 @@ class Generation:
             reported = reported.model_copy(update={"input_tokens": 0, "output_tokens": 0})
         cost = reported.cost_usd
         if cost is None and getattr(self.generator, "uses_llm", True):
-            cost = estimate_cost(price_for(self.generator.model, self._settings.price_override),
-                                 reported.input_tokens, reported.output_tokens,
-                                 reported.cache_read_input_tokens, reported.cache_creation_input_tokens)
+            cost = cost_of(price_for(self.generator.model, self._settings.price_override), reported)
         elif cost is None:
             cost = 0.0
         # validated again (model_copy would not): a figure out of bounds is unknown, never stored
         return Usage.model_validate({**reported.model_dump(), "duration_s": round(reported.duration_s or seconds, 3),
-                                     "cost_usd": cost})
+                                     "cost_usd": cost, "mode": reported.mode or "full"})

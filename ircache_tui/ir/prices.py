@@ -1,18 +1,42 @@
-"""Estimated dollars per generation, from a small price table per model.
+"""Dollars per generation, from a small price table per model and the usage the API reported.
 
 USD per million tokens, from Anthropic's pricing page
 (https://platform.claude.com/docs/en/about-claude/pricing) as of
-PRICES_AS_OF. Prices change: IR_PRICE_INPUT_PER_MTOK and
-IR_PRICE_OUTPUT_PER_MTOK override the table for every model (cache reads
-and writes then follow the usual 0.1x / 1.25x of the input price). A model
-the table does not know, with no override, has no cost: None, never a guess.
+PRICES_AS_OF. What a request is billed:
+
+- input tokens at the model's input price, output tokens (thinking included:
+  the API counts it in `output_tokens`) at its output price;
+- prompt-cache writes at 1.25x the input price for the 5-minute cache and 2x
+  for the 1-hour cache; cache reads at the model's read price (0.1x input,
+  less for some models);
+- a request of a Message Batch (`service_tier` "batch") at half of all that:
+  the batch discount applies on top of the caching multipliers.
+
+Priority Tier is billed by commitment, not per token: its cost is unknown
+(None). Prices change: IR_PRICE_INPUT_PER_MTOK and IR_PRICE_OUTPUT_PER_MTOK
+override the table for every model (reads and writes then follow the usual
+multipliers). A model the table does not know, with no override, has no cost:
+None, never a guess.
+
+Sums are exact (Decimal) and rounded once, to a billionth of a dollar, so a
+batch's cost is half the standard cost to the micro-dollar over any number of
+generations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
 
 PRICES_AS_OF = "2026-11"
+PRICES_SOURCE = "https://platform.claude.com/docs/en/about-claude/pricing"
+
+WRITE_5M = Decimal("1.25")  # x input, 5-minute cache writes
+WRITE_1H = Decimal("2")  # x input, 1-hour cache writes
+BATCH = Decimal("0.5")  # x everything, a request of a Message Batch
+_NANO = Decimal("0.000000001")
+_MILLION = Decimal(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,11 +44,18 @@ class Price:
     input: float  # USD per million input tokens
     output: float  # USD per million output tokens
     cache_read: float  # USD per million cache-hit input tokens
-    cache_write: float  # USD per million cache-write (5 min) input tokens
 
     @classmethod
     def of(cls, input: float, output: float, cache_read_ratio: float = 0.1) -> "Price":
-        return cls(input, output, input * cache_read_ratio, input * 1.25)
+        return cls(input, output, float(Decimal(str(input)) * Decimal(str(cache_read_ratio))))
+
+    @property
+    def cache_write_5m(self) -> float:
+        return float(_d(self.input) * WRITE_5M)
+
+    @property
+    def cache_write_1h(self) -> float:
+        return float(_d(self.input) * WRITE_1H)
 
 
 # Model id prefixes, longest first when matched: `claude-sonnet-4-5-20250929` is `claude-sonnet-4-5`.
@@ -58,6 +89,54 @@ def price_for(model: str | None, override: Price | None = None) -> Price | None:
     return None
 
 
+class Billed(Protocol):
+    """The token counts of one generation (usage.Usage has them): None where not reported."""
+
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+    @property
+    def cache_read_input_tokens(self) -> int | None: ...
+    @property
+    def cache_creation_input_tokens(self) -> int | None: ...
+    @property
+    def cache_creation_5m_input_tokens(self) -> int | None: ...
+    @property
+    def cache_creation_1h_input_tokens(self) -> int | None: ...
+    @property
+    def service_tier(self) -> str | None: ...
+
+
+def cost_of(price: Price | None, usage: Billed) -> float | None:
+    """USD for one generation's tokens; None when the price, the tokens or the tier's price are unknown.
+
+    Cache writes without the 5 min / 1 h split are billed as 5-minute writes (the API's default TTL)."""
+    if price is None or usage.input_tokens is None or usage.output_tokens is None:
+        return None
+    if usage.service_tier not in (None, "standard", "batch"):
+        return None  # priority: billed by commitment
+    write_5m, write_1h = usage.cache_creation_5m_input_tokens, usage.cache_creation_1h_input_tokens
+    if write_5m is None and write_1h is None:
+        write_5m = usage.cache_creation_input_tokens
+    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens or 0, write_5m or 0,
+              write_1h or 0)
+    if min(counts) < 0:
+        return None  # (Usage reads such counts as unknown; a caller passing raw ones gets no price either)
+    dollars = (counts[0] * _d(price.input) + counts[1] * _d(price.output) + counts[2] * _d(price.cache_read)
+             + counts[3] * _d(price.input) * WRITE_5M + counts[4] * _d(price.input) * WRITE_1H) / _MILLION
+    if usage.service_tier == "batch":
+        dollars *= BATCH
+    return float(dollars.quantize(_NANO))
+
+
+def standard_cost_of(price: Price | None, usage: Billed) -> float | None:
+    """What the same tokens cost as a standard request: the batch saving is this less cost_of()."""
+    return cost_of(price, _Counts(usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+                                  usage.cache_creation_input_tokens, usage.cache_creation_5m_input_tokens,
+                                  usage.cache_creation_1h_input_tokens, "standard"))
+
+
 def estimate_cost(
     price: Price | None,
     input_tokens: int | None,
@@ -65,15 +144,21 @@ def estimate_cost(
     cache_read_input_tokens: int | None = None,
     cache_creation_input_tokens: int | None = None,
 ) -> float | None:
-    """USD for one generation's tokens, rounded to a millionth; None when the price or tokens are unknown."""
-    if price is None or input_tokens is None or output_tokens is None:
-        return None
-    if min(input_tokens, output_tokens, cache_read_input_tokens or 0, cache_creation_input_tokens or 0) < 0:
-        return None  # (Usage reads such counts as unknown; a caller passing raw ones gets no price either)
-    total = (
-        input_tokens * price.input
-        + output_tokens * price.output
-        + (cache_read_input_tokens or 0) * price.cache_read
-        + (cache_creation_input_tokens or 0) * price.cache_write
-    ) / 1_000_000
-    return round(total, 6)
+    """USD for a standard request's tokens (cache writes as 5-minute writes); see cost_of()."""
+    return cost_of(price, _Counts(input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens))
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_input_tokens: int | None
+    cache_creation_input_tokens: int | None
+    cache_creation_5m_input_tokens: int | None = None
+    cache_creation_1h_input_tokens: int | None = None
+    service_tier: str | None = None
+
+
+def _d(value: float) -> Decimal:
+    """A price as the decimal it was written as (3.75, not 3.7499999…)."""
+    return Decimal(repr(value))

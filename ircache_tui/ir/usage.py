@@ -16,7 +16,8 @@ import math
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, SerializerFunctionWrapHandler, ValidationError, field_validator,
+                      model_serializer)
 
 #: Past these a figure is garbage, not a generation: an ApplicationIR is a few thousand tokens, a
 #: generation minutes, a bill dollars. Such a figure (or a negative, fractional, infinite or NaN
@@ -24,6 +25,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 MAX_TOKENS = 10_000_000
 MAX_SECONDS = 86_400.0
 MAX_USD = 10_000.0
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                "cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens", "thinking_tokens")
+TIERS = ("standard", "priority", "batch")
+MODES = ("full", "incremental")
 
 
 def sane_tokens(value: object) -> int | None:
@@ -51,19 +56,36 @@ class Usage(BaseModel):
     #: None: not known (a generator that does not report tokens)
     input_tokens: int | None = None
     output_tokens: int | None = None
-    #: prompt caching, when the API reports it
+    #: prompt caching, when the API reports it: reads, writes, and the writes by cache TTL
     cache_read_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
+    cache_creation_5m_input_tokens: int | None = None
+    cache_creation_1h_input_tokens: int | None = None
+    #: output tokens spent on reasoning (already counted in output_tokens), when reported
+    thinking_tokens: int | None = None
+    #: "standard", "priority" or "batch" (a Message Batch: half price), as the API said
+    service_tier: str | None = None
+    #: how it was made: "full" (from the spec alone); None for entries written before it was recorded
+    mode: str | None = None
     #: wall-clock seconds of the generation, retries included
     duration_s: float | None = None
     #: estimated from the price table; None for an unknown model or unknown tokens
     cost_usd: float | None = None
 
-    @field_validator("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
-                     mode="before")
+    @field_validator(*TOKEN_FIELDS, mode="before")
     @classmethod
     def _tokens(cls, value: Any) -> int | None:
         return sane_tokens(value)
+
+    @field_validator("service_tier", mode="before")
+    @classmethod
+    def _tier(cls, value: Any) -> str | None:
+        return value if value in TIERS else None
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> str | None:
+        return value if value in MODES else None
 
     @field_validator("duration_s", mode="before")
     @classmethod
@@ -75,10 +97,14 @@ class Usage(BaseModel):
     def _dollars(cls, value: Any) -> float | None:
         return sane_amount(value, MAX_USD)
 
-    def as_json(self) -> dict[str, int | float | None]:
-        """The four fields `get --json` shows (null when unknown)."""
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "duration_s": self.duration_s, "cost_usd": self.cost_usd}
+    @model_serializer(mode="wrap")
+    def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # what is unknown is left out: an entry's usage must fit in the first KiB that listings read
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+    def as_json(self) -> dict[str, int | float | str | None]:
+        """What `get --json` shows: every field, null when unknown or not reported."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
 
 
 #: what `get --json` shows for an entry written before usage was recorded

@@ -68,8 +68,10 @@ def message(
     input_tokens: int = 1200,
     output_tokens: int = 800,
     delay: float = 0.0,
+    usage: dict[str, Any] | None = None,
 ) -> Reply:
-    """A 200 Message whose only content block is `text`."""
+    """A 200 Message whose only content block is `text`; `usage`: more of the answer's usage fields
+    (cache_read_input_tokens, cache_creation: {ephemeral_5m_input_tokens, …}, service_tier…)."""
     n = next(_ids)
     return Reply(
         200,
@@ -81,7 +83,7 @@ def message(
             "content": [{"type": "text", "text": text}] if text else [],
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens, **(usage or {})},
         },
         delay=delay,
     )

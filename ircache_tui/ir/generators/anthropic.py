@@ -24,6 +24,14 @@ and repair turn included, default 300 s, 0 = none); this class reads no
 environment variable. `Settings.make_generator` passes IR_MODEL, IR_MAX_TOKENS
 and IR_GENERATE_TIMEOUT (ir/ sits below the settings, which read them). The
 SDK's per-request timeout follows the deadline unless given.
+
+Prompt caching: every request starts with the same prefix, the system prompt
+and the IR's schema, marked with a `cache_control` breakpoint (5-minute TTL;
+`cache_ttl="1h"` for requests that wait longer between them, as a batch's
+do), so the second generation onwards reads it at a tenth of the input price.
+A breakpoint on a prefix shorter than the model's minimum cacheable length
+costs nothing and caches nothing: the API then reports no cache write and no
+read, and the generator says so once.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ import asyncio
 import copy
 import json
 import re
-from typing import Any
+import logging
+from typing import Any, Literal
 
 import anthropic
 from anthropic.types import MessageParam, OutputConfigParam
@@ -40,8 +49,10 @@ from pydantic import ValidationError
 
 from ... import redact
 from ..model import ApplicationIR
-from ..usage import Usage, sane_tokens
+from ..usage import TOKEN_FIELDS, Usage, sane_tokens
 from .base import GenerationError
+
+log = logging.getLogger("ircache")
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 16_000
@@ -121,6 +132,7 @@ class AnthropicGenerator:
         client: anthropic.AsyncAnthropic | None = None,
         deadline_name: str | None = None,
         max_tokens_name: str = "max_tokens",
+        cache_ttl: Literal["5m", "1h"] = "5m",
     ) -> None:
         self.model = model or DEFAULT_MODEL
         #: seconds for the whole generation; None = no deadline
@@ -143,6 +155,11 @@ class AnthropicGenerator:
             "ANTHROPIC_API_KEY" if api_key or getattr(self._client, "api_key", None) else "ANTHROPIC_AUTH_TOKEN"
         )
         self._schema = ir_json_schema()
+        #: the stable prefix of every request, cached by the API (see the module's docstring)
+        self.cache_ttl = cache_ttl
+        self._system = SYSTEM_PROMPT + "\n\nThe ApplicationIR JSON schema:\n" + json.dumps(
+            self._schema, separators=(",", ":"), sort_keys=True)
+        self._said_uncached = False
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -152,11 +169,12 @@ class AnthropicGenerator:
 
     async def generate_with_usage(self, spec_markdown: str, spec_name: str) -> tuple[ApplicationIR, Usage]:
         """The IR and the tokens every request of it used (the repair turn included)."""
-        tally: dict[str, int | None] = dict.fromkeys(_USAGE_FIELDS)
+        tally: dict[str, object] = dict.fromkeys(TOKEN_FIELDS)
         try:
             async with asyncio.timeout(self.deadline):
                 ir = await self._generate(spec_markdown, spec_name, tally)
-                return ir, Usage(**tally)
+                self._check_cached(tally)
+                return ir, Usage.model_validate({**tally, "mode": "full"})
         except TimeoutError:
             raise _failure(
                 f"Anthropic generation for {spec_name} did not finish within its {self.deadline:g}s deadline"
@@ -190,7 +208,16 @@ class AnthropicGenerator:
                 f"Anthropic generation for {spec_name} failed: {exc.__class__.__name__}: {_line(str(exc))}"
             ) from None
 
-    async def _generate(self, spec_markdown: str, spec_name: str, tally: dict[str, int | None]) -> ApplicationIR:
+    def _check_cached(self, tally: dict[str, object]) -> None:
+        """Say once when the API cached nothing of the marked prefix: it is below the model's minimum."""
+        reported = tally.get("cache_creation_input_tokens"), tally.get("cache_read_input_tokens")
+        if reported == (0, 0) and not self._said_uncached:
+            self._said_uncached = True
+            log.info("Prompt caching: %s cached none of the %d-character system prompt and schema (shorter "
+                     "than the model's minimum cacheable length): each request pays it in full", self.model,
+                     len(self._system))
+
+    async def _generate(self, spec_markdown: str, spec_name: str, tally: dict[str, object]) -> ApplicationIR:
         messages: list[MessageParam] = [
             {"role": "user", "content": f"Spec `{spec_name}`:\n\n{spec_markdown}"},
         ]
@@ -200,7 +227,8 @@ class AnthropicGenerator:
                 message = await self._client.messages.create(
                     model=self.model,
                     max_tokens=self.max_tokens,
-                    system=SYSTEM_PROMPT,
+                    system=[{"type": "text", "text": self._system,
+                             "cache_control": {"type": "ephemeral", "ttl": self.cache_ttl}}],
                     messages=messages,
                     output_config=OutputConfigParam(format={"type": "json_schema", "schema": self._schema}),
                 )
@@ -366,16 +394,27 @@ def _cause(exc: BaseException) -> str:
     return f"{inner.__class__.__name__}: {said}" if said else inner.__class__.__name__
 
 
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+def _reported(usage: Any) -> dict[str, object]:
+    """One answer's counts under our names: the writes by TTL and the thinking tokens are nested."""
+    creation = getattr(usage, "cache_creation", None)
+    details = getattr(usage, "output_tokens_details", None)
+    counts = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
+    counts["cache_creation_5m_input_tokens"] = getattr(creation, "ephemeral_5m_input_tokens", None)
+    counts["cache_creation_1h_input_tokens"] = getattr(creation, "ephemeral_1h_input_tokens", None)
+    counts["thinking_tokens"] = getattr(details, "thinking_tokens", None)
+    return counts
 
 
-def _count(tally: dict[str, int | None], usage: Any) -> None:
+def _count(tally: dict[str, object], usage: Any) -> None:
     """Add one answer's `usage` to the generation's tally (fields the API leaves out stay None). A
     count that is not plausible (negative, fractional, absurd: usage.sane_tokens) makes that field
-    of the whole generation unknown, never a wrong sum."""
-    for name in _USAGE_FIELDS:
-        value = getattr(usage, name, None)
+    of the whole generation unknown, never a wrong sum; so do answers of different service tiers."""
+    for name, value in _reported(usage).items():
         if value is None or tally.get(name, 0) == -1:
             continue
         count = sane_tokens(value)
-        tally[name] = -1 if count is None else (tally[name] or 0) + count  # -1: unknown from now on
+        before = tally[name]
+        tally[name] = -1 if count is None else (before if isinstance(before, int) else 0) + count  # -1: unknown
+    tier = getattr(usage, "service_tier", None)
+    if tier is not None:
+        tally["service_tier"] = tier if tally.get("service_tier") in (None, tier) else "unknown"
