@@ -24,7 +24,7 @@ from ircache_tui.tui.screens.export import ExportScreen
 from ircache_tui.tui.services import Services
 from tests.support import hostile
 from tests.support.cli import ENTRY_POINT, cli_env, run_cli
-from tests.support.foreign import entry_value, plant_foreign
+from tests.support.foreign import entry_value, fill_cluster, plant_foreign
 from tests.support.generators import CountingGenerator
 from tests.support.redis_server import free_port
 from tests.support.tui import until
@@ -261,3 +261,17 @@ async def test_an_export_that_cannot_be_written_says_why_and_the_dashboard_goes_
             assert not isinstance(app.screen, ExportScreen) and app.is_running
             await _export(pilot, app, tmp_path / "fine.csv")
             await until(pilot, lambda: (tmp_path / "fine.csv").exists() and any("fine.csv" in n for n in notes(app)))
+
+
+@pytest.mark.server
+@pytest.mark.cluster
+def test_keys_walks_every_primary_of_a_cluster(cluster, nodes, tmp_path):
+    ir = [f"ir_cache:spec{i % 7}_{i:08x}".encode() for i in range(900)]
+    foreign = [f"ir_cache:teamb{i}_{i:08x}".encode() for i in range(30)] + [b"ir_cache:foo", b"other:x"]
+    fill_cluster(cluster.url, ir, foreign)
+    env = cli_env(cluster.url, tmp_path / "cache" / "ir")
+    out = run_cli("keys", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert sorted(row["key"] for row in ndjson(out.stdout)) == sorted(k.decode() for k in ir)
+    out = run_cli("keys", "--json", "--foreign", "--filter", "teamb*", env=env)
+    assert {row["key"]: row["state"] for row in ndjson(out.stdout)} == {k.decode(): "foreign" for k in foreign[:30]}

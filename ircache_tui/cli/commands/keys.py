@@ -16,7 +16,7 @@ from ...cache.ircache import IRCache
 from ...cache.keys import InvalidSpecName
 from ...fmt import human_bytes, human_count, human_ttl, human_usd
 from ...settings import Settings
-from ..common import EXIT_OK, EXIT_USAGE, CommandError, redis_down_reported, say
+from ..common import EXIT_OK, EXIT_USAGE, CommandError, say
 from ._shared import require_redis
 
 HELP = "list the entries in Redis (key, state, TTL, bytes, cost, hits, generator), streamed"
@@ -84,15 +84,15 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         await require_redis(cache)
         if fmt is not None:
             sys.stdout.write(export.header(fmt))
-        with redis_down_reported():  # the error line says it (exit 1, main.py)
-            async with contextlib.aclosing(cache.export_pages(args.filter or None, foreign=args.foreign,
-                                                              page_size=PAGE_SIZE)) as pages:
-                async for rows in pages:
-                    if fmt is None:
-                        for row in rows:
-                            say(text_line(row))
-                    else:
-                        text = export.lines(rows, fmt)
-                        sys.stdout.write(redact.printable(text, newlines=True) if escape else redact.scrub(text))
-                    sys.stdout.flush()  # a page at a time: `| head` sees the first page at once
+        # Redis failing midway: its error line says it (exit 1; main.py leaves the log's WARNING out)
+        async with contextlib.aclosing(cache.export_pages(args.filter or None, foreign=args.foreign,
+                                                          page_size=PAGE_SIZE)) as pages:
+            async for rows in pages:
+                if fmt is None:
+                    for row in rows:
+                        say(text_line(row))
+                else:
+                    text = export.lines(rows, fmt)
+                    sys.stdout.write(redact.printable(text, newlines=True) if escape else redact.scrub(text))
+                sys.stdout.flush()  # a page at a time: `| head` sees the first page at once
     return EXIT_OK
