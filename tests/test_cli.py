@@ -24,7 +24,7 @@ def test_version_and_help():
     env = cli_env(None, Path("/nonexistent"))
     out = run_cli("--version", env=env)
     assert out.returncode == 0 and out.stdout.startswith("ircache-tui ")
-    for command in ("stats", "get", "warm", "flush", "prune", "watch"):
+    for command in ("stats", "keys", "get", "warm", "flush", "prune", "watch"):
         out = run_cli(command, "--help", env=env)
         assert out.returncode == 0, out.stderr
         assert "example" in out.stdout and f"ircache-tui {command}" in out.stdout

@@ -27,7 +27,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from ..ir.envelope import SCHEMA_VERSION, generated_epoch, is_entry_head
@@ -40,8 +40,9 @@ from .redis.pager import nodes_done
 # The envelope's metadata is serialized before the IR, so the first KiB of a
 # value is enough to show when and by what it was generated.
 _HEAD_BYTES = 1024
-_GENERATED_AT = re.compile(rb'"generated_at"\s*:\s*"([^"]+)"')
-_GENERATOR = re.compile(rb'"generator"\s*:\s*\{\s*"name"\s*:\s*"([^"]*)"\s*,\s*"model"\s*:\s*(?:"([^"]*)"|null)')
+_STRING = rb'"((?:[^"\\]|\\.)*)"'  # a JSON string's inside, escapes and all
+_GENERATED_AT = re.compile(rb'"generated_at"\s*:\s*' + _STRING)
+_GENERATOR = re.compile(rb'"generator"\s*:\s*\{\s*"name"\s*:\s*' + _STRING + rb'\s*,\s*"model"\s*:\s*(?:' + _STRING + rb'|null)')
 _SCHEMA = re.compile(rb'"schema_version"\s*:\s*(-?\d+)')
 _SPEC_HASH = re.compile(rb'"spec_hash"\s*:\s*"([^"]*)"')
 _MAX_COUNT = 10_000
@@ -284,6 +285,32 @@ class KeyBrowser:
             self.page = page
         return page
 
+    async def walk(self, page_size: int | None = None) -> AsyncGenerator[list[KeyRow], None]:
+        """Every row the filter takes, `page_size` at a time (the browser's by default), from a
+        walk of its own: the pager's place is left alone and no cursor is remembered, so memory
+        stays one page and the keys of one SCAN step, however many keys the prefix holds.
+
+        Rows come as the pages would show them: foreign values included (problem "foreign"), a
+        key gone between SCAN and its details left out. A key SCAN returns twice (as it may while
+        the server resizes its table) comes twice: telling them apart would hold every key seen.
+        """
+        size = max(1, page_size or self.page_size)
+        takes, starts = self._takes, self._starts
+        keys: list[CacheKey] = []
+        cursor, count = 0, size
+        while True:
+            cursor, raw = await self._scan_step(cursor, count)
+            found = [key for key in map(self.redis.keys.cache_key_of, (k for k in raw if k.startswith(starts)))
+                     if key is not None and takes(key)]
+            keys.extend(found)
+            if cursor != 0 and len(found) < max(1, size // 4):  # sparse keyspace: bigger batches, as _load
+                count = min(count * 2, _MAX_COUNT)
+            while len(keys) >= size or (cursor == 0 and keys):
+                page, keys = keys[:size], keys[size:]
+                yield [row for row in await self._details(page) if row.ttl != -2]
+            if cursor == 0:
+                return
+
     async def _scan_step(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
         """One SCAN step over every key under the prefix ("scanned" counts them all)."""
         return await self.redis.scan_step(cursor, self._pattern, count)
@@ -329,15 +356,25 @@ class KeyBrowser:
             problem = _problem(parsed, head)
             if head:
                 if m := _GENERATED_AT.search(head):
-                    generated_at = m.group(1).decode(errors="replace")
+                    generated_at = _json_string(m.group(1)) or None
                 if m := _GENERATOR.search(head):
-                    name = m.group(1).decode(errors="replace")
-                    model = m.group(2).decode(errors="replace") if m.group(2) else None
+                    name = _json_string(m.group(1))
+                    model = _json_string(m.group(2)) if m.group(2) else None
                     generator = f"{name} ({model})" if model else name
             rows.append(KeyRow(parsed.cache_key, parsed.spec_name, parsed.hash8[:HASH_LEN], ttl, memory,
                                generated_at, generator, now, problem,
                                usage.cost_usd if usage else None, hits, last_hit))
         return rows
+
+
+def _json_string(inside: bytes) -> str:
+    """A JSON string's text, its escapes decoded (`\\u001b` is ESC, as the entry means it: what
+    shows it escapes it again); as it is written when it does not decode."""
+    try:
+        text = json.loads(b'"' + inside + b'"')
+    except ValueError:
+        return inside.decode(errors="replace")
+    return text if isinstance(text, str) else inside.decode(errors="replace")
 
 
 def _problem(key: CacheKey, head: bytes | None) -> str | None:

@@ -28,7 +28,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,12 +36,13 @@ from ..ir.envelope import StoredEntry
 from ..ir.generators import Generator, generator_label
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
-from .browse import KeyBrowser
+from .browse import KeyBrowser, KeyRow
 from .audit import AuditTrail
 from .decoded import DecodedEntries, EntryDigest
 from .embedded import EmbeddedRedis
 from .errors import ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss, RedisUnavailable
 from .events import CacheEvent, EventBus
+from .export import ExportRow
 from .fill import Filler
 from .fs_tier import FileEntry, FilesystemTier
 from .generate import Generation
@@ -474,6 +475,30 @@ class IRCache:
     def key_browser(self, page_size: int = 100, *, time_budget: float = 0.5) -> KeyBrowser:
         """A SCAN pager over the IR keys, for a key pane."""
         return KeyBrowser(self.redis, page_size, time_budget=time_budget)
+
+    async def entry_rows(self, filter_text: str | None = None, *, foreign: bool = False,
+                         page_size: int = 500) -> AsyncGenerator[list[KeyRow], None]:
+        """Every key the `/` filter `filter_text` takes (KeyBrowser.set_filter: a substring, `=name`,
+        a glob; InvalidSpecName for a bad `=name`), a page of rows at a time, as the key pane shows
+        them (hits and last hit from the same counters). Memory stays one page whatever the count;
+        a cluster is walked primary by primary. Another tool's values under our names (problem
+        "foreign") only with `foreign`."""
+        browser = KeyBrowser(self._tier(), page_size)
+        browser.set_filter(filter_text)
+        async with contextlib.aclosing(browser.walk()) as pages:
+            async for rows in pages:
+                if not foreign:
+                    rows = [row for row in rows if row.problem != "foreign"]
+                if rows:
+                    yield rows
+
+    async def export_pages(self, filter_text: str | None = None, *, foreign: bool = False,
+                           page_size: int = 500) -> AsyncGenerator[list[ExportRow], None]:
+        """entry_rows as ExportRows (export.py: the fields `keys --json` prints), a page at a time."""
+        prefix = self.keys.prefix
+        async with contextlib.aclosing(self.entry_rows(filter_text, foreign=foreign, page_size=page_size)) as pages:
+            async for rows in pages:
+                yield [ExportRow.of(row, prefix) for row in rows]
 
     async def enable_live_updates(self) -> bool:
         """Keyspace notifications on (True) or not possible (False: poll instead).

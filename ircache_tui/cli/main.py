@@ -1,7 +1,7 @@
 """`ircache-tui`: the dashboard by default, headless subcommands for scripts and CI.
 
     ircache-tui [SPEC_DIR ...]           open the dashboard
-    ircache-tui stats|get|warm|flush|prune|watch|diff|audit ...
+    ircache-tui stats|keys|get|warm|flush|prune|watch|diff|audit ...
 
 Every option goes anywhere: before or after the command word, before or after the
 command's own words (`ircache-tui --no-watch specs`, `ircache-tui --json stats`). The
@@ -18,7 +18,7 @@ Exit status:
     2        bad usage: an option, a setting or a Redis URL that cannot be used, a mistyped
              command, a spec directory that does not exist (one line, before anything
              starts: the dashboard's screen does not open)
-    128+n    a one-shot command (stats, get, warm, flush, prune) stopped by signal n:
+    128+n    a one-shot command (stats, keys, get, warm, flush, prune) stopped by signal n:
              130 SIGINT, 143 SIGTERM, 129 SIGHUP
 
 Signals: SIGINT, SIGTERM and SIGHUP stop every command cleanly. The work in
@@ -77,7 +77,7 @@ SUBCOMMANDS = tuple(commands.REGISTRY)  # every registered command is a word `ir
 # Not `warm`: past its first check (require_redis, which leaves the WARNING out by itself)
 # it goes on without Redis where it can, and the WARNING is how that is told; nor `get` and
 # `watch`, which go on without Redis too.
-_REPORT_REDIS_DOWN = {"stats", "flush", "prune"}
+_REPORT_REDIS_DOWN = {"stats", "keys", "flush", "prune"}
 # Stopped through asyncio.run's own SIGINT handling (cancel the main task, so that
 # `async with IRCache(...)` closes) or, outside a loop, by a KeyboardInterrupt.
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)

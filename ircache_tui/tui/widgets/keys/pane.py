@@ -1,8 +1,8 @@
 """Redis keys: one SCAN page at a time, kept live, sorted, marked; the pane owns all of that work.
 
 The pane holds its KeyBrowser (the SCAN pager) and owns its keys: paging, the filter as you
-type, the whole-prefix "largest first" and "expiring first" views, copying a key name, deleting
-(asks first), resetting or setting a TTL. The table itself (cells, sorting, marks) is rows.py's,
+type, the whole-prefix "largest first" and "expiring first" views, copying a key name, exporting
+the view to a file (export_view.py), deleting (asks first), resetting or setting a TTL. The table itself (cells, sorting, marks) is rows.py's,
 following changes live.py's. Its workers only post messages; the handlers change the table.
 What other panes need (the picked row, the keys that changed, Redis going down) bubbles to the
 App as messages.
@@ -29,14 +29,16 @@ from textual.widgets import Input
 from ....cache.browse import Filling, KeyRow, Page
 from ....cache.errors import IRCacheError, RedisBusy, RedisUnavailable
 from ....cache.keys import InvalidSpecName
-from ....fmt import human_ttl, plural
+from ....fmt import describe_os_error, human_ttl, plural
 from ... import messages as m
 from ...screens.confirm import ConfirmScreen
+from ...screens.export import ExportRequest, ExportScreen
 from ...screens.ttl import TtlScreen
 from ...services import Services
 from . import footer
+from .export_view import SORT_LIMIT, Exported, rows_of, write_export
 from .live import PAGE_LOADS, LiveKeyTable
-from .rows import VIEWS, View
+from .rows import SORT_KEYS, VIEWS, View
 
 #: what a failed load was, for the one line that says so
 _WHAT = {"first": "Page 1", "next": "The next page", "prev": "The previous page", "reload": "The page's refresh"}
@@ -58,6 +60,8 @@ class KeysPane(LiveKeyTable):
                 tooltip="Cycle the view: scan order, largest first, expiring first (over the whole prefix)"),
         Binding("space", "mark", "Mark", show=False, tooltip="Mark or unmark the row (d deletes the marked rows)"),
         Binding("c", "copy", "Copy", show=False, tooltip="Copy the selected key's name to the clipboard"),
+        Binding("e", "export", "Export", show=False,
+                tooltip="Export the view (every page the filter takes, in the sort order) to a CSV or NDJSON file"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected (or marked) keys, after asking"),
         Binding("t", "reset_ttl", "Reset TTL", tooltip="Reset the selected key's TTL to the configured one"),
         Binding("T", "set_ttl", "Set TTL", show=False, tooltip="Set the selected key's TTL to a value you type"),
@@ -82,6 +86,11 @@ class KeysPane(LiveKeyTable):
         error: IRCacheError
         which: str
         load: int
+
+    @dataclass
+    class _Exported(Message):
+        done: Exported | None
+        error: str = ""
 
     @dataclass
     class _Applied(Message):
@@ -303,6 +312,49 @@ class KeysPane(LiveKeyTable):
         self._filling = None
         self.load("first" if self.view == "scan" else "reload")
         self.app.refresh_bindings()
+
+    # -- export ------------------------------------------------------------------------
+    def action_export(self) -> None:
+        """Ask for a format and a file, then write the view: in the scan view every key the filter
+        takes (all pages, read again), in the largest/expiring views the rows shown (that view is
+        them); in the pane's sort order. It writes nothing to the cache: read-only sessions may."""
+        if self.browser is None:
+            self.app.notify("The keys are not read yet", severity="warning")
+            return
+        flt, sort_by, view = self.browser.filter_text, self.sort_by, self.view
+        shown = list(self.rows.values()) if view != "scan" else None
+        what = (f"every key{f' the filter {flt!r} takes' if flt else ''} (all pages)" if view == "scan"
+                else f"the {plural(len(self.rows), 'key')} shown ({'largest' if view == 'largest' else 'expiring'} first)")
+
+        def chosen(request: ExportRequest | None) -> None:
+            if request is not None:
+                self.export_view(request, flt, sort_by, shown)
+
+        self.app.push_screen(ExportScreen(f"{what}, sorted by {sort_by.replace('_', ' ')},", self.services.clock()),
+                             chosen)
+
+    @work(group="keys-export", exit_on_error=False)
+    async def export_view(self, request: ExportRequest, filter_text: str, sort_by: str,
+                          shown: list[KeyRow] | None) -> None:
+        pages = (rows_of(shown) if shown is not None
+                 else self.cache.entry_rows(filter_text or None, foreign=True))  # the pane shows foreign values too
+        try:
+            done = await write_export(pages, SORT_KEYS[sort_by], request.fmt, request.path, self.cache.keys.prefix)
+        except OSError as exc:
+            self.post_message(self._Exported(None, describe_os_error(exc)))
+        except IRCacheError as exc:
+            self.post_message(self._Exported(None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        else:
+            self.post_message(self._Exported(done))
+
+    @on(_Exported)
+    def _exported(self, message: _Exported) -> None:
+        done = message.done
+        if done is None:
+            self.app.notify(f"Export failed: {message.error}", severity="error")
+            return
+        unsorted = "" if done.sorted else f" in scan order (over {SORT_LIMIT:,} entries are too many to sort)"
+        self.app.notify(f"Exported {plural(done.count, 'entry', 'entries')} to {done.path}{unsorted}")
 
     # -- the keys ----------------------------------------------------------------------
     def action_copy(self) -> None:
