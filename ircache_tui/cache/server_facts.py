@@ -67,7 +67,7 @@ class Persistence:
         parts = []
         if self.rdb_schedule is not None:
             parts.append(f"RDB save {self.rdb_schedule}" if self.rdb_schedule else "RDB off")
-        if self.rdb_last_save:
+        if self.rdb_last_save and self.rdb_schedule != "":  # (no schedule: the server's start time)
             when = datetime.fromtimestamp(self.rdb_last_save, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
             since = (f", {plural(self.rdb_changes_since_save, 'change')} since"
                      if self.rdb_changes_since_save is not None else "")
@@ -216,7 +216,8 @@ class ServerFacts:
         return f"{name} {self.mode}{nodes}"
 
     def lines(self) -> list[tuple[str, str, bool]]:
-        """(label, words, is a warning) for people: `stats` prints them, the `i` panel shows them."""
+        """(label, words, is a warning) for people, the server's label first: `stats` prints them, the
+        `i` panel shows them. Every label is at most 10 characters; a warning's is empty."""
         memory = self.unknown(INFO)
 
         def size(n: int | None, what: str) -> str:
@@ -243,11 +244,11 @@ class ServerFacts:
             ("Clients", f"{human_count(self.clients)} connected" if self.clients is not None
              else self.unknown(INFO), False),
             ("Notify", notes, False),
-            ("Persistence", self.persistence.words() or self.unknown(INFO, CONFIG), False),
+            ("RDB/AOF", self.persistence.words() or self.unknown(INFO, CONFIG), False),
         ]
         if self.mode == "cluster":
             for n in self.nodes:
-                out.append((f"  {n.address}", f"{n.role or 'role unknown'}, used {human_bytes(n.used_memory)}, "
+                out.append(("Node", f"{n.address} {n.role or 'role unknown'}, used {human_bytes(n.used_memory)}, "
                             f"{n.policy or 'policy unknown'}, "
                             f"{plural(n.replicas, 'replica') if n.replicas is not None else 'replicas unknown'}",
                             False))

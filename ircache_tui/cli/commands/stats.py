@@ -9,6 +9,7 @@ from typing import Any
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
 from ...cache.server import ServerInfo
+from ...cache.server_facts import ServerFacts
 from ...fmt import human_bytes, human_count, human_ttl, human_usd, kept_sentence, plural
 from ...settings import Settings
 from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json, say
@@ -76,10 +77,17 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             totals = await cache.hit_totals()
         except IRCacheError:
             totals = None  # Redis down: the counts live there
+        facts: ServerFacts | None = None
+        if info["redis"]["reachable"]:
+            try:
+                facts = await cache.server_facts()  # (refused fields come back unknown, never raise)
+            except IRCacheError:
+                pass  # Redis went meanwhile: the facts are null
     info["redis"]["url"] = redis_url
     info["ttl"] = settings.ttl
     info["generation"] = generation.to_json()
     info.update(totals.to_json() if totals else {"hits": None, "saved": None})
+    info["server"] = facts.as_json() if facts is not None else None
     if args.json:
         print_json(info)
     else:
@@ -93,6 +101,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"  specs     {specs_text(r)}")
             if r.get("foreign_keys"):
                 say(f"  kept      {kept_sentence(r['foreign_keys'])}: not counted above")
+            if facts is not None:  # what the server says of itself (server_facts.py)
+                (_, head, _), *rest = facts.lines()
+                say(f"Server      {head}")
+                for label, words, _warning in rest:
+                    say(f"  {label.lower():<10}{words}")
         else:
             say(f"Redis       {redis_url}: unreachable ({r['error']})")
         say(f"Filesystem  {f['directory']}")
