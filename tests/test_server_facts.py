@@ -65,6 +65,7 @@ async def test_facts_of_a_plain_server(redis_url, sync_redis, cache_dir):
     assert facts.persistence.rdb_schedule == " ".join(config["save"].split())
     assert facts.persistence.aof_enabled is (config["appendonly"] == "yes")
     words = dict((label, text) for label, text, _ in facts.lines())
+    assert re.fullmatch(r"[\d.]+ [KM]iB, no maxmemory \(peak [\d.]+ [KM]iB\)", words["Used"]), words["Used"]
     assert words["Eviction"] == "noeviction" and words["Notify"].startswith("on (notify-keyspace-events ")
 
 
@@ -102,7 +103,7 @@ def test_stats_says_the_server_facts_and_the_risk(lru_server, tmp_path):
     assert f"            WARNING: {LRU_RISK}" in lines
     assert "  evicted   0 keys" in lines
     assert "  notify    off (notify-keyspace-events '')" in lines
-    assert any(re.fullmatch(r"  memory    used [\d.]+ [KM]iB, peak [\d.]+ [KM]iB, max 100\.0 MiB", line)
+    assert any(re.fullmatch(r"  used      [\d.]+ [KM]iB of maxmemory 100\.0 MiB \(peak [\d.]+ [KM]iB\)", line)
                for line in lines), text.stdout
     data = json.loads(as_json.stdout)
     server = data["server"]
@@ -141,7 +142,7 @@ def test_an_acl_user_refused_info_and_config_gets_unknowns_not_a_crash(tmp_path)
     assert config.startswith("Redis refused CONFIG|GET") and "add +config|get to its ACL" in config
     lines = text.stdout.splitlines()
     assert "  eviction  unknown (INFO and CONFIG refused)" in lines
-    assert "  clients   unknown (INFO refused)" in lines and "  notify    unknown (CONFIG refused)" in lines
+    assert "  used      unknown (INFO refused)" in lines and "  clients   unknown (INFO refused)" in lines and "  notify    unknown (CONFIG refused)" in lines
     assert f"  refused   {info}" in lines and f"  refused   {config}" in lines
 
 
@@ -175,6 +176,18 @@ async def test_facts_of_a_cluster_list_every_primary(cluster, nodes, tmp_path):
     assert sorted(node_lines) == sorted(
         f"{n.address} primary, used {human_bytes(n.used_memory)}, "
         f"noeviction, 0 replicas" for n in facts.nodes)
+
+
+async def test_a_cluster_s_notifications_are_set_back_on_every_primary(cluster, nodes, tmp_path):
+    async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+        assert await cache.enable_live_updates()
+        assert all(n.config_get("notify-keyspace-events")["notify-keyspace-events"] != "" for n in nodes)
+        restored = await cache.restore_notifications()
+        assert await cache.restore_notifications() is None  # once: nothing is left to set back
+    assert restored is not None and restored.restored and len(restored.nodes) == 3
+    assert restored.sentence == ("Keyspace notifications: set notify-keyspace-events back to '' on 3 nodes, "
+                                 "as the dashboard found it")
+    assert {n.config_get("notify-keyspace-events")["notify-keyspace-events"] for n in nodes} == {""}
 
 
 # -- the `i` panel ------------------------------------------------------------------

@@ -218,12 +218,13 @@ class ServerFacts:
     def lines(self) -> list[tuple[str, str, bool]]:
         """(label, words, is a warning) for people, the server's label first: `stats` prints them, the
         `i` panel shows them. Every label is at most 10 characters; a warning's is empty."""
-        memory = self.unknown(INFO)
-
-        def size(n: int | None, what: str) -> str:
-            return f"{what} {human_bytes(n) if n is not None else memory}"
-
-        limit = ("max unlimited" if self.max_memory == 0 else size(self.max_memory, "max"))
+        if self.used_memory is None:
+            used = self.unknown(INFO)
+        else:  # `916.4 KiB of maxmemory 100.0 MiB (peak 933.4 KiB)`, the server's memory as a whole
+            limit = ("no maxmemory" if self.max_memory == 0 else "maxmemory unknown" if self.max_memory is None
+                     else f"of maxmemory {human_bytes(self.max_memory)}")
+            peak = f" (peak {human_bytes(self.peak_memory)})" if self.peak_memory is not None else ""
+            used = f"{human_bytes(self.used_memory)}{',' if self.max_memory == 0 else ''} {limit}{peak}"
         policy = self.policy or (self.unknown(INFO, CONFIG) if all(n.policy is None for n in self.nodes)
                                  else "mixed: " + ", ".join(sorted({n.policy or "unknown" for n in self.nodes})))
         flags = self.notifications
@@ -232,7 +233,7 @@ class ServerFacts:
                  else f"on (notify-keyspace-events {flags})" if flags else "off (notify-keyspace-events '')")
         out = [
             ("Server", self.label, False),
-            ("Memory", f"{size(self.used_memory, 'used')}, {size(self.peak_memory, 'peak')}, {limit}", False),
+            ("Used", used, False),
             ("Eviction", policy, False),
         ]
         risk = self.eviction_risk

@@ -16,7 +16,9 @@ from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json, say
 
 HELP = "show what the IR cache holds (Redis keys, bytes, specs; files on disk)"
 DESCRIPTION = """Show what the IR cache holds: IR keys in Redis with their MEMORY USAGE and
-spec names, and the entries in the filesystem tier. Exits 1 when Redis is
+spec names, what the server says of itself (version, mode, memory, eviction
+policy and whether it may evict IR entries, clients, keyspace notifications,
+persistence), and the entries in the filesystem tier. Exits 1 when Redis is
 unreachable (the filesystem part is still printed).
 
 example:
