@@ -102,7 +102,8 @@ class NodeFacts:
     refused: frozenset[str] = frozenset()
 
     def as_json(self) -> dict[str, Any]:
-        return {"address": self.address, "role": self.role, **_facts_json(self)}
+        return {"address": self.address, "role": self.role,
+                "version": self.server.version if self.server is not None else None, **_facts_json(self)}
 
 
 def _facts_json(f: NodeFacts | ServerFacts) -> dict[str, Any]:
@@ -147,7 +148,8 @@ class ServerFacts:
 
     @property
     def max_memory(self) -> int | None:
-        return self._sum("max_memory")
+        """Added up; 0 (no limit) when any node has none."""
+        return 0 if any(n.max_memory == 0 for n in self.nodes) else self._sum("max_memory")
 
     @property
     def evicted_keys(self) -> int | None:
