@@ -52,7 +52,8 @@ from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .maintenance import Maintenance
 from .redis import RedisTier
 from .results import GENERATION_FAILED, NOTICE, CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount
-from .results import HitTotals, Lookup, StoreTier, Tier, WarmResult
+from .results import HitTotals, Lookup, NotificationsRestored, StoreTier, Tier, WarmResult
+from .server_facts import ServerFacts
 from .tiers import REDIS_ERRORS, Tiers
 
 log = logging.getLogger("ircache")
@@ -507,6 +508,18 @@ class IRCache:
         and on an external one unless this cache is read-only.
         """
         return await self.redis.enable_notifications(may_configure=not self.read_only or self.embedded_redis)
+
+    async def restore_notifications(self) -> NotificationsRestored | None:
+        """Set notify-keyspace-events back to what `enable_live_updates` found, where it set it (not
+        on the embedded server); None when it set nothing. Never raises: the result says what was
+        left on, and why (notify.restore)."""
+        return await self.redis.restore_notifications() if self.redis is not None else None
+
+    async def server_facts(self) -> ServerFacts:
+        """What the server says of itself: version, mode and nodes, memory, eviction policy and
+        evicted keys, clients, keyspace notifications, persistence (server_facts.py). A command the
+        ACL refuses leaves its fields None and is said once in `refused`; raises RedisUnavailable."""
+        return await self._tier().server_facts()
 
     def key_changes(self, on_subscribed: Callable[[], None] | None = None) -> AsyncIterator[KeyChange]:
         """IR key changes as they happen; raises RedisUnavailable when the connection drops."""

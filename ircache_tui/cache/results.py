@@ -168,3 +168,40 @@ class Lookup:
     @property
     def ir(self) -> ApplicationIR:
         return self.entry.application_ir
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsRestore:
+    """One node's notify-keyspace-events, which this process had set: `found` before it did, `left`
+    now; `reason` says why it was not set back."""
+
+    address: str
+    found: str
+    left: str
+    restored: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationsRestored:
+    """`restore_notifications()`: keyspace notifications set back as they were found (or not, and why)."""
+
+    nodes: tuple[FlagsRestore, ...]
+
+    @property
+    def restored(self) -> bool:
+        return all(n.restored for n in self.nodes)
+
+    @property
+    def sentence(self) -> str:
+        """One line for the terminal, after the dashboard closes."""
+        several = len(self.nodes) > 1
+        if self.restored:
+            found = sorted({n.found for n in self.nodes})
+            where = f" on {len(self.nodes)} nodes" if several else ""
+            return (f"Keyspace notifications: set notify-keyspace-events back to "
+                    f"{' / '.join(repr(f) for f in found)}{where}, as the dashboard found it")
+        kept = next(n for n in self.nodes if not n.restored)
+        where = f" on {kept.address}" if several else ""
+        state = "on" if kept.left else "off"
+        return f"Left keyspace notifications {state}{where}: notify-keyspace-events is {kept.left!r} ({kept.reason})"

@@ -37,6 +37,7 @@ from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import Worker
 
 from .. import redact
+from ..cache.errors import IRCacheError
 from ..cache.events import CacheEvent
 from ..ir.generators import generator_label
 from . import messages as m
@@ -48,6 +49,7 @@ from .controllers.totals import Totals
 from .logbridge import AppLogHandler
 from .picked import PickedEntry
 from .screens.help import HelpScreen
+from .screens.server import ServerScreen
 from .services import Services
 from .text import printable
 from .widgets.banner import RedisBanner
@@ -65,7 +67,7 @@ log = logging.getLogger("ircache")
 DESTRUCTIVE = {"flush_spec", "flush_all", "regenerate", "warm", "prune"}
 TABS = ("tab-keys", "tab-files", "tab-specs")
 # App keys that act on the dashboard's panes: off while another screen is on top of it
-ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff"}
+ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff", "server"}
 NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
 REFRESH_DELAY = 1.0  # a burst of changes refreshes the totals and the files pane once, this long after
 
@@ -92,6 +94,8 @@ class IRCacheApp(App[None]):
         Binding("w", "warm", "Warm", tooltip="Copy every filesystem entry Redis lacks into Redis"),
         Binding("P", "prune", "Prune", show=False, tooltip="Delete stale entries of the watched specs (asks first)"),
         Binding("D", "diff", "Diff", tooltip="What the selected spec, key or file changed from its previous version"),
+        Binding("i", "server", "Server", show=False, tooltip="What the Redis server says of itself: version, mode, "
+                "memory, eviction policy (and whether it may evict IR entries), clients, notifications, persistence"),
         Binding("1", "show_tab('tab-keys')", "Keys", show=False, tooltip="The Redis keys tab"),
         Binding("2", "show_tab('tab-files')", "Files", show=False, tooltip="The filesystem tab"),
         Binding("3", "show_tab('tab-specs')", "Specs", show=False, tooltip="The specs tab"),
@@ -109,6 +113,9 @@ class IRCacheApp(App[None]):
         self._owns_cache = not services.cache.is_open  # the app opens (and closes) it
         self._log_handler: AppLogHandler | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        #: said on the terminal once the dashboard has closed (the command prints it): keyspace
+        #: notifications set back as they were found, or left on, and why
+        self.exit_note: str | None = None
         #: live updates fell back from notifications to polling (a stall): ask again once Redis answers
         self._live_fell_back = False
         self._refresh_pending = False
@@ -171,6 +178,10 @@ class IRCacheApp(App[None]):
         # let cancelled work finish before the cache closes under it (it would log a closed connection)
         if workers:
             await asyncio.wait([asyncio.ensure_future(_finished(w)) for w in workers], timeout=2)
+        if self.cache.is_open:  # (the key listener is closed by now) what live updates turned on, back off
+            with contextlib.suppress(IRCacheError, OSError):
+                restored = await self.cache.restore_notifications()
+                self.exit_note = restored.sentence if restored is not None else None
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self._log_handler is not None:
@@ -489,6 +500,12 @@ class IRCacheApp(App[None]):
         current = next((s.cache_key for s in self.specs_pane.statuses.values()
                         if s.spec_name == picked.spec_name and s.cache_key and s.state != "deleted"), None)
         self.operations.find_diff(picked, current)
+
+    def action_server(self) -> None:
+        if not self.cache.is_open:
+            self.notify("Redis is not connected yet", severity="warning")
+            return
+        self.push_screen(ServerScreen(self.cache))
 
     def action_prune(self) -> None:
         self.operations.find_prunable()

@@ -107,6 +107,12 @@ def node_name(client: aioredis.Redis) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
+def node_address(client: aioredis.Redis) -> str:
+    """`host:port`, or the socket's path, of a plain client's server: which node, in words."""
+    path = client.connection_pool.connection_kwargs.get("path")
+    return str(path) if path else node_name(client)
+
+
 def execute(client: aioredis.Redis | RedisCluster, *args: str) -> Awaitable[Any]:
     """`client.execute_command(*args)`, whose reply is whatever the command answers. redis-py (8.2)
     leaves Redis.execute_command unannotated: its type is stated here, once."""

@@ -63,6 +63,7 @@ class ClusterNodes(Nodes):
     """Every primary of a Redis Cluster (see the module's docstring)."""
 
     is_cluster = True
+    mode = "cluster"
     fails_over = True
     hits_left_by_flush = True
 

@@ -58,6 +58,8 @@ class Nodes(ABC):
     """The client commands go through (plain, or a RedisCluster), and the nodes walks cover."""
 
     is_cluster = False
+    #: what the server facts call this mode
+    mode = "standalone"
     #: whether a flush leaves the deleted entries' hit counts for a walk of their own (a cluster node's
     #: script cannot reach a hit key another node serves; one server's deletes them with the entry)
     hits_left_by_flush = False

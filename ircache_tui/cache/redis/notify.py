@@ -2,6 +2,10 @@
 
 On a cluster each node publishes only its own keys' events: every primary must have them on,
 and every primary is listened to (the Nodes strategy merges the streams).
+
+What a CONFIG SET found is remembered (`FlagsFound`, per node) so that `restore` can set it back
+when the session ends: never on the private embedded server (its config is ours, and other
+processes may share it), and never where the value changed since we set it (someone else's now).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from redis.exceptions import RedisError
 
 from ..errors import RedisCommandError, RedisUnavailable
 from ..keys import KeySpace, glob_escape
+from ..results import FlagsRestore, NotificationsRestored
+from .clients import node_address
 from .diagnose import DOWN_ERRORS
 from .door import Door
 from .nodes import Events
@@ -23,33 +29,78 @@ log = logging.getLogger("ircache")
 
 # K keyspace channel; g generic (del, expire, rename); $ string (set); x expired
 _NOTIFY_FLAGS = "Kg$x"
+_PARAMETER = "notify-keyspace-events"
+#: per node (its address): (the value found before our first CONFIG SET, the value the server then said)
+FlagsFound = dict[str, tuple[str, str]]
 
 
-async def enable(door: Door, *, may_configure: bool, private: bool) -> bool:
+async def _flags(door: Door, node: aioredis.Redis) -> str:
+    flags = (await door.run(lambda: node.config_get(_PARAMETER))).get(_PARAMETER) or ""
+    # (typed Optional by redis-py; a server answers a string, maybe empty)
+    return flags.decode() if isinstance(flags, bytes) else str(flags)
+
+
+async def enable(door: Door, *, may_configure: bool, private: bool, found: FlagsFound | None = None) -> bool:
     """True if keyspace notifications for our keys are (now) on on every node.
 
     Turning them on is a CONFIG SET: allowed on the private embedded server, or when
-    `may_configure` and the tier is not read-only.
+    `may_configure` and the tier is not read-only. `found` remembers, per node, what the first
+    CONFIG SET replaced (not on the private server).
     """
     try:
         nodes = await door.run(lambda: door.nodes.walk_nodes())  # (after the mode is settled)
         for node in nodes:
-            flags = (await door.run(lambda: node.config_get("notify-keyspace-events"))).get(
-                "notify-keyspace-events"
-            ) or ""  # (typed Optional by redis-py; a server answers a string, maybe empty)
-            if isinstance(flags, bytes):
-                flags = flags.decode()
+            flags = await _flags(door, node)
             if _covers(flags):
                 continue
             if not may_configure or (door.read_only and not private):
                 return False
             wanted = "".join(sorted(set(flags) | set(_NOTIFY_FLAGS)))
-            await door.run(lambda: node.config_set("notify-keyspace-events", wanted), sent="config|set")
+            await door.run(lambda: node.config_set(_PARAMETER, wanted), sent="config|set")
             log.info("Enabled keyspace notifications (notify-keyspace-events %s)%s", wanted, door.nodes.label(node))
+            if found is not None and not private:
+                address = node_address(node)
+                first = found.get(address, (flags, ""))[0]  # (set again after a restart: the first found stays)
+                found[address] = (first, await _flags(door, node))  # as the server spells it
         return True
     except (RedisCommandError, RedisUnavailable) as exc:
         log.info("Keyspace notifications unavailable (%s); polling instead", str(exc).splitlines()[0])
         return False
+
+
+async def restore(door: Door, found: FlagsFound) -> NotificationsRestored | None:
+    """Set notify-keyspace-events back to what `enable` found, on every node where it set it and
+    the value is still the one it set; None when it set none. Never raises: a node that cannot be
+    set back (refused, Redis down, no longer a primary) is left, and the result says why."""
+    if not found:
+        return None
+    done: list[FlagsRestore] = []
+    try:
+        nodes = {node_address(n): n for n in await door.run(lambda: door.nodes.walk_nodes())}
+        why_not = "the node is no longer a primary"
+    except (RedisCommandError, RedisUnavailable) as exc:
+        nodes, why_not = {}, _first_line(exc)
+    for address, (was, ours) in found.items():
+        node = nodes.get(address)
+        try:
+            if node is None:
+                raise RedisUnavailable(why_not)
+            now = await _flags(door, node)
+            if now != ours:
+                done.append(FlagsRestore(address, was, now, False, "it changed since the dashboard set it: left as it is"))
+                continue
+            await door.run(lambda: node.config_set(_PARAMETER, was), sent="config|set")
+            done.append(FlagsRestore(address, was, was, True))
+        except (RedisCommandError, RedisUnavailable) as exc:
+            done.append(FlagsRestore(address, was, ours, False, f"could not set back {was!r}: {_first_line(exc)}"))
+    found.clear()
+    result = NotificationsRestored(tuple(done))
+    log.info("%s", result.sentence)
+    return result
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 async def keyspace_events(door: Door, keys: KeySpace,

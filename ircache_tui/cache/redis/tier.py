@@ -30,7 +30,9 @@ from ..errors import ClusterRefused, FlushIncomplete, ForeignKey, IRCacheError, 
 from ..health import RedisHealth
 from ..keys import CacheKey, KeyLike, KeySpace
 from ..refusals import command_error
+from ..results import NotificationsRestored
 from ..server import ServerInfo
+from ..server_facts import ServerFacts
 from ..urls import mask_url
 from . import notify
 from .clients import make_client, make_cluster_client
@@ -38,6 +40,7 @@ from .cluster import ClusterNodes
 from .diagnose import DOWN_ERRORS, auth_refused
 from .door import Door, raising
 from .entries import EntryDeleter, ForeignMemory, head_of, shown_head
+from .facts import read_facts
 from .hit_store import HitStore, hits_of
 from .lock import Locks
 from .nodes import Call, Events, FlushProgress, Nodes, SingleNode
@@ -94,6 +97,7 @@ class RedisTier:
         self._stats_scripted = True  # False once the server refused the stats script
         self.locks = Locks(self.door, keyspace)
         self.hit_store = HitStore(self.door, keyspace, ttl)
+        self._flags_found: notify.FlagsFound = {}  # notify-keyspace-events we set, and what we found
 
     def _cluster_nodes(self) -> ClusterNodes:
         client = make_cluster_client(self.url, **self._client_options)
@@ -560,7 +564,12 @@ class RedisTier:
     # -- live changes --------------------------------------------------------
     async def enable_notifications(self, *, may_configure: bool) -> bool:
         """True if keyspace notifications for our keys are (now) on (notify.py)."""
-        return await notify.enable(self.door, may_configure=may_configure, private=self.private)
+        return await notify.enable(self.door, may_configure=may_configure, private=self.private,
+                                   found=self._flags_found)
+
+    async def restore_notifications(self) -> NotificationsRestored | None:
+        """notify-keyspace-events set back where `enable_notifications` set it (notify.restore)."""
+        return await notify.restore(self.door, self._flags_found)
 
     def keyspace_events(self, on_subscribed: Callable[[], None] | None = None) -> Events:
         """(Redis key, event) for every key under the prefix, as notifications arrive (notify.py)."""
@@ -570,6 +579,10 @@ class RedisTier:
     async def server_info(self) -> ServerInfo | None:
         """Which server answers (Redis, Valkey, ...) and its version (see Door.server_info)."""
         return await self.door.server_info()
+
+    async def server_facts(self) -> ServerFacts:
+        """Version, mode, memory, eviction, clients, notifications, persistence, per node (facts.py)."""
+        return await read_facts(self.door)
 
 
 def _slot_probe_keys(prefix: str) -> tuple[str, str]:

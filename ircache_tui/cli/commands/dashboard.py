@@ -1,5 +1,9 @@
 """`ircache-tui [SPEC_DIR ...]`: the Textual dashboard (the default command).
 
+Once the App has closed, one line says what became of the keyspace notifications the dashboard
+turned on for live updates (CONFIG SET notify-keyspace-events): set back to the value it found, or
+left on, and why. Nothing is said where it found them on already (or never set them).
+
 SIGINT, SIGTERM and SIGHUP close the dashboard as `q` does, and it exits 0: the
 App unmounts (closing the cache it opened, which stops the embedded
 redis-server) and Textual restores the terminal. After SIGHUP with the terminal
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING
 from ...cache.embedded import stop_owned
 from ...redact import printable
 from ...settings import Settings
-from ..common import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE, eprint
+from ..common import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE, eprint, say
 from ._shared import spec_dirs
 
 if TYPE_CHECKING:  # Textual is imported only for the dashboard (see run)
@@ -99,6 +103,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             for sig, handler in before.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
             stop.release()
+    if app.exit_note:  # keyspace notifications set back, or left on (the App's on_unmount)
+        say(app.exit_note)
     if crashed is None and app.return_code:
         # Textual keeps the first unhandled exception (its return code is then 1)
         crashed = getattr(app, "_exception", None) or RuntimeError("the dashboard stopped on an error")

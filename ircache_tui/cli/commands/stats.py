@@ -9,13 +9,16 @@ from typing import Any
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
 from ...cache.server import ServerInfo
+from ...cache.server_facts import ServerFacts
 from ...fmt import human_bytes, human_count, human_ttl, human_usd, kept_sentence, plural
 from ...settings import Settings
 from ..common import EXIT_FAILED, EXIT_OK, eprint, print_json, say
 
 HELP = "show what the IR cache holds (Redis keys, bytes, specs; files on disk)"
 DESCRIPTION = """Show what the IR cache holds: IR keys in Redis with their MEMORY USAGE and
-spec names, and the entries in the filesystem tier. Exits 1 when Redis is
+spec names, what the server says of itself (version, mode, memory, eviction
+policy and whether it may evict IR entries, clients, keyspace notifications,
+persistence), and the entries in the filesystem tier. Exits 1 when Redis is
 unreachable (the filesystem part is still printed).
 
 example:
@@ -76,10 +79,17 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             totals = await cache.hit_totals()
         except IRCacheError:
             totals = None  # Redis down: the counts live there
+        facts: ServerFacts | None = None
+        if info["redis"]["reachable"]:
+            try:
+                facts = await cache.server_facts()  # (refused fields come back unknown, never raise)
+            except IRCacheError:
+                pass  # Redis went meanwhile: the facts are null
     info["redis"]["url"] = redis_url
     info["ttl"] = settings.ttl
     info["generation"] = generation.to_json()
     info.update(totals.to_json() if totals else {"hits": None, "saved": None})
+    info["server"] = facts.as_json() if facts is not None else None
     if args.json:
         print_json(info)
     else:
@@ -93,6 +103,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             say(f"  specs     {specs_text(r)}")
             if r.get("foreign_keys"):
                 say(f"  kept      {kept_sentence(r['foreign_keys'])}: not counted above")
+            if facts is not None:  # what the server says of itself (server_facts.py)
+                (_, head, _), *rest = facts.lines()
+                say(f"Server      {head}")
+                for label, words, _warning in rest:
+                    say(f"  {label.lower():<10}{words}")
         else:
             say(f"Redis       {redis_url}: unreachable ({r['error']})")
         say(f"Filesystem  {f['directory']}")
