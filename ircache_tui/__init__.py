@@ -28,7 +28,10 @@ from .cache import (
     cache_key,
 )
 from .cache.errors import ClusterRefused, EmbeddedRedisError, FlushIncomplete, RedisBusy
-from .cache.results import CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals, WarmResult
+from .cache.export import ExportRow
+from .cache.results import (CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals,
+                            NotificationsRestored, WarmResult)
+from .cache.server_facts import NodeFacts, ServerFacts
 from .ir import SCHEMA_VERSION, ApplicationIR, CorruptEntry, StoredEntry
 from .ir.generators import GenerationError, Generator, OfflineGenerator
 from .settings import Settings, SettingsError
@@ -45,6 +48,7 @@ __all__ = [
     "CorruptEntry",
     "DeleteResult",
     "EmbeddedRedisError",
+    "ExportRow",
     "FlushIncomplete",
     "FlushResult",
     "ForeignKey",
@@ -57,6 +61,8 @@ __all__ = [
     "IRCacheError",
     "InvalidSpecName",
     "Lookup",
+    "NodeFacts",
+    "NotificationsRestored",
     "OfflineGenerator",
     "ReadOnlyError",
     "ReadOnlyMiss",
@@ -64,6 +70,7 @@ __all__ = [
     "RedisCommandError",
     "RedisPermissionError",
     "RedisUnavailable",
+    "ServerFacts",
     "Settings",
     "SettingsError",
     "StoredEntry",

@@ -1,5 +1,6 @@
 """The README's examples run as written: the library example and every headless command line."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -42,8 +43,10 @@ def test_every_command_line_runs_as_written(tmp_path):
     cwd = workdir(tmp_path)
     env = cli_env(None, tmp_path / "unused")
     env.pop("IR_CACHE_DIR")
+    # as a person types them: through a shell (pipes, redirections, quotes), the command on PATH
+    env["PATH"] = f"{Path(ENTRY_POINT).parent}{os.pathsep}{env.get('PATH', '')}"
     for command in commands:
-        out = subprocess.run([ENTRY_POINT, *command.split()[1:]], cwd=cwd, env=env, capture_output=True,
+        out = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=cwd, env=env, capture_output=True,
                              text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert out.returncode == 0, (command, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr, command
