@@ -133,7 +133,9 @@ async def test_lookups_generations_tokens_and_savings_over_http(redis_url, sync_
                 assert value(got, "ircache_tokens_total", kind=kind) == count, kind
             assert value(got, "ircache_generation_cost_usd_total") == pytest.approx(COST)
             # three hits (two in Redis, one on disk) of an entry that cost COST and SECONDS
-            assert value(got, "ircache_saved_usd_total") == pytest.approx(3 * COST)
+            assert value(got, "ircache_saved_usd_total", lever="hits") == pytest.approx(3 * COST)
+            for lever in ("batch", "prompt_cache", "incremental"):  # every series from 0
+                assert value(got, "ircache_saved_usd_total", lever=lever) == 0, lever
             assert value(got, "ircache_saved_seconds_total") == pytest.approx(3 * SECONDS)
             # the gauges come from the stats walk, never from a scrape: none before the first refresh
             assert value(got, "ircache_redis_up") is None

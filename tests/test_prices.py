@@ -12,7 +12,7 @@ from ircache_tui.cache.ircache import IRCache
 from ircache_tui.ir.generators.anthropic import AnthropicGenerator
 from ircache_tui.ir.prices import Price, cost_of, price_for, standard_cost_of
 from ircache_tui.ir.usage import Usage
-from tests.support.cli import run_cli
+from tests.support.cli import cli_env, run_cli
 from tests.support.generators import SPEC
 from tests.support.messages_api import MessagesAPI, message
 
@@ -94,12 +94,12 @@ async def test_the_answers_usage_is_recorded_priced_and_shown(redis_url, cache_d
     assert (usage.thinking_tokens, usage.service_tier, usage.mode) == (1_200, "standard", "full")
     assert usage.cost_usd == pytest.approx(0.084375, abs=1e-9)
     # get --json shows the new fields, read back from Redis
-    done = run_cli("get", str(spec), "--json", env={"IR_REDIS_URL": redis_url, "IR_CACHE_DIR": str(cache_dir),
-                                                    "IR_GENERATOR": "offline"})
+    done = run_cli("get", str(spec), "--json", env=cli_env(redis_url, cache_dir, IR_GENERATOR="offline"))
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)["usage"]
     assert shown["cache_creation_5m_input_tokens"] == 1_300 and shown["thinking_tokens"] == 1_200
     assert (shown["service_tier"], shown["mode"], shown["cost_usd"]) == ("standard", "full", 0.084375)
+    assert json.loads(done.stdout)["tier"] == "redis"
 
 
 def test_the_table_is_dated_and_says_where_it_came_from():

@@ -11,7 +11,7 @@ from ..ir.envelope import StoredEntry
 from ..ir.generators import GenerationError, Generator, generator_label
 from ..ir.generators.base import ReportsUsage
 from ..ir.model import ApplicationIR
-from ..ir.prices import cost_of, price_for
+from ..ir.prices import cost_of, price_for, savings_of
 from ..ir.usage import Usage
 from ..settings import Settings
 from .events import CacheEvent, EventBus
@@ -97,11 +97,14 @@ class Generation:
         tokens = reported.input_tokens, reported.output_tokens
         if tokens == (None, None) and not getattr(self.generator, "uses_llm", True):
             reported = reported.model_copy(update={"input_tokens": 0, "output_tokens": 0})
+        paid = getattr(self.generator, "uses_llm", True)
+        price = price_for(self.generator.model, self._settings.price_override) if paid else None
         cost = reported.cost_usd
-        if cost is None and getattr(self.generator, "uses_llm", True):
-            cost = cost_of(price_for(self.generator.model, self._settings.price_override), reported)
-        elif cost is None:
-            cost = 0.0
+        if cost is None:
+            cost = cost_of(price, reported) if paid else 0.0
+        # what the batch discount and prompt caching saved, beside what it cost (stats' saved.by)
+        batch, prompt_cache = savings_of(price, reported)
         # validated again (model_copy would not): a figure out of bounds is unknown, never stored
         return Usage.model_validate({**reported.model_dump(), "duration_s": round(reported.duration_s or seconds, 3),
-                                     "cost_usd": cost, "mode": reported.mode or "full"})
+                                     "cost_usd": cost, "mode": reported.mode or "full",
+                                     "batch_saved_usd": batch, "prompt_cache_saved_usd": prompt_cache})

@@ -16,9 +16,14 @@ increments in-memory counters, no I/O, so a cache call never waits on it.
 - `ircache_tokens_total{kind}`: input, output, cache_read, cache_creation.
 - `ircache_generation_cost_usd_total`: the estimated dollars of generations
   (an unknown model's cost is unknown, and not added).
-- `ircache_saved_usd_total`, `ircache_saved_seconds_total`: over hits, what
-  the entry had cost to generate, when it is known (entries written before
-  usage was recorded add nothing).
+- `ircache_saved_usd_total{lever}`: dollars not spent. `hits`: over hits,
+  what the entry had cost to generate, when it is known (entries written
+  before usage was recorded add nothing); `batch`: over generations, the
+  batch discount; `prompt_cache`: what cache reads saved less the write
+  premium (a generation whose writes cost more than its reads saved adds
+  nothing: a counter cannot go down); `incremental`: 0 until regenerations
+  from a patch exist.
+- `ircache_saved_seconds_total`: over hits, the generation's seconds.
 
 Gauges come from the server-side stats walk (`get_cache_info`), run by
 `refresh()` / `run_refresh()` every `interval` seconds, never per scrape
@@ -63,6 +68,7 @@ DEFAULT_REFRESH_INTERVAL = DEFAULT_METRICS_REFRESH  # IR_METRICS_REFRESH's defau
 DEFAULT_HOST = DEFAULT_METRICS_HOST  # loopback unless asked
 LOOKUP_TIERS = ("redis", "filesystem", "generator")
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_creation")
+LEVERS = ("hits", "batch", "prompt_cache", "incremental")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,14 +162,17 @@ class CacheMetrics:
                                        "Estimated US dollars the generations cost (when the model's price is known)",
                                        registry=r)
         self.saved_usd = Counter("ircache_saved_usd",
-                                 "Estimated US dollars that cache hits did not spend (the entries' generation cost)",
-                                 registry=r)
+                                 "Estimated US dollars not spent, by lever: hits (the entries' generation cost), "
+                                 "batch (the batch discount), prompt_cache (cache reads less the write premium), "
+                                 "incremental", ["lever"], registry=r)
         self.saved_seconds = Counter("ircache_saved_seconds",
                                      "Seconds of generation that cache hits did not wait for", registry=r)
         for tier in LOOKUP_TIERS:  # every series from 0, so rate() and ratios work from the first scrape
             self.lookups.labels(tier)
         for kind in TOKEN_KINDS:
             self.tokens.labels(kind)
+        for lever in LEVERS:
+            self.saved_usd.labels(lever)
         #: the last stats walk (None before the first refresh)
         self.stats: CacheStats | None = None
         self._stats_collector = _StatsCollector(self)
@@ -190,7 +199,7 @@ class CacheMetrics:
         if kind == "hit":
             self.lookups.labels(event.tier or "unknown").inc()
             if usage is not None:
-                _add(self.saved_usd, usage.cost_usd)
+                _add(self.saved_usd.labels("hits"), usage.cost_usd)
                 _add(self.saved_seconds, usage.duration_s)
         elif kind == "miss":
             self.lookups.labels("generator").inc()
@@ -204,6 +213,9 @@ class CacheMetrics:
                                                            usage.cache_creation_input_tokens)):
                     _add(self.tokens.labels(token_kind), count)
                 _add(self.generation_cost, usage.cost_usd)
+                _add(self.saved_usd.labels("batch"), usage.batch_saved_usd)
+                if usage.prompt_cache_saved_usd:  # (a counter only grows: a write never repaid is not counted)
+                    _add(self.saved_usd.labels("prompt_cache"), max(usage.prompt_cache_saved_usd, 0.0))
         elif kind == "error" and event.tier == "generator":
             self.generations.labels(generator, "error").inc()
 

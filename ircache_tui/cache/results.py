@@ -150,11 +150,41 @@ class GenerationTotals:
     output_tokens: int = 0
     cost_usd: float = 0.0
     seconds: float = 0.0
+    #: what the batch discount and prompt caching saved on those generations (usage.Usage)
+    batch_saved_usd: float = 0.0
+    prompt_cache_saved_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """`stats --json`'s "generation"."""
         return {"entries_with_usage": self.entries_with_usage, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "cost_usd": self.cost_usd}
+
+
+@dataclass(frozen=True, slots=True)
+class Savings:
+    """What each lever saved, in dollars: `hits` (the generation cost of every hit, across processes),
+    `batch` (the standard price less the batch price of batch generations), `prompt_cache` (cached
+    tokens as plain input less what they cost: reads, less the write premium) and `incremental`
+    (regenerations from a patch; none yet). The generation levers count the entries on disk, the
+    tier that keeps every generation: a flushed entry's saving goes with it."""
+
+    hits: float
+    batch: float
+    prompt_cache: float
+    incremental: float = 0.0
+
+    @classmethod
+    def of(cls, hits: HitTotals, generation: GenerationTotals) -> "Savings":
+        return cls(hits.saved_usd, generation.batch_saved_usd, generation.prompt_cache_saved_usd)
+
+    @property
+    def total(self) -> float:
+        return round(self.hits + self.batch + self.prompt_cache + self.incremental, 6)
+
+    def to_json(self) -> dict[str, float]:
+        """`stats --json`'s "saved" → "by"."""
+        return {"hits": self.hits, "batch": self.batch, "prompt_cache": self.prompt_cache,
+                "incremental": self.incremental}
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,31 @@ def standard_cost_of(price: Price | None, usage: Billed) -> float | None:
                                   usage.cache_creation_1h_input_tokens, "standard"))
 
 
+def savings_of(price: Price | None, usage: Billed) -> tuple[float | None, float | None]:
+    """What the batch discount and prompt caching saved on one generation: (batch, prompt_cache).
+
+    batch: the standard price of the same tokens less what they cost (None unless a batch request).
+    prompt_cache: the cost had every cached token been plain input, less the cost (reads save 0.9x of
+    the input price, writes cost 0.25x or 1x more), at the request's tier; None when not priced."""
+    cost = cost_of(price, usage)
+    if cost is None:
+        return None, None
+    batch = None
+    if usage.service_tier == "batch":
+        standard = standard_cost_of(price, usage)
+        batch = None if standard is None else float((_d(standard) - _d(cost)).quantize(_NANO))
+    cached = sum(n or 0 for n in (usage.cache_read_input_tokens, _writes(usage)))
+    plain = cost_of(price, _Counts((usage.input_tokens or 0) + cached, usage.output_tokens, 0, 0, 0, 0,
+                                   usage.service_tier))
+    prompt_cache = None if plain is None else float((_d(plain) - _d(cost)).quantize(_NANO))
+    return batch, prompt_cache
+
+
+def _writes(usage: Billed) -> int:
+    split = (usage.cache_creation_5m_input_tokens, usage.cache_creation_1h_input_tokens)
+    return sum(n or 0 for n in split) if split != (None, None) else usage.cache_creation_input_tokens or 0
+
+
 def estimate_cost(
     price: Price | None,
     input_tokens: int | None,

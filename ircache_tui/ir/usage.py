@@ -71,6 +71,11 @@ class Usage(BaseModel):
     duration_s: float | None = None
     #: estimated from the price table; None for an unknown model or unknown tokens
     cost_usd: float | None = None
+    #: what the batch discount saved (the standard price less cost_usd; batch requests only), and what
+    #: prompt caching saved (the same tokens as plain input, less cost_usd: reads save, writes cost a
+    #: premium, so it may be negative); None when not known
+    batch_saved_usd: float | None = None
+    prompt_cache_saved_usd: float | None = None
 
     @field_validator(*TOKEN_FIELDS, mode="before")
     @classmethod
@@ -92,10 +97,17 @@ class Usage(BaseModel):
     def _seconds(cls, value: Any) -> float | None:
         return sane_amount(value, MAX_SECONDS)
 
-    @field_validator("cost_usd", mode="before")
+    @field_validator("cost_usd", "batch_saved_usd", mode="before")
     @classmethod
     def _dollars(cls, value: Any) -> float | None:
         return sane_amount(value, MAX_USD)
+
+    @field_validator("prompt_cache_saved_usd", mode="before")
+    @classmethod
+    def _signed_dollars(cls, value: Any) -> float | None:
+        # a write premium with no read to repay it is a (small) loss: the only figure that may be negative
+        amount = sane_amount(abs(value), MAX_USD) if isinstance(value, (int, float)) else None
+        return None if amount is None else float(value)
 
     @model_serializer(mode="wrap")
     def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
+from ...cache.results import Savings
 from ...cache.server import ServerInfo
 from ...cache.server_facts import ServerFacts
 from ...fmt import human_bytes, human_count, human_ttl, human_usd, kept_sentence, plural
@@ -89,6 +90,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     info["ttl"] = settings.ttl
     info["generation"] = generation.to_json()
     info.update(totals.to_json() if totals else {"hits": None, "saved": None})
+    savings = Savings.of(totals, generation) if totals else None
+    if savings is not None:
+        info["saved"]["by"] = savings.to_json()
     info["server"] = facts.as_json() if facts is not None else None
     if args.json:
         print_json(info)
@@ -124,6 +128,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                   f"{human_count(totals.generator)} generated{since}")
             say(f"Saved       {human_usd(totals.saved_usd)} and {human_ttl(int(totals.saved_seconds))} "
                   f"of generation")
+        if savings is not None:
+            say(f"  by lever  hits {human_usd(savings.hits)}, batch {human_usd(savings.batch)}, "
+                f"prompt cache {human_usd(savings.prompt_cache)}, incremental {human_usd(savings.incremental)}")
     if not info["redis"]["reachable"]:
         eprint(f"ircache-tui stats: {info['redis']['error']}")  # the one line that says why
         return EXIT_FAILED
