@@ -250,7 +250,9 @@ class RedactingFilter(logging.Filter):
     scrubbed, controls escaped, so a logged name can neither forge a log line nor drive the
     terminal. Never drops a record.
 
-    The message is formatted once here and stored as `record.msg` with no args. A
+    The message is formatted once here and stored as `record.msg` with no args (the
+    format string and its values, made printable, stay as `record.msg_template` and
+    `record.msg_values`). A
     traceback is formatted into `record.exc_text`, made printable (its own line breaks
     kept), and `exc_info` is cleared, so handlers print that text instead of formatting
     the exception again (`logging.Formatter` appends `exc_text` by itself).
@@ -263,6 +265,11 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:
             return True  # a bad format string: leave it to the handler to report as usual
+        if record.args and isinstance(record.msg, str) and isinstance(record.args, tuple):
+            # what the message was before formatting, for a reader that groups lines by it (the
+            # dashboard's log collapses a run of one template); the values as shown, scrubbed
+            record.msg_template = record.msg
+            record.msg_values = tuple(printable(value) for value in record.args)
         record.msg = printable(message)
         record.args = ()
         if record.exc_info:
