@@ -189,3 +189,29 @@ async def test_a_word_password_is_not_masked_in_the_banners_own_words(cache_dir)
                 assert ":***@" in down and "(wrong password, or wrong user name)" in down
     finally:
         redact.reset()
+
+
+async def test_the_log_follows_its_end_until_one_scrolls_up(cache):
+    app = IRCacheApp(Services(cache=cache, watch=False))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await ready(pilot, app)
+        view = app.log_pane.view
+        log.info("a line wider than the view " + "x" * 300)  # a horizontal scrollbar: one row less
+        for i in range(80):  # more than the enlarged view holds
+            log.info(f"after it {i}")
+        await until(pilot, lambda: "after it 79" in shown(app)[-1], what="the lines")
+        await until(pilot, lambda: view.scroll_y == view.max_scroll_y > 0, what="the end in view")
+        await pilot.press("L")
+        await until(pilot, lambda: app.log_pane.region.height > 20 and view.scroll_y == view.max_scroll_y,
+                    what="enlarged, at the end")
+        await pilot.press("up")
+        await until(pilot, lambda: view.scroll_y < view.max_scroll_y, what="scrolled up")
+        where = view.scroll_y
+        log.info("one more")
+        await until(pilot, lambda: "one more" in shown(app)[-1])
+        await pilot.pause(0.1)
+        assert view.scroll_y == where  # reading older lines: the view stays put
+        await pilot.press("end")
+        log.info("and another")
+        await until(pilot, lambda: "and another" in shown(app)[-1] and view.scroll_y == view.max_scroll_y,
+                    what="following again")

@@ -47,6 +47,7 @@ from .controllers.totals import Totals
 from .logbridge import AppLogHandler
 from .picked import PickedEntry
 from .screens.help import HelpScreen
+from .screens.jump import JumpScreen
 from .services import Services
 from .text import printable
 from .widgets.banner import RedisBanner
@@ -64,7 +65,8 @@ log = logging.getLogger("ircache")
 DESTRUCTIVE = {"flush_spec", "flush_all", "regenerate", "warm", "prune"}
 TABS = ("tab-keys", "tab-files", "tab-specs")
 # App keys that act on the dashboard's panes: off while another screen is on top of it
-ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff", "toggle_log"}
+ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff", "toggle_log",
+                                   "jump"}
 NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
 REFRESH_DELAY = 1.0  # a burst of changes refreshes the totals and the files pane once, this long after
 
@@ -97,6 +99,8 @@ class IRCacheApp(App[None]):
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload every pane"),
         Binding("enter", "detail", "Detail", show=False, tooltip="Open the selected entry: summary and the IR JSON"),
         Binding("escape", "cancel_flush", "Cancel flush", tooltip="Stop the running flush"),
+        Binding("g", "jump", "Go to", tooltip="Go to a key (ir_cache:spec_0a1b2c3d, spec_0a1b2c3d) or a spec's newest "
+                "entry, whatever page it is on, and open its detail"),
         Binding("L", "toggle_log", "Log", tooltip="Enlarge the log to most of the screen (it scrolls, / searches it), or back"),
     ]
 
@@ -414,12 +418,28 @@ class IRCacheApp(App[None]):
         self.refresh_bindings()
 
     # -- actions -------------------------------------------------------------------------
+    def action_jump(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text:
+                self.keys_pane.jump(text)  # the pane finds it; Jumped says it landed
+
+        self.push_screen(JumpScreen(self.cache.keys.prefix), chosen)
+
+    @on(KeysPane.Jumped)
+    def _jumped(self, message: KeysPane.Jumped) -> None:
+        self.screen.remove_class("-log-big")
+        self.tabs.active = "tab-keys"
+        self.keys_pane.table.focus()
+        self.detail_pane.show(message.picked)
+        if self.screen.has_class("-narrow"):
+            self.detail_pane.open_full()  # no room for the detail beside the pane: the full view
+
     def action_toggle_log(self) -> None:
         """The log enlarged (the panes hide, the status and footer stay) and focused, or back."""
         big = not self.screen.has_class("-log-big")
         self.screen.set_class(big, "-log-big")
         if big:
-            self.log_pane.view.focus()
+            self.screen.set_focus(self.log_pane.view)  # now: the keys typed right after L are the log's
             self.log_pane.view.scroll_end(animate=False)
         else:
             self._active_pane().table.focus()

@@ -18,7 +18,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -68,11 +68,28 @@ class LogView(ScrollView, can_focus=True):
         self.search_text = ""
         self._finds: re.Pattern[str] | None = None
         self.current: LogEntry | None = None  # the match the view was moved to
+        #: new lines scroll the view to the end, until one scrolls up (and again once back at the end).
+        #: Not "is the view at the end now": a line wider than the view brings a horizontal scrollbar,
+        #: one row less to show, and the end moves one row down without anyone scrolling.
+        self._follow = True
+        self._end_pending = False
+
+    def _to_end(self) -> None:
+        # forced: before the first layout the view does not know yet that it may scroll
+        self.scroll_end(animate=False, immediate=True, force=True, x_axis=False)
+
+    def _to_end_later(self) -> None:
+        self._end_pending = False
+        if self._follow:
+            self._to_end()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._follow = new_value >= self.max_scroll_y
 
     # -- lines -------------------------------------------------------------------------
     def add(self, level: int, text: str, *, shape: str = "", head: str = "", summary: str = "") -> None:
         """A record's line; a record of the same shape and level as the last line adds to its count."""
-        at_end = self.is_vertical_scroll_end
         last = self.entries[-1] if self.entries else None
         if shape and last is not None and last.shape == shape and last.level == level:
             last.count += 1
@@ -84,8 +101,11 @@ class LogView(ScrollView, can_focus=True):
             self.entries.append(entry)  # the oldest goes when full (maxlen)
             self._width = max(self._width, cell_len(entry.text))
         self.virtual_size = Size(self._width, len(self.entries))
-        if at_end and not self.is_vertical_scrollbar_grabbed:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        if self._follow and not self.is_vertical_scrollbar_grabbed:
+            self._to_end()
+            if not self._end_pending:  # and once more after the layout (a scrollbar that came takes a row)
+                self._end_pending = True
+                self.call_after_refresh(self._to_end_later)
         self.refresh()
         if self.search_text:
             self._said()
@@ -165,6 +185,24 @@ class LogView(ScrollView, can_focus=True):
         self.scroll_to(y=max(0, index - self.size.height // 2), animate=False, immediate=True)
         self.refresh()
 
+    # `/` at once, here: a binding runs only when its key has bubbled up to the App, and the keys typed
+    # right after it (a quick "/redis", a paste) reach this view first: they would be lost, or worse
+    # run the App's keys (r regenerates). Handled here, the box has the focus before the next key is
+    # read, and a key that was already on its way here is handed to the box.
+    def key_slash(self, event: events.Key) -> None:
+        event.stop()
+        event.prevent_default()
+        if isinstance(self.parent, LogPane):
+            self.parent.action_search()
+
+    async def _on_key(self, event: events.Key) -> None:
+        # (Textual calls each class's _on_key in turn: prevent_default keeps Widget's from running)
+        box = self.parent.box if isinstance(self.parent, LogPane) else None
+        if box is not None and self.screen.focused is box:
+            event.stop()
+            event.prevent_default()
+            box.post_message(events.Key(event.key, event.character))
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("next_match", "clear_search"):
             return bool(self.search_text)  # no search: n, N and escape are the others' keys
@@ -219,7 +257,9 @@ class LogPane(Vertical):
     def action_search(self) -> None:
         self.add_class("-searching")
         self.box.value = self.view.search_text
-        self.box.focus()
+        # focused now, not after the keys already read (focus() waits its turn: a quick "/red"
+        # would send r, e, d to the bindings)
+        self.screen.set_focus(self.box)
 
     @on(Input.Changed, "#log-search")
     def _typed(self, event: Input.Changed) -> None:
