@@ -8,7 +8,12 @@ Two kinds of masking, both done by `scrub(text)`:
 
 * registered secrets (`register(secret)`, `register_url_password(url)`): the
   API key, the Redis password... Each is masked verbatim and in the encoded
-  forms it takes in a URL or a JSON body. Registration is process-wide.
+  forms it takes in a URL or a JSON body. Registration is process-wide. A
+  short one that is a plain word or number (a password `wrong`, `redis` or
+  `6379`) would mask our own words ("wrong password") and port numbers, so it
+  is masked only where it stands as a secret: after `AUTH [user]`, as the value
+  of `password=` / `"password": "…"`, before `@` in `user:…@host`, and (the
+  patterns) in URLs.
 * patterns that need no registration: Anthropic keys (`sk-ant-...`),
   `Bearer <token>`, the value of an `x-api-key` / `Authorization` header in
   header, JSON or repr form, and passwords in URLs
@@ -36,6 +41,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 __all__ = [
     "INVISIBLE",
     "MASK",
+    "MASK_ANYWHERE_LENGTH",
     "MIN_SECRET_LENGTH",
     "RedactingFilter",
     "install",
@@ -49,6 +55,12 @@ __all__ = [
 MASK = "***"
 #: Shorter strings are not registered: masking "a" or "123" would mask everything.
 MIN_SECRET_LENGTH = 4
+#: A registered secret shorter than this that is only letters or only digits could be a word or a
+#: number of a message of ours ("refused the password (wrong password…)", a port): it is masked only
+#: where it stands as a secret (_in_position). Longer ones, and any with a mix (`hunter2`, `s3cr/t`),
+#: are masked wherever they appear.
+MASK_ANYWHERE_LENGTH = 12
+_WORD_LIKE = re.compile(r"[A-Za-z]+|[0-9]+")
 
 _URL_SECRET_PARAMS = frozenset({"password", "pass", "auth"})
 
@@ -102,6 +114,24 @@ _secrets: set[str] = set()
 #: Every form to mask, longest first (a secret that contains another is masked whole).
 #: Replaced wholesale under the lock, read without it: scrub() never sees a half-built tuple.
 _forms: tuple[str, ...] = ()
+#: The word-like short secrets, as one regex of the places a secret stands (None: there are none).
+_in_position: re.Pattern[str] | None = None
+
+
+def _positions(words: set[str]) -> re.Pattern[str]:
+    """Where a word-like secret is one: `AUTH [user] WORD`, `password=WORD`, `"password": "WORD"`,
+    `pwd: WORD`, `user:WORD@host`. (URLs with a scheme are the patterns' already.)"""
+    alt = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+    return re.compile(
+        r"(?P<pre>(?i:\bauth)[ \t]+(?:\S+[ \t]+)?"
+        r"|(?i:\b(?:password|passwd|pass|pwd|requirepass|masterauth|secret))[\"']?[ \t]*[:=][ \t]*[\"']?)"
+        rf"(?:{alt})(?![A-Za-z0-9])"
+        rf"|(?P<colon>:)(?:{alt})(?=@)"
+    )
+
+
+def _positioned(m: re.Match[str]) -> str:
+    return (m.group("pre") if m.group("pre") is not None else m.group("colon")) + MASK
 
 
 def _forms_of(secret: str) -> set[str]:
@@ -116,11 +146,14 @@ def register(secret: str | None) -> None:
     """Mask `secret` in every later `scrub`. Empty and very short strings are ignored."""
     if not secret or not isinstance(secret, str) or len(secret.strip()) < MIN_SECRET_LENGTH:
         return
-    global _forms
+    global _forms, _in_position
     with _lock:
         if secret in _secrets:
             return
         _secrets.add(secret)
+        if len(secret) < MASK_ANYWHERE_LENGTH and _WORD_LIKE.fullmatch(secret):
+            _in_position = _positions({s for s in _secrets if len(s) < MASK_ANYWHERE_LENGTH and _WORD_LIKE.fullmatch(s)})
+            return
         forms = set(_forms) | _forms_of(secret)
         _forms = tuple(sorted(forms, key=lambda f: (-len(f), f)))
 
@@ -145,10 +178,11 @@ def register_url_password(url: str | None) -> None:
 
 def reset() -> None:
     """Forget every registered secret (for tests)."""
-    global _forms
+    global _forms, _in_position
     with _lock:
         _secrets.clear()
         _forms = ()
+        _in_position = None
 
 
 def scrub(text: str) -> str:
@@ -160,6 +194,9 @@ def scrub(text: str) -> str:
     for form in _forms:
         if form in text:
             text = text.replace(form, MASK)
+    in_position = _in_position
+    if in_position is not None:
+        text = in_position.sub(_positioned, text)
     low = text.lower()
     if any(hint in low for hint in _HINTS):
         text = _PATTERN.sub(_masked, text)
@@ -213,7 +250,9 @@ class RedactingFilter(logging.Filter):
     scrubbed, controls escaped, so a logged name can neither forge a log line nor drive the
     terminal. Never drops a record.
 
-    The message is formatted once here and stored as `record.msg` with no args. A
+    The message is formatted once here and stored as `record.msg` with no args (the
+    format string and its values, made printable, stay as `record.msg_template` and
+    `record.msg_values`). A
     traceback is formatted into `record.exc_text`, made printable (its own line breaks
     kept), and `exc_info` is cleared, so handlers print that text instead of formatting
     the exception again (`logging.Formatter` appends `exc_text` by itself).
@@ -226,6 +265,11 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:
             return True  # a bad format string: leave it to the handler to report as usual
+        if record.args and isinstance(record.msg, str) and isinstance(record.args, tuple):
+            # what the message was before formatting, for a reader that groups lines by it (the
+            # dashboard's log collapses a run of one template); the values as shown, scrubbed
+            record.msg_template = record.msg
+            record.msg_values = tuple(printable(value) for value in record.args)
         record.msg = printable(message)
         record.args = ()
         if record.exc_info:

@@ -16,8 +16,9 @@ from tests.support.cli import ENTRY_POINT, cli_env
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # the dashboard in a real terminal
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
-#: the environment the dashboard gets in tmux (`env -i`); IRCACHE_REDIS_SERVER: the server this run is about
-TERMINAL_ENV = ("REDIS_URL", "IR_CACHE_DIR", "IRCACHE_REDIS_SERVER", "PATH", "HOME", "TERM")
+#: the environment the dashboard gets in tmux (`env -i`); IRCACHE_REDIS_SERVER: the server this run is about;
+#: PYTHONPATH: the code under test when it is not the installed copy (a worktree)
+TERMINAL_ENV = ("REDIS_URL", "IR_CACHE_DIR", "IRCACHE_REDIS_SERVER", "PATH", "HOME", "TERM", "PYTHONPATH")
 
 
 def _tmux(*args: str) -> str:
@@ -349,3 +350,29 @@ def test_flush_all_over_50000_keys_with_notifications_on(terminal, redis_url, sy
     assert "● up" in status_line(shown) and "live: notifications" in status_line(shown), status_line(shown)
 
     quit_dashboard(terminal)
+
+
+def test_L_enlarges_the_log_in_a_real_terminal_and_slash_searches_it(terminal, redis_url, tmp_path):
+    specs = tmp_path / "specs"
+    shutil.copytree(EXAMPLES, specs)
+    env = cli_env(redis_url, tmp_path / "cache" / "ir", TERM="xterm-256color")
+    env_args = [f"{k}={v}" for k, v in env.items() if k in TERMINAL_ENV]
+    _tmux("new-session", "-d", "-s", terminal, "-x", "160", "-y", "50", "env", "-i", *env_args, ENTRY_POINT, str(specs))
+    wait_for(terminal, "Dashboard ready")
+    small = screen(terminal)
+    assert "Redis keys" in small
+    _tmux("send-keys", "-t", terminal, "L")
+    deadline = time.monotonic() + 20
+    while "Redis keys" in screen(terminal):  # the panes make room for the log
+        assert time.monotonic() < deadline, screen(terminal)
+        time.sleep(0.2)
+    big = screen(terminal)
+    assert "Dashboard ready" in big and " L " in big.splitlines()[-1]  # the footer stays
+    # typed at once, as a paste would: the box has the focus before the next key is read
+    # typed at once, as a paste would: the box has the focus before the next key is read
+    _tmux("send-keys", "-t", terminal, "/")
+    _tmux("send-keys", "-t", terminal, "-l", "Dashboard")
+    _tmux("send-keys", "-t", terminal, "Enter")
+    wait_for(terminal, "/Dashboard · 1 of 1")
+    _tmux("send-keys", "-t", terminal, "L")
+    wait_for(terminal, "Redis keys")

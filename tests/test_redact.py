@@ -177,9 +177,38 @@ def test_empty_and_very_short_secrets_are_ignored(secret):
 
 
 def test_a_secret_containing_another_is_masked_whole():
-    register("abcd")
-    register("abcd-efgh-ijkl")
-    assert scrub("x abcd-efgh-ijkl y abcd z") == f"x {MASK} y {MASK} z"
+    register("abcd-9")
+    register("abcd-9-efgh-ijkl")
+    assert scrub("x abcd-9-efgh-ijkl y abcd-9 z") == f"x {MASK} y {MASK} z"
+
+
+# A password that is a word of our own messages: the banner once read "refused the password (***
+# password, or *** user name)" under a Redis password `wrong`.
+@pytest.mark.parametrize("password", ["wrong", "password", "6379", "Redis"])
+def test_a_short_word_like_password_is_masked_only_where_it_is_the_secret(password):
+    register_url_password(f"redis://:{password}@127.0.0.1:6379/0")
+    ours = ("127.0.0.1:6379 refused the password (wrong password, or wrong user name); "
+            "Redis at 127.0.0.1:6379 on port 6379 asked for a password")
+    assert scrub(ours) == ours
+    where_it_is_the_secret = {
+        f"redis://:{password}@db:6379/0": f"redis://:{MASK}@db:6379/0",
+        f"redis://default:{password}@db": f"redis://default:{MASK}@db",
+        f"user:{password}@db": f"user:{MASK}@db",
+        f"AUTH {password}": f"AUTH {MASK}",
+        f"auth default {password} failed": f"auth default {MASK} failed",
+        f"password={password}&db=2": f"password={MASK}&db=2",
+        f'{{"password": "{password}"}}': f'{{"password": "{MASK}"}}',
+        f"pwd: {password}": f"pwd: {MASK}",
+    }
+    for text, masked in where_it_is_the_secret.items():
+        assert scrub(text) == masked, text
+    assert scrub(f"password={password}x") == f"password={password}x"  # another word that begins like it
+
+
+@pytest.mark.parametrize("password", ["hunter2", "s3cr/t", "correcthorsebattery"])
+def test_a_password_that_is_no_word_of_ours_is_masked_anywhere(password):
+    register_url_password(f"redis://:{quote(password, safe='')}@127.0.0.1:6379/0")
+    assert scrub(f"the server echoed {password} back") == f"the server echoed {MASK} back"
 
 
 def test_register_url_password_registers_userinfo_and_query_passwords():

@@ -24,6 +24,7 @@ would examine keys it never hands back, and nobody could say how many.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -333,6 +334,22 @@ class KeyBrowser:
         """Fresh details of these keys in one round trip; the gone ones are left out."""
         parsed = [p for p in map(parse_cache_key, cache_keys) if p is not None]
         return [row for row in await self._details(parsed) if row.ttl != -2]
+
+    async def newest_of(self, spec_name: str) -> tuple[KeyRow | None, int]:
+        """One spec's newest entry (by generated_at; one without it counts as oldest) and how many
+        entries it has: its keys by the spec-scoped walk (MATCH on the exact name, another tool's
+        values left out), their details a SCAN page at a time, so memory stays one page."""
+        newest: KeyRow | None = None
+        count = 0
+        async with contextlib.aclosing(self.redis.scan_ir_keys(spec_name)) as pages:
+            async for keys in pages:
+                for row in await self._details(keys):
+                    if row.ttl == -2:
+                        continue  # gone since the walk saw it
+                    count += 1
+                    if newest is None or (row.generated_at or "", row.hash8) > (newest.generated_at or "", newest.hash8):
+                        newest = row
+        return newest, count
 
     async def top(self, by: str, n: int) -> Page:
         """The `n` largest keys (by="largest") or those expiring first (by="expiring"), over the whole prefix."""

@@ -233,6 +233,17 @@ class KeySpace:
         """SCAN MATCH for the per-entry hit keys of every entry, or of one spec's."""
         return self.match_pattern(spec_name) + ":hits"
 
+    def target_of(self, text: str) -> CacheKey | str:
+        """What someone typed to find an entry: a Redis key `{prefix}:{spec}_{hash8}` or a cache key
+        `{spec}_{hash8}` (a CacheKey), or a spec name (`=name` for a name that ends like a key);
+        InvalidSpecName (the text escaped) for anything else."""
+        text = text.strip()
+        if text.startswith("="):
+            return validate_spec_name(text[1:])
+        if text.startswith(self._head):
+            text = text[len(self._head):]
+        return parse_cache_key(text) or validate_spec_name(text)
+
     def cache_key_of(self, redis_key: str | bytes) -> CacheKey | None:
         """The parsed cache key of a Redis key, or None if it is not one of ours."""
         if isinstance(redis_key, bytes):

@@ -49,6 +49,7 @@ from .controllers.totals import Totals
 from .logbridge import AppLogHandler
 from .picked import PickedEntry
 from .screens.help import HelpScreen
+from .screens.jump import JumpScreen
 from .screens.server import ServerScreen
 from .services import Services
 from .text import printable
@@ -67,7 +68,8 @@ log = logging.getLogger("ircache")
 DESTRUCTIVE = {"flush_spec", "flush_all", "regenerate", "warm", "prune"}
 TABS = ("tab-keys", "tab-files", "tab-specs")
 # App keys that act on the dashboard's panes: off while another screen is on top of it
-ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff", "server"}
+ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff", "server",
+                                   "toggle_log", "jump"}
 NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
 REFRESH_DELAY = 1.0  # a burst of changes refreshes the totals and the files pane once, this long after
 
@@ -104,6 +106,9 @@ class IRCacheApp(App[None]):
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload every pane"),
         Binding("enter", "detail", "Detail", show=False, tooltip="Open the selected entry: summary and the IR JSON"),
         Binding("escape", "cancel_flush", "Cancel flush", tooltip="Stop the running flush"),
+        Binding("g", "jump", "Go to", tooltip="Go to a key (ir_cache:spec_0a1b2c3d, spec_0a1b2c3d) or a spec's newest "
+                "entry, whatever page it is on, and open its detail"),
+        Binding("L", "toggle_log", "Log", tooltip="Enlarge the log to most of the screen (it scrolls, / searches it), or back"),
     ]
 
     def __init__(self, services: Services) -> None:
@@ -411,7 +416,8 @@ class IRCacheApp(App[None]):
 
     @on(m.LogLine)
     def _log_line(self, message: m.LogLine) -> None:
-        self.log_pane.add(message.level, message.text)
+        self.log_pane.add(message.level, message.text, shape=message.shape, head=message.head,
+                          summary=message.summary)
 
     @on(m.OperationDone)
     def _operation_done(self, message: m.OperationDone) -> None:
@@ -432,7 +438,34 @@ class IRCacheApp(App[None]):
         self.refresh_bindings()
 
     # -- actions -------------------------------------------------------------------------
+    def action_jump(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text:
+                self.keys_pane.jump(text)  # the pane finds it; Jumped says it landed
+
+        self.push_screen(JumpScreen(self.cache.keys.prefix), chosen)
+
+    @on(KeysPane.Jumped)
+    def _jumped(self, message: KeysPane.Jumped) -> None:
+        self.screen.remove_class("-log-big")
+        self.tabs.active = "tab-keys"
+        self.keys_pane.table.focus()
+        self.detail_pane.show(message.picked)
+        if self.screen.has_class("-narrow"):
+            self.detail_pane.open_full()  # no room for the detail beside the pane: the full view
+
+    def action_toggle_log(self) -> None:
+        """The log enlarged (the panes hide, the status and footer stay) and focused, or back."""
+        big = not self.screen.has_class("-log-big")
+        self.screen.set_class(big, "-log-big")
+        if big:
+            self.screen.set_focus(self.log_pane.view)  # now: the keys typed right after L are the log's
+            self.log_pane.view.scroll_end(animate=False)
+        else:
+            self._active_pane().table.focus()
+
     def action_show_tab(self, tab: str) -> None:
+        self.screen.remove_class("-log-big")  # a tab asked for: the panes again
         self.tabs.active = tab
         self._active_pane().table.focus()
 
@@ -456,7 +489,8 @@ class IRCacheApp(App[None]):
     def action_help(self) -> None:
         rows = []
         for where, bindings in (("", self.BINDINGS), (f" ({self.keys_pane.NAME} tab)", self.keys_pane.BINDINGS),
-                                (f" ({self.files_pane.NAME} tab)", self.files_pane.BINDINGS)):
+                                (f" ({self.files_pane.NAME} tab)", self.files_pane.BINDINGS),
+                                (" (log)", [*self.log_pane.BINDINGS, *self.log_pane.view.BINDINGS])):
             for binding in bindings:
                 if isinstance(binding, Binding):
                     key = (binding.key.replace("question_mark", "?").replace("slash", "/")

@@ -1,7 +1,8 @@
 """Routes the `ircache` logger into the dashboard's live log, from any thread.
 
 Each line is rendered for people (`render`) and scrubbed of secrets
-(`redact.scrub`) before it is posted. The log itself is not touched: other
+(`redact.scrub`) before it is posted, with its shape (`shape_of`): the log pane
+shows a run of records of one shape as one line with a count. The log itself is not touched: other
 handlers (the CLI's stderr, files, pipelines that grep) still get the lines
 exactly as logged.
 """
@@ -125,6 +126,37 @@ def render(record: logging.LogRecord, prefix: str | None = None) -> str:
     return record.getMessage()
 
 
+# a %-format placeholder (`%s`, `%r`, `%5.1f`, `%(name)s`), and the `%%` that is none
+_PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[diouxXeEfFgGcrsa]|%%")
+_WORDS = re.compile(r"[^\W\d_]{3}")
+_LAST_MAX = 120  # characters of a run's last values shown ("(last: …)")
+
+
+def shape_of(record: logging.LogRecord, text: str) -> tuple[str, str]:
+    """(shape, summary): records of one shape in a row are shown as one line, "N × summary".
+
+    The shape is the message's template (its format string, before the values went in: the
+    redacting filter keeps it as `msg_template`; a child logger's record still has it as `msg`),
+    so "spec %s: cannot warm Redis: %s" for 252 specs is one run, and the summary is the template
+    with … for the values and the last record's values: "spec …: cannot warm Redis: … (last:
+    petstore-spec, …)". A template of placeholders only (`"%s"`) says nothing in common: those
+    records, and those logged without values, have the text itself as their shape (only the same
+    line repeated collapses), and the text as summary.
+    """
+    template = getattr(record, "msg_template", None)
+    values: tuple[object, ...] | None = getattr(record, "msg_values", None)
+    if template is None and isinstance(record.msg, str) and isinstance(record.args, tuple) and record.args:
+        template, values = record.msg, record.args
+    if isinstance(template, str) and values and template not in _RENDERERS:
+        masked = _PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else "…", template)
+        if _WORDS.search(_PLACEHOLDER.sub("", template)):
+            last = ", ".join(redact.scrub(str(value)) for value in values)
+            if len(last) > _LAST_MAX:
+                last = last[: _LAST_MAX - 1] + "…"
+            return f"{record.levelno}:{template}", redact.scrub(f"{masked} (last: {last})")
+    return f"{record.levelno}={text}", text
+
+
 class AppLogHandler(logging.Handler):
     def __init__(self, app: App[Any], clock: Callable[[], datetime], *, prefix: str | None = None) -> None:
         super().__init__(logging.INFO)
@@ -134,7 +166,9 @@ class AppLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = f"{self.clock():%H:%M:%S} {record.levelname:<7} {redact.scrub(render(record, self.prefix))}"
-            self.app.post_message(LogLine(record.levelno, text))  # thread-safe
+            head = f"{self.clock():%H:%M:%S} {record.levelname:<7} "
+            message = redact.scrub(render(record, self.prefix))
+            shape, summary = shape_of(record, message)
+            self.app.post_message(LogLine(record.levelno, head + message, shape, head, summary))  # thread-safe
         except Exception:  # a log line must never take the app down
             self.handleError(record)

@@ -87,6 +87,10 @@ class OperationDone(Message):
 class LogLine(Message):
     level: int
     text: str
+    #: records of one shape in a row are one line in the log pane (logbridge.shape_of)
+    shape: str = ""
+    head: str = ""
+    summary: str = ""
 
 
 @dataclass

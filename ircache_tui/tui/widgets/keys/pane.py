@@ -28,9 +28,10 @@ from textual.widgets import Input
 
 from ....cache.browse import Filling, KeyRow, Page
 from ....cache.errors import IRCacheError, RedisBusy, RedisUnavailable
-from ....cache.keys import InvalidSpecName
+from ....cache.keys import CacheKey, InvalidSpecName
 from ....fmt import describe_os_error, human_ttl, plural
 from ... import messages as m
+from ...picked import PickedEntry
 from ...screens.confirm import ConfirmScreen
 from ...screens.export import ExportRequest, ExportScreen
 from ...screens.ttl import TtlScreen
@@ -100,8 +101,24 @@ class KeysPane(LiveKeyTable):
         gone: list[str]
         unchanged: list[str] = field(default_factory=list)
 
+    @dataclass
+    class _JumpFound(Message):
+        row: KeyRow
+
+    @dataclass
+    class _JumpFailed(Message):
+        text: str
+        severity: str = "warning"
+
+    @dataclass
+    class Jumped(Message):
+        """`g` landed: the entry is selected on the page shown (the App opens its detail)."""
+
+        picked: PickedEntry
+
     def __init__(self, services: Services, **kwargs: Any) -> None:
         super().__init__(services, **kwargs)
+        self._jump_row: KeyRow | None = None  # `g`'s entry, to select once its filtered page is shown
         self.first_page_shown = False
         self.has_prev = self.has_next = False
         self.total: int | None = None  # IR keys in all, from the stats walk
@@ -201,6 +218,8 @@ class KeysPane(LiveKeyTable):
         self._page, self._filling, self._said = message.page, None, ""
         self._follow_walk()
         self.show_rows(message.page.rows)
+        if self._jump_row is not None and self.view == "scan":
+            self._land(message.page)
         if first:
             self.post_message(m.FirstPageShown())
 
@@ -212,6 +231,7 @@ class KeysPane(LiveKeyTable):
             self.post_message(m.RedisDown(str(exc)))  # the App asks Redis: only a failed probe says down
         if message.load != self._loads:
             return  # a later load is on its way
+        self._jump_row = None  # its page did not come (said below)
         self._filling = None
         self._follow_walk()  # the walk is still at the page shown
         if message.which != "reload" or not outage:  # (a background refresh during an outage: the banner says it)
@@ -271,7 +291,7 @@ class KeysPane(LiveKeyTable):
         box = self.query_one("#keys-filter", Input)
         self.add_class("-filtering")
         box.value = self.browser.filter_text if self.browser else ""
-        box.focus()
+        self.screen.set_focus(box)  # now, not after the keys already read: a quick "/red" would regenerate
 
     @on(Input.Changed, "#keys-filter")
     def _filter_typed(self) -> None:
@@ -355,6 +375,87 @@ class KeysPane(LiveKeyTable):
             return
         unsorted = "" if done.sorted else f" in scan order (over {SORT_LIMIT:,} entries are too many to sort)"
         self.app.notify(f"Exported {plural(done.count, 'entry', 'entries')} to {done.path}{unsorted}")
+
+    # -- g: go to a key, or a spec's newest entry, whatever page it is on ---------------------
+    def jump(self, text: str) -> None:
+        """Find what `text` names (screens/jump.py), show it selected on page 1 of its spec's
+        filter (`=spec`), and say so (Jumped); or say, once, why not. The pane is left as it is
+        until the entry is found."""
+        if self.browser is None:
+            self.app.notify("Redis is not connected yet: nothing to go to", severity="warning")
+            return
+        self._find(text)
+
+    @work(group="keys-jump", exclusive=True, exit_on_error=False)
+    async def _find(self, text: str) -> None:
+        browser = self.browser
+        if browser is None:
+            return
+        keys = self.cache.keys
+        try:
+            target = keys.target_of(text)
+        except InvalidSpecName as exc:
+            self.post_message(self._JumpFailed(f"Not a key nor a spec name: {exc}"))
+            return
+        try:
+            if isinstance(target, CacheKey):
+                # one round trip on that key (TTL, size, the value's head): no walk, whatever the prefix holds
+                rows = await browser.rows_for([target.cache_key])
+                row = rows[0] if rows else None
+                if row is None:
+                    self.post_message(self._JumpFailed(f"No IR entry {keys.prefix}:{target} in Redis"))
+                    return
+                if row.problem == "foreign":
+                    self.post_message(self._JumpFailed(
+                        f"{keys.prefix}:{target} is not an IR entry: another tool's value is under that name"))
+                    return
+            else:
+                row, count = await browser.newest_of(target)  # that spec's keys only (MATCH on its name)
+                if row is None:
+                    self.post_message(self._JumpFailed(f"No IR entry of spec {target} in Redis"))
+                    return
+        except IRCacheError as exc:
+            self.post_message(self._JumpFailed(f"Cannot look {text} up: {exc}", "error"))
+            return
+        self.post_message(self._JumpFound(row))
+
+    @on(_JumpFailed)
+    def _jump_failed(self, message: _JumpFailed) -> None:
+        self.app.notify(message.text, severity="error" if message.severity == "error" else "warning")
+
+    @on(_JumpFound)
+    def _jump_found(self, message: _JumpFound) -> None:
+        if self.browser is None:
+            return
+        self._jump_row = message.row
+        wanted = f"={message.row.spec_name}"
+        self.remove_class("-filtering")
+        if self.browser.filter_text == wanted and self.view == "scan" and message.row.cache_key in self.rows:
+            self._land(None)  # already on the page shown
+            return
+        self.browser.set_filter(wanted)  # its spec's keys: the entry is on page 1 (or added to it, below)
+        self.query_one("#keys-filter", Input).value = wanted  # (the filter box's own change: no new walk)
+        self.view = "scan"
+        self.load("first")
+
+    def _land(self, page: Page | None) -> None:
+        row, self._jump_row = self._jump_row, None
+        if row is None:
+            return
+        if row.cache_key not in self.rows:
+            if page is not None and page.complete:  # the whole spec was walked: it went meanwhile
+                self.app.notify(f"{self.cache.keys.prefix}:{row.cache_key} is gone from Redis", severity="warning")
+                return
+            self.upsert(row, self.services.monotonic())  # a spec of more than a page: shown with page 1
+            self.sort()
+            self.mark_empty()
+            self.render_footer()
+        self.table.move_cursor(row=self.table.get_row_index(row.cache_key), animate=False)
+        self.table.focus()
+        self.announce_pick()
+        picked = self.picked()
+        if picked is not None:
+            self.post_message(self.Jumped(picked))
 
     # -- the keys ----------------------------------------------------------------------
     def action_copy(self) -> None:
