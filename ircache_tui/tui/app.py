@@ -33,7 +33,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, TabbedContent, TabPane
 from textual.worker import Worker
 
 from .. import redact
@@ -50,6 +50,7 @@ from .screens.help import HelpScreen
 from .services import Services
 from .text import printable
 from .widgets.banner import RedisBanner
+from .widgets.dashboard_footer import DashboardFooter
 from .widgets.detail_pane import DetailPane
 from .widgets.files_pane import FilesPane
 from .widgets.flush_bar import FlushBar
@@ -66,6 +67,7 @@ TABS = ("tab-keys", "tab-files", "tab-specs")
 # App keys that act on the dashboard's panes: off while another screen is on top of it
 ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff"}
 NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
+SHORT = 30  # below this height the log pane shrinks to 3 lines, so that a dozen key rows fit at 80x24
 REFRESH_DELAY = 1.0  # a burst of changes refreshes the totals and the files pane once, this long after
 
 
@@ -127,7 +129,7 @@ class IRCacheApp(App[None]):
             yield DetailPane(self.cache, id="detail")
         yield FlushBar(self.cache, id="flush-bar")
         yield LogPane(id="log")
-        yield Footer()
+        yield DashboardFooter()
         yield Startup(self.cache, live=s.live)
         yield Health(self.cache, clock=s.clock, up_interval=s.check_interval, down_interval=s.health_interval)
         yield Totals(self.cache, interval=s.stats_interval)
@@ -158,7 +160,7 @@ class IRCacheApp(App[None]):
         self._status(ttl=self.cache.ttl, generator=generator_label(self.cache.generator),
                      read_only=self.cache.read_only, redis_url=self.cache.display_url)
         self.detail_pane.show(None)
-        self._fit(self.size.width)
+        self._fit(self.size.width, self.size.height)
         self.set_interval(1.0, lambda: self.keys_pane.tick(self.services.monotonic()))
         self.query_one(Startup).open_cache()
 
@@ -198,10 +200,11 @@ class IRCacheApp(App[None]):
 
     @on(events.Resize)
     def _resized(self, event: events.Resize) -> None:
-        self._fit(event.size.width)
+        self._fit(event.size.width, event.size.height)
 
-    def _fit(self, width: int) -> None:
+    def _fit(self, width: int, height: int) -> None:
         self.screen.set_class(width < NARROW, "-narrow")
+        self.screen.set_class(height < SHORT, "-short")
 
     # -- bindings: enabled, disabled (greyed), hidden; a disabled key says why ----------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -1,0 +1,124 @@
+"""Small screens and small tells: the dashboard at 80x24, the sort and filter always in sight, and
+toggles that read right without colour. Pilot over a real Redis and real files; what is checked is
+the screen as text, without colour, as a monochrome terminal or a copied screen shows it."""
+
+import re
+
+from textual.app import App, ComposeResult
+from textual.widgets import Checkbox, RadioSet
+
+from ircache_tui import IRCache
+from ircache_tui.ir.generators import OfflineGenerator
+from ircache_tui.specs.stale import StaleReport
+from ircache_tui.tui.screens.detail import DetailScreen
+from ircache_tui.tui.screens.flush import FlushScreen
+from ircache_tui.tui.screens.prune import PruneScreen
+from tests.support.tui import screen_text, until
+from tests.test_tui import loaded, make_app
+
+SPEC_ROW = re.compile(r"\bspec-\d\d\b")
+
+
+async def _twenty(cache) -> None:
+    for i in range(20):
+        await cache.get_application_ir(f"# spec {i}\n\nA pet store number {i}.", f"/tmp/specs/spec-{i:02d}.md")
+
+
+async def test_80x24_shows_a_dozen_rows_a_one_line_status_and_help_and_quit(redis_url, cache_dir):
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=OfflineGenerator()) as cache:
+        await _twenty(cache)
+        app = make_app(cache)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot, app, 20)
+            await until(pilot, lambda: "20 IR keys" in screen_text(app).splitlines()[0], what="the totals")
+            lines = screen_text(app).splitlines()
+            assert app.status_bar.region.height == 1, lines[:3]
+            assert lines[0].startswith(" Redis ● up │ 20 IR keys"), lines[0]
+            rows = [line for line in lines if SPEC_ROW.search(line)]
+            assert len(rows) >= 12, "\n".join(lines)
+            footer = lines[-1]
+            assert "? Help" in footer and "q Quit" in footer, footer
+            assert app.query_one("#log").region.height == 4  # its border and 3 lines
+            assert not app.detail_pane.display or app.detail_pane.region.width == 0  # folded away
+            await pilot.press("enter")  # the detail is one key away
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the detail view")
+
+
+async def test_a_wide_tall_screen_keeps_its_log(redis_url, cache_dir):
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=OfflineGenerator()) as cache:
+        await _twenty(cache)
+        app = make_app(cache)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await loaded(pilot, app, 20)
+            assert app.query_one("#log").region.height == 6
+            assert app.status_bar.region.height == 1
+            await pilot.resize_terminal(80, 24)
+            await until(pilot, lambda: app.query_one("#log").region.height == 4, what="the short log")
+
+
+async def test_filter_and_sort_lead_the_footer_and_the_sorted_header_has_an_arrow(redis_url, cache_dir):
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=OfflineGenerator()) as cache:
+        await _twenty(cache)
+        app = make_app(cache)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot, app, 20)
+
+            def line_with(text: str) -> str:
+                return next((line for line in screen_text(app).splitlines() if text in line), "")
+
+            assert "Spec▲" in line_with("Hash")  # sorted by spec, A first
+            await pilot.press("slash", *"spec-1", "enter")
+            await until(pilot, lambda: line_with("page 1").strip().startswith("/spec-1 · page 1"),
+                        what="the filter on the footer")
+            for _ in range(4):  # spec → ttl → memory → cost → hits
+                await pilot.press("s")
+            await until(pilot, lambda: line_with("page 1").strip().startswith("/spec-1 · ▼hits · page 1"),
+                        what="the sort on the footer")
+            header = line_with("Hash")
+            assert "Hits▼" in header and "Spec▲" not in header and "Spec" in header, header
+            await pilot.press("s", "s")  # last hit, then generated (oldest first)
+            await until(pilot, lambda: line_with("page 1").strip().startswith("/spec-1 · ▲generated · page 1"),
+                        what="the next sort")
+            assert "Hits▼" not in line_with("Hash")
+
+
+class Dialogs(App[None]):
+    def compose(self) -> ComposeResult:
+        return iter(())
+
+
+def _toggle_lines(app) -> list[str]:
+    return [line.strip() for line in screen_text(app).splitlines() if "(" in line or "[" in line]
+
+
+async def test_an_unticked_box_reads_unticked_and_only_the_chosen_radio_reads_chosen():
+    app = Dialogs()
+    async with app.run_test(size=(100, 40)) as pilot:
+        report = StaleReport(redis_stale=["a_00000001"], redis_orphaned=["b_00000002"])
+        app.push_screen(PruneScreen(report, "/specs"))
+        await until(pilot, lambda: isinstance(app.screen, PruneScreen), what="the prune dialog")
+        await pilot.pause()
+        box = next(line for line in screen_text(app).splitlines() if "Also delete" in line)
+        assert "[ ] Also delete" in box and "X" not in box and "x" not in box.split("Also")[0], box
+        app.screen.query_one("#orphans", Checkbox).value = True
+        await pilot.pause()
+        box = next(line for line in screen_text(app).splitlines() if "Also delete" in line)
+        assert "[x] Also delete" in box, box
+        app.pop_screen()
+
+        app.push_screen(FlushScreen("petstore", 3, 2))
+        await until(pilot, lambda: isinstance(app.screen, FlushScreen), what="the flush dialog")
+        await pilot.pause()
+
+        def options() -> dict[str, str]:
+            lines = screen_text(app).splitlines()
+            return {name: next(line for line in lines if name in line) for name in ("Redis only", "Filesystem only", "Both")}
+
+        shown = options()
+        assert "(•) Redis only" in shown["Redis only"], shown
+        assert "( ) Filesystem only" in shown["Filesystem only"] and "( ) Both" in shown["Both"], shown
+        app.screen.query_one("#tier-both").value = True  # the set unpresses the others
+        await until(pilot, lambda: app.screen.query_one(RadioSet).pressed_button.id == "tier-both")
+        await pilot.pause()
+        shown = options()
+        assert "( ) Redis only" in shown["Redis only"] and "(•) Both" in shown["Both"], shown
