@@ -8,6 +8,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Checkbox, RadioSet
 
 from ircache_tui import IRCache
+from ircache_tui.fmt import human_bytes
 from ircache_tui.ir.generators import OfflineGenerator
 from ircache_tui.specs.stale import StaleReport
 from ircache_tui.tui.screens.detail import DetailScreen
@@ -122,3 +123,35 @@ async def test_an_unticked_box_reads_unticked_and_only_the_chosen_radio_reads_ch
         await pilot.pause()
         shown = options()
         assert "( ) Redis only" in shown["Redis only"] and "(•) Both" in shown["Both"], shown
+
+
+async def test_the_detail_shows_the_rows_ttl_counting_down_its_memory_and_hits(redis_url, cache_dir, specs):
+    spec = specs / "petstore-spec.md"
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=OfflineGenerator()) as cache:
+        for _ in range(3):  # a generation, then two hits (counted in Redis when the cache closes)
+            await cache.get_application_ir(spec.read_text(), str(spec))
+    now = [1000.0]  # the dashboard's monotonic clock, moved by the test
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=OfflineGenerator()) as cache:
+        # no live updates: nothing re-reads the row (its TTL would then start again from the clock moved)
+        app = make_app(cache, monotonic=lambda: now[0], live="poll", poll_interval=3600)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await loaded(pilot, app, 1)
+            row = app.keys_pane.rows[app.keys_pane.selected_key()]
+            assert row.hits == 2 and row.memory
+
+            def pane() -> str:
+                return " ".join(screen_text(app).split())
+
+            await until(pilot, lambda: "hits 2 (last " in pane(), what="the figures in the pane")
+            shown = pane()
+            assert re.search(r"ttl (59m \d\ds|1h 00m)", shown), shown
+            assert f"memory {human_bytes(row.memory)}" in shown, shown
+            now[0] += 25 * 60  # 25 minutes on: the pane counts down with no round trip
+            await until(pilot, lambda: re.search(r"ttl 3[45]m \d\ds", pane()), what="the countdown")
+
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the full view")
+            await pilot.pause()
+            full = " ".join(screen_text(app).split())
+            assert re.search(r"ttl 3[45]m \d\ds", full) and "hits 2 (last " in full, full
+            assert f"memory {human_bytes(row.memory)}" in full, full

@@ -126,7 +126,7 @@ class IRCacheApp(App[None]):
                 with TabPane("3 Specs", id="tab-specs"):
                     yield SpecsPane(self.cache, s.spec_dirs, pattern=s.spec_pattern, watch=s.watch,
                                     generate=s.generate_on_watch, id="specs")
-            yield DetailPane(self.cache, id="detail")
+            yield DetailPane(self.cache, clock=s.clock, monotonic=s.monotonic, id="detail")
         yield FlushBar(self.cache, id="flush-bar")
         yield LogPane(id="log")
         yield DashboardFooter()
@@ -161,8 +161,13 @@ class IRCacheApp(App[None]):
                      read_only=self.cache.read_only, redis_url=self.cache.display_url)
         self.detail_pane.show(None)
         self._fit(self.size.width, self.size.height)
-        self.set_interval(1.0, lambda: self.keys_pane.tick(self.services.monotonic()))
+        self.set_interval(1.0, self._tick)
         self.query_one(Startup).open_cache()
+
+    def _tick(self) -> None:
+        now = self.services.monotonic()
+        self.keys_pane.tick(now)
+        self.detail_pane.tick(now)
 
     async def on_unmount(self) -> None:
         workers = list(self.workers)
@@ -327,8 +332,12 @@ class IRCacheApp(App[None]):
     def _picked(self, message: KeysPane.Picked | FilesPane.Picked | SpecsPane.Picked) -> None:
         # a pane in another tab does not steer the detail; and a pane re-announcing the same pick
         # after a refresh (every poll, every batch of changes) must not read the entry again
-        if message.picked == self._active_pane().picked() and message.picked != self.detail_pane.picked:
+        if message.picked != self._active_pane().picked():
+            return
+        if message.picked != self.detail_pane.picked:
             self.detail_pane.show(message.picked)
+        elif message.picked is not None:
+            self.detail_pane.refigure(message.picked)  # its TTL, memory or hits may be newer
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:

@@ -18,7 +18,7 @@ from textual.widgets import DataTable
 from ....cache.browse import KeyBrowser, KeyRow
 from ....fmt import human_bytes, human_count, human_ttl, human_usd
 from ....specs.stale import is_stale
-from ...picked import PickedEntry
+from ...picked import KeyFigures, PickedEntry
 from ...services import Services
 from ...text import printable
 from ..table_pane import TablePane
@@ -97,7 +97,11 @@ class KeyTable(TablePane):
     def picked(self) -> PickedEntry | None:
         key = self.selected_key()
         row = self.rows.get(key) if key else None
-        return PickedEntry(row.spec_name, row.cache_key, "redis") if row else None
+        if row is None:
+            return None
+        _, read_at = self.ttls.get(row.cache_key, (row.ttl, self.services.monotonic()))
+        figures = KeyFigures(row.ttl, read_at, row.memory, row.hits, row.last_hit)
+        return PickedEntry(row.spec_name, row.cache_key, "redis", figures=figures)
 
     def set_current(self, current: dict[str, set[str]]) -> None:
         """Mark keys of older spec versions as stale, now that the specs are known."""
