@@ -14,7 +14,8 @@ from ircache_tui.specs.stale import StaleReport
 from ircache_tui.tui.screens.detail import DetailScreen
 from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.prune import PruneScreen
-from tests.support.tui import screen_text, until
+from tests.support.redis_server import RedisServer
+from tests.support.tui import cell, screen_text, static_text, table_keys, until
 from tests.test_tui import loaded, make_app
 
 SPEC_ROW = re.compile(r"\bspec-\d\d\b")
@@ -155,3 +156,32 @@ async def test_the_detail_shows_the_rows_ttl_counting_down_its_memory_and_hits(r
             full = " ".join(screen_text(app).split())
             assert re.search(r"ttl 3[45]m \d\ds", full) and "hits 2 (last " in full, full
             assert f"memory {human_bytes(row.memory)}" in full, full
+
+
+async def test_the_filesystem_tab_says_unknown_for_warmth_while_redis_is_down(tmp_path, specs):
+    server = RedisServer().start()
+    try:
+        async with IRCache(redis_url=server.url, cache_dir=tmp_path / "ir", generator=OfflineGenerator()) as cache:
+            for path in sorted(specs.glob("*.md")):
+                await cache.get_application_ir(path.read_text(), str(path))
+        dashboard = IRCache(redis_url=server.url, cache_dir=tmp_path / "ir", generator=OfflineGenerator())
+        app = make_app(dashboard, health_interval=0.3, live="poll", poll_interval=0.3)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await loaded(pilot, app, 2)
+
+            def warmth() -> list[str]:
+                return [cell(app, "files", key, "redis") for key in table_keys(app, "files")]
+
+            await until(pilot, lambda: warmth() == ["warm", "warm"], what="both warm")
+            server.stop()
+            await until(pilot, lambda: app.redis_up is False, what="down")
+            await until(pilot, lambda: warmth() == ["unknown", "unknown"], what="warmth unknown")
+            assert "warm unknown: Redis is down" in static_text(app, "#files-footer")
+            app.action_refresh()  # a listing while down says unknown too
+            await pilot.pause(0.5)
+            assert warmth() == ["unknown", "unknown"]
+            server.start()  # back, empty: the files are cold now, and say so
+            await until(pilot, lambda: app.redis_up is True, what="up again", timeout=30)
+            await until(pilot, lambda: warmth() == ["cold", "cold"], what="cold after the restart")
+    finally:
+        server.stop()

@@ -250,6 +250,7 @@ class IRCacheApp(App[None]):
         self._status(connected=False, redis_url=self.cache.display_url)
         self.banner.show_down(redact.scrub(message.error))
         log.error("Cannot start: %s", message.error)
+        self.files_pane.redis_down()
         self.files_pane.reload()  # the filesystem works without Redis
 
     @on(m.CacheReady)
@@ -308,7 +309,7 @@ class IRCacheApp(App[None]):
             if message.was is False:
                 log.info("Redis is back: rescanning from page 1 and refilling the panes")
                 self.keys_pane.redis_back()  # which turns live updates on again where it may
-                self.files_pane.reload()
+                self.files_pane.redis_back()
                 self.totals.refresh_now()
                 self.specs_pane.follow(None)
             elif self._live_fell_back:
@@ -322,6 +323,7 @@ class IRCacheApp(App[None]):
         last = f"last answered {message.last_answered:%H:%M:%S}" if message.last_answered else "not answered yet"
         self.banner.show_down(redact.scrub(f"{message.reason} ({last})"))
         self.keys_pane.redis_down(f"{self.services.clock():%H:%M:%S} ({last})")
+        self.files_pane.redis_down()  # warm or cold: unknown until Redis is back
         if not self.keys_pane.first_page_shown:
             self.files_pane.reload()  # down from the start: the filesystem still answers
 
