@@ -14,6 +14,7 @@ from ircache_tui.specs.stale import StaleReport
 from ircache_tui.tui.screens.detail import DetailScreen
 from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.prune import PruneScreen
+from tests.support.monitor import CommandLog
 from tests.support.redis_server import RedisServer
 from tests.support.tui import cell, screen_text, static_text, table_keys, until
 from tests.test_tui import loaded, make_app
@@ -185,3 +186,47 @@ async def test_the_filesystem_tab_says_unknown_for_warmth_while_redis_is_down(tm
             await until(pilot, lambda: warmth() == ["cold", "cold"], what="cold after the restart")
     finally:
         server.stop()
+
+
+# -- a corrupt or foreign key's first bytes, escaped ---------------------------------------------------
+EVIL = b"\x1b]52;c;ZXZpbA==\x07[bold red]HACK[/] \x1b[2J\xff" + b"x" * 3000  # OSC 52, markup, a clear, not UTF-8
+
+
+async def test_read_raw_head_reads_a_bounded_head_and_changes_nothing(redis_url, sync_redis, cache_dir):
+    sync_redis.set("ir_cache:evil_0a1b2c3d", EVIL)
+    sync_redis.hset("ir_cache:hashed_0a1b2c3d", mapping={"a": "1"})
+    log = CommandLog(redis_url).start()
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=OfflineGenerator()) as cache:
+        mark = log.mark()
+        raw = await cache.read_raw_head("evil_0a1b2c3d")
+        hashed = await cache.read_raw_head("hashed_0a1b2c3d")
+        gone = await cache.read_raw_head("gone_0a1b2c3d")
+        small = await cache.read_raw_head("evil_0a1b2c3d", limit=10)
+    log.stop()
+    assert (raw.kind, raw.head, raw.length, raw.cut) == ("string", EVIL[:1024], len(EVIL), True)
+    assert (hashed.kind, hashed.head, hashed.length) == ("hash", b"", 0)
+    assert gone.kind == "none" and small.head == EVIL[:10]
+    sent = [c.split()[0].upper() for c in log.since(mark)]
+    assert "GET" not in sent and "GETRANGE" in sent, sent  # never the whole value
+    assert not set(sent) & {"SET", "DEL", "UNLINK", "EXPIRE", "HSET"}, sent
+    assert sync_redis.get("ir_cache:evil_0a1b2c3d") == EVIL and sync_redis.hgetall("ir_cache:hashed_0a1b2c3d")
+
+
+async def test_a_foreign_keys_first_bytes_show_escaped_in_the_detail(redis_url, sync_redis, cache_dir):
+    sync_redis.set("ir_cache:evil_0a1b2c3d", EVIL)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=OfflineGenerator()) as cache:
+        app = make_app(cache)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await loaded(pilot, app, 1)
+            assert app.keys_pane.rows["evil_0a1b2c3d"].problem == "foreign"
+            await until(pilot, lambda: app.detail_pane.shown is not None and app.detail_pane.shown.raw is not None,
+                        what="the raw head")
+            escaped = r"\x1b]52;c;ZXZpbA==\x07[bold red]HACK[/] \x1b[2J\xffxxx"
+            shown = "".join(static_text(app, "#detail").split())  # the pane alone (it sits beside the table)
+            assert "first1,024bytesof" in shown and escaped.replace(" ", "") in shown, shown
+            assert "\x1b" not in str(app.detail_pane.render())  # nothing the terminal would act on
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the full view")
+            await pilot.pause()
+            full = "".join(screen_text(app).split())
+            assert escaped.replace(" ", "") in full and "notours" in full, screen_text(app)

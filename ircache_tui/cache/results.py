@@ -168,3 +168,19 @@ class Lookup:
     @property
     def ir(self) -> ApplicationIR:
         return self.entry.application_ir
+
+
+@dataclass(frozen=True, slots=True)
+class RawHead:
+    """The first bytes of a Redis value as it is stored (a corrupt entry, another tool's value),
+    to look at: never the whole value (GETRANGE), never decoded, never acted on."""
+
+    cache_key: str
+    kind: str  # the Redis type ("string", "hash", …); "none": the key is gone
+    head: bytes  # at most the limit asked, of a string (b"" for another type)
+    length: int  # the string's whole length in bytes (0 for another type)
+
+    @property
+    def cut(self) -> bool:
+        """Whether there is more than `head` holds."""
+        return self.length > len(self.head)

@@ -17,6 +17,8 @@ class KeyFigures:
     memory: int | None  # MEMORY USAGE; None: refused or unknown
     hits: int | None  # across processes; None: the counts could not be read
     last_hit: float | None  # epoch seconds; None: never
+    #: what the row saw wrong with the value ("foreign", "corrupt", …; browse.KeyRow.problem)
+    problem: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from ..cache.decoded import EntryDigest
+from ..cache.results import RawHead
 from ..fmt import human_bytes, human_count, human_time, human_ttl
 from ..ir.envelope import StoredEntry
 from .picked import KeyFigures
@@ -50,3 +52,16 @@ def figures_table(figures: KeyFigures, *, monotonic: float, now: float) -> Table
                 else f"last {human_ttl(max(0, int(now - figures.last_hit)))} ago")
         table.add_row("hits", f"{human_count(figures.hits)} ({last})")
     return table
+
+
+def raw_text(raw: RawHead) -> Text:
+    """The first bytes of a value as stored, escaped (a byte that is not UTF-8 as `\\xff`, ESC as
+    `\\x1b`, a line break as `\\n`), never markup: what a corrupt entry or another tool's value holds."""
+    if raw.kind == "none":
+        return Text("the key is gone", style="dim")
+    if raw.kind != "string":
+        return plain(f"a Redis {raw.kind}, not a string: no bytes to show", "dim")  # the server's word
+    whole = f"{human_bytes(raw.length)} ({raw.length:,} bytes)"
+    said = f"first {len(raw.head):,} bytes of {whole}" if raw.cut else f"all {whole}"
+    return Text.assemble((f"{said}, as stored (escaped):", "bold"), "\n",
+                         plain(raw.head.decode("utf-8", "surrogateescape"), "dim"))

@@ -229,6 +229,17 @@ class RedisTier:
             raise self._foreign.found(cache_key, shown_head(raw))
         return raw
 
+    async def raw_head(self, cache_key: KeyLike, limit: int) -> tuple[str, bytes, int]:
+        """(TYPE, the first `limit` bytes of a string, STRLEN): b"" and 0 for another type. A bounded
+        read (GETRANGE), never the whole value; nothing is written or remembered."""
+        rkey = self.keys.redis_key(cache_key)
+        kind = await self.door.run(lambda: self.client.type(rkey), sent="type")
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind != "string":
+            return kind, b"", 0
+        head = await self.door.run(lambda: self.client.getrange(rkey, 0, limit - 1), sent="getrange")
+        return kind, bytes(head), int(await self.door.run(lambda: self.client.strlen(rkey), sent="strlen"))
+
     def known_foreign(self, cache_key: KeyLike) -> bool:
         """Whether a read found another tool's value under this key (so it must not be written)."""
         return cache_key in self._foreign

@@ -34,11 +34,12 @@ from textual.strip import Strip
 from textual.widgets import Footer, Static
 
 from ...cache.decoded import EntryDigest
+from ...cache.results import RawHead
 from ...fmt import human_bytes
 from ...ir.envelope import StoredEntry
 from ..picked import KeyFigures
 from ..text import plain, printable
-from ..summary import figures_table, summary_table
+from ..summary import figures_table, raw_text, summary_table
 
 # One JSON token: a key (a string before a colon), a string, a number, a literal, punctuation.
 _TOKEN = re.compile(
@@ -168,12 +169,14 @@ class DetailScreen(Screen[None]):
 
     `entry` is an EntryDigest (what DetailPane loads) or a StoredEntry; None
     with `error` shows why there is no entry. `figures`: a Redis key's TTL (counted down by the
-    `monotonic` clock), memory and hits, as its row in the keys pane read them.
+    `monotonic` clock), memory and hits, as its row in the keys pane read them; `raw`: a problem
+    key's first bytes as stored.
     """
 
     DEFAULT_CSS = """
     DetailScreen #detail-title { background: $panel; padding: 0 1; text-style: bold; }
     DetailScreen #detail-figures { padding: 1 2 0 2; height: auto; }
+    DetailScreen #detail-raw { padding: 0 2; height: 1fr; overflow-y: auto; }
     DetailScreen #detail-summary { padding: 1 2 1 2; height: auto; }
     DetailScreen #detail-json { padding: 0 1; }
     """
@@ -182,7 +185,7 @@ class DetailScreen(Screen[None]):
     def __init__(self, title: str, entry: EntryDigest | StoredEntry | None, error: str = "", *,
                  figures: KeyFigures | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, raw: RawHead | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.digest = EntryDigest(entry) if isinstance(entry, StoredEntry) else entry
@@ -190,6 +193,7 @@ class DetailScreen(Screen[None]):
         self.figures = figures
         self.clock = clock
         self.monotonic = monotonic
+        self.raw = raw
 
     @property
     def entry(self) -> StoredEntry | None:
@@ -202,6 +206,8 @@ class DetailScreen(Screen[None]):
             yield Static(self._figures(), id="detail-figures")
         if self.digest is None:
             yield Static(plain(self.error or "entry not found", "bold red"), id="detail-summary")
+            if self.raw is not None:  # what the value holds instead, escaped
+                yield Static(raw_text(self.raw), id="detail-raw")
         else:
             yield Static(summary_table(self.digest, size=True), id="detail-summary")
             size = f" of a {human_bytes(self.digest.size)} entry" if self.digest.size is not None else ""

@@ -16,11 +16,12 @@ from textual.widgets import Static
 from ... import redact
 from ...cache.decoded import SLICED_MIN, EntryDigest
 from ...cache.errors import IRCacheError, RedisUnavailable
+from ...cache.results import RawHead
 from ...cache.ircache import IRCache
 from ...ir.envelope import CorruptEntry
 from ...fmt import human_bytes
 from ..picked import PickedEntry
-from ..summary import figures_table, summary_table
+from ..summary import figures_table, raw_text, summary_table
 from ..text import plain
 
 HINT = "Select an entry to see its summary; enter opens the IR."
@@ -44,7 +45,10 @@ class DetailPane(Static):
       Redis has no entry or is down, the filesystem. Shown errors: a missing
       entry "not cached"; a CorruptEntry (also a non-string Redis value)
       "corrupt entry: {reason}"; other cache or OS errors their one-line
-      message, scrubbed of secrets.
+      message, scrubbed of secrets. A key whose row saw a problem (foreign,
+      corrupt, old schema…) also shows its first bytes as stored, escaped
+      (IRCache.read_raw_head: a bounded GETRANGE); another tool's value is
+      never read whole.
     * `open_full()`: push the DetailScreen of the entry shown (what `enter`
       does); while its load is still running, push it when the load lands.
       With nothing picked it notifies "Nothing selected".
@@ -69,13 +73,14 @@ class DetailPane(Static):
         """A load of the pane's worker has finished: for `token`, the pane's pick when it started."""
 
         def __init__(self, token: int, picked: PickedEntry, title: str,
-                     digest: EntryDigest | None, error: str = "") -> None:
+                     digest: EntryDigest | None, error: str = "", raw: RawHead | None = None) -> None:
             super().__init__()
             self.token = token
             self.picked = picked
             self.title = title
             self.digest = digest
             self.error = error
+            self.raw = raw  # a problem key's first bytes
 
     def __init__(self, cache: IRCache, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  monotonic: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
@@ -143,6 +148,15 @@ class DetailPane(Static):
 
     async def _read(self, picked: PickedEntry, token: int) -> DetailPane.Loaded:
         tier = _first_tier(picked)
+        problem = picked.figures.problem if picked.figures is not None else None
+        if problem:  # what the value holds, as stored; another tool's is never read whole
+            raw, raw_error = await self._read_raw(picked.cache_key)
+            if problem == "foreign":
+                return DetailPane.Loaded(token, picked, _title(picked, tier), None,
+                                         raw_error or "another tool's value under this name: not ours, never touched",
+                                         raw)
+            digest, error, _ = await self._read_tier(picked.cache_key, tier)
+            return DetailPane.Loaded(token, picked, _title(picked, tier), digest, error or raw_error, raw)
         digest, error, why = await self._read_tier(picked.cache_key, tier)
         if picked.tier == "spec" and why in ("missing", "down"):  # a spec's entry may be in either tier
             fs_digest, fs_error, fs_why = await self._read_tier(picked.cache_key, "filesystem")
@@ -163,6 +177,12 @@ class DetailPane(Static):
         except (IRCacheError, OSError, ValueError) as exc:
             return None, redact.scrub(str(exc)) or exc.__class__.__name__, "error"
 
+    async def _read_raw(self, cache_key: str) -> tuple[RawHead | None, str]:
+        try:
+            return await self.cache.read_raw_head(cache_key), ""
+        except (IRCacheError, OSError) as exc:
+            return None, redact.scrub(str(exc)) or exc.__class__.__name__
+
     @on(Loaded)
     def _loaded(self, message: DetailPane.Loaded) -> None:
         if message.token != self._token or message.picked != self._picked:
@@ -181,7 +201,7 @@ class DetailPane(Static):
 
         figures = self._picked.figures if self._picked is not None else None
         self.app.push_screen(DetailScreen(loaded.title, loaded.digest, loaded.error, figures=figures,
-                                          clock=self.clock, monotonic=self.monotonic))
+                                          clock=self.clock, monotonic=self.monotonic, raw=loaded.raw))
 
     def _summary(self, loaded: DetailPane.Loaded, monotonic: float | None = None) -> Group:
         parts: list[RenderableType] = [plain(loaded.title, "bold")]
@@ -189,6 +209,8 @@ class DetailPane(Static):
         if figures is not None:
             now = self.monotonic() if monotonic is None else monotonic
             parts.append(figures_table(figures, monotonic=now, now=self.clock().timestamp()))
+        if loaded.raw is not None:
+            parts.append(raw_text(loaded.raw))
         if loaded.digest is None:
             return Group(*parts, plain(loaded.error, "red"))
         size = loaded.digest.size

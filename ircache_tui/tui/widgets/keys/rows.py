@@ -100,7 +100,7 @@ class KeyTable(TablePane):
         if row is None:
             return None
         _, read_at = self.ttls.get(row.cache_key, (row.ttl, self.services.monotonic()))
-        figures = KeyFigures(row.ttl, read_at, row.memory, row.hits, row.last_hit)
+        figures = KeyFigures(row.ttl, read_at, row.memory, row.hits, row.last_hit, row.problem)
         return PickedEntry(row.spec_name, row.cache_key, "redis", figures=figures)
 
     def set_current(self, current: dict[str, set[str]]) -> None:
