@@ -203,9 +203,9 @@ async def test_read_raw_head_reads_a_bounded_head_and_changes_nothing(redis_url,
         gone = await cache.read_raw_head("gone_0a1b2c3d")
         small = await cache.read_raw_head("evil_0a1b2c3d", limit=10)
     log.stop()
-    assert (raw.kind, raw.head, raw.length, raw.cut) == ("string", EVIL[:1024], len(EVIL), True)
-    assert (hashed.kind, hashed.head, hashed.length) == ("hash", b"", 0)
-    assert gone.kind == "none" and small.head == EVIL[:10]
+    assert (raw.kind, raw.head, raw.more) == ("string", EVIL[:1024], True)
+    assert (hashed.kind, hashed.head, hashed.more) == ("other", b"", False)
+    assert gone.kind == "none" and (small.head, small.more) == (EVIL[:10], True)
     sent = [c.split()[0].upper() for c in log.since(mark)]
     assert "GET" not in sent and "GETRANGE" in sent, sent  # never the whole value
     assert not set(sent) & {"SET", "DEL", "UNLINK", "EXPIRE", "HSET"}, sent
@@ -223,7 +223,7 @@ async def test_a_foreign_keys_first_bytes_show_escaped_in_the_detail(redis_url, 
                         what="the raw head")
             escaped = r"\x1b]52;c;ZXZpbA==\x07[bold red]HACK[/] \x1b[2J\xffxxx"
             shown = "".join(static_text(app, "#detail").split())  # the pane alone (it sits beside the table)
-            assert "first1,024bytesof" in shown and escaped.replace(" ", "") in shown, shown
+            assert "first1,024bytes(morefollow)" in shown and escaped.replace(" ", "") in shown, shown
             assert "\x1b" not in str(app.detail_pane.render())  # nothing the terminal would act on
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="the full view")

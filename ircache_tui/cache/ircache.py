@@ -410,8 +410,8 @@ class IRCache:
         """The first `limit` bytes (at most 64 KiB) of the Redis value under `cache_key`, as stored:
         to look at a corrupt entry or another tool's value. A bounded read (GETRANGE) that changes
         nothing; raises the tier's errors (RedisUnavailable...)."""
-        kind, head, length = await self._tier().raw_head(cache_key, max(1, min(limit, 64 * 1024)))
-        return RawHead(cache_key, kind, head, length)
+        kind, head, more = await self._tier().raw_head(cache_key, max(1, min(limit, 64 * 1024)))
+        return RawHead(cache_key, kind, head, more)
 
     async def _stored_bytes(self, cache_key: str, tier: StoreTier) -> bytes:
         """The bytes read_entry decodes; KeyError when there are none, ForeignKey when the key holds

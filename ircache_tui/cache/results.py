@@ -170,17 +170,15 @@ class Lookup:
         return self.entry.application_ir
 
 
+RawKind = Literal["string", "other", "none"]  # "other": a hash, list, set...; "none": the key is gone
+
+
 @dataclass(frozen=True, slots=True)
 class RawHead:
     """The first bytes of a Redis value as it is stored (a corrupt entry, another tool's value),
     to look at: never the whole value (GETRANGE), never decoded, never acted on."""
 
     cache_key: str
-    kind: str  # the Redis type ("string", "hash", …); "none": the key is gone
-    head: bytes  # at most the limit asked, of a string (b"" for another type)
-    length: int  # the string's whole length in bytes (0 for another type)
-
-    @property
-    def cut(self) -> bool:
-        """Whether there is more than `head` holds."""
-        return self.length > len(self.head)
+    kind: RawKind
+    head: bytes  # at most the limit asked, of a string (b"" otherwise)
+    more: bool  # whether the value goes on past `head`

@@ -60,8 +60,7 @@ def raw_text(raw: RawHead) -> Text:
     if raw.kind == "none":
         return Text("the key is gone", style="dim")
     if raw.kind != "string":
-        return plain(f"a Redis {raw.kind}, not a string: no bytes to show", "dim")  # the server's word
-    whole = f"{human_bytes(raw.length)} ({raw.length:,} bytes)"
-    said = f"first {len(raw.head):,} bytes of {whole}" if raw.cut else f"all {whole}"
+        return Text("a hash, list, set or other non-string value: no bytes to show", style="dim")
+    said = f"first {len(raw.head):,} bytes (more follow)" if raw.more else f"all {len(raw.head):,} bytes"
     return Text.assemble((f"{said}, as stored (escaped):", "bold"), "\n",
                          plain(raw.head.decode("utf-8", "surrogateescape"), "dim"))
