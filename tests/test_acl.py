@@ -570,3 +570,17 @@ async def test_with_the_documented_count_rules_hits_are_shared(shared, make_user
         totals = await cache.hit_totals()
     assert (totals.generator, totals.redis) == (1, 1)
     assert not [r for r in ircache_logs.records if r.levelno >= logging.WARNING], ircache_logs.text
+
+
+async def test_the_read_only_user_reads_a_foreign_keys_first_bytes(shared, make_user, tmp_path):
+    """The detail's first bytes of a foreign or corrupt value need no rule beyond the documented
+    read-only ones (GETRANGE, EXISTS): another type says so, a gone key too."""
+    shared.admin.hset(f"{PREFIX}:hashed_0a1b2c3d", mapping={"a": "1"})
+    shared.admin.set(f"{PREFIX}:junk_0a1b2c3d", b"{}")
+    url = make_user(RO_RULES, KEYSPACE_CHANNELS)
+    async with IRCache(url, tmp_path / "cache", generator=CountingGenerator(), read_only=True) as cache:
+        raw = await cache.read_raw_head("junk_0a1b2c3d")
+        hashed = await cache.read_raw_head("hashed_0a1b2c3d")
+        gone = await cache.read_raw_head("gone_0a1b2c3d")
+    assert (raw.kind, raw.head, raw.more) == ("string", b"{}", False)
+    assert (hashed.kind, gone.kind) == ("other", "none")

@@ -220,6 +220,9 @@ async def test_redis_down_offers_the_filesystem_alone(tmp_path, specs):
         app = make_app(dashboard_cache(server.url, tmp_path / "ir"), health_interval=5, live="poll", poll_interval=0.3)
         async with app.run_test(size=(140, 40)) as pilot:
             await loaded(pilot, app, 2)
+            # the page's "Redis answered" reaches the health controller by a few message hops: the
+            # footer can only say when Redis last answered once it has heard so
+            await until(pilot, lambda: app.last_answered is not None, what="an answer noted")
             server.stop()
             await until(pilot, lambda: app.redis_up is False, what="down")
             footer = static_text(app, "#keys-footer")

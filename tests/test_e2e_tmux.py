@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # the dashboard in a real term
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 #: the environment the dashboard gets in tmux (`env -i`); IRCACHE_REDIS_SERVER: the server this run is about;
-#: PYTHONPATH: the code under test when it is not the installed copy (a worktree)
+#: PYTHONPATH: the code under test, when the run names it (a worktree over a shared virtualenv)
 TERMINAL_ENV = ("REDIS_URL", "IR_CACHE_DIR", "IRCACHE_REDIS_SERVER", "PATH", "HOME", "TERM", "PYTHONPATH")
 
 
@@ -57,9 +57,9 @@ def test_dashboard_in_a_real_terminal(terminal, redis_url, sync_redis, tmp_path)
 
     # the watcher generates both example specs; they show up without a key press
     wait_for(terminal, "Redis keys")
-    shown = wait_for(terminal, "petstore-spec")
+    wait_for(terminal, "petstore-spec")
     wait_for(terminal, "ecommerce-api-spec-human")
-    assert "● up" in shown
+    wait_for(terminal, "● up")  # (the status line may say so a moment after the first rows)
     deadline = time.monotonic() + 20
     while sync_redis.dbsize() < 2:
         assert time.monotonic() < deadline, "the two specs were never cached"
@@ -84,6 +84,46 @@ def test_dashboard_in_a_real_terminal(terminal, redis_url, sync_redis, tmp_path)
     while subprocess.run(["tmux", "has-session", "-t", terminal], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "the app did not quit on q"
         time.sleep(0.2)
+
+
+def test_dashboard_at_80x24_in_a_real_terminal(terminal, redis_url, tmp_path):
+    """The smallest usual terminal: a one-line status, a dozen key rows or more, the filter and the
+    sort on the pane's footer, `?` and `q` on the footer, and the detail one enter away."""
+    import asyncio
+
+    from ircache_tui import IRCache, OfflineGenerator
+
+    cache_dir = tmp_path / "cache" / "ir"
+
+    async def seed() -> None:
+        async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=OfflineGenerator()) as cache:
+            for i in range(20):
+                await cache.get_application_ir(f"# spec {i}\n\nA pet store number {i}.", f"/specs/spec-{i:02d}.md")
+
+    asyncio.run(seed())
+    env = cli_env(redis_url, cache_dir, TERM="xterm-256color")
+    env_args = [f"{k}={v}" for k, v in env.items() if k in TERMINAL_ENV]
+    _tmux("new-session", "-d", "-s", terminal, "-x", "80", "-y", "24", "env", "-i", *env_args, ENTRY_POINT, "--no-watch")
+
+    shown = wait_for(terminal, "20 IR keys")
+    lines = shown.splitlines()
+    assert lines[0].strip().startswith("Redis ● up │ 20 IR keys"), shown
+    assert "1 Redis keys" in lines[1], shown  # the status took one line
+    rows = [line for line in lines if re.search(r"\bspec-\d\d\b", line)]
+    assert len(rows) >= 12, shown
+    footer = lines[-1]
+    assert "? Help" in footer and "q Quit" in footer, shown
+
+    _tmux("send-keys", "-t", terminal, "s", "s")  # by TTL, then by memory: largest first
+    shown = wait_for(terminal, "▼memory · page 1")
+    assert "Memory▼" in shown, shown
+
+    _tmux("send-keys", "-t", terminal, "Enter")
+    shown = wait_for(terminal, "(Redis)")
+    assert "entities" in shown and "Hash" not in shown, shown  # the full view, not the table
+    _tmux("send-keys", "-t", terminal, "q")  # back to the table
+    wait_for(terminal, "Memory▼")
+    quit_dashboard(terminal)
 
 
 def test_read_only_dashboard_in_a_real_terminal_changes_nothing(terminal, tmp_path):

@@ -219,7 +219,7 @@ async def test_e_exports_every_page_of_the_filtered_view_in_its_sort_order(world
             pane = app.keys_pane
             pane.table.focus()
             await pilot.press("slash", *"alpha", "enter")
-            await until(pilot, lambda: pane._page is not None and "filter 'alpha'" in str(pane._footer_line.render()),
+            await until(pilot, lambda: pane._page is not None and str(pane._footer_line.render()).startswith("/alpha"),
                         what="the filter")
             await pilot.press("s")  # spec → TTL: the soonest to expire first
             assert pane.sort_by == "ttl"

@@ -224,18 +224,18 @@ async def test_pages_and_filter(cache, sync_redis):
 
         await pilot.press("slash")
         await pilot.press(*"=alpha", "enter")  # exact: not alpha_v2
-        await until(pilot, lambda: "filter '=alpha'" in static_text(app, "#keys-footer"))
+        await until(pilot, lambda: "/=alpha · " in static_text(app, "#keys-footer"))
         assert sorted(await every_page(pilot, app)) == [f"alpha_{i:08x}" for i in range(7)]
 
         await pilot.press("slash")
         await pilot.press("ctrl+u", *"pha_v")  # as you type: a substring, no enter needed
-        await until(pilot, lambda: "filter 'pha_v'" in static_text(app, "#keys-footer"), what="substring filter")
+        await until(pilot, lambda: "/pha_v · " in static_text(app, "#keys-footer"), what="substring filter")
         assert await every_page(pilot, app) == ["alpha_v2_0000000a"]
         await pilot.press("enter")
 
         await pilot.press("slash")
         await pilot.press("ctrl+u", *"*_0000000a", "enter")  # a glob: alpha_v2's hash only
-        await until(pilot, lambda: "filter '*_0000000a'" in static_text(app, "#keys-footer"), what="glob filter")
+        await until(pilot, lambda: "/*_0000000a · " in static_text(app, "#keys-footer"), what="glob filter")
         assert await every_page(pilot, app) == ["alpha_v2_0000000a"]
 
 

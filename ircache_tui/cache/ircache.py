@@ -52,15 +52,17 @@ from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .maintenance import Maintenance
 from .redis import RedisTier
 from .results import GENERATION_FAILED, NOTICE, CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount
-from .results import HitTotals, Lookup, NotificationsRestored, StoreTier, Tier, WarmResult
+from .results import HitTotals, Lookup, NotificationsRestored, RawHead, StoreTier, Tier, WarmResult
 from .server_facts import ServerFacts
 from .tiers import REDIS_ERRORS, Tiers
+
+RAW_HEAD_LIMIT = 1024  # bytes of a value read_raw_head reads unless asked for another amount
 
 log = logging.getLogger("ircache")
 _UNSET: Any = object()
 P = TypeVar("P")
 __all__ = ["GENERATION_FAILED", "NOTICE", "CacheInfo", "DeleteResult", "FlushResult", "GenerationTotals", "HitCount",
-           "HitTotals", "IRCache", "Lookup", "StoreTier", "Tier", "WarmResult"]
+           "HitTotals", "IRCache", "Lookup", "RawHead", "StoreTier", "Tier", "WarmResult"]
 
 
 class IRCache:
@@ -405,6 +407,13 @@ class IRCache:
             return await asyncio.to_thread(digest_sliced, raw, cache_key[-HASH_LEN:], stop=lambda: abandoned)
         finally:
             abandoned = True
+
+    async def read_raw_head(self, cache_key: str, limit: int = RAW_HEAD_LIMIT) -> RawHead:
+        """The first `limit` bytes (at most 64 KiB) of the Redis value under `cache_key`, as stored:
+        to look at a corrupt entry or another tool's value. A bounded read (GETRANGE) that changes
+        nothing; raises the tier's errors (RedisUnavailable...)."""
+        kind, head, more = await self._tier().raw_head(cache_key, max(1, min(limit, 64 * 1024)))
+        return RawHead(cache_key, kind, head, more)
 
     async def _stored_bytes(self, cache_key: str, tier: StoreTier) -> bytes:
         """The bytes read_entry decodes; KeyError when there are none, ForeignKey when the key holds

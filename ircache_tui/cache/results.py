@@ -235,3 +235,17 @@ class NotificationsRestored:
         where = f" on {kept.address}" if several else ""
         state = "on" if kept.left else "off"
         return f"Left keyspace notifications {state}{where}: notify-keyspace-events is {kept.left!r} ({kept.reason})"
+
+
+RawKind = Literal["string", "other", "none"]  # "other": a hash, list, set...; "none": the key is gone
+
+
+@dataclass(frozen=True, slots=True)
+class RawHead:
+    """The first bytes of a Redis value as it is stored (a corrupt entry, another tool's value),
+    to look at: never the whole value (GETRANGE), never decoded, never acted on."""
+
+    cache_key: str
+    kind: RawKind
+    head: bytes  # at most the limit asked, of a string (b"" otherwise)
+    more: bool  # whether the value goes on past `head`

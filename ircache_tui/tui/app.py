@@ -33,7 +33,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.notifications import SeverityLevel
 from textual.screen import SystemModalScreen
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, TabbedContent, TabPane
 from textual.worker import Worker
 
 from .. import redact
@@ -54,6 +54,7 @@ from .screens.server import ServerScreen
 from .services import Services
 from .text import printable
 from .widgets.banner import RedisBanner
+from .widgets.dashboard_footer import DashboardFooter
 from .widgets.detail_pane import DetailPane
 from .widgets.files_pane import FilesPane
 from .widgets.flush_bar import FlushBar
@@ -71,6 +72,7 @@ TABS = ("tab-keys", "tab-files", "tab-specs")
 ON_THE_DASHBOARD = DESTRUCTIVE | {"show_tab", "cycle_tab", "refresh", "detail", "cancel_flush", "diff", "server",
                                    "toggle_log", "jump"}
 NARROW = 110  # below this width the detail pane folds away (enter still opens the full view)
+SHORT = 30  # below this height the log pane shrinks to 3 lines, so that a dozen key rows fit at 80x24
 REFRESH_DELAY = 1.0  # a burst of changes refreshes the totals and the files pane once, this long after
 
 
@@ -139,10 +141,10 @@ class IRCacheApp(App[None]):
                 with TabPane("3 Specs", id="tab-specs"):
                     yield SpecsPane(self.cache, s.spec_dirs, pattern=s.spec_pattern, watch=s.watch,
                                     generate=s.generate_on_watch, id="specs")
-            yield DetailPane(self.cache, id="detail")
+            yield DetailPane(self.cache, clock=s.clock, monotonic=s.monotonic, id="detail")
         yield FlushBar(self.cache, id="flush-bar")
         yield LogPane(id="log")
-        yield Footer()
+        yield DashboardFooter()
         yield Startup(self.cache, live=s.live)
         yield Health(self.cache, clock=s.clock, up_interval=s.check_interval, down_interval=s.health_interval)
         yield Totals(self.cache, interval=s.stats_interval)
@@ -173,9 +175,14 @@ class IRCacheApp(App[None]):
         self._status(ttl=self.cache.ttl, generator=generator_label(self.cache.generator),
                      read_only=self.cache.read_only, redis_url=self.cache.display_url)
         self.detail_pane.show(None)
-        self._fit(self.size.width)
-        self.set_interval(1.0, lambda: self.keys_pane.tick(self.services.monotonic()))
+        self._fit(self.size.width, self.size.height)
+        self.set_interval(1.0, self._tick)
         self.query_one(Startup).open_cache()
+
+    def _tick(self) -> None:
+        now = self.services.monotonic()
+        self.keys_pane.tick(now)
+        self.detail_pane.tick(now)
 
     async def on_unmount(self) -> None:
         workers = list(self.workers)
@@ -217,10 +224,11 @@ class IRCacheApp(App[None]):
 
     @on(events.Resize)
     def _resized(self, event: events.Resize) -> None:
-        self._fit(event.size.width)
+        self._fit(event.size.width, event.size.height)
 
-    def _fit(self, width: int) -> None:
+    def _fit(self, width: int, height: int) -> None:
         self.screen.set_class(width < NARROW, "-narrow")
+        self.screen.set_class(height < SHORT, "-short")
 
     # -- bindings: enabled, disabled (greyed), hidden; a disabled key says why ----------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -267,6 +275,7 @@ class IRCacheApp(App[None]):
         self._status(connected=False, redis_url=self.cache.display_url)
         self.banner.show_down(redact.scrub(message.error))
         log.error("Cannot start: %s", message.error)
+        self.files_pane.redis_down()
         self.files_pane.reload()  # the filesystem works without Redis
 
     @on(m.CacheReady)
@@ -325,7 +334,7 @@ class IRCacheApp(App[None]):
             if message.was is False:
                 log.info("Redis is back: rescanning from page 1 and refilling the panes")
                 self.keys_pane.redis_back()  # which turns live updates on again where it may
-                self.files_pane.reload()
+                self.files_pane.redis_back()
                 self.totals.refresh_now()
                 self.specs_pane.follow(None)
             elif self._live_fell_back:
@@ -339,6 +348,7 @@ class IRCacheApp(App[None]):
         last = f"last answered {message.last_answered:%H:%M:%S}" if message.last_answered else "not answered yet"
         self.banner.show_down(redact.scrub(f"{message.reason} ({last})"))
         self.keys_pane.redis_down(f"{self.services.clock():%H:%M:%S} ({last})")
+        self.files_pane.redis_down()  # warm or cold: unknown until Redis is back
         if not self.keys_pane.first_page_shown:
             self.files_pane.reload()  # down from the start: the filesystem still answers
 
@@ -349,8 +359,12 @@ class IRCacheApp(App[None]):
     def _picked(self, message: KeysPane.Picked | FilesPane.Picked | SpecsPane.Picked) -> None:
         # a pane in another tab does not steer the detail; and a pane re-announcing the same pick
         # after a refresh (every poll, every batch of changes) must not read the entry again
-        if message.picked == self._active_pane().picked() and message.picked != self.detail_pane.picked:
+        if message.picked != self._active_pane().picked():
+            return
+        if message.picked != self.detail_pane.picked:
             self.detail_pane.show(message.picked)
+        elif message.picked is not None:
+            self.detail_pane.refigure(message.picked)  # its TTL, memory or hits may be newer
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:

@@ -19,7 +19,9 @@ use them to show that the API key never reaches a message.
 
 Faults beyond the API's own errors: `html_error(502)` is a proxy's HTML error
 page (content-type text/html), `rate_limited()` a 429 with `retry-after`, and
-`hang()` accepts the request and never answers (until the server stops).
+`hang()` accepts the request and never answers (until the server stops); a reply
+with a `gate` (a threading.Event) answers once the test sets it: a generation as slow as
+the test needs, with no wall-clock guess.
 `api.received` counts every POST that reached the handler, authenticated or not;
 `api.times` holds when each of `api.requests` arrived (time.monotonic()).
 """
@@ -55,6 +57,7 @@ class Reply:
     render: Callable[[dict[str, str]], dict[str, Any]] | None = None
     raw: bytes | None = None
     content_type: str = "application/json"
+    gate: threading.Event | None = None  # answer only once this is set (or the server stops)
 
     def body_for(self, request_headers: dict[str, str]) -> dict[str, Any]:
         return self.render(request_headers) if self.render is not None else self.body
@@ -325,6 +328,9 @@ class MessagesAPI:
             )
         if reply.delay and self._stopping.wait(reply.delay):
             return  # the server is shutting down; the client has long gone
+        while reply.gate is not None and not reply.gate.wait(0.05):
+            if self._stopping.is_set():
+                return
         self._send(h, reply, headers)
 
     def _send(self, h: BaseHTTPRequestHandler, reply: Reply, request_headers: dict[str, str] | None = None) -> None:

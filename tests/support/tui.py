@@ -70,3 +70,12 @@ async def every_page(pilot, app, timeout: float = 20.0) -> list[str]:
             await pilot.pause(0.1)
         collected += table_keys(app, "keys")
     return collected
+
+
+def screen_text(app) -> str:
+    """The screen as the terminal shows it, without colour: one line a row (what a user reads)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system=None,
+                      record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()

@@ -30,7 +30,7 @@ from ..errors import ClusterRefused, FlushIncomplete, ForeignKey, IRCacheError, 
 from ..health import RedisHealth
 from ..keys import CacheKey, KeyLike, KeySpace
 from ..refusals import command_error
-from ..results import NotificationsRestored
+from ..results import NotificationsRestored, RawKind
 from ..server import ServerInfo
 from ..server_facts import ServerFacts
 from ..urls import mask_url
@@ -232,6 +232,21 @@ class RedisTier:
         elif not is_entry_head(raw[: len(ENTRY_HEAD)]):
             raise self._foreign.found(cache_key, shown_head(raw))
         return raw
+
+    async def raw_head(self, cache_key: KeyLike, limit: int) -> tuple[RawKind, bytes, bool]:
+        """("string", its first `limit` bytes, whether more follow), ("other", b"", False) for a hash,
+        list..., ("none", b"", False) when gone. GETRANGE (a byte more than asked) and EXISTS: never the
+        whole value, nothing written or remembered, and only commands the least-privilege users have."""
+        rkey = self.keys.redis_key(cache_key)
+        try:
+            head = bytes(await self.door.run(lambda: self.client.getrange(rkey, 0, limit), sent="getrange"))
+        except RedisCommandError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            return "other", b"", False
+        if not head and not await self.door.run(lambda: self.client.exists(rkey)):
+            return "none", b"", False
+        return "string", head[:limit], len(head) > limit
 
     def known_foreign(self, cache_key: KeyLike) -> bool:
         """Whether a read found another tool's value under this key (so it must not be written)."""

@@ -15,6 +15,7 @@ from ...ir.generators import GenerationError
 from ...settings import Settings
 from ...specs import read_spec
 from ..common import EXIT_OK, EXIT_USAGE, CommandError, generation_failure_reported, print_json, say
+from ..ticker import GenerationTicker
 
 HELP = "get one spec's IR through the cache (Redis → filesystem → generator)"
 DESCRIPTION = """Run get_application_ir on one spec file and say which tier answered.
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
     async with IRCache(settings=settings, origin="cli get") as cache:
         try:
-            result = await cache.lookup(text, args.spec, force_refresh=args.force)
+            async with GenerationTicker(cache.events):  # a generation counts on a terminal's stderr
+                result = await cache.lookup(text, args.spec, force_refresh=args.force)
         except GenerationError as exc:
             raise CommandError(str(exc)) from None
         try:

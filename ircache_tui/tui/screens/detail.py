@@ -14,7 +14,10 @@ other than DetailPane have.)
 from __future__ import annotations
 
 import re
+import time
 from array import array
+from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -31,10 +34,12 @@ from textual.strip import Strip
 from textual.widgets import Footer, Static
 
 from ...cache.decoded import EntryDigest
+from ...cache.results import RawHead
 from ...fmt import human_bytes
 from ...ir.envelope import StoredEntry
+from ..picked import KeyFigures
 from ..text import plain, printable
-from ..summary import summary_table
+from ..summary import figures_table, raw_text, summary_table
 
 # One JSON token: a key (a string before a colon), a string, a number, a literal, punctuation.
 _TOKEN = re.compile(
@@ -163,21 +168,32 @@ class DetailScreen(Screen[None]):
     """One entry: title, summary (at once) and the IR's JSON (virtualised, once indexed).
 
     `entry` is an EntryDigest (what DetailPane loads) or a StoredEntry; None
-    with `error` shows why there is no entry.
+    with `error` shows why there is no entry. `figures`: a Redis key's TTL (counted down by the
+    `monotonic` clock), memory and hits, as its row in the keys pane read them; `raw`: a problem
+    key's first bytes as stored.
     """
 
     DEFAULT_CSS = """
     DetailScreen #detail-title { background: $panel; padding: 0 1; text-style: bold; }
+    DetailScreen #detail-figures { padding: 1 2 0 2; height: auto; }
+    DetailScreen #detail-raw { padding: 0 2; height: 1fr; overflow-y: auto; }
     DetailScreen #detail-summary { padding: 1 2 1 2; height: auto; }
     DetailScreen #detail-json { padding: 0 1; }
     """
     BINDINGS = [Binding("escape,q,enter", "app.pop_screen", "Back")]
 
-    def __init__(self, title: str, entry: EntryDigest | StoredEntry | None, error: str = "") -> None:
+    def __init__(self, title: str, entry: EntryDigest | StoredEntry | None, error: str = "", *,
+                 figures: KeyFigures | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 monotonic: Callable[[], float] = time.monotonic, raw: RawHead | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.digest = EntryDigest(entry) if isinstance(entry, StoredEntry) else entry
         self.error = error
+        self.figures = figures
+        self.clock = clock
+        self.monotonic = monotonic
+        self.raw = raw
 
     @property
     def entry(self) -> StoredEntry | None:
@@ -186,8 +202,12 @@ class DetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(plain(self.title_text), id="detail-title")
+        if self.figures is not None:
+            yield Static(self._figures(), id="detail-figures")
         if self.digest is None:
             yield Static(plain(self.error or "entry not found", "bold red"), id="detail-summary")
+            if self.raw is not None:  # what the value holds instead, escaped
+                yield Static(raw_text(self.raw), id="detail-raw")
         else:
             yield Static(summary_table(self.digest, size=True), id="detail-summary")
             size = f" of a {human_bytes(self.digest.size)} entry" if self.digest.size is not None else ""
@@ -195,7 +215,13 @@ class DetailScreen(Screen[None]):
             yield JsonView(self.digest.pretty_json(), placeholder=f"finding the lines{size}…", id="detail-json")
         yield Footer()
 
+    def _figures(self) -> Any:
+        assert self.figures is not None
+        return figures_table(self.figures, monotonic=self.monotonic(), now=self.clock().timestamp())
+
     def on_mount(self) -> None:
+        if self.figures is not None:  # the TTL counts down
+            self.set_interval(1.0, lambda: self.query_one("#detail-figures", Static).update(self._figures()))
         if self.digest is not None:
             self.json_view = self.query_one(JsonView)
             self.json_view.focus()

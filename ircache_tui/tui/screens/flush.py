@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, RadioButton, RadioSet
+from textual.widgets import Button, Footer, Label, RadioSet
 
 from ...fmt import kept_sentence, plural
 from ..text import plain
+from ..toggles import RadioChoice
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,10 @@ class FlushScreen(ModalScreen[FlushRequest | None]):
                 id="flush-counts",
             )
             with RadioSet(id="flush-tiers"):
-                yield RadioButton(f"Redis only ({'—' if down else self.redis_keys})", value=not down,
+                yield RadioChoice(f"Redis only ({'—' if down else self.redis_keys})", value=not down,
                                   id="tier-redis", disabled=down)
-                yield RadioButton(f"Filesystem only ({self.files})", value=down, id="tier-fs")
-                yield RadioButton(f"Both ({'—' if self.redis_keys is None else self.redis_keys + self.files})",
+                yield RadioChoice(f"Filesystem only ({self.files})", value=down, id="tier-fs")
+                yield RadioChoice(f"Both ({'—' if self.redis_keys is None else self.redis_keys + self.files})",
                                   id="tier-both", disabled=down)
             with Horizontal():
                 yield Button("Cancel", id="cancel")

@@ -20,6 +20,7 @@ from textual.widgets import Button, Checkbox, Footer, Label
 from ...fmt import plural
 from ...specs.stale import StaleReport, stale_summary
 from ..text import plain
+from ..toggles import TickBox
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class PruneScreen(ModalScreen[PruneRequest | None]):
                 "Other pipelines sharing the prefix may own them: kept unless ticked."),
                 id="prune-orphans",
             )
-            yield Checkbox("Also delete the entries not under these directories", value=False, id="orphans",
+            yield TickBox("Also delete the entries not under these directories", value=False, id="orphans",
                            disabled=not (r.redis_orphaned or r.files_orphaned))
             if r.redis_error:
                 yield Label(plain(f"Redis not checked: {r.redis_error}"), id="prune-error")

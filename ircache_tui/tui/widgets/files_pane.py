@@ -2,7 +2,9 @@
 
 The pane loads its own entries (a worker that lists the cache dir and asks
 Redis which are warm) and owns `d` on a file. It works while Redis is down:
-the warm column then says `?`.
+the warm column then says `unknown`, from the moment the health controller says
+down (`redis_down`) until a listing after Redis is back (`redis_back`): what
+Redis held before it went is not what it holds now.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class FilesPane(TablePane):
         super().__init__(**kwargs)
         self.cache = cache
         self.entries: dict[str, FileEntry] = {}
+        self._redis_down = False
+        self._last: FilesPane._Loaded | None = None  # the listing shown
 
     def empty_hint(self) -> str:
         return "The filesystem tier is empty. Entries appear here when IRs are generated."
@@ -65,6 +69,17 @@ class FilesPane(TablePane):
         if entry is None or entry.quarantined:
             return None
         return PickedEntry(entry.spec_name, entry.cache_key, "filesystem")
+
+    def redis_down(self) -> None:
+        """Redis stopped answering: whether a file is warm is unknown until it is back."""
+        self._redis_down = True
+        if self._last is not None:
+            self._show(self._last)
+
+    def redis_back(self) -> None:
+        """Redis answers again: list again (it may have come back empty)."""
+        self._redis_down = False
+        self.reload()
 
     @work(group="files", exclusive=True, exit_on_error=False)
     async def reload(self) -> None:
@@ -83,8 +98,14 @@ class FilesPane(TablePane):
 
     @on(_Loaded)
     def _loaded(self, message: _Loaded) -> None:
+        self._last = message
+        self._show(message)
+
+    def _show(self, message: _Loaded) -> None:
         table = self.table
-        wanted = {_row_key(e): (e, w) for e, w in zip(message.entries, message.warm)}
+        # while Redis is down, a listing read before it went (or on its way down) says nothing now
+        warm = [None] * len(message.warm) if self._redis_down else message.warm
+        wanted = {_row_key(e): (e, w) for e, w in zip(message.entries, warm)}
         with self.app.batch_update():
             for key in list(self.entries):
                 if key not in wanted:
@@ -94,7 +115,7 @@ class FilesPane(TablePane):
                 if entry.quarantined:
                     state = Text("quarantined", style="bold red")
                 elif is_warm is None:
-                    state = Text("?", style="dim")
+                    state = Text("unknown", style="dim")
                 else:
                     state = Text("warm", style="green") if is_warm else Text("cold", style="yellow")
                 cells = (entry.cache_key, human_bytes(entry.size), human_time(entry.mtime), state)
@@ -106,11 +127,11 @@ class FilesPane(TablePane):
             self.set_footer(message.error)
             return
         live = [e for e in message.entries if not e.quarantined]
-        cold = sum(1 for e, w in zip(message.entries, message.warm) if not e.quarantined and w is False)
+        cold = sum(1 for e, w in zip(message.entries, warm) if not e.quarantined and w is False)
         quarantined = len(message.entries) - len(live)
         total = human_bytes(sum(e.size for e in live))
         extra = f" · {quarantined} quarantined" if quarantined else ""
-        unknown = " · Redis unknown" if live and all(w is None for w in message.warm) else ""
+        unknown = " · warm unknown: Redis is down" if live and all(w is None for w in warm) else ""
         self.set_footer(f"{self.cache.cache_dir} · {plural(len(live), 'entry', 'entries')}, {total} · "
                         f"{cold} cold (w warms){extra}{unknown}")
 

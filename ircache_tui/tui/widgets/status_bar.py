@@ -1,5 +1,9 @@
-"""The one-line status: where Redis is, whether it answers, what is cached, this session's hits,
-and what every process's hits have saved."""
+"""The one-line status: whether Redis answers, what is cached, this session's hits, what every
+process's hits have saved, and where Redis is.
+
+One line whatever the width, in the order of what matters when it is narrow (up or down and
+read-only first, the URL last); a line that does not fit is cut with an ellipsis and is whole
+in the bar's tooltip."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypedDict, Unpack
 
 from rich.text import Text
+from textual import events
 from textual.widgets import Static
 
 from ...fmt import human_bytes, human_count, human_ttl, human_usd
@@ -58,7 +63,7 @@ class StatusChanges(TypedDict, total=False):
 
 class StatusBar(Static):
     DEFAULT_CSS = """
-    StatusBar { height: auto; background: $panel; color: $text; padding: 0 1; }
+    StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -67,17 +72,25 @@ class StatusBar(Static):
 
     def set(self, **changes: Unpack[StatusChanges]) -> None:
         self.status = replace(self.status, **changes)
-        self.update(self.render_status(self.status))
+        self._show()
+
+    def on_resize(self, _: events.Resize) -> None:
+        self._show()
+
+    def _show(self) -> None:
+        text = self.render_status(self.status)
+        self.update(text)
+        self.tooltip = text if text.cell_len > self.content_region.width else None  # cut: whole on hover
 
     @staticmethod
     def render_status(s: Status) -> Text:
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
         state = ("● up", "green") if s.connected else ("● down", "red") if s.connected is False else ("○ …", "yellow")
         text.append("Redis ", "bold")
-        text.append(printable(s.redis_url))
-        text.append(" ")
         text.append(*state)
-        text.append(" ")
+        if s.read_only:
+            text.append(" │ ")
+            text.append("READ-ONLY", "bold yellow")
         keys = "…" if s.ir_keys is None else human_count(s.ir_keys)
         size = ("size n/a" if s.sizes_refused else "…" if s.ir_bytes is None
                 else ("≤" if s.size_at_most else "") + human_bytes(s.ir_bytes))
@@ -85,13 +98,12 @@ class StatusBar(Static):
         if s.foreign_keys:
             text.append(f" (+{human_count(s.foreign_keys)} not ours)", "dim")
         text.append(f" │ TTL {human_ttl(s.ttl) if s.ttl else 'off'}")
-        text.append(f" │ gen {printable(s.generator)}")
         text.append(f" │ hits {s.hits} miss {s.misses}")
-        if s.shared_hits:  # nothing to say until some process has hit the cache
-            text.append(f" │ saved {human_usd(s.saved_usd)} over {human_count(s.shared_hits)} hits", "green")
         if s.live:
             text.append(f" │ live: {s.live}")
-        if s.read_only:
-            text.append(" │ ")
-            text.append("READ-ONLY", "bold yellow")
+        if s.shared_hits:  # nothing to say until some process has hit the cache
+            text.append(f" │ saved {human_usd(s.saved_usd)} over {human_count(s.shared_hits)} hits", "green")
+        text.append(f" │ gen {printable(s.generator)}")
+        text.append(" │ ")
+        text.append(printable(s.redis_url))
         return text

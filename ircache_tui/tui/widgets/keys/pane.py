@@ -251,23 +251,24 @@ class KeysPane(LiveKeyTable):
         self.app.refresh_bindings()
 
     def render_footer(self) -> None:
-        if self._down_since:
-            self.set_footer(footer.down_line(self._down_since))
-            return
         flt = self.browser.filter_text if self.browser else ""
+        # a top view's filter is not applied (it ranks the whole prefix)
+        lead = footer.state(flt if self.view == "scan" else "", self.sort_by)
+        if self._down_since:
+            self.set_footer(lead + footer.down_line(self._down_since))
+            return
         if self._filling is not None and self.view == "scan":
-            self.set_footer(footer.filling_line(self._filling, reloading=self._filling_which == "reload",
-                                                rows_shown=bool(self.rows), filter_text=flt))
+            self.set_footer(lead + footer.filling_line(self._filling, reloading=self._filling_which == "reload",
+                                                       rows_shown=bool(self.rows)))
             return
         page = self._page
         if page is None:
             return
         if self.view != "scan":
-            self.set_footer(footer.top_line(self.view, rows=len(self.rows), sort_by=self.sort_by,
-                                            marked=len(self.marked)))
+            self.set_footer(lead + footer.top_line(self.view, rows=len(self.rows), marked=len(self.marked)))
             return
-        self.set_footer(footer.page_line(page, rows=len(self.rows), total=self.total, has_prev=self.has_prev,
-                                         filter_text=flt, sort_by=self.sort_by, marked=len(self.marked)))
+        self.set_footer(lead + footer.page_line(page, rows=len(self.rows), total=self.total, has_prev=self.has_prev,
+                                                marked=len(self.marked)))
 
     # -- bindings --------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -18,14 +18,14 @@ from textual.widgets import DataTable
 from ....cache.browse import KeyBrowser, KeyRow
 from ....fmt import human_bytes, human_count, human_ttl, human_usd
 from ....specs.stale import is_stale
-from ...picked import PickedEntry
+from ...picked import KeyFigures, PickedEntry
 from ...services import Services
 from ...text import printable
 from ..table_pane import TablePane
 
 # (key, label, width): fixed widths for values that change (TTL counts down) so columns don't jump
 COLUMNS = (("mark", " ", 1), ("spec", "Spec", None), ("hash8", "Hash", 8), ("state", "State", 10), ("ttl", "TTL", 7),
-           ("memory", "Memory", 9), ("cost", "Cost", 8), ("hits", "Hits", 6), ("last_hit", "Last hit", 8),
+           ("memory", "Memory", 9), ("cost", "Cost", 8), ("hits", "Hits", 6), ("last_hit", "Last hit", 9),
            ("generated", "Generated", 16), ("generator", "Generator", None))
 
 View = Literal["scan", "largest", "expiring"]
@@ -42,6 +42,14 @@ SORT_KEYS: dict[str, Callable[[KeyRow], tuple[Any, ...]]] = {
     "last_hit": lambda r: (-(r.last_hit or 0), r.spec_name, r.hash8),  # most recently hit first
     "generated": lambda r: (r.generated_at or "", r.spec_name, r.hash8),
 }
+#: sorts that put the largest, dearest, most hit or most recently hit first (▼); the others go up (▲)
+DESCENDING = {"memory", "cost", "hits", "last_hit"}
+LABELS = {key: label for key, label, _ in COLUMNS}
+
+
+def sort_arrow(sort_by: str) -> str:
+    """▼ largest (or newest) first, ▲ smallest (or oldest, or A) first: read without colour."""
+    return "▼" if sort_by in DESCENDING else "▲"
 
 
 def mark_cell(marked: bool) -> Text | str:
@@ -89,7 +97,11 @@ class KeyTable(TablePane):
     def picked(self) -> PickedEntry | None:
         key = self.selected_key()
         row = self.rows.get(key) if key else None
-        return PickedEntry(row.spec_name, row.cache_key, "redis") if row else None
+        if row is None:
+            return None
+        _, read_at = self.ttls.get(row.cache_key, (row.ttl, self.services.monotonic()))
+        figures = KeyFigures(row.ttl, read_at, row.memory, row.hits, row.last_hit, row.problem)
+        return PickedEntry(row.spec_name, row.cache_key, "redis", figures=figures)
 
     def set_current(self, current: dict[str, set[str]]) -> None:
         """Mark keys of older spec versions as stale, now that the specs are known."""
@@ -167,8 +179,16 @@ class KeyTable(TablePane):
         # DataTable sorts by cell values; spec and hash8 name the row, so look the KeyRow up from them
         # (from what the cells show: the spec name made printable, tui/text.py)
         order = SORT_KEYS[self.sort_by]
+        self._label_headers()
         rows = {(printable(row.spec_name), row.hash8): row for row in self.rows.values()}
         self.table.sort("spec", "hash8", key=lambda cells: order(rows[str(cells[0]), str(cells[1])]))
+
+    def _label_headers(self) -> None:
+        """The sorted column's header carries the arrow; the others their plain label (the sort
+        that follows redraws the table)."""
+        for key, column in self.table.columns.items():
+            label = LABELS.get(str(key.value), column.label.plain)
+            column.label = Text(f"{label}{sort_arrow(self.sort_by)}" if key.value == self.sort_by else label)
 
     def resort(self) -> None:
         with self.app.batch_update():
