@@ -12,7 +12,8 @@ Batches: POST /v1/messages/batches validates like the API (1 to 100,000 requests
 `api.batch_creates` holds the ids created, in order. Its requests are answered at once, in order
 (each as a direct request would be, service tier "batch"); the batch ends `batch_delay` seconds
 after its creation, or when `api.end_batches()` is called (batch_delay None). `outcome(custom_id)`
-says how each request ends: "succeeded" (default), "errored", "expired" or "canceled". GET
+says how each request ends: "succeeded" (default), "errored", "expired" or "canceled";
+`api.batch_requests` holds every request of every batch, `api.batch_retrievals` counts status requests. GET
 /v1/messages/batches/{id} is its status, GET …/{id}/results its JSONL results once ended.
 
 Prompt caching: the system blocks up to the one marked `cache_control` are the prefix; its hash
@@ -61,6 +62,7 @@ class AnsweringAPI(MessagesAPI):
         self.batch_delay = batch_delay
         self.outcome = outcome or (lambda custom_id: "succeeded")
         self.batch_creates: list[str] = []
+        self.batch_requests: list[dict[str, Any]] = []  # every request of every batch created, in order
         self.batch_retrievals = 0
         self.answered: list[dict[str, Any]] = []  # the usage of every answer, direct and batched, in order
         self._cached: dict[str, float] = {}  # prefix hash → when it expires (time.monotonic())
@@ -119,6 +121,7 @@ class AnsweringAPI(MessagesAPI):
             results = [self._result(r) for r in requests]
             self._batches[batch_id] = {"created": time.time(), "results": results}
             self.batch_creates.append(batch_id)
+            self.batch_requests += requests
             return Reply(200, self._status(batch_id))
 
     def _result(self, request: dict[str, Any]) -> dict[str, Any]:
