@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ir.generators import GenerationError, generator_label
-from ..ir.generators.base import BatchApi
+from ..ir.generators.base import BatchApi, BatchOutcome
 from .batch_record import MAX_BYTES, MAX_REQUESTS, BatchBook, BatchRecord, BatchSpec, custom_id_for
 from .fill import Filler
 from .generate import Generation
@@ -36,6 +36,8 @@ from .results import NOTICE
 from .tiers import Tiers
 
 log = logging.getLogger("ircache")
+#: a batch's entries stored at once (each is a Redis SET and an fsynced file)
+STORES_AT_ONCE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,17 +203,34 @@ class BatchWarm:
             by_id = {spec.custom_id: spec for spec in record.specs}
             retry: list[tuple[BatchSpec, str]] = []
             seconds = time.time() - record.submitted_at
-            async for outcome in self._api.results(record.batch_id):
-                spec = by_id.pop(outcome.custom_id, None)
-                if spec is None:
-                    continue  # not one of ours (the record is the truth)
-                key = CacheKey.parse(spec.cache_key)
-                if outcome.ir is None or outcome.usage is None:
-                    retry.append((spec, outcome.problem))
-                    continue
-                await self._generation.keep_batched(key, spec.digest, spec.spec_path, outcome.ir, outcome.usage,
-                                                    seconds, record.batch_id, strict=True)
-                self._tally.succeeded += 1
+            storing: set[asyncio.Task[None]] = set()
+            room = asyncio.Semaphore(STORES_AT_ONCE)
+
+            async def keep(spec: BatchSpec, outcome: BatchOutcome) -> None:
+                assert outcome.ir is not None and outcome.usage is not None
+                try:
+                    await self._generation.keep_batched(CacheKey.parse(spec.cache_key), spec.digest, spec.spec_path,
+                                                        outcome.ir, outcome.usage, seconds, record.batch_id,
+                                                        strict=True)
+                    self._tally.succeeded += 1
+                finally:
+                    room.release()
+
+            try:
+                async for outcome in self._api.results(record.batch_id):
+                    spec = by_id.pop(outcome.custom_id, None)
+                    if spec is None:
+                        continue  # not one of ours (the record is the truth)
+                    if outcome.ir is None or outcome.usage is None:
+                        retry.append((spec, outcome.problem))
+                        continue
+                    await room.acquire()
+                    storing.add(asyncio.ensure_future(keep(spec, outcome)))
+            finally:  # a refused write (or a cancel) stops the rest; the record stays for a rerun
+                stored = await asyncio.gather(*storing, return_exceptions=True)
+            for failed in stored:
+                if isinstance(failed, BaseException):
+                    raise failed
             retry += [(spec, "no result") for spec in by_id.values()]
             for spec, problem in retry:
                 await self._retry(record.batch_id, spec, problem)

@@ -9,8 +9,8 @@ A Messages request that finds the script (MessagesAPI.script) empty is answered 
 
 Batches: POST /v1/messages/batches validates like the API (1 to 100,000 requests, each `custom_id`
 1-64 characters of [a-zA-Z0-9_-] and unique) and answers a MessageBatch "in_progress";
-`api.batch_creates` holds the ids created, in order. Its requests are answered at once, in order
-(each as a direct request would be, service tier "batch"); the batch ends `batch_delay` seconds
+`api.batch_creates` holds the ids created, in order. Its requests are answered in order in a thread
+after the create returns (each as a direct request would be, service tier "batch"); the batch ends `batch_delay` seconds
 after its creation, or when `api.end_batches()` is called (batch_delay None). `outcome(custom_id)`
 says how each request ends: "succeeded" (default), "errored", "expired" or "canceled";
 `api.batch_requests` holds every request of every batch, `api.batch_retrievals` counts status requests. GET
@@ -118,11 +118,22 @@ class AnsweringAPI(MessagesAPI):
             return _invalid("custom_id values must be unique within a batch")
         with self._lock:
             batch_id = f"msgbatch_loop{next(_ids):08d}{'x' * 8}"
-            results = [self._result(r) for r in requests]
-            self._batches[batch_id] = {"created": time.time(), "results": results}
+            batch: dict[str, Any] = {"created": time.time(), "results": None, "total": len(requests)}
+            self._batches[batch_id] = batch
             self.batch_creates.append(batch_id)
             self.batch_requests += requests
-            return Reply(200, self._status(batch_id))
+            reply = Reply(200, self._status(batch_id))
+        # answered while the batch is in progress, as the API does (not before the create returns)
+        threading.Thread(target=self._process, args=(batch, requests), daemon=True).start()
+        return reply
+
+    def _process(self, batch: dict[str, Any], requests: list[dict[str, Any]]) -> None:
+        results = []
+        for request in requests:
+            with self._lock:  # one at a time: status requests are answered meanwhile
+                results.append(self._result(request))
+        with self._lock:
+            batch["results"] = results
 
     def _result(self, request: dict[str, Any]) -> dict[str, Any]:
         custom_id = request["custom_id"]
@@ -136,6 +147,8 @@ class AnsweringAPI(MessagesAPI):
         return {"custom_id": custom_id, "result": {"type": kind}}
 
     def _ended_at(self, batch: dict[str, Any]) -> float | None:
+        if batch["results"] is None:
+            return None  # still answering its requests
         if self._ended.is_set():
             return batch.setdefault("ended", time.time())
         if self.batch_delay is not None and time.time() >= batch["created"] + self.batch_delay:
@@ -145,9 +158,9 @@ class AnsweringAPI(MessagesAPI):
     def _status(self, batch_id: str) -> dict[str, Any]:
         batch = self._batches[batch_id]
         ended = self._ended_at(batch)
-        kinds = [r["result"]["type"] for r in batch["results"]]
-        counts = {k: (kinds.count(k) if ended else 0) for k in ("succeeded", "errored", "canceled", "expired")}
-        counts["processing"] = 0 if ended else len(kinds)
+        kinds = [r["result"]["type"] for r in batch["results"]] if ended else []
+        counts = {k: kinds.count(k) for k in ("succeeded", "errored", "canceled", "expired")}
+        counts["processing"] = 0 if ended else batch["total"]
         return {"id": batch_id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
                 "request_counts": counts, "created_at": _stamp(batch["created"]),
                 "expires_at": _stamp(batch["created"] + 86_400), "ended_at": _stamp(ended) if ended else None,
