@@ -104,7 +104,7 @@ class BatchBook:
         """Every readable record, oldest first (a record that is not one is said once, and skipped)."""
         try:
             names = sorted(p.name for p in self.directory.iterdir() if p.suffix == ".json")
-        except FileNotFoundError:
+        except OSError:  # none yet, or a cache dir that cannot be read (the tiers say why)
             return []
         found: list[BatchRecord] = []
         for name in names:
@@ -120,7 +120,7 @@ class BatchBook:
                         record = None
                         log.warning("%s is not a batch record; ignored", path)
                     known = self._read[name] = (stamp, record)
-            except FileNotFoundError:
+            except OSError:
                 continue
             if known[1] is not None:
                 found.append(known[1])
