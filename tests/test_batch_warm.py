@@ -174,7 +174,9 @@ def test_a_warm_killed_while_polling_resumes_its_batch_and_submits_no_other(redi
         again = run_cli("warm", str(specs), "--batch", "--json", env=env)
     assert again.returncode == 0, again.stderr
     assert api.batch_creates == [batch_id]  # resumed, never submitted twice
-    batch = json.loads(again.stdout)["batch"]
+    shown = json.loads(again.stdout)
+    batch = shown["batch"]
+    assert shown["specs_by_tier"] == {"redis": 0, "filesystem": 0, "generator": 3}  # each counted once
     assert (batch["resumed"], batch["batch_ids"], batch["submitted"], batch["succeeded"]) == ([batch_id], [batch_id],
                                                                                           0, 3)
     assert f"Resuming batch {batch_id}" in again.stderr

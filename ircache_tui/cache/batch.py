@@ -107,6 +107,7 @@ class BatchWarm:
         self._poll_max = max(poll_max, poll_interval)
         self._on_progress = on_progress or (lambda progress: None)
         self._tally = _Tally()
+        self._made: set[str] = set()  # cache keys this run stored (a resumed batch's): not counted as cached
 
     async def run(self, specs: list[tuple[str, str]]) -> BatchWarmResult:
         for record in self._book.records():  # what an earlier warm left: finished first, never resubmitted
@@ -132,7 +133,7 @@ class BatchWarm:
             except InvalidSpecName as exc:
                 self._tally.failures.append(f"{path}: {exc}")
                 continue
-            if key.cache_key in wanted:
+            if key.cache_key in wanted or key.cache_key in self._made:
                 continue
             if self._book.holding(key.cache_key) is not None:
                 self._tally.busy += 1
@@ -213,6 +214,7 @@ class BatchWarm:
                                                         outcome.ir, outcome.usage, seconds, record.batch_id,
                                                         strict=True)
                     self._tally.succeeded += 1
+                    self._made.add(spec.cache_key)
                 finally:
                     room.release()
 
@@ -245,6 +247,7 @@ class BatchWarm:
         self._tally.retried += 1
         try:
             await self._filler.fill(key, spec.digest, spec.markdown, spec.spec_path, False, True)
+            self._made.add(spec.cache_key)
         except GenerationError as exc:
             self._tally.failures.append(f"{key.spec_name}: {exc}")
 
