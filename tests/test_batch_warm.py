@@ -226,3 +226,15 @@ def test_warm_batch_with_the_offline_generator_says_so_and_warms_directly(redis_
     assert "warm --batch: the offline generator has no batch API; warming directly" in done.stderr.splitlines()
     shown = json.loads(done.stdout)
     assert shown["specs_by_tier"]["generator"] == 2 and shown["batch"] is None
+
+
+def test_requests_are_split_at_the_apis_limits():
+    from ircache_tui.cache.batch import split_at_limits
+    from ircache_tui.cache.batch_record import BatchSpec
+
+    requests = [(BatchSpec(f"id-{i}", f"s{i}_0000000{i % 10}", "d", "p", "m"), {"text": "x" * 100}) for i in range(7)]
+    one = len(json.dumps({"custom_id": "id-0", "params": {"text": "x" * 100}}).encode()) + 2
+    assert [len(c) for c in split_at_limits(requests, max_requests=3)] == [3, 3, 1]
+    assert [len(c) for c in split_at_limits(requests, max_bytes=2 * one)] == [2, 2, 2, 1]
+    assert [c for chunk in split_at_limits(requests, max_requests=2) for c in chunk] == requests  # in order, all
+    assert [len(c) for c in split_at_limits(requests[:1], max_bytes=1)] == [1]  # too big alone: sent alone

@@ -119,7 +119,7 @@ class BatchWarm:
             self._tally.resumed.append(record.batch_id)
             await self._collect(record, lock)
         wanted = await self._misses(specs)
-        records = [await self._submit(chunk) for chunk in self._chunks(wanted)]
+        records = [await self._submit(chunk) for chunk in split_at_limits(wanted)]
         for record, lock in records:
             await self._collect(record, lock)
         return self._tally.result()
@@ -148,19 +148,6 @@ class BatchWarm:
             spec = BatchSpec(custom_id_for(key.cache_key), key.cache_key, digest, path, markdown)
             wanted[key.cache_key] = (spec, self._api.params(markdown, key.spec_name))
         return list(wanted.values())
-
-    def _chunks(self, wanted: list[tuple[BatchSpec, dict[str, Any]]]) -> list[list[tuple[BatchSpec, dict[str, Any]]]]:
-        """Split at the API's limits: MAX_REQUESTS requests or MAX_BYTES of request body."""
-        chunks: list[list[tuple[BatchSpec, dict[str, Any]]]] = []
-        size = 0
-        for spec, params in wanted:
-            one = len(json.dumps({"custom_id": spec.custom_id, "params": params}).encode()) + 2
-            if not chunks or len(chunks[-1]) >= MAX_REQUESTS or size + one > MAX_BYTES:
-                chunks.append([])
-                size = 0
-            chunks[-1].append((spec, params))
-            size += one
-        return chunks
 
     async def _submit(self, chunk: list[tuple[BatchSpec, dict[str, Any]]]) -> tuple[BatchRecord, MachineLock]:
         label = generator_label(self._generation.generator)
@@ -250,6 +237,25 @@ class BatchWarm:
             self._made.add(spec.cache_key)
         except GenerationError as exc:
             self._tally.failures.append(f"{key.spec_name}: {exc}")
+
+
+Request = tuple[BatchSpec, dict[str, Any]]
+
+
+def split_at_limits(requests: list[Request], *, max_requests: int = MAX_REQUESTS,
+                    max_bytes: int = MAX_BYTES) -> list[list[Request]]:
+    """The requests in batches the API takes: at most `max_requests` each, and at most `max_bytes`
+    of request JSON (a request bigger than that alone is sent alone: the API says what it thinks)."""
+    chunks: list[list[Request]] = []
+    size = 0
+    for spec, params in requests:
+        one = len(json.dumps({"custom_id": spec.custom_id, "params": params}).encode()) + 2
+        if not chunks or len(chunks[-1]) >= max_requests or (chunks[-1] and size + one > max_bytes):
+            chunks.append([])
+            size = 0
+        chunks[-1].append((spec, params))
+        size += one
+    return chunks
 
 
 def _try_lock(lock: MachineLock) -> bool:
