@@ -238,3 +238,18 @@ def test_requests_are_split_at_the_apis_limits():
     assert [len(c) for c in split_at_limits(requests, max_bytes=2 * one)] == [2, 2, 2, 1]
     assert [c for chunk in split_at_limits(requests, max_requests=2) for c in chunk] == requests  # in order, all
     assert [len(c) for c in split_at_limits(requests[:1], max_bytes=1)] == [1]  # too big alone: sent alone
+
+
+def test_a_record_of_a_batch_the_api_does_not_know_is_said_with_how_to_give_it_up(redis_url, cache_dir, tmp_path):
+    specs = tmp_path / "specs"
+    write_specs(specs, 1)
+    record = cache_dir / BATCH_DIR / "msgbatch_gone.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"batch_id": "msgbatch_gone", "submitted_at": time.time(), "generator": "anthropic",
+                                  "model": MODEL, "specs": []}))
+    with AnsweringAPI(KEY, responder=offline_responder()) as api:
+        done = run_cli("warm", str(specs), "--batch", env=warm_env(api, redis_url, cache_dir))
+    assert done.returncode == 1
+    (line,) = [l for l in done.stderr.splitlines() if l.startswith("ircache-tui warm:")]
+    assert "404" in line and f"{record}: delete that file to give it up" in line, done.stderr
+    assert api.batch_creates == [] and record.exists()  # nothing submitted while a record is unresolved

@@ -117,7 +117,11 @@ class BatchWarm:
             log.log(NOTICE, "Resuming batch %s (submitted %s, %d specs)", record.batch_id, record.submitted_clock,
                     len(record.specs))
             self._tally.resumed.append(record.batch_id)
-            await self._collect(record, lock)
+            try:
+                await self._collect(record, lock)
+            except GenerationError as exc:  # e.g. a batch of another key or workspace: say how to give it up
+                raise GenerationError(f"{exc} (resuming the batch recorded in {self._book.path(record.batch_id)}: "
+                                      "delete that file to give it up)") from None
         wanted = await self._misses(specs)
         records = [await self._submit(chunk) for chunk in split_at_limits(wanted)]
         for record, lock in records:
