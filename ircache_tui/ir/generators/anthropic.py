@@ -448,6 +448,7 @@ def _count(tally: dict[str, object], usage: Any) -> None:
     if tier is not None:
         tally["service_tier"] = tier if tally.get("service_tier") in (None, tier) else "unknown"
 
+
 # -- Message Batches ---------------------------------------------------------------------------------
 # Half the price, answers within 24 h. A batch request's `params` are a direct generation's first
 # request (request_params), with the system prompt and schema cached for 1 hour: a batch's requests
