@@ -19,7 +19,7 @@ class Row:
     figure: str
     ours: float | None
     baseline: float | None
-    unit: str  # "ms" or "s"
+    unit: str  # "ms", "s", "usd" (dollars) or "%"
     target: str = "—"
     met: bool | None = None  # None: no target on this row
     note: str = ""
@@ -29,6 +29,10 @@ class Row:
         def fmt(v: float | None) -> str:
             if v is None:
                 return "—"
+            if self.unit == "usd":
+                return f"${v:.6f}"
+            if self.unit == "%":
+                return f"{v:.1f} %"
             return f"{v * MS:.3f} ms" if self.unit == "ms" else f"{v:.3f} s"
 
         ratio = f"{self.ours / self.baseline:.2f}×" if self.ours and self.baseline else "—"

@@ -27,7 +27,8 @@ from .cache import (
     RedisUnavailable,
     cache_key,
 )
-from .cache.errors import ClusterRefused, EmbeddedRedisError, FlushIncomplete, RedisBusy
+from .cache.batch import BatchProgress, BatchWarmResult
+from .cache.errors import BatchInFlight, BatchUnsupported, ClusterRefused, EmbeddedRedisError, FlushIncomplete, RedisBusy
 from .cache.export import ExportRow
 from .cache.results import (CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals,
                             NotificationsRestored, WarmResult)
@@ -41,6 +42,10 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEMA_VERSION",
     "ApplicationIR",
+    "BatchInFlight",
+    "BatchProgress",
+    "BatchUnsupported",
+    "BatchWarmResult",
     "CacheEvent",
     "CacheInfo",
     "CacheKey",

@@ -31,6 +31,8 @@ DEFAULT_REDIS_TIMEOUT = 0.5  # a command of ours takes milliseconds; a stall thi
 DEFAULT_REDIS_CONNECT_TIMEOUT = 0.5
 DEFAULT_GENERATE_TIMEOUT = 300.0  # a generation takes 30-120 s; past this it is stuck, not slow
 DEFAULT_METRICS_REFRESH = 30.0  # seconds between the stats walks of `watch --metrics-port`
+DEFAULT_BATCH_POLL_INTERVAL = 10.0  # `warm --batch` asks about its batch this often at first...
+DEFAULT_BATCH_POLL_MAX = 60.0  # ...doubling up to this: a batch takes minutes to hours
 
 # Path separators and control characters: never allowed in a key prefix, nor
 # (cache.keys reuses this rule) in a spec name. It lives here, below the cache
@@ -268,6 +270,10 @@ class Settings:
     redis_server: str | None = None
     #: no ANSI colours in the commands' output (NO_COLOR, set and not empty: see no-color.org)
     no_color: bool = False
+    #: seconds between `warm --batch`'s status requests for its Message Batch (IR_BATCH_POLL_INTERVAL),
+    #: doubling after each up to IR_BATCH_POLL_MAX (at least the interval)
+    batch_poll_interval: float = DEFAULT_BATCH_POLL_INTERVAL
+    batch_poll_max: float = DEFAULT_BATCH_POLL_MAX
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Unpack[Overrides]) -> "Settings":
@@ -289,6 +295,8 @@ class Settings:
             max_tokens=_max_tokens_from(env),
             redis_server=redis_server_from_env(env),
             no_color=bool(env.get("NO_COLOR")),
+            batch_poll_interval=_seconds_from(env, "IR_BATCH_POLL_INTERVAL", DEFAULT_BATCH_POLL_INTERVAL),
+            batch_poll_max=_seconds_from(env, "IR_BATCH_POLL_MAX", DEFAULT_BATCH_POLL_MAX),
         )
         price_in, price_out = (env.get(v, "").strip() for v in ("IR_PRICE_INPUT_PER_MTOK", "IR_PRICE_OUTPUT_PER_MTOK"))
         if bool(price_in) != bool(price_out):

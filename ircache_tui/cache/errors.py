@@ -101,3 +101,11 @@ class ReadOnlyMiss(ReadOnlyError):
 
 class EmbeddedRedisError(IRCacheError):
     """The private redis-server could not be found or started."""
+
+
+class BatchInFlight(IRCacheError):
+    """A spec is being generated in a Message Batch another process submitted (`get --no-wait`)."""
+
+
+class BatchUnsupported(IRCacheError):
+    """The generator has no batch interface (the offline generator): `warm --batch` cannot batch."""

@@ -75,19 +75,35 @@ class Generation:
             generator=self.generator.name, model=self.generator.model, usage=usage,
         )
         if store:
-            raw = entry.to_json_bytes()
-            in_redis = on_disk = False
-            try:
-                in_redis = await self._tiers.store_redis(key, raw, strict=strict)
-            finally:  # what was paid for is kept on disk even when Redis refuses it
-                on_disk = await self._tiers.store_filesystem(key, raw)
-            where = " and ".join(t for t, ok in (("Redis", in_redis), ("the filesystem", on_disk)) if ok)
-            if where:
-                log.info("Generated IR for %s with %s and cached it as %s (in %s)", spec_name, label, key, where)
-            else:
-                log.warning("Generated IR for %s with %s, but could not cache it (%s)", spec_name, label, key)
+            await self._keep(key, entry, label, strict=strict)
         self._events.emit(CacheEvent("generated", spec_name, key.cache_key, "generator", label, usage))
         return Lookup(key.cache_key, "generator", entry)
+
+    async def keep_batched(self, key: CacheKey, digest: str, spec_path: str, ir: ApplicationIR, reported: Usage,
+                           seconds: float, batch_id: str, *, strict: bool) -> Lookup:
+        """A batch's answer, validated by the generator: priced (its tier is "batch": half) and kept
+        in both tiers, as generate() keeps a direct answer."""
+        label = generator_label(self.generator)
+        usage = self.priced(reported, seconds)
+        entry = StoredEntry.create(ir, spec_name=key.spec_name, spec_hash=digest, spec_path=str(spec_path),
+                                   generator=self.generator.name, model=self.generator.model, usage=usage)
+        await self._keep(key, entry, f"{label} in batch {batch_id}", strict=strict)
+        self._events.emit(CacheEvent("generated", key.spec_name, key.cache_key, "generator", label, usage))
+        return Lookup(key.cache_key, "generator", entry)
+
+    async def _keep(self, key: CacheKey, entry: StoredEntry, how: str, *, strict: bool) -> None:
+        """Store in both tiers and say where (`how`: "anthropic (claude-…)", "… in batch msgbatch_…")."""
+        raw = entry.to_json_bytes()
+        in_redis = on_disk = False
+        try:
+            in_redis = await self._tiers.store_redis(key, raw, strict=strict)
+        finally:  # what was paid for is kept on disk even when Redis refuses it
+            on_disk = await self._tiers.store_filesystem(key, raw)
+        where = " and ".join(t for t, ok in (("Redis", in_redis), ("the filesystem", on_disk)) if ok)
+        if where:
+            log.info("Generated IR for %s with %s and cached it as %s (in %s)", key.spec_name, how, key, where)
+        else:
+            log.warning("Generated IR for %s with %s, but could not cache it (%s)", key.spec_name, how, key)
 
     def priced(self, reported: Usage, seconds: float) -> Usage:
         """The generator's tokens, with the measured duration and the estimated dollars.

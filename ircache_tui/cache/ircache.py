@@ -34,13 +34,17 @@ from typing import Any, TypeVar
 
 from ..ir.envelope import StoredEntry
 from ..ir.generators import Generator, generator_label
+from ..ir.generators.base import SubmitsBatches
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
 from .browse import KeyBrowser, KeyRow
 from .audit import AuditTrail
 from .decoded import DecodedEntries, EntryDigest
 from .embedded import EmbeddedRedis
-from .errors import ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss, RedisUnavailable
+from .batch import BatchProgress, BatchWarm, BatchWarmResult
+from .batch_record import BatchBook
+from .errors import (BatchInFlight, BatchUnsupported, ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss,
+                     RedisUnavailable)
 from .events import CacheEvent, EventBus
 from .export import ExportRow
 from .fill import Filler
@@ -61,8 +65,10 @@ RAW_HEAD_LIMIT = 1024  # bytes of a value read_raw_head reads unless asked for a
 log = logging.getLogger("ircache")
 _UNSET: Any = object()
 P = TypeVar("P")
-__all__ = ["GENERATION_FAILED", "NOTICE", "CacheInfo", "DeleteResult", "FlushResult", "GenerationTotals", "HitCount",
-           "HitTotals", "IRCache", "Lookup", "RawHead", "StoreTier", "Tier", "WarmResult"]
+#: how often a `get` waiting for a spec in another process's batch looks for its entry
+BATCH_WAIT_POLL = 0.5
+__all__ = ["GENERATION_FAILED", "NOTICE", "BatchProgress", "BatchWarmResult", "CacheInfo", "DeleteResult", "FlushResult",
+           "GenerationTotals", "HitCount", "HitTotals", "IRCache", "Lookup", "RawHead", "StoreTier", "Tier", "WarmResult"]
 
 
 class IRCache:
@@ -110,6 +116,7 @@ class IRCache:
         self._generator: Generator = generator or self.settings.make_generator()
         self.keys = KeySpace(self.settings.prefix)
         self.fs = FilesystemTier(self.settings.cache_dir, read_only=self.settings.read_only)
+        self.batches = BatchBook(self.fs.directory)  # Message Batches in flight (batch_record.py)
         self.events = EventBus()
         self.decoded = DecodedEntries(max_entries=decoded_memo)  # 0: validate every read
         self.embedded: EmbeddedRedis | None = None
@@ -251,10 +258,11 @@ class IRCache:
         return (await self.lookup(spec_markdown, spec_path, force_refresh)).ir
 
     async def lookup(self, spec_markdown: str, spec_path: str = "spec.md", force_refresh: bool = False, *,
-                     strict_redis: bool = False) -> Lookup:
+                     strict_redis: bool = False, wait_for_batch: bool = True) -> Lookup:
         """Like get_application_ir, but also says which tier answered. `strict_redis`: a Redis write
         the ACL refuses raises instead of degrading to the filesystem (for operations whose point is
-        to fill Redis, like `warm`)."""
+        to fill Redis, like `warm`). A miss on a spec in a Message Batch that a live process collects
+        waits for its entry, or with `wait_for_batch=False` raises BatchInFlight."""
         key, digest = CacheKey.for_spec(spec_markdown, spec_path)  # checked here, then passed as a value
         if self.read_only:
             if force_refresh:
@@ -271,9 +279,50 @@ class IRCache:
             hit = await self._path().read(key, strict=strict_redis)
             if hit is not None:
                 return hit
+            hit = await self._from_batch(key, wait_for_batch)
+            if hit is not None:
+                return hit
             return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, False, strict_redis)
         with self.audit.recording("regenerate", spec=key.spec_name, key=key.cache_key, tiers=("redis", "filesystem")):
             return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, True, strict_redis)
+
+    async def _from_batch(self, key: CacheKey, wait: bool) -> Lookup | None:
+        """The entry a batch in flight makes for `key`, once stored; None when `key` is in no batch,
+        or in one nobody collects (then it is generated directly: said once)."""
+        record = self.batches.holding(key.cache_key)
+        if record is None:
+            return None
+        where = f"batch {record.batch_id} (submitted {record.submitted_clock})"
+        if not wait:
+            raise BatchInFlight(f"{key.spec_name} is being generated in {where}; try again later")
+        said = False
+        while (record := self.batches.holding(key.cache_key)) is not None:
+            if not self.batches.collected(record.batch_id):
+                log.warning("%s is in %s, which no process is collecting (`warm --batch` resumes it): "
+                            "generating it directly", key.spec_name, where)
+                return None
+            if not said:
+                log.log(NOTICE, "IR for %s is being generated in %s; waiting for it", key.spec_name, where)
+                said = True
+            await asyncio.sleep(BATCH_WAIT_POLL)
+            hit = await self._path().read(key, again=True)
+            if hit is not None:
+                return hit
+        return await self._path().read(key, again=True)
+
+    async def warm_batch(self, specs: list[tuple[str, str]], *,
+                         on_progress: Callable[[BatchProgress], None] | None = None) -> BatchWarmResult:
+        """Generate every spec (markdown, path) that neither tier holds in Message Batches at half the
+        price, after resuming any batch an earlier warm left in this cache dir (batch.py). Raises
+        BatchUnsupported when the generator has no batch interface, GenerationError when the batch API
+        fails (the record stays: run again to resume), and the tiers' errors on a refused write."""
+        self._writable("warm --batch")
+        if not isinstance(self.generator, SubmitsBatches):
+            raise BatchUnsupported(f"the {self.generator.name} generator has no batch API")
+        warm = BatchWarm(self.generator.batches(), self._open(self._generation), self._open(self._filler),
+                         self._path(), self.batches, poll_interval=self.settings.batch_poll_interval,
+                         poll_max=self.settings.batch_poll_max, on_progress=on_progress)
+        return await warm.run(specs)
 
     # -- maintenance (maintenance.py) --------------------------------------------------
     async def clear_cache(

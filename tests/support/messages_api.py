@@ -257,6 +257,9 @@ class MessagesAPI:
             def do_POST(self) -> None:
                 api._handle(self)
 
+            def do_GET(self) -> None:
+                api._handle_get(self)
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-messages-api", daemon=True)
@@ -296,28 +299,25 @@ class MessagesAPI:
         path = h.path.split("?", 1)[0]
         with self._lock:
             self.received += 1
-        if path != MESSAGES_PATH:
+        if path != MESSAGES_PATH and not self._routes(path):
             self._send(h, error(404, "not_found_error", f"no route {h.command} {path}"))
             return
-        credential = self._credential(headers)
-        if credential is None or credential != self.api_key:
-            with self._lock:
-                self.rejected.append(headers)
-            reply = error(401, "authentication_error", "invalid API key")
-            body = echo_body(headers, 401, "authentication_error") if self.echo_rejected else reply.body
-            self._send(h, Reply(reply.status, body, {"x-should-retry": "false"}))
+        if not self._authenticated(h, headers):
             return
         try:
             body = json.loads(raw)
         except ValueError:
             self._send(h, error(400, "invalid_request_error", "request body is not JSON"))
             return
+        if path != MESSAGES_PATH:
+            self._send(h, self._post_other(path, body), headers)
+            return
         with self._lock:
             self.requests.append(body)
             self.times.append(time.monotonic())
             self.headers.append(headers)
             self.paths.append(path)
-            reply = self._replies.popleft() if self._replies else None
+            reply = self._replies.popleft() if self._replies else self._unscripted(body)
             if reply is None:
                 self.unscripted += 1
         if reply is None:
@@ -332,6 +332,38 @@ class MessagesAPI:
             if self._stopping.is_set():
                 return
         self._send(h, reply, headers)
+
+    def _authenticated(self, h: BaseHTTPRequestHandler, headers: dict[str, str]) -> bool:
+        """True when the request carries the key; else it is answered 401 here."""
+        credential = self._credential(headers)
+        if credential is not None and credential == self.api_key:
+            return True
+        with self._lock:
+            self.rejected.append(headers)
+        reply = error(401, "authentication_error", "invalid API key")
+        body = echo_body(headers, 401, "authentication_error") if self.echo_rejected else reply.body
+        self._send(h, Reply(reply.status, body, {"x-should-retry": "false"}))
+        return False
+
+    # -- hooks for a subclass that answers more of the API (messages_batches.py) ----------
+    def _routes(self, path: str) -> bool:
+        """Whether a POST to `path` (other than /v1/messages) is answered by `_post_other`."""
+        return False
+
+    def _post_other(self, path: str, body: dict[str, Any]) -> Reply:
+        return error(404, "not_found_error", f"no route POST {path}")
+
+    def _unscripted(self, body: dict[str, Any]) -> Reply | None:
+        """The answer to a Messages request when the script is empty; None: a loud 500."""
+        return None
+
+    def _get(self, path: str) -> Reply:
+        return error(404, "not_found_error", f"no route GET {path}")
+
+    def _handle_get(self, h: BaseHTTPRequestHandler) -> None:
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        if self._authenticated(h, headers):
+            self._send(h, self._get(h.path.split("?", 1)[0]), headers)
 
     def _send(self, h: BaseHTTPRequestHandler, reply: Reply, request_headers: dict[str, str] | None = None) -> None:
         if reply.raw is not None:

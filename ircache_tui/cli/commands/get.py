@@ -24,7 +24,8 @@ Prints a summary, or the full IR with --ir, or everything as JSON with --json.
 examples:
   ircache-tui get examples/specs/petstore-spec.md
   ircache-tui get examples/specs/petstore-spec.md --force --json
-  ircache-tui get examples/specs/petstore-spec.md --read-only   # exit 1 if not cached"""
+  ircache-tui get examples/specs/petstore-spec.md --read-only   # exit 1 if not cached
+  ircache-tui get examples/specs/petstore-spec.md --no-wait     # exit 1 if it is in a batch in flight"""
 
 
 # the IR's summary keys (ApplicationIR.summary) and their nouns, singular and plural
@@ -44,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="regenerate even if cached (force_refresh)")
     p.add_argument("--json", action="store_true", help="print JSON: cache_key, tier, summary, application_ir")
     p.add_argument("--ir", action="store_true", help="print the full IR JSON after the summary")
+    p.add_argument("--no-wait", action="store_true",
+                   help="exit 1 instead of waiting when the spec is in a Message Batch in flight (warm --batch)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,7 +61,7 @@ async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
     async with IRCache(settings=settings, origin="cli get") as cache:
         try:
             async with GenerationTicker(cache.events):  # a generation counts on a terminal's stderr
-                result = await cache.lookup(text, args.spec, force_refresh=args.force)
+                result = await cache.lookup(text, args.spec, force_refresh=args.force, wait_for_batch=not args.no_wait)
         except GenerationError as exc:
             raise CommandError(str(exc)) from None
         try:
@@ -90,7 +93,8 @@ async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
 
 
 def usage_text(usage: Usage) -> str:
-    """`made with 1,200 in / 3,400 out tokens in 41.5 s, about $0.0396` (unknown parts said so)."""
+    """`made with 1,200 in / 3,400 out tokens in 41.5 s, about $0.0396` (unknown parts said so);
+    `made in a batch with …` for a Message Batch's (half price)."""
     if usage.input_tokens is None and usage.duration_s is None:
         return "usage unknown (cached before usage was recorded)"
     if usage.input_tokens == 0 and usage.output_tokens == 0 and not usage.cost_usd:
@@ -99,7 +103,8 @@ def usage_text(usage: Usage) -> str:
               if usage.input_tokens is not None else "unknown tokens")
     seconds = f" in {usage.duration_s:.1f} s" if usage.duration_s is not None else ""
     cost = f", about {human_usd(usage.cost_usd)}" if usage.cost_usd is not None else ", cost unknown (model not in the price table)"
-    return f"made with {tokens}{seconds}{cost}"
+    how = "made in a batch with" if usage.service_tier == "batch" else "made with"
+    return f"{how} {tokens}{seconds}{cost}"
 
 
 def hits_text(hits: HitCount) -> str:

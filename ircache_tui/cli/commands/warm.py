@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...cache.errors import IRCacheError
-from ...cache.ircache import IRCache, WarmResult
+from ...cache.errors import BatchUnsupported
+from ...cache.ircache import BatchProgress, BatchWarmResult, IRCache, WarmResult
 from ...ir.generators import GenerationError
 from ...fmt import describe_os_error, human_count, plural, shown_name
 from ...settings import Settings
 from ...specs import discover_specs
 from ...specs.discovery import SpecFile
-from ..common import (EXIT_FAILED, EXIT_OK, CommandError, generation_failure_reported, print_json, progress,
-                      redis_down_reported, say)
+from ..common import (EXIT_FAILED, EXIT_OK, CommandError, eprint, generation_failure_reported, print_json,
+                      progress, redis_down_reported, say)
 from ._shared import require_redis, spec_dirs
 
 _SHOWN_FAILURES = 20  # a full Redis refuses every entry: the first lines say why, --json has them all
@@ -26,15 +29,25 @@ DESCRIPTION = """Copy every filesystem entry that Redis lacks into Redis. With s
 directories, also make sure every spec's current IR is cached, generating
 where it is missing (at most --jobs at once).
 
+With --batch, every spec that needs generating goes into one Message
+Batch (half the price; results within minutes to hours), polled every
+IR_BATCH_POLL_INTERVAL seconds (default 10, doubling to IR_BATCH_POLL_MAX,
+default 60). Stopped at any point, a rerun resumes that batch and never
+submits it twice. The offline generator has no batch API: --batch then says
+so and warms directly.
+
 examples:
   ircache-tui warm
-  ircache-tui warm examples/specs --json"""
+  ircache-tui warm examples/specs --json
+  ircache-tui warm examples/specs --batch"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dirs", nargs="*", metavar="DIR", help="spec directories (recursive)")
     p.add_argument("--pattern", default="*.md", help="spec file glob (default *.md)")
     p.add_argument("--jobs", type=int, default=4, help="generations at once (default 4)")
+    p.add_argument("--batch", action="store_true",
+                   help="generate what is missing in one Message Batch (half price, slower; resumable)")
     p.add_argument("--json", action="store_true", help="print JSON counts")
 
 
@@ -53,12 +66,14 @@ class _Outcome:
     tiers: dict[str, int] = field(default_factory=lambda: {"redis": 0, "filesystem": 0, "generator": 0})
     spec_failures: list[str] = field(default_factory=list)
     error: str | None = None
+    batch: BatchWarmResult | None = None
 
     def as_json(self) -> dict[str, Any]:
         # `failed` counts every line of `failures` (entries, then specs); `error`: why it stopped
         failures = [*self.warm.failures, *self.spec_failures]
         return {**self.warm.to_json(), "failed": len(failures), "specs": self.specs, "specs_by_tier": self.tiers,
-                "failures": failures, "error": self.error}
+                "failures": failures, "error": self.error,
+                "batch": self.batch.to_json() if self.batch is not None else None}
 
 
 async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -> int:
@@ -88,7 +103,9 @@ async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], 
         # one line in the audit trail for the specs it filled (what it generated costs money)
         with cache.audit.recording("warm", spec=None, tiers=("redis", "filesystem")) as touched:
             try:
-                await _cache_specs(cache, [s for s in specs if s.ok], args.jobs, outcome)
+                ok = [s for s in specs if s.ok]
+                if not (args.batch and await _batch_specs(cache, ok, outcome)):
+                    await _cache_specs(cache, ok, args.jobs, outcome)
             finally:
                 touched.counts.update(specs=len(specs), **{f"from_{t}": n for t, n in outcome.tiers.items()})
 
@@ -123,6 +140,31 @@ async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome
         raise stopped[0]
 
 
+async def _batch_specs(cache: IRCache, specs: list[SpecFile], outcome: _Outcome) -> bool:
+    """Generate what is missing in Message Batches; False when the generator cannot (said in one line)."""
+    with contextlib.ExitStack() as bars:
+        shown: list[str] = []
+        update: list[Callable[[int], None]] = []
+
+        def on_progress(p: BatchProgress) -> None:
+            if not shown or shown[-1] != p.batch_id:  # one bar per batch
+                bars.close()
+                shown.append(p.batch_id)
+                update[:] = [bars.enter_context(progress(f"batch {p.batch_id}", p.total))]
+            update[0](p.done)
+
+        try:
+            result = await cache.warm_batch([(s.text, str(s.path)) for s in specs], on_progress=on_progress)
+        except BatchUnsupported as exc:
+            eprint(f"warm --batch: {exc}; warming directly")
+            return False
+    outcome.batch = result
+    made = result.succeeded + result.retried_directly - len(result.failures)
+    outcome.tiers.update(redis=result.in_redis, filesystem=result.from_filesystem, generator=made)
+    outcome.spec_failures += list(result.failures)
+    return True
+
+
 def _print(args: argparse.Namespace, dirs: list[Path], outcome: _Outcome) -> None:
     if args.json:
         print_json(outcome.as_json())
@@ -135,6 +177,12 @@ def _print(args: argparse.Namespace, dirs: list[Path], outcome: _Outcome) -> Non
     if dirs:
         print(f"specs: {human_count(outcome.specs)} ({human_count(tiers['redis'])} in Redis, "
               f"{human_count(tiers['filesystem'])} warmed from disk, {human_count(tiers['generator'])} generated)")
+    if outcome.batch is not None:
+        b = outcome.batch
+        say(f"batch: {plural(len(b.batches), 'batch', 'batches')} ({', '.join(b.batches) or 'none'}"
+              + (f", {len(b.resumed)} resumed" if b.resumed else "") + f"): {human_count(b.succeeded)} made in "
+              f"a batch, {human_count(b.retried_directly)} retried directly"
+              + (f", {human_count(b.busy)} left to a batch another process collects" if b.busy else ""))
     failures = [*warmed.failures, *outcome.spec_failures]
     for line in failures[:_SHOWN_FAILURES]:
         say(f"failed: {line}")  # a server's words, a file's name: escaped

@@ -37,10 +37,12 @@ read, and the generator says so once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import re
 import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 import anthropic
@@ -50,7 +52,7 @@ from pydantic import ValidationError
 from ... import redact
 from ..model import ApplicationIR
 from ..usage import TOKEN_FIELDS, Usage, sane_tokens
-from .base import GenerationError
+from .base import BatchOutcome, BatchStatus, GenerationError
 
 log = logging.getLogger("ircache")
 
@@ -164,6 +166,14 @@ class AnthropicGenerator:
     async def aclose(self) -> None:
         await self._client.close()
 
+    @property
+    def client(self) -> anthropic.AsyncAnthropic:
+        return self._client
+
+    def batches(self) -> AnthropicBatches:
+        """Its Message Batches (AnthropicBatches, below): what `warm --batch` submits through."""
+        return AnthropicBatches(self)
+
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
         return (await self.generate_with_usage(spec_markdown, spec_name))[0]
 
@@ -217,48 +227,67 @@ class AnthropicGenerator:
                      "than the model's minimum cacheable length): each request pays it in full", self.model,
                      len(self._system))
 
+    def request_params(self, spec_markdown: str, spec_name: str, *,
+                       cache_ttl: Literal["5m", "1h"] | None = None) -> dict[str, Any]:
+        """The first request of a generation, as `messages.create` takes it (and a batch request's
+        `params`): the cached system prompt and schema, the spec, the structured output format."""
+        return self._params([{"role": "user", "content": f"Spec `{spec_name}`:\n\n{spec_markdown}"}],
+                            cache_ttl or self.cache_ttl)
+
+    def _params(self, messages: list[MessageParam], cache_ttl: str) -> dict[str, Any]:
+        return {"model": self.model, "max_tokens": self.max_tokens,
+                "system": [{"type": "text", "text": self._system,
+                            "cache_control": {"type": "ephemeral", "ttl": cache_ttl}}],
+                "messages": messages,
+                "output_config": OutputConfigParam(format={"type": "json_schema", "schema": self._schema})}
+
+    def read_answer(self, message: Any) -> tuple[ApplicationIR | None, str, Usage]:
+        """One answer (a batch result's Message) read exactly as a direct answer is: its IR if it is
+        a valid one, else None and what is wrong; and the tokens it used."""
+        tally: dict[str, object] = dict.fromkeys(TOKEN_FIELDS)
+        _count(tally, getattr(message, "usage", None))
+        ir, problem, _repair = self._judge(message, _text_of(message))
+        return ir, problem, Usage.model_validate({**tally, "mode": "full"})
+
+    def _judge(self, message: Any, text: str) -> tuple[ApplicationIR | None, str, str]:
+        """(the IR, "", "") for a valid answer, else (None, what is wrong, the repair turn's words)."""
+        stop_reason = getattr(message, "stop_reason", None)
+        if stop_reason == "refusal":
+            return None, "the model refused to answer (stop_reason refusal)", \
+                "Please produce the ApplicationIR JSON for this specification."
+        compact = "Your answer was cut off. Answer again with a more compact ApplicationIR: shorter descriptions, no repetition."
+        if stop_reason == "max_tokens":
+            return None, f"the answer was cut off at max_tokens ({self.max_tokens}): {self._max_tokens_hint}", compact
+        if stop_reason == "model_context_window_exceeded":
+            return None, ("the answer was cut off by the model's context window (stop_reason "
+                          "model_context_window_exceeded): shorten the spec"), compact
+        try:
+            return ApplicationIR.model_validate_json(text), "", ""
+        except ValidationError as exc:
+            if not text.strip():
+                problem = f"the answer was empty (stop_reason {stop_reason}), not an ApplicationIR"
+            elif any(e.get("type") == "json_invalid" for e in exc.errors()):
+                problem = f"the answer was not JSON (invalid ApplicationIR: {_short(exc)})"
+            else:
+                problem = f"the answer did not match the ApplicationIR schema (invalid ApplicationIR: {_short(exc)})"
+            return None, problem, f"That JSON is not a valid ApplicationIR: {_short(exc)}. Answer again with a corrected document."
+
     async def _generate(self, spec_markdown: str, spec_name: str, tally: dict[str, object]) -> ApplicationIR:
-        messages: list[MessageParam] = [
-            {"role": "user", "content": f"Spec `{spec_name}`:\n\n{spec_markdown}"},
-        ]
+        params = self.request_params(spec_markdown, spec_name)
+        messages: list[MessageParam] = params.pop("messages")
         problem = ""
         for attempt in range(2):  # the first answer, then one repair
             try:
-                message = await self._client.messages.create(
-                    model=self.model,
-                    max_tokens=self.max_tokens,
-                    system=[{"type": "text", "text": self._system,
-                             "cache_control": {"type": "ephemeral", "ttl": self.cache_ttl}}],
-                    messages=messages,
-                    output_config=OutputConfigParam(format={"type": "json_schema", "schema": self._schema}),
-                )
+                message = await self._client.messages.create(messages=messages, **params)
             except json.JSONDecodeError:  # a 200 that says JSON and is not
                 raise _NotAMessage("a body that is not JSON") from None
             if getattr(message, "type", None) != "message":  # a 200 from something else than the API
                 raise _NotAMessage(_describe(message))
             _count(tally, getattr(message, "usage", None))
             text = _text_of(message)
-            stop_reason = getattr(message, "stop_reason", None)
-            if stop_reason == "refusal":
-                problem = "the model refused to answer (stop_reason refusal)"
-                repair = "Please produce the ApplicationIR JSON for this specification."
-            elif stop_reason == "max_tokens":
-                problem = f"the answer was cut off at max_tokens ({self.max_tokens}): {self._max_tokens_hint}"
-                repair = "Your answer was cut off. Answer again with a more compact ApplicationIR: shorter descriptions, no repetition."
-            elif stop_reason == "model_context_window_exceeded":
-                problem = "the answer was cut off by the model's context window (stop_reason model_context_window_exceeded): shorten the spec"
-                repair = "Your answer was cut off. Answer again with a more compact ApplicationIR: shorter descriptions, no repetition."
-            else:
-                try:
-                    return ApplicationIR.model_validate_json(text)
-                except ValidationError as exc:
-                    if not text.strip():
-                        problem = f"the answer was empty (stop_reason {stop_reason}), not an ApplicationIR"
-                    elif any(e.get("type") == "json_invalid" for e in exc.errors()):
-                        problem = f"the answer was not JSON (invalid ApplicationIR: {_short(exc)})"
-                    else:
-                        problem = f"the answer did not match the ApplicationIR schema (invalid ApplicationIR: {_short(exc)})"
-                    repair = f"That JSON is not a valid ApplicationIR: {_short(exc)}. Answer again with a corrected document."
+            ir, problem, repair = self._judge(message, text)
+            if ir is not None:
+                return ir
             if attempt == 0:
                 messages = messages + [
                     {"role": "assistant", "content": text or "(no answer)"},
@@ -418,3 +447,65 @@ def _count(tally: dict[str, object], usage: Any) -> None:
     tier = getattr(usage, "service_tier", None)
     if tier is not None:
         tally["service_tier"] = tier if tally.get("service_tier") in (None, tier) else "unknown"
+
+
+# -- Message Batches ---------------------------------------------------------------------------------
+# Half the price, answers within 24 h. A batch request's `params` are a direct generation's first
+# request (request_params), with the system prompt and schema cached for 1 hour: a batch's requests
+# are processed over minutes to hours, past a 5-minute cache. Each result's Message is read exactly as
+# a direct answer (read_answer): nothing invalid comes out of here. Every API failure is one
+# GenerationError line, scrubbed of secrets, as for direct requests.
+
+BATCH_CACHE_TTL: Literal["1h"] = "1h"
+
+
+class AnthropicBatches:
+    def __init__(self, generator: AnthropicGenerator) -> None:
+        self._generator = generator
+        self._batches = generator.client.messages.batches
+
+    def params(self, spec_markdown: str, spec_name: str) -> dict[str, Any]:
+        return self._generator.request_params(spec_markdown, spec_name, cache_ttl=BATCH_CACHE_TTL)
+
+    async def submit(self, requests: list[tuple[str, dict[str, Any]]]) -> str:
+        with self._said("submitting a batch of %d requests" % len(requests)):
+            batch = await self._batches.create(
+                requests=[{"custom_id": custom_id, "params": params} for custom_id, params in requests])  # type: ignore[typeddict-item]
+        return batch.id
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        with self._said(f"asking about batch {batch_id}"):
+            batch = await self._batches.retrieve(batch_id)
+        counts = batch.request_counts
+        done = counts.succeeded + counts.errored + counts.canceled + counts.expired
+        return BatchStatus(batch.processing_status == "ended", done, done + counts.processing)
+
+    async def results(self, batch_id: str) -> AsyncIterator[BatchOutcome]:
+        with self._said(f"fetching the results of batch {batch_id}"):
+            lines = await self._batches.results(batch_id)
+            async for line in lines:
+                result = line.result
+                if result.type == "succeeded":
+                    ir, problem, usage = self._generator.read_answer(result.message)
+                    yield BatchOutcome(line.custom_id, ir, usage, problem)
+                elif result.type == "errored":
+                    error = result.error.error
+                    yield BatchOutcome(line.custom_id, None, None,
+                                       f"errored ({error.type}: {_line(error.message, 120)})")
+                else:
+                    yield BatchOutcome(line.custom_id, None, None, result.type)  # expired, canceled
+
+    @contextlib.contextmanager
+    def _said(self, doing: str) -> Iterator[None]:
+        """The SDK's errors while `doing`, as one GenerationError line."""
+        try:
+            yield
+        except anthropic.APIStatusError as exc:
+            raise _failure(f"Anthropic Message Batches API error {exc.status_code} {doing}: "
+                           f"{self._generator._status_problem(exc)}") from None
+        except anthropic.APIConnectionError:
+            raise _failure(f"Anthropic Message Batches API unreachable {doing}: check ANTHROPIC_BASE_URL and "
+                           "the network") from None
+        except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            raise _failure(f"Anthropic Message Batches API failed {doing}: {exc.__class__.__name__}: "
+                           f"{_line(str(exc))}") from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from ...errors import IRCacheError
 from ..model import ApplicationIR
@@ -34,3 +36,44 @@ class ReportsUsage(Protocol):
     duration and the dollars). IRCache calls this instead of `generate` when it exists."""
 
     async def generate_with_usage(self, spec_markdown: str, spec_name: str) -> tuple[ApplicationIR, Usage]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatus:
+    """Where a Message Batch is: ended or not, and how many of its requests are done."""
+
+    ended: bool
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One request of an ended batch: its IR (validated) and usage, or None and what went wrong
+    ("errored: …", "expired", "canceled", or why the answer is not a valid ApplicationIR)."""
+
+    custom_id: str
+    ir: ApplicationIR | None
+    usage: Usage | None
+    problem: str = ""
+
+
+class BatchApi(Protocol):
+    """A model provider's batch interface: submit many first requests at once, half price."""
+
+    def params(self, spec_markdown: str, spec_name: str) -> dict[str, Any]:
+        """A request's params, as a direct generation's first request (1 h prompt cache)."""
+
+    async def submit(self, requests: list[tuple[str, dict[str, Any]]]) -> str:
+        """Create one batch of (custom_id, params); its id. Raises GenerationError."""
+
+    async def status(self, batch_id: str) -> BatchStatus: ...
+
+    def results(self, batch_id: str) -> AsyncIterator[BatchOutcome]: ...
+
+
+@runtime_checkable
+class SubmitsBatches(Protocol):
+    """A generator that can also submit a Message Batch (`warm --batch`)."""
+
+    def batches(self) -> BatchApi: ...

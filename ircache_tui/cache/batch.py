@@ -1,0 +1,270 @@
+"""`warm --batch`: every spec that needs generating in one Message Batch, at half the price.
+
+    specs ──miss in both tiers──► submit (≤ 100,000 requests, ≤ 256 MB each) ──► record written
+        ──► poll (IR_BATCH_POLL_INTERVAL, doubling to IR_BATCH_POLL_MAX) ──► results joined by
+        custom_id, validated, stored in both tiers ──► what failed retried once directly ──► record removed
+
+Resumable: the record (batch_record.py) is written as soon as the API has accepted the batch, before
+the first poll; a warm stopped at any point leaves it, and the next warm resumes every record no
+live process is collecting before it looks for misses: it never submits the same specs twice. The
+create request and the record's write are shielded from a cancel (Ctrl-C, SIGTERM): a batch the API
+accepted is always recorded. Only a SIGKILL in those milliseconds could lose one.
+
+An errored, expired or canceled request, or an answer that is not a valid ApplicationIR (a refusal,
+a cut-off), is retried once as a direct generation (with its own repair turn); what still fails is
+reported, one line per spec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ir.generators import GenerationError, generator_label
+from ..ir.generators.base import BatchApi, BatchOutcome
+from .batch_record import MAX_BYTES, MAX_REQUESTS, BatchBook, BatchRecord, BatchSpec, custom_id_for
+from .fill import Filler
+from .generate import Generation
+from .keys import CacheKey, InvalidSpecName
+from .machine_lock import MachineLock
+from .results import NOTICE
+from .tiers import Tiers
+
+log = logging.getLogger("ircache")
+#: a batch's entries stored at once (each is a Redis SET and an fsynced file)
+STORES_AT_ONCE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """A poll of one batch: its requests done (succeeded, errored, expired, canceled) of all."""
+
+    batch_id: str
+    done: int
+    total: int
+    ended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWarmResult:
+    """`warm_batch()`: the batches collected (those it `resumed` among them), the specs already
+    cached, those `submitted` now, stored from a batch (`succeeded`), `retried_directly`, those left
+    to a batch another live process collects (`busy`), and one "spec: reason" per spec that failed.
+    Already cached: `in_redis`, and `from_filesystem` (copied into Redis on the way)."""
+
+    batches: tuple[str, ...] = ()
+    resumed: tuple[str, ...] = ()
+    in_redis: int = 0
+    from_filesystem: int = 0
+    submitted: int = 0
+    succeeded: int = 0
+    retried_directly: int = 0
+    busy: int = 0
+    failures: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """`warm --batch --json`'s "batch" section."""
+        return {"batch_ids": list(self.batches), "resumed": list(self.resumed), "in_redis": self.in_redis,
+                "from_filesystem": self.from_filesystem,
+                "submitted": self.submitted, "succeeded": self.succeeded,
+                "retried_directly": self.retried_directly, "busy": self.busy, "failed": len(self.failures),
+                "failures": list(self.failures)}
+
+
+@dataclass
+class _Tally:
+    batches: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    in_redis: int = 0
+    from_filesystem: int = 0
+    submitted: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    busy: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def result(self) -> BatchWarmResult:
+        return BatchWarmResult(tuple(self.batches), tuple(self.resumed), self.in_redis, self.from_filesystem,
+                               self.submitted,
+                               self.succeeded, self.retried, self.busy, tuple(self.failures))
+
+
+class BatchWarm:
+    def __init__(self, api: BatchApi, generation: Generation, filler: Filler, tiers: Tiers, book: BatchBook, *,
+                 poll_interval: float, poll_max: float,
+                 on_progress: Callable[[BatchProgress], None] | None) -> None:
+        self._api = api
+        self._generation = generation
+        self._filler = filler
+        self._tiers = tiers
+        self._book = book
+        self._poll = poll_interval
+        self._poll_max = max(poll_max, poll_interval)
+        self._on_progress = on_progress or (lambda progress: None)
+        self._tally = _Tally()
+        self._made: set[str] = set()  # cache keys this run stored (a resumed batch's): not counted as cached
+
+    async def run(self, specs: list[tuple[str, str]]) -> BatchWarmResult:
+        for record in self._book.records():  # what an earlier warm left: finished first, never resubmitted
+            lock = self._book.lock(record.batch_id)
+            if not _try_lock(lock):
+                continue  # another live process collects it
+            log.log(NOTICE, "Resuming batch %s (submitted %s, %d specs)", record.batch_id, record.submitted_clock,
+                    len(record.specs))
+            self._tally.resumed.append(record.batch_id)
+            try:
+                await self._collect(record, lock)
+            except GenerationError as exc:  # e.g. a batch of another key or workspace: say how to give it up
+                raise GenerationError(f"{exc} (resuming the batch recorded in {self._book.path(record.batch_id)}: "
+                                      "delete that file to give it up)") from None
+        wanted = await self._misses(specs)
+        records = [await self._submit(chunk) for chunk in split_at_limits(wanted)]
+        for record, lock in records:
+            await self._collect(record, lock)
+        return self._tally.result()
+
+    async def _misses(self, specs: list[tuple[str, str]]) -> list[tuple[BatchSpec, dict[str, Any]]]:
+        """The specs in neither tier nor in a batch in flight, once each, with their request params."""
+        wanted: dict[str, tuple[BatchSpec, dict[str, Any]]] = {}
+        for markdown, path in specs:
+            try:
+                key, digest = CacheKey.for_spec(markdown, path)
+            except InvalidSpecName as exc:
+                self._tally.failures.append(f"{path}: {exc}")
+                continue
+            if key.cache_key in wanted or key.cache_key in self._made:
+                continue
+            if self._book.holding(key.cache_key) is not None:
+                self._tally.busy += 1
+                continue
+            hit = await self._tiers.read(key, strict=True)
+            if hit is not None:
+                if hit.tier == "redis":
+                    self._tally.in_redis += 1
+                else:
+                    self._tally.from_filesystem += 1
+                continue
+            spec = BatchSpec(custom_id_for(key.cache_key), key.cache_key, digest, path, markdown)
+            wanted[key.cache_key] = (spec, self._api.params(markdown, key.spec_name))
+        return list(wanted.values())
+
+    async def _submit(self, chunk: list[tuple[BatchSpec, dict[str, Any]]]) -> tuple[BatchRecord, MachineLock]:
+        label = generator_label(self._generation.generator)
+        for spec, _params in chunk:
+            log.info("IR cache MISS for %s, generating with LLM (%s) in a batch", CacheKey.parse(spec.cache_key)
+                     .spec_name, label)
+
+        async def create_and_record() -> tuple[BatchRecord, MachineLock]:
+            batch_id = await self._api.submit([(spec.custom_id, params) for spec, params in chunk])
+            record = BatchRecord(batch_id, time.time(), self._generation.generator.name,
+                                 self._generation.generator.model, tuple(spec for spec, _ in chunk))
+            lock = self._book.lock(batch_id)
+            _try_lock(lock)  # before the record: a waiter that sees the record sees it collected
+            self._book.write(record)
+            return record, lock
+
+        task = asyncio.ensure_future(create_and_record())
+        try:
+            record, lock = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.gather(task, return_exceptions=True)  # an accepted batch is recorded, then we stop
+            raise
+        log.log(NOTICE, "Submitted batch %s: %d specs", record.batch_id, len(record.specs))
+        self._tally.batches.append(record.batch_id)
+        self._tally.submitted += len(record.specs)
+        return record, lock
+
+    async def _collect(self, record: BatchRecord, lock: MachineLock) -> None:
+        """Poll until the batch ends, store its results, retry what failed directly, drop the record."""
+        try:
+            if record.batch_id not in self._tally.batches:
+                self._tally.batches.append(record.batch_id)
+            interval = self._poll
+            while True:
+                status = await self._api.status(record.batch_id)
+                self._on_progress(BatchProgress(record.batch_id, status.done, status.total, status.ended))
+                if status.ended:
+                    break
+                await asyncio.sleep(interval)
+                interval = min(interval * 2, self._poll_max)
+            by_id = {spec.custom_id: spec for spec in record.specs}
+            retry: list[tuple[BatchSpec, str]] = []
+            seconds = time.time() - record.submitted_at
+            storing: set[asyncio.Task[None]] = set()
+            room = asyncio.Semaphore(STORES_AT_ONCE)
+
+            async def keep(spec: BatchSpec, outcome: BatchOutcome) -> None:
+                assert outcome.ir is not None and outcome.usage is not None
+                try:
+                    await self._generation.keep_batched(CacheKey.parse(spec.cache_key), spec.digest, spec.spec_path,
+                                                        outcome.ir, outcome.usage, seconds, record.batch_id,
+                                                        strict=True)
+                    self._tally.succeeded += 1
+                    self._made.add(spec.cache_key)
+                finally:
+                    room.release()
+
+            try:
+                async for outcome in self._api.results(record.batch_id):
+                    spec = by_id.pop(outcome.custom_id, None)
+                    if spec is None:
+                        continue  # not one of ours (the record is the truth)
+                    if outcome.ir is None or outcome.usage is None:
+                        retry.append((spec, outcome.problem))
+                        continue
+                    await room.acquire()
+                    storing.add(asyncio.ensure_future(keep(spec, outcome)))
+            finally:  # a refused write (or a cancel) stops the rest; the record stays for a rerun
+                stored = await asyncio.gather(*storing, return_exceptions=True)
+            for failed in stored:
+                if isinstance(failed, BaseException):
+                    raise failed
+            retry += [(spec, "no result") for spec in by_id.values()]
+            for spec, problem in retry:
+                await self._retry(record.batch_id, spec, problem)
+            self._book.remove(record.batch_id)
+        finally:
+            lock.release()
+
+    async def _retry(self, batch_id: str, spec: BatchSpec, problem: str) -> None:
+        key = CacheKey.parse(spec.cache_key)
+        log.warning("Batch %s gave no IR for %s (%s): retrying it as a direct request", batch_id, key.spec_name,
+                    problem)
+        self._tally.retried += 1
+        try:
+            await self._filler.fill(key, spec.digest, spec.markdown, spec.spec_path, False, True)
+            self._made.add(spec.cache_key)
+        except GenerationError as exc:
+            self._tally.failures.append(f"{key.spec_name}: {exc}")
+
+
+Request = tuple[BatchSpec, dict[str, Any]]
+
+
+def split_at_limits(requests: list[Request], *, max_requests: int = MAX_REQUESTS,
+                    max_bytes: int = MAX_BYTES) -> list[list[Request]]:
+    """The requests in batches the API takes: at most `max_requests` each, and at most `max_bytes`
+    of request JSON (a request bigger than that alone is sent alone: the API says what it thinks)."""
+    chunks: list[list[Request]] = []
+    size = 0
+    for spec, params in requests:
+        one = len(json.dumps({"custom_id": spec.custom_id, "params": params}).encode()) + 2
+        if not chunks or len(chunks[-1]) >= max_requests or (chunks[-1] and size + one > max_bytes):
+            chunks.append([])
+            size = 0
+        chunks[-1].append((spec, params))
+        size += one
+    return chunks
+
+
+def _try_lock(lock: MachineLock) -> bool:
+    """Take a batch's collector lock; True if ours (a cache dir we cannot lock: go on without it)."""
+    try:
+        return lock.try_acquire()
+    except OSError:
+        return True
