@@ -8,7 +8,7 @@ import logging
 import time
 
 from ..ir.envelope import StoredEntry
-from ..ir.generators import GenerationError, Generator, generator_label
+from ..ir.generators import GenerationError, Generator, generator_label, identity_of
 from ..ir.generators.base import ReportsUsage
 from ..ir.model import ApplicationIR
 from ..ir.prices import cost_of, price_for
@@ -70,9 +70,10 @@ class Generation:
             self._events.emit(CacheEvent("error", spec_name, key.cache_key, "generator", message))
             raise GenerationError(message) from exc
         usage = self.priced(reported, time.monotonic() - started)
+        made_by = identity_of(self.generator)
         entry = StoredEntry.create(
             ir, spec_name=spec_name, spec_hash=digest, spec_path=str(spec_path),
-            generator=self.generator.name, model=self.generator.model, usage=usage,
+            generator=made_by.name, model=made_by.model, usage=usage, fingerprint=made_by.fingerprint,
         )
         if store:
             raw = entry.to_json_bytes()
