@@ -29,6 +29,10 @@ class Generation:
         self._tiers = tiers
         self._events = events
 
+    @property
+    def events(self) -> EventBus:
+        return self._events
+
     async def generate(
         self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, *, store: bool,
         strict: bool = False,

@@ -159,11 +159,16 @@ class GenerationTotals:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """What `lookup` found: the IR, its stored entry and which tier answered."""
+    """What `lookup` found: the IR, its stored entry and which tier answered; `outdated`: the entry
+    was made by another generator, model or prompt than the cache's (served all the same, unless
+    IR_OUTDATED=regenerate); `renamed_from`: the cache key its entry was copied from, when the spec's
+    text was cached under another name and nothing was generated (tier "filesystem")."""
 
     cache_key: str
     tier: Tier
     entry: StoredEntry
+    outdated: bool = False
+    renamed_from: str | None = None
 
     @property
     def ir(self) -> ApplicationIR:

@@ -94,24 +94,30 @@ class GeneratorInfo(BaseModel):
 GENERATOR_MARK = b'"generator":'
 
 
-def generator_in_head(head: bytes) -> GeneratorInfo | None:
-    """The generator object of the entry whose first bytes are `head`, or None when they do not
-    hold a whole one (cut short, garbage, a `}` inside a name)."""
+def generator_object(head: bytes) -> bytes:
+    """The bytes of the generator object in an entry's first bytes, from its `{` to the first `}`
+    (b"" when they hold none): what the stats script cuts out, by the same rule."""
     at = head.find(GENERATOR_MARK + b"{")
     if at < 0:
-        return None
-    return generator_from_object(head[at + len(GENERATOR_MARK):])
+        return b""
+    end = head.find(b"}", at)
+    return head[at + len(GENERATOR_MARK): end + 1] if end >= 0 else b""
 
 
 def generator_from_object(text: bytes) -> GeneratorInfo | None:
-    """A generator object's bytes (`{...}`, anything after its first `}` ignored) as GeneratorInfo."""
-    end = text.find(b"}")
-    if not text.startswith(b"{") or end < 0:
+    """A generator object's bytes (generator_object) as GeneratorInfo, or None when they are not one
+    (cut short, garbage, a `}` inside a name)."""
+    if not text:
         return None
     try:
-        return GeneratorInfo.model_validate_json(text[: end + 1])
+        return GeneratorInfo.model_validate_json(text)
     except ValidationError:
         return None
+
+
+def generator_in_head(head: bytes) -> GeneratorInfo | None:
+    """The generator of the entry whose first bytes are `head`, or None when they do not say."""
+    return generator_from_object(generator_object(head))
 
 
 class StoredEntry(BaseModel):
