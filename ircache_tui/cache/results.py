@@ -37,7 +37,8 @@ class CacheInfo:
 
     `redis`: `{"reachable", "total_keys", "total_size_bytes", "specs", "spec_sizes", "foreign_keys",
     "server", "cluster"}`, or `{"reachable": False, "error", "server", "cluster"}` when Redis does
-    not answer; `filesystem`: `{"directory", "file_count", "total_size_bytes"}`."""
+    not answer; `filesystem`: `{"directory", "file_count", "total_size_bytes"}`. Each has `outdated`
+    (entries another generator, model or prompt made) when asked for it."""
 
     redis: Mapping[str, Any]
     filesystem: Mapping[str, Any]

@@ -15,8 +15,8 @@ from ...fmt import describe_os_error, human_count, plural, shown_name
 from ...settings import Settings
 from ...specs import discover_specs
 from ...specs.discovery import SpecFile
-from ..common import (EXIT_FAILED, EXIT_OK, CommandError, generation_failure_reported, print_json, progress,
-                      redis_down_reported, say)
+from ..common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, generation_failure_reported, print_json,
+                      progress, redis_down_reported, say)
 from ._shared import require_redis, spec_dirs
 
 _SHOWN_FAILURES = 20  # a full Redis refuses every entry: the first lines say why, --json has them all
@@ -26,20 +26,29 @@ DESCRIPTION = """Copy every filesystem entry that Redis lacks into Redis. With s
 directories, also make sure every spec's current IR is cached, generating
 where it is missing (at most --jobs at once).
 
+With --outdated, regenerate exactly the specs whose cached entry is outdated (made by
+another generator, model or prompt than the current one) and leave the others alone.
+
 examples:
   ircache-tui warm
-  ircache-tui warm examples/specs --json"""
+  ircache-tui warm examples/specs --json
+  ircache-tui warm examples/specs --outdated"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dirs", nargs="*", metavar="DIR", help="spec directories (recursive)")
     p.add_argument("--pattern", default="*.md", help="spec file glob (default *.md)")
     p.add_argument("--jobs", type=int, default=4, help="generations at once (default 4)")
+    p.add_argument("--outdated", action="store_true",
+                   help="regenerate only the specs under DIR whose entry another generator or prompt made")
     p.add_argument("--json", action="store_true", help="print JSON counts")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     dirs = spec_dirs(args.dirs)
+    if args.outdated and not dirs:
+        raise CommandError("warm --outdated needs spec directories (DIR ...): the specs it may regenerate",
+                           EXIT_USAGE)
     with generation_failure_reported():  # each failure is one of its "failed:" lines
         return asyncio.run(_run(args, settings, dirs))
 
@@ -53,12 +62,14 @@ class _Outcome:
     tiers: dict[str, int] = field(default_factory=lambda: {"redis": 0, "filesystem": 0, "generator": 0})
     spec_failures: list[str] = field(default_factory=list)
     error: str | None = None
+    #: with --outdated: how many specs had an outdated entry (None: not asked)
+    outdated: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         # `failed` counts every line of `failures` (entries, then specs); `error`: why it stopped
         failures = [*self.warm.failures, *self.spec_failures]
         return {**self.warm.to_json(), "failed": len(failures), "specs": self.specs, "specs_by_tier": self.tiers,
-                "failures": failures, "error": self.error}
+                "failures": failures, "error": self.error, "outdated": self.outdated}
 
 
 async def _run(args: argparse.Namespace, settings: Settings, dirs: list[Path]) -> int:
@@ -86,16 +97,22 @@ async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], 
             outcome.error = outcome.warm.error
             return
         # one line in the audit trail for the specs it filled (what it generated costs money)
+        todo = [s for s in specs if s.ok]
+        if args.outdated:  # the library says which; only those are made again
+            todo = [todo[i] for i in await cache.outdated_among([(s.text, str(s.path)) for s in todo])]
+            outcome.outdated = len(todo)
         with cache.audit.recording("warm", spec=None, tiers=("redis", "filesystem")) as touched:
             try:
-                await _cache_specs(cache, [s for s in specs if s.ok], args.jobs, outcome)
+                await _cache_specs(cache, todo, args.jobs, outcome, force=args.outdated)
             finally:
                 touched.counts.update(specs=len(specs), **{f"from_{t}": n for t, n in outcome.tiers.items()})
 
 
-async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome: _Outcome) -> None:
-    """Look every spec up (generating what is missing), `jobs` at once; a cache error (Redis
-    refusing the write) stops the rest and is raised once those in flight are done."""
+async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome: _Outcome, *,
+                       force: bool = False) -> None:
+    """Look every spec up (generating what is missing; with `force`, regenerating each), `jobs` at
+    once; a cache error (Redis refusing the write) stops the rest and is raised once those in
+    flight are done."""
     limit = asyncio.Semaphore(max(1, jobs))
     stopped: list[IRCacheError] = []
     done = 0
@@ -108,7 +125,7 @@ async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome
                     return
                 try:
                     # warming is filling Redis: a refused SET stops it
-                    result = await cache.lookup(spec.text, str(spec.path), strict_redis=True)
+                    result = await cache.lookup(spec.text, str(spec.path), force, strict_redis=True)
                     outcome.tiers[result.tier] += 1
                 except GenerationError as exc:
                     outcome.spec_failures.append(f"{shown_name(spec.path, quote=False)}: {exc}")
@@ -132,7 +149,10 @@ def _print(args: argparse.Namespace, dirs: list[Path], outcome: _Outcome) -> Non
           f"({human_count(warmed.already_in_redis)} already in Redis"
           + (f", {human_count(warmed.failed)} failed" if warmed.failed else "")
           + (f", {human_count(warmed.left)} not tried" if warmed.left else "") + ")")
-    if dirs:
+    if dirs and outcome.outdated is not None:
+        print(f"specs: {human_count(outcome.specs)} ({human_count(outcome.outdated)} outdated, "
+              f"{human_count(tiers['generator'])} regenerated)")
+    elif dirs:
         print(f"specs: {human_count(outcome.specs)} ({human_count(tiers['redis'])} in Redis, "
               f"{human_count(tiers['filesystem'])} warmed from disk, {human_count(tiers['generator'])} generated)")
     failures = [*warmed.failures, *outcome.spec_failures]
