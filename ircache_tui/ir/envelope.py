@@ -69,7 +69,8 @@ class GeneratorInfo(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     name: str
     model: str | None = None
-    fingerprint: str | None = None
+    #: written only when known, so an entry of a generator without one is spelled as before
+    fingerprint: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @property
     def label(self) -> str:
@@ -133,8 +134,9 @@ class StoredEntry(BaseModel):
     #: Before application_ir, so the first KiB of an entry (what listings read) holds it.
     usage: Usage | None = None
     #: the cache key of the entry this one was copied from, when a spec was renamed and its text
-    #: was already cached under the old name (no generation: usage says zero tokens, no cost)
-    renamed_from: str | None = None
+    #: was already cached under the old name (no generation: usage says zero tokens, no cost);
+    #: written only when set, so every other entry is spelled as before
+    renamed_from: str | None = Field(default=None, exclude_if=lambda value: value is None)
     application_ir: ApplicationIR
 
     @classmethod
