@@ -31,7 +31,7 @@ from .cache.batch import BatchProgress, BatchWarmResult
 from .cache.errors import BatchInFlight, BatchUnsupported, ClusterRefused, EmbeddedRedisError, FlushIncomplete, RedisBusy
 from .cache.export import ExportRow
 from .cache.results import (CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals,
-                            NotificationsRestored, WarmResult)
+                            NotificationsRestored, Savings, WarmResult)
 from .cache.server_facts import NodeFacts, ServerFacts
 from .ir import SCHEMA_VERSION, ApplicationIR, CorruptEntry, StoredEntry
 from .ir.generators import GenerationError, Generator, OfflineGenerator
@@ -75,6 +75,7 @@ __all__ = [
     "RedisCommandError",
     "RedisPermissionError",
     "RedisUnavailable",
+    "Savings",
     "ServerFacts",
     "Settings",
     "SettingsError",

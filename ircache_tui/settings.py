@@ -27,6 +27,8 @@ DEFAULT_TTL = 604_800  # 7 days
 MAX_TTL = 100 * 365 * 86_400
 DEFAULT_CACHE_DIR = ".cache/ir"
 GENERATOR_CHOICES = ("auto", "offline", "anthropic")
+#: IR_OUTDATED: serve an outdated entry (the default), or treat it as a miss and regenerate it
+OUTDATED_CHOICES = ("serve", "regenerate")
 DEFAULT_REDIS_TIMEOUT = 0.5  # a command of ours takes milliseconds; a stall this long is a hung server
 DEFAULT_REDIS_CONNECT_TIMEOUT = 0.5
 DEFAULT_GENERATE_TIMEOUT = 300.0  # a generation takes 30-120 s; past this it is stuck, not slow
@@ -229,6 +231,7 @@ class Overrides(TypedDict, total=False):
     max_tokens: int | None
     redis_server: str | None
     no_color: bool | None
+    outdated: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +277,9 @@ class Settings:
     #: doubling after each up to IR_BATCH_POLL_MAX (at least the interval)
     batch_poll_interval: float = DEFAULT_BATCH_POLL_INTERVAL
     batch_poll_max: float = DEFAULT_BATCH_POLL_MAX
+    #: what a lookup does with an outdated entry (made by another generator, model or prompt;
+    #: IR_OUTDATED): "serve" it (a hit is a hit), or "regenerate" it (a miss, replaced)
+    outdated: str = "serve"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Unpack[Overrides]) -> "Settings":
@@ -297,6 +303,7 @@ class Settings:
             no_color=bool(env.get("NO_COLOR")),
             batch_poll_interval=_seconds_from(env, "IR_BATCH_POLL_INTERVAL", DEFAULT_BATCH_POLL_INTERVAL),
             batch_poll_max=_seconds_from(env, "IR_BATCH_POLL_MAX", DEFAULT_BATCH_POLL_MAX),
+            outdated=(env.get("IR_OUTDATED") or "serve").strip().lower(),
         )
         price_in, price_out = (env.get(v, "").strip() for v in ("IR_PRICE_INPUT_PER_MTOK", "IR_PRICE_OUTPUT_PER_MTOK"))
         if bool(price_in) != bool(price_out):
@@ -334,6 +341,8 @@ class Settings:
                                     "a Redis Cluster is not reached over a unix socket")
         if self.generator not in GENERATOR_CHOICES:
             raise SettingsError(f"IR_GENERATOR must be one of {', '.join(GENERATOR_CHOICES)}, got {self.generator!r}")
+        if self.outdated not in OUTDATED_CHOICES:
+            raise SettingsError(f"IR_OUTDATED must be one of {', '.join(OUTDATED_CHOICES)}, got {self.outdated!r}")
         if self.generator == "anthropic" and not self.anthropic_api_key:
             raise SettingsError("IR_GENERATOR=anthropic needs ANTHROPIC_API_KEY")
         # every message printed, logged or shown masks these (see redact.py)

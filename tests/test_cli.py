@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ircache_tui import cache_key
+from ircache_tui.ir.generators import OfflineGenerator
 from tests.support.foreign import entry_value, plant_foreign
 from tests.support import entry_keys
 from tests.support.cli import run_cli, cli_env
@@ -51,7 +52,7 @@ def test_get_then_stats(env, specs, sync_redis):
     assert data["cache_key"] == key and data["tier"] == "generator"
     assert data["summary"] == {"entities": 3, "endpoints": 5, "flows": 1, "rules": 3}
     assert data["application_ir"]["name"] == "Petstore API"
-    assert data["generator"] == {"name": "offline", "model": None}
+    assert data["generator"] == {"name": "offline", "model": None, "fingerprint": OfflineGenerator().fingerprint}
 
     second = run_cli("get", str(spec), env=env)
     assert second.returncode == 0

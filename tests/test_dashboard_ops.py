@@ -198,15 +198,18 @@ async def test_bad_entries_are_marked_in_their_row(redis_url, sync_redis, cache_
     sync_redis.set("ir_cache:junk_0a1b2c3d", b"\x00\x01 not json")
     sync_redis.set("ir_cache:moved_0a1b2c3d", entry("moved", "f"))  # spec_hash ffff… under 0a1b2c3d
     sync_redis.set("ir_cache:ancient_0a1b2c3d", entry("ancient", "0").replace(b'"schema_version":1', b'"schema_version":0'))
-    sync_redis.set("ir_cache:fine_0a1b2c3d", entry("fine", "0a1b2c3d"))
+    # made by the dashboard's own generator (counting), and by another one (offline): served, outdated
+    sync_redis.set("ir_cache:fine_0a1b2c3d", entry("fine", "0a1b2c3d").replace(b'"offline"', b'"counting"'))
+    sync_redis.set("ir_cache:older_0a1b2c3d", entry("older", "0a1b2c3d"))
     sync_redis.set("ir_cache:partial_0a1b2c3d", b'{"schema_version":1,"spec_name":"partial"}')  # ours, not whole
     app = make_app(dashboard_cache(redis_url, cache_dir))
     async with app.run_test(size=(160, 40)) as pilot:
-        await loaded(pilot, app, 6)
+        await loaded(pilot, app, 7)
         states = {k: cell(app, "keys", k, "state") for k in table_keys(app, "keys")}
     # another tool's hash or string under our names is foreign; ours, broken, say how
     assert states == {"hashed_0a1b2c3d": "foreign", "junk_0a1b2c3d": "foreign", "moved_0a1b2c3d": "hash ≠ key",
-                      "ancient_0a1b2c3d": "old schema", "fine_0a1b2c3d": "", "partial_0a1b2c3d": "corrupt"}
+                      "ancient_0a1b2c3d": "old schema", "fine_0a1b2c3d": "", "partial_0a1b2c3d": "corrupt",
+                      "older_0a1b2c3d": "outdated"}
 
 
 # -- Redis down is a state -----------------------------------------------------------------------

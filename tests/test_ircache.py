@@ -40,7 +40,7 @@ async def test_miss_generates_and_saves_both_tiers(cache, gen, sync_redis, cache
     assert stored == on_disk
     assert stored["schema_version"] == SCHEMA_VERSION
     assert stored["spec_name"] == "shop" and stored["spec_path"] == "specs/shop.md"
-    assert stored["generator"] == {"name": "counting", "model": None}
+    assert stored["generator"] == {"name": "counting", "model": None, "fingerprint": CountingGenerator().fingerprint}
     assert stored["application_ir"]["name"] == "Shop API"
     assert 3590 <= sync_redis.ttl(f"ir_cache:{KEY}") <= 3600
     # the seed's line; an offline generator says so instead of claiming an LLM

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ircache_tui import (CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals, IRCache,
+from ircache_tui import (Savings, CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals, IRCache,
                          WarmResult, cache_key)
 from tests.support.cli import cli_env, run_cli
 from tests.support.foreign import plant_foreign
@@ -115,12 +115,14 @@ async def test_stats_and_hits_results_are_what_stats_and_get_json_print(redis_ur
     got = _json("get", str(spec), env=env)  # a hit, counted (and flushed when it exits)
     stats = _json("stats", env=env)
     async with IRCache(redis_url=redis_url, cache_dir=cache_dir, count_hits=False) as cache:
-        info = (await cache.get_cache_info()).to_json()
+        info = (await cache.get_cache_info(outdated=True)).to_json()  # as stats asks it
         totals = await cache.hit_totals()
         generation = await cache.generation_totals()
         (counts,) = await cache.hit_counts([KEY])
     assert {k: v for k, v in stats["redis"].items() if k != "url"} == info["redis"]
     assert stats["filesystem"] == info["filesystem"]
     assert stats["generation"] == generation.to_json()
+    by = stats["saved"].pop("by")
     assert {"hits": stats["hits"], "saved": stats["saved"]} == totals.to_json()
+    assert by == Savings.of(totals, generation).to_json()
     assert got["hits"] == counts.to_json() == {"redis": 3, "filesystem": 0}

@@ -97,7 +97,7 @@ class _Tally:
 class BatchWarm:
     def __init__(self, api: BatchApi, generation: Generation, filler: Filler, tiers: Tiers, book: BatchBook, *,
                  poll_interval: float, poll_max: float,
-                 on_progress: Callable[[BatchProgress], None] | None) -> None:
+                 on_progress: Callable[[BatchProgress], None] | None, force: bool = False) -> None:
         self._api = api
         self._generation = generation
         self._filler = filler
@@ -107,6 +107,7 @@ class BatchWarm:
         self._poll_max = max(poll_max, poll_interval)
         self._on_progress = on_progress or (lambda progress: None)
         self._tally = _Tally()
+        self._force = force  # regenerate what the tiers hold too (warm --outdated --batch)
         self._made: set[str] = set()  # cache keys this run stored (a resumed batch's): not counted as cached
 
     async def run(self, specs: list[tuple[str, str]]) -> BatchWarmResult:
@@ -129,7 +130,8 @@ class BatchWarm:
         return self._tally.result()
 
     async def _misses(self, specs: list[tuple[str, str]]) -> list[tuple[BatchSpec, dict[str, Any]]]:
-        """The specs in neither tier nor in a batch in flight, once each, with their request params."""
+        """The specs in neither tier (with force: cached or not) nor in a batch in flight, once each, with
+        their request params."""
         wanted: dict[str, tuple[BatchSpec, dict[str, Any]]] = {}
         for markdown, path in specs:
             try:
@@ -142,7 +144,7 @@ class BatchWarm:
             if self._book.holding(key.cache_key) is not None:
                 self._tally.busy += 1
                 continue
-            hit = await self._tiers.read(key, strict=True)
+            hit = None if self._force else await self._tiers.read(key, strict=True)
             if hit is not None:
                 if hit.tier == "redis":
                     self._tally.in_redis += 1

@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
-from ..ir.envelope import SCHEMA_VERSION, generated_epoch, is_entry_head
+from ..ir.envelope import SCHEMA_VERSION, GeneratorInfo, generated_epoch, generator_in_head, is_entry_head
 from ..ir.usage import usage_from_head
 from .keys import HASH_LEN, CacheKey, glob_escape, parse_cache_key, validate_spec_name
 from .redis import RedisTier
@@ -68,6 +68,8 @@ class KeyRow:
     #: hits across processes as last flushed to Redis (cache/hits.py), and when the last was
     hits: int | None = None
     last_hit: float | None = None
+    #: made by another generator, model or prompt than the cache's (GeneratorInfo.outdated_for)
+    outdated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +173,13 @@ def filter_rule(text: str) -> Callable[[CacheKey], bool]:
 
 
 class KeyBrowser:
-    def __init__(self, redis: RedisTier, page_size: int = 100, *, time_budget: float = 0.5) -> None:
+    def __init__(self, redis: RedisTier, page_size: int = 100, *, time_budget: float = 0.5,
+                 current: GeneratorInfo | None = None) -> None:
         """`time_budget`: seconds of scanning between two reports of a filling page (0: after
-        every SCAN step); the page itself always comes back whole."""
+        every SCAN step); the page itself always comes back whole. `current`: the cache's
+        generator, which rows are `outdated` against (None: none is)."""
         self.redis = redis
+        self.current = current
         self.page_size = max(1, page_size)
         self.time_budget = time_budget
         self._pattern = f"{glob_escape(redis.keys.prefix)}:*"
@@ -378,9 +383,11 @@ class KeyBrowser:
                     name = _json_string(m.group(1))
                     model = _json_string(m.group(2)) if m.group(2) else None
                     generator = f"{name} ({model})" if model else name
+            made_by = generator_in_head(head) if head and self.current is not None else None
             rows.append(KeyRow(parsed.cache_key, parsed.spec_name, parsed.hash8[:HASH_LEN], ttl, memory,
                                generated_at, generator, now, problem,
-                               usage.cost_usd if usage else None, hits, last_hit))
+                               usage.cost_usd if usage else None, hits, last_hit,
+                               self.current is not None and made_by is not None and made_by.outdated_for(self.current)))
         return rows
 
 

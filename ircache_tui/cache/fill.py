@@ -17,8 +17,9 @@ from .generate import Generation
 from .keys import CacheKey
 from .machine_lock import MachineLock, whoami
 from .redis import RedisTier
+from .renames import Renames
 from .results import NOTICE, Lookup
-from .tiers import REDIS_ERRORS, Tiers
+from .tiers import REDIS_ERRORS, Accept, Tiers
 
 log = logging.getLogger("ircache")
 
@@ -37,6 +38,7 @@ class Filler:
         self._lock_ttl_ms = lock_ttl_ms
         self._lock_poll = lock_poll
         self._inflight: dict[tuple[CacheKey, bool], asyncio.Task[Lookup]] = {}
+        self._renames = Renames(fs, tiers, generation.events)
 
     async def cancel(self) -> None:
         """Cancel the generations in flight, and wait for them to release their locks."""
@@ -55,15 +57,19 @@ class Filler:
         return await asyncio.shield(task)
 
     async def fill(
-        self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool
+        self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool,
+        accept: Accept | None = None,
     ) -> Lookup:
         """Generate once what the tiers lack: in this process (single flight), on this machine (the
-        file lock) and across machines (the Redis lock); a waiter reads what the holder made."""
+        file lock) and across machines (the Redis lock); a waiter reads what the holder made.
+        `accept`: what a re-read may serve (Tiers.read). A miss whose spec text is cached under
+        another name is filled from that entry instead (renames.py), unless forced."""
         return await self._single_flight(
-            (key, force), lambda: self._fill(key, digest, spec_markdown, spec_path, force, strict))
+            (key, force), lambda: self._fill(key, digest, spec_markdown, spec_path, force, strict, accept))
 
     async def _fill(
-        self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool
+        self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool,
+        accept: Accept | None,
     ) -> Lookup:
         spec_name = key.spec_name
         token = f"{whoami()} {uuid.uuid4().hex}"  # the holder's name travels with the token, for waiters
@@ -79,17 +85,21 @@ class Filler:
             waited = False
         try:
             if waited:  # another process here generated (or refreshed) it while we waited
-                hit = await self._tiers.read(key, again=True, strict=strict)
+                hit = await self._tiers.read(key, again=True, strict=strict, accept=accept)
                 if hit is not None:
                     return hit
-            locked = await self._acquire_or_wait(key, spec_name, token, force, strict)
+            locked = await self._acquire_or_wait(key, spec_name, token, force, strict, accept)
             if isinstance(locked, Lookup):
                 return locked  # another machine generated it while we waited
             try:
                 if not force:
-                    hit = await self._tiers.read(key, again=True, strict=strict)  # filled between our miss and the lock
+                    # filled between our miss and the lock
+                    hit = await self._tiers.read(key, again=True, strict=strict, accept=accept)
                     if hit is not None:
                         return hit
+                    renamed = await self._renames.fill(key, digest, spec_path, accept)
+                    if renamed is not None:
+                        return renamed
                 async with self._keep_lock(key, token, locked):
                     return await self._generation.generate(key, digest, spec_markdown, spec_path, store=True,
                                                              strict=strict)
@@ -125,18 +135,19 @@ class Filler:
                 notice.cancel()
 
     async def _acquire_or_wait(self, key: CacheKey, spec_name: str, token: str, force: bool,
-                               strict: bool) -> bool | Lookup:
+                               strict: bool, accept: Accept | None) -> bool | Lookup:
         """True: we hold the lock. False: Redis is down, go on without one. Lookup: someone else filled it."""
         try:
             return await self._waiting(
-                spec_name, lambda on_wait: self._redis_lock(key, spec_name, token, force, strict, on_wait),
+                spec_name, lambda on_wait: self._redis_lock(key, spec_name, token, force, strict, on_wait, accept),
                 lambda: self._redis.locks.holder(key),
             )
         except REDIS_ERRORS:
             return False  # down, or no usable lock (the tier said why, once)
 
     async def _redis_lock(
-        self, key: CacheKey, spec_name: str, token: str, force: bool, strict: bool, on_wait: Callable[[], None]
+        self, key: CacheKey, spec_name: str, token: str, force: bool, strict: bool, on_wait: Callable[[], None],
+        accept: Accept | None,
     ) -> bool | Lookup:
         waited = False
         while True:
@@ -154,7 +165,7 @@ class Filler:
             while await self._redis.locks.held(key):
                 await asyncio.sleep(self._lock_poll)
             if not force:
-                hit = await self._tiers.read(key, again=True, strict=strict)
+                hit = await self._tiers.read(key, again=True, strict=strict, accept=accept)
                 if hit is not None:
                     return hit
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fmt import plural, shown_name
-from ..ir.envelope import CorruptEntry
+from ..ir.envelope import CorruptEntry, GeneratorInfo, generator_in_head
 from ..ir.usage import usage_from_head
 from .errors import FlushIncomplete, IRCacheError, ReadOnlyError
 from .keys import CacheKey, InvalidSpecName, KeyLike, as_key, parse_cache_key, validate_spec_name
@@ -49,6 +49,7 @@ QUARANTINE = ".quarantine"
 _TMP_SUFFIX = ".tmp"
 _STALE_TMP_SECONDS = 60.0  # a writer never holds a temp file this long
 _USAGE_HEAD = 4096  # usage sits before the IR, after a spec path of at most a few hundred bytes
+_GENERATOR_HEAD = 1024  # the generator object, as the key pane and the stats script read it
 
 
 class NotARegularFile(OSError, CorruptEntry):
@@ -233,13 +234,23 @@ class FilesystemTier:
         entries.sort(key=lambda e: (e.quarantined, e.spec_name, -e.mtime))
         return entries
 
-    async def stats(self) -> dict[str, Any]:
+    async def with_hash8(self, hash8: str) -> list[FileEntry]:
+        """The entry files of any spec whose text hashes to `hash8` (`*_{hash8}.json`): one scan of
+        the directory that parses only the names ending so (a rename's candidates, see renames.py)."""
+        return await asyncio.to_thread(_scan_entries, self.directory, quarantined=False, suffix=f"_{hash8}.json")
+
+    async def stats(self, current: GeneratorInfo | None = None) -> dict[str, Any]:
+        """`{"directory", "file_count", "total_size_bytes"}`; with `current` (the generator in use),
+        also `outdated`: the files whose first KiB names another generator (GeneratorInfo.outdated_for)."""
         entries = await self.list_entries()
-        return {
+        stats: dict[str, Any] = {
             "directory": str(self.directory),
             "file_count": len(entries),
             "total_size_bytes": sum(e.size for e in entries),
         }
+        if current is not None:
+            stats["outdated"] = await asyncio.to_thread(_count_outdated, entries, current)
+        return stats
 
     async def usage_totals(self) -> dict[str, Any]:
         """Tokens and dollars of every entry's generation, from the first bytes of each file
@@ -252,16 +263,8 @@ class FilesystemTier:
                                   "prompt_cache_saved_usd": 0.0}
         for entry in _scan_entries(self.directory, quarantined=False):
             totals["entries"] += 1
-            try:
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                usage = usage_from_head(os.read(fd, _USAGE_HEAD)) if stat.S_ISREG(os.fstat(fd).st_mode) else None
-            except OSError:
-                usage = None
-            finally:
-                os.close(fd)
+            head = _read_head(entry.path, _USAGE_HEAD)
+            usage = usage_from_head(head) if head else None
             if usage is None:
                 continue
             totals["entries_with_usage"] += 1
@@ -320,8 +323,33 @@ class FilesystemTier:
         return removed
 
 
-def _scan_entries(directory: Path, *, quarantined: bool) -> list[FileEntry]:
-    """The regular files named like entries; symlinks and anything else are skipped.
+def _read_head(path: Path, size: int) -> bytes | None:
+    """The first `size` bytes of a regular file (never through a symlink), or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, size) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _count_outdated(entries: list[FileEntry], current: GeneratorInfo) -> int:
+    """How many of `entries` another generator made, by their first KiB (as the key pane reads)."""
+    count = 0
+    for entry in entries:
+        head = _read_head(entry.path, _GENERATOR_HEAD)
+        made_by = generator_in_head(head) if head else None
+        count += made_by is not None and made_by.outdated_for(current)
+    return count
+
+
+def _scan_entries(directory: Path, *, quarantined: bool, suffix: str = ".json") -> list[FileEntry]:
+    """The regular files named like entries (and ending with `suffix`); symlinks and anything else
+    are skipped.
 
     The cache dir may be a symlink (the user's choice); `.quarantine` is opened
     with O_NOFOLLOW, so a symlinked one lists nothing (quarantine() refuses it).
@@ -339,7 +367,7 @@ def _scan_entries(directory: Path, *, quarantined: bool) -> list[FileEntry]:
     try:
         with os.scandir(dir_fd) as items:
             for item in items:
-                if not item.name.endswith(".json"):
+                if not item.name.endswith(suffix) or not item.name.endswith(".json"):
                     continue
                 stem = item.name[: -len(".json")]
                 if quarantined:

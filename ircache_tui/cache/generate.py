@@ -8,7 +8,7 @@ import logging
 import time
 
 from ..ir.envelope import StoredEntry
-from ..ir.generators import GenerationError, Generator, generator_label
+from ..ir.generators import GenerationError, Generator, generator_label, identity_of
 from ..ir.generators.base import ReportsUsage
 from ..ir.model import ApplicationIR
 from ..ir.prices import cost_of, price_for, savings_of
@@ -28,6 +28,10 @@ class Generation:
         self._settings = settings
         self._tiers = tiers
         self._events = events
+
+    @property
+    def events(self) -> EventBus:
+        return self._events
 
     async def generate(
         self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, *, store: bool,
@@ -70,9 +74,10 @@ class Generation:
             self._events.emit(CacheEvent("error", spec_name, key.cache_key, "generator", message))
             raise GenerationError(message) from exc
         usage = self.priced(reported, time.monotonic() - started)
+        made_by = identity_of(self.generator)
         entry = StoredEntry.create(
             ir, spec_name=spec_name, spec_hash=digest, spec_path=str(spec_path),
-            generator=self.generator.name, model=self.generator.model, usage=usage,
+            generator=made_by.name, model=made_by.model, usage=usage, fingerprint=made_by.fingerprint,
         )
         if store:
             await self._keep(key, entry, label, strict=strict)
@@ -85,8 +90,10 @@ class Generation:
         in both tiers, as generate() keeps a direct answer."""
         label = generator_label(self.generator)
         usage = self.priced(reported, seconds)
+        made_by = identity_of(self.generator)
         entry = StoredEntry.create(ir, spec_name=key.spec_name, spec_hash=digest, spec_path=str(spec_path),
-                                   generator=self.generator.name, model=self.generator.model, usage=usage)
+                                   generator=made_by.name, model=made_by.model, usage=usage,
+                                   fingerprint=made_by.fingerprint)
         await self._keep(key, entry, f"{label} in batch {batch_id}", strict=strict)
         self._events.emit(CacheEvent("generated", key.spec_name, key.cache_key, "generator", label, usage))
         return Lookup(key.cache_key, "generator", entry)

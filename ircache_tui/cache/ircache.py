@@ -28,12 +28,12 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..ir.envelope import StoredEntry
-from ..ir.generators import Generator, generator_label
+from ..ir.envelope import GeneratorInfo, StoredEntry
+from ..ir.generators import Generator, generator_label, identity_of
 from ..ir.generators.base import SubmitsBatches
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
@@ -270,19 +270,21 @@ class IRCache:
             hit = await self._path().read(key) if self.enabled else None
             if hit is None:
                 raise ReadOnlyMiss(key.spec_name, key.cache_key)
-            return hit
+            return dataclasses.replace(hit, outdated=self.is_outdated(hit.entry))
         if not self.enabled:
             log.info("IR cache disabled (IR_CACHE_TTL=0) for %s, generating with %s", key.spec_name,
                      generator_label(self.generator))
             return await self._open(self._generation).generate(key, digest, spec_markdown, spec_path, store=False)
         if not force_refresh:
-            hit = await self._path().read(key, strict=strict_redis)
-            if hit is not None:
-                return hit
-            hit = await self._from_batch(key, wait_for_batch)
-            if hit is not None:
-                return hit
-            return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, False, strict_redis)
+            # IR_OUTDATED=regenerate: an outdated entry is a miss, and the generation replaces it
+            accept = (lambda e: not self.is_outdated(e)) if self.settings.outdated == "regenerate" else None
+            hit = await self._path().read(key, strict=strict_redis, accept=accept)
+            if hit is None:
+                hit = await self._from_batch(key, wait_for_batch)  # a batch in flight makes it
+            if hit is None:
+                hit = await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, False, strict_redis,
+                                                          accept)
+            return dataclasses.replace(hit, outdated=self.is_outdated(hit.entry)) if hit.tier != "generator" else hit
         with self.audit.recording("regenerate", spec=key.spec_name, key=key.cache_key, tiers=("redis", "filesystem")):
             return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, True, strict_redis)
 
@@ -310,19 +312,45 @@ class IRCache:
                 return hit
         return await self._path().read(key, again=True)
 
-    async def warm_batch(self, specs: list[tuple[str, str]], *,
+    async def warm_batch(self, specs: list[tuple[str, str]], *, force: bool = False,
                          on_progress: Callable[[BatchProgress], None] | None = None) -> BatchWarmResult:
         """Generate every spec (markdown, path) that neither tier holds in Message Batches at half the
         price, after resuming any batch an earlier warm left in this cache dir (batch.py). Raises
         BatchUnsupported when the generator has no batch interface, GenerationError when the batch API
-        fails (the record stays: run again to resume), and the tiers' errors on a refused write."""
+        fails (the record stays: run again to resume), and the tiers' errors on a refused write.
+        `force`: submit every spec, cached or not (`warm --outdated --batch` regenerates those)."""
         self._writable("warm --batch")
         if not isinstance(self.generator, SubmitsBatches):
             raise BatchUnsupported(f"the {self.generator.name} generator has no batch API")
         warm = BatchWarm(self.generator.batches(), self._open(self._generation), self._open(self._filler),
                          self._path(), self.batches, poll_interval=self.settings.batch_poll_interval,
-                         poll_max=self.settings.batch_poll_max, on_progress=on_progress)
+                         poll_max=self.settings.batch_poll_max, on_progress=on_progress, force=force)
         return await warm.run(specs)
+
+    # -- outdated entries: made by another generator, model or prompt (envelope.GeneratorInfo) --
+    @property
+    def current_generator(self) -> GeneratorInfo:
+        """What an entry made now records of its generator: name, model, fingerprint."""
+        return identity_of(self.generator)
+
+    def is_outdated(self, entry: StoredEntry) -> bool:
+        """Made by another generator, model or prompt than this cache's (served all the same,
+        unless IR_OUTDATED=regenerate)."""
+        return entry.generator.outdated_for(self.current_generator)
+
+    async def outdated_among(self, specs: Sequence[tuple[str, str]]) -> list[int]:
+        """Which of these specs (markdown, path) have a current entry that is outdated, by index:
+        what `warm --outdated` regenerates. Read from Redis, else the filesystem, as a lookup would,
+        but counted as no hit and warming nothing; a spec with no entry is not outdated."""
+        tiers, current, found = self._path(), self.current_generator, []
+        for i, (markdown, path) in enumerate(specs):
+            key, _ = CacheKey.for_spec(markdown, path)
+            entry = await tiers.read_redis(key)
+            if entry is None and (on_disk := await tiers.read_filesystem(key, remember=False)) is not None:
+                entry = on_disk[0]
+            if entry is not None and entry.generator.outdated_for(current):
+                found.append(i)
+        return found
 
     # -- maintenance (maintenance.py) --------------------------------------------------
     async def clear_cache(
@@ -409,14 +437,16 @@ class IRCache:
         """What the entries on disk (the tier that keeps every generation) cost to produce."""
         return GenerationTotals(**await self.fs.usage_totals())
 
-    async def get_cache_info(self) -> CacheInfo:
-        """The seed's `{"redis": {...}, "filesystem": {...}}` (CacheInfo), plus whether Redis answered."""
+    async def get_cache_info(self, *, outdated: bool = False) -> CacheInfo:
+        """The seed's `{"redis": {...}, "filesystem": {...}}` (CacheInfo), plus whether Redis answered;
+        with `outdated`, each section's `outdated` count too (one more read of each entry's first KiB)."""
+        current = self.current_generator if outdated else None
         try:
-            redis_info: dict[str, Any] = {"reachable": True, **await self.redis.get_ir_cache_stats()}
+            redis_info: dict[str, Any] = {"reachable": True, **await self.redis.get_ir_cache_stats(current)}
         except REDIS_ERRORS as exc:
             redis_info = {"reachable": False, "error": str(exc), "server": None}
         redis_info["cluster"] = self.redis.cluster_info  # {"primaries": N} on a cluster, None on one node
-        return CacheInfo(redis_info, await self.fs.stats())
+        return CacheInfo(redis_info, await self.fs.stats(current))
 
     async def read_entry(self, cache_key: str, tier: StoreTier = "redis") -> StoredEntry:
         """One stored entry; raises CorruptEntry or KeyError (and the tier's errors).
@@ -533,7 +563,7 @@ class IRCache:
 
     def key_browser(self, page_size: int = 100, *, time_budget: float = 0.5) -> KeyBrowser:
         """A SCAN pager over the IR keys, for a key pane."""
-        return KeyBrowser(self.redis, page_size, time_budget=time_budget)
+        return KeyBrowser(self.redis, page_size, time_budget=time_budget, current=self.current_generator)
 
     async def entry_rows(self, filter_text: str | None = None, *, foreign: bool = False,
                          page_size: int = 500) -> AsyncGenerator[list[KeyRow], None]:
@@ -542,7 +572,7 @@ class IRCache:
         them (hits and last hit from the same counters). Memory stays one page whatever the count;
         a cluster is walked primary by primary. Another tool's values under our names (problem
         "foreign") only with `foreign`."""
-        browser = KeyBrowser(self._tier(), page_size)
+        browser = KeyBrowser(self._tier(), page_size, current=self.current_generator)
         browser.set_filter(filter_text)
         async with contextlib.aclosing(browser.walk()) as pages:
             async for rows in pages:

@@ -37,7 +37,8 @@ class CacheInfo:
 
     `redis`: `{"reachable", "total_keys", "total_size_bytes", "specs", "spec_sizes", "foreign_keys",
     "server", "cluster"}`, or `{"reachable": False, "error", "server", "cluster"}` when Redis does
-    not answer; `filesystem`: `{"directory", "file_count", "total_size_bytes"}`."""
+    not answer; `filesystem`: `{"directory", "file_count", "total_size_bytes"}`. Each has `outdated`
+    (entries another generator, model or prompt made) when asked for it."""
 
     redis: Mapping[str, Any]
     filesystem: Mapping[str, Any]
@@ -189,11 +190,16 @@ class Savings:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """What `lookup` found: the IR, its stored entry and which tier answered."""
+    """What `lookup` found: the IR, its stored entry and which tier answered; `outdated`: the entry
+    was made by another generator, model or prompt than the cache's (served all the same, unless
+    IR_OUTDATED=regenerate); `renamed_from`: the cache key its entry was copied from, when the spec's
+    text was cached under another name and nothing was generated (tier "filesystem")."""
 
     cache_key: str
     tier: Tier
     entry: StoredEntry
+    outdated: bool = False
+    renamed_from: str | None = None
 
     @property
     def ir(self) -> ApplicationIR:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 
 from ..ir.envelope import CorruptEntry, StoredEntry
 from .decoded import DecodedEntries
@@ -23,6 +24,8 @@ log = logging.getLogger("ircache")
 
 # What a Redis call can raise once it has gone through the tier's door
 REDIS_ERRORS = (RedisUnavailable, RedisCommandError)
+#: which entries a read may serve (see Tiers.read)
+Accept = Callable[[StoredEntry], bool]
 #: how many Redis keys found to hold another tool's value are remembered as said
 _SAID_FOREIGN = 1024
 
@@ -37,17 +40,22 @@ class Tiers:
         self._read_only = read_only
         self._said_foreign: dict[str, None] = {}  # Redis keys said to hold another tool's value (bounded)
 
-    async def read(self, key: CacheKey, *, again: bool = False, strict: bool = False) -> Lookup | None:
+    async def read(self, key: CacheKey, *, again: bool = False, strict: bool = False,
+                   accept: Accept | None = None) -> Lookup | None:
         """Redis, then the filesystem (a hit there warms Redis). `again`: a re-check within one
         lookup (a file that could not be read is not reported twice). `strict`: a refused ACL rule on
-        the warming SET raises (for operations that exist only to fill Redis, like `warm`)."""
+        the warming SET raises (for operations that exist only to fill Redis, like `warm`).
+        `accept`: an entry it refuses (an outdated one, under IR_OUTDATED=regenerate) is a miss in
+        that tier, said once, and left for the generation to replace."""
         spec_name = key.spec_name
         entry = await self.read_redis(key)
-        if entry is not None:
+        if entry is not None and not self._refused(accept, entry, key, "Redis", again):
             log.info("IR cache HIT (Redis) for %s", spec_name)
             self._events.hit(spec_name, key.cache_key, "redis", entry.usage, entry.generated_at)
             return Lookup(key.cache_key, "redis", entry)
         found = await self.read_filesystem(key, quiet=again)
+        if found is not None and self._refused(accept, found[0], key, "the filesystem", again):
+            found = None
         if found is not None:
             entry, raw = found
             if self._read_only:
@@ -59,6 +67,15 @@ class Tiers:
                 await self.store_redis(key, raw, strict=strict)
             return Lookup(key.cache_key, "filesystem", entry)
         return None
+
+    @staticmethod
+    def _refused(accept: Accept | None, entry: StoredEntry, key: CacheKey, where: str, again: bool) -> bool:
+        if accept is None or accept(entry):
+            return False
+        log.log(logging.DEBUG if again else logging.INFO,
+                "IR cache entry in %s for %s is outdated (made by %s): a miss (IR_OUTDATED=regenerate)",
+                where, key.spec_name, entry.generator.label)
+        return True
 
     async def read_redis(self, key: CacheKey) -> StoredEntry | None:
         try:

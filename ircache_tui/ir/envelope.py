@@ -62,9 +62,63 @@ class CorruptEntry(IRCacheError):
 
 
 class GeneratorInfo(BaseModel):
+    """What made an entry: the generator's name, its model, and its fingerprint (a short digest of
+    what shapes its answers: name, model, prompt and schema; None in entries written before it was
+    recorded, and for a generator that has none)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
     name: str
     model: str | None = None
+    #: written only when known, so an entry of a generator without one is spelled as before
+    fingerprint: str | None = Field(default=None, exclude_if=lambda value: value is None)
+
+    @property
+    def label(self) -> str:
+        """`anthropic (claude-sonnet-5-5)`, or `offline`."""
+        return f"{self.name} ({self.model})" if self.model else self.name
+
+    def outdated_for(self, current: "GeneratorInfo") -> bool:
+        """Whether an entry made by this generator is outdated for the `current` one.
+
+        Both fingerprints known: they differ. Either unknown (an entry written before fingerprints,
+        a generator without one): the name or the model differ. So an upgrade alone outdates
+        nothing, while a switch of generator or model outdates everything the other one made.
+        """
+        if self.fingerprint is not None and current.fingerprint is not None:
+            return self.fingerprint != current.fingerprint
+        return (self.name, self.model) != (current.name, current.model)
+
+
+#: Where an entry's generator object begins (it is written before the IR, so it sits in the first
+#: KiB that listings and the stats walk read): the object runs from the `{` after this to the first
+#: `}`. The stats script (redis/scripts.py) cuts it out by the same rule.
+GENERATOR_MARK = b'"generator":'
+
+
+def generator_object(head: bytes) -> bytes:
+    """The bytes of the generator object in an entry's first bytes, from its `{` to the first `}`
+    (b"" when they hold none): what the stats script cuts out, by the same rule."""
+    at = head.find(GENERATOR_MARK + b"{")
+    if at < 0:
+        return b""
+    end = head.find(b"}", at)
+    return head[at + len(GENERATOR_MARK): end + 1] if end >= 0 else b""
+
+
+def generator_from_object(text: bytes) -> GeneratorInfo | None:
+    """A generator object's bytes (generator_object) as GeneratorInfo, or None when they are not one
+    (cut short, garbage, a `}` inside a name)."""
+    if not text:
+        return None
+    try:
+        return GeneratorInfo.model_validate_json(text)
+    except ValidationError:
+        return None
+
+
+def generator_in_head(head: bytes) -> GeneratorInfo | None:
+    """The generator of the entry whose first bytes are `head`, or None when they do not say."""
+    return generator_from_object(generator_object(head))
 
 
 class StoredEntry(BaseModel):
@@ -79,6 +133,10 @@ class StoredEntry(BaseModel):
     #: tokens, seconds and dollars of the generation; None in entries written before it was recorded.
     #: Before application_ir, so the first KiB of an entry (what listings read) holds it.
     usage: Usage | None = None
+    #: the cache key of the entry this one was copied from, when a spec was renamed and its text
+    #: was already cached under the old name (no generation: usage says zero tokens, no cost);
+    #: written only when set, so every other entry is spelled as before
+    renamed_from: str | None = Field(default=None, exclude_if=lambda value: value is None)
     application_ir: ApplicationIR
 
     @classmethod
@@ -93,6 +151,8 @@ class StoredEntry(BaseModel):
         model: str | None = None,
         generated_at: datetime | None = None,
         usage: Usage | None = None,
+        fingerprint: str | None = None,
+        renamed_from: str | None = None,
     ) -> "StoredEntry":
         return cls(
             schema_version=SCHEMA_VERSION,
@@ -100,9 +160,10 @@ class StoredEntry(BaseModel):
             spec_hash=spec_hash,
             spec_path=spec_path,
             generated_at=generated_at or datetime.now(timezone.utc),
-            generator=GeneratorInfo(name=generator, model=model),
+            generator=GeneratorInfo(name=generator, model=model, fingerprint=fingerprint),
             application_ir=ir,
             usage=usage,
+            renamed_from=renamed_from,
         )
 
     def to_json_bytes(self) -> bytes:

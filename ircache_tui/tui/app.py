@@ -533,9 +533,17 @@ class IRCacheApp(App[None]):
         if picked is None:
             self.notify("Select a key, file or spec to regenerate", severity="warning")
             return
-        self.keys_pane.mark_generating(picked.cache_key)
-        self.notify(f"Regenerating {picked.spec_name}…")
-        self.operations.regenerate(picked, picked.spec_path or self.specs_pane.spec_path_for(picked.spec_name))
+        spec_path = picked.spec_path or self.specs_pane.spec_path_for(picked.spec_name)
+
+        def start() -> None:
+            self.keys_pane.mark_generating(picked.cache_key)
+            self.notify(f"Regenerating {picked.spec_name}…")
+            self.operations.regenerate(picked, spec_path)
+
+        if getattr(self.cache.generator, "uses_llm", True):  # a paid generation: asks first, with its cost
+            self.operations.ask_regenerate(picked, start)
+        else:
+            start()
 
     # -- D: the structural diff of a picked entry or spec and its other version (screens/diff.py) --
     def action_diff(self) -> None:

@@ -64,3 +64,12 @@ class GatedGenerator(CountingGenerator):
         self.calls += 1
         await self.gate.wait()
         return await OfflineGenerator.generate(self, spec_markdown, spec_name)
+
+
+class PaidGenerator(CountingGenerator):
+    """CountingGenerator that says it asks a paid model (`uses_llm`), as the Anthropic one does:
+    what the dashboard's `r` must ask about before spending."""
+
+    name = "paid"
+    model = "paid-model-1"
+    uses_llm = True

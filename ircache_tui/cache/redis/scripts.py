@@ -244,12 +244,25 @@ end
 
 # One stats step, read-only: SCAN a page and add up MEMORY USAGE of its
 # entries. Returns {next cursor, keys, bytes, {spec, keys, bytes, spec, keys,
-# bytes, ...}, foreign}: the totals of each spec seen on this page (two
-# integers a spec; the names travel anyway), and how many keys of our name
-# hold something that is not an entry.
+# bytes, ...}, foreign, {generator, keys, ...}}: the totals of each spec seen on this page (two
+# integers a spec; the names travel anyway), how many keys of our name
+# hold something that is not an entry, and with ARGV[7] = '1' how many entries each generator
+# object made (envelope.GENERATOR_MARK: the bytes from its `{` to the first `}` in the entry's
+# first KiB; '' when they hold none). A handful of generators travel, never a head: Python then
+# says which are outdated (envelope.GeneratorInfo.outdated_for), one rule for every path.
 STATS_STEP = _IS_OURS + r"""
 local page = redis.call('SCAN', cursor, 'MATCH', MATCH, 'COUNT', count)
 local count, bytes, foreign, at, specs = 0, 0, 0, {}, {}
+local by_generator, gen_at, gens = ARGV[7] == '1', {}, {}
+local function made_by(key)
+  local head = redis.pcall('GETRANGE', key, 0, 1023)
+  if type(head) ~= 'string' then return '' end
+  local s = string.find(head, '"generator":{', 1, true)
+  if not s then return '' end
+  local e = string.find(head, '}', s, true)
+  if not e then return '' end
+  return string.sub(head, s + 12, e)
+end
 for _, key in ipairs(page[2]) do
   local spec = spec_of(key)
   local state, err
@@ -271,10 +284,20 @@ for _, key in ipairs(page[2]) do
       end
       specs[i + 1] = specs[i + 1] + 1
       specs[i + 2] = specs[i + 2] + size
+      if by_generator then
+        local g = made_by(key)
+        local j = gen_at[g]
+        if not j then
+          j = #gens + 1
+          gen_at[g] = j
+          gens[j], gens[j + 1] = g, 0
+        end
+        gens[j + 1] = gens[j + 1] + 1
+      end
     end
   end
 end
-return {page[1], count, bytes, specs, foreign}
+return {page[1], count, bytes, specs, foreign, gens}
 """
 
 # One step of a "largest first" / "expiring first" walk, read-only: SCAN a page

@@ -17,12 +17,15 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from . import scripts
+from ...ir.envelope import GeneratorInfo, generator_from_object, generator_object
 from ..keys import Selection
 from .walk import entries_among, first_line, memory_usage, raise_if_cancelled, scan_pages
 
 log = logging.getLogger("ircache")
 
 STATS_COUNT = 500
+#: the first bytes of an entry read for its generator (as the stats script's GETRANGE 0 1023)
+HEAD_BYTES = 1024
 
 
 @dataclass(slots=True)
@@ -38,6 +41,18 @@ class Sizes:
     #: keys of our name that hold something else (another type, a string that is not an entry):
     #: another tool's, counted apart and never as entries
     foreign: int = 0
+    #: generator object (envelope.generator_object; b"" when the head holds none) → entries it made,
+    #: when the walk was asked for them
+    generators: dict[builtins.bytes, int] = field(default_factory=dict)
+
+    def add_generator(self, made_by: builtins.bytes, keys: int) -> None:
+        self.generators[made_by] = self.generators.get(made_by, 0) + keys
+
+    def outdated(self, current: GeneratorInfo) -> int:
+        """Of the entries counted by generator, those outdated for `current` (an object that does
+        not read as a generator is not counted: nobody can say what made it)."""
+        return sum(n for made_by, n in self.generators.items()
+                   if (info := generator_from_object(made_by)) is not None and info.outdated_for(current))
 
     def add_spec(self, spec: builtins.bytes, keys: int, size: int) -> None:
         totals = self.per_spec.get(spec)
@@ -50,7 +65,8 @@ class Sizes:
 
 
 async def scan_sizes(
-    client: Any, selection: Selection, *, count: int = STATS_COUNT, batch: int = STATS_COUNT, scripted: bool = True
+    client: Any, selection: Selection, *, count: int = STATS_COUNT, batch: int = STATS_COUNT, scripted: bool = True,
+    generators: bool = False,
 ) -> Sizes:
     """How many entries `selection` takes, their MEMORY USAGE in total, their spec names, and how
     many keys of our name are not entries (`foreign`).
@@ -60,19 +76,23 @@ async def scan_sizes(
     totals. A server that refuses scripts (or MEMORY inside them) gets SCAN
     and pipelined GETRANGE and MEMORY USAGE, `batch` keys a round trip; the
     caller passes `scripted=False` from then on.
+
+    `generators`: also count the entries by the generator object in their first KiB (one more
+    GETRANGE each, server-side), for the outdated count.
     """
     if not scripted:
-        return await _sizes_unscripted(client, selection, count=count, batch=batch)
+        return await _sizes_unscripted(client, selection, count=count, batch=batch, generators=generators)
     sizes = Sizes()
     total = 0  # of MEMORY USAGE: a server that refuses it inside the script refuses the whole step
     step = client.register_script(scripts.STATS_STEP)
     cursor = 0
     while True:
         try:
-            cursor, n, size, specs, foreign = await step(args=_script_args(cursor, selection, count))
+            cursor, n, size, specs, foreign, made_by = await step(
+                args=[*_script_args(cursor, selection, count), "1" if generators else "0"])
         except ResponseError as exc:
             log.info("Redis refused the stats script (%s); counting client-side", first_line(exc))
-            return await _sizes_unscripted(client, selection, count=count, batch=batch)
+            return await _sizes_unscripted(client, selection, count=count, batch=batch, generators=generators)
         raise_if_cancelled()
         cursor = int(cursor)
         sizes.keys += int(n)
@@ -80,12 +100,15 @@ async def scan_sizes(
         sizes.foreign += int(foreign)
         for i in range(0, len(specs), 3):
             sizes.add_spec(specs[i], int(specs[i + 1]), int(specs[i + 2]))
+        for i in range(0, len(made_by), 2):
+            sizes.add_generator(made_by[i], int(made_by[i + 1]))
         if cursor == 0:
             sizes.bytes = total
             return sizes
 
 
-async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, batch: int) -> Sizes:
+async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, batch: int,
+                            generators: bool) -> Sizes:
     sizes = Sizes(scripted=False)
     refused: ResponseError | None = None
     async for page in scan_pages(client, selection.match, count):
@@ -94,9 +117,12 @@ async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, ba
             chunk, foreign = await entries_among(client, named[start : start + batch], selection.entry)
             sizes.foreign += foreign
             sized = await memory_usage(client, chunk) if refused is None else [refused] * len(chunk)
-            for key, size in zip(chunk, sized):
+            made_by = await _generators(client, chunk) if generators else [b""] * len(chunk)
+            for key, size, gen in zip(chunk, sized, made_by):
                 if size is None:
                     continue  # expired meanwhile
+                if generators:
+                    sizes.add_generator(gen, 1)
                 if isinstance(size, ResponseError):  # MEMORY refused: count the key, its size is unknown
                     refused = size
                     sizes.bytes = None
@@ -109,6 +135,15 @@ async def _sizes_unscripted(client: Any, selection: Selection, *, count: int, ba
     if refused is not None:
         log.info("Redis refused MEMORY USAGE (%s): keys counted, sizes unknown", first_line(refused))
     return sizes
+
+
+async def _generators(client: Any, keys: list[bytes]) -> list[bytes]:
+    """Each key's generator object (envelope.generator_object of its first KiB), pipelined."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.getrange(key, 0, HEAD_BYTES - 1)
+    heads = await pipe.execute(raise_on_error=False)
+    return [generator_object(h) if isinstance(h, bytes) else b"" for h in heads]
 
 
 async def scan_top(
@@ -168,6 +203,8 @@ def merge_sizes(parts: Sequence[Sizes]) -> Sizes:
     for part in parts:
         total.keys += part.keys
         total.foreign += part.foreign
+        for made_by, keys in part.generators.items():
+            total.add_generator(made_by, keys)
         total.bytes = None if total.bytes is None or part.bytes is None else total.bytes + part.bytes
         for spec, (keys, size) in part.per_spec.items():
             total.add_spec(spec, keys, size)

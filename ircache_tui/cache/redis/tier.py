@@ -25,7 +25,7 @@ from redis.exceptions import ClusterCrossSlotError, NoPermissionError, RedisErro
 
 from ... import redact
 from ...fmt import plural
-from ...ir.envelope import ENTRY_HEAD, CorruptEntry, is_entry_head
+from ...ir.envelope import ENTRY_HEAD, CorruptEntry, GeneratorInfo, is_entry_head
 from ..errors import ClusterRefused, FlushIncomplete, ForeignKey, IRCacheError, RedisCommandError, RedisUnavailable
 from ..health import RedisHealth
 from ..keys import CacheKey, KeyLike, KeySpace
@@ -425,23 +425,23 @@ class RedisTier:
         log.info("Cleared IR cache from Redis %s", {"pattern": selection.match, "deleted": deleted})
         return deleted
 
-    async def get_ir_cache_stats(self) -> dict[str, Any]:
+    async def get_ir_cache_stats(self, current: GeneratorInfo | None = None) -> dict[str, Any]:
         """`{"total_keys", "total_size_bytes", "specs", "server"}`, sizes from MEMORY USAGE (server-side per
-        page), `server` as `{"name", "version"}` (None when the server will not say).
-
-        `total_size_bytes` is None when the server refuses MEMORY USAGE: the
-        keys are still counted.
-        """
-        sizes = await self.door.run(lambda: self._sizes(self.keys.select()), follow_failover=True)
+        page), `server` as `{"name", "version"}` (None when the server will not say). With `current`
+        (the generator in use), also `outdated` (Sizes.outdated). `total_size_bytes` is None when
+        the server refuses MEMORY USAGE: the keys are still counted."""
+        sizes = await self.door.run(lambda: self._sizes(self.keys.select(), generators=current is not None),
+                                    follow_failover=True)
         server = await self.door.server_info()
         specs = sorted({s.decode("utf-8") for s in sizes.specs})
         known = sizes.bytes is not None
-        spec_sizes = {
-            name.decode("utf-8"): {"keys": keys, "bytes": size if known else None}
-            for name, (keys, size) in sizes.per_spec.items()
-        }
-        return {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs, "spec_sizes": spec_sizes,
-                "foreign_keys": sizes.foreign, "server": server.as_json() if server is not None else None}
+        spec_sizes = {name.decode("utf-8"): {"keys": keys, "bytes": size if known else None}
+                      for name, (keys, size) in sizes.per_spec.items()}
+        stats = {"total_keys": sizes.keys, "total_size_bytes": sizes.bytes, "specs": specs, "spec_sizes": spec_sizes,
+                 "foreign_keys": sizes.foreign, "server": server.as_json() if server is not None else None}
+        if current is not None:
+            stats["outdated"] = sizes.outdated(current)
+        return stats
 
     async def count_ir_keys(self, spec_name: str | None = None) -> int:
         """How many IR entries (of one spec, or all), by the same server-side walk as the stats."""
@@ -453,10 +453,10 @@ class RedisTier:
         sizes = await self.door.run(lambda: self._sizes(selection), follow_failover=True)
         return sizes.keys, sizes.foreign
 
-    async def _sizes(self, selection: Any) -> Sizes:
+    async def _sizes(self, selection: Any, *, generators: bool = False) -> Sizes:
         """The server-side stats walk, on every primary at once on a cluster, added up."""
         parts = await self.door.nodes.each(  # read-only: after a failover, the whole walk again
-            lambda _i, client: scan_sizes(client, selection, scripted=self._stats_scripted),
+            lambda _i, client: scan_sizes(client, selection, scripted=self._stats_scripted, generators=generators),
             follow_failover=True)
         sizes = merge_sizes(parts) if len(parts) > 1 else parts[0]
         self._stats_scripted = sizes.scripted

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
     async with IRCache(settings=settings, origin="cli get") as cache:
+        current = cache.current_generator.label
         try:
             async with GenerationTicker(cache.events):  # a generation counts on a terminal's stderr
                 result = await cache.lookup(text, args.spec, force_refresh=args.force, wait_for_batch=not args.no_wait)
@@ -81,12 +82,19 @@ async def _run(args: argparse.Namespace, settings: Settings, text: str) -> int:
             "summary": summary,
             "usage": usage.as_json(),
             "hits": hits.to_json() if hits else None,
+            "outdated": result.outdated,
+            "renamed_from": result.renamed_from,
             "application_ir": result.ir.model_dump(mode="json"),
         })
         return EXIT_OK
     say(f"{result.cache_key}: from {result.tier}")
     say(f"  {result.ir.name}: {summary_text(summary)}")  # the IR's name, from an LLM: escaped
     say(f"  {usage_text(usage)}" + (f"; {hits_text(hits)}" if hits else ""))
+    if result.renamed_from:
+        say(f"  same spec text as {result.renamed_from}: re-keyed without generating")
+    if result.outdated:
+        say(f"  outdated: made by {result.entry.generator.label}, current generator {current} "
+            "(get --force or warm DIR --outdated makes it again)")
     if args.ir:
         print(json.dumps(result.ir.model_dump(mode="json"), indent=2, ensure_ascii=True))  # escapes every control
     return EXIT_OK

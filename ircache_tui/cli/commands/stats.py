@@ -63,6 +63,10 @@ def specs_text(redis_info: dict[str, Any], limit: int = SPECS_SHOWN) -> str:
     return text
 
 
+def outdated_text(count: int) -> str:
+    return f"{human_count(count)} (made by another generator or prompt: warm DIR --outdated regenerates them)"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (shape documented in the README)")
 
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with IRCache(settings=settings, origin="cli stats") as cache:
-        info = (await cache.get_cache_info()).to_json()
+        info = (await cache.get_cache_info(outdated=True)).to_json()
         redis_url = cache.display_url
         generation = await cache.generation_totals()
         try:
@@ -105,6 +109,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             size = r["total_size_bytes"]
             say(f"  memory    {human_bytes(size) if size is not None else 'n/a (MEMORY USAGE refused)'}")
             say(f"  specs     {specs_text(r)}")
+            if r.get("outdated"):
+                say(f"  outdated  {outdated_text(r['outdated'])}")
             if r.get("foreign_keys"):
                 say(f"  kept      {kept_sentence(r['foreign_keys'])}: not counted above")
             if facts is not None:  # what the server says of itself (server_facts.py)
@@ -117,6 +123,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         say(f"Filesystem  {f['directory']}")
         say(f"  files     {human_count(f['file_count'])}")
         say(f"  size      {human_bytes(f['total_size_bytes'])}")
+        if f.get("outdated"):
+            say(f"  outdated  {outdated_text(f['outdated'])}")
         say(f"TTL         {settings.ttl}s" + (" (caching off)" if settings.ttl == 0 else ""))
         g = generation
         say(f"Generation  {plural(g.entries_with_usage, 'entry', 'entries')} with usage of "

@@ -18,7 +18,7 @@ from ...fmt import describe_os_error, human_count, plural, shown_name
 from ...settings import Settings
 from ...specs import discover_specs
 from ...specs.discovery import SpecFile
-from ..common import (EXIT_FAILED, EXIT_OK, CommandError, eprint, generation_failure_reported, print_json,
+from ..common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, eprint, generation_failure_reported, print_json,
                       progress, redis_down_reported, say)
 from ._shared import require_redis, spec_dirs
 
@@ -36,10 +36,14 @@ default 60). Stopped at any point, a rerun resumes that batch and never
 submits it twice. The offline generator has no batch API: --batch then says
 so and warms directly.
 
+With --outdated, regenerate exactly the specs whose cached entry is outdated (made by
+another generator, model or prompt than the current one) and leave the others alone.
+
 examples:
   ircache-tui warm
   ircache-tui warm examples/specs --json
-  ircache-tui warm examples/specs --batch"""
+  ircache-tui warm examples/specs --batch
+  ircache-tui warm examples/specs --outdated"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,11 +52,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=4, help="generations at once (default 4)")
     p.add_argument("--batch", action="store_true",
                    help="generate what is missing in one Message Batch (half price, slower; resumable)")
+    p.add_argument("--outdated", action="store_true",
+                   help="regenerate only the specs under DIR whose entry another generator or prompt made")
     p.add_argument("--json", action="store_true", help="print JSON counts")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     dirs = spec_dirs(args.dirs)
+    if args.outdated and not dirs:
+        raise CommandError("warm --outdated needs spec directories (DIR ...): the specs it may regenerate",
+                           EXIT_USAGE)
     with generation_failure_reported():  # each failure is one of its "failed:" lines
         return asyncio.run(_run(args, settings, dirs))
 
@@ -67,12 +76,14 @@ class _Outcome:
     spec_failures: list[str] = field(default_factory=list)
     error: str | None = None
     batch: BatchWarmResult | None = None
+    #: with --outdated: how many specs had an outdated entry (None: not asked)
+    outdated: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         # `failed` counts every line of `failures` (entries, then specs); `error`: why it stopped
         failures = [*self.warm.failures, *self.spec_failures]
         return {**self.warm.to_json(), "failed": len(failures), "specs": self.specs, "specs_by_tier": self.tiers,
-                "failures": failures, "error": self.error,
+                "failures": failures, "error": self.error, "outdated": self.outdated,
                 "batch": self.batch.to_json() if self.batch is not None else None}
 
 
@@ -101,18 +112,23 @@ async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], 
             outcome.error = outcome.warm.error
             return
         # one line in the audit trail for the specs it filled (what it generated costs money)
+        todo = [s for s in specs if s.ok]
+        if args.outdated:  # the library says which; only those are made again
+            todo = [todo[i] for i in await cache.outdated_among([(s.text, str(s.path)) for s in todo])]
+            outcome.outdated = len(todo)
         with cache.audit.recording("warm", spec=None, tiers=("redis", "filesystem")) as touched:
             try:
-                ok = [s for s in specs if s.ok]
-                if not (args.batch and await _batch_specs(cache, ok, outcome)):
-                    await _cache_specs(cache, ok, args.jobs, outcome)
+                if not (args.batch and await _batch_specs(cache, todo, outcome, force=args.outdated)):
+                    await _cache_specs(cache, todo, args.jobs, outcome, force=args.outdated)
             finally:
                 touched.counts.update(specs=len(specs), **{f"from_{t}": n for t, n in outcome.tiers.items()})
 
 
-async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome: _Outcome) -> None:
-    """Look every spec up (generating what is missing), `jobs` at once; a cache error (Redis
-    refusing the write) stops the rest and is raised once those in flight are done."""
+async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome: _Outcome, *,
+                       force: bool = False) -> None:
+    """Look every spec up (generating what is missing; with `force`, regenerating each), `jobs` at
+    once; a cache error (Redis refusing the write) stops the rest and is raised once those in
+    flight are done."""
     limit = asyncio.Semaphore(max(1, jobs))
     stopped: list[IRCacheError] = []
     done = 0
@@ -125,7 +141,7 @@ async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome
                     return
                 try:
                     # warming is filling Redis: a refused SET stops it
-                    result = await cache.lookup(spec.text, str(spec.path), strict_redis=True)
+                    result = await cache.lookup(spec.text, str(spec.path), force, strict_redis=True)
                     outcome.tiers[result.tier] += 1
                 except GenerationError as exc:
                     outcome.spec_failures.append(f"{shown_name(spec.path, quote=False)}: {exc}")
@@ -140,8 +156,9 @@ async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome
         raise stopped[0]
 
 
-async def _batch_specs(cache: IRCache, specs: list[SpecFile], outcome: _Outcome) -> bool:
-    """Generate what is missing in Message Batches; False when the generator cannot (said in one line)."""
+async def _batch_specs(cache: IRCache, specs: list[SpecFile], outcome: _Outcome, *, force: bool = False) -> bool:
+    """Generate what is missing (`force`: all of them, cached or not) in Message Batches; False when the
+    generator cannot (said in one line)."""
     with contextlib.ExitStack() as bars:
         shown: list[str] = []
         update: list[Callable[[int], None]] = []
@@ -154,7 +171,8 @@ async def _batch_specs(cache: IRCache, specs: list[SpecFile], outcome: _Outcome)
             update[0](p.done)
 
         try:
-            result = await cache.warm_batch([(s.text, str(s.path)) for s in specs], on_progress=on_progress)
+            result = await cache.warm_batch([(s.text, str(s.path)) for s in specs], force=force,
+                                            on_progress=on_progress)
         except BatchUnsupported as exc:
             eprint(f"warm --batch: {exc}; warming directly")
             return False
@@ -174,7 +192,10 @@ def _print(args: argparse.Namespace, dirs: list[Path], outcome: _Outcome) -> Non
           f"({human_count(warmed.already_in_redis)} already in Redis"
           + (f", {human_count(warmed.failed)} failed" if warmed.failed else "")
           + (f", {human_count(warmed.left)} not tried" if warmed.left else "") + ")")
-    if dirs:
+    if dirs and outcome.outdated is not None:
+        print(f"specs: {human_count(outcome.specs)} ({human_count(outcome.outdated)} outdated, "
+              f"{human_count(tiers['generator'])} regenerated)")
+    elif dirs:
         print(f"specs: {human_count(outcome.specs)} ({human_count(tiers['redis'])} in Redis, "
               f"{human_count(tiers['filesystem'])} warmed from disk, {human_count(tiers['generator'])} generated)")
     if outcome.batch is not None:

@@ -5,7 +5,7 @@ Which one a run uses is the settings' decision (`Settings.make_generator`).
 
 from __future__ import annotations
 
-from .base import GenerationError, Generator
+from .base import Fingerprinted, GenerationError, Generator, identity_of
 from .offline import OfflineGenerator
 
 
@@ -13,4 +13,4 @@ def generator_label(generator: Generator) -> str:
     return f"{generator.name} ({generator.model})" if generator.model else generator.name
 
 
-__all__ = ["GenerationError", "Generator", "OfflineGenerator", "generator_label"]
+__all__ = ["Fingerprinted", "GenerationError", "Generator", "OfflineGenerator", "generator_label", "identity_of"]

@@ -52,7 +52,7 @@ from pydantic import ValidationError
 from ... import redact
 from ..model import ApplicationIR
 from ..usage import TOKEN_FIELDS, Usage, sane_tokens
-from .base import BatchOutcome, BatchStatus, GenerationError
+from .base import BatchOutcome, BatchStatus, GenerationError, fingerprint_of
 
 log = logging.getLogger("ircache")
 
@@ -162,6 +162,10 @@ class AnthropicGenerator:
         self._system = SYSTEM_PROMPT + "\n\nThe ApplicationIR JSON schema:\n" + json.dumps(
             self._schema, separators=(",", ":"), sort_keys=True)
         self._said_uncached = False
+        # what shapes its answers: the model, the system prompt and the output schema (max_tokens
+        # and the deadline only bound them)
+        self.fingerprint = fingerprint_of(self.name, self.model, self._system,
+                                          json.dumps(self._schema, separators=(",", ":"), sort_keys=True))
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ...errors import IRCacheError
+from ..envelope import GeneratorInfo
 from ..model import ApplicationIR
 from ..usage import Usage
 
@@ -27,7 +29,35 @@ class Generator(Protocol):
     def model(self) -> str | None:
         """The model behind it, or None when there is none."""
 
+    # Optional, so a generator written before it still is one (see Fingerprinted):
+    # `fingerprint`, a short hex digest of what shapes its answers (name, model, prompt, schema).
+    # An entry made under another fingerprint is outdated (envelope.GeneratorInfo.outdated_for).
+
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR: ...
+
+
+@runtime_checkable
+class Fingerprinted(Protocol):
+    """A generator that says what shapes its answers, as a short hex digest (`fingerprint_of`)."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def fingerprint_of(*parts: str) -> str:
+    """16 hex digits of SHA-256 over the parts (each told apart from the next): short enough for
+    the first KiB of an entry, long enough that two prompts never share one."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()[:16]
+
+
+def identity_of(generator: Generator) -> GeneratorInfo:
+    """What an entry made now by `generator` records of it (name, model, fingerprint or None)."""
+    fingerprint = generator.fingerprint if isinstance(generator, Fingerprinted) else None
+    return GeneratorInfo(name=generator.name, model=generator.model, fingerprint=fingerprint)
 
 
 @runtime_checkable

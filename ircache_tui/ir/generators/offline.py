@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .base import fingerprint_of
 from ..model import (
     APIModel,
     ApplicationIR,
@@ -339,6 +340,11 @@ class _Parser:
         )
 
 
+#: Bump when the parser reads a spec differently: entries made before are then outdated
+#: (their fingerprint differs), and `warm DIR --outdated` makes them again.
+ALGORITHM_VERSION = 1
+
+
 class OfflineGenerator:
     """Derives an ApplicationIR from a spec's markdown structure, deterministically."""
 
@@ -346,6 +352,11 @@ class OfflineGenerator:
     model: str | None = None
     #: no model is asked: the cache's miss line must not say "generating with LLM"
     uses_llm = False
+
+    @property
+    def fingerprint(self) -> str:
+        """Its name and ALGORITHM_VERSION: what it makes of a spec changes only with them."""
+        return fingerprint_of(self.name, str(ALGORITHM_VERSION))
 
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
         return parse_spec(spec_markdown, spec_name)

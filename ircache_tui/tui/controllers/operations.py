@@ -1,4 +1,5 @@
-"""The operations that span tiers and panes: `w` warm, `r` regenerate, `P` prune, `D` diff.
+"""The operations that span tiers and panes: `w` warm, `r` regenerate (asking first, with the last
+generation's cost, when the generator is paid), `P` prune, `D` diff.
 
 Each runs in a worker of its own group and ends with a message: OperationDone (the App
 notifies and refreshes the panes), or the prune report and the diff found, which this
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,17 +21,31 @@ from textual.message import Message
 
 from ...cache.errors import IRCacheError
 from ...cache.ircache import IRCache
-from ...fmt import plural
+from ...fmt import human_count, human_usd, plural
 from ...ir.diff import diff_ir
-from ...ir.generators import GenerationError
+from ...ir.envelope import StoredEntry
+from ...ir.generators import GenerationError, generator_label
 from ...specs import discover_specs, find_stale, prune, read_spec
 from ...specs.history import older_entry, read_any_tier
 from ...specs.stale import StaleReport
 from .. import messages as m
 from ..picked import PickedEntry
+from ..screens.confirm import ConfirmScreen
 from ..screens.diff import DiffFound, DiffScreen
 from ..screens.prune import PruneRequest, PruneScreen
 from .base import Controller
+
+
+def estimate_text(entry: StoredEntry | None) -> str:
+    """`Its last generation cost $0.0821 (5,000 output tokens).`, from the entry's usage; what is
+    not known (no entry, an entry made without an LLM, a model not in the price table) said so."""
+    usage = entry.usage if entry is not None else None
+    if usage is None or not usage.output_tokens:
+        return "Cost unknown: no paid generation of it is cached."
+    if usage.cost_usd is None:
+        return f"Its last generation used {human_count(usage.output_tokens)} output tokens, cost unknown."
+    return (f"Its last generation cost {human_usd(usage.cost_usd)} "
+            f"({human_count(usage.output_tokens)} output tokens).")
 
 
 class Operations(Controller):
@@ -62,6 +78,36 @@ class Operations(Controller):
             self.post_message(m.OperationDone(done, by="warm"))
 
     # -- r --------------------------------------------------------------------------------
+    @dataclass
+    class _CostEstimated(Message):
+        """What a paid regeneration of `picked` is likely to cost, in words; `start` runs it."""
+
+        picked: PickedEntry
+        question: str
+        start: Callable[[], None]
+
+    @work(group="generate-estimate", exit_on_error=False)
+    async def ask_regenerate(self, picked: PickedEntry, start: Callable[[], None]) -> None:
+        """Before a paid generation: read the spec's current entry for what its last one cost, then
+        ask (the answer runs `start`, or nothing)."""
+        found = await read_any_tier(self.cache, picked.cache_key) if picked.cache_key else None
+        generator = generator_label(self.cache.generator)
+        self.post_message(self._CostEstimated(
+            picked, f"Regenerate {picked.spec_name} with {generator}? {estimate_text(found[0] if found else None)}",
+            start))
+
+    @on(_CostEstimated)
+    def _cost_estimated(self, message: _CostEstimated) -> None:
+        message.stop()
+        if len(self.app.screen_stack) > 1:
+            return  # another screen opened meanwhile: not asked over it
+
+        def chosen(yes: bool | None) -> None:
+            if yes:
+                message.start()
+
+        self.app.push_screen(ConfirmScreen(message.question, "Regenerate"), chosen)
+
     @work(group="generate", exit_on_error=False)
     async def regenerate(self, picked: PickedEntry, spec_path: Path | None) -> None:
         """`spec_path`: the spec file, when the panes know it; else the one the entry names."""

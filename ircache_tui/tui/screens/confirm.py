@@ -20,7 +20,8 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen Horizontal { height: auto; align: right middle; }
     ConfirmScreen Button { margin-left: 2; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Yes")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Yes"),
+                Binding("n", "cancel", "No", show=False, tooltip="Cancel, as escape does")]
 
     def __init__(self, question: str, confirm_label: str = "Yes") -> None:
         super().__init__()

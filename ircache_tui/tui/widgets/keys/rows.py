@@ -201,6 +201,8 @@ class KeyTable(TablePane):
             return Text(row.problem, style="bold red")
         if is_stale(row.spec_name, row.hash8, self.current):
             return Text("stale", style="yellow")
+        if row.outdated:  # another generator, model or prompt made it: `warm DIR --outdated` makes it again
+            return Text("outdated", style="yellow")
         return Text("")
 
     def _cells(self, row: KeyRow) -> tuple[object, ...]:
