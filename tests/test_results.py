@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ircache_tui import (Savings, CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals, IRCache,
-                         WarmResult, cache_key)
+from ircache_tui import (CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals, IRCache,
+                         Savings, WarmResult, cache_key)
 from tests.support.cli import cli_env, run_cli
 from tests.support.foreign import plant_foreign
 from tests.support.generators import SPEC, CountingGenerator
