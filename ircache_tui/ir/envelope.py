@@ -29,6 +29,10 @@ SCHEMA_VERSION = 1
 ENTRY_HEAD = b'{"schema_version":'
 
 
+#: A spec longer than this is not kept in its entry (its next version regenerates in full): an entry
+#: holds the IR and the spec, and a spec this long would make the entry mostly spec.
+MAX_KEPT_SPEC_CHARS = 256 * 1024
+
 _GENERATED_AT = re.compile(rb'"generated_at"\s*:\s*"([^"]{1,64})"')
 
 
@@ -80,6 +84,10 @@ class StoredEntry(BaseModel):
     #: Before application_ir, so the first KiB of an entry (what listings read) holds it.
     usage: Usage | None = None
     application_ir: ApplicationIR
+    #: the spec's text the IR was made from, so that the spec's next version can be regenerated from a
+    #: diff (cache/incremental.py); None in older entries (and for specs over MAX_KEPT_SPEC_CHARS), which
+    #: then regenerate in full. After application_ir: listings read the first KiB and never reach it.
+    spec_text: str | None = None
 
     @classmethod
     def create(
@@ -93,6 +101,7 @@ class StoredEntry(BaseModel):
         model: str | None = None,
         generated_at: datetime | None = None,
         usage: Usage | None = None,
+        spec_text: str | None = None,
     ) -> "StoredEntry":
         return cls(
             schema_version=SCHEMA_VERSION,
@@ -103,6 +112,7 @@ class StoredEntry(BaseModel):
             generator=GeneratorInfo(name=generator, model=model),
             application_ir=ir,
             usage=usage,
+            spec_text=spec_text if spec_text is not None and len(spec_text) <= MAX_KEPT_SPEC_CHARS else None,
         )
 
     def to_json_bytes(self) -> bytes:
