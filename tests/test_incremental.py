@@ -240,3 +240,21 @@ def test_get_falls_back_through_the_real_sdk(api, redis_url, cache_dir, tmp_path
     assert (oracle.full_requests, oracle.patch_requests) == (2, 1)
     assert every_entry_is_valid(cache_dir, sync_redis) == 2
     logging.getLogger("ircache").debug("fallback said: %s", lines[0])
+
+
+async def test_the_keys_pane_and_the_detail_say_incremental(api, redis_url, cache_dir):
+    from rich.console import Console
+
+    from ircache_tui.tui.summary import summary_table
+
+    oracle_on(api)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=generator(api)) as cache:
+        first = await cache.lookup(SPEC, PATH)
+        second = await cache.lookup(SMALL_EDIT, PATH)
+        rows = {row.cache_key: row for row in await cache.key_browser().rows_for([first.cache_key, second.cache_key])}
+
+    assert rows[second.cache_key].generator == f"anthropic ({MODEL}), incremental"
+    assert rows[first.cache_key].generator == f"anthropic ({MODEL})"
+    console = Console(width=120, record=True, color_system=None)
+    console.print(summary_table(second.entry))
+    assert f"anthropic ({MODEL}), incremental" in console.export_text()
