@@ -9,7 +9,8 @@ patch request (the schema with "operations") is answered with `jsonpatch.make_pa
 expected)` in the wire format of ircache_tui/ir/patch.py, where `previous` is the IR in the request
 and `expected` the offline IR of the new spec in it. Output tokens are billed by length
 (len(text) // 4), input tokens likewise (the system block as a prompt-cache read), and the answer
-waits output_tokens / tokens_per_second when that is given.
+waits first_token + output_tokens / tokens_per_second when tokens_per_second is given (a model's
+time to its first token, then its output at a steady rate).
 
 `patches=` makes patch answers go wrong for the fallback tests: "unappliable" (a `test` op that
 fails, then a remove of an index that is not there), "invalid" (applies, but the result is no
@@ -37,9 +38,10 @@ def tokens(text: str) -> int:
 
 
 class IROracle:
-    def __init__(self, *, tokens_per_second: float | None = None, patches: Fault = "none",
-                 model: str = "claude-test-model") -> None:
+    def __init__(self, *, tokens_per_second: float | None = None, first_token: float = 0.0,
+                 patches: Fault = "none", model: str = "claude-test-model") -> None:
         self.tokens_per_second = tokens_per_second
+        self.first_token = first_token
         self.patches: Fault = patches
         self.model = model
         self.full_requests = 0
@@ -84,7 +86,7 @@ class IROracle:
 
     def _answer(self, text: str, prompt: str, system: str, *, stop_reason: str = "end_turn") -> Reply:
         out = max(tokens(text), 1)
-        delay = out / self.tokens_per_second if self.tokens_per_second else 0.0
+        delay = self.first_token + out / self.tokens_per_second if self.tokens_per_second else 0.0
         return message(text, stop_reason=stop_reason, model=self.model, input_tokens=tokens(prompt),
                        output_tokens=out, delay=delay,
                        usage={"cache_read_input_tokens": tokens(system), "cache_creation_input_tokens": 0})
