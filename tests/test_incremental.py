@@ -17,6 +17,7 @@ import pytest
 
 from ircache_tui.cache.ircache import IRCache
 from ircache_tui.cache.keys import CacheKey
+from ircache_tui.cache.metrics import CacheMetrics
 from ircache_tui.ir.envelope import decode_entry
 from ircache_tui.ir.generators import OfflineGenerator
 from ircache_tui.ir.generators.anthropic import AnthropicGenerator
@@ -71,9 +72,12 @@ def every_entry_is_valid(cache_dir: Path, sync_redis) -> int:
 
 async def test_a_small_edit_is_regenerated_from_a_patch(api, redis_url, cache_dir, sync_redis, ircache_logs):
     oracle = oracle_on(api)
+    metrics = CacheMetrics()
     async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=generator(api)) as cache:
+        metrics.attach(cache)
         first = await cache.lookup(SPEC, PATH)
         second = await cache.lookup(SMALL_EDIT, PATH)
+        totals = await cache.generation_totals()
 
     assert (oracle.full_requests, oracle.patch_requests) == (1, 1)
     request = api.requests[1]
@@ -93,6 +97,9 @@ async def test_a_small_edit_is_regenerated_from_a_patch(api, redis_url, cache_di
     # saved: the previous full generation's cost less this one's
     assert usage.cost_usd and first.entry.usage.cost_usd
     assert usage.incremental_saved_usd == pytest.approx(first.entry.usage.cost_usd - usage.cost_usd, abs=1e-9)
+    assert totals.incremental_saved_usd == pytest.approx(usage.incremental_saved_usd, abs=1e-6)
+    saved_in_metrics = metrics.registry.get_sample_value("ircache_saved_usd_total", {"lever": "incremental"})
+    assert saved_in_metrics == pytest.approx(usage.incremental_saved_usd)
     # kept in both tiers, with the spec text the next edit is diffed against
     for entry in stored(cache_dir, sync_redis, SMALL_EDIT):
         assert entry.spec_text == SMALL_EDIT and entry.usage.mode == "incremental"
@@ -258,3 +265,34 @@ async def test_the_keys_pane_and_the_detail_say_incremental(api, redis_url, cach
     console = Console(width=120, record=True, color_system=None)
     console.print(summary_table(second.entry))
     assert f"anthropic ({MODEL}), incremental" in console.export_text()
+
+
+def test_warm_regenerates_an_edited_spec_from_a_patch(api, redis_url, cache_dir, tmp_path):
+    oracle = oracle_on(api)
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "petstore.md").write_text(SPEC)
+    env = _env(api, redis_url, cache_dir)
+    assert run_cli("warm", str(specs), env=env).returncode == 0
+    (specs / "petstore.md").write_text(SMALL_EDIT)
+    done = run_cli("warm", str(specs), env=env)
+    assert done.returncode == 0, done.stderr
+    key, _ = CacheKey.for_spec(SMALL_EDIT, "petstore.md")
+    entry = decode_entry((cache_dir / f"{key}.json").read_bytes())
+    assert entry.usage is not None and entry.usage.mode == "incremental"
+    assert entry.application_ir.model_dump(mode="json") == expected_ir(SMALL_EDIT, "petstore")
+    assert (oracle.full_requests, oracle.patch_requests) == (1, 1)
+
+
+async def test_a_forced_regeneration_patches_the_previous_version(api, redis_url, cache_dir):
+    """`r` in the dashboard and `get --force`: force_refresh of the edited spec's own key starts from the
+    newest *other* entry of the spec (its own is what is being replaced)."""
+    oracle = oracle_on(api)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=generator(api)) as cache:
+        await cache.lookup(SPEC, PATH)
+        await cache.lookup(SMALL_EDIT, PATH)
+        again = await cache.lookup(SMALL_EDIT, PATH, force_refresh=True)
+    assert (oracle.full_requests, oracle.patch_requests) == (1, 2)
+    assert "+- color: string" in api.requests[2]["messages"][0]["content"][1]["text"]
+    assert again.tier == "generator" and again.entry.usage is not None and again.entry.usage.mode == "incremental"
+    assert again.ir.model_dump(mode="json") == expected_ir(SMALL_EDIT, "petstore")

@@ -32,6 +32,14 @@ do), so the second generation onwards reads it at a tenth of the input price.
 A breakpoint on a prefix shorter than the model's minimum cacheable length
 costs nothing and caches nothing: the API then reports no cache write and no
 read, and the generator says so once.
+
+Incremental regeneration (`regenerate_with_usage`, the optional method of
+base.RegeneratesFromPatch): the same system block, then a user turn with the
+previous IR, the spec's unified diff, the new spec and the instructions, and
+structured output in the JSON Patch wire format of ir/patch.py. The answer's
+operations are applied to the previous IR and the result validated; there is
+no repair turn (the cache's fallback is a full generation), so a refusal, a
+cut-off or a patch that does not apply is an IncrementalFailed at once.
 """
 
 from __future__ import annotations
