@@ -225,6 +225,8 @@ def test_get_on_an_edited_spec_is_incremental_and_stats_show_the_saving(api, red
     saved = got["usage"]["incremental_saved_usd"]
     assert saved == pytest.approx(full["cost_usd"] - got["usage"]["cost_usd"], abs=1e-9) and saved > 0
     assert (oracle.full_requests, oracle.patch_requests) == (1, 1)
+    text = run_cli("get", str(spec), env=env).stdout  # a hit now: the entry still says how it was made
+    assert "regenerated from a patch of the previous IR with " in text and " less than in full" in text
     stats = run_cli("stats", "--json", env=env)
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["saved"]["by"]["incremental"] == pytest.approx(saved, abs=1e-6)
