@@ -204,26 +204,9 @@ class AnthropicGenerator:
 
     async def _patch(self, previous: ApplicationIR, spec_diff: str, spec_markdown: str, spec_name: str,
                      tally: dict[str, object]) -> ApplicationIR:
-        # The system block is the full request's, byte for byte, so both read the same prompt-cache
-        # prefix. The previous IR carries no breakpoint of its own: one patch request has no second
-        # reader of it, and a write would only pay the 1.25x premium.
-        previous_json = json.dumps(patch.ir_document(previous), separators=(",", ":"))
-        content: list[TextBlockParam] = [
-            {"type": "text", "text": f"{PREVIOUS_IR_HEAD} `{spec_name}`:\n\n{previous_json}"},
-            {"type": "text", "text": f"{DIFF_HEAD}:\n\n{spec_diff}"},
-            {"type": "text", "text": f"{NEW_SPEC_HEAD}:\n\n{spec_markdown}"},
-            {"type": "text", "text": patch.PATCH_INSTRUCTIONS},
-        ]
-        message = await self._ask([{"role": "user", "content": content}], patch.PATCH_SCHEMA, tally)
-        stop_reason = getattr(message, "stop_reason", None)
-        if stop_reason == "refusal":
-            raise IncrementalFailed("the model refused to answer (stop_reason refusal)")
-        if stop_reason in ("max_tokens", "model_context_window_exceeded"):
-            raise IncrementalFailed(f"the answer was cut off (stop_reason {stop_reason})")
-        try:
-            return patch.apply(previous, patch.rfc6902(_text_of(message)))
-        except patch.PatchFailed as exc:
-            raise IncrementalFailed(exc.reason) from None
+        message = await self._ask(patch_messages(previous, spec_diff, spec_markdown, spec_name),
+                                  patch.PATCH_SCHEMA, tally)
+        return patched(previous, message)
 
     async def _ask(self, messages: list[MessageParam], schema: dict[str, Any], tally: dict[str, object]) -> Any:
         """One request with the cached system block and structured output; the Message, counted."""
@@ -357,6 +340,37 @@ class AnthropicGenerator:
         if status == 413:
             return f"the request is too large for the Messages API (413): shorten the spec ({said})"
         return f"the Messages API rejected the request ({status} {kind}): {said}"
+
+
+def patch_messages(previous: ApplicationIR, spec_diff: str, spec_markdown: str, spec_name: str) -> list[MessageParam]:
+    """The user turn of a patch request (with the full request's system block and PATCH_SCHEMA as
+    structured output: a batch's request for it takes these same parameters)."""
+    # The system block stays the full request's, byte for byte, so both read the same prompt-cache
+    # prefix. The previous IR carries no breakpoint of its own: one patch request has no second
+    # reader of it, and a write would only pay the 1.25x premium.
+    previous_json = json.dumps(patch.ir_document(previous), separators=(",", ":"))
+    content: list[TextBlockParam] = [
+        {"type": "text", "text": f"{PREVIOUS_IR_HEAD} `{spec_name}`:\n\n{previous_json}"},
+        {"type": "text", "text": f"{DIFF_HEAD}:\n\n{spec_diff}"},
+        {"type": "text", "text": f"{NEW_SPEC_HEAD}:\n\n{spec_markdown}"},
+        {"type": "text", "text": patch.PATCH_INSTRUCTIONS},
+    ]
+    return [{"role": "user", "content": content}]
+
+
+def patched(previous: ApplicationIR, message: Any) -> ApplicationIR:
+    """The new IR from a patch request's answer (a Message, or a batch's result message), or
+    IncrementalFailed saying why not: a refusal, a cut-off, a patch that does not apply or an
+    invalid result (no repair turn: the fallback is a full generation)."""
+    stop_reason = getattr(message, "stop_reason", None)
+    if stop_reason == "refusal":
+        raise IncrementalFailed("the model refused to answer (stop_reason refusal)")
+    if stop_reason in ("max_tokens", "model_context_window_exceeded"):
+        raise IncrementalFailed(f"the answer was cut off (stop_reason {stop_reason})")
+    try:
+        return patch.apply(previous, patch.rfc6902(_text_of(message)))
+    except patch.PatchFailed as exc:
+        raise IncrementalFailed(_line(exc.reason, 400)) from None
 
 
 class _NotAMessage(Exception):
