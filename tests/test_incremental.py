@@ -298,3 +298,27 @@ async def test_a_forced_regeneration_patches_the_previous_version(api, redis_url
     assert "+- color: string" in api.requests[2]["messages"][0]["content"][1]["text"]
     assert again.tier == "generator" and again.entry.usage is not None and again.entry.usage.mode == "incremental"
     assert again.ir.model_dump(mode="json") == expected_ir(SMALL_EDIT, "petstore")
+
+
+def test_the_watcher_regenerates_a_saved_edit_from_a_patch(api, redis_url, cache_dir, tmp_path):
+    import signal
+
+    from tests.test_cli_watch import Watch
+
+    oracle = oracle_on(api)
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "petstore.md").write_text(SPEC)
+    key, _ = CacheKey.for_spec(SMALL_EDIT, str(specs / "petstore.md"))
+    w = Watch(str(specs), "--debounce-ms", "50", env=_env(api, redis_url, cache_dir))
+    try:
+        w.expect(r"INFO: spec .*petstore\.md: IR generated and cached")
+        (specs / "petstore.md").write_text(SMALL_EDIT)
+        w.expect(rf"INFO: spec .*petstore\.md: IR generated and cached \({key}")
+        code, output = w.stop(signal.SIGTERM)
+    finally:
+        w.kill()
+    assert code == 0, output
+    entry = decode_entry((cache_dir / f"{key}.json").read_bytes())
+    assert entry.usage is not None and entry.usage.mode == "incremental"
+    assert (oracle.full_requests, oracle.patch_requests) == (1, 1)
