@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detail.py
 	$(BIN)/python benchmarks/bench_export.py
 	$(BIN)/python benchmarks/bench_cost.py
+	$(BIN)/python benchmarks/bench_incremental.py
 
 # The full load test (8 processes x 16 tasks, 60 s a test, Redis killed midway in one); CI runs a short one.
 soak: $(STAMP)

@@ -20,6 +20,7 @@ def test_round_trip():
     data = json.loads(raw)
     assert set(data) == {
         "schema_version", "spec_name", "spec_hash", "spec_path", "generated_at", "generator", "application_ir", "usage",
+        "spec_text",
     }
     assert data["schema_version"] == SCHEMA_VERSION
     assert data["generator"] == {"name": "offline", "model": None}

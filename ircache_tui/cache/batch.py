@@ -205,7 +205,7 @@ class BatchWarm:
                 try:
                     await self._generation.keep_batched(CacheKey.parse(spec.cache_key), spec.digest, spec.spec_path,
                                                         outcome.ir, outcome.usage, seconds, record.batch_id,
-                                                        strict=True)
+                                                        strict=True, spec_text=spec.markdown)
                     self._tally.succeeded += 1
                     self._made.add(spec.cache_key)
                 finally:

@@ -383,6 +383,8 @@ class KeyBrowser:
                     name = _json_string(m.group(1))
                     model = _json_string(m.group(2)) if m.group(2) else None
                     generator = f"{name} ({model})" if model else name
+                    if usage is not None and usage.mode == "incremental":
+                        generator += ", incremental"  # regenerated from a patch of the spec's previous IR
             made_by = generator_in_head(head) if head and self.current is not None else None
             rows.append(KeyRow(parsed.cache_key, parsed.spec_name, parsed.hash8[:HASH_LEN], ttl, memory,
                                generated_at, generator, now, problem,

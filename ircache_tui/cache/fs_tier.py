@@ -260,7 +260,7 @@ class FilesystemTier:
     def _usage_totals(self) -> dict[str, Any]:
         totals: dict[str, Any] = {"entries": 0, "entries_with_usage": 0, "input_tokens": 0, "output_tokens": 0,
                                   "cost_usd": 0.0, "seconds": 0.0, "batch_saved_usd": 0.0,
-                                  "prompt_cache_saved_usd": 0.0}
+                                  "prompt_cache_saved_usd": 0.0, "incremental_saved_usd": 0.0}
         for entry in _scan_entries(self.directory, quarantined=False):
             totals["entries"] += 1
             head = _read_head(entry.path, _USAGE_HEAD)
@@ -274,7 +274,8 @@ class FilesystemTier:
             totals["seconds"] += usage.duration_s or 0.0
             totals["batch_saved_usd"] += usage.batch_saved_usd or 0.0
             totals["prompt_cache_saved_usd"] += usage.prompt_cache_saved_usd or 0.0
-        for dollars in ("cost_usd", "batch_saved_usd", "prompt_cache_saved_usd"):
+            totals["incremental_saved_usd"] += usage.incremental_saved_usd or 0.0
+        for dollars in ("cost_usd", "batch_saved_usd", "prompt_cache_saved_usd", "incremental_saved_usd"):
             totals[dollars] = round(totals[dollars], 6)
         totals["seconds"] = round(totals["seconds"], 3)
         return totals

@@ -1,5 +1,7 @@
 """Generation: the generator asked within its deadline, its answer validated and priced, and
-kept in both tiers. The seed's MISS line is said here, and every failure is one GenerationError."""
+kept in both tiers (with the spec's text, for the next version's incremental regeneration). The
+seed's MISS line is said here, and every failure is one GenerationError. A changed spec first
+tries a patch of its previous IR (incremental.py), and generates in full when that fails."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from ..ir.envelope import StoredEntry
 from ..ir.generators import GenerationError, Generator, generator_label, identity_of
 from ..ir.generators.base import ReportsUsage
 from ..ir.model import ApplicationIR
-from ..ir.prices import cost_of, price_for, savings_of
+from ..ir.prices import Price, cost_of, price_for, savings_of
 from ..ir.usage import Usage
 from ..settings import Settings
 from .events import CacheEvent, EventBus
+from .incremental import NOT_TRIED, Incremental, saved, with_attempt
 from .keys import CacheKey
 from .results import GENERATION_FAILED, Lookup
 from .tiers import Tiers
@@ -28,6 +31,7 @@ class Generation:
         self._settings = settings
         self._tiers = tiers
         self._events = events
+        self._incremental = Incremental(tiers.fs)
 
     @property
     def events(self) -> EventBus:
@@ -50,12 +54,18 @@ class Generation:
         deadline = self._settings.generate_timeout or None
         reported = Usage()
         started = time.monotonic()
+        # a changed spec first tries a patch of its previous IR (incremental.py); on failure, in full
+        attempt = await self._incremental.attempt(self.generator, key, spec_markdown, deadline) if store else NOT_TRIED
         try:
-            async with asyncio.timeout(deadline):
-                if isinstance(self.generator, ReportsUsage):
-                    ir, reported = await self.generator.generate_with_usage(spec_markdown, spec_name)
-                else:
-                    ir = await self.generator.generate(spec_markdown, spec_name)
+            if attempt.ir is not None:
+                ir, reported = attempt.ir, attempt.usage or Usage(mode="incremental")
+            else:
+                async with asyncio.timeout(deadline):
+                    if isinstance(self.generator, ReportsUsage):
+                        ir, reported = await self.generator.generate_with_usage(spec_markdown, spec_name)
+                    else:
+                        ir = await self.generator.generate(spec_markdown, spec_name)
+                reported = with_attempt(reported, attempt.usage)
             if not isinstance(ir, ApplicationIR):
                 ir = ApplicationIR.model_validate(ir)
         except TimeoutError:
@@ -74,10 +84,13 @@ class Generation:
             self._events.emit(CacheEvent("error", spec_name, key.cache_key, "generator", message))
             raise GenerationError(message) from exc
         usage = self.priced(reported, time.monotonic() - started)
+        if attempt.ir is not None:
+            usage = saved(usage, attempt.previous, ir, spec_markdown, self._price())
         made_by = identity_of(self.generator)
         entry = StoredEntry.create(
             ir, spec_name=spec_name, spec_hash=digest, spec_path=str(spec_path),
             generator=made_by.name, model=made_by.model, usage=usage, fingerprint=made_by.fingerprint,
+            spec_text=spec_markdown,  # the next version of the spec is diffed against it (incremental.py)
         )
         if store:
             await self._keep(key, entry, label, strict=strict)
@@ -85,7 +98,7 @@ class Generation:
         return Lookup(key.cache_key, "generator", entry)
 
     async def keep_batched(self, key: CacheKey, digest: str, spec_path: str, ir: ApplicationIR, reported: Usage,
-                           seconds: float, batch_id: str, *, strict: bool) -> Lookup:
+                           seconds: float, batch_id: str, *, strict: bool, spec_text: str | None = None) -> Lookup:
         """A batch's answer, validated by the generator: priced (its tier is "batch": half) and kept
         in both tiers, as generate() keeps a direct answer."""
         label = generator_label(self.generator)
@@ -93,7 +106,7 @@ class Generation:
         made_by = identity_of(self.generator)
         entry = StoredEntry.create(ir, spec_name=key.spec_name, spec_hash=digest, spec_path=str(spec_path),
                                    generator=made_by.name, model=made_by.model, usage=usage,
-                                   fingerprint=made_by.fingerprint)
+                                   fingerprint=made_by.fingerprint, spec_text=spec_text)
         await self._keep(key, entry, f"{label} in batch {batch_id}", strict=strict)
         self._events.emit(CacheEvent("generated", key.spec_name, key.cache_key, "generator", label, usage))
         return Lookup(key.cache_key, "generator", entry)
@@ -112,6 +125,10 @@ class Generation:
         else:
             log.warning("Generated IR for %s with %s, but could not cache it (%s)", key.spec_name, how, key)
 
+    def _price(self) -> Price | None:
+        paid = getattr(self.generator, "uses_llm", True)
+        return price_for(self.generator.model, self._settings.price_override) if paid else None
+
     def priced(self, reported: Usage, seconds: float) -> Usage:
         """The generator's tokens, with the measured duration and the estimated dollars.
 
@@ -121,7 +138,7 @@ class Generation:
         if tokens == (None, None) and not getattr(self.generator, "uses_llm", True):
             reported = reported.model_copy(update={"input_tokens": 0, "output_tokens": 0})
         paid = getattr(self.generator, "uses_llm", True)
-        price = price_for(self.generator.model, self._settings.price_override) if paid else None
+        price = self._price()
         cost = reported.cost_usd
         if cost is None:
             cost = cost_of(price, reported) if paid else 0.0

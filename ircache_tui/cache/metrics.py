@@ -21,8 +21,8 @@ increments in-memory counters, no I/O, so a cache call never waits on it.
   before usage was recorded add nothing); `batch`: over generations, the
   batch discount; `prompt_cache`: what cache reads saved less the write
   premium (a generation whose writes cost more than its reads saved adds
-  nothing: a counter cannot go down); `incremental`: 0 until regenerations
-  from a patch exist.
+  nothing: a counter cannot go down); `incremental`: over regenerations
+  from a patch, the estimated full generation's cost less theirs.
 - `ircache_saved_seconds_total`: over hits, the generation's seconds.
 
 Gauges come from the server-side stats walk (`get_cache_info`), run by
@@ -164,7 +164,7 @@ class CacheMetrics:
         self.saved_usd = Counter("ircache_saved_usd",
                                  "Estimated US dollars not spent, by lever: hits (the entries' generation cost), "
                                  "batch (the batch discount), prompt_cache (cache reads less the write premium), "
-                                 "incremental", ["lever"], registry=r)
+                                 "incremental (a full generation's estimated cost less a patch's)", ["lever"], registry=r)
         self.saved_seconds = Counter("ircache_saved_seconds",
                                      "Seconds of generation that cache hits did not wait for", registry=r)
         for tier in LOOKUP_TIERS:  # every series from 0, so rate() and ratios work from the first scrape
@@ -216,6 +216,7 @@ class CacheMetrics:
                 _add(self.saved_usd.labels("batch"), usage.batch_saved_usd)
                 if usage.prompt_cache_saved_usd:  # (a counter only grows: a write never repaid is not counted)
                     _add(self.saved_usd.labels("prompt_cache"), max(usage.prompt_cache_saved_usd, 0.0))
+                _add(self.saved_usd.labels("incremental"), usage.incremental_saved_usd)  # (_add skips a loss)
         elif kind == "error" and event.tier == "generator":
             self.generations.labels(generator, "error").inc()
 

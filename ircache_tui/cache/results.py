@@ -151,9 +151,11 @@ class GenerationTotals:
     output_tokens: int = 0
     cost_usd: float = 0.0
     seconds: float = 0.0
-    #: what the batch discount and prompt caching saved on those generations (usage.Usage)
+    #: what the batch discount, prompt caching and regenerating from a patch saved on those
+    #: generations (usage.Usage)
     batch_saved_usd: float = 0.0
     prompt_cache_saved_usd: float = 0.0
+    incremental_saved_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """`stats --json`'s "generation"."""
@@ -166,7 +168,7 @@ class Savings:
     """What each lever saved, in dollars: `hits` (the generation cost of every hit, across processes),
     `batch` (the standard price less the batch price of batch generations), `prompt_cache` (cached
     tokens as plain input less what they cost: reads, less the write premium) and `incremental`
-    (regenerations from a patch; none yet). The generation levers count the entries on disk, the
+    (regenerations from a patch: the estimated full generation less what the patch cost). The generation levers count the entries on disk, the
     tier that keeps every generation: a flushed entry's saving goes with it."""
 
     hits: float
@@ -176,7 +178,8 @@ class Savings:
 
     @classmethod
     def of(cls, hits: HitTotals, generation: GenerationTotals) -> "Savings":
-        return cls(hits.saved_usd, generation.batch_saved_usd, generation.prompt_cache_saved_usd)
+        return cls(hits.saved_usd, generation.batch_saved_usd, generation.prompt_cache_saved_usd,
+                   generation.incremental_saved_usd)
 
     @property
     def total(self) -> float:

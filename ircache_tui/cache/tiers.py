@@ -40,6 +40,11 @@ class Tiers:
         self._read_only = read_only
         self._said_foreign: dict[str, None] = {}  # Redis keys said to hold another tool's value (bounded)
 
+    @property
+    def fs(self) -> FilesystemTier:
+        """The filesystem tier (incremental.py looks there for a spec's previous generation)."""
+        return self._fs
+
     async def read(self, key: CacheKey, *, again: bool = False, strict: bool = False,
                    accept: Accept | None = None) -> Lookup | None:
         """Redis, then the filesystem (a hit there warms Redis). `again`: a re-check within one

@@ -29,6 +29,10 @@ SCHEMA_VERSION = 1
 ENTRY_HEAD = b'{"schema_version":'
 
 
+#: A spec longer than this is not kept in its entry (its next version regenerates in full): an entry
+#: holds the IR and the spec, and a spec this long would make the entry mostly spec.
+MAX_KEPT_SPEC_CHARS = 256 * 1024
+
 _GENERATED_AT = re.compile(rb'"generated_at"\s*:\s*"([^"]{1,64})"')
 
 
@@ -138,6 +142,10 @@ class StoredEntry(BaseModel):
     #: written only when set, so every other entry is spelled as before
     renamed_from: str | None = Field(default=None, exclude_if=lambda value: value is None)
     application_ir: ApplicationIR
+    #: the spec's text the IR was made from, so that the spec's next version can be regenerated from a
+    #: diff (cache/incremental.py); None in older entries (and for specs over MAX_KEPT_SPEC_CHARS), which
+    #: then regenerate in full. After application_ir: listings read the first KiB and never reach it.
+    spec_text: str | None = None
 
     @classmethod
     def create(
@@ -153,6 +161,7 @@ class StoredEntry(BaseModel):
         usage: Usage | None = None,
         fingerprint: str | None = None,
         renamed_from: str | None = None,
+        spec_text: str | None = None,
     ) -> "StoredEntry":
         return cls(
             schema_version=SCHEMA_VERSION,
@@ -164,6 +173,7 @@ class StoredEntry(BaseModel):
             application_ir=ir,
             usage=usage,
             renamed_from=renamed_from,
+            spec_text=spec_text if spec_text is not None and len(spec_text) <= MAX_KEPT_SPEC_CHARS else None,
         )
 
     def to_json_bytes(self) -> bytes:

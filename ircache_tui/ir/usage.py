@@ -65,7 +65,8 @@ class Usage(BaseModel):
     thinking_tokens: int | None = None
     #: "standard", "priority" or "batch" (a Message Batch: half price), as the API said
     service_tier: str | None = None
-    #: how it was made: "full" (from the spec alone); None for entries written before it was recorded
+    #: how it was made: "full" (from the spec alone) or "incremental" (a JSON Patch of the spec's previous
+    #: IR, from the spec's diff); None for entries written before it was recorded
     mode: str | None = None
     #: wall-clock seconds of the generation, retries included
     duration_s: float | None = None
@@ -76,6 +77,9 @@ class Usage(BaseModel):
     #: premium, so it may be negative); None when not known
     batch_saved_usd: float | None = None
     prompt_cache_saved_usd: float | None = None
+    #: what regenerating from a patch saved (incremental entries only): the estimated cost of a full
+    #: generation (cache/incremental.py says how it is estimated) less cost_usd; None when not known
+    incremental_saved_usd: float | None = None
 
     @field_validator(*TOKEN_FIELDS, mode="before")
     @classmethod
@@ -102,10 +106,11 @@ class Usage(BaseModel):
     def _dollars(cls, value: Any) -> float | None:
         return sane_amount(value, MAX_USD)
 
-    @field_validator("prompt_cache_saved_usd", mode="before")
+    @field_validator("prompt_cache_saved_usd", "incremental_saved_usd", mode="before")
     @classmethod
     def _signed_dollars(cls, value: Any) -> float | None:
-        # a write premium with no read to repay it is a (small) loss: the only figure that may be negative
+        # a write premium with no read to repay it, a patch dearer than the full generation estimated:
+        # (small) losses, the only figures that may be negative
         amount = sane_amount(abs(value), MAX_USD) if isinstance(value, (int, float)) else None
         return None if amount is None else float(value)
 

@@ -27,6 +27,8 @@ def summary_table(entry: StoredEntry | EntryDigest, *, size: bool = False) -> Ta
     for label, n in digest.summary().items():
         table.add_row(label, str(n))
     gen = head.generator.name + (f" ({head.generator.model})" if head.generator.model else "")
+    if head.usage is not None and head.usage.mode == "incremental":
+        gen += ", incremental"  # regenerated from a patch of the spec's previous IR
     table.add_row("generator", plain(gen))
     table.add_row("generated", human_time(head.generated_at))
     table.add_row("spec", plain(head.spec_path))

@@ -24,6 +24,10 @@ with a `gate` (a threading.Event) answers once the test sets it: a generation as
 the test needs, with no wall-clock guess.
 `api.received` counts every POST that reached the handler, authenticated or not;
 `api.times` holds when each of `api.requests` arrived (time.monotonic()).
+
+`api.respond_with(fn)`: a request that finds the queue empty is answered by
+`fn(request_body)` instead (a responder that computes its answer, like the
+IR oracle of tests/support/ir_oracle.py); scripted replies still go first.
 """
 
 from __future__ import annotations
@@ -213,6 +217,7 @@ class MessagesAPI:
         self.received = 0  # every POST the handler saw, rejected or not
         self.times: list[float] = []  # time.monotonic() at which each of `requests` arrived
         self._replies: deque[Reply] = deque()
+        self._responder: Callable[[dict[str, Any]], Reply] | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -222,6 +227,12 @@ class MessagesAPI:
     def script(self, *replies: Reply) -> "MessagesAPI":
         with self._lock:
             self._replies.extend(replies)
+        return self
+
+    def respond_with(self, responder: Callable[[dict[str, Any]], Reply] | None) -> "MessagesAPI":
+        """Answer requests that find no scripted reply with `responder(body)` (None: stop)."""
+        with self._lock:
+            self._responder = responder
         return self
 
     @property
@@ -318,8 +329,11 @@ class MessagesAPI:
             self.headers.append(headers)
             self.paths.append(path)
             reply = self._replies.popleft() if self._replies else self._unscripted(body)
-            if reply is None:
+            responder = self._responder
+            if reply is None and responder is None:
                 self.unscripted += 1
+        if reply is None and responder is not None:
+            reply = responder(body)
         if reply is None:
             reply = Reply(
                 500,

@@ -111,6 +111,10 @@ def usage_text(usage: Usage) -> str:
               if usage.input_tokens is not None else "unknown tokens")
     seconds = f" in {usage.duration_s:.1f} s" if usage.duration_s is not None else ""
     cost = f", about {human_usd(usage.cost_usd)}" if usage.cost_usd is not None else ", cost unknown (model not in the price table)"
+    if usage.mode == "incremental":  # a patch of the spec's previous IR (cache/incremental.py)
+        saved = (f", {human_usd(usage.incremental_saved_usd)} less than in full"
+                 if usage.incremental_saved_usd is not None and usage.incremental_saved_usd >= 0 else "")
+        return f"regenerated from a patch of the previous IR with {tokens}{seconds}{cost}{saved}"
     how = "made in a batch with" if usage.service_tier == "batch" else "made with"
     return f"{how} {tokens}{seconds}{cost}"
 

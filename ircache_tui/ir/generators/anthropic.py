@@ -32,6 +32,14 @@ do), so the second generation onwards reads it at a tenth of the input price.
 A breakpoint on a prefix shorter than the model's minimum cacheable length
 costs nothing and caches nothing: the API then reports no cache write and no
 read, and the generator says so once.
+
+Incremental regeneration (`regenerate_with_usage`, the optional method of
+base.RegeneratesFromPatch): the same system block, then a user turn with the
+previous IR, the spec's unified diff, the new spec and the instructions, and
+structured output in the JSON Patch wire format of ir/patch.py. The answer's
+operations are applied to the previous IR and the result validated; there is
+no repair turn (the cache's fallback is a full generation), so a refusal, a
+cut-off or a patch that does not apply is an IncrementalFailed at once.
 """
 
 from __future__ import annotations
@@ -42,17 +50,18 @@ import copy
 import json
 import re
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, Literal
 
 import anthropic
-from anthropic.types import MessageParam, OutputConfigParam
+from anthropic.types import MessageParam, OutputConfigParam, TextBlockParam
 from pydantic import ValidationError
 
 from ... import redact
+from .. import patch
 from ..model import ApplicationIR
 from ..usage import TOKEN_FIELDS, Usage, sane_tokens
-from .base import BatchOutcome, BatchStatus, GenerationError, fingerprint_of
+from .base import BatchOutcome, BatchStatus, GenerationError, IncrementalFailed, fingerprint_of
 
 log = logging.getLogger("ircache")
 
@@ -65,6 +74,11 @@ SYSTEM_PROMPT = """You turn a markdown software specification into an Applicatio
 a JSON document describing the application's entities (with attributes and \
 relationships), HTTP endpoints, business flows, validation rules and database. \
 Use only what the spec states or clearly implies. Answer with the JSON document only."""
+
+#: how each block of a patch request begins (the tests' oracle finds the previous IR and the spec by them)
+PREVIOUS_IR_HEAD = "The previous ApplicationIR of spec"
+DIFF_HEAD = "The unified diff of the spec from that version to the new one"
+NEW_SPEC_HEAD = "The new spec in full"
 
 
 def ir_json_schema() -> dict[str, Any]:
@@ -184,11 +198,45 @@ class AnthropicGenerator:
     async def generate_with_usage(self, spec_markdown: str, spec_name: str) -> tuple[ApplicationIR, Usage]:
         """The IR and the tokens every request of it used (the repair turn included)."""
         tally: dict[str, object] = dict.fromkeys(TOKEN_FIELDS)
+        ir = await self._guarded(spec_name, self._generate(spec_markdown, spec_name, tally))
+        self._check_cached(tally)
+        return ir, Usage.model_validate({**tally, "mode": "full"})
+
+    async def regenerate_with_usage(
+        self, previous: ApplicationIR, spec_diff: str, spec_markdown: str, spec_name: str,
+    ) -> tuple[ApplicationIR, Usage]:
+        """The new IR as the previous one with the JSON Patch the model answers (ir/patch.py), and the
+        tokens it used. One request, no repair turn: whatever goes wrong is an IncrementalFailed (or a
+        GenerationError for the transport), and the cache's fallback is one full generation."""
+        tally: dict[str, object] = dict.fromkeys(TOKEN_FIELDS)
+        try:
+            ir = await self._guarded(spec_name, self._patch(previous, spec_diff, spec_markdown, spec_name, tally))
+        except IncrementalFailed as exc:
+            raise IncrementalFailed(str(exc), Usage.model_validate({**tally, "mode": "incremental"})) from None
+        return ir, Usage.model_validate({**tally, "mode": "incremental"})
+
+    async def _patch(self, previous: ApplicationIR, spec_diff: str, spec_markdown: str, spec_name: str,
+                     tally: dict[str, object]) -> ApplicationIR:
+        message = await self._ask(patch_messages(previous, spec_diff, spec_markdown, spec_name),
+                                  patch.PATCH_SCHEMA, tally)
+        return patched(previous, message)
+
+    async def _ask(self, messages: list[MessageParam], schema: dict[str, Any], tally: dict[str, object]) -> Any:
+        """One request with the cached system block and structured output; the Message, counted."""
+        try:
+            message = await self._client.messages.create(**self._params(messages, self.cache_ttl, schema))
+        except json.JSONDecodeError:  # a 200 that says JSON and is not
+            raise _NotAMessage("a body that is not JSON") from None
+        if getattr(message, "type", None) != "message":  # a 200 from something else than the API
+            raise _NotAMessage(_describe(message))
+        _count(tally, getattr(message, "usage", None))
+        return message
+
+    async def _guarded(self, spec_name: str, work: Coroutine[Any, Any, ApplicationIR]) -> ApplicationIR:
+        """`work` within the deadline, every failure of the SDK said as one GenerationError."""
         try:
             async with asyncio.timeout(self.deadline):
-                ir = await self._generate(spec_markdown, spec_name, tally)
-                self._check_cached(tally)
-                return ir, Usage.model_validate({**tally, "mode": "full"})
+                return await work
         except TimeoutError:
             raise _failure(
                 f"Anthropic generation for {spec_name} did not finish within its {self.deadline:g}s deadline"
@@ -238,12 +286,14 @@ class AnthropicGenerator:
         return self._params([{"role": "user", "content": f"Spec `{spec_name}`:\n\n{spec_markdown}"}],
                             cache_ttl or self.cache_ttl)
 
-    def _params(self, messages: list[MessageParam], cache_ttl: str) -> dict[str, Any]:
+    def _params(self, messages: list[MessageParam], cache_ttl: str,
+                schema: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"model": self.model, "max_tokens": self.max_tokens,
                 "system": [{"type": "text", "text": self._system,
                             "cache_control": {"type": "ephemeral", "ttl": cache_ttl}}],
                 "messages": messages,
-                "output_config": OutputConfigParam(format={"type": "json_schema", "schema": self._schema})}
+                "output_config": OutputConfigParam(format={"type": "json_schema",
+                                                           "schema": self._schema if schema is None else schema})}
 
     def read_answer(self, message: Any) -> tuple[ApplicationIR | None, str, Usage]:
         """One answer (a batch result's Message) read exactly as a direct answer is: its IR if it is
@@ -277,17 +327,11 @@ class AnthropicGenerator:
             return None, problem, f"That JSON is not a valid ApplicationIR: {_short(exc)}. Answer again with a corrected document."
 
     async def _generate(self, spec_markdown: str, spec_name: str, tally: dict[str, object]) -> ApplicationIR:
-        params = self.request_params(spec_markdown, spec_name)
-        messages: list[MessageParam] = params.pop("messages")
+        # the first request is a batch request's params (request_params): the same bytes, the same cache
+        messages: list[MessageParam] = self.request_params(spec_markdown, spec_name)["messages"]
         problem = ""
         for attempt in range(2):  # the first answer, then one repair
-            try:
-                message = await self._client.messages.create(messages=messages, **params)
-            except json.JSONDecodeError:  # a 200 that says JSON and is not
-                raise _NotAMessage("a body that is not JSON") from None
-            if getattr(message, "type", None) != "message":  # a 200 from something else than the API
-                raise _NotAMessage(_describe(message))
-            _count(tally, getattr(message, "usage", None))
+            message = await self._ask(messages, self._schema, tally)
             text = _text_of(message)
             ir, problem, repair = self._judge(message, text)
             if ir is not None:
@@ -330,6 +374,37 @@ class AnthropicGenerator:
         if status == 413:
             return f"the request is too large for the Messages API (413): shorten the spec ({said})"
         return f"the Messages API rejected the request ({status} {kind}): {said}"
+
+
+def patch_messages(previous: ApplicationIR, spec_diff: str, spec_markdown: str, spec_name: str) -> list[MessageParam]:
+    """The user turn of a patch request (with the full request's system block and PATCH_SCHEMA as
+    structured output: a batch's request for it takes these same parameters)."""
+    # The system block stays the full request's, byte for byte, so both read the same prompt-cache
+    # prefix. The previous IR carries no breakpoint of its own: one patch request has no second
+    # reader of it, and a write would only pay the 1.25x premium.
+    previous_json = json.dumps(patch.ir_document(previous), separators=(",", ":"))
+    content: list[TextBlockParam] = [
+        {"type": "text", "text": f"{PREVIOUS_IR_HEAD} `{spec_name}`:\n\n{previous_json}"},
+        {"type": "text", "text": f"{DIFF_HEAD}:\n\n{spec_diff}"},
+        {"type": "text", "text": f"{NEW_SPEC_HEAD}:\n\n{spec_markdown}"},
+        {"type": "text", "text": patch.PATCH_INSTRUCTIONS},
+    ]
+    return [{"role": "user", "content": content}]
+
+
+def patched(previous: ApplicationIR, message: Any) -> ApplicationIR:
+    """The new IR from a patch request's answer (a Message, or a batch's result message), or
+    IncrementalFailed saying why not: a refusal, a cut-off, a patch that does not apply or an
+    invalid result (no repair turn: the fallback is a full generation)."""
+    stop_reason = getattr(message, "stop_reason", None)
+    if stop_reason == "refusal":
+        raise IncrementalFailed("the model refused to answer (stop_reason refusal)")
+    if stop_reason in ("max_tokens", "model_context_window_exceeded"):
+        raise IncrementalFailed(f"the answer was cut off (stop_reason {stop_reason})")
+    try:
+        return patch.apply(previous, patch.rfc6902(_text_of(message)))
+    except patch.PatchFailed as exc:
+        raise IncrementalFailed(_line(exc.reason, 400)) from None
 
 
 class _NotAMessage(Exception):

@@ -107,3 +107,24 @@ class SubmitsBatches(Protocol):
     """A generator that can also submit a Message Batch (`warm --batch`)."""
 
     def batches(self) -> BatchApi: ...
+
+
+class IncrementalFailed(GenerationError):
+    """A regeneration from a patch that gave nothing usable (a refusal, a cut-off, a patch that does
+    not apply, an invalid result); `usage`: the tokens it spent all the same."""
+
+    def __init__(self, message: str, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+@runtime_checkable
+class RegeneratesFromPatch(Protocol):
+    """A generator that can also regenerate a changed spec's IR from its previous IR and the spec's
+    unified diff (the optional incremental method of the Generator protocol). It returns the new IR,
+    validated, and the tokens the request used; it raises GenerationError (IncrementalFailed with the
+    tokens, when an answer came) and the cache then generates in full (cache/incremental.py)."""
+
+    async def regenerate_with_usage(
+        self, previous: ApplicationIR, spec_diff: str, spec_markdown: str, spec_name: str,
+    ) -> tuple[ApplicationIR, Usage]: ...

@@ -1,0 +1,173 @@
+"""Incremental regeneration: a changed spec regenerated from its previous IR and the spec's diff.
+
+On a miss for spec S (the Generation asks `attempt()` before generating in full):
+
+1. the previous entry is the newest (by generated_at) of S's other entries *on the filesystem*, the
+   tier that keeps every generation; Redis's keyspace is never walked per miss, so an earlier entry
+   that only Redis holds is not used (the spec then regenerates in full). Spec names match exactly:
+   `ecommerce` never patches from `ecommerce_v2`.
+2. it must carry the spec text it was made from (entries written before spec texts were kept do
+   not: full), and the change must be small: at most MAX_CHANGED_FRACTION of the spec's lines
+   (a bigger rewrite is cheaper to trust to a full generation than to a long patch);
+3. the generator must offer `regenerate_with_usage` (base.RegeneratesFromPatch); the offline one
+   does not (it is deterministic and free), so it never takes this path.
+
+A patch that does not apply, an invalid result, a refusal, a cut-off, any failure of the request:
+one line (`incremental regeneration of S did not apply: …; generating in full`) and the caller
+generates in full; the tokens the attempt spent are added to that generation's usage, which says
+mode "full". Nothing from a failed attempt is ever stored.
+
+What an incremental entry saved (`usage.incremental_saved_usd`): the estimated cost of a full
+generation less its own. The estimate is the previous entry's cost when it was a full generation
+of known cost (the same spec, a little smaller or bigger), else a full request's tokens from the
+sizes involved, at the model's prices: the spec as input, the new IR as output, about
+CHARS_PER_TOKEN characters a token (the system prompt is left out: a full request would mostly
+read it from the prompt cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..ir.envelope import CorruptEntry, StoredEntry, decode_entry
+from ..ir.generators import GenerationError, Generator
+from ..ir.generators.base import IncrementalFailed, RegeneratesFromPatch
+from ..ir.model import ApplicationIR
+from ..ir.patch import SpecDiff, spec_diff
+from ..ir.prices import Price, estimate_cost
+from ..ir.usage import TOKEN_FIELDS, Usage
+from .fs_tier import FilesystemTier
+from .keys import CacheKey
+
+log = logging.getLogger("ircache")
+
+#: a change touching more than this share of the spec's lines regenerates in full
+MAX_CHANGED_FRACTION = 1 / 3
+#: how many of a spec's newest files (by mtime) are read to find the newest generation: bounded, and
+#: plenty (prune keeps a few per spec)
+CANDIDATES = 8
+#: characters of JSON or markdown per token, for the estimate of a full generation's cost
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What an incremental attempt gave: the IR and its usage, or (ir None) the usage it spent
+    before failing (None when it sent nothing). `previous`: the entry it started from."""
+
+    ir: ApplicationIR | None = None
+    usage: Usage | None = None
+    previous: StoredEntry | None = None
+
+
+NOT_TRIED = Attempt()
+
+
+class Incremental:
+    def __init__(self, fs: FilesystemTier) -> None:
+        self._fs = fs
+
+    async def attempt(self, generator: Generator, key: CacheKey, spec_markdown: str,
+                      deadline: float | None) -> Attempt:
+        """Regenerate from the previous entry's IR and the spec's diff when that applies (see the
+        module docstring); NOT_TRIED when it does not apply, an Attempt without IR when it failed."""
+        if not isinstance(generator, RegeneratesFromPatch) or not getattr(generator, "uses_llm", True):
+            return NOT_TRIED
+        spec_name = key.spec_name
+        previous = await self.previous_entry(key)
+        if previous is None or previous.spec_text is None:
+            log.debug("No earlier entry of %s with its spec text: generating in full", spec_name)
+            return NOT_TRIED
+        diff = spec_diff(previous.spec_text, spec_markdown, spec_name)
+        if not diff.changed_lines or diff.fraction > MAX_CHANGED_FRACTION:
+            log.debug("%s changed %d of %d lines since its last entry: generating in full", spec_name,
+                      diff.changed_lines, diff.total_lines)
+            return NOT_TRIED
+        log.info("Regenerating %s from its previous IR (%s, %s changed): asking for a patch", spec_name,
+                 _key_of(previous), _lines(diff))
+        try:
+            async with asyncio.timeout(deadline):
+                ir, usage = await generator.regenerate_with_usage(
+                    previous.application_ir, diff.text, spec_markdown, spec_name)
+            if not isinstance(ir, ApplicationIR):
+                ir = ApplicationIR.model_validate(ir)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            return self._fell_back(spec_name, f"no answer within {deadline:g}s (IR_GENERATE_TIMEOUT)", None, previous)
+        except IncrementalFailed as exc:
+            return self._fell_back(spec_name, str(exc), exc.usage, previous)
+        except GenerationError as exc:
+            return self._fell_back(spec_name, str(exc), None, previous)
+        except Exception as exc:  # a generator's bug must not cost the spec its generation
+            return self._fell_back(spec_name, f"{exc.__class__.__name__}: {exc}", None, previous)
+        log.info("Incremental regeneration of %s applied to %s's IR", spec_name, _key_of(previous))
+        return Attempt(ir, usage.model_copy(update={"mode": "incremental"}), previous)
+
+    @staticmethod
+    def _fell_back(spec_name: str, reason: str, spent: Usage | None, previous: StoredEntry) -> Attempt:
+        log.warning("incremental regeneration of %s did not apply: %s; generating in full", spec_name, reason)
+        return Attempt(None, spent, previous)
+
+    async def previous_entry(self, key: CacheKey) -> StoredEntry | None:
+        """The newest generation (by generated_at) of the same spec under another key, on disk."""
+        try:
+            files = [f for f in await self._fs.list_entries()
+                     if f.spec_name == key.spec_name and f.cache_key != key.cache_key]
+        except OSError:
+            return None
+        newest: StoredEntry | None = None
+        for file in sorted(files, key=lambda f: -f.mtime)[:CANDIDATES]:
+            with contextlib.suppress(OSError, CorruptEntry):
+                raw = await self._fs.read_raw(file.key)
+                if raw is None:
+                    continue
+                entry = decode_entry(raw, file.hash8)
+                if newest is None or _when(entry) > _when(newest):
+                    newest = entry
+        return newest
+
+
+def with_attempt(full: Usage, spent: Usage | None) -> Usage:
+    """A full generation's usage with a failed attempt's tokens added (both were paid for)."""
+    if spent is None:
+        return full
+    counts: dict[str, object] = {}
+    for name in TOKEN_FIELDS:
+        mine, theirs = getattr(full, name), getattr(spent, name)
+        counts[name] = None if mine is None and theirs is None else (mine or 0) + (theirs or 0)
+    return Usage.model_validate({**full.model_dump(), **counts, "mode": "full"})
+
+
+def saved(usage: Usage, previous: StoredEntry | None, ir: ApplicationIR, spec_markdown: str,
+          price: Price | None) -> Usage:
+    """`usage` of an incremental generation with `incremental_saved_usd` set (see the module docstring)."""
+    if usage.cost_usd is None:
+        return usage
+    before = previous.usage if previous is not None else None
+    if before is not None and before.mode == "full" and before.cost_usd is not None:
+        full = before.cost_usd
+    else:
+        estimate = estimate_cost(price, len(spec_markdown) // CHARS_PER_TOKEN,
+                                 len(ir.model_dump_json()) // CHARS_PER_TOKEN)
+        if estimate is None:
+            return usage
+        full = estimate
+    return Usage.model_validate({**usage.model_dump(), "incremental_saved_usd": round(full - usage.cost_usd, 9)})
+
+
+def _when(entry: StoredEntry) -> datetime:
+    at = entry.generated_at
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def _key_of(entry: StoredEntry) -> str:
+    return f"{entry.spec_name}_{entry.spec_hash[:8]}"
+
+
+def _lines(diff: SpecDiff) -> str:
+    return f"{diff.changed_lines} of {diff.total_lines} lines"
