@@ -18,6 +18,7 @@ character made `-`, cut to 40, then `_` and 16 hex digits of the key's SHA-256: 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -28,10 +29,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import BatchInFlight
 from .fs_tier import atomic_write
+from .keys import CacheKey
 from .machine_lock import MachineLock
+from .results import NOTICE, Lookup
+from .tiers import Tiers
 
 log = logging.getLogger("ircache")
+
+#: how often a `get` waiting for a spec in another process's batch looks for its entry
+BATCH_WAIT_POLL = 0.5
 
 BATCH_DIR = ".batches"
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
@@ -147,3 +155,29 @@ class BatchBook:
         except OSError:
             return False
         return True
+
+
+async def made_in_batch(book: BatchBook, tiers: Tiers, key: CacheKey, wait: bool) -> Lookup | None:
+    """The entry a batch in flight makes for `key`, once stored (a lookup's single flight with
+    `warm --batch`); None when `key` is in no batch, or in one nobody collects (then it is generated
+    directly: said once). `wait` False: BatchInFlight instead of waiting."""
+    record = book.holding(key.cache_key)
+    if record is None:
+        return None
+    where = f"batch {record.batch_id} (submitted {record.submitted_clock})"
+    if not wait:
+        raise BatchInFlight(f"{key.spec_name} is being generated in {where}; try again later")
+    said = False
+    while (record := book.holding(key.cache_key)) is not None:
+        if not book.collected(record.batch_id):
+            log.warning("%s is in %s, which no process is collecting (`warm --batch` resumes it): "
+                        "generating it directly", key.spec_name, where)
+            return None
+        if not said:
+            log.log(NOTICE, "IR for %s is being generated in %s; waiting for it", key.spec_name, where)
+            said = True
+        await asyncio.sleep(BATCH_WAIT_POLL)
+        hit = await tiers.read(key, again=True)
+        if hit is not None:
+            return hit
+    return await tiers.read(key, again=True)

@@ -42,8 +42,8 @@ from .audit import AuditTrail
 from .decoded import DecodedEntries, EntryDigest
 from .embedded import EmbeddedRedis
 from .batch import BatchProgress, BatchWarm, BatchWarmResult
-from .batch_record import BatchBook
-from .errors import (BatchInFlight, BatchUnsupported, ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss,
+from .batch_record import BatchBook, made_in_batch
+from .errors import (BatchUnsupported, ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss,
                      RedisUnavailable)
 from .events import CacheEvent, EventBus
 from .export import ExportRow
@@ -65,8 +65,6 @@ RAW_HEAD_LIMIT = 1024  # bytes of a value read_raw_head reads unless asked for a
 log = logging.getLogger("ircache")
 _UNSET: Any = object()
 P = TypeVar("P")
-#: how often a `get` waiting for a spec in another process's batch looks for its entry
-BATCH_WAIT_POLL = 0.5
 __all__ = ["GENERATION_FAILED", "NOTICE", "BatchProgress", "BatchWarmResult", "CacheInfo", "DeleteResult", "FlushResult",
            "GenerationTotals", "HitCount", "HitTotals", "IRCache", "Lookup", "RawHead", "StoreTier", "Tier", "WarmResult"]
 
@@ -280,37 +278,13 @@ class IRCache:
             accept = (lambda e: not self.is_outdated(e)) if self.settings.outdated == "regenerate" else None
             hit = await self._path().read(key, strict=strict_redis, accept=accept)
             if hit is None:
-                hit = await self._from_batch(key, wait_for_batch)  # a batch in flight makes it
+                hit = await made_in_batch(self.batches, self._path(), key, wait_for_batch)  # a batch in flight makes it
             if hit is None:
                 hit = await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, False, strict_redis,
                                                           accept)
             return dataclasses.replace(hit, outdated=self.is_outdated(hit.entry)) if hit.tier != "generator" else hit
         with self.audit.recording("regenerate", spec=key.spec_name, key=key.cache_key, tiers=("redis", "filesystem")):
             return await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, True, strict_redis)
-
-    async def _from_batch(self, key: CacheKey, wait: bool) -> Lookup | None:
-        """The entry a batch in flight makes for `key`, once stored; None when `key` is in no batch,
-        or in one nobody collects (then it is generated directly: said once)."""
-        record = self.batches.holding(key.cache_key)
-        if record is None:
-            return None
-        where = f"batch {record.batch_id} (submitted {record.submitted_clock})"
-        if not wait:
-            raise BatchInFlight(f"{key.spec_name} is being generated in {where}; try again later")
-        said = False
-        while (record := self.batches.holding(key.cache_key)) is not None:
-            if not self.batches.collected(record.batch_id):
-                log.warning("%s is in %s, which no process is collecting (`warm --batch` resumes it): "
-                            "generating it directly", key.spec_name, where)
-                return None
-            if not said:
-                log.log(NOTICE, "IR for %s is being generated in %s; waiting for it", key.spec_name, where)
-                said = True
-            await asyncio.sleep(BATCH_WAIT_POLL)
-            hit = await self._path().read(key, again=True)
-            if hit is not None:
-                return hit
-        return await self._path().read(key, again=True)
 
     async def warm_batch(self, specs: list[tuple[str, str]], *, force: bool = False,
                          on_progress: Callable[[BatchProgress], None] | None = None) -> BatchWarmResult:
