@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from ircache_tui import IRCache
 from ircache_tui.cache.keys import cache_key
+from ircache_tui.ir.envelope import StoredEntry
 from ircache_tui.ir.usage import Usage
 from ircache_tui.tui.app import IRCacheApp
 from ircache_tui.tui.services import DASHBOARD_CONNECTIONS, Services
@@ -60,3 +61,24 @@ async def test_cost_hits_and_savings_are_shown_and_sortable(redis_url, sync_redi
         while keys.sort_by != "cost":
             await pilot.press("s")
         assert keys.table.get_row_index(key["dear"]) < keys.table.get_row_index(key["cheap"])
+
+
+async def test_the_status_line_says_what_each_lever_saved(redis_url, sync_redis, cache_dir):
+    """Entries made in a batch and with prompt-cache reads (their usage on disk, as a generation
+    writes it): the status line's tooltip gives the savings by lever, as stats --json's saved.by."""
+    await seed(redis_url, sync_redis, cache_dir)
+    for path in cache_dir.glob("*.json"):  # the generations' own figures, as warm --batch records them
+        entry = StoredEntry.model_validate_json(path.read_bytes())
+        usage = Usage(input_tokens=1000, output_tokens=2000, cost_usd=0.02, service_tier="batch",
+                      batch_saved_usd=0.02, prompt_cache_saved_usd=0.0015)
+        path.write_bytes(entry.model_copy(update={"usage": usage}).to_json_bytes())
+    cache = IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=CountingGenerator(),
+                    max_connections=DASHBOARD_CONNECTIONS)
+    app = IRCacheApp(Services(cache=cache, watch=False))
+    async with app.run_test(size=(180, 40)) as pilot:
+        await until(pilot, lambda: app.status_bar.tooltip is not None and "by lever" in str(app.status_bar.tooltip),
+                    what="the savings by lever")
+        detail = str(app.status_bar.tooltip)
+        # hits: 3 × $0.063 + 1 × $0.0125 (Redis's counts); three entries on disk, each $0.02 and $0.0015
+        assert "saved by lever: hits $0.2015, batch $0.0600, prompt cache $0.0045, incremental $0" in detail, detail
+        assert "(total $0.2660)" in detail

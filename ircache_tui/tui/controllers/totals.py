@@ -22,7 +22,8 @@ from textual.message import Message
 from textual.timer import Timer
 
 from ...cache.errors import IRCacheError
-from ...cache.ircache import CacheInfo, HitTotals, IRCache
+from ...cache.ircache import CacheInfo, GenerationTotals, HitTotals, IRCache
+from ...cache.results import Savings
 from .. import messages as m
 from .base import Controller
 
@@ -41,6 +42,8 @@ class RedisTotals:
     size_at_most: bool = False
     shared_hits: int | None = None
     saved_usd: float | None = None
+    #: what each lever saved (Savings.to_json: hits, batch, prompt_cache, incremental); None: not known
+    saved_by: dict[str, float] | None = None
 
     def without(self, removed: m.Removed) -> RedisTotals:
         if not removed.redis or self.ir_keys is None:
@@ -60,6 +63,7 @@ class Totals(Controller):
     class _Loaded(Message):
         info: CacheInfo
         hits: HitTotals | None  # IRCache.hit_totals; None when not readable (Redis down, an ACL)
+        generation: GenerationTotals | None = None
 
     class _RoundDone(Message):
         pass
@@ -70,6 +74,8 @@ class Totals(Controller):
         self.interval = interval
         self.totals = RedisTotals()
         self._next: Timer | None = None  # the next periodic round
+        # the generations' totals read each entry file's head: read again only when the files changed
+        self._generation: tuple[tuple[object, object], GenerationTotals] | None = None
 
     def refresh_now(self) -> None:
         """A round now (it cancels the one under way); the periodic rounds go on after it."""
@@ -87,7 +93,11 @@ class Totals(Controller):
                 hits = await self.cache.hit_totals()
             except IRCacheError:
                 hits = None  # Redis down (said by the stats), or the counts refused by an ACL
-            self.post_message(self._Loaded(info, hits))
+            files = info.filesystem
+            seen = (files.get("file_count"), files.get("total_size_bytes"))
+            if self._generation is None or self._generation[0] != seen:
+                self._generation = (seen, await self.cache.generation_totals())
+            self.post_message(self._Loaded(info, hits, self._generation[1]))
         finally:
             self.post_message(self._RoundDone())  # whatever ended the round, the next one is armed
 
@@ -104,6 +114,8 @@ class Totals(Controller):
         if message.hits is not None:
             totals = replace(totals, saved_usd=message.hits.saved_usd,
                              shared_hits=message.hits.redis + message.hits.filesystem)
+            if message.generation is not None:
+                totals = replace(totals, saved_by=Savings.of(message.hits, message.generation).to_json())
         self._set(totals)
 
     @on(_RoundDone)

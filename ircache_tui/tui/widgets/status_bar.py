@@ -37,6 +37,8 @@ class Status:
     #: hits of every process that shares this Redis, and the generation dollars they saved
     shared_hits: int | None = None
     saved_usd: float | None = None
+    #: what each lever saved (hits, batch, prompt_cache, incremental): shown in the tooltip
+    saved_by: dict[str, float] | None = None
     live: str = ""
     read_only: bool = False
 
@@ -57,6 +59,7 @@ class StatusChanges(TypedDict, total=False):
     misses: int
     shared_hits: int | None
     saved_usd: float | None
+    saved_by: dict[str, float] | None
     live: str
     read_only: bool
 
@@ -80,7 +83,17 @@ class StatusBar(Static):
     def _show(self) -> None:
         text = self.render_status(self.status)
         self.update(text)
-        self.tooltip = text if text.cell_len > self.content_region.width else None  # cut: whole on hover
+        detail = self.savings_detail(self.status.saved_by)
+        cut = text.cell_len > self.content_region.width
+        # on hover: the line whole when the edge cuts it, and what each lever saved
+        self.tooltip = Text("\n").join([t for t in (text if cut else None, detail) if t is not None]) or None
+
+    @staticmethod
+    def savings_detail(saved_by: dict[str, float] | None) -> Text | None:
+        if not saved_by:
+            return None
+        levers = ", ".join(f"{name.replace('_', ' ')} {human_usd(usd)}" for name, usd in saved_by.items())
+        return Text(f"saved by lever: {levers} (total {human_usd(round(sum(saved_by.values()), 6))})", "green")
 
     @staticmethod
     def render_status(s: Status) -> Text:
