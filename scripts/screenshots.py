@@ -20,12 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ircache_tui import IRCache, OfflineGenerator, cache_key  # noqa: E402
+from ircache_tui import IRCache, cache_key  # noqa: E402
 from ircache_tui.tui.app import IRCacheApp  # noqa: E402
-from ircache_tui.cache.demo import FIXED_TIME, seed_demo  # noqa: E402
+from ircache_tui.cache.demo import FIXED_TIME, DemoGenerator, seed_demo  # noqa: E402
 from ircache_tui.cache.embedded import find_redis_server  # noqa: E402
 from ircache_tui.tui.screens.detail import DetailScreen  # noqa: E402
 from ircache_tui.tui.screens.flush import FlushScreen  # noqa: E402
+from ircache_tui.tui.screens.server import ServerScreen  # noqa: E402
 from ircache_tui.tui.services import Services  # noqa: E402
 from tests.support.tui import until  # noqa: E402
 
@@ -57,7 +58,7 @@ async def main(out: Path) -> None:
     shutil.copytree(ROOT / "examples" / "specs", specs)
     server, url = start_redis(scratch / "redis")
     try:
-        async with IRCache(redis_url=url, cache_dir=scratch / "ir", ttl=604_800, generator=OfflineGenerator()) as cache:
+        async with IRCache(redis_url=url, cache_dir=scratch / "ir", ttl=604_800, generator=DemoGenerator()) as cache:
             await seed_demo(cache, specs)
             services = Services(cache=cache, spec_dirs=[specs], watch=False, generate_on_watch=False,
                                 clock=lambda: FIXED_TIME, monotonic=lambda: 0.0, health_interval=0.3)
@@ -87,6 +88,23 @@ async def main(out: Path) -> None:
                 app.save_screenshot("detail.svg", str(out))
                 await pilot.press("escape")
 
+                await pilot.press("i")  # what the server says of itself
+                await until(pilot, lambda: isinstance(app.screen, ServerScreen) and app.screen.facts is not None,
+                            timeout=20, what="the server panel")
+                await pilot.pause(0.3)
+                app.save_screenshot("server.svg", str(out))
+                await pilot.press("escape")
+                await until(pilot, lambda: not isinstance(app.screen, ServerScreen))
+
+                await pilot.press("L")  # the log, enlarged, searched
+                await until(pilot, lambda: app.screen.has_class("-log-big"))
+                await pilot.pause(0.3)
+                await pilot.press("slash", *"cache", "enter")
+                await pilot.pause(0.5)
+                app.save_screenshot("log.svg", str(out))
+                await pilot.press("escape", "L")
+                await until(pilot, lambda: not app.screen.has_class("-log-big"))
+
                 server.terminate()
                 await asyncio.to_thread(server.wait)
                 await until(pilot, lambda: app.banner.has_class("-down") and app.status_bar.status.connected is False,
@@ -99,7 +117,7 @@ async def main(out: Path) -> None:
         if server.poll() is None:
             server.kill()
         shutil.rmtree(scratch, ignore_errors=True)
-    for name in ("dashboard", "flush-confirm", "detail", "redis-down"):
+    for name in ("dashboard", "flush-confirm", "detail", "server", "log", "redis-down"):
         print(out / f"{name}.svg")
 
 

@@ -19,7 +19,7 @@ import redis
 
 from ircache_tui import IRCache, OfflineGenerator, cache_key
 from ircache_tui.tui.app import IRCacheApp
-from ircache_tui.cache.demo import FIXED_TIME, seed_demo
+from ircache_tui.cache.demo import FIXED_TIME, DemoGenerator, seed_demo
 from ircache_tui.tui.screens.detail import DetailScreen
 from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.help import HelpScreen
@@ -57,7 +57,7 @@ def demo(snap_redis):
 
 
 def make_app(server, *, read_only: bool = False, **options) -> IRCacheApp:
-    cache = IRCache(redis_url=server.unix_url, cache_dir=ROOT / "ir", ttl=604_800, generator=OfflineGenerator(),
+    cache = IRCache(redis_url=server.unix_url, cache_dir=ROOT / "ir", ttl=604_800, generator=DemoGenerator(),
                     read_only=read_only)
     options.setdefault("spec_dirs", [ROOT / "specs"])
     return IRCacheApp(Services(cache=cache, watch=False, generate_on_watch=False, clock=lambda: FIXED_TIME,
