@@ -10,9 +10,14 @@ live process is collecting before it looks for misses: it never submits the same
 create request and the record's write are shielded from a cancel (Ctrl-C, SIGTERM): a batch the API
 accepted is always recorded. Only a SIGKILL in those milliseconds could lose one.
 
+A spec whose previous entry qualifies for incremental regeneration (incremental.py: the same rule as
+a direct generation) goes in as a patch request; its record keeps the previous entry's key, and the
+answer is applied to that entry's IR reloaded from disk (by a resumed warm too).
+
 An errored, expired or canceled request, or an answer that is not a valid ApplicationIR (a refusal,
-a cut-off), is retried once as a direct generation (with its own repair turn); what still fails is
-reported, one line per spec.
+a cut-off), is retried once as a direct generation (with its own repair turn); a patch request's
+failure (a patch that does not apply too) is said in incremental's one line ("… did not apply: …;
+generating in full") and retried in full. What still fails is reported, one line per spec.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ir.envelope import StoredEntry
 from ..ir.generators import GenerationError, generator_label
 from ..ir.generators.base import BatchApi, BatchOutcome
 from .batch_record import MAX_BYTES, MAX_REQUESTS, BatchBook, BatchRecord, BatchSpec, custom_id_for
 from .fill import Filler
 from .generate import Generation
+from .incremental import say_fell_back
 from .keys import CacheKey, InvalidSpecName
 from .machine_lock import MachineLock
 from .results import NOTICE
@@ -151,9 +158,20 @@ class BatchWarm:
                 else:
                     self._tally.from_filesystem += 1
                 continue
-            spec = BatchSpec(custom_id_for(key.cache_key), key.cache_key, digest, path, markdown)
-            wanted[key.cache_key] = (spec, self._api.params(markdown, key.spec_name))
+            wanted[key.cache_key] = await self._request(key, digest, path, markdown)
         return list(wanted.values())
+
+    async def _request(self, key: CacheKey, digest: str, path: str, markdown: str) -> tuple[BatchSpec, dict[str, Any]]:
+        """A spec's request: a patch of its previous entry when that qualifies (the rule of a direct
+        generation, incremental.py), else a full one."""
+        custom_id = custom_id_for(key.cache_key)
+        plan = await self._generation.incremental.plan(self._generation.generator, key, markdown)
+        if plan is None:
+            return BatchSpec(custom_id, key.cache_key, digest, path, markdown), self._api.params(markdown, key.spec_name)
+        log.info("Regenerating %s from its previous IR (%s): asking for a patch in the batch", key.spec_name,
+                 plan.said())
+        params = self._api.patch_params(plan.previous.application_ir, plan.diff.text, markdown, key.spec_name)
+        return BatchSpec(custom_id, key.cache_key, digest, path, markdown, plan.previous_key), params
 
     async def _submit(self, chunk: list[tuple[BatchSpec, dict[str, Any]]]) -> tuple[BatchRecord, MachineLock]:
         label = generator_label(self._generation.generator)
@@ -196,6 +214,7 @@ class BatchWarm:
                 interval = min(interval * 2, self._poll_max)
             by_id = {spec.custom_id: spec for spec in record.specs}
             retry: list[tuple[BatchSpec, str]] = []
+            previous = await self._previous_entries(record)
             seconds = time.time() - record.submitted_at
             storing: set[asyncio.Task[None]] = set()
             room = asyncio.Semaphore(STORES_AT_ONCE)
@@ -205,17 +224,22 @@ class BatchWarm:
                 try:
                     await self._generation.keep_batched(CacheKey.parse(spec.cache_key), spec.digest, spec.spec_path,
                                                         outcome.ir, outcome.usage, seconds, record.batch_id,
-                                                        strict=True, spec_text=spec.markdown)
+                                                        strict=True, spec_text=spec.markdown,
+                                                        patched_from=previous.get(spec.custom_id))
                     self._tally.succeeded += 1
                     self._made.add(spec.cache_key)
                 finally:
                     room.release()
 
             try:
-                async for outcome in self._api.results(record.batch_id):
+                patches = {custom_id: entry.application_ir for custom_id, entry in previous.items()}
+                async for outcome in self._api.results(record.batch_id, patches):
                     spec = by_id.pop(outcome.custom_id, None)
                     if spec is None:
                         continue  # not one of ours (the record is the truth)
+                    if spec.previous_key is not None and spec.custom_id not in previous:
+                        retry.append((spec, f"its previous entry {spec.previous_key} is no longer in the cache dir"))
+                        continue
                     if outcome.ir is None or outcome.usage is None:
                         retry.append((spec, outcome.problem))
                         continue
@@ -233,13 +257,29 @@ class BatchWarm:
         finally:
             lock.release()
 
+    async def _previous_entries(self, record: BatchRecord) -> dict[str, StoredEntry]:
+        """The previous entry of each patch request of the batch, by custom_id, reloaded from disk (the
+        same whether this process submitted the batch or resumes it); one that is gone is left out."""
+        found: dict[str, StoredEntry] = {}
+        for spec in record.specs:
+            if spec.previous_key is not None:
+                entry = await self._generation.incremental.entry(spec.previous_key)
+                if entry is not None:
+                    found[spec.custom_id] = entry
+        return found
+
     async def _retry(self, batch_id: str, spec: BatchSpec, problem: str) -> None:
+        """One direct generation of what the batch gave no IR for; a failed patch request's is in full."""
         key = CacheKey.parse(spec.cache_key)
-        log.warning("Batch %s gave no IR for %s (%s): retrying it as a direct request", batch_id, key.spec_name,
-                    problem)
+        if spec.previous_key is not None:
+            say_fell_back(key.spec_name, f"{problem} (batch {batch_id})")
+        else:
+            log.warning("Batch %s gave no IR for %s (%s): retrying it as a direct request", batch_id, key.spec_name,
+                        problem)
         self._tally.retried += 1
         try:
-            await self._filler.fill(key, spec.digest, spec.markdown, spec.spec_path, False, True)
+            await self._filler.fill(key, spec.digest, spec.markdown, spec.spec_path, False, True,
+                                    full=spec.previous_key is not None)
             self._made.add(spec.cache_key)
         except GenerationError as exc:
             self._tally.failures.append(f"{key.spec_name}: {exc}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -94,12 +94,19 @@ class BatchApi(Protocol):
     def params(self, spec_markdown: str, spec_name: str) -> dict[str, Any]:
         """A request's params, as a direct generation's first request (1 h prompt cache)."""
 
+    def patch_params(self, previous: ApplicationIR, spec_diff: str, spec_markdown: str,
+                     spec_name: str) -> dict[str, Any]:
+        """A patch request's params (incremental regeneration), as a direct one's (1 h prompt cache)."""
+
     async def submit(self, requests: list[tuple[str, dict[str, Any]]]) -> str:
         """Create one batch of (custom_id, params); its id. Raises GenerationError."""
 
     async def status(self, batch_id: str) -> BatchStatus: ...
 
-    def results(self, batch_id: str) -> AsyncIterator[BatchOutcome]: ...
+    def results(self, batch_id: str,
+                patches: Mapping[str, ApplicationIR] | None = None) -> AsyncIterator[BatchOutcome]:
+        """Every request's outcome; those whose custom_id is in `patches` are patch requests, their
+        answers applied to that IR (a failure is said in `problem`, as for a full answer)."""
 
 
 @runtime_checkable
