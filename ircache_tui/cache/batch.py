@@ -36,7 +36,7 @@ from ..ir.generators.base import BatchApi, BatchOutcome
 from .batch_record import MAX_BYTES, MAX_REQUESTS, BatchBook, BatchRecord, BatchSpec, custom_id_for
 from .fill import Filler
 from .generate import Generation
-from .incremental import say_fell_back
+from .incremental import Listing, say_fell_back
 from .keys import CacheKey, InvalidSpecName
 from .machine_lock import MachineLock
 from .results import NOTICE
@@ -140,6 +140,7 @@ class BatchWarm:
         """The specs in neither tier (with force: cached or not) nor in a batch in flight, once each, with
         their request params."""
         wanted: dict[str, tuple[BatchSpec, dict[str, Any]]] = {}
+        listing: Listing | None = None  # the cache dir's entries, listed once for every patch planned
         for markdown, path in specs:
             try:
                 key, digest = CacheKey.for_spec(markdown, path)
@@ -158,14 +159,17 @@ class BatchWarm:
                 else:
                     self._tally.from_filesystem += 1
                 continue
-            wanted[key.cache_key] = await self._request(key, digest, path, markdown)
+            if listing is None:
+                listing = await self._generation.incremental.listing()
+            wanted[key.cache_key] = await self._request(key, digest, path, markdown, listing)
         return list(wanted.values())
 
-    async def _request(self, key: CacheKey, digest: str, path: str, markdown: str) -> tuple[BatchSpec, dict[str, Any]]:
+    async def _request(self, key: CacheKey, digest: str, path: str, markdown: str,
+                       listing: Listing) -> tuple[BatchSpec, dict[str, Any]]:
         """A spec's request: a patch of its previous entry when that qualifies (the rule of a direct
         generation, incremental.py), else a full one."""
         custom_id = custom_id_for(key.cache_key)
-        plan = await self._generation.incremental.plan(self._generation.generator, key, markdown)
+        plan = await self._generation.incremental.plan(self._generation.generator, key, markdown, listing)
         if plan is None:
             return BatchSpec(custom_id, key.cache_key, digest, path, markdown), self._api.params(markdown, key.spec_name)
         log.info("Regenerating %s from its previous IR (%s): asking for a patch in the batch", key.spec_name,

@@ -45,7 +45,7 @@ from ..ir.model import ApplicationIR
 from ..ir.patch import SpecDiff, spec_diff
 from ..ir.prices import Price, estimate_cost
 from ..ir.usage import TOKEN_FIELDS, Usage
-from .fs_tier import FilesystemTier
+from .fs_tier import FileEntry, FilesystemTier
 from .keys import CacheKey
 
 log = logging.getLogger("ircache")
@@ -70,6 +70,8 @@ class Attempt:
 
 
 NOT_TRIED = Attempt()
+#: the cache dir's entries by spec name (Incremental.listing)
+Listing = dict[str, list[FileEntry]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +99,15 @@ class Incremental:
     def __init__(self, fs: FilesystemTier) -> None:
         self._fs = fs
 
-    async def plan(self, generator: Generator, key: CacheKey, spec_markdown: str) -> Plan | None:
+    async def plan(self, generator: Generator, key: CacheKey, spec_markdown: str,
+                   listing: Listing | None = None) -> Plan | None:
         """The previous entry and the diff to patch it with, when incremental regeneration applies (see
-        the module docstring); None when it does not. A batch's requests are planned by this too."""
+        the module docstring); None when it does not. A batch's requests are planned by this too, over
+        one `listing()` of the cache dir (not one per spec)."""
         if not isinstance(generator, RegeneratesFromPatch) or not getattr(generator, "uses_llm", True):
             return None
         spec_name = key.spec_name
-        previous = await self.previous_entry(key)
+        previous = await self.previous_entry(key, listing)
         if previous is None or previous.spec_text is None:
             log.debug("No earlier entry of %s with its spec text: generating in full", spec_name)
             return None
@@ -157,13 +161,19 @@ class Incremental:
         except (OSError, CorruptEntry, ValueError):
             return None
 
-    async def previous_entry(self, key: CacheKey) -> StoredEntry | None:
+    async def listing(self) -> Listing:
+        """The cache dir's entries by spec name (empty when it cannot be listed)."""
+        by_spec: Listing = {}
+        with contextlib.suppress(OSError):
+            for file in await self._fs.list_entries():
+                by_spec.setdefault(file.spec_name, []).append(file)
+        return by_spec
+
+    async def previous_entry(self, key: CacheKey, listing: Listing | None = None) -> StoredEntry | None:
         """The newest generation (by generated_at) of the same spec under another key, on disk."""
-        try:
-            files = [f for f in await self._fs.list_entries()
-                     if f.spec_name == key.spec_name and f.cache_key != key.cache_key]
-        except OSError:
-            return None
+        if listing is None:
+            listing = await self.listing()
+        files = [f for f in listing.get(key.spec_name, ()) if f.cache_key != key.cache_key]
         newest: StoredEntry | None = None
         for file in sorted(files, key=lambda f: -f.mtime)[:CANDIDATES]:
             with contextlib.suppress(OSError, CorruptEntry):
