@@ -104,6 +104,9 @@ async def test_edited_specs_go_in_the_batch_as_patch_requests_and_are_stored_as_
 
 @pytest.mark.parametrize("fault, reason", [
     ("unappliable", "the patch does not apply (JsonPatchTestFailed"),
+    ("invalid", "the patched IR is not a valid ApplicationIR (domain_model.entities"),
+    ("refusal", "the model refused to answer (stop_reason refusal) (batch msgbatch_"),
+    ("cutoff", "the answer was cut off (stop_reason max_tokens) (batch msgbatch_"),
     ("errored", "errored (api_error: Internal server error) (batch msgbatch_"),
 ])
 async def test_a_patch_request_that_fails_is_said_once_and_generated_in_full_directly(
@@ -117,8 +120,8 @@ async def test_a_patch_request_that_fails_is_said_once_and_generated_in_full_dir
     with AnsweringAPI(KEY, responder=oracle, outcome=outcome) as api:
         async with cache_over(api, redis_url, cache_dir) as cache:
             await cache.warm_batch([(PETSTORE, str(petstore))])
-            if fault == "unappliable":
-                oracle.patches = "unappliable"
+            if fault != "errored":
+                oracle.patches = fault
             ircache_logs.clear()
             result = await cache.warm_batch([(edited(PETSTORE), str(petstore)), (ECOMMERCE, str(shop))])
     said = [r.getMessage() for r in ircache_logs.records if "did not apply" in r.getMessage()]

@@ -171,7 +171,8 @@ class BatchWarm:
         custom_id = custom_id_for(key.cache_key)
         plan = await self._generation.incremental.plan(self._generation.generator, key, markdown, listing)
         if plan is None:
-            return BatchSpec(custom_id, key.cache_key, digest, path, markdown), self._api.params(markdown, key.spec_name)
+            spec = BatchSpec(custom_id, key.cache_key, digest, path, markdown)
+            return spec, self._api.params(markdown, key.spec_name)
         log.info("Regenerating %s from its previous IR (%s): asking for a patch in the batch", key.spec_name,
                  plan.said())
         params = self._api.patch_params(plan.previous.application_ir, plan.diff.text, markdown, key.spec_name)
@@ -218,37 +219,43 @@ class BatchWarm:
                 interval = min(interval * 2, self._poll_max)
             by_id = {spec.custom_id: spec for spec in record.specs}
             retry: list[tuple[BatchSpec, str]] = []
-            previous = await self._previous_entries(record)
             seconds = time.time() - record.submitted_at
             storing: set[asyncio.Task[None]] = set()
             room = asyncio.Semaphore(STORES_AT_ONCE)
 
-            async def keep(spec: BatchSpec, outcome: BatchOutcome) -> None:
+            async def keep(spec: BatchSpec, outcome: BatchOutcome, previous: StoredEntry | None) -> None:
                 assert outcome.ir is not None and outcome.usage is not None
                 try:
                     await self._generation.keep_batched(CacheKey.parse(spec.cache_key), spec.digest, spec.spec_path,
                                                         outcome.ir, outcome.usage, seconds, record.batch_id,
                                                         strict=True, spec_text=spec.markdown,
-                                                        patched_from=previous.get(spec.custom_id))
+                                                        patched_from=previous)
                     self._tally.succeeded += 1
                     self._made.add(spec.cache_key)
                 finally:
                     room.release()
 
             try:
-                patches = {custom_id: entry.application_ir for custom_id, entry in previous.items()}
-                async for outcome in self._api.results(record.batch_id, patches):
+                patch_ids = {spec.custom_id for spec in record.specs if spec.previous_key is not None}
+                async for outcome in self._api.results(record.batch_id, patch_ids):
                     spec = by_id.pop(outcome.custom_id, None)
                     if spec is None:
                         continue  # not one of ours (the record is the truth)
-                    if spec.previous_key is not None and spec.custom_id not in previous:
-                        retry.append((spec, f"its previous entry {spec.previous_key} is no longer in the cache dir"))
-                        continue
+                    previous = None
+                    if spec.previous_key is not None and outcome.answer is not None:
+                        # reloaded from disk one at a time (the same whether this process submitted the
+                        # batch or resumes it)
+                        previous = await self._generation.incremental.entry(spec.previous_key)
+                        if previous is None:
+                            gone = f"its previous entry {spec.previous_key} is no longer in the cache dir"
+                            retry.append((spec, gone))
+                            continue
+                        outcome = self._api.read_patch(previous.application_ir, outcome)
                     if outcome.ir is None or outcome.usage is None:
                         retry.append((spec, outcome.problem))
                         continue
                     await room.acquire()
-                    storing.add(asyncio.ensure_future(keep(spec, outcome)))
+                    storing.add(asyncio.ensure_future(keep(spec, outcome, previous)))
             finally:  # a refused write (or a cancel) stops the rest; the record stays for a rerun
                 stored = await asyncio.gather(*storing, return_exceptions=True)
             for failed in stored:
@@ -260,17 +267,6 @@ class BatchWarm:
             self._book.remove(record.batch_id)
         finally:
             lock.release()
-
-    async def _previous_entries(self, record: BatchRecord) -> dict[str, StoredEntry]:
-        """The previous entry of each patch request of the batch, by custom_id, reloaded from disk (the
-        same whether this process submitted the batch or resumes it); one that is gone is left out."""
-        found: dict[str, StoredEntry] = {}
-        for spec in record.specs:
-            if spec.previous_key is not None:
-                entry = await self._generation.incremental.entry(spec.previous_key)
-                if entry is not None:
-                    found[spec.custom_id] = entry
-        return found
 
     async def _retry(self, batch_id: str, spec: BatchSpec, problem: str) -> None:
         """One direct generation of what the batch gave no IR for; a failed patch request's is in full."""

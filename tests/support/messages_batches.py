@@ -6,7 +6,8 @@ service tiers and prompt-cache accounting, for the real SDK.
 
 A Messages request that finds the script (MessagesAPI.script) empty is answered by `responder(request)`
 (the IR text for that request, or a Reply, e.g. an IROracle's (tests/support/ir_oracle.py), whose text
-and stop_reason are taken, the usage being this API's own) after `delay` seconds, with usage whose `service_tier` is "standard".
+and stop_reason are taken, the usage being this API's own) after `delay` seconds, with usage whose
+`service_tier` is "standard".
 
 Batches: POST /v1/messages/batches validates like the API (1 to 100,000 requests, each `custom_id`
 1-64 characters of [a-zA-Z0-9_-] and unique) and answers a MessageBatch "in_progress";

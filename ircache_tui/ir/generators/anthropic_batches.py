@@ -4,9 +4,9 @@ Half the price, answers within 24 h. A batch request's `params` are a direct gen
 request (request_params), with the system prompt and schema cached for 1 hour: a batch's requests
 are processed over minutes to hours, past a 5-minute cache. A patch request (incremental
 regeneration) is regenerate_with_usage's request (patch_request_params) with the same 1-hour cache.
-Each result's Message is read exactly as a direct answer (read_answer, or read_patch_answer for a
-patch request: `results` is told which requests are patches, and of what IR): nothing invalid comes
-out of here. Every API failure is one GenerationError line, scrubbed of secrets, as for direct
+Each result's Message is read exactly as a direct answer (read_answer; a patch request's by
+read_patch, with the generator's read_patch_answer, once the caller has loaded the previous IR):
+nothing invalid comes out of here. Every API failure is one GenerationError line, scrubbed of secrets, as for direct
 requests.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterator
 from typing import Any, Literal, Protocol
 
 import anthropic
@@ -76,17 +76,13 @@ class AnthropicBatches:
         done = counts.succeeded + counts.errored + counts.canceled + counts.expired
         return BatchStatus(batch.processing_status == "ended", done, done + counts.processing)
 
-    async def results(self, batch_id: str,
-                      patches: Mapping[str, ApplicationIR] | None = None) -> AsyncIterator[BatchOutcome]:
-        patches = patches or {}
+    async def results(self, batch_id: str, patch_ids: Collection[str] = ()) -> AsyncIterator[BatchOutcome]:
         with self._said(f"fetching the results of batch {batch_id}"):
             lines = await self._batches.results(batch_id)
             async for line in lines:
                 result = line.result
-                previous = patches.get(line.custom_id)
-                if result.type == "succeeded" and previous is not None:
-                    ir, problem, usage = self._generator.read_patch_answer(previous, result.message)
-                    yield BatchOutcome(line.custom_id, ir, usage, problem)
+                if result.type == "succeeded" and line.custom_id in patch_ids:
+                    yield BatchOutcome(line.custom_id, None, None, answer=result.message)  # read by read_patch
                 elif result.type == "succeeded":
                     ir, problem, usage = self._generator.read_answer(result.message)
                     yield BatchOutcome(line.custom_id, ir, usage, problem)
@@ -96,6 +92,10 @@ class AnthropicBatches:
                                        f"errored ({error.type}: {_line(error.message, 120)})")
                 else:
                     yield BatchOutcome(line.custom_id, None, None, result.type)  # expired, canceled
+
+    def read_patch(self, previous: ApplicationIR, outcome: BatchOutcome) -> BatchOutcome:
+        ir, problem, usage = self._generator.read_patch_answer(previous, outcome.answer)
+        return BatchOutcome(outcome.custom_id, ir, usage, problem)
 
     @contextlib.contextmanager
     def _said(self, doing: str) -> Iterator[None]:

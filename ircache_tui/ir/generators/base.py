@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,12 +80,15 @@ class BatchStatus:
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
     """One request of an ended batch: its IR (validated) and usage, or None and what went wrong
-    ("errored: …", "expired", "canceled", or why the answer is not a valid ApplicationIR)."""
+    ("errored: …", "expired", "canceled", or why the answer is not a valid ApplicationIR). A patch
+    request's answer comes unread in `answer` (BatchApi.read_patch reads it against the previous IR,
+    which the caller loads only then: a batch's previous IRs are never all in memory at once)."""
 
     custom_id: str
     ir: ApplicationIR | None
     usage: Usage | None
     problem: str = ""
+    answer: Any = None
 
 
 class BatchApi(Protocol):
@@ -103,10 +106,13 @@ class BatchApi(Protocol):
 
     async def status(self, batch_id: str) -> BatchStatus: ...
 
-    def results(self, batch_id: str,
-                patches: Mapping[str, ApplicationIR] | None = None) -> AsyncIterator[BatchOutcome]:
-        """Every request's outcome; those whose custom_id is in `patches` are patch requests, their
-        answers applied to that IR (a failure is said in `problem`, as for a full answer)."""
+    def results(self, batch_id: str, patch_ids: Collection[str] = ()) -> AsyncIterator[BatchOutcome]:
+        """Every request's outcome; a succeeded one whose custom_id is in `patch_ids` (a patch request)
+        comes with its `answer` unread."""
+
+    def read_patch(self, previous: ApplicationIR, outcome: BatchOutcome) -> BatchOutcome:
+        """A patch request's outcome read as a direct answer is: `previous` patched and validated, or
+        no IR and why not (`problem`); its usage either way (mode "incremental")."""
 
 
 @runtime_checkable
