@@ -61,8 +61,9 @@ class Generation:
         reported = Usage()
         started = time.monotonic()
         # a changed spec first tries a patch of its previous IR (incremental.py); on failure, in full
-        attempt = await self._incremental.attempt(self.generator, key, spec_markdown, deadline) if store and not full \
-            else NOT_TRIED
+        attempt = NOT_TRIED
+        if store and not full:
+            attempt = await self._incremental.attempt(self.generator, key, spec_markdown, deadline)
         try:
             if attempt.ir is not None:
                 ir, reported = attempt.ir, attempt.usage or Usage(mode="incremental")
