@@ -10,9 +10,14 @@ live process is collecting before it looks for misses: it never submits the same
 create request and the record's write are shielded from a cancel (Ctrl-C, SIGTERM): a batch the API
 accepted is always recorded. Only a SIGKILL in those milliseconds could lose one.
 
+A spec whose previous entry qualifies for incremental regeneration (incremental.py: the same rule as
+a direct generation) goes in as a patch request; its record keeps the previous entry's key, and the
+answer is applied to that entry's IR reloaded from disk (by a resumed warm too).
+
 An errored, expired or canceled request, or an answer that is not a valid ApplicationIR (a refusal,
-a cut-off), is retried once as a direct generation (with its own repair turn); what still fails is
-reported, one line per spec.
+a cut-off), is retried once as a direct generation (with its own repair turn); a patch request's
+failure (a patch that does not apply too) is said in incremental's one line ("… did not apply: …;
+generating in full") and retried in full. What still fails is reported, one line per spec.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ir.envelope import StoredEntry
 from ..ir.generators import GenerationError, generator_label
 from ..ir.generators.base import BatchApi, BatchOutcome
 from .batch_record import MAX_BYTES, MAX_REQUESTS, BatchBook, BatchRecord, BatchSpec, custom_id_for
 from .fill import Filler
 from .generate import Generation
+from .incremental import Listing, say_fell_back
 from .keys import CacheKey, InvalidSpecName
 from .machine_lock import MachineLock
 from .results import NOTICE
@@ -133,6 +140,7 @@ class BatchWarm:
         """The specs in neither tier (with force: cached or not) nor in a batch in flight, once each, with
         their request params."""
         wanted: dict[str, tuple[BatchSpec, dict[str, Any]]] = {}
+        listing: Listing | None = None  # the cache dir's entries, listed once for every patch planned
         for markdown, path in specs:
             try:
                 key, digest = CacheKey.for_spec(markdown, path)
@@ -151,9 +159,24 @@ class BatchWarm:
                 else:
                     self._tally.from_filesystem += 1
                 continue
-            spec = BatchSpec(custom_id_for(key.cache_key), key.cache_key, digest, path, markdown)
-            wanted[key.cache_key] = (spec, self._api.params(markdown, key.spec_name))
+            if listing is None:
+                listing = await self._generation.incremental.listing()
+            wanted[key.cache_key] = await self._request(key, digest, path, markdown, listing)
         return list(wanted.values())
+
+    async def _request(self, key: CacheKey, digest: str, path: str, markdown: str,
+                       listing: Listing) -> tuple[BatchSpec, dict[str, Any]]:
+        """A spec's request: a patch of its previous entry when that qualifies (the rule of a direct
+        generation, incremental.py), else a full one."""
+        custom_id = custom_id_for(key.cache_key)
+        plan = await self._generation.incremental.plan(self._generation.generator, key, markdown, listing)
+        if plan is None:
+            spec = BatchSpec(custom_id, key.cache_key, digest, path, markdown)
+            return spec, self._api.params(markdown, key.spec_name)
+        log.info("Regenerating %s from its previous IR (%s): asking for a patch in the batch", key.spec_name,
+                 plan.said())
+        params = self._api.patch_params(plan.previous.application_ir, plan.diff.text, markdown, key.spec_name)
+        return BatchSpec(custom_id, key.cache_key, digest, path, markdown, plan.previous_key), params
 
     async def _submit(self, chunk: list[tuple[BatchSpec, dict[str, Any]]]) -> tuple[BatchRecord, MachineLock]:
         label = generator_label(self._generation.generator)
@@ -200,27 +223,39 @@ class BatchWarm:
             storing: set[asyncio.Task[None]] = set()
             room = asyncio.Semaphore(STORES_AT_ONCE)
 
-            async def keep(spec: BatchSpec, outcome: BatchOutcome) -> None:
+            async def keep(spec: BatchSpec, outcome: BatchOutcome, previous: StoredEntry | None) -> None:
                 assert outcome.ir is not None and outcome.usage is not None
                 try:
                     await self._generation.keep_batched(CacheKey.parse(spec.cache_key), spec.digest, spec.spec_path,
                                                         outcome.ir, outcome.usage, seconds, record.batch_id,
-                                                        strict=True, spec_text=spec.markdown)
+                                                        strict=True, spec_text=spec.markdown,
+                                                        patched_from=previous)
                     self._tally.succeeded += 1
                     self._made.add(spec.cache_key)
                 finally:
                     room.release()
 
             try:
-                async for outcome in self._api.results(record.batch_id):
+                patch_ids = {spec.custom_id for spec in record.specs if spec.previous_key is not None}
+                async for outcome in self._api.results(record.batch_id, patch_ids):
                     spec = by_id.pop(outcome.custom_id, None)
                     if spec is None:
                         continue  # not one of ours (the record is the truth)
+                    previous = None
+                    if spec.previous_key is not None and outcome.answer is not None:
+                        # reloaded from disk one at a time (the same whether this process submitted the
+                        # batch or resumes it)
+                        previous = await self._generation.incremental.entry(spec.previous_key)
+                        if previous is None:
+                            gone = f"its previous entry {spec.previous_key} is no longer in the cache dir"
+                            retry.append((spec, gone))
+                            continue
+                        outcome = self._api.read_patch(previous.application_ir, outcome)
                     if outcome.ir is None or outcome.usage is None:
                         retry.append((spec, outcome.problem))
                         continue
                     await room.acquire()
-                    storing.add(asyncio.ensure_future(keep(spec, outcome)))
+                    storing.add(asyncio.ensure_future(keep(spec, outcome, previous)))
             finally:  # a refused write (or a cancel) stops the rest; the record stays for a rerun
                 stored = await asyncio.gather(*storing, return_exceptions=True)
             for failed in stored:
@@ -234,12 +269,17 @@ class BatchWarm:
             lock.release()
 
     async def _retry(self, batch_id: str, spec: BatchSpec, problem: str) -> None:
+        """One direct generation of what the batch gave no IR for; a failed patch request's is in full."""
         key = CacheKey.parse(spec.cache_key)
-        log.warning("Batch %s gave no IR for %s (%s): retrying it as a direct request", batch_id, key.spec_name,
-                    problem)
+        if spec.previous_key is not None:
+            say_fell_back(key.spec_name, f"{problem} (batch {batch_id})")
+        else:
+            log.warning("Batch %s gave no IR for %s (%s): retrying it as a direct request", batch_id, key.spec_name,
+                        problem)
         self._tally.retried += 1
         try:
-            await self._filler.fill(key, spec.digest, spec.markdown, spec.spec_path, False, True)
+            await self._filler.fill(key, spec.digest, spec.markdown, spec.spec_path, False, True,
+                                    full=spec.previous_key is not None)
             self._made.add(spec.cache_key)
         except GenerationError as exc:
             self._tally.failures.append(f"{key.spec_name}: {exc}")

@@ -3,7 +3,8 @@
 `warm --batch` writes it (atomically) as soon as the API has accepted the batch, before its first
 status request, and removes it once every result is stored (or retried directly). It holds what
 a later run needs to finish the job without resubmitting anything: the batch id, when it was
-submitted, and per spec its custom_id, cache key, digest, path and markdown. A warm killed at any
+submitted, and per spec its custom_id, cache key, digest, path and markdown, and for a patch request
+(incremental regeneration) the previous entry's cache key. A warm killed at any
 point leaves it; the next `warm --batch` resumes that batch (polls it, fetches its results).
 
 While a process collects a batch it holds a machine lock named after it (machine_lock.py, in
@@ -62,6 +63,9 @@ class BatchSpec:
     digest: str
     spec_path: str
     markdown: str
+    #: a patch request's previous entry (its cache key, reloaded from disk when the results come);
+    #: None: a full request (as in every record written before batches asked for patches)
+    previous_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,18 +58,19 @@ class Filler:
 
     async def fill(
         self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool,
-        accept: Accept | None = None,
+        accept: Accept | None = None, *, full: bool = False,
     ) -> Lookup:
         """Generate once what the tiers lack: in this process (single flight), on this machine (the
         file lock) and across machines (the Redis lock); a waiter reads what the holder made.
         `accept`: what a re-read may serve (Tiers.read). A miss whose spec text is cached under
-        another name is filled from that entry instead (renames.py), unless forced."""
+        another name is filled from that entry instead (renames.py), unless forced. `full`: generate
+        in full, with no incremental attempt (Generation.generate)."""
         return await self._single_flight(
-            (key, force), lambda: self._fill(key, digest, spec_markdown, spec_path, force, strict, accept))
+            (key, force), lambda: self._fill(key, digest, spec_markdown, spec_path, force, strict, accept, full))
 
     async def _fill(
         self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool,
-        accept: Accept | None,
+        accept: Accept | None, full: bool = False,
     ) -> Lookup:
         spec_name = key.spec_name
         token = f"{whoami()} {uuid.uuid4().hex}"  # the holder's name travels with the token, for waiters
@@ -102,7 +103,7 @@ class Filler:
                         return renamed
                 async with self._keep_lock(key, token, locked):
                     return await self._generation.generate(key, digest, spec_markdown, spec_path, store=True,
-                                                             strict=strict)
+                                                             strict=strict, full=full)
             finally:
                 if locked:
                     with contextlib.suppress(*REDIS_ERRORS):

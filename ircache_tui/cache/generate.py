@@ -37,12 +37,18 @@ class Generation:
     def events(self) -> EventBus:
         return self._events
 
+    @property
+    def incremental(self) -> Incremental:
+        """Its planning of regenerations from a patch (a batch plans its requests by it too)."""
+        return self._incremental
+
     async def generate(
         self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, *, store: bool,
-        strict: bool = False,
+        strict: bool = False, full: bool = False,
     ) -> Lookup:
         """Generate (within IR_GENERATE_TIMEOUT), price it, and with `store` keep it in both tiers
-        (`strict`: a refused ACL rule on the Redis SET raises; the file is written anyway)."""
+        (`strict`: a refused ACL rule on the Redis SET raises; the file is written anyway). `full`: no
+        incremental attempt (a batch's patch that did not apply is generated so)."""
         label = generator_label(self.generator)
         spec_name = key.spec_name
         if store:
@@ -55,7 +61,9 @@ class Generation:
         reported = Usage()
         started = time.monotonic()
         # a changed spec first tries a patch of its previous IR (incremental.py); on failure, in full
-        attempt = await self._incremental.attempt(self.generator, key, spec_markdown, deadline) if store else NOT_TRIED
+        attempt = NOT_TRIED
+        if store and not full:
+            attempt = await self._incremental.attempt(self.generator, key, spec_markdown, deadline)
         try:
             if attempt.ir is not None:
                 ir, reported = attempt.ir, attempt.usage or Usage(mode="incremental")
@@ -98,11 +106,15 @@ class Generation:
         return Lookup(key.cache_key, "generator", entry)
 
     async def keep_batched(self, key: CacheKey, digest: str, spec_path: str, ir: ApplicationIR, reported: Usage,
-                           seconds: float, batch_id: str, *, strict: bool, spec_text: str | None = None) -> Lookup:
+                           seconds: float, batch_id: str, *, strict: bool, spec_text: str | None = None,
+                           patched_from: StoredEntry | None = None) -> Lookup:
         """A batch's answer, validated by the generator: priced (its tier is "batch": half) and kept
-        in both tiers, as generate() keeps a direct answer."""
+        in both tiers, as generate() keeps a direct answer. `patched_from`: the previous entry a patch
+        answer was applied to (its saving is figured as a direct one's)."""
         label = generator_label(self.generator)
         usage = self.priced(reported, seconds)
+        if patched_from is not None and spec_text is not None:
+            usage = saved(usage, patched_from, ir, spec_text, self._price())
         made_by = identity_of(self.generator)
         entry = StoredEntry.create(ir, spec_name=key.spec_name, spec_hash=digest, spec_path=str(spec_path),
                                    generator=made_by.name, model=made_by.model, usage=usage,

@@ -17,6 +17,11 @@ one line (`incremental regeneration of S did not apply: …; generating in full`
 generates in full; the tokens the attempt spent are added to that generation's usage, which says
 mode "full". Nothing from a failed attempt is ever stored.
 
+A batch (`warm --batch`, batch.py) plans its requests by the same rule: a spec whose previous entry
+qualifies goes into the batch as a patch request (its record keeps the previous entry's key, so a
+resumed batch reloads that IR from disk), and what does not apply there is said in the same line
+and generated in full directly.
+
 What an incremental entry saved (`usage.incremental_saved_usd`): the estimated cost of a full
 generation less its own. The estimate is the previous entry's cost when it was a full generation
 of known cost (the same spec, a little smaller or bigger), else a full request's tokens from the
@@ -40,7 +45,7 @@ from ..ir.model import ApplicationIR
 from ..ir.patch import SpecDiff, spec_diff
 from ..ir.prices import Price, estimate_cost
 from ..ir.usage import TOKEN_FIELDS, Usage
-from .fs_tier import FilesystemTier
+from .fs_tier import FileEntry, FilesystemTier
 from .keys import CacheKey
 
 log = logging.getLogger("ircache")
@@ -65,30 +70,63 @@ class Attempt:
 
 
 NOT_TRIED = Attempt()
+#: the cache dir's entries by spec name (Incremental.listing)
+Listing = dict[str, list[FileEntry]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An incremental regeneration to ask for: the entry it starts from and the spec's diff since."""
+
+    previous: StoredEntry
+    diff: SpecDiff
+
+    @property
+    def previous_key(self) -> str:
+        """The previous entry's cache key (a batch's record keeps it, to reload the entry from disk)."""
+        return _key_of(self.previous)
+
+    def said(self) -> str:
+        return f"{self.previous_key}, {_lines(self.diff)} changed"
+
+
+def say_fell_back(spec_name: str, reason: str) -> None:
+    """The one line said when a regeneration from a patch gave nothing (the caller then goes full)."""
+    log.warning("incremental regeneration of %s did not apply: %s; generating in full", spec_name, reason)
 
 
 class Incremental:
     def __init__(self, fs: FilesystemTier) -> None:
         self._fs = fs
 
-    async def attempt(self, generator: Generator, key: CacheKey, spec_markdown: str,
-                      deadline: float | None) -> Attempt:
-        """Regenerate from the previous entry's IR and the spec's diff when that applies (see the
-        module docstring); NOT_TRIED when it does not apply, an Attempt without IR when it failed."""
+    async def plan(self, generator: Generator, key: CacheKey, spec_markdown: str,
+                   listing: Listing | None = None) -> Plan | None:
+        """The previous entry and the diff to patch it with, when incremental regeneration applies (see
+        the module docstring); None when it does not. A batch's requests are planned by this too, over
+        one `listing()` of the cache dir (not one per spec)."""
         if not isinstance(generator, RegeneratesFromPatch) or not getattr(generator, "uses_llm", True):
-            return NOT_TRIED
+            return None
         spec_name = key.spec_name
-        previous = await self.previous_entry(key)
+        previous = await self.previous_entry(key, listing)
         if previous is None or previous.spec_text is None:
             log.debug("No earlier entry of %s with its spec text: generating in full", spec_name)
-            return NOT_TRIED
+            return None
         diff = spec_diff(previous.spec_text, spec_markdown, spec_name)
         if not diff.changed_lines or diff.fraction > MAX_CHANGED_FRACTION:
             log.debug("%s changed %d of %d lines since its last entry: generating in full", spec_name,
                       diff.changed_lines, diff.total_lines)
+            return None
+        return Plan(previous, diff)
+
+    async def attempt(self, generator: Generator, key: CacheKey, spec_markdown: str,
+                      deadline: float | None) -> Attempt:
+        """Regenerate from the previous entry's IR and the spec's diff when that applies (see the
+        module docstring); NOT_TRIED when it does not apply, an Attempt without IR when it failed."""
+        plan = await self.plan(generator, key, spec_markdown)
+        if plan is None or not isinstance(generator, RegeneratesFromPatch):
             return NOT_TRIED
-        log.info("Regenerating %s from its previous IR (%s, %s changed): asking for a patch", spec_name,
-                 _key_of(previous), _lines(diff))
+        spec_name, previous, diff = key.spec_name, plan.previous, plan.diff
+        log.info("Regenerating %s from its previous IR (%s): asking for a patch", spec_name, plan.said())
         try:
             async with asyncio.timeout(deadline):
                 ir, usage = await generator.regenerate_with_usage(
@@ -110,16 +148,32 @@ class Incremental:
 
     @staticmethod
     def _fell_back(spec_name: str, reason: str, spent: Usage | None, previous: StoredEntry) -> Attempt:
-        log.warning("incremental regeneration of %s did not apply: %s; generating in full", spec_name, reason)
+        say_fell_back(spec_name, reason)
         return Attempt(None, spent, previous)
 
-    async def previous_entry(self, key: CacheKey) -> StoredEntry | None:
-        """The newest generation (by generated_at) of the same spec under another key, on disk."""
+    async def entry(self, cache_key: str) -> StoredEntry | None:
+        """The entry the filesystem holds under `cache_key` (a batch's patch request's previous entry,
+        reloaded when its results come), or None when it is gone or unreadable."""
         try:
-            files = [f for f in await self._fs.list_entries()
-                     if f.spec_name == key.spec_name and f.cache_key != key.cache_key]
-        except OSError:
+            key = CacheKey.parse(cache_key)
+            raw = await self._fs.read_raw(key)
+            return None if raw is None else decode_entry(raw, key.hash8)
+        except (OSError, CorruptEntry, ValueError):
             return None
+
+    async def listing(self) -> Listing:
+        """The cache dir's entries by spec name (empty when it cannot be listed)."""
+        by_spec: Listing = {}
+        with contextlib.suppress(OSError):
+            for file in await self._fs.list_entries():
+                by_spec.setdefault(file.spec_name, []).append(file)
+        return by_spec
+
+    async def previous_entry(self, key: CacheKey, listing: Listing | None = None) -> StoredEntry | None:
+        """The newest generation (by generated_at) of the same spec under another key, on disk."""
+        if listing is None:
+            listing = await self.listing()
+        files = [f for f in listing.get(key.spec_name, ()) if f.cache_key != key.cache_key]
         newest: StoredEntry | None = None
         for file in sorted(files, key=lambda f: -f.mtime)[:CANDIDATES]:
             with contextlib.suppress(OSError, CorruptEntry):

@@ -5,7 +5,9 @@ service tiers and prompt-cache accounting, for the real SDK.
         client = anthropic.AsyncAnthropic(base_url=api.base_url, api_key="k")
 
 A Messages request that finds the script (MessagesAPI.script) empty is answered by `responder(request)`
-(the IR text for that request) after `delay` seconds, with usage whose `service_tier` is "standard".
+(the IR text for that request, or a Reply, e.g. an IROracle's (tests/support/ir_oracle.py), whose text
+and stop_reason are taken, the usage being this API's own) after `delay` seconds, with usage whose
+`service_tier` is "standard".
 
 Batches: POST /v1/messages/batches validates like the API (1 to 100,000 requests, each `custom_id`
 1-64 characters of [a-zA-Z0-9_-] and unique) and answers a MessageBatch "in_progress";
@@ -42,7 +44,7 @@ MAX_REQUESTS = 100_000
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 _ids = itertools.count(1)
 
-Responder = Callable[[dict[str, Any]], str]
+Responder = Callable[[dict[str, Any]], "str | Reply"]
 
 
 def tokens(text: str) -> int:
@@ -92,12 +94,16 @@ class AnsweringAPI(MessagesAPI):
                 usage["cache_creation_input_tokens"] = size
                 usage["cache_creation"][f"ephemeral_{ttl}_input_tokens"] = size
             self._cached[digest] = now + TTL_SECONDS[ttl]  # a read refreshes the TTL
-        text = self.responder(body)
+        said = self.responder(body)
+        text, stop_reason = said, "end_turn"
+        if isinstance(said, Reply):  # an IROracle's answer: its text and stop_reason, our accounting
+            text = "".join(b.get("text", "") for b in said.body.get("content", []))
+            stop_reason = said.body.get("stop_reason", "end_turn")
         usage["output_tokens"] = tokens(text)
         self.answered.append(usage)
         return {"id": f"msg_loop{next(_ids):08d}", "type": "message", "role": "assistant",
                 "model": body.get("model", "claude-test-model"), "content": [{"type": "text", "text": text}],
-                "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+                "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
 
     def _unscripted(self, body: dict[str, Any]) -> Reply | None:
         return Reply(200, self.answer(body, "standard"), delay=self.delay)

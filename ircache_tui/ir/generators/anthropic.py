@@ -45,13 +45,12 @@ cut-off or a patch that does not apply is an IncrementalFailed at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
 import re
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Any, Literal
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Literal
 
 import anthropic
 from anthropic.types import MessageParam, OutputConfigParam, TextBlockParam
@@ -61,7 +60,12 @@ from ... import redact
 from .. import patch
 from ..model import ApplicationIR
 from ..usage import TOKEN_FIELDS, Usage, sane_tokens
-from .base import BatchOutcome, BatchStatus, GenerationError, IncrementalFailed, fingerprint_of
+from .base import IncrementalFailed, fingerprint_of
+from .said import failure as _failure
+from .said import one_line as _line
+
+if TYPE_CHECKING:
+    from .anthropic_batches import AnthropicBatches
 
 log = logging.getLogger("ircache")
 
@@ -189,7 +193,9 @@ class AnthropicGenerator:
         return self._client
 
     def batches(self) -> AnthropicBatches:
-        """Its Message Batches (AnthropicBatches, below): what `warm --batch` submits through."""
+        """Its Message Batches (anthropic_batches.py): what `warm --batch` submits through."""
+        from .anthropic_batches import AnthropicBatches  # it builds on this module
+
         return AnthropicBatches(self)
 
     async def generate(self, spec_markdown: str, spec_name: str) -> ApplicationIR:
@@ -217,8 +223,8 @@ class AnthropicGenerator:
 
     async def _patch(self, previous: ApplicationIR, spec_diff: str, spec_markdown: str, spec_name: str,
                      tally: dict[str, object]) -> ApplicationIR:
-        message = await self._ask(patch_messages(previous, spec_diff, spec_markdown, spec_name),
-                                  patch.PATCH_SCHEMA, tally)
+        params = self.patch_request_params(previous, spec_diff, spec_markdown, spec_name)
+        message = await self._ask(params["messages"], patch.PATCH_SCHEMA, tally)
         return patched(previous, message)
 
     async def _ask(self, messages: list[MessageParam], schema: dict[str, Any], tally: dict[str, object]) -> Any:
@@ -294,6 +300,23 @@ class AnthropicGenerator:
                 "messages": messages,
                 "output_config": OutputConfigParam(format={"type": "json_schema",
                                                            "schema": self._schema if schema is None else schema})}
+
+    def patch_request_params(self, previous: ApplicationIR, spec_diff: str, spec_markdown: str, spec_name: str, *,
+                             cache_ttl: Literal["5m", "1h"] | None = None) -> dict[str, Any]:
+        """A patch request (regenerate_with_usage's, and a batch's), as `messages.create` takes it."""
+        return self._params(patch_messages(previous, spec_diff, spec_markdown, spec_name), cache_ttl or self.cache_ttl,
+                            patch.PATCH_SCHEMA)
+
+    def read_patch_answer(self, previous: ApplicationIR, message: Any) -> tuple[ApplicationIR | None, str, Usage]:
+        """A patch request's answer (a batch result's Message) read as a direct one is (`patched`): the
+        new IR, or None and why not; and the tokens it used (mode "incremental")."""
+        tally: dict[str, object] = dict.fromkeys(TOKEN_FIELDS)
+        _count(tally, getattr(message, "usage", None))
+        usage = Usage.model_validate({**tally, "mode": "incremental"})
+        try:
+            return patched(previous, message), "", usage
+        except IncrementalFailed as exc:
+            return None, str(exc), usage
 
     def read_answer(self, message: Any) -> tuple[ApplicationIR | None, str, Usage]:
         """One answer (a batch result's Message) read exactly as a direct answer is: its IR if it is
@@ -420,18 +443,6 @@ def _describe(answer: object) -> str:
     return 'a JSON document without "type": "message"'
 
 
-def _failure(text: str) -> GenerationError:
-    """A one-line GenerationError whose message has been scrubbed of secrets."""
-    return GenerationError(" ".join(redact.scrub(text).split()))
-
-
-def _line(text: object, limit: int = 200) -> str:
-    """`text` scrubbed (before it is cut: a key cut in half would no longer be recognised),
-    on one line, at most `limit` characters."""
-    flat = " ".join(redact.scrub(str(text or "")).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def _api_message(exc: anthropic.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     found = body.get("error")
@@ -526,65 +537,3 @@ def _count(tally: dict[str, object], usage: Any) -> None:
     tier = getattr(usage, "service_tier", None)
     if tier is not None:
         tally["service_tier"] = tier if tally.get("service_tier") in (None, tier) else "unknown"
-
-
-# -- Message Batches ---------------------------------------------------------------------------------
-# Half the price, answers within 24 h. A batch request's `params` are a direct generation's first
-# request (request_params), with the system prompt and schema cached for 1 hour: a batch's requests
-# are processed over minutes to hours, past a 5-minute cache. Each result's Message is read exactly as
-# a direct answer (read_answer): nothing invalid comes out of here. Every API failure is one
-# GenerationError line, scrubbed of secrets, as for direct requests.
-
-BATCH_CACHE_TTL: Literal["1h"] = "1h"
-
-
-class AnthropicBatches:
-    def __init__(self, generator: AnthropicGenerator) -> None:
-        self._generator = generator
-        self._batches = generator.client.messages.batches
-
-    def params(self, spec_markdown: str, spec_name: str) -> dict[str, Any]:
-        return self._generator.request_params(spec_markdown, spec_name, cache_ttl=BATCH_CACHE_TTL)
-
-    async def submit(self, requests: list[tuple[str, dict[str, Any]]]) -> str:
-        with self._said("submitting a batch of %d requests" % len(requests)):
-            batch = await self._batches.create(
-                requests=[{"custom_id": custom_id, "params": params} for custom_id, params in requests])  # type: ignore[typeddict-item]
-        return batch.id
-
-    async def status(self, batch_id: str) -> BatchStatus:
-        with self._said(f"asking about batch {batch_id}"):
-            batch = await self._batches.retrieve(batch_id)
-        counts = batch.request_counts
-        done = counts.succeeded + counts.errored + counts.canceled + counts.expired
-        return BatchStatus(batch.processing_status == "ended", done, done + counts.processing)
-
-    async def results(self, batch_id: str) -> AsyncIterator[BatchOutcome]:
-        with self._said(f"fetching the results of batch {batch_id}"):
-            lines = await self._batches.results(batch_id)
-            async for line in lines:
-                result = line.result
-                if result.type == "succeeded":
-                    ir, problem, usage = self._generator.read_answer(result.message)
-                    yield BatchOutcome(line.custom_id, ir, usage, problem)
-                elif result.type == "errored":
-                    error = result.error.error
-                    yield BatchOutcome(line.custom_id, None, None,
-                                       f"errored ({error.type}: {_line(error.message, 120)})")
-                else:
-                    yield BatchOutcome(line.custom_id, None, None, result.type)  # expired, canceled
-
-    @contextlib.contextmanager
-    def _said(self, doing: str) -> Iterator[None]:
-        """The SDK's errors while `doing`, as one GenerationError line."""
-        try:
-            yield
-        except anthropic.APIStatusError as exc:
-            raise _failure(f"Anthropic Message Batches API error {exc.status_code} {doing}: "
-                           f"{self._generator._status_problem(exc)}") from None
-        except anthropic.APIConnectionError:
-            raise _failure(f"Anthropic Message Batches API unreachable {doing}: check ANTHROPIC_BASE_URL and "
-                           "the network") from None
-        except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            raise _failure(f"Anthropic Message Batches API failed {doing}: {exc.__class__.__name__}: "
-                           f"{_line(str(exc))}") from None

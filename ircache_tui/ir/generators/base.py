@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,12 +80,15 @@ class BatchStatus:
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
     """One request of an ended batch: its IR (validated) and usage, or None and what went wrong
-    ("errored: …", "expired", "canceled", or why the answer is not a valid ApplicationIR)."""
+    ("errored: …", "expired", "canceled", or why the answer is not a valid ApplicationIR). A patch
+    request's answer comes unread in `answer` (BatchApi.read_patch reads it against the previous IR,
+    which the caller loads only then: a batch's previous IRs are never all in memory at once)."""
 
     custom_id: str
     ir: ApplicationIR | None
     usage: Usage | None
     problem: str = ""
+    answer: Any = None
 
 
 class BatchApi(Protocol):
@@ -94,12 +97,22 @@ class BatchApi(Protocol):
     def params(self, spec_markdown: str, spec_name: str) -> dict[str, Any]:
         """A request's params, as a direct generation's first request (1 h prompt cache)."""
 
+    def patch_params(self, previous: ApplicationIR, spec_diff: str, spec_markdown: str,
+                     spec_name: str) -> dict[str, Any]:
+        """A patch request's params (incremental regeneration), as a direct one's (1 h prompt cache)."""
+
     async def submit(self, requests: list[tuple[str, dict[str, Any]]]) -> str:
         """Create one batch of (custom_id, params); its id. Raises GenerationError."""
 
     async def status(self, batch_id: str) -> BatchStatus: ...
 
-    def results(self, batch_id: str) -> AsyncIterator[BatchOutcome]: ...
+    def results(self, batch_id: str, patch_ids: Collection[str] = ()) -> AsyncIterator[BatchOutcome]:
+        """Every request's outcome; a succeeded one whose custom_id is in `patch_ids` (a patch request)
+        comes with its `answer` unread."""
+
+    def read_patch(self, previous: ApplicationIR, outcome: BatchOutcome) -> BatchOutcome:
+        """A patch request's outcome read as a direct answer is: `previous` patched and validated, or
+        no IR and why not (`problem`); its usage either way (mode "incremental")."""
 
 
 @runtime_checkable
