@@ -122,7 +122,7 @@ async def test_offline_generator_shows_the_batch_choice_disabled_with_why(redis_
             screen = await open_warm(pilot, app)
             batch = screen.query_one("#warm-batch", RadioChoice)
             assert batch.disabled
-            assert "offline generator: no batch API" in str(batch.label)
+            assert "offline generator: no batch API" in static_text(app, "#warm-no-batch")
             assert not screen.query_one("#warm-now", RadioChoice).disabled
 
 
@@ -145,6 +145,9 @@ async def test_quitting_while_a_batch_polls_leaves_it_to_the_next_warm(redis_url
                 await until(pilot, lambda: api.batch_creates and app.query_one(WorkBar).has_class("-active"),
                             what="the batch polled")
                 assert f"batch {api.batch_creates[0]} 0/2" in static_text(app, "#work-label")
+                await pilot.press("w")  # not a second warm over it
+                await until(pilot, lambda: any("already running" in t for t in said(app)), what="refused")
+                assert not isinstance(app.screen, WarmScreen)
             assert app.exit_note is not None and api.batch_creates[0] in app.exit_note
             assert "the next warm collects it" in app.exit_note
             assert len(list((cache_dir / BATCH_DIR).glob("*.json"))) == 1  # the record stays

@@ -154,7 +154,8 @@ def test_read_only_dashboard_in_a_real_terminal_changes_nothing(terminal, tmp_pa
             _tmux("send-keys", "-t", terminal, "F")  # disabled: no confirmation, nothing flushed
             _tmux("send-keys", "-t", terminal, "w")
             time.sleep(0.5)
-            assert "Flush ALL IR entries?" not in screen(terminal) and "Warm Redis?" not in screen(terminal) and "Warmed" not in screen(terminal)
+            shown = screen(terminal)
+            assert "Flush ALL IR entries?" not in shown and "Warm Redis?" not in shown and "Warmed" not in shown
 
             # the Specs tab: focus the tab bar (shift+tab from the keys table), then two to the right
             _tmux("send-keys", "-t", terminal, "BTab")

@@ -540,7 +540,7 @@ class IRCacheApp(App[None]):
         self.flush_bar.request(None)
 
     def action_warm(self) -> None:
-        self.operations.ask_warm()  # counts, asks (screens/warm.py), then warms
+        self.operations.request_warm()  # counts, asks (screens/warm.py), then warms
 
     def action_regenerate(self) -> None:
         picked = self.picked()

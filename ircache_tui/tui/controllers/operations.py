@@ -19,6 +19,7 @@ from typing import Any
 
 from textual import on, work
 from textual.message import Message
+from textual.worker import Worker, WorkerState
 
 from ...cache.errors import IRCacheError
 from ...cache.ircache import BatchProgress, BatchWarmResult, IRCache
@@ -83,6 +84,13 @@ class Operations(Controller):
     class _WarmCounted(Message):
         counts: WarmCounts
 
+    def request_warm(self) -> None:
+        """`w`: count, ask, warm; not while a warm runs (a second one would wait on the same batch)."""
+        if self.warming:
+            self.app.notify("A warm is already running: its progress is above the log", severity="warning")
+        else:
+            self.ask_warm()
+
     @work(group="warm-count", exclusive=True, exit_on_error=False)
     async def ask_warm(self) -> None:
         """Count what a warm would see (entry files, specs), then ask (WarmScreen)."""
@@ -113,8 +121,7 @@ class Operations(Controller):
         self.app.push_screen(WarmScreen(message.counts), chosen)
 
     def start_warm(self, mode: WarmMode) -> None:
-        if self.warming:  # not a second one over it: cancelling it would leave a batch to the next warm
-            self.app.notify("A warm is already running", severity="warning")
+        if self.warming:  # (asked twice before the first answer)
             return
         self.warming = True
         self.warm(mode)
@@ -123,10 +130,14 @@ class Operations(Controller):
     def _warm_progress(self, message: Progress) -> None:
         self.batch_polling = message.batch_id or self.batch_polling  # (and the App shows it)
 
-    @on(m.OperationDone)
-    def _warm_done(self, message: m.OperationDone) -> None:
-        if message.by == "warm":
-            self.warming, self.batch_polling = False, ""
+    @on(Worker.StateChanged)
+    def _warm_ended(self, event: Worker.StateChanged) -> None:
+        """A warm that ended (whatever ended it) lets the next one start; one that raised says so."""
+        if event.worker.group != "warm" or not event.worker.is_finished:
+            return
+        self.warming, self.batch_polling = False, ""
+        if event.state == WorkerState.ERROR:
+            self.post_message(m.OperationDone(f"Warm failed: {event.worker.error}", error=True, by="warm"))
 
     @work(group="warm", exit_on_error=False)
     async def warm(self, mode: WarmMode = "copy") -> None:

@@ -41,7 +41,7 @@ class WarmRequest:
 class WarmScreen(ModalScreen[WarmRequest | None]):
     DEFAULT_CSS = """
     WarmScreen { align: center middle; }
-    WarmScreen > Vertical { width: 72; max-width: 100%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    WarmScreen > Vertical { width: 78; max-width: 100%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
     WarmScreen Label { width: 100%; margin-bottom: 1; }
     WarmScreen RadioSet { width: 100%; margin-bottom: 1; }
     WarmScreen Horizontal { height: auto; align: right middle; }
@@ -68,9 +68,11 @@ class WarmScreen(ModalScreen[WarmRequest | None]):
                 yield RadioChoice("Copy filesystem entries into Redis", value=True, id="warm-copy")
                 if c.specs is not None:
                     yield RadioChoice("Also generate the missing specs: now (standard price)", id="warm-now")
-                    batch = "…in a Message Batch (half price, results in minutes to hours)"
-                    yield RadioChoice(plain(batch + (f" — unavailable: {c.no_batch}" if c.no_batch else "")),
-                                      id="warm-batch", disabled=bool(c.no_batch))
+                    yield RadioChoice("…in a Message Batch (half price, results in minutes to hours)",
+                                      id="warm-batch", disabled=bool(c.no_batch),
+                                      tooltip=plain(f"Unavailable: {c.no_batch}") if c.no_batch else None)
+            if c.specs is not None and c.no_batch:  # a greyed choice says why in words, not by colour alone
+                yield Label(plain(f"Message Batch unavailable: {c.no_batch}."), id="warm-no-batch")
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Warm", variant="primary", id="confirm")
