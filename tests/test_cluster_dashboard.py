@@ -11,6 +11,7 @@ from ircache_tui.tui.screens.confirm import ConfirmScreen
 from ircache_tui.tui.screens.detail import DetailScreen
 from ircache_tui.tui.screens.diff import DiffScreen
 from ircache_tui.tui.screens.flush import FlushScreen
+from ircache_tui.tui.screens.warm import WarmScreen
 from ircache_tui.tui.services import Services
 from tests.support.generators import CountingGenerator
 from tests.support.tui import every_page, static_text, table_keys, until
@@ -103,6 +104,8 @@ async def test_every_binding_on_the_cluster(cluster, tmp_path, specs):
                         what="spec flushed")
             assert client.exists(f"ir_cache:{shop}")
             await pilot.press("w")
+            await until(pilot, lambda: isinstance(app.screen, WarmScreen), what="warm asks")
+            await pilot.press("y")
             await until(pilot, lambda: client.exists(f"ir_cache:{new_key}"), what="warmed")
 
             # F flushes every IR key on every primary, and nothing else

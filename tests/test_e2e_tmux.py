@@ -76,6 +76,8 @@ def test_dashboard_in_a_real_terminal(terminal, redis_url, sync_redis, tmp_path)
     assert sync_redis.dbsize() == 0
 
     _tmux("send-keys", "-t", terminal, "w")  # warm back from the filesystem tier
+    wait_for(terminal, "Warm Redis?")
+    _tmux("send-keys", "-t", terminal, "y")  # copy only, the default
     wait_for(terminal, "Warmed 2 entries")
     assert sync_redis.dbsize() == 2
 
@@ -152,7 +154,8 @@ def test_read_only_dashboard_in_a_real_terminal_changes_nothing(terminal, tmp_pa
             _tmux("send-keys", "-t", terminal, "F")  # disabled: no confirmation, nothing flushed
             _tmux("send-keys", "-t", terminal, "w")
             time.sleep(0.5)
-            assert "Flush ALL IR entries?" not in screen(terminal) and "Warmed" not in screen(terminal)
+            shown = screen(terminal)
+            assert "Flush ALL IR entries?" not in shown and "Warm Redis?" not in shown and "Warmed" not in shown
 
             # the Specs tab: focus the tab bar (shift+tab from the keys table), then two to the right
             _tmux("send-keys", "-t", terminal, "BTab")

@@ -13,6 +13,7 @@ from ircache_tui.tui.screens.confirm import ConfirmScreen
 from ircache_tui.tui.screens.detail import DetailScreen
 from ircache_tui.tui.screens.flush import FlushScreen
 from ircache_tui.tui.screens.help import HelpScreen
+from ircache_tui.tui.screens.warm import WarmScreen
 from ircache_tui.tui.services import Services
 from ircache_tui.tui.widgets.log_pane import MAX_LINES, LogPane
 from tests.support.foreign import entry_value
@@ -179,6 +180,8 @@ async def test_warm_from_filesystem(cache, specs, sync_redis):
         await until(pilot, lambda: len(app.query_one("#files").entries) == 2)
         assert {cell(app, "files", k, "redis") for k in keys_of(specs).values()} == {"cold"}
         await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WarmScreen), what="warm asks first")
+        await pilot.press("y")  # copy only, the default
         await until(pilot, lambda: len(table_keys(app, "keys")) == 2, what="keys warmed")
         await until(pilot, lambda: {cell(app, "files", k, "redis") for k in keys_of(specs).values()} == {"warm"})
     assert sync_redis.dbsize() == 2
@@ -273,7 +276,7 @@ async def test_read_only_disables_destructive_bindings(cache, sync_redis):
         assert app.check_action("refresh", ()) is True
         await pilot.press("F", "d", "w")
         await pilot.pause(0.3)
-        assert not isinstance(app.screen, (FlushScreen, ConfirmScreen))
+        assert not isinstance(app.screen, (FlushScreen, ConfirmScreen, WarmScreen))
         assert "READ-ONLY" in static_text(app, "#status")
         disabled = {b.binding.action for b in app.screen.active_bindings.values() if not b.enabled}
         assert {"flush_spec", "flush_all", "regenerate", "warm", "delete", "reset_ttl"} <= disabled

@@ -74,6 +74,11 @@ class BatchWarmResult:
     busy: int = 0
     failures: tuple[str, ...] = ()
 
+    @property
+    def generated(self) -> int:
+        """Specs made now, in a batch or by a direct retry (what failed is not)."""
+        return self.succeeded + self.retried_directly - len(self.failures)
+
     def to_json(self) -> dict[str, Any]:
         """`warm --batch --json`'s "batch" section."""
         return {"batch_ids": list(self.batches), "resumed": list(self.resumed), "in_redis": self.in_redis,

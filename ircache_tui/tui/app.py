@@ -62,6 +62,7 @@ from .widgets.keys_pane import KeysPane
 from .widgets.log_pane import LogPane
 from .widgets.specs_pane import SpecsPane
 from .widgets.status_bar import StatusBar, StatusChanges
+from .widgets.work_bar import WorkBar
 
 log = logging.getLogger("ircache")
 
@@ -95,7 +96,8 @@ class IRCacheApp(App[None]):
         Binding("f", "flush_spec", "Flush spec", tooltip="Flush the selected spec's keys (asks first)"),
         Binding("F", "flush_all", "Flush all", tooltip="Flush every IR key under the prefix (asks first)"),
         Binding("r", "regenerate", "Regenerate", tooltip="Regenerate the selected spec (force_refresh)"),
-        Binding("w", "warm", "Warm", tooltip="Copy every filesystem entry Redis lacks into Redis"),
+        Binding("w", "warm", "Warm", tooltip="Copy every filesystem entry Redis lacks into Redis; with spec dirs, "
+                "also generate the missing specs, now or in a Message Batch at half price (asks first)"),
         Binding("P", "prune", "Prune", show=False, tooltip="Delete stale entries of the watched specs (asks first)"),
         Binding("D", "diff", "Diff", tooltip="What the selected spec, key or file changed from its previous version"),
         Binding("i", "server", "Server", show=False, tooltip="What the Redis server says of itself: version, mode, "
@@ -143,6 +145,7 @@ class IRCacheApp(App[None]):
                                     generate=s.generate_on_watch, id="specs")
             yield DetailPane(self.cache, clock=s.clock, monotonic=s.monotonic, id="detail")
         yield FlushBar(self.cache, id="flush-bar")
+        yield WorkBar(id="work-bar")
         yield LogPane(id="log")
         yield DashboardFooter()
         yield Startup(self.cache, live=s.live)
@@ -160,6 +163,7 @@ class IRCacheApp(App[None]):
         self.specs_pane = self.query_one(SpecsPane)
         self.detail_pane = self.query_one(DetailPane)
         self.flush_bar = self.query_one(FlushBar)
+        self.work_bar = self.query_one(WorkBar)
         self.log_pane = self.query_one(LogPane)
         self.tabs = self.query_one(TabbedContent)
         self.health = self.query_one(Health)
@@ -185,6 +189,7 @@ class IRCacheApp(App[None]):
         self.detail_pane.tick(now)
 
     async def on_unmount(self) -> None:
+        batch = self.operations.batch_polling  # quit while a warm polls it: the next warm resumes it
         workers = list(self.workers)
         self.workers.cancel_all()
         # let cancelled work finish before the cache closes under it (it would log a closed connection)
@@ -194,6 +199,9 @@ class IRCacheApp(App[None]):
             with contextlib.suppress(IRCacheError, OSError):
                 restored = await self.cache.restore_notifications()
                 self.exit_note = restored.sentence if restored is not None else None
+        if batch:
+            self.exit_note = " ".join(filter(None, [self.exit_note, f"Batch {batch} is still running: its record stays "
+                                                    "in the cache dir and the next warm collects it."]))
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self._log_handler is not None:
@@ -433,8 +441,14 @@ class IRCacheApp(App[None]):
         self.log_pane.add(message.level, message.text, shape=message.shape, head=message.head,
                           summary=message.summary)
 
+    @on(Operations.Progress)
+    def _work_progress(self, message: Operations.Progress) -> None:
+        self.work_bar.show(message.what, message.done, message.total)
+
     @on(m.OperationDone)
     def _operation_done(self, message: m.OperationDone) -> None:
+        if message.by == "warm":
+            self.work_bar.hide()
         self.notify(redact.scrub(message.text), severity="error" if message.error else "information")
         if self.keys_pane.paused and not self.flush_bar.running:
             self.keys_pane.pause(False)  # our flush ended: one reload instead of a refresh per key
@@ -526,7 +540,7 @@ class IRCacheApp(App[None]):
         self.flush_bar.request(None)
 
     def action_warm(self) -> None:
-        self.operations.warm()
+        self.operations.request_warm()  # counts, asks (screens/warm.py), then warms
 
     def action_regenerate(self) -> None:
         picked = self.picked()

@@ -13,11 +13,11 @@ from typing import Any
 from ...cache.errors import IRCacheError
 from ...cache.errors import BatchUnsupported
 from ...cache.ircache import BatchProgress, BatchWarmResult, IRCache, WarmResult
-from ...ir.generators import GenerationError
 from ...fmt import describe_os_error, human_count, plural, shown_name
 from ...settings import Settings
 from ...specs import discover_specs
 from ...specs.discovery import SpecFile
+from ...specs.warming import SpecsTally, cache_specs
 from ..common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, eprint, generation_failure_reported, print_json,
                       progress, redis_down_reported, say)
 from ._shared import require_redis, spec_dirs
@@ -126,34 +126,10 @@ async def _warm(args: argparse.Namespace, settings: Settings, dirs: list[Path], 
 
 async def _cache_specs(cache: IRCache, specs: list[SpecFile], jobs: int, outcome: _Outcome, *,
                        force: bool = False) -> None:
-    """Look every spec up (generating what is missing; with `force`, regenerating each), `jobs` at
-    once; a cache error (Redis refusing the write) stops the rest and is raised once those in
-    flight are done."""
-    limit = asyncio.Semaphore(max(1, jobs))
-    stopped: list[IRCacheError] = []
-    done = 0
+    """specs/warming.py's lookups, counted in the outcome (read after an error too), with a bar."""
     with progress("caching specs", len(specs)) as update:
-
-        async def one(spec: SpecFile) -> None:
-            nonlocal done
-            async with limit:
-                if stopped:
-                    return
-                try:
-                    # warming is filling Redis: a refused SET stops it
-                    result = await cache.lookup(spec.text, str(spec.path), force, strict_redis=True)
-                    outcome.tiers[result.tier] += 1
-                except GenerationError as exc:
-                    outcome.spec_failures.append(f"{shown_name(spec.path, quote=False)}: {exc}")
-                except IRCacheError as exc:
-                    stopped.append(exc)
-                    return
-            done += 1
-            update(done)
-
-        await asyncio.gather(*(one(s) for s in specs))
-    if stopped:
-        raise stopped[0]
+        await cache_specs(cache, specs, SpecsTally(outcome.tiers, outcome.spec_failures), jobs=jobs, force=force,
+                          on_progress=update)
 
 
 async def _batch_specs(cache: IRCache, specs: list[SpecFile], outcome: _Outcome, *, force: bool = False) -> bool:
@@ -177,8 +153,7 @@ async def _batch_specs(cache: IRCache, specs: list[SpecFile], outcome: _Outcome,
             eprint(f"warm --batch: {exc}; warming directly")
             return False
     outcome.batch = result
-    made = result.succeeded + result.retried_directly - len(result.failures)
-    outcome.tiers.update(redis=result.in_redis, filesystem=result.from_filesystem, generator=made)
+    outcome.tiers.update(redis=result.in_redis, filesystem=result.from_filesystem, generator=result.generated)
     outcome.spec_failures += list(result.failures)
     return True
 

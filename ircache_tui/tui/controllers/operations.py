@@ -1,4 +1,5 @@
-"""The operations that span tiers and panes: `w` warm, `r` regenerate (asking first, with the last
+"""The operations that span tiers and panes: `w` warm (asking first: copy only, or also generate
+the missing specs now or in a Message Batch), `r` regenerate (asking first, with the last
 generation's cost, when the generator is paid), `P` prune, `D` diff.
 
 Each runs in a worker of its own group and ends with a message: OperationDone (the App
@@ -18,22 +19,29 @@ from typing import Any
 
 from textual import on, work
 from textual.message import Message
+from textual.worker import Worker, WorkerState
 
 from ...cache.errors import IRCacheError
-from ...cache.ircache import IRCache
-from ...fmt import human_count, human_usd, plural
+from ...cache.ircache import BatchProgress, BatchWarmResult, IRCache
+from ...fmt import describe_os_error, human_count, human_usd, plural, shown_name
 from ...ir.diff import diff_ir
 from ...ir.envelope import StoredEntry
 from ...ir.generators import GenerationError, generator_label
+from ...ir.generators.base import SubmitsBatches
 from ...specs import discover_specs, find_stale, prune, read_spec
 from ...specs.history import older_entry, read_any_tier
 from ...specs.stale import StaleReport
+from ...specs.warming import SpecsTally, cache_specs
 from .. import messages as m
 from ..picked import PickedEntry
 from ..screens.confirm import ConfirmScreen
 from ..screens.diff import DiffFound, DiffScreen
 from ..screens.prune import PruneRequest, PruneScreen
+from ..screens.warm import WarmCounts, WarmMode, WarmRequest, WarmScreen
 from .base import Controller
+
+#: specs generated at once by the dashboard's warm (as `warm --jobs`' default)
+WARM_JOBS = 4
 
 
 def estimate_text(entry: StoredEntry | None) -> str:
@@ -58,10 +66,83 @@ class Operations(Controller):
         self.cache = cache
         self.spec_dirs = spec_dirs
         self.spec_pattern = spec_pattern
+        self.warming = False
+        #: the batch a warm polls (its record stays in the cache dir if the app quits: the next warm resumes it)
+        self.batch_polling = ""
 
-    # -- w --------------------------------------------------------------------------------
-    @work(group="warm", exclusive=True, exit_on_error=False)
-    async def warm(self) -> None:
+    # -- w: asks (screens/warm.py), then copies entries into Redis, and generates what is missing if asked --
+    @dataclass
+    class Progress(Message):
+        """How far a warm's generation is (`batch_id`: the batch it polls, "" when generating directly)."""
+
+        what: str
+        done: int
+        total: int
+        batch_id: str = ""
+
+    @dataclass
+    class _WarmCounted(Message):
+        counts: WarmCounts
+
+    def request_warm(self) -> None:
+        """`w`: count, ask, warm; not while a warm runs (a second one would wait on the same batch)."""
+        if self.warming:
+            self.app.notify("A warm is already running: its progress is above the log", severity="warning")
+        else:
+            self.ask_warm()
+
+    @work(group="warm-count", exclusive=True, exit_on_error=False)
+    async def ask_warm(self) -> None:
+        """Count what a warm would see (entry files, specs), then ask (WarmScreen)."""
+        files, files_error = 0, ""
+        try:
+            files = len(await self.cache.list_files())
+        except OSError as exc:
+            files_error = describe_os_error(exc)
+        specs = None
+        if self.spec_dirs:
+            specs = sum(s.ok for s in await asyncio.to_thread(discover_specs, self.spec_dirs, self.spec_pattern,
+                                                              ignored=[self.cache.cache_dir]))
+        generator = self.cache.generator
+        no_batch = "" if isinstance(generator, SubmitsBatches) else f"{generator.name} generator: no batch API"
+        self.post_message(self._WarmCounted(WarmCounts(files, specs, ", ".join(map(str, self.spec_dirs)), no_batch,
+                                                       files_error)))
+
+    @on(_WarmCounted)
+    def _warm_counted(self, message: _WarmCounted) -> None:
+        message.stop()
+        if len(self.app.screen_stack) > 1:
+            return  # another screen opened meanwhile: not asked over it
+
+        def chosen(request: WarmRequest | None) -> None:
+            if request is not None:
+                self.start_warm(request.mode)
+
+        self.app.push_screen(WarmScreen(message.counts), chosen)
+
+    def start_warm(self, mode: WarmMode) -> None:
+        if self.warming:  # (asked twice before the first answer)
+            return
+        self.warming = True
+        self.warm(mode)
+
+    @on(Progress)
+    def _warm_progress(self, message: Progress) -> None:
+        self.batch_polling = message.batch_id or self.batch_polling  # (and the App shows it)
+
+    @on(Worker.StateChanged)
+    def _warm_ended(self, event: Worker.StateChanged) -> None:
+        """A warm that ended (whatever ended it) lets the next one start; one that raised says so."""
+        if event.worker.group != "warm" or not event.worker.is_finished:
+            return
+        self.warming, self.batch_polling = False, ""
+        if event.state == WorkerState.ERROR:
+            self.post_message(m.OperationDone(f"Warm failed: {event.worker.error}", error=True, by="warm"))
+
+    @work(group="warm", exit_on_error=False)
+    async def warm(self, mode: WarmMode = "copy") -> None:
+        """Copy every filesystem entry Redis lacks into Redis; with `mode` "now" or "batch", then
+        make sure every spec in the spec dirs is cached, generating directly or in a Message Batch."""
         try:
             result = await self.cache.warm_redis()
         except (IRCacheError, OSError) as exc:
@@ -69,13 +150,56 @@ class Operations(Controller):
             return
         done = (f"Warmed {plural(result.warmed, 'entry', 'entries')} into Redis "
                 f"({result.already_in_redis:,} already there)")
-        if result.failures or result.error:  # say what was not done, with the first reason
-            not_done = result.failed + result.left
+        failed = bool(result.failures or result.error)
+        if failed:  # say what was not done, with the first reason
             why = result.error or result.failures[0]
-            self.post_message(m.OperationDone(
-                f"{done}; {plural(not_done, 'entry', 'entries')} not warmed: {why}", error=True, by="warm"))
+            done += f"; {plural(result.failed + result.left, 'entry', 'entries')} not warmed: {why}"
+        if result.error or mode == "copy" or not self.spec_dirs:  # Redis down or refusing: nothing more to fill
+            self.post_message(m.OperationDone(done, error=failed, by="warm"))
         else:
-            self.post_message(m.OperationDone(done, by="warm"))
+            await self._warm_specs(done, mode, failed)
+
+    async def _warm_specs(self, done: str, mode: WarmMode, failed: bool) -> None:
+        specs = await asyncio.to_thread(discover_specs, self.spec_dirs, self.spec_pattern,
+                                        ignored=[self.cache.cache_dir])
+        todo = [s for s in specs if s.ok]
+        tally = SpecsTally(failures=[f"{shown_name(s.path, quote=False)}: {s.error}" for s in specs if not s.ok])
+        batch: BatchWarmResult | None = None
+        error = ""
+
+        def polled(p: BatchProgress) -> None:
+            self.post_message(self.Progress(f"batch {p.batch_id}", p.done, p.total, p.batch_id))
+
+        def generated(n: int) -> None:
+            self.post_message(self.Progress("generating specs", n, len(todo)))
+
+        with self.cache.audit.recording("warm", spec=None, tiers=("redis", "filesystem")) as touched:
+            try:
+                if mode == "batch":
+                    batch = await self.cache.warm_batch([(s.text, str(s.path)) for s in todo], on_progress=polled)
+                    tally.by_tier.update(redis=batch.in_redis, filesystem=batch.from_filesystem,
+                                         generator=batch.generated)
+                    tally.failures += batch.failures
+                else:
+                    await cache_specs(self.cache, todo, tally, jobs=WARM_JOBS, on_progress=generated)
+            except GenerationError as exc:  # the batch API failed: a batch it accepted is resumed by the next warm
+                error = f"{exc} (warm again to resume)"
+            except (IRCacheError, OSError) as exc:
+                error = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            finally:
+                touched.counts.update(specs=len(specs), **{f"from_{t}": n for t, n in tally.by_tier.items()})
+        tiers = tally.by_tier
+        text = (f"{done}; specs: {human_count(len(specs))} ({human_count(tiers['redis'])} in Redis, "
+                f"{human_count(tiers['filesystem'])} warmed from disk, generated {human_count(tiers['generator'])})")
+        if batch is not None:
+            text += (f"; {'batch ' + ', '.join(batch.batches) if batch.batches else 'no batch needed'}: "
+                     f"{human_count(batch.succeeded)} succeeded, {human_count(batch.retried_directly)} retried directly"
+                     + (f", {human_count(batch.busy)} in another process's batch" if batch.busy else ""))
+        if tally.failures:
+            text += f"; {human_count(len(tally.failures))} failed: {tally.failures[0]}"
+        if error:
+            text += f"; stopped: {error}"
+        self.post_message(m.OperationDone(text, error=bool(failed or error or tally.failures), by="warm"))
 
     # -- r --------------------------------------------------------------------------------
     @dataclass
