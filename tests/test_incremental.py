@@ -323,3 +323,21 @@ def test_the_watcher_regenerates_a_saved_edit_from_a_patch(api, redis_url, cache
     entry = decode_entry((cache_dir / f"{key}.json").read_bytes())
     assert entry.usage is not None and entry.usage.mode == "incremental"
     assert (oracle.full_requests, oracle.patch_requests) == (1, 1)
+
+
+async def test_a_patch_after_a_rename_saves_what_a_full_generation_would_cost(api, redis_url, cache_dir):
+    """The copy a rename makes costs nothing: the saving of the next version's patch is measured
+    against the full generation's tokens, not against that free copy's $0."""
+    oracle = oracle_on(api)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=generator(api)) as cache:
+        made = await cache.lookup(SPEC, PATH)
+        renamed = await cache.lookup(SPEC, "specs/pets.md")  # the same text: re-keyed, no request
+        patched = await cache.lookup(SMALL_EDIT, "specs/pets.md")
+    assert renamed.entry.renamed_from is not None and renamed.entry.usage.cost_usd == 0.0
+    assert (oracle.full_requests, oracle.patch_requests) == (1, 1)
+    usage = patched.entry.usage
+    assert usage.mode == "incremental" and usage.incremental_saved_usd is not None
+    # the copy's $0 is no baseline: the saving is estimated from the spec's and the IR's sizes (the
+    # README's rule), close to what the full generation did cost, and a saving, not a loss
+    assert usage.incremental_saved_usd > 0
+    assert usage.incremental_saved_usd == pytest.approx(made.entry.usage.cost_usd - usage.cost_usd, rel=0.5)

@@ -56,3 +56,13 @@ def test_a_patch_that_fails_says_why(ops, reason):
     with pytest.raises(PatchFailed) as exc:
         apply(parse_spec(SPEC, "shop"), ops)
     assert reason in exc.value.reason and "\n" not in exc.value.reason
+
+
+def test_copies_that_would_grow_the_ir_without_bound_are_refused():
+    """A node copied into its own child doubles the document each time: 40 such copies would be
+    terabytes. The document is measured after each copy and the patch refused past the bound."""
+    previous = parse_spec(SPEC, "shop")
+    ops = [{"op": "copy", "from": "/domain_model/entities", "path": "/domain_model/entities/0/attributes/-"}
+           for _ in range(40)]
+    with pytest.raises(PatchFailed, match="grows the IR past"):
+        apply(previous, ops)

@@ -49,8 +49,9 @@ SHAPES = [
     (NEW_SONNET, Usage(input_tokens=1, output_tokens=1, cache_read_input_tokens=1, cache_creation_5m_input_tokens=1,
                        cache_creation_1h_input_tokens=1, service_tier="batch"),
      (2.0 + 10.0 + 0.1 + 2.5 + 4.0) / 2 / 1e6),
-    # Priority Tier is billed by commitment: unknown, never a guess
+    # Priority Tier is billed by commitment: unknown, never a guess; so are answers of several tiers
     (SONNET, Usage(input_tokens=1_500, output_tokens=5_000, service_tier="priority"), None),
+    (SONNET, Usage(input_tokens=1_500, output_tokens=5_000, service_tier="mixed"), None),
 ]
 
 
@@ -107,6 +108,7 @@ def test_the_table_is_dated_and_says_where_it_came_from():
 
     assert prices.PRICES_AS_OF and prices.PRICES_SOURCE.startswith("https://")
     assert price_for("claude-sonnet-4-6-20260101") == SONNET
+    assert price_for("claude-3-haiku-20240307") is None  # its cache prices follow no multiplier
 
 
 async def test_a_prefix_too_short_to_cache_is_said_once(ircache_logs):

@@ -23,6 +23,7 @@ generating in full") and retried in full. What still fails is reported, one line
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fmt import describe_os_error
 from ..ir.envelope import StoredEntry
 from ..ir.generators import GenerationError, generator_label
 from ..ir.generators.base import BatchApi, BatchOutcome
@@ -195,7 +197,12 @@ class BatchWarm:
                                  self._generation.generator.model, tuple(spec for spec, _ in chunk))
             lock = self._book.lock(batch_id)
             _try_lock(lock)  # before the record: a waiter that sees the record sees it collected
-            self._book.write(record)
+            try:
+                self._book.write(record)
+            except OSError as exc:  # the batch is paid for: collect it now rather than lose it
+                log.warning("Batch %s was submitted but could not be recorded in %s (%s): collecting it now; "
+                            "stopped before it ends, its results are lost (cancel it in the Anthropic console)",
+                            batch_id, self._book.path(batch_id), describe_os_error(exc))
             return record, lock
 
         task = asyncio.ensure_future(create_and_record())
@@ -242,25 +249,27 @@ class BatchWarm:
 
             try:
                 patch_ids = {spec.custom_id for spec in record.specs if spec.previous_key is not None}
-                async for outcome in self._api.results(record.batch_id, patch_ids):
-                    spec = by_id.pop(outcome.custom_id, None)
-                    if spec is None:
-                        continue  # not one of ours (the record is the truth)
-                    previous = None
-                    if spec.previous_key is not None and outcome.answer is not None:
-                        # reloaded from disk one at a time (the same whether this process submitted the
-                        # batch or resumes it)
-                        previous = await self._generation.incremental.entry(spec.previous_key)
-                        if previous is None:
-                            gone = f"its previous entry {spec.previous_key} is no longer in the cache dir"
-                            retry.append((spec, gone))
+                # (closed whatever ends the loop: a failed store does not leave the results stream open)
+                async with contextlib.aclosing(self._api.results(record.batch_id, patch_ids)) as outcomes:
+                    async for outcome in outcomes:
+                        spec = by_id.pop(outcome.custom_id, None)
+                        if spec is None:
+                            continue  # not one of ours (the record is the truth)
+                        previous = None
+                        if spec.previous_key is not None and outcome.answer is not None:
+                            # reloaded from disk one at a time (the same whether this process submitted the
+                            # batch or resumes it)
+                            previous = await self._generation.incremental.entry(spec.previous_key)
+                            if previous is None:
+                                gone = f"its previous entry {spec.previous_key} is no longer in the cache dir"
+                                retry.append((spec, gone))
+                                continue
+                            outcome = self._api.read_patch(previous.application_ir, outcome)
+                        if outcome.ir is None or outcome.usage is None:
+                            retry.append((spec, outcome.problem))
                             continue
-                        outcome = self._api.read_patch(previous.application_ir, outcome)
-                    if outcome.ir is None or outcome.usage is None:
-                        retry.append((spec, outcome.problem))
-                        continue
-                    await room.acquire()
-                    storing.add(asyncio.ensure_future(keep(spec, outcome, previous)))
+                        await room.acquire()
+                        storing.add(asyncio.ensure_future(keep(spec, outcome, previous)))
             finally:  # a refused write (or a cancel) stops the rest; the record stays for a rerun
                 stored = await asyncio.gather(*storing, return_exceptions=True)
             for failed in stored:

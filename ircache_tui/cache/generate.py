@@ -112,7 +112,8 @@ class Generation:
         in both tiers, as generate() keeps a direct answer. `patched_from`: the previous entry a patch
         answer was applied to (its saving is figured as a direct one's)."""
         label = generator_label(self.generator)
-        usage = self.priced(reported, seconds)
+        # a batch's answer is billed at the batch tier, whether or not a gateway passed the tier on
+        usage = self.priced(reported.model_copy(update={"service_tier": reported.service_tier or "batch"}), seconds)
         if patched_from is not None and spec_text is not None:
             usage = saved(usage, patched_from, ir, spec_text, self._price())
         made_by = identity_of(self.generator)

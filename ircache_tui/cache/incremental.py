@@ -43,7 +43,7 @@ from ..ir.generators import GenerationError, Generator
 from ..ir.generators.base import IncrementalFailed, RegeneratesFromPatch
 from ..ir.model import ApplicationIR
 from ..ir.patch import SpecDiff, spec_diff
-from ..ir.prices import Price, estimate_cost
+from ..ir.prices import Price, cost_of, estimate_cost
 from ..ir.usage import TOKEN_FIELDS, Usage
 from .fs_tier import FileEntry, FilesystemTier
 from .keys import CacheKey
@@ -203,14 +203,17 @@ def saved(usage: Usage, previous: StoredEntry | None, ir: ApplicationIR, spec_ma
     if usage.cost_usd is None:
         return usage
     before = previous.usage if previous is not None else None
-    if before is not None and before.mode == "full" and before.cost_usd is not None:
-        full = before.cost_usd
-    else:
-        estimate = estimate_cost(price, len(spec_markdown) // CHARS_PER_TOKEN,
-                                 len(ir.model_dump_json()) // CHARS_PER_TOKEN)
-        if estimate is None:
+    full: float | None = None
+    if previous is not None and before is not None and before.mode == "full" and previous.renamed_from is None:
+        # the previous full generation's tokens priced now, at this one's tier (a batch pays half of
+        # both): not its recorded cost, which a rename (free) or another tier or model would skew
+        full = cost_of(price, before.model_copy(update={"service_tier": usage.service_tier}))
+    if full is None:
+        full = estimate_cost(price, len(spec_markdown) // CHARS_PER_TOKEN, len(ir.model_dump_json()) // CHARS_PER_TOKEN)
+        if full is None:
             return usage
-        full = estimate
+        if usage.service_tier == "batch":
+            full /= 2
     return Usage.model_validate({**usage.model_dump(), "incremental_saved_usd": round(full - usage.cost_usd, 9)})
 
 

@@ -140,10 +140,25 @@ def make_patch(previous: ApplicationIR, current: ApplicationIR) -> list[dict[str
     return jsonpatch.make_patch(ir_document(previous), ir_document(current)).patch
 
 
+#: how far a patch's copies may grow the IR: this many times its size, or this many bytes more
+GROWTH = 4
+GROWTH_FLOOR = 256 * 1024
+
+
 def apply(previous: ApplicationIR, ops: list[dict[str, Any]]) -> ApplicationIR:
     """`previous` with `ops` applied, validated as an ApplicationIR; PatchFailed when either fails."""
+    document = ir_document(previous)
+    # `copy` is the one operation that can grow the document past what the answer itself holds (each
+    # copy of a node into its own child doubles it): 30 of them would be gigabytes. The answer comes
+    # from a model steered by spec text, so the document is measured after each copy, and bounded.
+    limit = max(GROWTH * len(json.dumps(document)), len(json.dumps(document)) + GROWTH_FLOOR)
     try:
-        patched = jsonpatch.apply_patch(ir_document(previous), ops)
+        patched: Any = document
+        for op in ops:
+            patched = jsonpatch.apply_patch(patched, [op], in_place=True)
+            if op["op"] == "copy" and (size := len(json.dumps(patched))) > limit:
+                raise PatchFailed(f"the patch grows the IR past {limit:,} bytes ({size:,} after a copy to "
+                                  f"{str(op['path'])[:80]}): refused")
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
         raise PatchFailed(f"the patch does not apply ({exc.__class__.__name__}: {_line(exc)})") from None
     except (TypeError, ValueError, KeyError, IndexError) as exc:  # a malformed pointer the library did not name

@@ -73,7 +73,8 @@ TABLE: dict[str, Price] = {
     "claude-opus-4": Price.of(15.0, 75.0),
     "claude-haiku-4-5": Price.of(1.0, 5.0),
     "claude-3-5-haiku": Price.of(0.8, 4.0),
-    "claude-3-haiku": Price.of(0.25, 1.25),
+    # (not claude-3-haiku: its cache prices, $0.30 writes and $0.03 reads, follow no multiplier of
+    # its $0.25 input; an unknown cost beats a wrong one)
 }
 
 
@@ -115,7 +116,7 @@ def cost_of(price: Price | None, usage: Billed) -> float | None:
     if price is None or usage.input_tokens is None or usage.output_tokens is None:
         return None
     if usage.service_tier not in (None, "standard", "batch"):
-        return None  # priority: billed by commitment
+        return None  # priority: billed by commitment; mixed: answers of several tiers, not told apart
     write_5m, write_1h = usage.cache_creation_5m_input_tokens, usage.cache_creation_1h_input_tokens
     if write_5m is None and write_1h is None:
         write_5m = usage.cache_creation_input_tokens

@@ -27,7 +27,8 @@ MAX_SECONDS = 86_400.0
 MAX_USD = 10_000.0
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
                 "cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens", "thinking_tokens")
-TIERS = ("standard", "priority", "batch")
+#: "mixed": the answers of one generation came from different tiers (its cost is then unknown)
+TIERS = ("standard", "priority", "batch", "mixed")
 MODES = ("full", "incremental")
 
 
@@ -63,7 +64,8 @@ class Usage(BaseModel):
     cache_creation_1h_input_tokens: int | None = None
     #: output tokens spent on reasoning (already counted in output_tokens), when reported
     thinking_tokens: int | None = None
-    #: "standard", "priority" or "batch" (a Message Batch: half price), as the API said
+    #: "standard", "priority" or "batch" (a Message Batch: half price), as the API said; "mixed" when
+    #: a generation's answers came from different tiers
     service_tier: str | None = None
     #: how it was made: "full" (from the spec alone) or "incremental" (a JSON Patch of the spec's previous
     #: IR, from the spec's diff); None for entries written before it was recorded

@@ -536,4 +536,4 @@ def _count(tally: dict[str, object], usage: Any) -> None:
         tally[name] = -1 if count is None else (before if isinstance(before, int) else 0) + count  # -1: unknown
     tier = getattr(usage, "service_tier", None)
     if tier is not None:
-        tally["service_tier"] = tier if tally.get("service_tier") in (None, tier) else "unknown"
+        tally["service_tier"] = tier if tally.get("service_tier") in (None, tier) else "mixed"  # priced: unknown

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncGenerator, Collection, Iterator
 from typing import Any, Literal, Protocol
 
 import anthropic
@@ -76,7 +76,7 @@ class AnthropicBatches:
         done = counts.succeeded + counts.errored + counts.canceled + counts.expired
         return BatchStatus(batch.processing_status == "ended", done, done + counts.processing)
 
-    async def results(self, batch_id: str, patch_ids: Collection[str] = ()) -> AsyncIterator[BatchOutcome]:
+    async def results(self, batch_id: str, patch_ids: Collection[str] = ()) -> AsyncGenerator[BatchOutcome, None]:
         with self._said(f"fetching the results of batch {batch_id}"):
             lines = await self._batches.results(batch_id)
             async for line in lines:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -106,7 +106,7 @@ class BatchApi(Protocol):
 
     async def status(self, batch_id: str) -> BatchStatus: ...
 
-    def results(self, batch_id: str, patch_ids: Collection[str] = ()) -> AsyncIterator[BatchOutcome]:
+    def results(self, batch_id: str, patch_ids: Collection[str] = ()) -> AsyncGenerator[BatchOutcome, None]:
         """Every request's outcome; a succeeded one whose custom_id is in `patch_ids` (a patch request)
         comes with its `answer` unread."""
 

@@ -111,8 +111,10 @@ class Operations(Controller):
     @on(_WarmCounted)
     def _warm_counted(self, message: _WarmCounted) -> None:
         message.stop()
-        if len(self.app.screen_stack) > 1:
-            return  # another screen opened meanwhile: not asked over it
+        if len(self.app.screen_stack) > 1:  # another screen opened meanwhile: not asked over it, but said
+            self.app.notify("Regenerate not asked: another screen opened meanwhile; press r again",
+                            severity="warning")
+            return
 
         def chosen(request: WarmRequest | None) -> None:
             if request is not None:
@@ -223,8 +225,10 @@ class Operations(Controller):
     @on(_CostEstimated)
     def _cost_estimated(self, message: _CostEstimated) -> None:
         message.stop()
-        if len(self.app.screen_stack) > 1:
-            return  # another screen opened meanwhile: not asked over it
+        if len(self.app.screen_stack) > 1:  # another screen opened meanwhile: not asked over it, but said
+            self.app.notify("Regenerate not asked: another screen opened meanwhile; press r again",
+                            severity="warning")
+            return
 
         def chosen(yes: bool | None) -> None:
             if yes:
