@@ -253,3 +253,31 @@ def test_a_record_of_a_batch_the_api_does_not_know_is_said_with_how_to_give_it_u
     (line,) = [l for l in done.stderr.splitlines() if l.startswith("ircache-tui warm:")]
     assert "404" in line and f"{record}: delete that file to give it up" in line, done.stderr
     assert api.batch_creates == [] and record.exists()  # nothing submitted while a record is unresolved
+
+
+def test_switching_to_anthropic_then_warm_outdated_batch_upgrades_them_in_one_batch(redis_url, sync_redis, cache_dir,
+                                                                                    tmp_path):
+    """The issue's done-when: entries the offline generator made read as outdated once the cache runs
+    with Anthropic, and `warm DIR --outdated --batch` regenerates exactly those, in one batch."""
+    spec_dir = tmp_path / "specs"
+    paths = write_specs(spec_dir, 4)
+    offline = cli_env(redis_url, cache_dir, IR_GENERATOR="offline")
+    assert run_cli("warm", str(spec_dir), env=offline).returncode == 0
+    with AnsweringAPI(KEY, responder=offline_responder()) as api:
+        paid = cli_env(redis_url, cache_dir, IR_GENERATOR="anthropic", ANTHROPIC_API_KEY=KEY,
+                       ANTHROPIC_BASE_URL=api.base_url, IR_MODEL=MODEL, IR_BATCH_POLL_INTERVAL="0.05",
+                       IR_BATCH_POLL_MAX="0.2")
+        before = json.loads(run_cli("stats", "--json", env=paid).stdout)
+        assert before["redis"]["outdated"] == 4 and before["filesystem"]["outdated"] == 4
+        done = run_cli("warm", str(spec_dir), "--outdated", "--batch", "--json", env=paid)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["outdated"] == 4
+        assert len(api.batch_creates) == 1 and result["batch"]["submitted"] == 4
+        assert api.requests == []  # not one direct request
+        after = json.loads(run_cli("stats", "--json", env=paid).stdout)
+    assert after["redis"]["outdated"] == 0 and after["filesystem"]["outdated"] == 0
+    for path in paths:
+        in_redis, on_disk = stored(sync_redis, cache_dir, path)
+        assert in_redis == on_disk and in_redis.generator.model == MODEL
+        assert in_redis.usage is not None and in_redis.usage.service_tier == "batch"
