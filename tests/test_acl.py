@@ -51,7 +51,7 @@ RW_RULES = ["+ping", "+get", "+set", "+exists", "+getrange", "+scan", "+unlink",
 SCRIPT_RULES = ["+evalsha", "+script|load"]
 RW_NO_SCRIPTS_RULES = [r for r in RW_RULES if r not in SCRIPT_RULES] + ["+watch", "+multi", "+exec"]
 RW_NO_LOCK_RULES = [r for r in RW_RULES if r not in SCRIPT_RULES]
-DASH_RULES = RW_RULES + ["+ttl", "+expire", "+config|get", "+config|set", "+psubscribe"]
+DASH_RULES = RW_RULES + ["+ttl", "+expire", "+config|get", "+config|set", "+psubscribe", "+pubsub|numpat"]
 KEYSPACE_CHANNELS = [f"&__keyspace@0__:{PREFIX}:*"]
 
 PETSTORE = "petstore-spec"
@@ -452,6 +452,9 @@ async def test_dashboard_user_live_updates_and_ttl(shared, make_user, tmp_path):
             listener.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await listener
+        restored = await cache.restore_notifications()  # +pubsub|numpat: it may ask whether others listen
+    assert restored is not None and restored.restored, restored
+    assert shared.admin.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
     assert shared.foreign_intact()
 
 

@@ -7,6 +7,7 @@ policy or notifications off, and an ACL user refused INFO and CONFIG.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -300,3 +301,130 @@ def test_the_command_says_it_set_them_back_after_the_dashboard_closes(quiet_serv
         admin.close()
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+# -- another session still listening: notifications stay on (review #3) ---------------------------
+
+def _listener(url: str) -> redis.client.PubSub:
+    """Session B: a real pattern subscription to our keys' events, as a dashboard or `watch` that
+    found notifications on holds one."""
+    pubsub = redis.Redis.from_url(url, decode_responses=True).pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("__keyspace@0__:ir_cache:*")
+    return pubsub
+
+
+def _event_for(pubsub: redis.client.PubSub, key: str) -> dict | None:
+    """The next event on `key` B receives (waits for it, up to 10 s; None if none came)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=1)
+        if message is not None and message["channel"] == f"__keyspace@0__:{key}":
+            return message
+    return None
+
+
+async def test_a_dashboard_leaving_keeps_them_on_while_another_session_listens(quiet_server, tmp_path):
+    """A turns them on, B subscribes, A quits: B still gets its events, and A's last line says why."""
+    listening: list[redis.client.PubSub] = []
+    app, running = await _dashboard_session(quiet_server.url, tmp_path,
+                                            during=lambda _admin: listening.append(_listener(quiet_server.url)))
+    [b] = listening
+    admin = redis.Redis.from_url(quiet_server.url, decode_responses=True)
+    try:
+        assert admin.config_get("notify-keyspace-events")["notify-keyspace-events"] == running != ""
+        assert app.exit_note == ("Left keyspace notifications on: another client still listens "
+                                 f"(1 pattern subscription; notify-keyspace-events {running!r})")
+        admin.set("ir_cache:after_a_left", "x")
+        assert _event_for(b, "ir_cache:after_a_left") is not None, "B stopped receiving events"
+    finally:
+        b.close()
+        admin.close()
+
+
+async def test_the_library_restores_once_the_other_listener_is_gone(quiet_server, tmp_path):
+    """Two caches: A restores while B listens (left on), then a third session, alone, restores."""
+    admin = redis.Redis.from_url(quiet_server.url, decode_responses=True)
+    b = None
+    try:
+        async with IRCache(redis_url=quiet_server.url, cache_dir=tmp_path / "a") as a:
+            assert await a.enable_live_updates()
+            b = _listener(quiet_server.url)
+            kept = await a.restore_notifications()
+        on = admin.config_get("notify-keyspace-events")["notify-keyspace-events"]
+        assert kept is not None and not kept.restored and [n.listening for n in kept.nodes] == [1]
+        assert "K" in on and kept.nodes[0].left == on
+        b.close()
+        admin.config_set("notify-keyspace-events", "")  # (as found again: the next session turns them on)
+        async with IRCache(redis_url=quiet_server.url, cache_dir=tmp_path / "c") as c:
+            assert await c.enable_live_updates()
+            restored = await c.restore_notifications()
+        assert restored is not None and restored.restored
+        assert admin.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
+    finally:
+        if b is not None:
+            b.close()
+        admin.close()
+
+
+async def test_a_user_refused_pubsub_leaves_them_on_and_says_why(quiet_server, tmp_path):
+    user = f"nopubsub-{uuid.uuid4().hex[:6]}"
+    admin = redis.Redis.from_url(quiet_server.url, decode_responses=True)
+    admin.acl_setuser(user, enabled=True, passwords=[f"+{PASSWORD}"], keys=["*"], channels=["*"],
+                      commands=["+@all", "-pubsub"])
+    url = f"redis://{user}:{PASSWORD}@127.0.0.1:{quiet_server.port}/0"
+    try:
+        async with IRCache(redis_url=url, cache_dir=tmp_path / "c") as cache:
+            assert await cache.enable_live_updates()
+            kept = await cache.restore_notifications()
+        on = admin.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    finally:
+        admin.close()
+    assert "K" in on and kept is not None and not kept.restored
+    assert kept.sentence.startswith(f"Left keyspace notifications on: notify-keyspace-events is {on!r} "
+                                    "(could not ask whether other clients still listen: Redis refused PUBSUB"), \
+        kept.sentence
+    assert PASSWORD not in kept.sentence
+
+
+async def test_on_a_cluster_only_the_node_still_listened_to_keeps_them(cluster, nodes, tmp_path):
+    """PUBSUB NUMPAT is per node: B listens on one primary; the other two are set back."""
+    b = None
+    try:
+        async with IRCache(redis_url=cluster.url, cache_dir=tmp_path / "c") as cache:
+            assert await cache.enable_live_updates()
+            port = nodes[0].connection_pool.connection_kwargs["port"]
+            b = _listener(f"redis://127.0.0.1:{port}/0")
+            kept = await cache.restore_notifications()
+        values = {n.connection_pool.connection_kwargs["port"]: n.config_get("notify-keyspace-events")
+                  ["notify-keyspace-events"] for n in nodes}
+    finally:
+        if b is not None:
+            b.close()
+        for n in nodes:
+            n.config_set("notify-keyspace-events", "")
+    assert kept is not None and len(kept.nodes) == 3
+    assert {n.address: n.listening for n in kept.nodes} == {
+        f"127.0.0.1:{p}": (1 if p == port else 0) for p in values}
+    assert "K" in values[port] and {v for p, v in values.items() if p != port} == {""}
+    assert kept.sentence == (f"Left keyspace notifications on at 127.0.0.1:{port}: another client still listens "
+                             f"(1 pattern subscription; notify-keyspace-events {values[port]!r})")
+
+
+async def test_a_cache_still_listening_itself_cannot_tell_and_leaves_them_on(quiet_server, tmp_path):
+    """Restored while this cache's own listener is open (NUMPAT would count it): left on, said why."""
+    async with IRCache(redis_url=quiet_server.url, cache_dir=tmp_path / "c") as cache:
+        assert await cache.enable_live_updates()
+        subscribed = asyncio.Event()
+        changes = cache.key_changes(subscribed.set)
+        first = asyncio.ensure_future(anext(changes))
+        await asyncio.wait_for(subscribed.wait(), 10)
+        kept = await cache.restore_notifications()
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        await changes.aclose()
+    admin = redis.Redis.from_url(quiet_server.url, decode_responses=True)
+    on = admin.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    admin.close()
+    assert "K" in on and kept is not None and kept.sentence == (
+        f"Left keyspace notifications on: notify-keyspace-events is {on!r} "
+        "(this process still listens to them: it cannot tell whether other clients do)")

@@ -212,13 +212,15 @@ class Lookup:
 @dataclass(frozen=True, slots=True)
 class FlagsRestore:
     """One node's notify-keyspace-events, which this process had set: `found` before it did, `left`
-    now; `reason` says why it was not set back."""
+    now; `reason` says why it was not set back; `listening`: the patterns other clients were still
+    subscribed to there (PUBSUB NUMPAT), which kept them on."""
 
     address: str
     found: str
     left: str
     restored: bool
     reason: str = ""
+    listening: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +243,12 @@ class NotificationsRestored:
             return (f"Keyspace notifications: set notify-keyspace-events back to "
                     f"{' / '.join(repr(f) for f in found)}{where}, as the dashboard found it")
         kept = next(n for n in self.nodes if not n.restored)
-        where = f" on {kept.address}" if several else ""
+        where = f" at {kept.address}" if several else ""
         state = "on" if kept.left else "off"
+        if kept.listening:
+            patterns = f"{kept.listening} pattern subscription{'s' if kept.listening != 1 else ''}"
+            return (f"Left keyspace notifications {state}{where}: another client still listens "
+                    f"({patterns}; notify-keyspace-events {kept.left!r})")
         return f"Left keyspace notifications {state}{where}: notify-keyspace-events is {kept.left!r} ({kept.reason})"
 
 

@@ -47,6 +47,8 @@ class Door:
         #: which server answers (server.py), asked once (again after an outage: it may be another
         #: one); False when it would not say
         self._server: ServerInfo | Literal[False] | None = None
+        #: this tier's own keyspace listeners (one per node) still subscribed (notify.py)
+        self.listening = 0
 
     @property
     def display_url(self) -> str:

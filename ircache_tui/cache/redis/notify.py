@@ -5,7 +5,9 @@ and every primary is listened to (the Nodes strategy merges the streams).
 
 What a CONFIG SET found is remembered (`FlagsFound`, per node) so that `restore` can set it back
 when the session ends: never on the private embedded server (its config is ours, and other
-processes may share it), and never where the value changed since we set it (someone else's now).
+processes may share it), never where the value changed since we set it (someone else's now), and
+never while other clients still listen (another dashboard or `watch` that found them on and
+subscribed: PUBSUB NUMPAT, per node, asked after our own listener closed; refused, they stay on).
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ async def enable(door: Door, *, may_configure: bool, private: bool, found: Flags
 
 
 async def restore(door: Door, found: FlagsFound) -> NotificationsRestored | None:
-    """Set notify-keyspace-events back to what `enable` found, on every node where it set it and
-    the value is still the one it set; None when it set none. Never raises: a node that cannot be
+    """Set notify-keyspace-events back to what `enable` found, on every node where it set it, the
+    value is still the one it set and no other client listens; None when it set none. Never raises: a node that cannot be
     set back (refused, Redis down, no longer a primary) is left, and the result says why."""
     if not found:
         return None
@@ -88,6 +90,19 @@ async def restore(door: Door, found: FlagsFound) -> NotificationsRestored | None
             now = await _flags(door, node)
             if now != ours:
                 done.append(FlagsRestore(address, was, now, False, "it changed since the dashboard set it: left as it is"))
+                continue
+            if door.listening:  # (NUMPAT counts a pattern once however many hold it: ours would hide B's)
+                done.append(FlagsRestore(address, was, ours, False, "this process still listens to them: "
+                                         "it cannot tell whether other clients do"))
+                continue
+            try:  # (counts every client's patterns, unique ones once; ours are closed by now)
+                patterns = int(await door.run(lambda: node.pubsub_numpat(), sent="pubsub|numpat"))
+            except RedisCommandError as exc:
+                done.append(FlagsRestore(address, was, ours, False,
+                                         f"could not ask whether other clients still listen: {_first_line(exc)}"))
+                continue
+            if patterns:
+                done.append(FlagsRestore(address, was, ours, False, "other clients still listen", listening=patterns))
                 continue
             await door.run(lambda: node.config_set(_PARAMETER, was), sent="config|set")
             done.append(FlagsRestore(address, was, was, True))
@@ -127,9 +142,12 @@ async def _node_events(door: Door, keys: KeySpace, node: aioredis.Redis,
                        on_subscribed: Callable[[], None] | None) -> Events:
     channel_prefix = f"__keyspace@{door.nodes.db}__:".encode()
     pubsub = node.pubsub(ignore_subscribe_messages=True)
+    subscribed = False
     try:
         try:
             await pubsub.psubscribe(f"{glob_escape(channel_prefix.decode())}{glob_escape(keys.prefix)}:*")
+            subscribed = True
+            door.listening += 1
             if on_subscribed is not None:
                 on_subscribed()
             async for message in pubsub.listen():
@@ -143,7 +161,10 @@ async def _node_events(door: Door, keys: KeySpace, node: aioredis.Redis,
         except (*DOWN_ERRORS, RedisError) as exc:
             raise door.mapped(exc) from None
     finally:
-        await pubsub.aclose()
+        try:
+            await pubsub.aclose()
+        finally:
+            door.listening -= subscribed
 
 
 async def _noop() -> None:

@@ -7,7 +7,8 @@ connection, at open or at the first call that reaches Redis; IR_REDIS_CLUSTER fo
 it); the tier then holds the cluster strategy, and never asks which one it holds again.
 
 The walks themselves (one node each) are in walk.py and sizes.py, the lock in lock.py, the hit
-counters' Redis side in hit_store.py, keyspace notifications in notify.py.
+counters' Redis side in hit_store.py, keyspace notifications in notify.py, the cluster-node question in
+cluster_probe.py.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.crc import key_slot
-from redis.exceptions import ClusterCrossSlotError, NoPermissionError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from ... import redact
 from ...fmt import plural
@@ -37,6 +37,7 @@ from ..urls import mask_url
 from . import notify
 from .clients import make_client, make_cluster_client
 from .cluster import ClusterNodes
+from .cluster_probe import is_cluster_node
 from .diagnose import DOWN_ERRORS, auth_refused
 from .door import Door, raising
 from .entries import EntryDeleter, ForeignMemory, head_of, shown_head
@@ -171,7 +172,7 @@ class RedisTier:
         async with self._mode_lock:
             if self.door.settle is None:
                 return
-            if not await self._is_cluster_node(self.client):
+            if not await is_cluster_node(self.client, self.keys.prefix):
                 self.door.settle = None
                 return
             if self._cluster_setting is False:
@@ -187,25 +188,6 @@ class RedisTier:
             await plain.aclose()
             log.info("Redis at %s is a cluster node: using the cluster client, walks cover every primary",
                      mask_url(self.url))
-
-    async def _is_cluster_node(self, client: aioredis.Redis) -> bool:
-        """INFO cluster → cluster_enabled. A user without +info is asked with EXISTS of two keys of
-        different slots under the prefix, which only a cluster node refuses (CROSSSLOT)."""
-        try:
-            info = await client.info("cluster")
-            return str(info.get("cluster_enabled", 0)) == "1"
-        except NoPermissionError:
-            pass
-        a, b = _slot_probe_keys(self.keys.prefix)
-        try:
-            await client.exists(a, b)
-            return False
-        except NoPermissionError:
-            log.info("Cannot tell whether Redis is a cluster node (INFO and EXISTS refused): taken as a "
-                     "single node; set IR_REDIS_CLUSTER=1 for a cluster")
-            return False
-        except ClusterCrossSlotError:
-            return True
 
     # -- raw access (the IRCache's hot path) ------------------------------
     async def ping(self, *, follow_failover: bool = False) -> bool:
@@ -599,12 +581,3 @@ class RedisTier:
         """Version, mode, memory, eviction, clients, notifications, persistence, per node (facts.py)."""
         return await read_facts(self.door)
 
-
-def _slot_probe_keys(prefix: str) -> tuple[str, str]:
-    """Two keys under the prefix (never IR keys: no `_{hash8}` end) that hash to different slots."""
-    first = f"{prefix}:cluster-probe:0"
-    for i in range(1, 100):
-        other = f"{prefix}:cluster-probe:{i}"
-        if key_slot(other.encode()) != key_slot(first.encode()):
-            return first, other
-    raise AssertionError("unreachable: 100 keys in one slot")
