@@ -120,7 +120,8 @@ async def given(rows: Sequence[KeyRow]) -> AsyncGenerator[list[KeyRow], None]:
 async def write_view(pages: AsyncGenerator[list[KeyRow], None], path: Path, fmt: ExportFormat, prefix: str,
                      sort_key: Callable[[KeyRow], Any]) -> ExportDone:
     """Write every row of `pages` to `path` (a new file: an existing one is never overwritten),
-    sorted by `sort_key` (up to SORT_LIMIT rows), and close `pages`. OSError when the file cannot
+    sorted by `sort_key` (up to SORT_LIMIT rows; it runs in the writer's thread, so it must only
+    read the row: the caller's sort columns stay the caller's), and close `pages`. OSError when the file cannot
     be made or written, IRCacheError when the rows cannot be read; on any failure or cancellation
     nothing we made is left at `path`, and the call returns only once the writer has let go of it."""
     async with contextlib.aclosing(pages):
