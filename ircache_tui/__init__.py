@@ -29,7 +29,7 @@ from .cache import (
 )
 from .cache.batch import BatchProgress, BatchWarmResult
 from .cache.errors import BatchInFlight, BatchUnsupported, ClusterRefused, EmbeddedRedisError, FlushIncomplete, RedisBusy
-from .cache.export import ExportRow
+from .cache.export import ExportDone, ExportRow
 from .cache.results import (CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount, HitTotals,
                             NotificationsRestored, Savings, WarmResult)
 from .cache.server_facts import NodeFacts, ServerFacts
@@ -53,6 +53,7 @@ __all__ = [
     "CorruptEntry",
     "DeleteResult",
     "EmbeddedRedisError",
+    "ExportDone",
     "ExportRow",
     "FlushIncomplete",
     "FlushResult",

@@ -7,18 +7,25 @@ the dashboard through Textual's pilot over the same server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
+import dataclasses
 import io
 import json
+import os
 import subprocess
+import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from ircache_tui import IRCache, cache_key
-from ircache_tui.cache.export import FIELDS
+from ircache_tui.cache.browse import KeyRow
+from ircache_tui.cache.export import CHUNK, FIELDS
 from ircache_tui.tui.app import IRCacheApp
 from ircache_tui.tui.screens.export import ExportScreen
 from ircache_tui.tui.services import Services
@@ -261,6 +268,79 @@ async def test_an_export_that_cannot_be_written_says_why_and_the_dashboard_goes_
             assert not isinstance(app.screen, ExportScreen) and app.is_running
             await _export(pilot, app, tmp_path / "fine.csv")
             await until(pilot, lambda: (tmp_path / "fine.csv").exists() and any("fine.csv" in n for n in notes(app)))
+
+
+class _Gate:
+    """Holds the export's writer thread (never the event loop's) until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.left = threading.Event()
+
+    def hold(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            self.entered.set()
+            assert self.release.wait(60), "the test never let the writer go"
+            self.left.set()
+
+
+class _HeldName(str):
+    """A spec name whose CSV cell (str()) is written only when the gate opens."""
+
+    gate: _Gate
+
+    def __str__(self) -> str:
+        self.gate.hold()
+        return str.__str__(self)
+
+
+def _fds_on(path: Path) -> list[str]:
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return [link for link in links if link.startswith(str(path))]
+
+
+@pytest.mark.parametrize("held_in", ["sort", "write"])
+async def test_a_cancelled_export_leaves_no_file_no_descriptor_and_no_stray_error(redis_url, cache_dir, tmp_path,
+                                                                                   held_in):
+    """Quitting the dashboard cancels its export worker; the cancel lands while the writer's thread
+    is busy with the file (sorting, or writing the second chunk). The export waits for the thread,
+    which closes and removes the file: nothing left, no descriptor open on it, only CancelledError."""
+    gate = _Gate()
+    rows = [KeyRow(f"s{i:05d}_{i:08x}", f"s{i:05d}", f"{i:08x}", -1, 100, None, None, 0.0) for i in range(3 * CHUNK)]
+    held = _HeldName(rows[CHUNK + 1].spec_name)
+    held.gate = gate
+    if held_in == "write":  # the second chunk's second row: the first chunk is written by then
+        rows[CHUNK + 1] = dataclasses.replace(rows[CHUNK + 1], spec_name=held)
+
+    def sort_key(row: KeyRow) -> str:
+        if held_in == "sort" and row is rows[0]:
+            gate.hold()
+        return row.cache_key
+
+    stray: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: stray.append(context))
+    target = tmp_path / "view.csv"
+    try:
+        async with IRCache(redis_url=redis_url, cache_dir=cache_dir) as cache:
+            task = asyncio.create_task(cache.export_view(target, "csv", sort_key=sort_key, rows=rows))
+            assert await asyncio.to_thread(gate.entered.wait, 60), "the writer never reached the gate"
+            assert target.exists() and not task.done()  # made, and the writer's thread is on it now
+            task.cancel()
+            loop.call_soon(gate.release.set)  # after the task has taken the cancel: the thread still busy then
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert task.cancelled()
+            assert gate.left.is_set()  # the export ended only after the thread was done with the file
+            assert not target.exists()
+            assert _fds_on(target) == []
+    finally:
+        loop.set_exception_handler(None)
+    assert stray == []
 
 
 @pytest.mark.server

@@ -46,7 +46,7 @@ from .batch_record import BatchBook, made_in_batch
 from .errors import (BatchUnsupported, ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss,
                      RedisUnavailable)
 from .events import CacheEvent, EventBus
-from .export import ExportRow
+from .export import ExportDone, ExportFormat, ExportRow, given, write_view
 from .fill import Filler
 from .fs_tier import FileEntry, FilesystemTier
 from .generate import Generation
@@ -558,10 +558,15 @@ class IRCache:
     async def export_pages(self, filter_text: str | None = None, *, foreign: bool = False,
                            page_size: int = 500) -> AsyncGenerator[list[ExportRow], None]:
         """entry_rows as ExportRows (export.py: the fields `keys --json` prints), a page at a time."""
-        prefix = self.keys.prefix
         async with contextlib.aclosing(self.entry_rows(filter_text, foreign=foreign, page_size=page_size)) as pages:
             async for rows in pages:
-                yield [ExportRow.of(row, prefix) for row in rows]
+                yield [ExportRow.of(row, self.keys.prefix) for row in rows]
+
+    async def export_view(self, path: Path, fmt: ExportFormat, *, sort_key: Callable[[KeyRow], Any],
+                          filter_text: str | None = None, rows: Sequence[KeyRow] | None = None) -> ExportDone:
+        """export.write_view: `rows` (when given), else every key `filter_text` takes, foreign ones too."""
+        pages = given(rows) if rows is not None else self.entry_rows(filter_text, foreign=True)
+        return await write_view(pages, path, fmt, self.keys.prefix, sort_key)
 
     async def enable_live_updates(self) -> bool:
         """Keyspace notifications on (True) or not possible (False: poll instead).

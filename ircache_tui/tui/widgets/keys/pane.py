@@ -2,7 +2,7 @@
 
 The pane holds its KeyBrowser (the SCAN pager) and owns its keys: paging, the filter as you
 type, the whole-prefix "largest first" and "expiring first" views, copying a key name, exporting
-the view to a file (export_view.py), deleting (asks first), resetting or setting a TTL. The table itself (cells, sorting, marks) is rows.py's,
+the view to a file (IRCache.export_view), deleting (asks first), resetting or setting a TTL. The table itself (cells, sorting, marks) is rows.py's,
 following changes live.py's. Its workers only post messages; the handlers change the table.
 What other panes need (the picked row, the keys that changed, Redis going down) bubbles to the
 App as messages.
@@ -28,6 +28,7 @@ from textual.widgets import Input
 
 from ....cache.browse import Filling, KeyRow, Page
 from ....cache.errors import IRCacheError, RedisBusy, RedisUnavailable
+from ....cache.export import SORT_LIMIT, ExportDone
 from ....cache.keys import CacheKey, InvalidSpecName
 from ....fmt import describe_os_error, human_ttl, plural
 from ... import messages as m
@@ -37,7 +38,6 @@ from ...screens.export import ExportRequest, ExportScreen
 from ...screens.ttl import TtlScreen
 from ...services import Services
 from . import footer
-from .export_view import SORT_LIMIT, Exported, rows_of, write_export
 from .live import PAGE_LOADS, LiveKeyTable
 from .rows import SORT_KEYS, VIEWS, View
 
@@ -90,7 +90,7 @@ class KeysPane(LiveKeyTable):
 
     @dataclass
     class _Exported(Message):
-        done: Exported | None
+        done: ExportDone | None
         error: str = ""
 
     @dataclass
@@ -357,10 +357,9 @@ class KeysPane(LiveKeyTable):
     @work(group="keys-export", exit_on_error=False)
     async def export_view(self, request: ExportRequest, filter_text: str, sort_by: str,
                           shown: list[KeyRow] | None) -> None:
-        pages = (rows_of(shown) if shown is not None
-                 else self.cache.entry_rows(filter_text or None, foreign=True))  # the pane shows foreign values too
-        try:
-            done = await write_export(pages, SORT_KEYS[sort_by], request.fmt, request.path, self.cache.keys.prefix)
+        try:  # the cache owns the file; the pane gives its sort (a cancelled export leaves no file)
+            done = await self.cache.export_view(request.path, request.fmt, sort_key=SORT_KEYS[sort_by],
+                                                filter_text=filter_text or None, rows=shown)
         except OSError as exc:
             self.post_message(self._Exported(None, describe_os_error(exc)))
         except IRCacheError as exc:
