@@ -12,8 +12,10 @@ keys, none lost (the promoted replica had them).
 
 The counts are exact up to what a kill makes unknowable: one UNLINK batch
 (walk.BATCH keys) in flight on the killed primary, executed there but its
-reply lost, or replied to but not yet replicated (then the key comes back on
-the promoted replica, and the flush deletes and counts it again).
+reply lost; and the deletes replied to but not yet replicated when it died
+(then the keys come back on the promoted replica, and the flush deletes and
+counts them again): the test measures that lag just before the kill, as it
+grows with the machine's load.
 """
 
 from __future__ import annotations
@@ -146,7 +148,12 @@ def test_primary_killed_mid_flush(cluster, tmp_path):
             assert flush.poll() is None, ("the flush ended before it was seen deleting", flush.communicate())
             assert time.monotonic() < deadline, "the flush never started deleting"
             time.sleep(0.002)
+        # the deletes the replica has not received yet come back with its promotion and are deleted (and
+        # counted) again: measured here, the replica first, so that the figure errs on the large side
+        with cluster.client(replica) as r:
+            lag = r.dbsize()
         left_on_victim = clients[0].dbsize() - victim_foreign
+        lag = max(0, lag - (left_on_victim + victim_foreign))
         cluster.kill(victim)
         with cluster.client(replica) as c:
             c.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
@@ -166,7 +173,7 @@ def test_primary_killed_mid_flush(cluster, tmp_path):
     if flush.returncode == 0:  # followed the promotion and finished
         assert remaining == 0, (out, err)
         deleted = json.loads(out)["redis"]
-        assert abs(deleted - IR_KEYS) <= walk.BATCH, (deleted, err)
+        assert abs(deleted - IR_KEYS) <= walk.BATCH + lag, (deleted, lag, err)
     else:  # stopped: one line saying exactly how many went
         assert flush.returncode == 1, (flush.returncode, out, err)
         # (piped, the progress goes to stderr as "unlinking keys: N" lines every 10,000 keys)
@@ -174,7 +181,7 @@ def test_primary_killed_mid_flush(cluster, tmp_path):
         assert len(lines) == 1, err
         assert "deleted before it stopped: " in lines[0] and lines[0].endswith(" Redis keys"), lines[0]
         deleted = int(lines[0].rsplit("deleted before it stopped: ", 1)[1].split()[0].replace(",", ""))
-        assert 0 < deleted and abs(deleted - gone) <= walk.BATCH, (deleted, gone, lines[0])
+        assert 0 < deleted and abs(deleted - gone) <= walk.BATCH + lag, (deleted, gone, lag, lines[0])
 
     again = run_cli("flush", "--yes", "--json", env=env)
     assert again.returncode == 0, again.stderr
