@@ -57,8 +57,9 @@ test: $(STAMP) typecheck tmux debian-redis
 
 # The quick part, for the edit-and-test loop (under 3 minutes on 2 cores): the suite without the
 # slow tests, the end-to-end ones (the command and the dashboard as processes) and the clusters.
-# It needs neither tmux nor Debian's server. `make test` runs everything, as CI does.
-test-fast: $(STAMP)
+# It needs Debian's server (the snapshot tests' fixed server: see tests/test_snapshots.py), not
+# tmux. `make test` runs everything, as CI does.
+test-fast: $(STAMP) debian-redis
 	$(BIN)/python -m pytest -m "not slow and not e2e and not cluster"
 
 test-servers: $(STAMP) debian-redis

@@ -34,11 +34,6 @@ MARKS_BY_NODE = {
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` picks the tests by their marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The snapshot tests first. After the ~900 tests before them, the last two of them have twice shown
-    # the status line's memory figure 0.1 KiB off (9.6 KiB for 9.5) in a full run, never alone nor
-    # after any one test file: a state of this process or of timing that is not found yet. Run first,
-    # they see what they see alone. (Stable sort: every other test keeps its order.)
-    items.sort(key=lambda item: item.path.name != "test_snapshots.py")
     for item in items:
         for node, marks in MARKS_BY_NODE.items():
             if item.nodeid == node or item.nodeid.startswith((node + "::", node + "[")):
