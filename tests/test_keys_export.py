@@ -156,6 +156,30 @@ def test_spec_names_with_commas_quotes_and_markup_stay_whole(world, sync_redis):
     assert f"ir_cache:{name}_0a1b2c3d" in text
 
 
+async def test_a_spec_named_like_a_formula_is_text_in_the_csv_and_exact_in_the_json(world, tmp_path):
+    """Spec files are named by anyone: `=HYPERLINK(…).md` must not become a live formula in the
+    spreadsheet an operator opens the export in (OWASP's CSV injection), nor be changed in the JSON."""
+    names = ['=HYPERLINK("evil.example","open me")', "+1+2", "-draft", "@SUM(A1)"]
+    async with IRCache(redis_url=world["url"], cache_dir=world["cache_dir"], generator=CountingGenerator()) as cache:
+        for name in names:
+            path = tmp_path / f"{name}.md"
+            path.write_text(f"# {name}\n\n## Endpoints\n- GET /x - X\n")
+            await cache.get_application_ir(path.read_text(), str(path))
+    for name in names:
+        flt = "=" + name
+        (row,) = ndjson(run_cli("keys", "--json", "--filter", flt, env=world["env"]).stdout)
+        assert row["spec"] == name  # the data as it is
+        piped = run_cli("keys", "--csv", "--filter", flt, env=world["env"])
+        header, cells = list(csv.reader(io.StringIO(piped.stdout)))
+        spec = dict(zip(header, cells))["spec"]
+        assert spec == "'" + name, spec
+    # numbers and our own fields are untouched
+    plain = list(csv.DictReader(io.StringIO(run_cli("keys", "--csv", "--filter", "=petstore-spec",
+                                                    env=world["env"]).stdout)))
+    assert plain and all(not row[f].startswith("'") for row in plain for f in FIELDS)
+    assert int(plain[0]["ttl"]) > 0
+
+
 def test_a_reader_that_closes_the_pipe_ends_it_quietly(redis_url, sync_redis, cache_dir):
     """`| head -n 3`: the reader goes after three lines of a listing far bigger than a pipe holds."""
     pipe = sync_redis.pipeline(transaction=False)

@@ -93,10 +93,25 @@ def header(fmt: ExportFormat) -> str:
 
 def lines(rows: list[ExportRow], fmt: ExportFormat) -> str:
     """The rows, one line each. NDJSON is exact and ASCII (every control and non-ASCII character
-    escaped, as `--json` everywhere); CSV cells are the values as they are (unknown: empty)."""
+    escaped, as `--json` everywhere); CSV cells are the values as they are (unknown: empty), but
+    for a text a spreadsheet would run as a formula (csv_cell)."""
     if fmt == "ndjson":
         return "".join(json.dumps(row.to_json(), ensure_ascii=True, allow_nan=False) + "\n" for row in rows)
-    return _csv_lines([["" if (v := getattr(row, name)) is None else str(v) for name in FIELDS] for row in rows])
+    return _csv_lines([[csv_cell(getattr(row, name)) for name in FIELDS] for row in rows])
+
+
+#: what makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str | float | None) -> str:
+    """A CSV cell: empty for unknown; a text that begins like a formula gets a leading `'`, so that
+    a spec file named `=HYPERLINK(…).md` opens as text in a spreadsheet. Numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return str(value)
 
 
 def _csv_lines(cells: list[list[str]]) -> str:
