@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timezone
 
 # INVISIBLE (what a terminal would not show as itself) lives beside the scrubber, whose
@@ -81,6 +82,20 @@ def human_ttl(seconds: int | None) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_seconds(text: str, *, bare_is_seconds: bool = True) -> int | None:
+    """Seconds from `90s`, `90m`, `12h`, `7d` (any case, spaces allowed), and from a bare `3600`
+    when `bare_is_seconds`; None when `text` is none of these. human_ttl's way back, one rule for
+    the dashboard's `T` and `audit --since`."""
+    m = _DURATION.match(text)
+    if not m or not (m.group(2) or bare_is_seconds):
+        return None
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2).lower() or "s"]
 
 
 def human_time(value: datetime | float | None, now: datetime | None = None) -> str:

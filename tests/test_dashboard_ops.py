@@ -18,6 +18,7 @@ from ircache_tui import IRCache, cache_key
 from ircache_tui.tui.app import IRCacheApp
 from ircache_tui.tui.screens.confirm import ConfirmScreen
 from ircache_tui.tui.screens.flush import FlushScreen
+from ircache_tui.fmt import duration_seconds
 from ircache_tui.tui.screens.ttl import TtlScreen, parse_duration
 from ircache_tui.tui.services import DASHBOARD_CONNECTIONS, Services
 from tests.support.foreign import entry_value
@@ -297,6 +298,10 @@ def test_parse_duration():
     for bad in ("", "0", "-5", "1w", "1.5h", "99999d"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+    # audit --since takes the same words, but a bare number is no time ago (seconds? a year?)
+    assert duration_seconds("90m", bare_is_seconds=False) == 5400
+    assert duration_seconds("30", bare_is_seconds=False) is None
+
 
 
 @pytest.mark.slow

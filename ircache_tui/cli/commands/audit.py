@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ...cache.audit import AUDIT_FILE, read_trail
-from ...fmt import plural
+from ...fmt import duration_seconds, plural
 from ...settings import Settings
 from ..common import EXIT_OK, EXIT_USAGE, CommandError, eprint, print_json, say
 
@@ -23,8 +22,6 @@ examples:
   ircache-tui audit --since 1h
   ircache-tui audit --json"""
 
-_AGO = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,9 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`30m`, `1h`, `7d` ago, or an ISO 8601 time; CommandError (exit 2) otherwise."""
-    m = _AGO.match(text)
-    if m:
-        return (now or datetime.now(timezone.utc)) - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+    ago = duration_seconds(text, bare_is_seconds=False)
+    if ago is not None:
+        return (now or datetime.now(timezone.utc)) - timedelta(seconds=ago)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,20 +9,17 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label
 
-from ...fmt import human_ttl
+from ...fmt import duration_seconds, human_ttl
 from ..text import plain
 
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 MAX_TTL = 10 * 365 * 86_400  # Redis takes more; nobody means it for an IR cache
 
 
 def parse_duration(text: str) -> int:
     """Seconds from `3600`, `90m`, `12h` or `7d`; ValueError with a sentence otherwise."""
-    m = _DURATION.match(text)
-    if not m:
+    seconds = duration_seconds(text)
+    if seconds is None:
         raise ValueError("a TTL is a whole number with an optional unit: 3600, 90m, 12h, 7d")
-    seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
     if not 1 <= seconds <= MAX_TTL:
         raise ValueError(f"a TTL is between 1 second and {human_ttl(MAX_TTL)}")
     return seconds
