@@ -6,19 +6,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label
 
 from ..text import plain
+from .dialog import Dialog
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(Dialog[bool]):
     DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 64; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
-    ConfirmScreen Label { width: 100%; margin-bottom: 1; }
-    ConfirmScreen Horizontal { height: auto; align: right middle; }
-    ConfirmScreen Button { margin-left: 2; }
+    ConfirmScreen > Vertical { border: thick $warning; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Yes"),
                 Binding("n", "cancel", "No", show=False, tooltip="Cancel, as escape does")]

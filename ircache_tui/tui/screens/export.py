@@ -10,11 +10,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, RadioButton, RadioSet
 
 from ...cache.export import FORMATS, ExportFormat
 from ..text import plain
+from .dialog import Dialog
 
 _EXTENSIONS: dict[ExportFormat, str] = {"csv": ".csv", "ndjson": ".ndjson"}
 
@@ -30,13 +30,11 @@ def default_path(now: datetime, fmt: ExportFormat) -> str:
     return f"./ircache-keys-{now:%Y%m%d-%H%M%S}{_EXTENSIONS[fmt]}"
 
 
-class ExportScreen(ModalScreen[ExportRequest | None]):
+class ExportScreen(Dialog[ExportRequest | None]):
     DEFAULT_CSS = """
-    ExportScreen { align: center middle; }
-    ExportScreen > Vertical { width: 72; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
-    ExportScreen Label { width: 100%; }
-    ExportScreen RadioSet { layout: horizontal; height: auto; margin-bottom: 1; }
-    ExportScreen #export-error { color: $error; }
+    ExportScreen > Vertical { width: 72; }
+    ExportScreen Label { margin-bottom: 0; }
+    ExportScreen RadioSet { layout: horizontal; width: auto; }
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -58,7 +56,7 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
                     yield RadioButton(fmt.upper(), value=fmt == self.fmt, id=f"export-{fmt}")
             yield Input(default_path(self.now, self.fmt), placeholder="file to write", id="export-path")
             yield Label("enter exports · ctrl+o switches the format · esc cancels", id="export-hint")
-            yield Label("", id="export-error")
+            yield Label("", id="export-error", classes="dialog-error")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -9,12 +9,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, RadioSet
 
 from ...fmt import kept_sentence, plural
 from ..text import plain
 from ..toggles import RadioChoice
+from .dialog import Dialog
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,9 @@ class FlushRequest:
     filesystem: bool
 
 
-class FlushScreen(ModalScreen[FlushRequest | None]):
+class FlushScreen(Dialog[FlushRequest | None]):
     DEFAULT_CSS = """
-    FlushScreen { align: center middle; }
-    FlushScreen > Vertical { width: 64; max-width: 100%; height: auto; border: thick $error; background: $surface; padding: 1 2; }
-    FlushScreen Label { width: 100%; margin-bottom: 1; }
-    FlushScreen RadioSet { width: 100%; margin-bottom: 1; }
-    FlushScreen Horizontal { height: auto; align: right middle; }
-    FlushScreen Button { margin-left: 2; }
+    FlushScreen > Vertical { border: thick $error; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Flush")]
 

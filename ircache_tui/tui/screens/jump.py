@@ -7,19 +7,18 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label
 
 from ..text import plain
+from .dialog import Dialog
 
 MAX_TYPED = 400  # a Redis key of ours is at most the prefix, 200 bytes of name and `_hash8`
 
 
-class JumpScreen(ModalScreen[str | None]):
+class JumpScreen(Dialog[str | None]):
     DEFAULT_CSS = """
-    JumpScreen { align: center middle; }
-    JumpScreen > Vertical { width: 76; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
-    JumpScreen Label { width: 100%; }
+    JumpScreen > Vertical { width: 76; }
+    JumpScreen Label { margin-bottom: 0; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 

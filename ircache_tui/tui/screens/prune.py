@@ -14,13 +14,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Label
 
 from ...fmt import plural
 from ...specs.stale import StaleReport, stale_summary
 from ..text import plain
 from ..toggles import TickBox
+from .dialog import Dialog
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,9 @@ class PruneRequest:
     include_orphans: bool
 
 
-class PruneScreen(ModalScreen[PruneRequest | None]):
+class PruneScreen(Dialog[PruneRequest | None]):
     DEFAULT_CSS = """
-    PruneScreen { align: center middle; }
-    PruneScreen > Vertical { width: 72; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
-    PruneScreen Label { width: 100%; margin-bottom: 1; }
-    PruneScreen Checkbox { width: 100%; margin-bottom: 1; }
-    PruneScreen Horizontal { height: auto; align: right middle; }
-    PruneScreen Button { margin-left: 2; }
+    PruneScreen > Vertical { width: 72; border: thick $warning; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Prune")]
 

@@ -6,11 +6,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label
 
 from ...fmt import duration_seconds, human_ttl
 from ..text import plain
+from .dialog import Dialog
 
 MAX_TTL = 10 * 365 * 86_400  # Redis takes more; nobody means it for an IR cache
 
@@ -25,12 +25,9 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
-class TtlScreen(ModalScreen[int | None]):
+class TtlScreen(Dialog[int | None]):
     DEFAULT_CSS = """
-    TtlScreen { align: center middle; }
-    TtlScreen > Vertical { width: 64; max-width: 100%; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
-    TtlScreen Label { width: 100%; }
-    TtlScreen #ttl-error { color: $error; }
+    TtlScreen Label { margin-bottom: 0; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -44,7 +41,7 @@ class TtlScreen(ModalScreen[int | None]):
             yield Label(plain(f"New TTL for {self.cache_key} "
                               f"(t resets it to the configured {human_ttl(self.configured)})"))
             yield Input(placeholder="3600, 90m, 12h, 7d", id="ttl-input")
-            yield Label("", id="ttl-error")
+            yield Label("", id="ttl-error", classes="dialog-error")
         yield Footer()
 
     @on(Input.Submitted)

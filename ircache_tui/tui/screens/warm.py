@@ -11,12 +11,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, RadioSet
 
 from ...fmt import plural
 from ..text import plain
 from ..toggles import RadioChoice
+from .dialog import Dialog
 
 WarmMode = Literal["copy", "now", "batch"]
 
@@ -38,14 +38,9 @@ class WarmRequest:
     mode: WarmMode
 
 
-class WarmScreen(ModalScreen[WarmRequest | None]):
+class WarmScreen(Dialog[WarmRequest | None]):
     DEFAULT_CSS = """
-    WarmScreen { align: center middle; }
-    WarmScreen > Vertical { width: 78; max-width: 100%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
-    WarmScreen Label { width: 100%; margin-bottom: 1; }
-    WarmScreen RadioSet { width: 100%; margin-bottom: 1; }
-    WarmScreen Horizontal { height: auto; align: right middle; }
-    WarmScreen Button { margin-left: 2; }
+    WarmScreen > Vertical { width: 78; border: thick $primary; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Warm")]
 
