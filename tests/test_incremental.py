@@ -177,6 +177,25 @@ async def test_only_the_same_spec_name_is_a_previous_entry(api, redis_url, cache
     assert result.entry.usage is not None and result.entry.usage.mode == "full"
 
 
+async def test_an_entry_another_model_made_is_never_patched(api, redis_url, cache_dir, sync_redis):
+    """After a model upgrade, a changed spec is generated in full by the new model: a patch of the old
+    model's IR would be labelled with the new model (and `warm --outdated` would never find it)."""
+    oracle = oracle_on(api)
+    old = AnthropicGenerator(base_url=api.base_url, api_key=KEY, model="claude-sonnet-4-6", max_retries=0)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=old) as cache:
+        await cache.lookup(SPEC, PATH)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=generator(api)) as cache:
+        result = await cache.lookup(SMALL_EDIT, PATH)
+        assert not cache.is_outdated(result.entry)
+        # ...while the new model's own entry is a starting point for the next edit
+        third = SMALL_EDIT.replace("- GET /pets - List pets\n", "- GET /pets - List pets\n- GET /tags - List tags\n")
+        patched = await cache.lookup(third, PATH)
+    assert (oracle.full_requests, oracle.patch_requests) == (2, 1)
+    assert result.entry.usage is not None and result.entry.usage.mode == "full"
+    assert result.entry.generator.model == MODEL
+    assert patched.entry.usage is not None and patched.entry.usage.mode == "incremental"
+
+
 async def test_the_newest_earlier_entry_is_patched(api, redis_url, cache_dir):
     oracle = oracle_on(api)
     third = SMALL_EDIT.replace("- GET /pets - List pets\n", "- GET /pets - List pets\n- GET /tags - List tags\n")

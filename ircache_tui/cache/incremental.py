@@ -5,7 +5,10 @@ On a miss for spec S (the Generation asks `attempt()` before generating in full)
 1. the previous entry is the newest (by generated_at) of S's other entries *on the filesystem*, the
    tier that keeps every generation; Redis's keyspace is never walked per miss, so an earlier entry
    that only Redis holds is not used (the spec then regenerates in full). Spec names match exactly:
-   `ecommerce` never patches from `ecommerce_v2`.
+   `ecommerce` never patches from `ecommerce_v2`. An entry another generator, model or prompt made
+   (outdated for the current one: envelope.GeneratorInfo.outdated_for) is never a starting point:
+   the patched IR would say the current model made it while holding mostly the old one's work, and
+   `warm --outdated` would never find it again;
 2. it must carry the spec text it was made from (entries written before spec texts were kept do
    not: full), and the change must be small: at most MAX_CHANGED_FRACTION of the spec's lines
    (a bigger rewrite is cheaper to trust to a full generation than to a long patch);
@@ -38,9 +41,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ..ir.envelope import CorruptEntry, StoredEntry, decode_entry
+from ..ir.envelope import CorruptEntry, GeneratorInfo, StoredEntry, decode_entry
 from ..ir.generators import GenerationError, Generator
-from ..ir.generators.base import IncrementalFailed, RegeneratesFromPatch
+from ..ir.generators.base import IncrementalFailed, RegeneratesFromPatch, identity_of
 from ..ir.model import ApplicationIR
 from ..ir.patch import SpecDiff, spec_diff
 from ..ir.prices import Price, cost_of, estimate_cost
@@ -107,9 +110,9 @@ class Incremental:
         if not isinstance(generator, RegeneratesFromPatch) or not getattr(generator, "uses_llm", True):
             return None
         spec_name = key.spec_name
-        previous = await self.previous_entry(key, listing)
+        previous = await self.previous_entry(key, listing, made_by=identity_of(generator))
         if previous is None or previous.spec_text is None:
-            log.debug("No earlier entry of %s with its spec text: generating in full", spec_name)
+            log.debug("No earlier entry of %s by this generator with its spec text: generating in full", spec_name)
             return None
         diff = spec_diff(previous.spec_text, spec_markdown, spec_name)
         if not diff.changed_lines or diff.fraction > MAX_CHANGED_FRACTION:
@@ -169,8 +172,10 @@ class Incremental:
                 by_spec.setdefault(file.spec_name, []).append(file)
         return by_spec
 
-    async def previous_entry(self, key: CacheKey, listing: Listing | None = None) -> StoredEntry | None:
-        """The newest generation (by generated_at) of the same spec under another key, on disk."""
+    async def previous_entry(self, key: CacheKey, listing: Listing | None = None, *,
+                             made_by: GeneratorInfo | None = None) -> StoredEntry | None:
+        """The newest generation (by generated_at) of the same spec under another key, on disk; with
+        `made_by`, the newest of those not outdated for that generator."""
         if listing is None:
             listing = await self.listing()
         files = [f for f in listing.get(key.spec_name, ()) if f.cache_key != key.cache_key]
@@ -181,6 +186,8 @@ class Incremental:
                 if raw is None:
                     continue
                 entry = decode_entry(raw, file.hash8)
+                if made_by is not None and entry.generator.outdated_for(made_by):
+                    continue
                 if newest is None or _when(entry) > _when(newest):
                     newest = entry
         return newest
