@@ -4,6 +4,9 @@
         ──► poll (IR_BATCH_POLL_INTERVAL, doubling to IR_BATCH_POLL_MAX) ──► results joined by
         custom_id, validated, stored in both tiers ──► what failed retried once directly ──► record removed
 
+Across machines: before it submits, a warm claims each spec in Redis (batch_claims.py); a spec
+another process's batch claims is left to it (counted busy), and a lookup elsewhere waits for it.
+
 Resumable: the record (batch_record.py) is written as soon as the API has accepted the batch, before
 the first poll; a warm stopped at any point leaves it, and the next warm resumes every record no
 live process is collecting before it looks for misses: it never submits the same specs twice. The
@@ -35,6 +38,7 @@ from ..fmt import describe_os_error
 from ..ir.envelope import StoredEntry
 from ..ir.generators import GenerationError, generator_label
 from ..ir.generators.base import BatchApi, BatchOutcome
+from .batch_claims import BatchClaims
 from .batch_record import MAX_BYTES, MAX_REQUESTS, BatchBook, BatchRecord, BatchSpec, custom_id_for
 from .fill import Filler
 from .generate import Generation
@@ -109,10 +113,11 @@ class _Tally:
 
 
 class BatchWarm:
-    def __init__(self, api: BatchApi, generation: Generation, filler: Filler, tiers: Tiers, book: BatchBook, *,
-                 poll_interval: float, poll_max: float,
+    def __init__(self, api: BatchApi, generation: Generation, filler: Filler, tiers: Tiers, book: BatchBook,
+                 claims: BatchClaims, *, poll_interval: float, poll_max: float,
                  on_progress: Callable[[BatchProgress], None] | None, force: bool = False) -> None:
         self._api = api
+        self._claims = claims
         self._generation = generation
         self._filler = filler
         self._tiers = tiers
@@ -125,23 +130,47 @@ class BatchWarm:
         self._made: set[str] = set()  # cache keys this run stored (a resumed batch's): not counted as cached
 
     async def run(self, specs: list[tuple[str, str]]) -> BatchWarmResult:
-        for record in self._book.records():  # what an earlier warm left: finished first, never resubmitted
-            lock = self._book.lock(record.batch_id)
-            if not _try_lock(lock):
-                continue  # another live process collects it
-            log.log(NOTICE, "Resuming batch %s (submitted %s, %d specs)", record.batch_id, record.submitted_clock,
-                    len(record.specs))
-            self._tally.resumed.append(record.batch_id)
-            try:
+        async with self._claims.kept():  # renewed while we work, released however we stop
+            for record in self._book.records():  # what an earlier warm left: finished first, never resubmitted
+                lock = self._book.lock(record.batch_id)
+                if not _try_lock(lock):
+                    continue  # another live process collects it
+                log.log(NOTICE, "Resuming batch %s (submitted %s, %d specs)", record.batch_id,
+                        record.submitted_clock, len(record.specs))
+                self._tally.resumed.append(record.batch_id)
+                await self._claims.claim(_keys(record))  # ours again (any another batch holds stays theirs)
+                try:
+                    await self._collect(record, lock)
+                except GenerationError as exc:  # e.g. a batch of another key or workspace: say how to give it up
+                    raise GenerationError(f"{exc} (resuming the batch recorded in "
+                                          f"{self._book.path(record.batch_id)}: delete that file to give it up)") from None
+            wanted = await self._unclaimed(await self._misses(specs))
+            records = [await self._submit(chunk) for chunk in split_at_limits(wanted)]
+            for record, lock in records:
                 await self._collect(record, lock)
-            except GenerationError as exc:  # e.g. a batch of another key or workspace: say how to give it up
-                raise GenerationError(f"{exc} (resuming the batch recorded in {self._book.path(record.batch_id)}: "
-                                      "delete that file to give it up)") from None
-        wanted = await self._misses(specs)
-        records = [await self._submit(chunk) for chunk in split_at_limits(wanted)]
-        for record, lock in records:
-            await self._collect(record, lock)
         return self._tally.result()
+
+    async def _unclaimed(self, wanted: list[Request]) -> list[Request]:
+        """The misses no other process's batch claims, claimed now for ours; the others are left to
+        theirs (busy). A claimed spec is read again: a batch elsewhere may have stored it and let go
+        of it between our read and our claim."""
+        elsewhere = await self._claims.claim(CacheKey.parse(spec.cache_key) for spec, _ in wanted)
+        kept: list[Request] = []
+        for spec, params in wanted:
+            key = CacheKey.parse(spec.cache_key)
+            if spec.cache_key in elsewhere:
+                log.info("%s is in a Message Batch that %s collects: left to it", key.spec_name,
+                         elsewhere[spec.cache_key])
+                self._tally.busy += 1
+            elif not self._force and (hit := await self._tiers.read(key, strict=True)) is not None:
+                await self._claims.release([key])
+                if hit.tier == "redis":
+                    self._tally.in_redis += 1
+                else:
+                    self._tally.from_filesystem += 1
+            else:
+                kept.append((spec, params))
+        return kept
 
     async def _misses(self, specs: list[tuple[str, str]]) -> list[tuple[BatchSpec, dict[str, Any]]]:
         """The specs in neither tier (with force: cached or not) nor in a batch in flight, once each, with
@@ -281,6 +310,7 @@ class BatchWarm:
             self._book.remove(record.batch_id)
         finally:
             lock.release()
+            await self._claims.release(_keys(record))
 
     async def _retry(self, batch_id: str, spec: BatchSpec, problem: str) -> None:
         """One direct generation of what the batch gave no IR for; a failed patch request's is in full."""
@@ -316,6 +346,10 @@ def split_at_limits(requests: list[Request], *, max_requests: int = MAX_REQUESTS
         chunks[-1].append((spec, params))
         size += one
     return chunks
+
+
+def _keys(record: BatchRecord) -> list[CacheKey]:
+    return [CacheKey.parse(spec.cache_key) for spec in record.specs]
 
 
 def _try_lock(lock: MachineLock) -> bool:

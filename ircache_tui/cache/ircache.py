@@ -42,6 +42,7 @@ from .audit import AuditTrail
 from .decoded import DecodedEntries, EntryDigest
 from .embedded import EmbeddedRedis
 from .batch import BatchProgress, BatchWarm, BatchWarmResult
+from .batch_claims import BatchClaims, made_in_claimed_batch
 from .batch_record import BatchBook, made_in_batch
 from .errors import (BatchUnsupported, ClusterRefused, EmbeddedRedisError, ReadOnlyError, ReadOnlyMiss,
                      RedisUnavailable)
@@ -279,6 +280,8 @@ class IRCache:
             hit = await self._path().read(key, strict=strict_redis, accept=accept)
             if hit is None:
                 hit = await made_in_batch(self.batches, self._path(), key, wait_for_batch)  # a batch in flight makes it
+            if hit is None:  # ... or one another machine's warm claimed it for (batch_claims.py)
+                hit = await made_in_claimed_batch(self.redis.batch_claims, self._path(), key, wait_for_batch)
             if hit is None:
                 hit = await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, False, strict_redis,
                                                           accept)
@@ -297,7 +300,7 @@ class IRCache:
         if not isinstance(self.generator, SubmitsBatches):
             raise BatchUnsupported(f"the {self.generator.name} generator has no batch API")
         warm = BatchWarm(self.generator.batches(), self._open(self._generation), self._open(self._filler),
-                         self._path(), self.batches, poll_interval=self.settings.batch_poll_interval,
+                         self._path(), self.batches, BatchClaims(self.redis.batch_claims), poll_interval=self.settings.batch_poll_interval,
                          poll_max=self.settings.batch_poll_max, on_progress=on_progress, force=force)
         return await warm.run(specs)
 

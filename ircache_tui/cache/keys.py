@@ -220,6 +220,11 @@ class KeySpace:
         # Ends in ':lock', so it never parses as an IR key and no flush touches it.
         return f"{self.redis_key(key)}:lock"
 
+    def batch_claim_key(self, key: KeyLike) -> str:
+        """An entry claimed by a Message Batch in flight (batch_claims.py); ends in ':batch', so never an
+        IR key and no flush touches it."""
+        return f"{self.redis_key(key)}:batch"
+
     def hits_key(self, key: KeyLike) -> str:
         """An entry's hit counts (cache/hits.py); ends in ':hits', so never an IR key."""
         return f"{self.redis_key(key)}:hits"

@@ -1,4 +1,6 @@
-"""The cross-process generation lock: one key per entry (`{prefix}:lock:{key}`), taken with SET NX PX.
+"""The cross-process generation lock: one key per entry (`{prefix}:{key}:lock`), taken with SET NX PX.
+The same machinery claims an entry for a Message Batch in flight (`{prefix}:{key}:batch`, batch_claims.py):
+a second Locks over the same door, with its own key names and the first one's probe.
 
 Released and extended by compare-and-delete / compare-and-extend: with the server's own commands
 where it has them (DELIFEQ on Valkey 9, DELEX IFEQ on Redis 8.4, and SET IFEQ: no script rights
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from redis.exceptions import WatchError
@@ -28,19 +31,30 @@ LockMode = Literal["native", "script", "watch", "none"]
 _SCRIPTS = {"release": scripts.RELEASE_LOCK, "extend": scripts.EXTEND_LOCK}
 
 
+@dataclass
+class LockProbe:
+    """How locks are released and extended here, found by the first one (shared by every Locks on a door)."""
+
+    mode: LockMode | None = None  # native, scripts, WATCH/MULTI, or no lock
+    native: str | None = None  # the server's compare-and-delete command (mode native), if any
+
+
 class Locks:
-    def __init__(self, door: Door, keys: KeySpace) -> None:
+    def __init__(self, door: Door, keys: KeySpace, *, key_of: Callable[[KeyLike], str] | None = None,
+                 probe: LockProbe | None = None) -> None:
+        """`key_of`: the Redis key of an entry's lock (KeySpace.lock_key unless said); `probe`: another
+        Locks' (one probe, said once, for every kind of lock over this door)."""
         self._door = door
         self._keys = keys
-        self._lock_mode: LockMode | None = None  # found on first use: native, scripts, WATCH/MULTI, or no lock
-        self._native: str | None = None  # the server's compare-and-delete command (mode), if any
+        self._key_of = key_of or keys.lock_key
+        self.probe = probe or LockProbe()
         self._said_lock_refusal: set[str] = set()
         self._scripts: dict[str, tuple[Any, Any]] = {}  # name → (client, the script registered on it)
 
     @property
     def known_mode(self) -> LockMode | None:
         """How locks are released here, once the first lock found out (None before)."""
-        return self._lock_mode
+        return self.probe.mode
 
     def _script(self, name: str) -> Any:
         """The lock script `name`, registered on the current client: the script names its key
@@ -57,16 +71,16 @@ class Locks:
         Raises RedisUnavailable / RedisCommandError when there is no usable lock.
         """
         self._door.writable("SET NX (lock)")
-        lkey = self._keys.lock_key(cache_key)
+        lkey = self._key_of(cache_key)
         if await self.mode(lkey) == "none":
-            native = f"+{self._native}, or " if self._native else ""
+            native = f"+{self.probe.native}, or " if self.probe.native else ""
             raise RedisPermissionError(
                 "evalsha", f"or {native}+watch +multi +exec: without any of them there is no cross-process lock")
         return bool(await self._door.run(lambda: self._door.nodes.client.set(lkey, token, nx=True, px=ttl_ms)))
 
     async def extend(self, cache_key: KeyLike, token: str, ttl_ms: int) -> bool:
         self._door.writable("SET XX PX (lock)")
-        lkey = self._keys.lock_key(cache_key)
+        lkey = self._key_of(cache_key)
         with self._lock_refusal("extend"):
             mode = await self.mode(lkey)
             if mode == "native":
@@ -83,12 +97,12 @@ class Locks:
 
     async def release(self, cache_key: KeyLike, token: str) -> bool:
         self._door.writable("UNLINK (lock)")
-        lkey = self._keys.lock_key(cache_key)
+        lkey = self._key_of(cache_key)
         with self._lock_refusal("release"):
             mode = await self.mode(lkey)
             if mode == "native":
                 with self._native_gone():
-                    return bool(await self._door.run(lambda: self._native_release(lkey, token), sent=self._native))
+                    return bool(await self._door.run(lambda: self._native_release(lkey, token), sent=self.probe.native))
                 return await self.release(cache_key, token)
             if mode == "script":
                 return bool(await self._door.run(lambda: self._script("release")(keys=[lkey], args=[token])))
@@ -104,13 +118,13 @@ class Locks:
         except RedisCommandError as exc:
             if isinstance(exc, RedisPermissionError) or "unknown command" not in str(exc).lower():
                 raise
-            log.info("Redis no longer knows %s: generation locks are probed again", (self._native or "").upper())
-            self._lock_mode, self._native = None, None
+            log.info("Redis no longer knows %s: generation locks are probed again", (self.probe.native or "").upper())
+            self.probe.mode, self.probe.native = None, None
             self._door.forget_server()
 
     def _native_release(self, lkey: str, token: str) -> Awaitable[Any]:
         client = self._door.nodes.client  # a plain client or a RedisCluster: both take any command
-        if self._native == "delex":
+        if self.probe.native == "delex":
             return execute(client, "DELEX", lkey, "IFEQ", token)
         return execute(client, "DELIFEQ", lkey, token)
 
@@ -126,12 +140,12 @@ class Locks:
             raise
 
     async def held(self, cache_key: KeyLike) -> bool:
-        lkey = self._keys.lock_key(cache_key)
+        lkey = self._key_of(cache_key)
         return bool(await self._door.run(lambda: self._door.nodes.client.exists(lkey)))
 
     async def holder(self, cache_key: KeyLike) -> str | None:
         """Who holds the lock, from its token (`pid N on HOST <uuid>`), or None."""
-        lkey = self._keys.lock_key(cache_key)
+        lkey = self._key_of(cache_key)
         token = await self._door.run(lambda: self._door.nodes.client.get(lkey))
         if not token:
             return None
@@ -141,40 +155,40 @@ class Locks:
 
     async def mode(self, lkey: str) -> LockMode:
         """How locks are released here; probed once with a token nobody holds (changes nothing)."""
-        if self._lock_mode is not None:
-            return self._lock_mode
+        if self.probe.mode is not None:
+            return self.probe.mode
         probe = "ircache-probe"
         server = await self._door.server_info()
-        self._native = server.compare_and_delete if server is not None else None
-        if server is not None and self._native is not None:
+        self.probe.native = server.compare_and_delete if server is not None else None
+        if server is not None and self.probe.native is not None:
             try:
-                await self._door.run(lambda: self._native_release(lkey, probe), sent=self._native)
-                self._lock_mode = "native"
+                await self._door.run(lambda: self._native_release(lkey, probe), sent=self.probe.native)
+                self.probe.mode = "native"
                 log.debug("Generation locks are released with %s and extended with SET IFEQ (%s)",
-                          self._native.upper(), server.label)
-                return self._lock_mode
+                          self.probe.native.upper(), server.label)
+                return self.probe.mode
             except RedisPermissionError as refused:
                 log.info("Redis refuses %s for this user (%s): generation locks are released with a script "
-                         "or a transaction instead", self._native.upper(), refused.rule)
+                         "or a transaction instead", self.probe.native.upper(), refused.rule)
             except RedisCommandError as exc:  # not there after all (a proxy, a build without it)
-                log.debug("%s is not usable here (%s)", self._native.upper(), exc)
-                self._native = None
+                log.debug("%s is not usable here (%s)", self.probe.native.upper(), exc)
+                self.probe.native = None
         try:
             await self._door.run(lambda: self._script("release")(keys=[lkey], args=[probe]))
-            self._lock_mode = "script"
+            self.probe.mode = "script"
         except RedisPermissionError as scripted:
             try:
                 await self._door.run(lambda: self._compare_and(lkey, probe, lambda pipe: pipe.unlink(lkey)))
-                self._lock_mode = "watch"  # as correct as the script, one more round trip
+                self.probe.mode = "watch"  # as correct as the script, one more round trip
                 log.info("Redis refuses scripts for this user (%s): generation locks are released "
                          "and extended with WATCH/MULTI/EXEC", scripted.rule)
             except RedisPermissionError as watched:
-                self._lock_mode = "none"
-                native = f"+{self._native}, or " if self._native else ""
+                self.probe.mode = "none"
+                native = f"+{self.probe.native}, or " if self.probe.native else ""
                 log.warning("Redis refuses both %s and %s for this user: no cross-process generation lock, "
                             "so two processes may generate the same spec at once (add %s+evalsha +script|load, "
                             "or +watch +multi +exec)", scripted.rule, watched.rule, native)
-        return self._lock_mode
+        return self.probe.mode
 
     async def _compare_and(self, lkey: str, token: str, then: Callable[[Any], object]) -> bool:
         """If `lkey` holds `token`, run `then` on it in a transaction that fails if the key changed
