@@ -6,6 +6,7 @@ resumes the same batch; a `get` elsewhere waits for a spec in flight, or with --
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -281,3 +282,21 @@ def test_switching_to_anthropic_then_warm_outdated_batch_upgrades_them_in_one_ba
         in_redis, on_disk = stored(sync_redis, cache_dir, path)
         assert in_redis == on_disk and in_redis.generator.model == MODEL
         assert in_redis.usage is not None and in_redis.usage.service_tier == "batch"
+
+
+async def test_a_batch_that_cannot_be_recorded_is_said_with_its_id_and_collected_in_the_same_run(
+        redis_url, sync_redis, cache_dir, tmp_path, ircache_logs):
+    """A cache dir where the record cannot be written (here: a file where `.batches/` should be):
+    the batch is paid for, so the warm says which one and collects it now rather than lose it."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    (cache_dir / BATCH_DIR).write_text("not a directory")
+    paths = write_specs(tmp_path / "specs", 2)
+    with AnsweringAPI(KEY, responder=offline_responder()) as api:
+        async with cache_over(api, redis_url, cache_dir) as cache:
+            result = await cache.warm_batch([(p.read_text(), str(p)) for p in paths])
+    (batch_id,) = api.batch_creates
+    assert (result.submitted, result.succeeded, result.failures) == (2, 2, ())
+    said = [r.getMessage() for r in ircache_logs.records if r.levelno >= logging.WARNING]
+    assert any(line.startswith(f"Batch {batch_id} was submitted but could not be recorded in ") for line in said), said
+    assert [stored(sync_redis, cache_dir, p)[0].usage.service_tier for p in paths] == ["batch"] * 2
+    assert (cache_dir / BATCH_DIR).read_text() == "not a directory"  # nothing of ours written over it

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fmt import describe_os_error
 from .errors import BatchInFlight
 from .fs_tier import atomic_write
 from .keys import CacheKey
@@ -108,8 +109,16 @@ class BatchBook:
         atomic_write(self.path(record.batch_id), record.to_json())
 
     def remove(self, batch_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """Drop a collected batch's record. None there (it could not be written: FileNotFoundError, or
+        NotADirectoryError where `.batches` is not a directory) is fine; one that stays is said, never
+        raised: the entries are stored, and a later warm finds the batch ended and tries again."""
+        try:
             self.path(batch_id).unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            log.warning("Could not remove the record of collected batch %s (%s): the next warm --batch finds it "
+                        "ended and removes it", batch_id, describe_os_error(exc))
         self._read.pop(f"{batch_id}.json", None)
 
     def records(self) -> list[BatchRecord]:
