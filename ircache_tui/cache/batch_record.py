@@ -20,7 +20,6 @@ character made `-`, cut to 40, then `_` and 16 hex digits of the key's SHA-256: 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
