@@ -11,7 +11,6 @@ import asyncio
 import json
 import re
 import signal
-import subprocess
 
 import pytest
 import redis
@@ -20,7 +19,7 @@ from ircache_tui.cache.batch_claims import BatchClaims
 from ircache_tui.cache.ircache import IRCache
 from ircache_tui.cache.keys import CacheKey
 from ircache_tui.ir.generators import OfflineGenerator
-from tests.support.cli import ENTRY_POINT, run_cli
+from tests.support.cli import reap, run_cli, start_cli
 from tests.support.generators import CountingGenerator
 from tests.support.messages_batches import AnsweringAPI, offline_responder
 from tests.test_batch_warm import KEY, cache_over, start_warm, stored, warm_env, write_specs
@@ -54,8 +53,7 @@ def test_another_machine_leaves_a_claimed_spec_to_the_batch_and_waits_for_it(red
             assert json.loads(second.stdout)["batch"]["busy"] == 2
             assert api.batch_creates == [batch_id]  # it submitted nothing
 
-            waiting = subprocess.Popen([ENTRY_POINT, "get", str(paths[1])], env=env_b, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            waiting = start_cli("get", str(paths[1]), env=env_b)
             assert waiting.stderr is not None
             said = waiting.stderr.readline()  # the NOTICE that it waits (shown by default)
             assert CLAIMED.search(said) and "waiting for it" in said, said
@@ -63,10 +61,7 @@ def test_another_machine_leaves_a_claimed_spec_to_the_batch_and_waits_for_it(red
             out, err = waiting.communicate(timeout=60)
             warm_out, warm_err = warm.communicate(timeout=60)
         finally:
-            for proc in (warm, waiting):
-                if proc is not None and proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            reap(warm, waiting)
     assert waiting.returncode == 0, err
     assert "made in a batch with" in out
     assert warm.returncode == 0, warm_err
@@ -85,18 +80,14 @@ def test_a_stopped_warm_lets_go_and_a_waiting_machine_generates_directly(redis_u
         warm = start_warm(api, env_a, specs)
         waiting = None
         try:
-            waiting = subprocess.Popen([ENTRY_POINT, "get", str(paths[0])], env=env_b, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            waiting = start_cli("get", str(paths[0]), env=env_b)
             assert waiting.stderr is not None
             assert CLAIMED.search(waiting.stderr.readline())
             warm.send_signal(signal.SIGTERM)  # its batch stays recorded on machine A, for A's next warm
             warm.communicate(timeout=30)
             out, err = waiting.communicate(timeout=60)
         finally:
-            for proc in (warm, waiting):
-                if proc is not None and proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            reap(warm, waiting)
     assert warm.returncode == 143
     assert waiting.returncode == 0, err
     assert "ended with no entry: generating it directly" in err

@@ -23,7 +23,7 @@ from ircache_tui.ir.generators.anthropic import AnthropicGenerator
 from ircache_tui.ir.generators.offline import parse_spec
 from ircache_tui.ir.prices import price_for, standard_cost_of
 from ircache_tui.settings import Settings
-from tests.support.cli import ENTRY_POINT, cli_env, run_cli
+from tests.support.cli import cli_env, reap, run_cli, start_cli
 from tests.support.messages_api import error
 from tests.support.messages_batches import AnsweringAPI, offline_responder
 
@@ -133,8 +133,7 @@ def warm_env(api: AnsweringAPI, redis_url: str, cache_dir: Path) -> dict[str, st
 
 
 def start_warm(api: AnsweringAPI, env: dict[str, str], specs: Path, *more: str) -> subprocess.Popen:
-    proc = subprocess.Popen([ENTRY_POINT, "warm", str(specs), "--batch", *more], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("warm", str(specs), "--batch", *more, env=env)
     wait_until(lambda: api.batch_retrievals >= 2 or proc.poll() is not None, 30, "the warm never polled its batch")
     assert proc.poll() is None, proc.communicate()
     return proc
@@ -151,9 +150,7 @@ def test_a_warm_killed_while_polling_resumes_its_batch_and_submits_no_other(redi
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            reap(proc)
         assert proc.returncode == 143, err
         (batch_id,) = api.batch_creates
         records = list((cache_dir / BATCH_DIR).glob("*.json"))
@@ -198,8 +195,7 @@ def test_a_get_waits_for_a_spec_in_a_batch_in_flight_or_says_so(redis_url, sync_
             (line,) = refused.stderr.splitlines()
             assert re.fullmatch(rf"ircache-tui get: spec-00 is being generated in batch {batch_id} \(submitted "
                                 r"\d\d:\d\d\); try again later", line), line
-            waiting = subprocess.Popen([ENTRY_POINT, "get", str(paths[0])], env=env, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            waiting = start_cli("get", str(paths[0]), env=env)
             assert waiting.stderr is not None
             said = waiting.stderr.readline()  # the NOTICE that it waits (shown by default)
             assert f"is being generated in batch {batch_id}" in said and "waiting for it" in said, said
@@ -207,10 +203,7 @@ def test_a_get_waits_for_a_spec_in_a_batch_in_flight_or_says_so(redis_url, sync_
             out, err = waiting.communicate(timeout=30)
             warm_out, warm_err = warm.communicate(timeout=30)
         finally:
-            for proc in (warm, locals().get("waiting")):
-                if proc is not None and proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            reap(warm, locals().get("waiting"))
     assert waiting.returncode == 0, err
     assert "made in a batch with" in out
     assert warm.returncode == 0, warm_err

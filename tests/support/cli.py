@@ -24,3 +24,17 @@ def run_cli(*args: str, env: dict[str, str], input: str | None = None, cwd: Path
         [ENTRY_POINT, *args], env=env, input=input, capture_output=True, text=True, timeout=timeout,
         cwd=cwd, stdin=None if input is not None else subprocess.DEVNULL,
     )
+
+
+def start_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The entry point running in the background, its output piped (read it line by line, or communicate)."""
+    return subprocess.Popen([ENTRY_POINT, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def reap(*procs: subprocess.Popen[str] | None) -> None:
+    """Kill what a failed test left running (call it in a `finally`); a process already done is left be."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
