@@ -112,20 +112,37 @@ async def test_a_claim_whose_collector_died_lapses_and_the_spec_is_generated(red
 
 
 async def test_claims_are_renewed_while_kept_released_after_and_never_taken_from_another(redis_url, sync_redis,
-                                                                                       tmp_path):
-    keys = [CacheKey.parse(f"spec-{i}_0000000{i}") for i in range(3)]
-    # another tool's key where our claim of spec-2 would go: never overwritten, so spec-2 is "elsewhere"
-    sync_redis.set("ir_cache:spec-2_00000002:batch", b"teamb's")
+                                                                                       tmp_path, ircache_logs):
+    keys = [CacheKey.parse(f"spec-{i}_{i:08x}") for i in range(40)]
+    # another tool's values where our claims of spec-1 and spec-2 would go: never overwritten nor deleted,
+    # never taken for a claim (nobody waits on them), and the other 38 claims are all taken
+    sync_redis.set("ir_cache:spec-1_00000001:batch", b"teamb's value")
+    sync_redis.hset("ir_cache:spec-2_00000002:batch", "owner", "teamb")
     async with IRCache(redis_url=redis_url, cache_dir=tmp_path / "c", generator=OfflineGenerator()) as cache:
         claims = BatchClaims(cache.redis.batch_claims, ttl_ms=300)
         async with claims.kept():
-            elsewhere = await claims.claim(keys)
-            assert list(elsewhere) == ["spec-2_00000002"]
+            assert await claims.claim(keys) == {}  # nothing another batch claims
+            assert claims.held == 38
             await asyncio.sleep(1.0)  # three TTLs: alive only because renewed
-            assert claims.held == 2
-            assert all(sync_redis.pttl(f"ir_cache:{k}:batch") > 0 for k in keys[:2])
-        assert sync_redis.get("ir_cache:spec-2_00000002:batch") == b"teamb's"
-    assert claim_keys(sync_redis) == [b"ir_cache:spec-2_00000002:batch"]
+            assert claims.held == 38
+            assert all(sync_redis.pttl(f"ir_cache:{k}:batch") > 0 for k in keys[3:])
+            other = BatchClaims(cache.redis.batch_claims)
+            assert set(await other.claim(keys[:4])) == {"spec-0_00000000", "spec-3_00000003"}  # ours, to another
+    assert sync_redis.get("ir_cache:spec-1_00000001:batch") == b"teamb's value"
+    assert sync_redis.hgetall("ir_cache:spec-2_00000002:batch") == {b"owner": b"teamb"}
+    assert claim_keys(sync_redis) == [b"ir_cache:spec-1_00000001:batch", b"ir_cache:spec-2_00000002:batch"]
+
+
+async def test_a_lookup_never_waits_on_another_tools_value_at_a_claim_key(redis_url, sync_redis, cache_dir, tmp_path):
+    spec = tmp_path / "petstore.md"
+    spec.write_text("# Petstore\n\n## Endpoints\n- GET /pets - List pets\n")
+    key, _ = CacheKey.for_spec(spec.read_text(), str(spec))
+    sync_redis.set(f"ir_cache:{key}:batch", b"pid 1 on elsewhere but not a claim")  # no TTL, not our token's shape
+    generator = CountingGenerator()
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, generator=generator) as cache:
+        assert (await cache.lookup(spec.read_text(), str(spec), wait_for_batch=False)).tier == "generator"
+    assert generator.calls == 1
+    assert sync_redis.get(f"ir_cache:{key}:batch") == b"pid 1 on elsewhere but not a claim"
 
 
 @pytest.mark.server

@@ -15,8 +15,12 @@ stored or the run ends however it ends. Then:
   died, so the claim lapsed within CLAIM_TTL_MS; or the batch gave none and its retry failed), it
   generates the spec directly.
 
-Best effort: a Redis that is down or refuses the commands leaves the run without claims (said once);
-the record still guards this machine.
+Only a value shaped like a claim (`pid N on HOST` and 32 hex digits) is one: another tool's value
+at that key is never waited on, overwritten or deleted (the spec is then submitted unclaimed).
+
+Best effort: a Redis that is down or refuses the commands leaves the run without claims (said once
+for each step: take, renew, release); the record still guards this machine. A waiting lookup rides
+out a Redis that does not answer for up to CLAIM_TTL_MS before it gives up waiting.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
@@ -33,7 +39,7 @@ from .keys import CacheKey
 from .machine_lock import whoami
 from .redis.lock import Locks
 from .results import NOTICE, Lookup
-from .tiers import REDIS_ERRORS, Tiers
+from .tiers import REDIS_ERRORS, Accept, Tiers
 
 log = logging.getLogger("ircache")
 
@@ -41,6 +47,15 @@ log = logging.getLogger("ircache")
 CLAIM_TTL_MS = 120_000
 #: claims taken, renewed or released at once (each is one round trip)
 AT_ONCE = 32
+#: what a claim's token looks like (machine_lock.whoami, then a uuid4's hex); the first group is who
+_CLAIM = re.compile(r"(pid \d+ on \S+) [0-9a-f]{32}")
+
+
+async def claimant(locks: Locks, key: CacheKey) -> str | None:
+    """Who claims `key` for a batch (`pid N on HOST`), or None: no claim, or another tool's value."""
+    token = await locks.token(key)
+    m = _CLAIM.fullmatch(token) if token is not None else None
+    return m.group(1) if m else None
 
 
 class BatchClaims:
@@ -51,22 +66,23 @@ class BatchClaims:
         self._ttl_ms = ttl_ms
         self.token = f"{whoami()} {uuid.uuid4().hex}"
         self._held: dict[str, CacheKey] = {}
-        self._said = False
+        self._said: set[str] = set()
 
     @property
     def held(self) -> int:
         return len(self._held)
 
     async def claim(self, keys: Iterable[CacheKey]) -> dict[str, str]:
-        """Claim `keys`. Returns those another process holds: cache key → who (`pid N on HOST`).
-        Without usable claims (Redis down, a refusal) nothing is held elsewhere, as far as we know."""
+        """Claim `keys`. Returns those another batch claims: cache key → who (`pid N on HOST`). A key
+        that could not be claimed otherwise (Redis trouble, another tool's value there) is neither
+        ours nor theirs: the caller goes on without a claim on it."""
         elsewhere: dict[str, str] = {}
 
         async def one(key: CacheKey) -> None:
             if await self._locks.acquire(key, self.token, self._ttl_ms):
                 self._held[key.cache_key] = key
-            else:
-                elsewhere[key.cache_key] = await self._locks.holder(key) or "another process"
+            elif (who := await claimant(self._locks, key)) is not None:
+                elsewhere[key.cache_key] = who
 
         await self._each([k for k in keys if k.cache_key not in self._held], one, "take")
         return elsewhere
@@ -84,54 +100,65 @@ class BatchClaims:
 
         await self._each(mine, one, "release")
 
+    async def _renew(self) -> None:
+        async def one(key: CacheKey) -> None:
+            if await self._locks.extend(key, self.token, self._ttl_ms):
+                return
+            if self._held.pop(key.cache_key, None) is not None:  # (not released meanwhile: lapsed)
+                log.warning("The batch claim on %s lapsed; another machine may generate it too", key.spec_name)
+
+        while True:
+            started = time.monotonic()
+            await self._each(list(self._held.values()), one, "renew")
+            # a third of the TTL from the round's start, however long the round took
+            await asyncio.sleep(max(0.0, self._ttl_ms / 3000 - (time.monotonic() - started)))
+
     @contextlib.asynccontextmanager
     async def kept(self) -> AsyncIterator[BatchClaims]:
         """Renew every claim held every third of its TTL while the body runs; release them all after."""
 
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self._ttl_ms / 3000)
+        async def renewing_later() -> None:
+            await asyncio.sleep(self._ttl_ms / 3000)
+            await self._renew()
 
-                async def one(key: CacheKey) -> None:
-                    if not await self._locks.extend(key, self.token, self._ttl_ms):
-                        self._held.pop(key.cache_key, None)  # lapsed (we stalled past its TTL): not ours now
-                        log.info("The batch claim on %s lapsed; another process may generate it", key.spec_name)
-
-                await self._each(list(self._held.values()), one, "renew")
-
-        renewing = asyncio.ensure_future(renew())
+        renewing = asyncio.ensure_future(renewing_later())
         try:
             yield self
         finally:
             renewing.cancel()
-            await asyncio.gather(renewing, return_exceptions=True)
+            (ended,) = await asyncio.gather(renewing, return_exceptions=True)
+            if isinstance(ended, Exception):  # not a Redis error (_each takes those): a bug, said
+                log.warning("Renewing batch claims stopped: %s: %s", ended.__class__.__name__, ended)
             await self.release()
 
     async def _each(self, keys: list[CacheKey], step: Callable[[CacheKey], Awaitable[None]], what: str) -> None:
-        """Run `step` on every key, AT_ONCE at a time; Redis trouble ends the round, said once."""
-        if not keys:
-            return
+        """Run `step` on every key, AT_ONCE at a time, and wait for every one of them; a key Redis
+        failed on is left as it was (the first failure of each step is said once)."""
         room = asyncio.Semaphore(AT_ONCE)
 
         async def guarded(key: CacheKey) -> None:
             async with room:
                 await step(key)
 
-        try:
-            await asyncio.gather(*(guarded(k) for k in keys))
-        except REDIS_ERRORS as exc:
-            if not self._said:
-                self._said = True
-                log.warning("Cannot %s this warm's batch claims in Redis (%s): other machines may generate its specs too",
-                            what, exc)
+        done = await asyncio.gather(*(guarded(k) for k in keys), return_exceptions=True)
+        failed = next((r for r in done if isinstance(r, BaseException)), None)
+        if failed is None:
+            return
+        if not isinstance(failed, REDIS_ERRORS):
+            raise failed
+        if what not in self._said:
+            self._said.add(what)
+            log.warning("Cannot %s this warm's batch claims in Redis (%s): other machines may generate its specs too",
+                        what, failed)
 
 
-async def made_in_claimed_batch(locks: Locks, tiers: Tiers, key: CacheKey, wait: bool) -> Lookup | None:
-    """The entry a batch another machine claimed `key` for makes, once stored; None when no batch
-    claims it, or when the claim ends without an entry (then it is generated directly: said once).
-    `wait` False: BatchInFlight instead of waiting."""
+async def made_in_claimed_batch(locks: Locks, tiers: Tiers, key: CacheKey, wait: bool,
+                                accept: Accept | None = None) -> Lookup | None:
+    """The entry a batch another machine claimed `key` for makes, once stored (and `accept`ed, as
+    Tiers.read); None when no batch claims it, or when the claim ends without an entry (then it is
+    generated directly: said once). `wait` False: BatchInFlight instead of waiting."""
     try:
-        who = await locks.holder(key)
+        who = await claimant(locks, key)
     except REDIS_ERRORS:
         return None
     if who is None:
@@ -140,17 +167,22 @@ async def made_in_claimed_batch(locks: Locks, tiers: Tiers, key: CacheKey, wait:
     if not wait:
         raise BatchInFlight(f"{key.spec_name} is being generated in {where}; try again later")
     log.log(NOTICE, "IR for %s is being generated in %s; waiting for it", key.spec_name, where)
+    answered = time.monotonic()  # when Redis last said the claim stands
     while True:
         await asyncio.sleep(BATCH_WAIT_POLL)
-        hit = await tiers.read(key, again=True)
+        hit = await tiers.read(key, again=True, accept=accept)
         if hit is not None:
             return hit
         try:
-            if not await locks.held(key):
+            if await claimant(locks, key) is None:
                 break
-        except REDIS_ERRORS:
-            break
-    hit = await tiers.read(key, again=True)
+            answered = time.monotonic()
+        except REDIS_ERRORS as exc:  # a blip is no verdict: the claim would have lapsed by now
+            if time.monotonic() - answered > CLAIM_TTL_MS / 1000:
+                log.warning("Redis has not said for %.0f s whether %s is still claimed (%s): generating it "
+                            "directly", CLAIM_TTL_MS / 1000, key.spec_name, exc)
+                return await tiers.read(key, again=True, accept=accept)
+    hit = await tiers.read(key, again=True, accept=accept)
     if hit is None:
         log.warning("The batch claim on %s ended with no entry: generating it directly", key.spec_name)
     return hit

@@ -35,7 +35,7 @@ from .fs_tier import atomic_write
 from .keys import CacheKey
 from .machine_lock import MachineLock
 from .results import NOTICE, Lookup
-from .tiers import Tiers
+from .tiers import Accept, Tiers
 
 log = logging.getLogger("ircache")
 
@@ -169,9 +169,10 @@ class BatchBook:
         return True
 
 
-async def made_in_batch(book: BatchBook, tiers: Tiers, key: CacheKey, wait: bool) -> Lookup | None:
-    """The entry a batch in flight makes for `key`, once stored (a lookup's single flight with
-    `warm --batch`); None when `key` is in no batch, or in one nobody collects (then it is generated
+async def made_in_batch(book: BatchBook, tiers: Tiers, key: CacheKey, wait: bool,
+                        accept: Accept | None = None) -> Lookup | None:
+    """The entry a batch in flight makes for `key`, once stored and `accept`ed (as Tiers.read; a
+    lookup's single flight with `warm --batch`); None when `key` is in no batch, or in one nobody collects (then it is generated
     directly: said once). `wait` False: BatchInFlight instead of waiting."""
     record = book.holding(key.cache_key)
     if record is None:
@@ -189,7 +190,7 @@ async def made_in_batch(book: BatchBook, tiers: Tiers, key: CacheKey, wait: bool
             log.log(NOTICE, "IR for %s is being generated in %s; waiting for it", key.spec_name, where)
             said = True
         await asyncio.sleep(BATCH_WAIT_POLL)
-        hit = await tiers.read(key, again=True)
+        hit = await tiers.read(key, again=True, accept=accept)
         if hit is not None:
             return hit
-    return await tiers.read(key, again=True)
+    return await tiers.read(key, again=True, accept=accept)

@@ -279,9 +279,9 @@ class IRCache:
             accept = (lambda e: not self.is_outdated(e)) if self.settings.outdated == "regenerate" else None
             hit = await self._path().read(key, strict=strict_redis, accept=accept)
             if hit is None:
-                hit = await made_in_batch(self.batches, self._path(), key, wait_for_batch)  # a batch in flight makes it
+                hit = await made_in_batch(self.batches, self._path(), key, wait_for_batch, accept)  # a batch makes it
             if hit is None:  # ... or one another machine's warm claimed it for (batch_claims.py)
-                hit = await made_in_claimed_batch(self.redis.batch_claims, self._path(), key, wait_for_batch)
+                hit = await made_in_claimed_batch(self.redis.batch_claims, self._path(), key, wait_for_batch, accept)
             if hit is None:
                 hit = await self._open(self._filler).fill(key, digest, spec_markdown, spec_path, False, strict_redis,
                                                           accept)

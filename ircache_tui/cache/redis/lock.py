@@ -41,12 +41,14 @@ class LockProbe:
 
 class Locks:
     def __init__(self, door: Door, keys: KeySpace, *, key_of: Callable[[KeyLike], str] | None = None,
-                 probe: LockProbe | None = None) -> None:
+                 probe: LockProbe | None = None, noun: str = "generation lock") -> None:
         """`key_of`: the Redis key of an entry's lock (KeySpace.lock_key unless said); `probe`: another
-        Locks' (one probe, said once, for every kind of lock over this door)."""
+        Locks' (one probe, said once, for every kind of lock over this door); `noun`: what a refusal
+        names ("generation lock", "batch claim")."""
         self._door = door
         self._keys = keys
         self._key_of = key_of or keys.lock_key
+        self._noun = noun
         self.probe = probe or LockProbe()
         self._said_lock_refusal: set[str] = set()
         self._scripts: dict[str, tuple[Any, Any]] = {}  # name → (client, the script registered on it)
@@ -136,20 +138,27 @@ class Locks:
         except RedisPermissionError as exc:
             if what not in self._said_lock_refusal:
                 self._said_lock_refusal.add(what)
-                log.warning("Cannot %s a generation lock: %s (until then a lock lasts its full TTL)", what, exc)
+                log.warning("Cannot %s a %s: %s (until then a %s lasts its full TTL)", what, self._noun, exc,
+                            self._noun.split()[-1])
             raise
 
     async def held(self, cache_key: KeyLike) -> bool:
         lkey = self._key_of(cache_key)
         return bool(await self._door.run(lambda: self._door.nodes.client.exists(lkey)))
 
-    async def holder(self, cache_key: KeyLike) -> str | None:
-        """Who holds the lock, from its token (`pid N on HOST <uuid>`), or None."""
+    async def token(self, cache_key: KeyLike) -> str | None:
+        """The lock's token as it stands (None: not held); any text, since anyone may write the key."""
         lkey = self._key_of(cache_key)
         token = await self._door.run(lambda: self._door.nodes.client.get(lkey))
         if not token:
             return None
-        text = token.decode("utf-8", "replace") if isinstance(token, bytes) else str(token)
+        return token.decode("utf-8", "replace") if isinstance(token, bytes) else str(token)
+
+    async def holder(self, cache_key: KeyLike) -> str | None:
+        """Who holds the lock, from its token (`pid N on HOST <uuid>`), or None."""
+        text = await self.token(cache_key)
+        if text is None:
+            return None
         who = text.rsplit(" ", 1)[0] if " " in text else ""
         return redact.scrub(who) or None
 

@@ -98,7 +98,8 @@ class RedisTier:
         self._stats_scripted = True  # False once the server refused the stats script
         self.locks = Locks(self.door, keyspace)
         # the same compare-and-delete, for the claims of a Message Batch in flight (one probe for both)
-        self.batch_claims = Locks(self.door, keyspace, key_of=keyspace.batch_claim_key, probe=self.locks.probe)
+        self.batch_claims = Locks(self.door, keyspace, key_of=keyspace.batch_claim_key, probe=self.locks.probe,
+                                  noun="batch claim")
         self.hit_store = HitStore(self.door, keyspace, ttl)
         self._flags_found: notify.FlagsFound = {}  # notify-keyspace-events we set, and what we found
 
