@@ -44,6 +44,7 @@ from typing import Protocol
 from ..ir.usage import Usage
 from .errors import RedisCommandError, RedisPermissionError, RedisUnavailable
 from .keys import spec_of
+from .results import HitCount, HitTotals
 
 log = logging.getLogger("ircache")
 
@@ -89,6 +90,40 @@ def read_count(stored: dict[str, str], name: str, *, where: str, said: set[str],
                         where, name, raw[:40])
         return 0
     return value
+
+
+def totals_with(stored: dict[str, str], pending: HitBatch | None, *, where: str, said: set[str]) -> HitTotals:
+    """The shared totals as stored (the stats hash at `where`), plus this process's pending batch."""
+
+    def count(name: str, integer: bool = True) -> float:
+        return read_count(stored, name, where=where, said=said, integer=integer)
+
+    def hits(tier: str) -> int:
+        return int(count(tier)) + (pending.totals[tier] if pending else 0)
+
+    since = stored.get("since")
+    return HitTotals(
+        redis=hits("redis"), filesystem=hits("filesystem"), generator=hits("generator"),
+        since=since if since and len(since) <= 40 and since.isprintable() else None,
+        saved_usd=round(count("saved_usd", False) + (pending.saved_usd if pending else 0), 6),
+        saved_seconds=round(count("saved_seconds", False) + (pending.saved_seconds if pending else 0), 3),
+    )
+
+
+def counts_with(stored: list[tuple[int, int, float | None, float | None]], pending: HitBatch | None,
+                cache_keys: list[str], born: list[float | None] | None) -> list[HitCount]:
+    """Per key, the counts as stored plus this process's pending batch; counts made on another
+    generation of the key than `born` says (an entry deleted and made again) are not its."""
+    out = []
+    for i, (key, (r, f, last, counted_on)) in enumerate(zip(cache_keys, stored)):
+        made = born[i] if born is not None else None
+        if made is not None and counted_on is not None and abs(made - counted_on) > 1e-3:
+            r, f, last = 0, 0, None
+        if pending and (mine := pending.per_entry.get(key)):
+            r, f = r + mine["redis"], f + mine["filesystem"]
+            last = max(last or 0.0, pending.last.get(key, 0.0)) or None
+        out.append(HitCount(r, f, last))
+    return out
 
 
 class HitSink(Protocol):

@@ -51,7 +51,7 @@ from .export import ExportDone, ExportFormat, ExportRow, given, write_view
 from .fill import Filler
 from .fs_tier import FileEntry, FilesystemTier
 from .generate import Generation
-from .hits import FLUSH_INTERVAL, HitCounter, read_count
+from .hits import FLUSH_INTERVAL, HitCounter, counts_with, totals_with
 from .keys import HASH_LEN, CacheKey, KeySpace
 from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .maintenance import Maintenance
@@ -375,40 +375,16 @@ class IRCache:
         pending batch included). A stored total that is not a count reads as 0 (said once). Raises
         RedisUnavailable."""
         stored = await self._tier().hit_store.totals()
-        pending = self.hits.pending if self.hits is not None else None
-        where = self.keys.stats_key
-
-        def count(name: str, integer: bool = True) -> float:
-            return read_count(stored, name, where=where, said=self._said_garbage, integer=integer)
-
-        def hits(tier: str) -> int:
-            return int(count(tier)) + (pending.totals[tier] if pending else 0)
-
-        since = stored.get("since")
-        return HitTotals(
-            redis=hits("redis"), filesystem=hits("filesystem"), generator=hits("generator"),
-            since=since if since and len(since) <= 40 and since.isprintable() else None,
-            saved_usd=round(count("saved_usd", False) + (pending.saved_usd if pending else 0), 6),
-            saved_seconds=round(count("saved_seconds", False) + (pending.saved_seconds if pending else 0), 3),
-        )
+        return totals_with(stored, self.hits.pending if self.hits is not None else None, where=self.keys.stats_key,
+                           said=self._said_garbage)
 
     async def hit_counts(self, cache_keys: list[str], born: list[float | None] | None = None) -> list[HitCount]:
-        """Per key, its HitCount (last: epoch seconds or None), across
-        processes, this one's pending batch included. `born`: each entry's generated_at (epoch
-        seconds), when known: counts made on another generation of the key (an entry deleted and
-        made again) are not its. Raises RedisUnavailable."""
+        """Per key, its HitCount (last: epoch seconds or None), across processes, this one's pending
+        batch included. `born`: each entry's generated_at (epoch seconds), when known: counts made on
+        another generation of the key (an entry deleted and made again) are not its. Raises
+        RedisUnavailable."""
         stored = await self._tier().hit_store.counts(cache_keys)
-        pending = self.hits.pending if self.hits is not None else None
-        out = []
-        for i, (key, (r, f, last, counted_on)) in enumerate(zip(cache_keys, stored)):
-            made = born[i] if born is not None else None
-            if made is not None and counted_on is not None and abs(made - counted_on) > 1e-3:
-                r, f, last = 0, 0, None
-            if pending and (mine := pending.per_entry.get(key)):
-                r, f = r + mine["redis"], f + mine["filesystem"]
-                last = max(last or 0.0, pending.last.get(key, 0.0)) or None
-            out.append(HitCount(r, f, last))
-        return out
+        return counts_with(stored, self.hits.pending if self.hits is not None else None, cache_keys, born)
 
     async def generation_totals(self) -> GenerationTotals:
         """What the entries on disk (the tier that keeps every generation) cost to produce."""
