@@ -280,6 +280,9 @@ class Settings:
     #: what a lookup does with an outdated entry (made by another generator, model or prompt;
     #: IR_OUTDATED): "serve" it (a hit is a hit), or "regenerate" it (a miss, replaced)
     outdated: str = "serve"
+    #: IR_AUDIT_REDIS: the audit trail also in a capped Redis stream, `{prefix}:audit`, that every
+    #: machine sharing the Redis reads (`audit` then shows it); off: this cache dir's file only
+    audit_redis: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Unpack[Overrides]) -> "Settings":
@@ -304,6 +307,8 @@ class Settings:
             batch_poll_interval=_seconds_from(env, "IR_BATCH_POLL_INTERVAL", DEFAULT_BATCH_POLL_INTERVAL),
             batch_poll_max=_seconds_from(env, "IR_BATCH_POLL_MAX", DEFAULT_BATCH_POLL_MAX),
             outdated=(env.get("IR_OUTDATED") or "serve").strip().lower(),
+            audit_redis=parse_flag(env["IR_AUDIT_REDIS"], "IR_AUDIT_REDIS") if env.get("IR_AUDIT_REDIS", "").strip()
+            else False,
         )
         price_in, price_out = (env.get(v, "").strip() for v in ("IR_PRICE_INPUT_PER_MTOK", "IR_PRICE_OUTPUT_PER_MTOK"))
         if bool(price_in) != bool(price_out):

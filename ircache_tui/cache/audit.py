@@ -11,6 +11,9 @@ interleave or overwrite each other. The file rotates once it passes `max_bytes`
 (`audit.jsonl` → `audit.jsonl.1` → … → `.{keep}`, the oldest dropped), under a lock file so that
 two processes never rotate at once. A read-only cache writes nothing (it changes nothing). A
 trail that cannot be written is said once, as a WARNING, and never fails the action it records.
+
+With IR_AUDIT_REDIS=1 each line also goes to a capped Redis stream (`mirror`: audit_mirror.py),
+so that every machine sharing the Redis reads one trail.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from .results import AuditRecords
 
 log = logging.getLogger("ircache")
 
@@ -63,6 +68,8 @@ class AuditTrail:
         self.max_bytes = max_bytes
         self.keep = keep
         self._said = False
+        #: also given each line, when set (IR_AUDIT_REDIS=1: the stream); must not block or raise
+        self.mirror: Callable[[bytes], None] | None = None
 
     @contextlib.contextmanager
     def recording(self, action: str, *, spec: str | None = None, key: str | None = None,
@@ -102,6 +109,8 @@ class AuditTrail:
                 self._said = True
                 log.warning("Cannot write the audit trail %s: %s (actions go on unrecorded)", self.path,
                             exc.strerror or exc)
+        if self.mirror is not None:
+            self.mirror(line)
 
     def _rotate_if_full(self) -> None:
         try:
@@ -137,15 +146,43 @@ def read_trail(directory: Path, since: datetime | None = None) -> tuple[list[dic
         for line in text.splitlines():
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-                at = datetime.fromisoformat(record["at"])
-            except (ValueError, KeyError, TypeError):
+            parsed = parse_record(line)
+            if parsed is None:
                 bad += 1
-                continue
-            if since is None or at >= since:
-                records.append(record)
+            elif since is None or parsed[1] >= since:
+                records.append(parsed[0])
     return records, bad
+
+
+def file_records(directory: Path, since: datetime | None = None) -> AuditRecords:
+    """This cache dir's trail (read_trail), as IRCache.audit_records gives it."""
+    records, bad = read_trail(directory, since)
+    return AuditRecords(tuple(records), bad, str(directory / AUDIT_FILE))
+
+
+def stream_records(lines: list[bytes], since: datetime | None, source: str) -> AuditRecords:
+    """The stream's lines (oldest first) as records; those before `since` by their own time left out."""
+    records: list[dict[str, Any]] = []
+    bad = 0
+    for line in lines:
+        parsed = parse_record(line)
+        if parsed is None:
+            bad += 1
+        elif since is None or parsed[1] >= since:
+            records.append(parsed[0])
+    return AuditRecords(tuple(records), bad, source)
+
+
+def parse_record(line: str | bytes) -> tuple[dict[str, Any], datetime] | None:
+    """A trail line as its record and when, or None when it is not one (the file's and the stream's)."""
+    try:
+        record = json.loads(line)
+        at = datetime.fromisoformat(record["at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    return record, at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 def _rotation(path: Path) -> int:

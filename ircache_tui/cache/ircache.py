@@ -29,6 +29,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +39,8 @@ from ..ir.generators.base import SubmitsBatches
 from ..ir.model import ApplicationIR
 from ..settings import Settings, parse_ttl
 from .browse import KeyBrowser, KeyRow
-from .audit import AuditTrail
+from .audit import AuditTrail, file_records, stream_records
+from .audit_mirror import AuditMirror
 from .decoded import DecodedEntries, EntryDigest
 from .embedded import EmbeddedRedis
 from .batch import BatchProgress, BatchWarm, BatchWarmResult
@@ -57,7 +59,7 @@ from .live import ChangeBatch, KeyChange, coalesced, key_changes
 from .maintenance import Maintenance
 from .redis import RedisTier
 from .results import GENERATION_FAILED, NOTICE, CacheInfo, DeleteResult, FlushResult, GenerationTotals, HitCount
-from .results import HitTotals, Lookup, NotificationsRestored, RawHead, StoreTier, Tier, WarmResult
+from .results import AuditRecords, HitTotals, Lookup, NotificationsRestored, RawHead, StoreTier, Tier, WarmResult
 from .server_facts import ServerFacts
 from .tiers import REDIS_ERRORS, Tiers
 
@@ -134,6 +136,7 @@ class IRCache:
         self._said_garbage: set[str] = set()  # stored hit totals said not to be counts (once each)
         #: every action that changes the cache, one JSON line each (none from a read-only cache)
         self.audit = AuditTrail(self.fs.directory, origin, enabled=not self.read_only)
+        self._audit_mirror: AuditMirror | None = None  # IR_AUDIT_REDIS=1, once open
         self._maintenance = Maintenance(self._tier, self._path, self.fs, self.keys, self.events, self.decoded,
                                         self.audit, read_only=self.read_only, ttl=self.ttl,
                                         forget_hits=self._forget_hits)
@@ -213,6 +216,8 @@ class IRCache:
         if not self.read_only:
             with contextlib.suppress(OSError):
                 await self.fs.cleanup_temp_files()
+        if self.settings.audit_redis and not self.read_only:  # every line to the stream too
+            self.audit.mirror = self._audit_mirror = AuditMirror(self.redis.audit_stream)
         if self._count_hits and not self.read_only and self.enabled:
             self.hits = HitCounter(self.redis.hit_store, interval=self._hit_flush_interval)
             self.events.tally = self.hits.record  # called directly on every lookup: no event built for it
@@ -234,6 +239,8 @@ class IRCache:
             await self._filler.cancel()
         if self.hits is not None:
             await self.hits.stop()  # the last batch, while Redis is still open
+        if self._audit_mirror is not None:
+            await self._audit_mirror.close()  # (the same)
         if self.redis is not None:
             await self.redis.aclose()
         aclose = getattr(self.generator, "aclose", None)
@@ -385,6 +392,14 @@ class IRCache:
         RedisUnavailable."""
         stored = await self._tier().hit_store.counts(cache_keys)
         return counts_with(stored, self.hits.pending if self.hits is not None else None, cache_keys, born)
+
+    async def audit_records(self, since: datetime | None = None) -> AuditRecords:
+        """The audit trail, oldest first: under IR_AUDIT_REDIS=1 every machine's, from the Redis stream
+        (raises the tier's errors: `audit` then reads this machine's file), else this cache dir's file."""
+        if not self.settings.audit_redis:
+            return file_records(self.fs.directory, since)
+        stream = self._tier().audit_stream
+        return stream_records(await stream.read(since), since, f"the Redis stream {stream.key}")
 
     async def generation_totals(self) -> GenerationTotals:
         """What the entries on disk (the tier that keeps every generation) cost to produce."""

@@ -230,6 +230,11 @@ class KeySpace:
         return f"{self.redis_key(key)}:hits"
 
     @property
+    def audit_key(self) -> str:
+        """The audit trail's stream under IR_AUDIT_REDIS=1: `{prefix}:audit` (never an IR key)."""
+        return f"{self._head}audit"
+
+    @property
     def stats_key(self) -> str:
         """The cache's hit totals and savings: `{prefix}:stats:hits` (no `_{hash8}` end: never an IR key)."""
         return f"{self._head}stats:hits"

@@ -264,3 +264,13 @@ class RawHead:
     kind: RawKind
     head: bytes  # at most the limit asked, of a string (b"" otherwise)
     more: bool  # whether the value goes on past `head`
+
+
+@dataclass(frozen=True)
+class AuditRecords:
+    """The audit trail as read (IRCache.audit_records): its records oldest first, how many lines
+    were not records, and where they came from (the stream's key, or the file's path)."""
+
+    records: tuple[dict[str, Any], ...]
+    bad: int
+    source: str

@@ -42,6 +42,7 @@ from .diagnose import DOWN_ERRORS, auth_refused
 from .door import Door, raising
 from .entries import EntryDeleter, ForeignMemory, head_of, shown_head
 from .facts import read_facts
+from .audit_stream import AuditStream
 from .hit_store import HitStore, hits_of
 from .lock import Locks
 from .nodes import Call, Events, FlushProgress, Nodes, SingleNode
@@ -101,6 +102,7 @@ class RedisTier:
         self.batch_claims = Locks(self.door, keyspace, key_of=keyspace.batch_claim_key, probe=self.locks.probe,
                                   noun="batch claim")
         self.hit_store = HitStore(self.door, keyspace, ttl)
+        self.audit_stream = AuditStream(self.door, keyspace)  # IR_AUDIT_REDIS=1 (audit_mirror.py)
         self._flags_found: notify.FlagsFound = {}  # notify-keyspace-events we set, and what we found
 
     def _cluster_nodes(self) -> ClusterNodes:
