@@ -20,7 +20,8 @@ from ircache_tui.cache.keys import CacheKey
 from ircache_tui.ir.envelope import StoredEntry
 from ircache_tui.ir.generators.anthropic import AnthropicGenerator
 from ircache_tui.ir.patch import PATCH_SCHEMA
-from ircache_tui.ir.prices import price_for, standard_cost_of
+from ircache_tui.ir.prices import cost_of, price_for, standard_cost_of
+from ircache_tui.ir.usage import Usage
 from ircache_tui.settings import Settings
 from tests.support.cli import run_cli
 from tests.support.ir_oracle import IROracle, expected_ir
@@ -137,6 +138,21 @@ async def test_a_patch_request_that_fails_is_said_once_and_generated_in_full_dir
         assert entry.usage is not None and entry.usage.mode == "full" and entry.usage.service_tier == "standard"
         assert entry.usage.incremental_saved_usd is None and entry.spec_text == edited(PETSTORE)
     assert both_tiers(sync_redis, cache_dir, ECOMMERCE, shop)[0].usage.service_tier == "batch"
+    # both requests were paid for: the batch's answer (at half price) and the direct one (in full)
+    direct = api.answered[-1]
+    stored = both_tiers(sync_redis, cache_dir, edited(PETSTORE), petstore)[0].usage
+    price = price_for(MODEL)
+    direct_usage = Usage.model_validate({**direct, "service_tier": "standard"})
+    if fault == "errored":  # no answer came: nothing billed but the direct request
+        assert (stored.input_tokens, stored.output_tokens) == (direct["input_tokens"], direct["output_tokens"])
+        assert stored.cost_usd == pytest.approx(cost_of(price, direct_usage), abs=1e-9)
+    else:
+        patch = api.answered[1]  # the second batch's first request: petstore's patch
+        assert stored.input_tokens == direct["input_tokens"] + patch["input_tokens"]
+        assert stored.output_tokens == direct["output_tokens"] + patch["output_tokens"]
+        patch_usage = Usage.model_validate({**patch, "service_tier": "batch"})
+        assert stored.cost_usd == pytest.approx(cost_of(price, direct_usage) + cost_of(price, patch_usage), abs=1e-9)
+        assert stored.batch_saved_usd is not None and stored.batch_saved_usd > 0  # the patch's half price
 
 
 @pytest.mark.parametrize("previous_gone", [False, True])

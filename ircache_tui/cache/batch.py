@@ -38,6 +38,7 @@ from ..fmt import describe_os_error
 from ..ir.envelope import StoredEntry
 from ..ir.generators import GenerationError, generator_label
 from ..ir.generators.base import BatchApi, BatchOutcome
+from ..ir.usage import Usage
 from .batch_claims import BatchClaims
 from .batch_record import MAX_BYTES, MAX_REQUESTS, BatchBook, BatchRecord, BatchSpec, custom_id_for
 from .fill import Filler
@@ -259,7 +260,8 @@ class BatchWarm:
                 await asyncio.sleep(interval)
                 interval = min(interval * 2, self._poll_max)
             by_id = {spec.custom_id: spec for spec in record.specs}
-            retry: list[tuple[BatchSpec, str]] = []
+            # what to retry directly, why, and what a failed patch request spent (added to the retry's usage)
+            retry: list[tuple[BatchSpec, str, Usage | None]] = []
             seconds = time.time() - record.submitted_at
             storing: set[asyncio.Task[None]] = set()
             room = asyncio.Semaphore(STORES_AT_ONCE)
@@ -291,11 +293,11 @@ class BatchWarm:
                             previous = await self._generation.incremental.entry(spec.previous_key)
                             if previous is None:
                                 gone = f"its previous entry {spec.previous_key} is no longer in the cache dir"
-                                retry.append((spec, gone))
+                                retry.append((spec, gone, self._spent(outcome)))
                                 continue
                             outcome = self._api.read_patch(previous.application_ir, outcome)
                         if outcome.ir is None or outcome.usage is None:
-                            retry.append((spec, outcome.problem))
+                            retry.append((spec, outcome.problem, self._spent(outcome)))
                             continue
                         await room.acquire()
                         storing.add(asyncio.ensure_future(keep(spec, outcome, previous)))
@@ -304,15 +306,22 @@ class BatchWarm:
             for failed in stored:
                 if isinstance(failed, BaseException):
                     raise failed
-            retry += [(spec, "no result") for spec in by_id.values()]
-            for spec, problem in retry:
-                await self._retry(record.batch_id, spec, problem)
+            retry += [(spec, "no result", None) for spec in by_id.values()]
+            for spec, problem, spent in retry:
+                await self._retry(record.batch_id, spec, problem, spent)
             self._book.remove(record.batch_id)
         finally:
             lock.release()
             await self._claims.release(_keys(record))
 
-    async def _retry(self, batch_id: str, spec: BatchSpec, problem: str) -> None:
+    def _spent(self, outcome: BatchOutcome) -> Usage | None:
+        """What a request that gave no IR (a refusal, a cut-off, a patch that does not apply) cost, at
+        the batch's price; None when no answer came (errored, expired: nothing billed)."""
+        if outcome.usage is not None:
+            return self._generation.batch_priced(outcome.usage)
+        return None
+
+    async def _retry(self, batch_id: str, spec: BatchSpec, problem: str, spent: Usage | None = None) -> None:
         """One direct generation of what the batch gave no IR for; a failed patch request's is in full."""
         key = CacheKey.parse(spec.cache_key)
         if spec.previous_key is not None:
@@ -323,7 +332,7 @@ class BatchWarm:
         self._tally.retried += 1
         try:
             await self._filler.fill(key, spec.digest, spec.markdown, spec.spec_path, False, True,
-                                    full=spec.previous_key is not None)
+                                    full=spec.previous_key is not None, spent=spent)
             self._made.add(spec.cache_key)
         except GenerationError as exc:
             self._tally.failures.append(f"{key.spec_name}: {exc}")

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+from ..ir.usage import Usage
 from .fs_tier import FilesystemTier
 from .generate import Generation
 from .keys import CacheKey
@@ -58,19 +59,21 @@ class Filler:
 
     async def fill(
         self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool,
-        accept: Accept | None = None, *, full: bool = False,
+        accept: Accept | None = None, *, full: bool = False, spent: Usage | None = None,
     ) -> Lookup:
         """Generate once what the tiers lack: in this process (single flight), on this machine (the
         file lock) and across machines (the Redis lock); a waiter reads what the holder made.
         `accept`: what a re-read may serve (Tiers.read). A miss whose spec text is cached under
         another name is filled from that entry instead (renames.py), unless forced. `full`: generate
-        in full, with no incremental attempt (Generation.generate)."""
+        in full, with no incremental attempt, and `spent`: what a batch request that gave no IR cost,
+        added to the generation's usage (Generation.generate)."""
         return await self._single_flight(
-            (key, force), lambda: self._fill(key, digest, spec_markdown, spec_path, force, strict, accept, full))
+            (key, force), lambda: self._fill(key, digest, spec_markdown, spec_path, force, strict, accept, full,
+                                            spent))
 
     async def _fill(
         self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, force: bool, strict: bool,
-        accept: Accept | None, full: bool = False,
+        accept: Accept | None, full: bool = False, spent: Usage | None = None,
     ) -> Lookup:
         spec_name = key.spec_name
         token = f"{whoami()} {uuid.uuid4().hex}"  # the holder's name travels with the token, for waiters
@@ -103,7 +106,7 @@ class Filler:
                         return renamed
                 async with self._keep_lock(key, token, locked):
                     return await self._generation.generate(key, digest, spec_markdown, spec_path, store=True,
-                                                             strict=strict, full=full)
+                                                             strict=strict, full=full, spent=spent)
             finally:
                 if locked:
                     with contextlib.suppress(*REDIS_ERRORS):

@@ -17,7 +17,7 @@ from ..ir.prices import Price, cost_of, price_for, savings_of
 from ..ir.usage import Usage
 from ..settings import Settings
 from .events import CacheEvent, EventBus
-from .incremental import NOT_TRIED, Incremental, saved, with_attempt
+from .incremental import NOT_TRIED, Incremental, saved, with_attempt, with_batch_attempt
 from .keys import CacheKey
 from .results import GENERATION_FAILED, Lookup
 from .tiers import Tiers
@@ -44,11 +44,12 @@ class Generation:
 
     async def generate(
         self, key: CacheKey, digest: str, spec_markdown: str, spec_path: str, *, store: bool,
-        strict: bool = False, full: bool = False,
+        strict: bool = False, full: bool = False, spent: Usage | None = None,
     ) -> Lookup:
         """Generate (within IR_GENERATE_TIMEOUT), price it, and with `store` keep it in both tiers
         (`strict`: a refused ACL rule on the Redis SET raises; the file is written anyway). `full`: no
-        incremental attempt (a batch's patch that did not apply is generated so)."""
+        incremental attempt (a batch's patch that did not apply is generated so); `spent`: what a
+        batch request that gave no IR cost (batch_priced), added to this generation's usage."""
         label = generator_label(self.generator)
         spec_name = key.spec_name
         if store:
@@ -92,6 +93,8 @@ class Generation:
             self._events.emit(CacheEvent("error", spec_name, key.cache_key, "generator", message))
             raise GenerationError(message) from exc
         usage = self.priced(reported, time.monotonic() - started)
+        if spent is not None:
+            usage = with_batch_attempt(usage, spent)
         if attempt.ir is not None:
             usage = saved(usage, attempt.previous, ir, spec_markdown, self._price())
         made_by = identity_of(self.generator)
@@ -112,8 +115,7 @@ class Generation:
         in both tiers, as generate() keeps a direct answer. `patched_from`: the previous entry a patch
         answer was applied to (its saving is figured as a direct one's)."""
         label = generator_label(self.generator)
-        # a batch's answer is billed at the batch tier, whether or not a gateway passed the tier on
-        usage = self.priced(reported.model_copy(update={"service_tier": reported.service_tier or "batch"}), seconds)
+        usage = self.batch_priced(reported, seconds)
         if patched_from is not None and spec_text is not None:
             usage = saved(usage, patched_from, ir, spec_text, self._price())
         made_by = identity_of(self.generator)
@@ -123,6 +125,11 @@ class Generation:
         await self._keep(key, entry, f"{label} in batch {batch_id}", strict=strict)
         self._events.emit(CacheEvent("generated", key.spec_name, key.cache_key, "generator", label, usage))
         return Lookup(key.cache_key, "generator", entry)
+
+    def batch_priced(self, reported: Usage, seconds: float = 0.0) -> Usage:
+        """A batch answer's usage, priced: billed at the batch tier, whether or not a gateway passed
+        the tier on."""
+        return self.priced(reported.model_copy(update={"service_tier": reported.service_tier or "batch"}), seconds)
 
     async def _keep(self, key: CacheKey, entry: StoredEntry, how: str, *, strict: bool) -> None:
         """Store in both tiers and say where (`how`: "anthropic (claude-…)", "… in batch msgbatch_…")."""

@@ -18,7 +18,7 @@ On a miss for spec S (the Generation asks `attempt()` before generating in full)
 A patch that does not apply, an invalid result, a refusal, a cut-off, any failure of the request:
 one line (`incremental regeneration of S did not apply: …; generating in full`) and the caller
 generates in full; the tokens the attempt spent are added to that generation's usage, which says
-mode "full". Nothing from a failed attempt is ever stored.
+mode "full" (a batch's failed patch request too, priced at the batch's half: with_batch_attempt). Nothing from a failed attempt is ever stored.
 
 A batch (`warm --batch`, batch.py) plans its requests by the same rule: a spec whose previous entry
 qualifies goes into the batch as a patch request (its record keeps the previous entry's key, so a
@@ -202,6 +202,27 @@ def with_attempt(full: Usage, spent: Usage | None) -> Usage:
         mine, theirs = getattr(full, name), getattr(spent, name)
         counts[name] = None if mine is None and theirs is None else (mine or 0) + (theirs or 0)
     return Usage.model_validate({**full.model_dump(), **counts, "mode": "full"})
+
+
+def with_batch_attempt(full: Usage, spent: Usage) -> Usage:
+    """A direct full generation's priced usage with a batch request that gave no IR added, priced
+    apart at the batch's price (both were paid for: the tokens and dollars add up, each at its own
+    tier; the entry keeps the direct request's tier and says mode "full")."""
+    merged = with_attempt(full, spent).model_dump()
+
+    def add(name: str, *, unknown_if_either: bool) -> float | None:
+        """A cost is unknown if either part's is; a saving is what either part saved (None: neither did)."""
+        mine: float | None = getattr(full, name)
+        theirs: float | None = getattr(spent, name)
+        if mine is None or theirs is None:
+            return None if unknown_if_either else (mine if theirs is None else theirs)
+        return round(mine + theirs, 9)
+
+    merged.update(service_tier=full.service_tier, duration_s=full.duration_s,
+                  cost_usd=add("cost_usd", unknown_if_either=True),
+                  batch_saved_usd=add("batch_saved_usd", unknown_if_either=False),
+                  prompt_cache_saved_usd=add("prompt_cache_saved_usd", unknown_if_either=False))
+    return Usage.model_validate(merged)
 
 
 def saved(usage: Usage, previous: StoredEntry | None, ir: ApplicationIR, spec_markdown: str,
