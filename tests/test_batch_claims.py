@@ -119,11 +119,11 @@ async def test_claims_are_renewed_while_kept_released_after_and_never_taken_from
     sync_redis.set("ir_cache:spec-1_00000001:batch", b"teamb's value")
     sync_redis.hset("ir_cache:spec-2_00000002:batch", "owner", "teamb")
     async with IRCache(redis_url=redis_url, cache_dir=tmp_path / "c", generator=OfflineGenerator()) as cache:
-        claims = BatchClaims(cache.redis.batch_claims, ttl_ms=300)
+        claims = BatchClaims(cache.redis.batch_claims, ttl_ms=1500)  # renewed every 0.5 s
         async with claims.kept():
             assert await claims.claim(keys) == {}  # nothing another batch claims
             assert claims.held == 38
-            await asyncio.sleep(1.0)  # three TTLs: alive only because renewed
+            await asyncio.sleep(4.6)  # three TTLs: alive only because renewed (a stall of 1 s is no lapse)
             assert claims.held == 38
             assert all(sync_redis.pttl(f"ir_cache:{k}:batch") > 0 for k in keys[3:])
             other = BatchClaims(cache.redis.batch_claims)
