@@ -196,6 +196,25 @@ async def test_an_entry_another_model_made_is_never_patched(api, redis_url, cach
     assert patched.entry.usage is not None and patched.entry.usage.mode == "incremental"
 
 
+async def test_the_newest_entry_of_this_model_is_found_behind_many_of_another(api, redis_url, cache_dir):
+    """Eight newer entries another model made (the files incremental reads first) do not hide an
+    older one the current model made: it is still the starting point."""
+    oracle = oracle_on(api)
+    old = AnthropicGenerator(base_url=api.base_url, api_key=KEY, model="claude-sonnet-4-6", max_retries=0)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=generator(api)) as cache:
+        await cache.lookup(SPEC, PATH)  # the current model's entry, the oldest file
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=old) as cache:
+        for i in range(8):  # the first in full (from the current model's entry: never), then each from the last
+            await cache.lookup(SPEC + f"\nDraft {i}.\n", PATH)
+    assert (oracle.full_requests, oracle.patch_requests) == (2, 7)
+    async with IRCache(redis_url=redis_url, cache_dir=cache_dir, ttl=3600, generator=generator(api)) as cache:
+        result = await cache.lookup(SMALL_EDIT, PATH)
+    assert (oracle.full_requests, oracle.patch_requests) == (2, 8)
+    diff = api.requests[-1]["messages"][0]["content"][1]["text"]
+    assert "color: string" in diff and "Draft" not in diff  # from SPEC, the current model's, not a draft
+    assert result.entry.usage is not None and result.entry.usage.mode == "incremental"
+
+
 async def test_the_newest_earlier_entry_is_patched(api, redis_url, cache_dir):
     oracle = oracle_on(api)
     third = SMALL_EDIT.replace("- GET /pets - List pets\n", "- GET /pets - List pets\n- GET /tags - List tags\n")

@@ -180,14 +180,18 @@ class Incremental:
             listing = await self.listing()
         files = [f for f in listing.get(key.spec_name, ()) if f.cache_key != key.cache_key]
         newest: StoredEntry | None = None
-        for file in sorted(files, key=lambda f: -f.mtime)[:CANDIDATES]:
+        usable = 0  # the newest CANDIDATES entries the generator could start from, read among at most 4× that
+        for file in sorted(files, key=lambda f: -f.mtime)[:CANDIDATES * 4]:
+            if usable == CANDIDATES:
+                break
             with contextlib.suppress(OSError, CorruptEntry):
                 raw = await self._fs.read_raw(file.key)
                 if raw is None:
                     continue
                 entry = decode_entry(raw, file.hash8)
                 if made_by is not None and entry.generator.outdated_for(made_by):
-                    continue
+                    continue  # another model's work (module docstring); not counted among the candidates
+                usable += 1
                 if newest is None or _when(entry) > _when(newest):
                     newest = entry
         return newest
